@@ -1,0 +1,100 @@
+// sink_score.wgsl: phi and the sink flag of every token of one layer (var-spec.md section 1).
+//
+//   phi(x) = max_{d in D_sink} | x[d] / sqrt(mean_k x[k]^2 + 1e-6) |,   sink <=> phi > tau
+//
+// Bindings (group 0):
+//   0  uniform          cfg: Config      per-layer-role slot, dynamic offset
+//   1  uniform          rng: Range       which tokens the bound hidden range holds
+//   2  storage, read    hidden: array<f32>      [rng.tokens, D] (a range of [T, D])
+//   3  storage, read    sink_dims: array<u32>   [cfg.n_sink_dims]
+//   4  storage, read    visual: array<u32>      [T], 1 = image token
+//   5  storage, rw      phi: array<f32>         [T]
+//   6  storage, rw      classes: array<u32>     [T], bit 0 = image token, bit 1 = sink
+// Dispatch: one workgroup of 64 per token of the range, on a 2-D grid
+//   (min(n, 65535), ceil(n / 65535), 1), n = rng.tokens. Workgroup memory: 256 B.
+// Role 0 (layer does not detect) writes phi = 0 and no sink bit without reading hidden.
+// classes[] is what the row kernel reads: one u32 per key instead of two masks.
+
+struct Config {
+    tokens: u32,
+    hidden: u32,
+    n_sink_dims: u32,
+    heads: u32,
+    queries: u32,
+    row_start: u32,
+    first_image_end: u32,
+    role: u32,
+    tau: f32,
+    summ: f32,
+    rho: f32,
+    keep: f32,
+    p: f32,
+    vis_eps: f32,
+    pad0: u32,
+    pad1: u32,
+}
+
+struct Range {
+    head_offset: u32,
+    heads: u32,
+    token_offset: u32,
+    tokens: u32,
+}
+
+const WG: u32 = 64u;
+
+@group(0) @binding(0) var<uniform> cfg: Config;
+@group(0) @binding(1) var<uniform> rng: Range;
+@group(0) @binding(2) var<storage, read> hidden: array<f32>;
+@group(0) @binding(3) var<storage, read> sink_dims: array<u32>;
+@group(0) @binding(4) var<storage, read> visual: array<u32>;
+@group(0) @binding(5) var<storage, read_write> phi: array<f32>;
+@group(0) @binding(6) var<storage, read_write> classes: array<u32>;
+
+var<workgroup> partial: array<f32, WG>;
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let local_token = wg.x + wg.y * nwg.x;
+    if (local_token >= rng.tokens) {
+        return;
+    }
+    let token = rng.token_offset + local_token;
+    if (cfg.role == 0u) {
+        if (lid == 0u) {
+            phi[token] = 0.0;
+            classes[token] = visual[token] & 1u;
+        }
+        return;
+    }
+
+    // Each invocation sums D / 64 squares; coalesced across the workgroup.
+    let base = local_token * cfg.hidden;
+    var sum_sq = 0.0;
+    for (var k = lid; k < cfg.hidden; k += WG) {
+        let x = hidden[base + k];
+        sum_sq += x * x;
+    }
+    partial[lid] = sum_sq;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+        if (lid < stride) {
+            partial[lid] += partial[lid + stride];
+        }
+        workgroupBarrier();
+    }
+
+    if (lid == 0u) {
+        let rms = sqrt(partial[0] / f32(cfg.hidden) + 1e-6);
+        var score = 0.0;
+        for (var i = 0u; i < cfg.n_sink_dims; i++) {
+            score = max(score, abs(hidden[base + sink_dims[i]] / rms));
+        }
+        phi[token] = score;
+        classes[token] = (visual[token] & 1u) | select(0u, 2u, score > cfg.tau);
+    }
+}

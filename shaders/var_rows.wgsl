@@ -1,0 +1,127 @@
+// var_rows.wgsl: image-centric row selection and redistribution, in place, for one layer
+// (var-spec.md sections 2 and 3).
+//
+// Per (head, query row) of post-softmax probabilities [H, Q, K]:
+//   V  = sum_{vis} a,  Vs = sum_{vis & sink} a,  S = sum_{sink} a,  VNS = sum_{vis & !sink} a
+//   selected <=> layer has a visual sink && V >= summ && Vs / (V + n_vis * 1e-6) <= rho_code
+//   if selected, role == redistribute, the row may change and VNS > 1e-12:
+//     sinks *= 1 - p;  visual non-sinks *= 1 + p * S / VNS;  other keys untouched (not written)
+//
+// Bindings (group 0):
+//   0  uniform          cfg: Config      per-layer-role slot, dynamic offset
+//   1  uniform          rng: Range       which heads the bound probability range holds
+//   2  storage, rw      probs: array<f32>      [rng.heads, Q, K] (a range of [H, Q, K])
+//   3  storage, read    classes: array<u32>    [K], bit 0 = image token, bit 1 = sink
+//   4  storage, rw      selected: array<u32>   [H, Q], 1 = the row passes section 2
+// Dispatch: one workgroup of 64 per row, rows = rng.heads x (Q - cfg.row_start) (row_start > 0
+//   skips the rows before the image when only rows that may change are wanted), on a 2-D grid
+//   (min(rows, 65535), ceil(rows / 65535), 1). Workgroup memory: 1280 B.
+// Role 0 (layer does not detect) writes selected = 0 without reading probs.
+
+struct Config {
+    tokens: u32,
+    hidden: u32,
+    n_sink_dims: u32,
+    heads: u32,
+    queries: u32,
+    row_start: u32,
+    first_image_end: u32,
+    role: u32,
+    tau: f32,
+    summ: f32,
+    rho: f32,
+    keep: f32,
+    p: f32,
+    vis_eps: f32,
+    pad0: u32,
+    pad1: u32,
+}
+
+struct Range {
+    head_offset: u32,
+    heads: u32,
+    token_offset: u32,
+    tokens: u32,
+}
+
+const WG: u32 = 64u;
+const GUARD: f32 = 1e-12;
+
+@group(0) @binding(0) var<uniform> cfg: Config;
+@group(0) @binding(1) var<uniform> rng: Range;
+@group(0) @binding(2) var<storage, read_write> probs: array<f32>;
+@group(0) @binding(3) var<storage, read> classes: array<u32>;
+@group(0) @binding(4) var<storage, read_write> selected: array<u32>;
+
+// x: visual, y: visual sinks, z: all sinks, w: visual non-sinks.
+var<workgroup> masses: array<vec4<f32>, WG>;
+var<workgroup> visual_sink_seen: array<u32, WG>;
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let rows_per_head = cfg.queries - cfg.row_start;
+    let index = wg.x + wg.y * nwg.x;
+    if (index >= rng.heads * rows_per_head) {
+        return;
+    }
+    let head = index / rows_per_head;
+    let q = cfg.row_start + index % rows_per_head;
+    let base = (head * cfg.queries + q) * cfg.tokens;
+    let flag = (rng.head_offset + head) * cfg.queries + q;
+    if (cfg.role == 0u) {
+        if (lid == 0u) {
+            selected[flag] = 0u;
+        }
+        return;
+    }
+
+    // Pass 1: the four masses; every row reads every class, so "the layer has a visual sink"
+    // comes for free. VNS is accumulated directly: V - Vs cancels when sinks dominate.
+    var acc = vec4<f32>(0.0);
+    var seen = 0u;
+    for (var j = lid; j < cfg.tokens; j += WG) {
+        let a = probs[base + j];
+        let c = classes[j];
+        let vis = (c & 1u) != 0u;
+        let sink = (c & 2u) != 0u;
+        acc += select(vec4<f32>(0.0), vec4<f32>(a, 0.0, 0.0, a), vis && !sink)
+             + select(vec4<f32>(0.0), vec4<f32>(a, a, a, 0.0), vis && sink)
+             + select(vec4<f32>(0.0), vec4<f32>(0.0, 0.0, a, 0.0), sink && !vis);
+        seen |= select(0u, 1u, vis && sink);
+    }
+    masses[lid] = acc;
+    visual_sink_seen[lid] = seen;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+        if (lid < stride) {
+            masses[lid] += masses[lid + stride];
+            visual_sink_seen[lid] |= visual_sink_seen[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    let m = masses[0];
+    let ratio = m.y / (m.x + cfg.vis_eps);
+    let is_selected = visual_sink_seen[0] != 0u && m.x >= cfg.summ && ratio <= cfg.rho;
+    if (lid == 0u) {
+        selected[flag] = select(0u, 1u, is_selected);
+    }
+
+    // Pass 2, only for rows that change: one multiply per sink and per visual non-sink.
+    let pos = cfg.tokens - cfg.queries + q;
+    let may_change = pos >= cfg.first_image_end && (classes[pos] & 1u) == 0u;
+    if (is_selected && may_change && cfg.role == 2u && m.w > GUARD) {
+        let gain = 1.0 + cfg.p * m.z / m.w;
+        for (var j = lid; j < cfg.tokens; j += WG) {
+            let c = classes[j];
+            if ((c & 2u) != 0u) {
+                probs[base + j] = probs[base + j] * cfg.keep;
+            } else if ((c & 1u) != 0u) {
+                probs[base + j] = probs[base + j] * gain;
+            }
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The dump format (shared/docs/dump-format.md): one safetensors file per prompt holding HF's
+//! `attentions.{l}` [H, Q, K] and `hidden_states.{l}` [T, D], plus string metadata.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{Error, Result};
+use crate::visual::ImageSpan;
+
+/// A tensor upcast to f32, with its shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+fn f16_to_f32(bits: u16) -> f32 {
+    let sign = ((bits >> 15) as u32) << 31;
+    let exp = ((bits >> 10) & 0x1f) as u32;
+    let frac = (bits & 0x3ff) as u32;
+    let out = match (exp, frac) {
+        (0, 0) => sign,
+        (0, _) => {
+            // Subnormal: renormalise into an f32 exponent.
+            let shift = frac.leading_zeros() - 21;
+            let frac = (frac << shift) & 0x3ff;
+            sign | ((127 - 15 + 1 - shift) << 23) | (frac << 13)
+        }
+        (0x1f, 0) => sign | 0x7f80_0000,
+        (0x1f, _) => sign | 0x7fc0_0000 | (frac << 13),
+        _ => sign | ((exp + 127 - 15) << 23) | (frac << 13),
+    };
+    f32::from_bits(out)
+}
+
+/// The raw bytes of a safetensors file, parsed on demand.
+pub struct TensorFile {
+    bytes: Vec<u8>,
+    metadata: HashMap<String, String>,
+    names: Vec<String>,
+}
+
+impl TensorFile {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        Self::from_bytes(bytes)
+    }
+
+    /// Parses the header; refuses empty, truncated and malformed files and tensors whose
+    /// declared extent disagrees with the file (the safetensors crate checks every offset).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::Dump(format!("not a valid safetensors file: {e}")))?;
+        let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+        names.sort();
+        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::Dump(format!("bad header: {e}")))?;
+        let metadata = meta.metadata().clone().unwrap_or_default();
+        Ok(Self {
+            bytes,
+            metadata,
+            names,
+        })
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+    pub fn metadata(&self) -> &HashMap<String, String> {
+        &self.metadata
+    }
+    pub fn contains(&self, name: &str) -> bool {
+        self.names.binary_search_by(|n| n.as_str().cmp(name)).is_ok()
+    }
+
+    fn view(&self, name: &str) -> Result<safetensors::tensor::TensorView<'_>> {
+        let st = SafeTensors::deserialize(&self.bytes).map_err(|e| Error::Dump(e.to_string()))?;
+        st.tensor(name).map_err(|_| Error::Dump(format!("missing tensor '{name}'")))
+    }
+
+    pub fn shape(&self, name: &str) -> Result<Vec<usize>> {
+        Ok(self.view(name)?.shape().to_vec())
+    }
+
+    /// A float tensor (f32, f16 or bf16) upcast to f32. Non-finite values are refused.
+    pub fn f32(&self, name: &str) -> Result<Tensor> {
+        let v = self.view(name)?;
+        let raw = v.data();
+        let data: Vec<f32> = match v.dtype() {
+            Dtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F16 => raw.chunks_exact(2).map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect(),
+            Dtype::BF16 => raw
+                .chunks_exact(2)
+                .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
+                .collect(),
+            other => return Err(Error::Dump(format!("tensor '{name}' has dtype {other:?}; expected f32, f16 or bf16"))),
+        };
+        crate::reference::check_finite(name, &data)?;
+        Ok(Tensor {
+            shape: v.shape().to_vec(),
+            data,
+        })
+    }
+
+    /// A u8 tensor (flags).
+    pub fn u8(&self, name: &str) -> Result<(Vec<usize>, Vec<u8>)> {
+        let v = self.view(name)?;
+        if v.dtype() != Dtype::U8 {
+            return Err(Error::Dump(format!("tensor '{name}' has dtype {:?}; expected u8", v.dtype())));
+        }
+        Ok((v.shape().to_vec(), v.data().to_vec()))
+    }
+}
+
+/// Drops a leading batch axis of size 1; any other batch size is an error.
+pub fn drop_batch(name: &str, mut shape: Vec<usize>, rank: usize) -> Result<Vec<usize>> {
+    if shape.len() == rank + 1 {
+        if shape[0] != 1 {
+            return Err(Error::Dump(format!(
+                "tensor '{name}' has batch size {}; a dump holds one sequence",
+                shape[0]
+            )));
+        }
+        shape.remove(0);
+    }
+    if shape.len() != rank {
+        return Err(Error::Dump(format!("tensor '{name}' has shape {shape:?}; expected rank {rank}")));
+    }
+    Ok(shape)
+}
+
+/// Image spans from metadata: `image_spans` ("s:n,s:n") or `image_start` + `image_len`.
+pub fn spans_from_metadata(meta: &HashMap<String, String>) -> Result<Option<Vec<ImageSpan>>> {
+    let num = |key: &str, v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|_| Error::Dump(format!("metadata '{key}' = '{v}' is not a non-negative integer")))
+    };
+    if let Some(list) = meta.get("image_spans") {
+        return parse_spans(list).map(Some);
+    }
+    match (meta.get("image_start"), meta.get("image_len")) {
+        (Some(s), Some(n)) => Ok(Some(vec![ImageSpan::new(num("image_start", s)?, num("image_len", n)?)])),
+        (None, None) => Ok(None),
+        _ => Err(Error::Dump("metadata has only one of image_start / image_len".into())),
+    }
+}
+
+/// Parses "start:len,start:len".
+pub fn parse_spans(list: &str) -> Result<Vec<ImageSpan>> {
+    list.split(',')
+        .map(|item| {
+            let (s, n) = item
+                .split_once(':')
+                .ok_or_else(|| Error::Dump(format!("image span '{item}' is not start:len")))?;
+            let parse = |v: &str| {
+                v.trim()
+                    .parse::<usize>()
+                    .map_err(|_| Error::Dump(format!("image span '{item}' is not start:len")))
+            };
+            Ok(ImageSpan::new(parse(s)?, parse(n)?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn f16_decodes() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x0200), 2f32.powi(-15));
+        assert!(f16_to_f32(0x7c00).is_infinite());
+        assert!(f16_to_f32(0x7e00).is_nan());
+    }
+    #[test]
+    fn spans_parse() {
+        assert_eq!(parse_spans("5:64,100:2").unwrap(), vec![ImageSpan::new(5, 64), ImageSpan::new(100, 2)]);
+        assert!(parse_spans("5-64").is_err());
+        assert!(parse_spans("5:x").is_err());
+    }
+}

@@ -1,0 +1,72 @@
+//! The one error type of the library: every failure a caller can meet is a variant here,
+//! never a panic.
+
+/// Everything that can go wrong in visattn, typed so that hosts can react to each class.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// A configuration field is out of its range.
+    #[error("invalid config: {field} = {value}: {reason}")]
+    Config {
+        field: &'static str,
+        value: String,
+        reason: String,
+    },
+    /// A preset name that is not in the table of var-spec.md section 1.
+    #[error("unknown preset '{name}' (known: {known})")]
+    UnknownPreset { name: String, known: String },
+    /// Tensor shapes that do not fit together.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// A sink dimension that does not exist in the hidden states.
+    #[error("sink dim {dim} is out of range for hidden size {hidden}")]
+    SinkDimOutOfRange { dim: u32, hidden: usize },
+    /// An image span that is empty, out of range, unsorted or overlapping.
+    #[error("image span {start}:{len} is invalid for {tokens} tokens: {reason}")]
+    Span {
+        start: usize,
+        len: usize,
+        tokens: usize,
+        reason: &'static str,
+    },
+    /// The image mask marks no token at all: VAR has nothing to do.
+    #[error("no image tokens: VAR needs at least one image span")]
+    NoImage,
+    /// A NaN or an infinity in an input tensor (refused, never propagated).
+    #[error("non-finite value {value} in {tensor} at flat index {index}")]
+    NonFinite {
+        tensor: String,
+        index: usize,
+        value: f32,
+    },
+    /// A buffer range handed to the builder that cannot be bound as asked.
+    #[error("binding '{name}': {reason}")]
+    Binding { name: &'static str, reason: String },
+    /// A binding over a device limit that this call cannot split.
+    #[error("binding '{name}' needs {needed} bytes, over the device limit {limit} ({limit_name})")]
+    Limit {
+        name: &'static str,
+        needed: u64,
+        limit: u64,
+        limit_name: &'static str,
+    },
+    /// A layer index outside the model.
+    #[error("layer {layer} out of range for {layers} layers")]
+    Layer { layer: usize, layers: usize },
+    /// A validation error or device loss reported by wgpu.
+    #[error("GPU error: {0}")]
+    Gpu(String),
+    /// A dump file that breaks dump-format.md.
+    #[error("dump: {0}")]
+    Dump(String),
+    /// Reading or writing a file failed.
+    #[error("io: {0}")]
+    Io(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e.to_string())
+    }
+}

@@ -1,0 +1,139 @@
+//! Pipelines and bind group layouts, built once per device and shared by every sequence.
+
+use std::num::NonZeroU64;
+
+use wgpu::{
+    BindGroupLayout, BindGroupLayoutEntry, BindingType, BufferBindingType, ComputePipeline, Device,
+    ShaderStages,
+};
+
+use crate::error::{Error, Result};
+use crate::shaders;
+use crate::uniforms::{CONFIG_SIZE, RANGE_SIZE};
+
+/// The compiled VAR kernels of one device. Pipelines depend only on kernel settings, never
+/// on tensor shapes (those travel in uniforms), so one `VarKernels` serves every sequence
+/// and every layer; cloning it is cheap (wgpu handles are reference-counted).
+#[derive(Debug, Clone)]
+pub struct VarKernels {
+    pub(crate) sink_layout: BindGroupLayout,
+    pub(crate) rows_layout: BindGroupLayout,
+    pub(crate) sink_pipeline: ComputePipeline,
+    pub(crate) rows_pipeline: ComputePipeline,
+}
+
+/// Threads per workgroup of both kernels (the WGSL `WG` constant).
+pub const WORKGROUP_SIZE: u32 = 64;
+
+fn uniform(binding: u32, size: u64, dynamic: bool) -> BindGroupLayoutEntry {
+    BindGroupLayoutEntry {
+        binding,
+        visibility: ShaderStages::COMPUTE,
+        ty: BindingType::Buffer {
+            ty: BufferBindingType::Uniform,
+            has_dynamic_offset: dynamic,
+            min_binding_size: NonZeroU64::new(size),
+        },
+        count: None,
+    }
+}
+
+fn storage(binding: u32, read_only: bool) -> BindGroupLayoutEntry {
+    BindGroupLayoutEntry {
+        binding,
+        visibility: ShaderStages::COMPUTE,
+        ty: BindingType::Buffer {
+            ty: BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: NonZeroU64::new(4),
+        },
+        count: None,
+    }
+}
+
+impl VarKernels {
+    /// Builds both pipelines. wgpu reports a failure here through the device's uncaptured
+    /// error handler; use [`VarKernels::new_checked`] to get it as an [`Error`] instead.
+    pub fn new(device: &Device) -> Self {
+        let sink_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("visattn sink_score"),
+            entries: &[
+                uniform(0, CONFIG_SIZE, true),
+                uniform(1, RANGE_SIZE, false),
+                storage(2, true),
+                storage(3, true),
+                storage(4, true),
+                storage(5, false),
+                storage(6, false),
+            ],
+        });
+        let rows_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("visattn var_rows"),
+            entries: &[
+                uniform(0, CONFIG_SIZE, true),
+                uniform(1, RANGE_SIZE, false),
+                storage(2, false),
+                storage(3, true),
+                storage(4, false),
+            ],
+        });
+        let pipeline = |name: &str, source: &str, layout: &BindGroupLayout| {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+            let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(name),
+                bind_group_layouts: &[Some(layout)],
+                immediate_size: 0,
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: Some(&layout),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        let sink_pipeline = pipeline("visattn sink_score", shaders::SINK_SCORE, &sink_layout);
+        let rows_pipeline = pipeline("visattn var_rows", shaders::VAR_ROWS, &rows_layout);
+        Self {
+            sink_layout,
+            rows_layout,
+            sink_pipeline,
+            rows_pipeline,
+        }
+    }
+
+    /// [`VarKernels::new`] inside a validation error scope: a shader or layout the device
+    /// refuses comes back as [`Error::Gpu`] rather than reaching the uncaptured-error handler.
+    pub async fn new_checked(device: &Device) -> Result<Self> {
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let kernels = Self::new(device);
+        match scope.pop().await {
+            None => Ok(kernels),
+            Some(e) => Err(Error::Gpu(e.to_string())),
+        }
+    }
+}
+
+/// A 2-D grid of `n` workgroups within the per-dimension limit; kernels rebuild the flat
+/// index as `x + y * num_workgroups.x` and skip the overshoot.
+pub(crate) fn grid(n: u32, max_per_dim: u32) -> (u32, u32) {
+    let x = n.min(max_per_dim).max(1);
+    (x, n.div_ceil(x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grid;
+    #[test]
+    fn grid_covers_and_stays_in_limits() {
+        assert_eq!(grid(1, 65535), (1, 1));
+        assert_eq!(grid(65535, 65535), (65535, 1));
+        assert_eq!(grid(65536, 65535), (65535, 2));
+        let (x, y) = grid(20_480_000, 65535);
+        assert!(x <= 65535 && y <= 65535 && (x as u64 * y as u64) >= 20_480_000);
+    }
+}

@@ -1,0 +1,189 @@
+//! The CPU reference: var-spec.md sections 1-3 written as plainly as possible, accumulating in
+//! f64. Every GPU kernel is tested against these functions.
+
+use crate::config::{LayerRole, VarConfig};
+use crate::error::{Error, Result};
+use crate::shape::AttnShape;
+use crate::visual::VisualTokens;
+
+/// The per-visual-token epsilon of section 2's sink ratio.
+pub const VIS_EPS: f64 = 1e-6;
+/// The RMS epsilon of section 1.
+pub const RMS_EPS: f64 = 1e-6;
+/// Section 3's guard on the visual non-sink mass.
+pub const GUARD: f64 = 1e-12;
+
+/// phi(x_t) for every token of `hidden` [T, D] (section 1).
+pub fn phi(hidden: &[f32], dim: usize, sink_dims: &[u32]) -> Vec<f64> {
+    hidden
+        .chunks_exact(dim)
+        .map(|x| {
+            let mean_sq = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / dim as f64;
+            let rms = (mean_sq + RMS_EPS).sqrt();
+            sink_dims
+                .iter()
+                .map(|&d| (x[d as usize] as f64 / rms).abs())
+                .fold(0.0, f64::max)
+        })
+        .collect()
+}
+
+/// S_l = { t : phi(x_t) > tau }, strict as in the released code.
+pub fn sink_mask(phi: &[f64], tau: f64) -> Vec<bool> {
+    phi.iter().map(|&v| v > tau).collect()
+}
+
+/// Section 2's quantities for one row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowStats {
+    /// V_i: attention on image tokens.
+    pub visual_mass: f64,
+    /// Vs_i / sum_{j in I_vis} (a_ij + 1e-6).
+    pub sink_ratio: f64,
+    /// Attention on all sinks, visual and text.
+    pub sink_mass: f64,
+    /// Attention on visual non-sinks.
+    pub visual_nonsink_mass: f64,
+    /// The row passes section 2's test.
+    pub selected: bool,
+}
+
+/// Section 2 for one row of post-softmax probabilities over all keys.
+pub fn row_stats(
+    row: &[f32],
+    visual: &VisualTokens,
+    sinks: &[bool],
+    layer_has_visual_sink: bool,
+    cfg: &VarConfig,
+) -> RowStats {
+    let (mut vis, mut vis_sink, mut sink, mut vns) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    for (j, &a) in row.iter().enumerate() {
+        let a = a as f64;
+        let is_vis = visual.is_visual(j);
+        if sinks[j] {
+            sink += a;
+        }
+        if is_vis {
+            vis += a;
+            if sinks[j] {
+                vis_sink += a;
+            } else {
+                vns += a;
+            }
+        }
+    }
+    let sink_ratio = vis_sink / (vis + visual.count() as f64 * VIS_EPS);
+    let selected = layer_has_visual_sink && vis >= cfg.summ && sink_ratio <= cfg.rho_code();
+    RowStats {
+        visual_mass: vis,
+        sink_ratio,
+        sink_mass: sink,
+        visual_nonsink_mass: vns,
+        selected,
+    }
+}
+
+/// Section 3 on one selected row that may change: sinks keep `1 - p`, visual non-sinks receive
+/// the rest in proportion to their attention. Returns false (row untouched) under the guard.
+pub fn redistribute_row(row: &mut [f32], visual: &VisualTokens, sinks: &[bool], p: f64) -> bool {
+    let sink: f64 = (0..row.len()).filter(|&j| sinks[j]).map(|j| row[j] as f64).sum();
+    let vns: f64 = (0..row.len())
+        .filter(|&j| visual.is_visual(j) && !sinks[j])
+        .map(|j| row[j] as f64)
+        .sum();
+    if vns <= GUARD {
+        return false;
+    }
+    let omega = p * sink;
+    for j in 0..row.len() {
+        let a = row[j] as f64;
+        if sinks[j] {
+            row[j] = ((1.0 - p) * a) as f32;
+        } else if visual.is_visual(j) {
+            row[j] = (a + omega * a / vns) as f32;
+        }
+    }
+    true
+}
+
+/// What a layer produced besides its edited probabilities.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerFlags {
+    /// phi per token (zeros where the layer does not detect).
+    pub phi: Vec<f64>,
+    /// The sink set S_l.
+    pub sinks: Vec<bool>,
+    /// Section 2's flag per (head, query row), for every row.
+    pub selected: Vec<bool>,
+}
+
+/// Refuses NaN and infinities, naming the tensor and the first bad index.
+pub fn check_finite(tensor: &str, data: &[f32]) -> Result<()> {
+    match data.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(index) => Err(Error::NonFinite {
+            tensor: tensor.to_string(),
+            index,
+            value: data[index],
+        }),
+    }
+}
+
+/// One whole layer: sinks from `hidden` [T, D] (needed unless the role is Off), flags for every
+/// row of `probs` [H, Q, K], and the redistribution in place where the role and the row rule
+/// allow it.
+pub fn apply_layer(
+    cfg: &VarConfig,
+    role: LayerRole,
+    visual: &VisualTokens,
+    hidden: Option<(&[f32], usize)>,
+    probs: &mut [f32],
+    shape: AttnShape,
+) -> Result<LayerFlags> {
+    shape.check_probs(probs.len())?;
+    if visual.tokens() != shape.keys {
+        return Err(Error::Shape(format!(
+            "image mask covers {} tokens, attention has {} keys",
+            visual.tokens(),
+            shape.keys
+        )));
+    }
+    check_finite("attentions", probs)?;
+    let t = shape.keys;
+    if role == LayerRole::Off {
+        return Ok(LayerFlags {
+            phi: vec![0.0; t],
+            sinks: vec![false; t],
+            selected: vec![false; shape.rows()],
+        });
+    }
+    let (hidden, dim) = hidden.ok_or_else(|| {
+        Error::Shape("a layer that detects sinks needs its hidden states".into())
+    })?;
+    if dim == 0 || hidden.len() != t * dim {
+        return Err(Error::Shape(format!(
+            "hidden states have {} values, expected T x D = {t} x {dim}",
+            hidden.len()
+        )));
+    }
+    cfg.validate_for(dim, usize::MAX)?;
+    check_finite("hidden_states", hidden)?;
+
+    let phi = phi(hidden, dim, &cfg.sink_dims);
+    let sinks = sink_mask(&phi, cfg.tau);
+    let has_visual_sink = (0..t).any(|j| sinks[j] && visual.is_visual(j));
+    let mut selected = Vec::with_capacity(shape.rows());
+    for (r, row) in probs.chunks_exact_mut(t).enumerate() {
+        let stats = row_stats(row, visual, &sinks, has_visual_sink, cfg);
+        selected.push(stats.selected);
+        let pos = shape.position(r % shape.queries);
+        if stats.selected && role == LayerRole::Redistribute && visual.row_may_change(pos) {
+            redistribute_row(row, visual, &sinks, cfg.p_recycled());
+        }
+    }
+    Ok(LayerFlags {
+        phi,
+        sinks,
+        selected,
+    })
+}

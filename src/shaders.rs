@@ -1,0 +1,9 @@
+//! The WGSL sources, embedded at compile time from `shaders/`.
+
+/// `shaders/sink_score.wgsl`: phi and per-token classes.
+pub const SINK_SCORE: &str = include_str!("../shaders/sink_score.wgsl");
+/// `shaders/var_rows.wgsl`: row selection and redistribution.
+pub const VAR_ROWS: &str = include_str!("../shaders/var_rows.wgsl");
+
+/// Every shader with its file name, for validation tools and tests.
+pub const ALL: &[(&str, &str)] = &[("sink_score.wgsl", SINK_SCORE), ("var_rows.wgsl", VAR_ROWS)];

@@ -1,0 +1,92 @@
+//! Every shader parsed, validated and translated to SPIR-V, MSL, HLSL and GLSL with naga:
+//! no GPU needed, so a shader that one backend rejects fails here, not on a user's machine.
+
+use naga::back::{glsl, hlsl, msl, spv};
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+
+fn check(name: &str, source: &str) {
+    let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
+    let info = Validator::new(ValidationFlags::all(), Capabilities::default())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
+    // Resolve `override` constants (none need values today; defaults apply) as a pipeline would.
+    let (module, info) = naga::back::pipeline_constants::process_overrides(&module, &info, None, &Default::default())
+        .unwrap_or_else(|e| panic!("{name}: overrides: {e}"));
+    assert!(
+        module.entry_points.iter().any(|e| e.name == "main" && e.stage == naga::ShaderStage::Compute),
+        "{name}: no compute entry point 'main'"
+    );
+    let header = source.lines().take(3).collect::<String>();
+    assert!(header.contains(name), "{name}: the header comment must name the kernel");
+    assert!(source.contains("Bindings") && source.contains("Dispatch"), "{name}: header must name bindings and dispatch");
+
+    let words = spv::write_vec(&module, &info, &spv::Options::default(), None).unwrap_or_else(|e| panic!("{name}: SPIR-V: {e}"));
+    assert_eq!(words[0], 0x0723_0203, "{name}: SPIR-V magic");
+
+    let ep = Some((naga::ShaderStage::Compute, "main".to_string()));
+    let (msl_src, _) = msl::write_string(
+        &module,
+        &info,
+        &msl::Options::default(),
+        &msl::PipelineOptions {
+            entry_point: ep.clone(),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{name}: MSL: {e}"));
+    assert!(msl_src.contains("kernel"), "{name}: MSL has no kernel");
+
+    let mut hlsl_src = String::new();
+    let hlsl_options = hlsl::Options::default();
+    let hlsl_pipeline = hlsl::PipelineOptions { entry_point: ep };
+    hlsl::Writer::new(&mut hlsl_src, &hlsl_options, &hlsl_pipeline)
+        .write(&module, &info, None)
+        .unwrap_or_else(|e| panic!("{name}: HLSL: {e}"));
+    assert!(hlsl_src.contains("numthreads(64"), "{name}: HLSL lost the workgroup size");
+
+    let mut glsl_src = String::new();
+    let glsl_options = glsl::Options {
+        version: glsl::Version::Embedded {
+            version: 310,
+            is_webgl: false,
+        },
+        ..Default::default()
+    };
+    let glsl_pipeline = glsl::PipelineOptions {
+        shader_stage: naga::ShaderStage::Compute,
+        entry_point: "main".into(),
+        multiview: None,
+    };
+    glsl::Writer::new(&mut glsl_src, &module, &info, &glsl_options, &glsl_pipeline, Default::default())
+        .and_then(|mut w| w.write())
+        .unwrap_or_else(|e| panic!("{name}: GLSL: {e}"));
+    assert!(glsl_src.contains("local_size_x = 64"), "{name}: GLSL lost the workgroup size");
+}
+
+#[test]
+fn every_shader_validates_and_translates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".wgsl"))
+        .collect();
+    on_disk.sort();
+    let mut embedded: Vec<String> = visattn::shaders::ALL.iter().map(|(n, _)| n.to_string()).collect();
+    embedded.sort();
+    assert_eq!(on_disk, embedded, "every file in shaders/ must be embedded and checked");
+    for (name, source) in visattn::shaders::ALL {
+        check(name, source);
+    }
+}
+
+#[test]
+fn a_broken_shader_is_caught() {
+    let broken = visattn::shaders::VAR_ROWS.replace("m.w > GUARD", "m.w > 1u");
+    let module = naga::front::wgsl::parse_str(&broken);
+    let caught = match module {
+        Err(_) => true,
+        Ok(m) => Validator::new(ValidationFlags::all(), Capabilities::default()).validate(&m).is_err(),
+    };
+    assert!(caught, "a type error in a shader must not validate");
+}

@@ -1,0 +1,46 @@
+#![allow(dead_code)]
+//! Shared by the integration tests: a device, a seeded generator, the shared data.
+
+pub mod gpu;
+
+use std::path::PathBuf;
+
+/// SplitMix64: reproducible random inputs without a dependency.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    pub fn normal(&mut self) -> f64 {
+        let u = self.f64().max(1e-300);
+        let v = self.f64();
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+}
+
+/// `../shared/data/NAME` beside the checkout (CI lays shared/ out the same way).
+pub fn shared_data(name: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for base in [root.join("../shared/data"), root.join("shared/data")] {
+        let p = base.join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} not found in ../shared/data: the shared data set must sit beside the checkout")
+}
