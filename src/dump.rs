@@ -7,6 +7,7 @@ use std::path::Path;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
+use crate::shape::AttnShape;
 use crate::visual::ImageSpan;
 
 /// A tensor upcast to f32, with its shape.
@@ -162,6 +163,178 @@ pub fn parse_spans(list: &str) -> Result<Vec<ImageSpan>> {
             Ok(ImageSpan::new(parse(s)?, parse(n)?))
         })
         .collect()
+}
+
+/// A dump opened and checked against dump-format.md: layers without gaps, one [H, Q, K] shape
+/// for every layer, one [T, D] for every hidden state present, K = T, Q <= K. Values are
+/// read (and checked for NaN/Inf) layer by layer, so a 32-layer dump is never all in memory.
+pub struct Dump {
+    pub file: TensorFile,
+    pub layers: usize,
+    pub attn: AttnShape,
+    /// D, when any `hidden_states.{l}` (l < L) is present.
+    pub hidden: Option<usize>,
+}
+
+fn layer_index(name: &str, prefix: &str) -> Option<Result<usize>> {
+    let rest = name.strip_prefix(prefix)?;
+    Some(
+        rest.parse::<usize>()
+            .ok()
+            .filter(|i| i.to_string() == rest)
+            .ok_or_else(|| Error::Dump(format!("tensor '{name}': '{rest}' is not a layer index"))),
+    )
+}
+
+impl Dump {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_file(TensorFile::open(path)?)
+    }
+
+    pub fn from_file(file: TensorFile) -> Result<Self> {
+        let mut attn_layers = Vec::new();
+        for name in file.names() {
+            if let Some(l) = layer_index(name, "attentions.") {
+                attn_layers.push(l?);
+            }
+        }
+        attn_layers.sort_unstable();
+        if attn_layers.is_empty() {
+            return Err(Error::Dump("no 'attentions.{l}' tensors".into()));
+        }
+        if let Some(gap) = (0..attn_layers.len()).find(|&i| attn_layers[i] != i) {
+            return Err(Error::Dump(format!("attentions are not numbered 0..L-1: layer {gap} is missing")));
+        }
+        let layers = attn_layers.len();
+        let meta_usize = |key: &str| -> Result<Option<usize>> {
+            file.metadata()
+                .get(key)
+                .map(|v| v.trim().parse::<usize>().map_err(|_| Error::Dump(format!("metadata '{key}' = '{v}' is not an integer"))))
+                .transpose()
+        };
+        if let Some(n) = meta_usize("layers")? {
+            if n != layers {
+                return Err(Error::Dump(format!("metadata says {n} layers, the file has {layers} attentions")));
+            }
+        }
+        let mut attn: Option<AttnShape> = None;
+        for l in 0..layers {
+            let name = format!("attentions.{l}");
+            let s = drop_batch(&name, file.shape(&name)?, 3)?;
+            let shape = AttnShape::new(s[0], s[1], s[2]).map_err(|e| Error::Dump(format!("{name}: {e}")))?;
+            match attn {
+                None => attn = Some(shape),
+                Some(a) if a != shape => {
+                    return Err(Error::Dump(format!("{name} has shape {s:?}, layer 0 has [{}, {}, {}]", a.heads, a.queries, a.keys)));
+                }
+                _ => {}
+            }
+        }
+        let attn = attn.expect("at least one layer");
+        let mut hidden = None;
+        for name in file.names() {
+            let Some(l) = layer_index(name, "hidden_states.") else { continue };
+            if l? >= layers {
+                continue; // HF's final output, hidden_states.{L}, is not used.
+            }
+            let s = drop_batch(name, file.shape(name)?, 2)?;
+            if s[0] != attn.keys {
+                return Err(Error::Dump(format!("{name} has {} tokens, attentions have K = {}", s[0], attn.keys)));
+            }
+            if s[1] == 0 {
+                return Err(Error::Dump(format!("{name} has hidden size 0")));
+            }
+            match hidden {
+                None => hidden = Some(s[1]),
+                Some(d) if d != s[1] => return Err(Error::Dump(format!("{name} has hidden size {}, others {d}", s[1]))),
+                _ => {}
+            }
+        }
+        if let Some(n) = meta_usize("heads")? {
+            if n != attn.heads {
+                return Err(Error::Dump(format!("metadata says {n} heads, attentions have {}", attn.heads)));
+            }
+        }
+        if let (Some(n), Some(d)) = (meta_usize("hidden")?, hidden) {
+            if n != d {
+                return Err(Error::Dump(format!("metadata says hidden size {n}, hidden states have {d}")));
+            }
+        }
+        Ok(Self { file, layers, attn, hidden })
+    }
+
+    pub fn metadata(&self) -> &HashMap<String, String> {
+        self.file.metadata()
+    }
+
+    /// `attentions.{l}` as f32 [H, Q, K].
+    pub fn attention(&self, layer: usize) -> Result<Vec<f32>> {
+        Ok(self.file.f32(&format!("attentions.{layer}"))?.data)
+    }
+
+    /// `hidden_states.{l}` as f32 [T, D], when present.
+    pub fn hidden_states(&self, layer: usize) -> Result<Option<Vec<f32>>> {
+        let name = format!("hidden_states.{layer}");
+        if !self.file.contains(&name) {
+            return Ok(None);
+        }
+        Ok(Some(self.file.f32(&name)?.data))
+    }
+
+    /// The token strings of metadata `tokens`, when present.
+    pub fn tokens(&self) -> Option<Vec<String>> {
+        self.metadata().get("tokens").map(|t| t.split(' ').map(String::from).collect())
+    }
+}
+
+/// One layer of `apply`'s output.
+pub struct LayerResult {
+    pub attentions: Vec<f32>,
+    pub phi: Vec<f32>,
+    pub sinks: Vec<bool>,
+    pub selected: Vec<bool>,
+}
+
+struct Owned {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl safetensors::View for &Owned {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// Writes `apply`'s tensors per dump-format.md. The file appears whole or not at all (the
+/// safetensors writer goes through a temporary file and a rename).
+pub fn write_results(
+    path: impl AsRef<Path>,
+    attn: AttnShape,
+    layers: &[LayerResult],
+    metadata: HashMap<String, String>,
+) -> Result<()> {
+    let mut tensors: Vec<(String, Owned)> = Vec::new();
+    let flags = |v: &[bool]| v.iter().map(|&b| b as u8).collect::<Vec<u8>>();
+    for (l, r) in layers.iter().enumerate() {
+        let f32s = |v: &[f32]| bytemuck::cast_slice::<f32, u8>(v).to_vec();
+        tensors.push((format!("attentions.{l}"), Owned { dtype: Dtype::F32, shape: vec![attn.heads, attn.queries, attn.keys], bytes: f32s(&r.attentions) }));
+        tensors.push((format!("phi.{l}"), Owned { dtype: Dtype::F32, shape: vec![attn.keys], bytes: f32s(&r.phi) }));
+        tensors.push((format!("sinks.{l}"), Owned { dtype: Dtype::U8, shape: vec![attn.keys], bytes: flags(&r.sinks) }));
+        tensors.push((format!("selected.{l}"), Owned { dtype: Dtype::U8, shape: vec![attn.heads, attn.queries], bytes: flags(&r.selected) }));
+    }
+    safetensors::serialize_to_file(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata), path.as_ref())
+        .map_err(|e| Error::Io(format!("{}: {e}", path.as_ref().display())))
 }
 
 #[cfg(test)]

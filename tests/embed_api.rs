@@ -1,0 +1,183 @@
+//! The embedding API as a host uses it (its own buffers, ranges at offsets, its own encoder),
+//! and a typed error for every kind of bad input.
+
+mod support;
+
+use std::num::NonZeroU64;
+
+use support::Rng;
+use visattn::readback::read_vec;
+use visattn::{
+    AttnShape, Error, HostRunner, ImageSpan, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens, reference,
+};
+use wgpu::util::DeviceExt;
+use wgpu::{BufferBinding, BufferUsages};
+
+const T: usize = 48;
+const D: usize = 64;
+const H: usize = 2;
+
+fn inputs(seed: u64) -> (Vec<f32>, Vec<f32>, VarConfig, VisualTokens) {
+    let mut rng = Rng::new(seed);
+    let mut hidden: Vec<f32> = (0..T * D).map(|_| rng.normal() as f32).collect();
+    for tok in [0, 10, 11] {
+        hidden[tok * D + 7] = 400.0;
+    }
+    let visual = VisualTokens::from_spans(&[ImageSpan::new(4, 30)], T).unwrap();
+    let mut probs = Vec::new();
+    for _ in 0..H * T {
+        let e: Vec<f64> = (0..T)
+            .map(|j| (rng.normal() + if [0, 10, 11].contains(&j) { 3.0 } else { 0.0 } + if (4..34).contains(&j) { 1.0 } else { 0.0 }).exp())
+            .collect();
+        let s: f64 = e.iter().sum();
+        probs.extend(e.iter().map(|v| (v / s) as f32));
+    }
+    let cfg = VarConfig { tau: 5.0, sink_dims: vec![7], ..VarConfig::paper() };
+    (hidden, probs, cfg, visual)
+}
+
+fn shape() -> SequenceShape {
+    SequenceShape { tokens: T, hidden: D, heads: H, queries: T }
+}
+
+#[test]
+fn host_buffers_at_offsets_recorded_into_the_hosts_encoder() {
+    let g = support::gpu::gpu();
+    let kernels = pollster::block_on(VarKernels::new_checked(&g.device)).expect("pipelines build");
+    let (hidden, probs, cfg, visual) = inputs(1);
+    // The host keeps both tensors in one arena, after 512 bytes of its own data.
+    let mut arena = vec![0u8; 512];
+    arena.extend_from_slice(bytemuck::cast_slice(&hidden));
+    let probs_at = arena.len().next_multiple_of(256);
+    arena.resize(probs_at, 0);
+    arena.extend_from_slice(bytemuck::cast_slice(&probs));
+    let buffer = g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("host arena"),
+        contents: &arena,
+        usage: BufferUsages::STORAGE | BufferUsages::COPY_SRC | BufferUsages::COPY_DST,
+    });
+    let mut state = VarState::new(&g.device, shape(), Rows::All).unwrap();
+    state.prepare(&g.queue, &cfg, &visual, 4).unwrap();
+    let binding = state
+        .bind(
+            &g.device,
+            &kernels,
+            Some(BufferBinding { buffer: &buffer, offset: 512, size: NonZeroU64::new((T * D * 4) as u64) }),
+            BufferBinding { buffer: &buffer, offset: probs_at as u64, size: NonZeroU64::new(probs.len() as u64 * 4) },
+            0,
+        )
+        .unwrap();
+    let mut encoder = g.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        state.encode(&g.device, &kernels, &mut pass, &binding, 2).unwrap();
+    }
+    g.queue.submit([encoder.finish()]);
+
+    let bytes: Vec<u8> = read_vec(&g.device, &g.queue, &buffer, arena.len()).unwrap();
+    assert_eq!(&bytes[..probs_at], &arena[..probs_at], "nothing outside the probs range is written");
+    let out: &[f32] = bytemuck::cast_slice(&bytes[probs_at..]);
+    let mut want = probs.clone();
+    let flags = reference::apply_layer(
+        &cfg,
+        cfg.role(2, 4),
+        &visual,
+        Some((&hidden, D)),
+        &mut want,
+        AttnShape::new(H, T, T).unwrap(),
+    )
+    .unwrap();
+    assert!(flags.selected.iter().any(|&s| s), "the test must select rows");
+    for (a, b) in out.iter().zip(&want) {
+        assert!((a - b).abs() <= 1e-5 * b.abs() + 1e-12, "{a} vs {b}");
+    }
+    let selected: Vec<u32> = read_vec(&g.device, &g.queue, state.selected_buffer(), H * T).unwrap();
+    assert_eq!(selected.iter().map(|&s| s == 1).collect::<Vec<_>>(), flags.selected);
+}
+
+#[test]
+fn bad_inputs_get_typed_errors() {
+    let g = support::gpu::gpu();
+    let kernels = VarKernels::new(&g.device);
+    let (hidden, probs, cfg, visual) = inputs(2);
+    let mut runner = HostRunner::new(&g.device, &kernels, shape(), Rows::All).unwrap();
+
+    // Config checked against the model.
+    let wide = VarConfig { sink_dims: vec![D as u32], ..cfg.clone() };
+    assert_eq!(runner.prepare(&g.queue, &wide, &visual, 4), Err(Error::SinkDimOutOfRange { dim: D as u32, hidden: D }));
+    let short = VisualTokens::from_spans(&[ImageSpan::new(0, 3)], T - 1).unwrap();
+    assert!(matches!(runner.prepare(&g.queue, &cfg, &short, 4), Err(Error::Shape(_))));
+    // Running before prepare.
+    assert!(matches!(runner.run_layer(&g.device, &g.queue, 2, Some(&hidden), &probs), Err(Error::Binding { name: "state", .. })));
+
+    runner.prepare(&g.queue, &cfg, &visual, 4).unwrap();
+    let mut nan = probs.clone();
+    nan[77] = f32::NAN;
+    assert!(matches!(
+        runner.run_layer(&g.device, &g.queue, 2, Some(&hidden), &nan),
+        Err(Error::NonFinite { ref tensor, index: 77, .. }) if tensor == "attentions"
+    ));
+    let mut inf = hidden.clone();
+    inf[5] = f32::INFINITY;
+    assert!(matches!(
+        runner.run_layer(&g.device, &g.queue, 2, Some(&inf), &probs),
+        Err(Error::NonFinite { ref tensor, index: 5, .. }) if tensor == "hidden_states"
+    ));
+    assert!(matches!(runner.run_layer(&g.device, &g.queue, 2, Some(&hidden), &probs[1..]), Err(Error::Shape(_))));
+    assert!(matches!(runner.run_layer(&g.device, &g.queue, 2, Some(&hidden[1..]), &probs), Err(Error::Shape(_))));
+    assert!(matches!(runner.run_layer(&g.device, &g.queue, 2, None, &probs), Err(Error::Shape(_))));
+    assert_eq!(runner.run_layer(&g.device, &g.queue, 9, Some(&hidden), &probs), Err(Error::Layer { layer: 9, layers: 4 }));
+    // Layer 0 does not detect: it needs no hidden states.
+    assert_eq!(runner.run_layer(&g.device, &g.queue, 0, None, &probs).unwrap().probs, probs);
+
+    // Bindings.
+    let state = VarState::new(&g.device, shape(), Rows::All).unwrap();
+    let buf = |usage, size| g.device.create_buffer(&wgpu::BufferDescriptor { label: None, size, usage, mapped_at_creation: false });
+    let probs_bytes = (probs.len() * 4) as u64;
+    let no_storage = buf(BufferUsages::COPY_DST, probs_bytes);
+    let good = buf(BufferUsages::STORAGE, probs_bytes + 256);
+    let bind = |probs: BufferBinding| state.bind(&g.device, &kernels, None, probs, 0).map(|_| ());
+    assert!(matches!(bind(no_storage.as_entire_buffer_binding()), Err(Error::Binding { name: "probs", .. })));
+    assert!(matches!(bind(BufferBinding { buffer: &good, offset: 4, size: None }), Err(Error::Binding { name: "probs", .. })));
+    assert!(matches!(
+        bind(BufferBinding { buffer: &good, offset: 0, size: NonZeroU64::new(probs_bytes - 4) }),
+        Err(Error::Binding { name: "probs", .. })
+    ));
+    assert!(matches!(
+        bind(BufferBinding { buffer: &good, offset: 256, size: NonZeroU64::new(probs_bytes + 4) }),
+        Err(Error::Binding { name: "probs", .. })
+    ));
+    assert!(bind(BufferBinding { buffer: &good, offset: 256, size: NonZeroU64::new(probs_bytes) }).is_ok());
+    // Heads past the sequence's.
+    assert!(matches!(
+        state.bind(&g.device, &kernels, None, BufferBinding { buffer: &good, offset: 0, size: NonZeroU64::new(probs_bytes) }, 1),
+        Err(Error::Binding { name: "probs", .. })
+    ));
+    let small_hidden = buf(BufferUsages::STORAGE, 64);
+    assert!(matches!(
+        state.bind(&g.device, &kernels, Some(small_hidden.as_entire_buffer_binding()), good.as_entire_buffer_binding().clone(), 0),
+        Err(Error::Binding { .. })
+    ));
+
+    // Shapes.
+    assert!(matches!(VarState::new(&g.device, SequenceShape { queries: T + 1, ..shape() }, Rows::All), Err(Error::Shape(_))));
+    assert!(matches!(VarState::new(&g.device, SequenceShape { hidden: 0, ..shape() }, Rows::All), Err(Error::Shape(_))));
+
+    // The reference refuses the same inputs.
+    let mut nan = probs.clone();
+    nan[3] = f32::NAN;
+    assert!(matches!(
+        reference::apply_layer(&cfg, cfg.role(2, 4), &visual, Some((&hidden, D)), &mut nan, AttnShape::new(H, T, T).unwrap()),
+        Err(Error::NonFinite { index: 3, .. })
+    ));
+}
+
+#[test]
+fn outputs_over_a_device_limit_are_refused_not_truncated() {
+    let mut limits = wgpu::Limits::default();
+    limits.max_storage_buffer_binding_size = 4096;
+    let g = support::gpu::gpu_with_limits(Some(limits));
+    // A single head of 48 x 48 f32 is 9 KiB: cannot be split by heads any further.
+    let kernels = VarKernels::new(&g.device);
+    assert!(matches!(HostRunner::new(&g.device, &kernels, shape(), Rows::All), Err(Error::Limit { .. })));
+}
