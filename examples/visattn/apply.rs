@@ -48,6 +48,10 @@ impl VarArgs {
     pub fn config(&self, meta: &HashMap<String, String>) -> Result<VarConfig, String> {
         let convention: Convention = self.convention.parse().map_err(|e: visattn::Error| e.to_string())?;
         let mut cfg = VarConfig::for_convention(convention);
+        // A misspelt --preset is an error even when --sink-dims makes it moot.
+        if let Some(name) = &self.preset {
+            visattn::preset(name).map_err(|e| e.to_string())?;
+        }
         let model = self.preset.as_deref().or(meta.get("model").map(String::as_str));
         if let Some(dims) = &self.sink_dims {
             cfg.sink_dims = dims.clone();

@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use visattn::{HostRunner, ImageSpan, LayerRole, Rows, SequenceShape, VarConfig, VarKernels, VisualTokens};
 
 #[derive(Parser)]
-#[command(name = "visattn", about = "Visual Attention Redistribution (VAR) on any GPU", version)]
+#[command(name = "visattn", about = "Visual Attention Redistribution (VAR) on any GPU", version, args_override_self = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -95,7 +95,7 @@ fn demo() -> Result<(), String> {
         total_moved += moved;
         let role = match role {
             LayerRole::Off => "off",
-            LayerRole::Detect => "detect only",
+            LayerRole::Detect => "detect",
             LayerRole::Redistribute => "redistribute",
         };
         let mean = if changed > 0 { moved / changed as f64 } else { 0.0 };

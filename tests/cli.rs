@@ -1,0 +1,305 @@
+//! The example program as a user runs it: `apply` against the official code's outputs, every
+//! kind of bad input (exit status, one-line message, no panic, no output file), and the
+//! built-in report.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use safetensors::Dtype;
+use visattn::dump::TensorFile;
+
+/// target/<profile>/examples/visattn, built on demand when only this test was asked for.
+fn program() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let bin = profile_dir.join("examples").join(format!("visattn{}", std::env::consts::EXE_SUFFIX));
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--example", "visattn"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.file_name().unwrap() == "release" {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().unwrap().success(), "building the example failed");
+    });
+    bin
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(program()).args(args).env("RUST_BACKTRACE", "0").output().unwrap()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("visattn-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+struct T {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+impl safetensors::View for &T {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        (&self.bytes[..]).into()
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+fn f32t(shape: &[usize], v: &[f32]) -> T {
+    T { dtype: Dtype::F32, shape: shape.to_vec(), bytes: bytemuck::cast_slice(v).to_vec() }
+}
+
+fn write_dump(path: &Path, tensors: Vec<(String, T)>, meta: &[(&str, &str)]) {
+    let meta: HashMap<String, String> = meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta)).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+const L: usize = 4;
+const H: usize = 2;
+const TT: usize = 12;
+const D: usize = 64;
+
+/// A small valid dump: 4 layers, 2 heads, 12 tokens, D = 64, image 2:6, sinks in dim 7.
+fn small_dump(edit: impl FnOnce(&mut Vec<(String, T)>)) -> Vec<(String, T)> {
+    let mut rng = support::Rng::new(5);
+    let mut tensors = Vec::new();
+    for l in 0..L {
+        let mut probs = Vec::new();
+        for _ in 0..H * TT {
+            let e: Vec<f64> = (0..TT).map(|_| rng.f64() + 0.1).collect();
+            let s: f64 = e.iter().sum();
+            probs.extend(e.iter().map(|v| (v / s) as f32));
+        }
+        tensors.push((format!("attentions.{l}"), f32t(&[1, H, TT, TT], &probs)));
+        let mut hidden: Vec<f32> = (0..TT * D).map(|_| rng.normal() as f32).collect();
+        hidden[3 * D + 7] = 300.0;
+        tensors.push((format!("hidden_states.{l}"), f32t(&[1, TT, D], &hidden)));
+    }
+    edit(&mut tensors);
+    tensors
+}
+
+fn replace(tensors: &mut [(String, T)], name: &str, t: T) {
+    tensors.iter_mut().find(|(n, _)| n == name).unwrap().1 = t;
+}
+
+/// Runs `apply` on a dump and asserts a clean failure mentioning `needle`.
+fn refuses(tensors: Vec<(String, T)>, meta: &[(&str, &str)], extra: &[&str], needle: &str) {
+    let input = tmp(&format!("bad-{}.safetensors", needle.replace(|c: char| !c.is_alphanumeric(), "_")));
+    write_dump(&input, tensors, meta);
+    refuses_file(&input, extra, needle);
+}
+
+fn refuses_file(input: &Path, extra: &[&str], needle: &str) {
+    let output = input.with_extension("out.safetensors");
+    let _ = std::fs::remove_file(&output);
+    let mut args = vec!["apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--sink-dims", "7", "--tau", "5"];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect();
+    assert!(!out.status.success(), "{needle}: must fail; stdout {}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(out.status.code(), Some(1), "{needle}: exit code; stderr {stderr}");
+    assert!(!stderr.contains("panicked"), "{needle}: panicked: {stderr}");
+    assert_eq!(lines.len(), 1, "{needle}: one line on stderr, got {lines:?}");
+    assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "{needle}: message was {:?}", lines[0]);
+    assert!(!output.exists(), "{needle}: no output file may be left behind");
+}
+
+const IMG: &[(&str, &str)] = &[("image_start", "2"), ("image_len", "6")];
+
+#[test]
+fn a_valid_small_dump_goes_through() {
+    let input = tmp("ok.safetensors");
+    let output = tmp("ok.out.safetensors");
+    write_dump(&input, small_dump(|_| {}), IMG);
+    let out = run(&["apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--sink-dims", "7", "--tau", "5"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let f = TensorFile::open(&output).unwrap();
+    for l in 0..L {
+        assert_eq!(f.shape(&format!("attentions.{l}")).unwrap(), vec![H, TT, TT]);
+        assert_eq!(f.shape(&format!("phi.{l}")).unwrap(), vec![TT]);
+        let (s, sinks) = f.u8(&format!("sinks.{l}")).unwrap();
+        assert_eq!(s, vec![TT]);
+        assert_eq!(sinks[3], (l >= 2) as u8, "token 3 is a sink from layer 2 on");
+        assert_eq!(f.u8(&format!("selected.{l}")).unwrap().0, vec![H, TT]);
+    }
+    assert_eq!(f.metadata()["convention"], "paper");
+    assert_eq!(f.metadata()["image_spans"], "2:6");
+    assert_eq!(f.metadata()["sink_dims"], "7");
+}
+
+#[test]
+fn bad_dumps_fail_cleanly() {
+    refuses(small_dump(|t| t.retain(|(n, _)| !n.starts_with("attentions"))), IMG, &[], "no 'attentions");
+    refuses(small_dump(|t| t.retain(|(n, _)| n != "attentions.1")), IMG, &[], "layer 1 is missing");
+    refuses(
+        small_dump(|t| replace(t, "attentions.0", f32t(&[2, H, TT, TT], &vec![0.1; 2 * H * TT * TT]))),
+        IMG,
+        &[],
+        "batch size 2",
+    );
+    refuses(
+        small_dump(|t| replace(t, "attentions.2", f32t(&[H + 1, TT, TT], &vec![0.1; (H + 1) * TT * TT]))),
+        IMG,
+        &[],
+        "attentions.2 has shape",
+    );
+    refuses(
+        small_dump(|t| replace(t, "hidden_states.2", f32t(&[TT - 1, D], &vec![0.1; (TT - 1) * D]))),
+        IMG,
+        &[],
+        "hidden_states.2 has 11 tokens",
+    );
+    refuses(
+        small_dump(|t| {
+            let mut v = vec![0.1; H * TT * TT];
+            v[17] = f32::NAN;
+            replace(t, "attentions.3", f32t(&[H, TT, TT], &v))
+        }),
+        IMG,
+        &[],
+        "non-finite value NaN in attentions.3",
+    );
+    refuses(
+        small_dump(|t| {
+            let mut v = vec![0.1; TT * D];
+            v[5] = f32::INFINITY;
+            replace(t, "hidden_states.2", f32t(&[TT, D], &v))
+        }),
+        IMG,
+        &[],
+        "non-finite value inf in hidden_states.2",
+    );
+    refuses(small_dump(|_| {}), &[], &[], "no image span");
+    refuses(small_dump(|_| {}), &[("image_start", "10"), ("image_len", "6")], &[], "span ends past the last token");
+    refuses(small_dump(|_| {}), IMG, &["--sink-dims", "64"], "sink dim 64 is out of range");
+    refuses(small_dump(|_| {}), IMG, &["--rho", "1.5"], "rho = 1.5");
+    refuses(small_dump(|_| {}), IMG, &["--p=-0.1"], "p = -0.1");
+    refuses(small_dump(|_| {}), IMG, &["--tau", "0"], "tau = 0");
+    refuses(small_dump(|_| {}), IMG, &["--preset", "gpt-9"], "unknown preset");
+    refuses(small_dump(|_| {}), IMG, &["--layers", "2,9"], "layer 9 out of range");
+    refuses(small_dump(|_| {}), IMG, &["--convention", "both"], "expected 'paper' or 'released'");
+}
+
+#[test]
+fn broken_files_fail_cleanly() {
+    let empty = tmp("empty.safetensors");
+    std::fs::write(&empty, b"").unwrap();
+    refuses_file(&empty, &[], "not a valid safetensors file");
+
+    let garbage = tmp("garbage.safetensors");
+    std::fs::write(&garbage, b"this is not a tensor file at all, just some words").unwrap();
+    refuses_file(&garbage, &[], "not a valid safetensors file");
+
+    let good = tmp("whole.safetensors");
+    write_dump(&good, small_dump(|_| {}), IMG);
+    let bytes = std::fs::read(&good).unwrap();
+    let truncated = tmp("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 100]).unwrap();
+    refuses_file(&truncated, &[], "not a valid safetensors file");
+
+    // A header that declares a tensor far larger than the file.
+    let header = r#"{"attentions.0":{"dtype":"F32","shape":[32,4096,4096],"data_offsets":[0,2147483648]}}"#;
+    let mut huge = (header.len() as u64).to_le_bytes().to_vec();
+    huge.extend_from_slice(header.as_bytes());
+    huge.extend_from_slice(&[0u8; 64]);
+    let lying = tmp("lying.safetensors");
+    std::fs::write(&lying, huge).unwrap();
+    refuses_file(&lying, &[], "not a valid safetensors file");
+
+    refuses_file(&tmp("does-not-exist.safetensors"), &[], "No such file");
+}
+
+fn official(convention: &str, p: &str) {
+    let input = support::shared_data("official-var-fixture.safetensors");
+    let output = tmp(&format!("official-{convention}.safetensors"));
+    let out = run(&[
+        "apply",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--convention",
+        convention,
+        "--rho",
+        "0.5",
+        "--p",
+        p,
+        "--sink-dims",
+        "1415,2533",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let want = TensorFile::open(&input).unwrap();
+    let got = TensorFile::open(&output).unwrap();
+    for l in 0..6 {
+        assert_eq!(got.u8(&format!("sinks.{l}")).unwrap().1, want.u8(&format!("expected.sinks.{l}")).unwrap().1, "layer {l} sinks");
+        assert_eq!(
+            got.u8(&format!("selected.{l}")).unwrap().1,
+            want.u8(&format!("expected.selected.{l}")).unwrap().1,
+            "layer {l} selected"
+        );
+        let a = got.f32(&format!("attentions.{l}")).unwrap().data;
+        let expected = if convention == "paper" && l == 5 { "attentions.5".to_string() } else { format!("expected.attentions.{l}") };
+        let b = want.f32(&expected).unwrap().data;
+        let d = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        assert!(d <= 1e-5, "layer {l}: {d}");
+    }
+}
+
+#[test]
+fn apply_reproduces_the_official_code_released() {
+    official("released", "0.6");
+}
+
+#[test]
+fn apply_reproduces_the_official_code_paper() {
+    official("paper", "0.4");
+}
+
+#[test]
+fn the_built_in_report_shows_sinks_selections_and_moved_mass() {
+    let out = run(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("adapter:"), "{stdout}");
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.trim_start().chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 32, "{stdout}");
+    for (l, r) in rows.iter().enumerate() {
+        // layer role text_sinks / visual_sinks selected / total changed moved (mean)
+        let text: usize = r[2].parse().unwrap();
+        let visual: usize = r[4].parse().unwrap();
+        let selected: usize = r[5].parse().unwrap();
+        let changed: usize = r[8].parse().unwrap();
+        let moved: f64 = r[9].parse().unwrap();
+        if l < 2 {
+            assert_eq!((text, visual, selected, changed), (0, 0, 0, 0), "layer {l}: {r:?}");
+        } else {
+            assert!(text >= 1 && visual >= 1 && selected > 0, "layer {l}: {r:?}");
+            if l < 31 {
+                assert!(changed > 0 && moved > 0.0, "layer {l} must move mass: {r:?}");
+            } else {
+                assert_eq!(changed, 0, "the paper leaves the last layer unedited");
+            }
+        }
+    }
+    assert!(stdout.contains("time:"));
+}
