@@ -81,19 +81,23 @@ fn main(
 
     // Pass 1: the four masses; every row reads every class, so "the layer has a visual sink"
     // comes for free. VNS is accumulated directly: V - Vs cancels when sinks dominate.
-    var acc = vec4<f32>(0.0);
+    var vis_mass = 0.0;
+    var vis_sink_mass = 0.0;
+    var sink_mass = 0.0;
+    var vns_mass = 0.0;
     var seen = 0u;
     for (var j = lid; j < cfg.tokens; j += WG) {
         let a = probs[base + j];
         let c = classes[j];
-        let vis = (c & 1u) != 0u;
-        let sink = (c & 2u) != 0u;
-        acc += select(vec4<f32>(0.0), vec4<f32>(a, 0.0, 0.0, a), vis && !sink)
-             + select(vec4<f32>(0.0), vec4<f32>(a, a, a, 0.0), vis && sink)
-             + select(vec4<f32>(0.0), vec4<f32>(0.0, 0.0, a, 0.0), sink && !vis);
-        seen |= select(0u, 1u, vis && sink);
+        let on_image = select(0.0, a, (c & 1u) != 0u);
+        let is_sink = (c & 2u) != 0u;
+        vis_mass += on_image;
+        sink_mass += select(0.0, a, is_sink);
+        vis_sink_mass += select(0.0, on_image, is_sink);
+        vns_mass += select(on_image, 0.0, is_sink);
+        seen |= c & (c >> 1u); // bit 0: this key is an image token and a sink
     }
-    masses[lid] = acc;
+    masses[lid] = vec4<f32>(vis_mass, vis_sink_mass, sink_mass, vns_mass);
     visual_sink_seen[lid] = seen;
     workgroupBarrier();
     for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
@@ -104,8 +108,9 @@ fn main(
         workgroupBarrier();
     }
     let m = masses[0];
+    let any_visual_sink = visual_sink_seen[0];
     let ratio = m.y / (m.x + cfg.vis_eps);
-    let is_selected = visual_sink_seen[0] != 0u && m.x >= cfg.summ && ratio <= cfg.rho;
+    let is_selected = (any_visual_sink & 1u) != 0u && m.x >= cfg.summ && ratio <= cfg.rho;
     if (lid == 0u) {
         selected[flag] = select(0u, 1u, is_selected);
     }

@@ -5,5 +5,12 @@ pub const SINK_SCORE: &str = include_str!("../shaders/sink_score.wgsl");
 /// `shaders/var_rows.wgsl`: row selection and redistribution.
 pub const VAR_ROWS: &str = include_str!("../shaders/var_rows.wgsl");
 
+/// `shaders/copy_f32.wgsl`: the bandwidth baseline the benchmarks compare against.
+pub const COPY_F32: &str = include_str!("../shaders/copy_f32.wgsl");
+
 /// Every shader with its file name, for validation tools and tests.
-pub const ALL: &[(&str, &str)] = &[("sink_score.wgsl", SINK_SCORE), ("var_rows.wgsl", VAR_ROWS)];
+pub const ALL: &[(&str, &str)] = &[
+    ("sink_score.wgsl", SINK_SCORE),
+    ("var_rows.wgsl", VAR_ROWS),
+    ("copy_f32.wgsl", COPY_F32),
+];

@@ -174,8 +174,7 @@ fn bad_inputs_get_typed_errors() {
 
 #[test]
 fn outputs_over_a_device_limit_are_refused_not_truncated() {
-    let mut limits = wgpu::Limits::default();
-    limits.max_storage_buffer_binding_size = 4096;
+    let limits = wgpu::Limits { max_storage_buffer_binding_size: 4096, ..Default::default() };
     let g = support::gpu::gpu_with_limits(Some(limits));
     // A single head of 48 x 48 f32 is 9 KiB: cannot be split by heads any further.
     let kernels = VarKernels::new(&g.device);

@@ -332,8 +332,7 @@ fn rows_that_see_no_image_are_never_selected() {
 #[test]
 fn layer_over_the_binding_limit_goes_through_in_chunks() {
     // A device with a 64 KiB binding limit: a [4, 96, 96] f32 layer (144 KiB) is split by heads.
-    let mut limits = wgpu::Limits::default();
-    limits.max_storage_buffer_binding_size = 64 * 1024;
+    let limits = wgpu::Limits { max_storage_buffer_binding_size: 64 * 1024, ..Default::default() };
     let g = support::gpu::gpu_with_limits(Some(limits));
     let k = VarKernels::new(&g.device);
     let case = Case { tokens: 96, dim: 96, heads: 4, queries: 96, spans: vec![ImageSpan::new(8, 60)], causal: true, planted: vec![0, 20, 21], seed: 12 };

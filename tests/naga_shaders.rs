@@ -90,3 +90,16 @@ fn a_broken_shader_is_caught() {
     };
     assert!(caught, "a type error in a shader must not validate");
 }
+
+/// WGSL has no includes, so the uniform structs are written out in each kernel: they must stay
+/// the same text as each other (and the Rust `uniforms` module checks their size).
+#[test]
+fn shared_structs_are_identical_in_every_kernel() {
+    let block = |src: &str, name: &str| {
+        let start = src.find(&format!("struct {name} {{")).unwrap_or_else(|| panic!("struct {name} missing"));
+        src[start..start + src[start..].find('}').unwrap()].to_string()
+    };
+    for name in ["Config", "Range"] {
+        assert_eq!(block(visattn::shaders::SINK_SCORE, name), block(visattn::shaders::VAR_ROWS, name), "struct {name}");
+    }
+}

@@ -23,6 +23,11 @@ pub fn gpu_with_limits(limits: Option<wgpu::Limits>) -> Gpu {
 
 /// As [`gpu_with_limits`], reporting failure as a message instead of panicking (for programs).
 pub fn try_gpu(limits: Option<wgpu::Limits>) -> Result<Gpu, String> {
+    try_gpu_with(wgpu::Features::empty(), limits)
+}
+
+/// As [`try_gpu`], also asking for whichever of `features` the adapter has.
+pub fn try_gpu_with(features: wgpu::Features, limits: Option<wgpu::Limits>) -> Result<Gpu, String> {
     // Primary backends unless WGPU_BACKEND says otherwise: probing GL on a headless machine
     // only prints noise, and lavapipe is Vulkan.
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
@@ -40,7 +45,7 @@ pub fn try_gpu(limits: Option<wgpu::Limits>) -> Result<Gpu, String> {
     });
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         label: Some("visattn"),
-        required_features: wgpu::Features::empty(),
+        required_features: features & adapter.features(),
         required_limits: wanted,
         ..Default::default()
     }))

@@ -1,0 +1,365 @@
+//! Benchmarks: each VAR kernel's bandwidth as a ratio to a plain copy kernel measured on the
+//! same device in the same run, one whole LLaVA-1.5-7B prefill, and the CPU reference on the
+//! same work. Inputs are already on the GPU (the embedding case): no upload or readback is
+//! timed. GPU timestamps when the adapter has TIMESTAMP_QUERY, else wall time around
+//! submit + wait. Median of the repeats after one warm-up.
+//!
+//!     cargo run --release --example bench [-- --json] [--shape llava-1.5-7b|long|small] [--repeats N]
+
+#[path = "../tests/support/gpu.rs"]
+mod gpu;
+
+use std::time::Instant;
+
+use visattn::{ImageSpan, LayerBinding, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens, reference};
+use wgpu::util::DeviceExt;
+use wgpu::{Buffer, BufferUsages, ComputePass};
+
+struct Shape {
+    name: &'static str,
+    tokens: usize,
+    hidden: usize,
+    heads: usize,
+    image: ImageSpan,
+}
+
+const SHAPES: [Shape; 3] = [
+    Shape { name: "llava-1.5-7b", tokens: 640, hidden: 4096, heads: 32, image: ImageSpan { start: 35, len: 576 } },
+    Shape { name: "long", tokens: 4096, hidden: 4096, heads: 8, image: ImageSpan { start: 35, len: 2880 } },
+    Shape { name: "small", tokens: 128, hidden: 4096, heads: 4, image: ImageSpan { start: 8, len: 100 } },
+];
+
+fn hash(a: u64, b: u64) -> u64 {
+    let mut z = a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z ^ (z >> 31)
+}
+
+fn is_sink(s: &Shape, t: usize) -> bool {
+    t == 0 || (t >= s.image.start && t < s.image.end() && (t - s.image.start) % 97 == 5)
+}
+
+/// Hidden states with massive activations on BOS and a few patches.
+fn hidden(s: &Shape, layer: usize) -> Vec<f32> {
+    let mut x: Vec<f32> = (0..s.tokens * s.hidden)
+        .map(|i| (hash(layer as u64, i as u64) >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+        .collect();
+    for t in (0..s.tokens).filter(|&t| is_sink(s, t)) {
+        x[t * s.hidden + 1415] = 200.0;
+    }
+    x
+}
+
+/// Causal post-softmax probabilities [H, T, T], heads from image-centric to text-centric.
+fn probs(s: &Shape, layer: usize) -> Vec<f32> {
+    let t = s.tokens;
+    let table: Vec<f32> = (0..256).map(|i| ((i as f32 / 255.0 - 0.5) * 1.5).exp()).collect();
+    let mut out = vec![0f32; s.heads * t * t];
+    for h in 0..s.heads {
+        let image = [1.2f32, -1.5, 0.6, 0.2][h % 4];
+        let base: Vec<f32> = (0..t)
+            .map(|j| {
+                let mut b = if (s.image.start..s.image.end()).contains(&j) { image } else { 0.0 };
+                if j == 0 {
+                    b += 6.0;
+                } else if is_sink(s, j) {
+                    b += 3.0;
+                }
+                b.exp()
+            })
+            .collect();
+        for q in 0..t {
+            let row = &mut out[(h * t + q) * t..(h * t + q + 1) * t];
+            let seed = hash(layer as u64 * 7919 + h as u64, q as u64);
+            let mut sum = 0.0f32;
+            for j in 0..=q {
+                row[j] = base[j] * table[(hash(seed, j as u64) & 255) as usize];
+                sum += row[j];
+            }
+            row[..=q].iter_mut().for_each(|v| *v /= sum);
+        }
+    }
+    out
+}
+
+struct Timer {
+    query: Option<(wgpu::QuerySet, Buffer, f64)>,
+}
+
+impl Timer {
+    fn name(&self) -> &'static str {
+        if self.query.is_some() { "gpu-timestamps" } else { "wall" }
+    }
+}
+
+/// Seconds one recorded pass takes.
+fn time_pass(g: &gpu::Gpu, timer: &Timer, record: &dyn Fn(&mut ComputePass)) -> f64 {
+    let mut encoder = g.device.create_command_encoder(&Default::default());
+    {
+        let timestamp_writes = timer.query.as_ref().map(|(q, _, _)| wgpu::ComputePassTimestampWrites {
+            query_set: q,
+            beginning_of_pass_write_index: Some(0),
+            end_of_pass_write_index: Some(1),
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("bench"), timestamp_writes });
+        record(&mut pass);
+    }
+    if let Some((q, resolve, _)) = &timer.query {
+        encoder.resolve_query_set(q, 0..2, resolve, 0);
+    }
+    let start = Instant::now();
+    g.queue.submit([encoder.finish()]);
+    g.device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
+    let wall = start.elapsed().as_secs_f64();
+    match &timer.query {
+        None => wall,
+        Some((_, resolve, period)) => {
+            let ts: Vec<u64> = visattn::readback::read_vec(&g.device, &g.queue, resolve, 2).unwrap();
+            (ts[1].saturating_sub(ts[0])) as f64 * period * 1e-9
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+struct Report<'a> {
+    json: bool,
+    adapter: String,
+    backend: String,
+    timer: &'a str,
+}
+
+impl Report<'_> {
+    fn line(&self, kernel: &str, shape: &str, seconds: f64, bytes: Option<f64>, copy_gbps: Option<f64>) {
+        let gbps = bytes.map(|b| b / seconds / 1e9);
+        let ratio = gbps.zip(copy_gbps).map(|(a, b)| a / b);
+        let opt = |v: Option<f64>, p: usize| v.map_or("null".to_string(), |v| format!("{v:.p$}"));
+        if self.json {
+            println!(
+                "{{\"kernel\":\"{kernel}\",\"shape\":\"{shape}\",\"seconds\":{seconds:.6e},\"gbps\":{},\"ratio_to_copy\":{},\"adapter\":{:?},\"backend\":\"{}\",\"timer\":\"{}\"}}",
+                opt(gbps, 3),
+                opt(ratio, 3),
+                self.adapter,
+                self.backend,
+                self.timer
+            );
+        } else {
+            println!(
+                "{kernel:<22} {shape:<14} {:>10.3} ms  {:>8} GB/s  ratio_to_copy {:>6}",
+                seconds * 1e3,
+                opt(gbps, 2),
+                opt(ratio, 2)
+            );
+        }
+    }
+}
+
+struct Layer {
+    probs: Vec<Buffer>,
+    pristine: Vec<Buffer>,
+    hidden: Buffer,
+    bindings: Vec<LayerBinding>,
+}
+
+fn upload(g: &gpu::Gpu, data: &[f32], usage: BufferUsages) -> Buffer {
+    g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: bytemuck::cast_slice(data), usage })
+}
+
+fn make_layer(g: &gpu::Gpu, k: &VarKernels, state: &VarState, s: &Shape, layer: usize) -> (Layer, Vec<f32>, Vec<f32>) {
+    let p = probs(s, layer);
+    let h = hidden(s, layer);
+    let head = s.tokens * s.tokens;
+    let limit = g.device.limits().max_storage_buffer_binding_size as usize;
+    let per_chunk = (limit / (head * 4)).min(s.heads);
+    let usage = BufferUsages::STORAGE | BufferUsages::COPY_SRC | BufferUsages::COPY_DST;
+    let hidden = upload(g, &h, usage);
+    let (mut probs_bufs, mut pristine, mut bindings) = (Vec::new(), Vec::new(), Vec::new());
+    for first in (0..s.heads).step_by(per_chunk) {
+        let n = per_chunk.min(s.heads - first);
+        let part = &p[first * head..(first + n) * head];
+        let buf = upload(g, part, usage);
+        pristine.push(upload(g, part, BufferUsages::COPY_SRC));
+        bindings.push(state.bind(&g.device, k, Some(hidden.as_entire_buffer_binding()), buf.as_entire_buffer_binding(), first).unwrap());
+        probs_bufs.push(buf);
+    }
+    (Layer { probs: probs_bufs, pristine, hidden, bindings }, p, h)
+}
+
+fn restore(g: &gpu::Gpu, layers: &[&Layer]) {
+    let mut e = g.device.create_command_encoder(&Default::default());
+    for l in layers {
+        for (dst, src) in l.probs.iter().zip(&l.pristine) {
+            e.copy_buffer_to_buffer(src, 0, dst, 0, src.size());
+        }
+    }
+    g.queue.submit([e.finish()]);
+    g.device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
+}
+
+/// GB/s of the copy kernel over `bytes` bytes (counting read + write).
+fn copy_gbps(g: &gpu::Gpu, timer: &Timer, bytes: u64, repeats: usize) -> (f64, f64) {
+    let len = (bytes / 4) as u32;
+    let module = g.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("copy_f32"),
+        source: wgpu::ShaderSource::Wgsl(visattn::shaders::COPY_F32.into()),
+    });
+    let pipeline = g.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some("copy_f32"),
+        layout: None,
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    // Same work per workgroup as the row kernel at K = 640.
+    let per_wg = 640u32;
+    let params = upload(g, bytemuck::cast_slice(&[len, per_wg, 0, 0]), BufferUsages::UNIFORM);
+    let src = g.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: bytes, usage: BufferUsages::STORAGE, mapped_at_creation: false });
+    let dst = g.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: bytes, usage: BufferUsages::STORAGE, mapped_at_creation: false });
+    let bg = g.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[
+            wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
+            wgpu::BindGroupEntry { binding: 1, resource: src.as_entire_binding() },
+            wgpu::BindGroupEntry { binding: 2, resource: dst.as_entire_binding() },
+        ],
+    });
+    let groups = len.div_ceil(per_wg);
+    let (x, y) = (groups.min(65535), groups.div_ceil(groups.min(65535)));
+    let run = |pass: &mut ComputePass| {
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.dispatch_workgroups(x, y, 1);
+    };
+    time_pass(g, timer, &run);
+    let secs = median((0..repeats).map(|_| time_pass(g, timer, &run)).collect());
+    (2.0 * bytes as f64 / secs / 1e9, secs)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let json = args.iter().any(|a| a == "--json");
+    let only = args.iter().position(|a| a == "--shape").map(|i| args[i + 1].clone());
+    let repeats = args.iter().position(|a| a == "--repeats").map_or(5, |i| args[i + 1].parse().unwrap());
+    let g = gpu::try_gpu_with(wgpu::Features::TIMESTAMP_QUERY, None).unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(1)
+    });
+    let timer = Timer {
+        query: g.device.features().contains(wgpu::Features::TIMESTAMP_QUERY).then(|| {
+            let q = g.device.create_query_set(&wgpu::QuerySetDescriptor { label: None, ty: wgpu::QueryType::Timestamp, count: 2 });
+            let b = g.device.create_buffer(&wgpu::BufferDescriptor {
+                label: None,
+                size: 16,
+                usage: BufferUsages::QUERY_RESOLVE | BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            (q, b, g.queue.get_timestamp_period() as f64)
+        }),
+    };
+    let rep = Report { json, adapter: g.info.name.clone(), backend: format!("{:?}", g.info.backend), timer: timer.name() };
+    if !json {
+        println!("adapter: {} ({}), timer: {}, median of {repeats}", rep.adapter, rep.backend, rep.timer);
+    }
+    let k = VarKernels::new(&g.device);
+    let cfg = VarConfig::paper();
+    let max = g.device.limits().max_compute_workgroups_per_dimension;
+
+    for s in SHAPES.iter().filter(|s| only.as_deref().is_none_or(|o| o == s.name)) {
+        let visual = VisualTokens::from_spans(&[s.image], s.tokens).unwrap();
+        let seq = SequenceShape { tokens: s.tokens, hidden: s.hidden, heads: s.heads, queries: s.tokens };
+        let mut all = VarState::new(&g.device, seq, Rows::All).unwrap();
+        let mut fast = VarState::new(&g.device, seq, Rows::MayChange).unwrap();
+        all.prepare(&g.queue, &cfg, &visual, 32).unwrap();
+        fast.prepare(&g.queue, &cfg, &visual, 32).unwrap();
+        let (layer, p, h) = make_layer(&g, &k, &all, s, 3);
+        let fast_bindings: Vec<LayerBinding> = layer
+            .probs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let first = i * (s.heads / layer.probs.len().max(1));
+                fast.bind(&g.device, &k, Some(layer.hidden.as_entire_buffer_binding()), b.as_entire_buffer_binding(), first).unwrap()
+            })
+            .collect();
+
+        // Bytes the algorithm needs: rows read once; rows that change written once.
+        let mut want = p.clone();
+        let shape = visattn::AttnShape::new(s.heads, s.tokens, s.tokens).unwrap();
+        reference::apply_layer(&cfg, cfg.role(3, 32), &visual, Some((&h, s.hidden)), &mut want, shape).unwrap();
+        let changed = want.chunks_exact(s.tokens).zip(p.chunks_exact(s.tokens)).filter(|(a, b)| a != b).count();
+        let row_bytes = (s.tokens * 4) as f64;
+        let probs_bytes = (p.len() * 4) as u64;
+        let rows_after = s.heads * s.tokens.saturating_sub(visual.first_end());
+
+        let (copy_probs, copy_secs) = copy_gbps(&g, &timer, probs_bytes.min(g.device.limits().max_storage_buffer_binding_size), repeats);
+        let (copy_hidden, _) = copy_gbps(&g, &timer, (s.tokens * s.hidden * 4) as u64, repeats);
+        rep.line("copy", s.name, copy_secs, Some(2.0 * probs_bytes.min(g.device.limits().max_storage_buffer_binding_size) as f64), Some(copy_probs));
+
+        let sink_run = |pass: &mut ComputePass| all.encode_sinks(&k, pass, &layer.bindings[0], 3, max).unwrap();
+        time_pass(&g, &timer, &sink_run);
+        let secs = median((0..repeats).map(|_| time_pass(&g, &timer, &sink_run)).collect());
+        rep.line("sink_score", s.name, secs, Some((s.tokens * s.hidden * 4 + s.tokens * 12) as f64), Some(copy_hidden));
+
+        for (name, state, bindings, rows) in [
+            ("var_rows_all", &all, &layer.bindings, s.heads * s.tokens),
+            ("var_rows_may_change", &fast, &fast_bindings, rows_after),
+        ] {
+            let run = |pass: &mut ComputePass| {
+                for b in bindings.iter() {
+                    state.encode_rows(&k, pass, b, 3, max).unwrap();
+                }
+            };
+            let mut times = Vec::new();
+            for i in 0..=repeats {
+                restore(&g, &[&layer]);
+                let t = time_pass(&g, &timer, &run);
+                if i > 0 {
+                    times.push(t);
+                }
+            }
+            let bytes = rows as f64 * row_bytes + changed as f64 * row_bytes;
+            rep.line(name, s.name, median(times), Some(bytes), Some(copy_probs));
+        }
+
+        if s.name == "llava-1.5-7b" {
+            // One whole prefill: 32 layers, sinks and rows in every layer, one pass.
+            let layers: Vec<(Layer, Vec<f32>, Vec<f32>)> = (0..32).map(|l| make_layer(&g, &k, &fast, s, l)).collect();
+            let run = |pass: &mut ComputePass| {
+                for (l, (layer, _, _)) in layers.iter().enumerate() {
+                    fast.encode_sinks(&k, pass, &layer.bindings[0], l, max).unwrap();
+                    for b in &layer.bindings {
+                        fast.encode_rows(&k, pass, b, l, max).unwrap();
+                    }
+                }
+            };
+            let refs: Vec<&Layer> = layers.iter().map(|(l, _, _)| l).collect();
+            let mut times = Vec::new();
+            for i in 0..=repeats.min(3) {
+                restore(&g, &refs);
+                let t = time_pass(&g, &timer, &run);
+                if i > 0 {
+                    times.push(t);
+                }
+            }
+            let gpu_secs = median(times);
+            let per_layer = (s.tokens * s.hidden * 4) as f64 + rows_after as f64 * row_bytes;
+            rep.line("var_prefill", s.name, gpu_secs, Some(per_layer * 30.0), Some(copy_probs));
+
+            let start = Instant::now();
+            for (l, (_, p, h)) in layers.iter().enumerate() {
+                let mut work = p.clone();
+                reference::apply_layer(&cfg, cfg.role(l, 32), &visual, Some((h, s.hidden)), &mut work, shape).unwrap();
+            }
+            let cpu = start.elapsed().as_secs_f64();
+            rep.line("cpu_reference_prefill", s.name, cpu, None, None);
+            if !json {
+                println!("var_prefill: GPU {:.1}x faster than the CPU reference (f64, one thread)", cpu / gpu_secs);
+            }
+        }
+    }
+}
