@@ -4,7 +4,7 @@
 //! timed. GPU timestamps when the adapter has TIMESTAMP_QUERY, else wall time around
 //! submit + wait. Median of the repeats after one warm-up.
 //!
-//!     cargo run --release --example bench [-- --json] [--shape llava-1.5-7b|long|small] [--repeats N]
+//!     cargo run --release --example bench [-- --json] [--shape llava-1.5-7b|long|small] [--repeats N] [--lanes L]
 
 #[path = "../tests/support/gpu.rs"]
 mod gpu;
@@ -199,8 +199,16 @@ fn restore(g: &gpu::Gpu, layers: &[&Layer]) {
     g.device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
 }
 
-/// GB/s of the copy kernel over `bytes` bytes (counting read + write).
+/// GB/s of the best of the copy kernel's work sizes over `bytes` bytes (counting read + write):
+/// the baseline must be the device's real copy bandwidth, not a weak copy.
 fn copy_gbps(g: &gpu::Gpu, timer: &Timer, bytes: u64, repeats: usize) -> (f64, f64) {
+    [640u32, 4096, 16384]
+        .iter()
+        .map(|&per_wg| copy_gbps_with(g, timer, bytes, repeats, per_wg))
+        .fold((0.0, 0.0), |best, r| if r.0 > best.0 { r } else { best })
+}
+
+fn copy_gbps_with(g: &gpu::Gpu, timer: &Timer, bytes: u64, repeats: usize, per_wg: u32) -> (f64, f64) {
     let len = (bytes / 4) as u32;
     let module = g.device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some("copy_f32"),
@@ -214,8 +222,6 @@ fn copy_gbps(g: &gpu::Gpu, timer: &Timer, bytes: u64, repeats: usize) -> (f64, f
         compilation_options: Default::default(),
         cache: None,
     });
-    // Same work per workgroup as the row kernel at K = 640.
-    let per_wg = 640u32;
     let params = upload(g, bytemuck::cast_slice(&[len, per_wg, 0, 0]), BufferUsages::UNIFORM);
     let src = g.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: bytes, usage: BufferUsages::STORAGE, mapped_at_creation: false });
     let dst = g.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: bytes, usage: BufferUsages::STORAGE, mapped_at_creation: false });
@@ -265,7 +271,17 @@ fn main() {
     if !json {
         println!("adapter: {} ({}), timer: {}, median of {repeats}", rep.adapter, rep.backend, rep.timer);
     }
-    let k = VarKernels::new(&g.device);
+    let settings = args
+        .iter()
+        .position(|a| a == "--lanes")
+        .map_or(visattn::KernelSettings::for_adapter(&g.info), |i| visattn::KernelSettings { lanes_per_row: args[i + 1].parse().unwrap() });
+    let k = VarKernels::with_settings(&g.device, settings).unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(1)
+    });
+    if !json {
+        println!("row kernel: {} lanes per row", settings.lanes_per_row);
+    }
     let cfg = VarConfig::paper();
     let max = g.device.limits().max_compute_workgroups_per_dimension;
 

@@ -10,8 +10,10 @@
 //   4  storage, read    visual: array<u32>      [T], 1 = image token
 //   5  storage, rw      phi: array<f32>         [T]
 //   6  storage, rw      classes: array<u32>     [T], bit 0 = image token, bit 1 = sink
-// Dispatch: one workgroup of 64 per token of the range, on a 2-D grid
-//   (min(n, 65535), ceil(n / 65535), 1), n = rng.tokens. Workgroup memory: 256 B.
+// Override: LANES (1, 2, 4, ..., 64) invocations per token, 64 / LANES tokens per workgroup
+//   (as in var_rows.wgsl: 64 on GPUs, few on CPU-emulated adapters).
+// Dispatch: workgroups of 64, n = ceil(rng.tokens / (64 / LANES)), on a 2-D grid
+//   (min(n, 65535), ceil(n / 65535), 1). Workgroup memory: 256 B.
 // Role 0 (layer does not detect) writes phi = 0 and no sink bit without reading hidden.
 // classes[] is what the row kernel reads: one u32 per key instead of two masks.
 
@@ -42,6 +44,7 @@ struct Range {
 }
 
 const WG: u32 = 64u;
+override LANES: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> cfg: Config;
 @group(0) @binding(1) var<uniform> rng: Range;
@@ -59,37 +62,38 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let local_token = wg.x + wg.y * nwg.x;
-    if (local_token >= rng.tokens) {
-        return;
-    }
+    let lane = lid % LANES;
+    let local_token = (wg.x + wg.y * nwg.x) * (WG / LANES) + lid / LANES;
+    // Tokens past the end still take part in the barriers; they just load nothing.
+    let valid = local_token < rng.tokens;
     let token = rng.token_offset + local_token;
     if (cfg.role == 0u) {
-        if (lid == 0u) {
+        if (valid && lane == 0u) {
             phi[token] = 0.0;
             classes[token] = visual[token] & 1u;
         }
         return;
     }
 
-    // Each invocation sums D / 64 squares; coalesced across the workgroup.
+    // Each invocation sums D / LANES squares; coalesced across a token's lanes.
     let base = local_token * cfg.hidden;
     var sum_sq = 0.0;
-    for (var k = lid; k < cfg.hidden; k += WG) {
+    let end = select(0u, cfg.hidden, valid);
+    for (var k = lane; k < end; k += LANES) {
         let x = hidden[base + k];
         sum_sq += x * x;
     }
     partial[lid] = sum_sq;
     workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-        if (lid < stride) {
+    for (var stride = LANES / 2u; stride > 0u; stride >>= 1u) {
+        if (lane < stride) {
             partial[lid] += partial[lid + stride];
         }
         workgroupBarrier();
     }
 
-    if (lid == 0u) {
-        let rms = sqrt(partial[0] / f32(cfg.hidden) + 1e-6);
+    if (valid && lane == 0u) {
+        let rms = sqrt(partial[lid] / f32(cfg.hidden) + 1e-6);
         var score = 0.0;
         for (var i = 0u; i < cfg.n_sink_dims; i++) {
             score = max(score, abs(hidden[base + sink_dims[i]] / rms));

@@ -13,9 +13,13 @@
 //   2  storage, rw      probs: array<f32>      [rng.heads, Q, K] (a range of [H, Q, K])
 //   3  storage, read    classes: array<u32>    [K], bit 0 = image token, bit 1 = sink
 //   4  storage, rw      selected: array<u32>   [H, Q], 1 = the row passes section 2
-// Dispatch: one workgroup of 64 per row, rows = rng.heads x (Q - cfg.row_start) (row_start > 0
-//   skips the rows before the image when only rows that may change are wanted), on a 2-D grid
-//   (min(rows, 65535), ceil(rows / 65535), 1). Workgroup memory: 1280 B.
+// Override: LANES (1, 2, 4, ..., 64) invocations per row, so 64 / LANES rows per workgroup.
+//   64 suits GPUs (coalesced loads, K / 64 keys per invocation); CPU-emulated adapters pay per
+//   barrier and per workgroup, and run faster with few lanes per row.
+// Dispatch: workgroups of 64 over rows = rng.heads x (Q - cfg.row_start) (row_start > 0 skips
+//   the rows before the image when only rows that may change are wanted):
+//   n = ceil(rows / (64 / LANES)) on a 2-D grid (min(n, 65535), ceil(n / 65535), 1).
+//   Workgroup memory: 1280 B.
 // Role 0 (layer does not detect) writes selected = 0 without reading probs.
 
 struct Config {
@@ -45,6 +49,7 @@ struct Range {
 }
 
 const WG: u32 = 64u;
+override LANES: u32 = 64u;
 const GUARD: f32 = 1e-12;
 
 @group(0) @binding(0) var<uniform> cfg: Config;
@@ -64,16 +69,16 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let rows_per_head = cfg.queries - cfg.row_start;
-    let index = wg.x + wg.y * nwg.x;
-    if (index >= rng.heads * rows_per_head) {
-        return;
-    }
+    let lane = lid % LANES;
+    let index = (wg.x + wg.y * nwg.x) * (WG / LANES) + lid / LANES;
+    // Rows past the end still take part in the barriers; they just load nothing.
+    let valid = index < rng.heads * rows_per_head;
     let head = index / rows_per_head;
     let q = cfg.row_start + index % rows_per_head;
     let base = (head * cfg.queries + q) * cfg.tokens;
     let flag = (rng.head_offset + head) * cfg.queries + q;
     if (cfg.role == 0u) {
-        if (lid == 0u) {
+        if (valid && lane == 0u) {
             selected[flag] = 0u;
         }
         return;
@@ -86,7 +91,8 @@ fn main(
     var sink_mass = 0.0;
     var vns_mass = 0.0;
     var seen = 0u;
-    for (var j = lid; j < cfg.tokens; j += WG) {
+    let end = select(0u, cfg.tokens, valid);
+    for (var j = lane; j < end; j += LANES) {
         let a = probs[base + j];
         let c = classes[j];
         let on_image = select(0.0, a, (c & 1u) != 0u);
@@ -100,18 +106,21 @@ fn main(
     masses[lid] = vec4<f32>(vis_mass, vis_sink_mass, sink_mass, vns_mass);
     visual_sink_seen[lid] = seen;
     workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-        if (lid < stride) {
+    for (var stride = LANES / 2u; stride > 0u; stride >>= 1u) {
+        if (lane < stride) {
             masses[lid] += masses[lid + stride];
             visual_sink_seen[lid] |= visual_sink_seen[lid + stride];
         }
         workgroupBarrier();
     }
-    let m = masses[0];
-    let any_visual_sink = visual_sink_seen[0];
+    if (!valid) {
+        return;
+    }
+    let first = lid - lane;
+    let m = masses[first];
     let ratio = m.y / (m.x + cfg.vis_eps);
-    let is_selected = (any_visual_sink & 1u) != 0u && m.x >= cfg.summ && ratio <= cfg.rho;
-    if (lid == 0u) {
+    let is_selected = (visual_sink_seen[first] & 1u) != 0u && m.x >= cfg.summ && ratio <= cfg.rho;
+    if (lane == 0u) {
         selected[flag] = select(0u, 1u, is_selected);
     }
 
@@ -120,7 +129,7 @@ fn main(
     let may_change = pos >= cfg.first_image_end && (classes[pos] & 1u) == 0u;
     if (is_selected && may_change && cfg.role == 2u && m.w > GUARD) {
         let gain = 1.0 + cfg.p * m.z / m.w;
-        for (var j = lid; j < cfg.tokens; j += WG) {
+        for (var j = lane; j < cfg.tokens; j += LANES) {
             let c = classes[j];
             if ((c & 2u) != 0u) {
                 probs[base + j] = probs[base + j] * cfg.keep;

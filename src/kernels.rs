@@ -16,6 +16,7 @@ use crate::uniforms::{CONFIG_SIZE, RANGE_SIZE};
 /// and every layer; cloning it is cheap (wgpu handles are reference-counted).
 #[derive(Debug, Clone)]
 pub struct VarKernels {
+    pub(crate) settings: KernelSettings,
     pub(crate) sink_layout: BindGroupLayout,
     pub(crate) rows_layout: BindGroupLayout,
     pub(crate) sink_pipeline: ComputePipeline,
@@ -24,6 +25,51 @@ pub struct VarKernels {
 
 /// Threads per workgroup of both kernels (the WGSL `WG` constant).
 pub const WORKGROUP_SIZE: u32 = 64;
+
+/// The kernel settings pipelines are specialised on (WGSL `override` constants). Shapes never
+/// are: they travel in uniforms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KernelSettings {
+    /// Invocations per row of the row kernel and per token of the sink kernel (a power of two,
+    /// 1..=64): 64 / lanes rows (tokens) share a workgroup. 64 for GPUs; CPU-emulated adapters (lavapipe, SwiftShader, WARP) pay per
+    /// barrier and run faster with fewer.
+    pub lanes_per_row: u32,
+}
+
+impl Default for KernelSettings {
+    fn default() -> Self {
+        Self { lanes_per_row: 64 }
+    }
+}
+
+impl KernelSettings {
+    /// What suits an adapter: fewer lanes per row on CPU adapters (measured on lavapipe with
+    /// `examples/bench.rs --lanes`), 64 elsewhere.
+    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
+        match info.device_type {
+            wgpu::DeviceType::Cpu => Self { lanes_per_row: CPU_LANES },
+            _ => Self::default(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if !self.lanes_per_row.is_power_of_two() || self.lanes_per_row > WORKGROUP_SIZE {
+            return Err(Error::Config {
+                field: "lanes_per_row",
+                value: self.lanes_per_row.to_string(),
+                reason: format!("must be a power of two in 1..={WORKGROUP_SIZE}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Rows one row-kernel workgroup covers.
+    pub fn rows_per_workgroup(&self) -> u32 {
+        WORKGROUP_SIZE / self.lanes_per_row
+    }
+}
+
+const CPU_LANES: u32 = 4;
 
 fn uniform(binding: u32, size: u64, dynamic: bool) -> BindGroupLayoutEntry {
     BindGroupLayoutEntry {
@@ -52,9 +98,24 @@ fn storage(binding: u32, read_only: bool) -> BindGroupLayoutEntry {
 }
 
 impl VarKernels {
-    /// Builds both pipelines. wgpu reports a failure here through the device's uncaptured
-    /// error handler; use [`VarKernels::new_checked`] to get it as an [`Error`] instead.
+    /// Builds both pipelines with the default (GPU) settings. wgpu reports a failure here
+    /// through the device's uncaptured error handler; use [`VarKernels::new_checked`] to get it
+    /// as an [`Error`] instead.
     pub fn new(device: &Device) -> Self {
+        Self::build(device, KernelSettings::default())
+    }
+
+    /// Builds both pipelines specialised on `settings`.
+    pub fn with_settings(device: &Device, settings: KernelSettings) -> Result<Self> {
+        settings.validate()?;
+        Ok(Self::build(device, settings))
+    }
+
+    pub fn settings(&self) -> KernelSettings {
+        self.settings
+    }
+
+    fn build(device: &Device, settings: KernelSettings) -> Self {
         let sink_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("visattn sink_score"),
             entries: &[
@@ -77,7 +138,8 @@ impl VarKernels {
                 storage(4, false),
             ],
         });
-        let pipeline = |name: &str, source: &str, layout: &BindGroupLayout| {
+        let lanes = [("LANES", settings.lanes_per_row as f64)];
+        let pipeline = |name: &str, source: &str, layout: &BindGroupLayout, constants: &[(&str, f64)]| {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
                 source: wgpu::ShaderSource::Wgsl(source.into()),
@@ -92,13 +154,17 @@ impl VarKernels {
                 layout: Some(&layout),
                 module: &module,
                 entry_point: Some("main"),
-                compilation_options: Default::default(),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    ..Default::default()
+                },
                 cache: None,
             })
         };
-        let sink_pipeline = pipeline("visattn sink_score", shaders::SINK_SCORE, &sink_layout);
-        let rows_pipeline = pipeline("visattn var_rows", shaders::VAR_ROWS, &rows_layout);
+        let sink_pipeline = pipeline("visattn sink_score", shaders::SINK_SCORE, &sink_layout, &lanes);
+        let rows_pipeline = pipeline("visattn var_rows", shaders::VAR_ROWS, &rows_layout, &lanes);
         Self {
+            settings,
             sink_layout,
             rows_layout,
             sink_pipeline,
@@ -108,9 +174,10 @@ impl VarKernels {
 
     /// [`VarKernels::new`] inside a validation error scope: a shader or layout the device
     /// refuses comes back as [`Error::Gpu`] rather than reaching the uncaptured-error handler.
-    pub async fn new_checked(device: &Device) -> Result<Self> {
+    pub async fn new_checked(device: &Device, settings: KernelSettings) -> Result<Self> {
+        settings.validate()?;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let kernels = Self::new(device);
+        let kernels = Self::build(device, settings);
         match scope.pop().await {
             None => Ok(kernels),
             Some(e) => Err(Error::Gpu(e.to_string())),

@@ -27,7 +27,7 @@ pub use config::{Convention, LayerPlan, LayerRole, PRESETS, Preset, VarConfig, p
 pub use error::{Error, Result};
 #[cfg(not(target_arch = "wasm32"))]
 pub use host::{HostRunner, LayerOutput};
-pub use kernels::{VarKernels, WORKGROUP_SIZE};
+pub use kernels::{KernelSettings, VarKernels, WORKGROUP_SIZE};
 pub use shape::AttnShape;
 pub use state::{LayerBinding, MAX_SINK_DIMS, Rows, SequenceShape, VarState};
 pub use visual::{ImageSpan, VisualTokens};

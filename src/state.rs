@@ -369,7 +369,8 @@ impl VarState {
                 reason: format!("layer {layer} detects sinks but the binding has no hidden states"),
             });
         }
-        let (x, y) = grid(self.shape.tokens as u32, max_workgroups);
+        let groups = (self.shape.tokens as u32).div_ceil(kernels.settings.rows_per_workgroup());
+        let (x, y) = grid(groups, max_workgroups);
         pass.set_pipeline(&kernels.sink_pipeline);
         pass.set_bind_group(0, &binding.sink_group, &[offset]);
         pass.dispatch_workgroups(x, y, 1);
@@ -391,7 +392,8 @@ impl VarState {
         if rows == 0 {
             return Ok(());
         }
-        let (x, y) = grid(rows as u32, max_workgroups);
+        let groups = (rows as u32).div_ceil(kernels.settings.rows_per_workgroup());
+        let (x, y) = grid(groups, max_workgroups);
         pass.set_pipeline(&kernels.rows_pipeline);
         pass.set_bind_group(0, &binding.rows_group, &[offset]);
         pass.dispatch_workgroups(x, y, 1);

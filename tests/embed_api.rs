@@ -43,7 +43,7 @@ fn shape() -> SequenceShape {
 #[test]
 fn host_buffers_at_offsets_recorded_into_the_hosts_encoder() {
     let g = support::gpu::gpu();
-    let kernels = pollster::block_on(VarKernels::new_checked(&g.device)).expect("pipelines build");
+    let kernels = pollster::block_on(VarKernels::new_checked(&g.device, visattn::KernelSettings::default())).expect("pipelines build");
     let (hidden, probs, cfg, visual) = inputs(1);
     // The host keeps both tensors in one arena, after 512 bytes of its own data.
     let mut arena = vec![0u8; 512];
@@ -158,6 +158,14 @@ fn bad_inputs_get_typed_errors() {
         state.bind(&g.device, &kernels, Some(small_hidden.as_entire_buffer_binding()), good.as_entire_buffer_binding().clone(), 0),
         Err(Error::Binding { .. })
     ));
+
+    // Kernel settings.
+    for lanes in [0, 3, 128] {
+        assert!(matches!(
+            VarKernels::with_settings(&g.device, visattn::KernelSettings { lanes_per_row: lanes }),
+            Err(Error::Config { field: "lanes_per_row", .. })
+        ));
+    }
 
     // Shapes.
     assert!(matches!(VarState::new(&g.device, SequenceShape { queries: T + 1, ..shape() }, Rows::All), Err(Error::Shape(_))));

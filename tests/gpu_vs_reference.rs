@@ -11,7 +11,7 @@ mod support;
 use support::Rng;
 use visattn::reference::{self, RowStats};
 use visattn::{
-    AttnShape, Convention, HostRunner, ImageSpan, LayerOutput, LayerPlan, LayerRole, Rows, SequenceShape, VarConfig,
+    AttnShape, Convention, HostRunner, ImageSpan, KernelSettings, LayerOutput, LayerPlan, LayerRole, Rows, SequenceShape, VarConfig,
     VarKernels, VisualTokens,
 };
 
@@ -224,12 +224,14 @@ fn cases() -> Vec<Case> {
 #[test]
 fn random_odd_shapes_match_the_reference_in_both_conventions() {
     let g = support::gpu::gpu();
-    let k = VarKernels::new(&g.device);
     let (mut selected, mut changed, mut rows) = (0, 0, 0);
-    for case in cases() {
+    // Every lanes-per-row specialisation: 64 (GPUs), 8 (CPU adapters), 1 and 2 (edge cases).
+    for (n, case) in cases().into_iter().enumerate() {
+        let lanes = [64, 8, 1, 2][n % 4];
+        let k = VarKernels::with_settings(&g.device, KernelSettings { lanes_per_row: lanes }).unwrap();
         for convention in [Convention::Paper, Convention::Released] {
             let i = make(&case, convention);
-            let what = format!("T={} D={} H={} Q={} {convention:?}", case.tokens, case.dim, case.heads, case.queries);
+            let what = format!("T={} D={} H={} Q={} {convention:?} lanes {lanes}", case.tokens, case.dim, case.heads, case.queries);
             let out = run_gpu(&g, &k, &i, case.dim, LayerRole::Redistribute, Rows::All);
             let c = compare(&i, case.dim, LayerRole::Redistribute, &out, &what);
             selected += c.selected;
@@ -262,8 +264,8 @@ fn layer_roles_off_and_detect() {
 #[test]
 fn rows_may_change_mode_skips_only_rows_before_the_image() {
     let g = support::gpu::gpu();
-    let k = VarKernels::new(&g.device);
-    for case in [&cases()[3], &cases()[7], &cases()[2]] {
+    for (case, lanes) in [(&cases()[3], 64), (&cases()[7], 8), (&cases()[2], 4)] {
+        let k = VarKernels::with_settings(&g.device, KernelSettings { lanes_per_row: lanes }).unwrap();
         let i = make(case, Convention::Paper);
         let all = run_gpu(&g, &k, &i, case.dim, LayerRole::Redistribute, Rows::All);
         let fast = run_gpu(&g, &k, &i, case.dim, LayerRole::Redistribute, Rows::MayChange);
@@ -281,7 +283,7 @@ fn rows_may_change_mode_skips_only_rows_before_the_image() {
 
 fn edge(planted: Vec<usize>, spans: Vec<ImageSpan>, convention: Convention, tweak: impl Fn(&mut Inputs)) -> (Inputs, LayerOutput, Compared) {
     let g = support::gpu::gpu();
-    let k = VarKernels::new(&g.device);
+    let k = VarKernels::with_settings(&g.device, KernelSettings { lanes_per_row: 8 }).unwrap();
     let case = Case { tokens: 96, dim: 96, heads: 4, queries: 96, spans, causal: true, planted, seed: 11 };
     let mut i = make(&case, convention);
     tweak(&mut i);

@@ -118,7 +118,7 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
     cfg.validate_for(hidden, dump.layers).map_err(|e| e.to_string())?;
 
     let g = crate::gpu::try_gpu(None)?;
-    let kernels = VarKernels::new(&g.device);
+    let kernels = VarKernels::with_settings(&g.device, visattn::KernelSettings::for_adapter(&g.info)).map_err(|e| e.to_string())?;
     let shape = SequenceShape { tokens: attn.keys, hidden, heads: attn.heads, queries: attn.queries };
     let mut runner = HostRunner::new(&g.device, &kernels, shape, Rows::All).map_err(|e| e.to_string())?;
     runner.prepare(&g.queue, &cfg, &visual, dump.layers).map_err(|e| e.to_string())?;
