@@ -183,3 +183,131 @@ impl HostRunner {
         })
     }
 }
+
+/// One layer of fused attention, read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttentionOutput {
+    /// [H, Tq, d]
+    pub o: Vec<f32>,
+    /// [H, Tq]
+    pub selected: Vec<bool>,
+    /// [Tk]
+    pub sinks: Vec<bool>,
+}
+
+/// Host slices through the sink kernel and the fused attention kernel.
+pub struct HostAttention {
+    kernels: VarKernels,
+    fused: crate::fused::FusedAttention,
+    state: VarState,
+    shape: crate::fused::FusedShape,
+    hidden: Buffer,
+    q: Buffer,
+    k: Buffer,
+    v: Buffer,
+    o: Buffer,
+    sinks: crate::state::SinkBinding,
+    binding: crate::fused::FusedBinding,
+}
+
+impl HostAttention {
+    pub fn new(
+        device: &Device,
+        kernels: &VarKernels,
+        fused: &crate::fused::FusedAttention,
+        shape: crate::fused::FusedShape,
+        hidden_dim: usize,
+        options: crate::fused::AttentionOptions,
+    ) -> Result<Self> {
+        shape.validate()?;
+        let seq = SequenceShape { tokens: shape.keys, hidden: hidden_dim, heads: shape.heads, queries: shape.queries };
+        let state = VarState::new(device, seq, Rows::All)?;
+        let limit = device.limits().max_storage_buffer_binding_size;
+        let new_buffer = |name: &'static str, len: usize| -> Result<Buffer> {
+            let size = (len.max(1) * 4) as u64;
+            if size > limit {
+                return Err(Error::Limit { name, needed: size, limit, limit_name: "max_storage_buffer_binding_size" });
+            }
+            Ok(device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(name),
+                size,
+                usage: BufferUsages::STORAGE | BufferUsages::COPY_DST | BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }))
+        };
+        let hidden = new_buffer("hidden", shape.keys * hidden_dim)?;
+        let q = new_buffer("q", shape.q_len())?;
+        let k = new_buffer("k", shape.kv_len())?;
+        let v = new_buffer("v", shape.kv_len())?;
+        let o = new_buffer("o", shape.q_len())?;
+        let sinks = state.bind_sinks(device, kernels, Some(hidden.as_entire_buffer_binding()))?;
+        let binding = fused.bind(
+            device,
+            &state,
+            shape,
+            options,
+            q.as_entire_buffer_binding(),
+            k.as_entire_buffer_binding(),
+            v.as_entire_buffer_binding(),
+            o.as_entire_buffer_binding(),
+        )?;
+        Ok(Self { kernels: kernels.clone(), fused: fused.clone(), state, shape, hidden, q, k, v, o, sinks, binding })
+    }
+
+    pub fn prepare(&mut self, queue: &Queue, cfg: &VarConfig, visual: &VisualTokens, layers: usize) -> Result<()> {
+        self.state.prepare(queue, cfg, visual, layers)
+    }
+
+    pub fn run_layer(
+        &self,
+        device: &Device,
+        queue: &Queue,
+        layer: usize,
+        hidden: Option<&[f32]>,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+    ) -> Result<AttentionOutput> {
+        let s = self.shape;
+        let seq = self.state.shape();
+        for (name, data, len) in [("q", q, s.q_len()), ("k", k, s.kv_len()), ("v", v, s.kv_len())] {
+            if data.len() != len {
+                return Err(Error::Shape(format!("{name} has {} values, expected {len} for {s:?}", data.len())));
+            }
+            check_finite(name, data)?;
+        }
+        let role = self.state.role(layer)?;
+        match hidden {
+            Some(h) if h.len() == seq.tokens * seq.hidden => {
+                check_finite("hidden_states", h)?;
+                queue.write_buffer(&self.hidden, 0, bytemuck::cast_slice(h));
+            }
+            Some(h) => {
+                return Err(Error::Shape(format!("hidden states have {} values, expected {} x {}", h.len(), seq.tokens, seq.hidden)));
+            }
+            None if role != LayerRole::Off => {
+                return Err(Error::Shape(format!("layer {layer} detects sinks and needs its hidden states")));
+            }
+            None => {}
+        }
+        queue.write_buffer(&self.q, 0, bytemuck::cast_slice(q));
+        queue.write_buffer(&self.k, 0, bytemuck::cast_slice(k));
+        queue.write_buffer(&self.v, 0, bytemuck::cast_slice(v));
+        let mut encoder = device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            let max = device.limits().max_compute_workgroups_per_dimension;
+            self.state.encode_sinks(&self.kernels, &mut pass, &self.sinks, layer, max)?;
+            self.fused.encode(device, &mut pass, &self.state, &self.binding, layer)?;
+        }
+        queue.submit([encoder.finish()]);
+        let o: Vec<f32> = read_vec(device, queue, &self.o, s.q_len())?;
+        let selected: Vec<u32> = read_vec(device, queue, self.state.selected_buffer(), s.heads * s.queries)?;
+        let classes: Vec<u32> = read_vec(device, queue, self.state.classes_buffer(), s.keys)?;
+        Ok(AttentionOutput {
+            o,
+            selected: selected.iter().map(|&x| x != 0).collect(),
+            sinks: classes.iter().map(|c| c & 2 != 0).collect(),
+        })
+    }
+}

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod dump;
 pub mod error;
+pub mod fused;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod host;
 pub mod kernels;
@@ -25,9 +26,10 @@ pub mod visual;
 
 pub use config::{Convention, LayerPlan, LayerRole, PRESETS, Preset, VarConfig, preset};
 pub use error::{Error, Result};
+pub use fused::{AttentionOptions, FusedAttention, FusedBinding, FusedSettings, FusedShape};
 #[cfg(not(target_arch = "wasm32"))]
-pub use host::{HostRunner, LayerOutput};
+pub use host::{AttentionOutput, HostAttention, HostRunner, LayerOutput};
 pub use kernels::{KernelSettings, VarKernels, WORKGROUP_SIZE};
 pub use shape::AttnShape;
-pub use state::{LayerBinding, MAX_SINK_DIMS, Rows, SequenceShape, VarState};
+pub use state::{LayerBinding, MAX_SINK_DIMS, Rows, SequenceShape, SinkBinding, VarState};
 pub use visual::{ImageSpan, VisualTokens};

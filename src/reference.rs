@@ -187,3 +187,89 @@ pub fn apply_layer(
         selected,
     })
 }
+
+/// The unfused path the fused kernel must equal: materialise Q K^T * scale, softmax (with the
+/// bottom-right causal mask), VAR on every row (sections 2 and 3, in f64), multiply by V.
+/// Returns O [H, Tq, d] and section 2's statistics per (head, row).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_var(
+    cfg: &VarConfig,
+    role: LayerRole,
+    visual: &VisualTokens,
+    sinks: &[bool],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    shape: crate::fused::FusedShape,
+    causal: bool,
+    scale: f64,
+) -> Result<(Vec<f64>, Vec<RowStats>)> {
+    shape.validate()?;
+    let (h_n, tq, tk, d) = (shape.heads, shape.queries, shape.keys, shape.head_dim);
+    if q.len() != shape.q_len() || k.len() != shape.kv_len() || v.len() != shape.kv_len() {
+        return Err(Error::Shape(format!("q/k/v lengths do not match {shape:?}")));
+    }
+    if sinks.len() != tk || visual.tokens() != tk {
+        return Err(Error::Shape(format!("sink/image masks must cover {tk} keys")));
+    }
+    let has_visual_sink = (0..tk).any(|j| sinks[j] && visual.is_visual(j));
+    let mut out = vec![0.0f64; shape.q_len()];
+    let mut stats = Vec::with_capacity(h_n * tq);
+    let group = h_n / shape.kv_heads;
+    for h in 0..h_n {
+        let kv = h / group;
+        for r in 0..tq {
+            let pos = tk - tq + r;
+            let qrow = &q[(h * tq + r) * d..(h * tq + r + 1) * d];
+            let visible = if causal { pos + 1 } else { tk };
+            let scores: Vec<f64> = (0..visible)
+                .map(|j| {
+                    let krow = &k[(kv * tk + j) * d..(kv * tk + j + 1) * d];
+                    scale * qrow.iter().zip(krow).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>()
+                })
+                .collect();
+            let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = scores.iter().map(|&s| (s - m).exp()).collect();
+            let l: f64 = e.iter().sum();
+            let mut a: Vec<f64> = e.iter().map(|&x| x / l).collect();
+            a.resize(tk, 0.0);
+
+            let (mut vis, mut vis_sink, mut sink, mut vns) = (0.0, 0.0, 0.0, 0.0);
+            for j in 0..tk {
+                if sinks[j] {
+                    sink += a[j];
+                }
+                if visual.is_visual(j) {
+                    vis += a[j];
+                    if sinks[j] {
+                        vis_sink += a[j];
+                    } else {
+                        vns += a[j];
+                    }
+                }
+            }
+            let ratio = vis_sink / (vis + visual.count() as f64 * VIS_EPS);
+            let sel = role != LayerRole::Off && has_visual_sink && vis >= cfg.summ && ratio <= cfg.rho_code();
+            stats.push(RowStats { visual_mass: vis, sink_ratio: ratio, sink_mass: sink, visual_nonsink_mass: vns, selected: sel });
+            if sel && role == LayerRole::Redistribute && visual.row_may_change(pos) && vns > GUARD {
+                let p = cfg.p_recycled();
+                let omega = p * sink;
+                for j in 0..tk {
+                    if sinks[j] {
+                        a[j] *= 1.0 - p;
+                    } else if visual.is_visual(j) {
+                        a[j] += omega * a[j] / vns;
+                    }
+                }
+            }
+            let orow = &mut out[(h * tq + r) * d..(h * tq + r + 1) * d];
+            for (j, &w) in a.iter().enumerate().take(visible) {
+                let vrow = &v[(kv * tk + j) * d..(kv * tk + j + 1) * d];
+                for (o, &x) in orow.iter_mut().zip(vrow) {
+                    *o += w * x as f64;
+                }
+            }
+        }
+    }
+    Ok((out, stats))
+}

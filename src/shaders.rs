@@ -5,6 +5,8 @@ pub const SINK_SCORE: &str = include_str!("../shaders/sink_score.wgsl");
 /// `shaders/var_rows.wgsl`: row selection and redistribution.
 pub const VAR_ROWS: &str = include_str!("../shaders/var_rows.wgsl");
 
+/// `shaders/attention_var.wgsl`: fused attention with VAR inside.
+pub const ATTENTION_VAR: &str = include_str!("../shaders/attention_var.wgsl");
 /// `shaders/copy_f32.wgsl`: the bandwidth baseline the benchmarks compare against.
 pub const COPY_F32: &str = include_str!("../shaders/copy_f32.wgsl");
 
@@ -12,5 +14,6 @@ pub const COPY_F32: &str = include_str!("../shaders/copy_f32.wgsl");
 pub const ALL: &[(&str, &str)] = &[
     ("sink_score.wgsl", SINK_SCORE),
     ("var_rows.wgsl", VAR_ROWS),
+    ("attention_var.wgsl", ATTENTION_VAR),
     ("copy_f32.wgsl", COPY_F32),
 ];

@@ -80,11 +80,29 @@ pub struct VarState {
 /// Bind groups for one set of caller buffers: the hidden states of a layer (optional for layers
 /// that do not detect) and a range of heads of its probabilities.
 pub struct LayerBinding {
-    sink_group: BindGroup,
+    sinks: SinkBinding,
     rows_group: BindGroup,
-    has_hidden: bool,
     heads: usize,
     _range: Buffer,
+}
+
+/// The sink kernel's bind group: the caller's hidden states and the state's outputs.
+pub struct SinkBinding {
+    group: BindGroup,
+    has_hidden: bool,
+    _range: Buffer,
+}
+
+impl AsRef<SinkBinding> for SinkBinding {
+    fn as_ref(&self) -> &SinkBinding {
+        self
+    }
+}
+
+impl AsRef<SinkBinding> for LayerBinding {
+    fn as_ref(&self) -> &SinkBinding {
+        &self.sinks
+    }
 }
 
 /// A storage buffer of `len` u32/f32 elements.
@@ -98,7 +116,7 @@ fn storage_buffer(device: &Device, label: &str, len: usize, extra: BufferUsages)
 }
 
 /// Checks a caller's buffer range and returns its size in bytes.
-fn check_binding(device: &Device, name: &'static str, b: &BufferBinding) -> Result<u64> {
+pub(crate) fn check_binding(device: &Device, name: &'static str, b: &BufferBinding) -> Result<u64> {
     let err = |reason: String| Error::Binding { name, reason };
     if !b.buffer.usage().contains(BufferUsages::STORAGE) {
         return Err(err("buffer was created without BufferUsages::STORAGE".into()));
@@ -258,6 +276,32 @@ impl VarState {
                 reason: format!("heads {first_head}..{} exceed the sequence's {} heads", first_head + heads, s.heads),
             });
         }
+        let sinks = self.bind_sinks(device, kernels, hidden)?;
+        let range = self.range_buffer(device, first_head, heads);
+        let entry = |binding, resource| wgpu::BindGroupEntry { binding, resource };
+        let rows_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("visattn var_rows"),
+            layout: &kernels.rows_layout,
+            entries: &[
+                entry(0, wgpu::BindingResource::Buffer(self.config_binding())),
+                entry(1, range.as_entire_binding()),
+                entry(2, wgpu::BindingResource::Buffer(probs)),
+                entry(3, self.classes.as_entire_binding()),
+                entry(4, self.selected.as_entire_binding()),
+            ],
+        });
+        Ok(LayerBinding {
+            sinks,
+            rows_group,
+            heads,
+            _range: range,
+        })
+    }
+
+    /// Binds only the hidden states [T, D] (None for layers that never detect), for kernels
+    /// that read the classes without a probability matrix (the fused attention).
+    pub fn bind_sinks(&self, device: &Device, kernels: &VarKernels, hidden: Option<BufferBinding>) -> Result<SinkBinding> {
+        let s = self.shape;
         let hidden_bytes = (s.tokens * s.hidden * 4) as u64;
         let hidden = match hidden {
             Some(h) => {
@@ -277,37 +321,18 @@ impl VarState {
             None => None,
         };
         let has_hidden = hidden.is_some();
-        let range = RangeUniform {
-            head_offset: first_head as u32,
-            heads: heads as u32,
-            token_offset: 0,
-            tokens: s.tokens as u32,
-        };
-        let range_buf = wgpu::util::DeviceExt::create_buffer_init(
-            device,
-            &wgpu::util::BufferInitDescriptor {
-                label: Some("visattn range"),
-                contents: bytemuck::bytes_of(&range),
-                usage: BufferUsages::UNIFORM,
-            },
-        );
-
-        let config = BufferBinding {
-            buffer: &self.config,
-            offset: 0,
-            size: std::num::NonZeroU64::new(CONFIG_SIZE),
-        };
+        let range = self.range_buffer(device, 0, s.heads);
         let entry = |binding, resource| wgpu::BindGroupEntry { binding, resource };
         let hidden_resource = match hidden {
             Some(h) => wgpu::BindingResource::Buffer(h),
             None => self.placeholder.as_entire_binding(),
         };
-        let sink_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("visattn sink_score"),
             layout: &kernels.sink_layout,
             entries: &[
-                entry(0, wgpu::BindingResource::Buffer(config.clone())),
-                entry(1, range_buf.as_entire_binding()),
+                entry(0, wgpu::BindingResource::Buffer(self.config_binding())),
+                entry(1, range.as_entire_binding()),
                 entry(2, hidden_resource),
                 entry(3, self.sink_dims.as_entire_binding()),
                 entry(4, self.visual.as_entire_binding()),
@@ -315,24 +340,37 @@ impl VarState {
                 entry(6, self.classes.as_entire_binding()),
             ],
         });
-        let rows_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("visattn var_rows"),
-            layout: &kernels.rows_layout,
-            entries: &[
-                entry(0, wgpu::BindingResource::Buffer(config)),
-                entry(1, range_buf.as_entire_binding()),
-                entry(2, wgpu::BindingResource::Buffer(probs)),
-                entry(3, self.classes.as_entire_binding()),
-                entry(4, self.selected.as_entire_binding()),
-            ],
-        });
-        Ok(LayerBinding {
-            sink_group,
-            rows_group,
+        Ok(SinkBinding {
+            group,
             has_hidden,
-            heads,
-            _range: range_buf,
+            _range: range,
         })
+    }
+
+    fn range_buffer(&self, device: &Device, first_head: usize, heads: usize) -> Buffer {
+        let range = RangeUniform {
+            head_offset: first_head as u32,
+            heads: heads as u32,
+            token_offset: 0,
+            tokens: self.shape.tokens as u32,
+        };
+        wgpu::util::DeviceExt::create_buffer_init(
+            device,
+            &wgpu::util::BufferInitDescriptor {
+                label: Some("visattn range"),
+                contents: bytemuck::bytes_of(&range),
+                usage: BufferUsages::UNIFORM,
+            },
+        )
+    }
+
+    /// One role slot of the config uniform (selected per layer by dynamic offset).
+    pub(crate) fn config_binding(&self) -> BufferBinding<'_> {
+        BufferBinding {
+            buffer: &self.config,
+            offset: 0,
+            size: std::num::NonZeroU64::new(CONFIG_SIZE),
+        }
     }
 
     /// What `layer` does under the prepared config.
@@ -340,7 +378,7 @@ impl VarState {
         self.role_of(layer).map(|(role, _)| role)
     }
 
-    fn role_of(&self, layer: usize) -> Result<(LayerRole, u32)> {
+    pub(crate) fn role_of(&self, layer: usize) -> Result<(LayerRole, u32)> {
         let p = self.prepared.as_ref().ok_or_else(|| Error::Binding {
             name: "state",
             reason: "VarState::prepare must run before encode".into(),
@@ -358,10 +396,11 @@ impl VarState {
         &self,
         kernels: &VarKernels,
         pass: &mut ComputePass,
-        binding: &LayerBinding,
+        binding: &impl AsRef<SinkBinding>,
         layer: usize,
         max_workgroups: u32,
     ) -> Result<()> {
+        let binding = binding.as_ref();
         let (role, offset) = self.role_of(layer)?;
         if role != LayerRole::Off && !binding.has_hidden {
             return Err(Error::Binding {
@@ -372,7 +411,7 @@ impl VarState {
         let groups = (self.shape.tokens as u32).div_ceil(kernels.settings.rows_per_workgroup());
         let (x, y) = grid(groups, max_workgroups);
         pass.set_pipeline(&kernels.sink_pipeline);
-        pass.set_bind_group(0, &binding.sink_group, &[offset]);
+        pass.set_bind_group(0, &binding.group, &[offset]);
         pass.dispatch_workgroups(x, y, 1);
         Ok(())
     }

@@ -102,4 +102,5 @@ fn shared_structs_are_identical_in_every_kernel() {
     for name in ["Config", "Range"] {
         assert_eq!(block(visattn::shaders::SINK_SCORE, name), block(visattn::shaders::VAR_ROWS, name), "struct {name}");
     }
+    assert_eq!(block(visattn::shaders::SINK_SCORE, "Config"), block(visattn::shaders::ATTENTION_VAR, "Config"));
 }

@@ -1,0 +1,234 @@
+//! Fused attention with VAR inside (var-spec.md section 5): O = softmax(Q K^T * scale) V with
+//! VAR applied on the way, the attention matrix never in memory. Sinks come from the same
+//! [`VarState`] (run its sink kernel for the layer first); flags land in its `selected` buffer.
+
+use std::num::NonZeroU64;
+
+use bytemuck::{Pod, Zeroable};
+use wgpu::{BindGroup, BindGroupLayout, Buffer, BufferBinding, BufferUsages, ComputePass, ComputePipeline, Device};
+
+use crate::error::{Error, Result};
+use crate::kernels::grid;
+use crate::shaders;
+use crate::state::{VarState, check_binding};
+use crate::uniforms::CONFIG_SIZE;
+
+/// Query rows per workgroup of `attention_var.wgsl`.
+pub const ROWS_PER_WORKGROUP: u32 = 16;
+/// The largest head_dim the kernel's tiles hold.
+pub const MAX_HEAD_DIM: usize = 128;
+
+/// Attention shapes: Q and O [heads, queries, head_dim]; K and V [kv_heads, keys, head_dim].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FusedShape {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub queries: usize,
+    pub keys: usize,
+    pub head_dim: usize,
+}
+
+impl FusedShape {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Shape(m));
+        if self.heads == 0 || self.kv_heads == 0 || self.queries == 0 || self.keys == 0 {
+            return bad(format!("empty attention shape {self:?}"));
+        }
+        if self.heads % self.kv_heads != 0 {
+            return bad(format!("{} query heads are not a multiple of {} kv heads", self.heads, self.kv_heads));
+        }
+        if self.queries > self.keys {
+            return bad(format!("{} query rows but only {} keys (Q <= K)", self.queries, self.keys));
+        }
+        if self.head_dim == 0 || self.head_dim % 4 != 0 || self.head_dim > MAX_HEAD_DIM {
+            return bad(format!("head_dim {} must be a multiple of 4 in 4..={MAX_HEAD_DIM}", self.head_dim));
+        }
+        Ok(())
+    }
+    pub fn q_len(&self) -> usize {
+        self.heads * self.queries * self.head_dim
+    }
+    pub fn kv_len(&self) -> usize {
+        self.kv_heads * self.keys * self.head_dim
+    }
+}
+
+/// What the pipeline is specialised on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FusedSettings {
+    pub head_dim: u32,
+    /// false: plain attention (one accumulator), for measuring what VAR costs.
+    pub var: bool,
+}
+
+/// Per-binding attention options.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionOptions {
+    /// Bottom-right aligned causal mask: query row q sits at position keys - queries + q.
+    pub causal: bool,
+    /// Defaults to 1 / sqrt(head_dim).
+    pub scale: Option<f32>,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+struct AttnUniform {
+    heads: u32,
+    kv_heads: u32,
+    queries: u32,
+    keys: u32,
+    causal: u32,
+    scale: f32,
+    pad0: u32,
+    pad1: u32,
+}
+
+/// The fused kernel of one (head_dim, VAR on/off) specialisation.
+#[derive(Debug, Clone)]
+pub struct FusedAttention {
+    settings: FusedSettings,
+    layout: BindGroupLayout,
+    pipeline: ComputePipeline,
+}
+
+/// Bind group of one set of Q, K, V, O buffers.
+pub struct FusedBinding {
+    group: BindGroup,
+    shape: FusedShape,
+    _params: Buffer,
+}
+
+impl FusedAttention {
+    pub fn new(device: &Device, settings: FusedSettings) -> Result<Self> {
+        FusedShape { heads: 1, kv_heads: 1, queries: 1, keys: 1, head_dim: settings.head_dim as usize }.validate()?;
+        let buffer = |binding, ty, size: u64| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: binding == 0, min_binding_size: NonZeroU64::new(size) },
+            count: None,
+        };
+        let storage = |read_only| wgpu::BufferBindingType::Storage { read_only };
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("visattn attention_var"),
+            entries: &[
+                buffer(0, wgpu::BufferBindingType::Uniform, CONFIG_SIZE),
+                buffer(1, wgpu::BufferBindingType::Uniform, std::mem::size_of::<AttnUniform>() as u64),
+                buffer(2, storage(true), 4),
+                buffer(3, storage(true), 4),
+                buffer(4, storage(true), 4),
+                buffer(5, storage(true), 4),
+                buffer(6, storage(false), 4),
+                buffer(7, storage(false), 4),
+            ],
+        });
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("visattn attention_var"),
+            source: wgpu::ShaderSource::Wgsl(shaders::ATTENTION_VAR.into()),
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("visattn attention_var"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let constants = [("D", settings.head_dim as f64), ("VAR", settings.var as u32 as f64)];
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("visattn attention_var"),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, ..Default::default() },
+            cache: None,
+        });
+        Ok(Self { settings, layout, pipeline })
+    }
+
+    pub fn settings(&self) -> FusedSettings {
+        self.settings
+    }
+
+    /// Binds Q [H, Tq, d], K and V [Hkv, Tk, d] (read) and O [H, Tq, d] (written), f32. The
+    /// state's shape must agree: tokens = Tk, heads = H, queries = Tq.
+    #[allow(clippy::too_many_arguments)]
+    pub fn bind(
+        &self,
+        device: &Device,
+        state: &VarState,
+        shape: FusedShape,
+        options: AttentionOptions,
+        q: BufferBinding,
+        k: BufferBinding,
+        v: BufferBinding,
+        o: BufferBinding,
+    ) -> Result<FusedBinding> {
+        shape.validate()?;
+        if shape.head_dim != self.settings.head_dim as usize {
+            return Err(Error::Shape(format!(
+                "head_dim {} but this pipeline was built for {}",
+                shape.head_dim, self.settings.head_dim
+            )));
+        }
+        let s = state.shape();
+        if (s.tokens, s.heads, s.queries) != (shape.keys, shape.heads, shape.queries) {
+            return Err(Error::Shape(format!(
+                "VarState has T={} H={} Q={}, attention has Tk={} H={} Tq={}",
+                s.tokens, s.heads, s.queries, shape.keys, shape.heads, shape.queries
+            )));
+        }
+        for (name, b, len) in [("q", &q, shape.q_len()), ("k", &k, shape.kv_len()), ("v", &v, shape.kv_len()), ("o", &o, shape.q_len())] {
+            let size = check_binding(device, name, b)?;
+            if size != (len * 4) as u64 {
+                return Err(Error::Binding { name, reason: format!("{size} bytes, expected {} f32 for {shape:?}", len) });
+            }
+        }
+        let scale = options.scale.unwrap_or(1.0 / (shape.head_dim as f32).sqrt());
+        if !scale.is_finite() {
+            return Err(Error::Config { field: "scale", value: scale.to_string(), reason: "must be finite".into() });
+        }
+        let params = wgpu::util::DeviceExt::create_buffer_init(
+            device,
+            &wgpu::util::BufferInitDescriptor {
+                label: Some("visattn attention params"),
+                contents: bytemuck::bytes_of(&AttnUniform {
+                    heads: shape.heads as u32,
+                    kv_heads: shape.kv_heads as u32,
+                    queries: shape.queries as u32,
+                    keys: shape.keys as u32,
+                    causal: options.causal as u32,
+                    scale,
+                    pad0: 0,
+                    pad1: 0,
+                }),
+                usage: BufferUsages::UNIFORM,
+            },
+        );
+        let entry = |binding, resource| wgpu::BindGroupEntry { binding, resource };
+        let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("visattn attention_var"),
+            layout: &self.layout,
+            entries: &[
+                entry(0, wgpu::BindingResource::Buffer(state.config_binding())),
+                entry(1, params.as_entire_binding()),
+                entry(2, wgpu::BindingResource::Buffer(q)),
+                entry(3, wgpu::BindingResource::Buffer(k)),
+                entry(4, wgpu::BindingResource::Buffer(v)),
+                entry(5, state.classes_buffer().as_entire_binding()),
+                entry(6, wgpu::BindingResource::Buffer(o)),
+                entry(7, state.selected_buffer().as_entire_binding()),
+            ],
+        });
+        Ok(FusedBinding { group, shape, _params: params })
+    }
+
+    /// Records the attention of `layer` (its role picks the VAR behaviour). Record the state's
+    /// sink kernel for the layer before it.
+    pub fn encode(&self, device: &Device, pass: &mut ComputePass, state: &VarState, binding: &FusedBinding, layer: usize) -> Result<()> {
+        let (_, offset) = state.role_of(layer)?;
+        let s = binding.shape;
+        let groups = (s.heads as u32) * (s.queries as u32).div_ceil(ROWS_PER_WORKGROUP);
+        let (x, y) = grid(groups, device.limits().max_compute_workgroups_per_dimension);
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &binding.group, &[offset]);
+        pass.dispatch_workgroups(x, y, 1);
+        Ok(())
+    }
+}
