@@ -11,6 +11,7 @@ mod gpu;
 
 use std::time::Instant;
 
+use visattn::{AttentionOptions, FusedAttention, FusedSettings, FusedShape, UnfusedAttention};
 use visattn::{ImageSpan, LayerBinding, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens, reference};
 use wgpu::util::DeviceExt;
 use wgpu::{Buffer, BufferUsages, ComputePass};
@@ -377,5 +378,64 @@ fn main() {
                 println!("var_prefill: GPU {:.1}x faster than the CPU reference (f64, one thread)", cpu / gpu_secs);
             }
         }
+        if s.name != "long" {
+            attention(&g, &timer, &rep, &k, s, &cfg, &visual, repeats);
+        }
+    }
+}
+
+/// Fused attention with VAR on and off, and the unfused GPU path, at the shape's prefill (32
+/// or 4 heads, head_dim 128, causal). Compute-bound: seconds, no GB/s.
+#[allow(clippy::too_many_arguments)]
+fn attention(g: &gpu::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, s: &Shape, cfg: &VarConfig, visual: &VisualTokens, repeats: usize) {
+    let shape = FusedShape { heads: s.heads, kv_heads: s.heads, queries: s.tokens, keys: s.tokens, head_dim: 128 };
+    let noise = |seed: u64, n: usize| -> Vec<f32> { (0..n).map(|i| (hash(seed, i as u64) >> 40) as f32 / (1u64 << 23) as f32 - 1.0).collect() };
+    let (q, kk, v, h) = (noise(1, shape.q_len()), noise(2, shape.kv_len()), noise(3, shape.kv_len()), hidden(s, 3));
+    let usage = BufferUsages::STORAGE | BufferUsages::COPY_SRC | BufferUsages::COPY_DST;
+    let (qb, kb, vb, hb) = (upload(g, &q, usage), upload(g, &kk, usage), upload(g, &v, usage), upload(g, &h, usage));
+    let ob = upload(g, &vec![0.0; shape.q_len()], usage);
+    let pb = upload(g, &vec![0.0; s.heads * s.tokens * s.tokens], usage);
+    let opts = AttentionOptions { causal: true, scale: None };
+    let seq = SequenceShape { tokens: s.tokens, hidden: s.hidden, heads: s.heads, queries: s.tokens };
+    let mut state = VarState::new(&g.device, seq, Rows::MayChange).unwrap();
+    state.prepare(&g.queue, cfg, visual, 32).unwrap();
+    let sinks = state.bind_sinks(&g.device, k, Some(hb.as_entire_buffer_binding())).unwrap();
+    let max = g.device.limits().max_compute_workgroups_per_dimension;
+    let bind = |f: &FusedAttention| {
+        f.bind(&g.device, &state, shape, opts, qb.as_entire_buffer_binding(), kb.as_entire_buffer_binding(), vb.as_entire_buffer_binding(), ob.as_entire_buffer_binding())
+            .unwrap()
+    };
+    let median_of = |run: &dyn Fn(&mut ComputePass)| {
+        time_pass(g, timer, run);
+        median((0..repeats).map(|_| time_pass(g, timer, run)).collect())
+    };
+    // Sinks once so the classes are real for every timed run.
+    time_pass(g, timer, &|pass: &mut ComputePass| state.encode_sinks(k, pass, &sinks, 3, max).unwrap());
+    let mut seconds = Vec::new();
+    for var in [false, true] {
+        let f = FusedAttention::new(&g.device, FusedSettings { head_dim: 128, var }).unwrap();
+        let b = bind(&f);
+        let secs = median_of(&|pass: &mut ComputePass| f.encode(&g.device, pass, &state, &b, 3).unwrap());
+        rep.line(if var { "fused_attention_var" } else { "fused_attention_plain" }, s.name, secs, None, None);
+        seconds.push(secs);
+    }
+    let un = UnfusedAttention::new(&g.device, 128).unwrap();
+    let ub = un
+        .bind(&g.device, shape, opts, qb.as_entire_buffer_binding(), kb.as_entire_buffer_binding(), vb.as_entire_buffer_binding(), pb.as_entire_buffer_binding(), ob.as_entire_buffer_binding())
+        .unwrap();
+    let lb = state.bind(&g.device, k, Some(hb.as_entire_buffer_binding()), pb.as_entire_buffer_binding(), 0).unwrap();
+    let unfused = median_of(&|pass: &mut ComputePass| {
+        un.encode_probs(&g.device, pass, &ub);
+        state.encode(&g.device, k, pass, &lb, 3).unwrap();
+        un.encode_pv(&g.device, pass, &ub);
+    });
+    rep.line("unfused_attention_var", s.name, unfused, None, None);
+    if !rep.json {
+        println!(
+            "attention {}: VAR costs {:+.1}% over the same fused kernel without it; fused is {:.2}x the unfused GPU path",
+            s.name,
+            (seconds[1] / seconds[0] - 1.0) * 100.0,
+            unfused / seconds[1]
+        );
     }
 }

@@ -18,7 +18,7 @@
 // Dispatch: workgroups of 64 = 16 query rows x 4 lanes (each lane owns D / 4 output dims),
 //   n = H x ceil(Tq / 16) on a 2-D grid (min(n, 65535), ceil(n / 65535), 1). Keys go through
 //   workgroup memory in tiles of 16 (K, then V, in one 8 KiB tile) with 4 KiB of partial dot
-//   products: 12 KiB of workgroup memory. Causal: query row q sits at position Tk - Tq + q and a
+//   products: 12 KiB of workgroup memory, four barriers per tile. Causal: query row q sits at position Tk - Tq + q and a
 //   workgroup stops at its last row's position.
 
 struct Config {
@@ -147,6 +147,11 @@ fn main(
             partial[lid * BC + jj] = dot;
         }
         workgroupBarrier();
+        // K is no longer read: V goes into the same tile while the partials are summed.
+        for (var i = lid; i < BC * D; i += WG) {
+            let jj = i / D;
+            tile[jj * MAX_D + i % D] = select(0.0, v[kv_base + (t0 + jj) * D + i % D], jj < n);
+        }
         let lead = lid - lane;
         var tile_max = m;
         for (var jj = 0u; jj < BC; jj++) {
@@ -158,59 +163,90 @@ fn main(
             }
         }
         workgroupBarrier();
-        for (var i = lid; i < BC * D; i += WG) {
-            let jj = i / D;
-            tile[jj * MAX_D + i % D] = select(0.0, v[kv_base + (t0 + jj) * D + i % D], jj < n);
-        }
-        workgroupBarrier();
 
-        // Online softmax: rescale everything kept so far to the new max, then add this tile.
-        let c = exp(m - tile_max);
-        m = tile_max;
-        l *= c;
-        l_vis *= c;
-        l_vissink *= c;
-        l_vns *= c;
-        l_sink *= c;
-        for (var t = 0u; t < slice; t++) {
-            acc_rest[t] *= c;
-            if (VAR) {
-                acc_sink[t] *= c;
-                acc_vns[t] *= c;
+        // Online softmax: rescale what is kept only when the max grows (rarely, once a sink
+        // has been seen), then add this tile.
+        if (tile_max > m) {
+            let c = exp(m - tile_max);
+            m = tile_max;
+            l *= c;
+            l_vis *= c;
+            l_vissink *= c;
+            l_vns *= c;
+            l_sink *= c;
+            for (var t = 0u; t < slice; t++) {
+                acc_rest[t] *= c;
+                if (VAR) {
+                    acc_sink[t] *= c;
+                    acc_vns[t] *= c;
+                }
             }
         }
-        for (var jj = 0u; jj < n; jj++) {
-            let key = t0 + jj;
-            if (att.causal != 0u && key > pos) {
-                continue;
+        // Control flow here depends on the key only (the same for every row of the workgroup,
+        // so compilers keep it uniform); the causal mask is a zero weight, not a branch.
+        // Most tiles hold one class only (text, or image non-sinks: an image is a span), and
+        // go through the same loop as plain attention into one accumulator; only tiles with a
+        // sink or a class boundary take the per-key path. The class test depends on the keys
+        // only, so the branch is uniform across the workgroup.
+        var tile_class = 0u;
+        var mixed = false;
+        if (VAR) {
+            tile_class = classes[t0];
+            for (var jj = 1u; jj < n; jj++) {
+                mixed = mixed || classes[t0 + jj] != tile_class;
             }
-            let e = exp(s[jj] - m);
-            l += e;
-            var key_class = 0u;
-            if (VAR) {
-                key_class = classes[key];
+            mixed = mixed || (tile_class & 2u) != 0u;
+        }
+        if (!mixed) {
+            var e_sum = 0.0;
+            for (var jj = 0u; jj < n; jj++) {
+                let e = select(0.0, exp(s[jj] - m), att.causal == 0u || t0 + jj <= pos);
+                e_sum += e;
+                s[jj] = e;
             }
-            let on_image = (key_class & 1u) != 0u;
-            let is_sink = (key_class & 2u) != 0u;
-            if (on_image) {
-                l_vis += e;
-            }
-            if (is_sink) {
-                l_sink += e;
-                if (on_image) {
-                    l_vissink += e;
-                }
-                for (var t = 0u; t < slice; t++) {
-                    acc_sink[t] += e * tile[jj * MAX_D + dim0 + t];
-                }
-            } else if (on_image) {
-                l_vns += e;
-                for (var t = 0u; t < slice; t++) {
-                    acc_vns[t] += e * tile[jj * MAX_D + dim0 + t];
+            l += e_sum;
+            if (tile_class == 1u) {
+                l_vis += e_sum;
+                l_vns += e_sum;
+                for (var jj = 0u; jj < n; jj++) {
+                    for (var t = 0u; t < slice; t++) {
+                        acc_vns[t] += s[jj] * tile[jj * MAX_D + dim0 + t];
+                    }
                 }
             } else {
-                for (var t = 0u; t < slice; t++) {
-                    acc_rest[t] += e * tile[jj * MAX_D + dim0 + t];
+                for (var jj = 0u; jj < n; jj++) {
+                    for (var t = 0u; t < slice; t++) {
+                        acc_rest[t] += s[jj] * tile[jj * MAX_D + dim0 + t];
+                    }
+                }
+            }
+        } else {
+            for (var jj = 0u; jj < n; jj++) {
+                let key = t0 + jj;
+                let e = select(0.0, exp(s[jj] - m), att.causal == 0u || key <= pos);
+                l += e;
+                let key_class = classes[key];
+                let on_image = (key_class & 1u) != 0u;
+                if (on_image) {
+                    l_vis += e;
+                }
+                if ((key_class & 2u) != 0u) {
+                    l_sink += e;
+                    if (on_image) {
+                        l_vissink += e;
+                    }
+                    for (var t = 0u; t < slice; t++) {
+                        acc_sink[t] += e * tile[jj * MAX_D + dim0 + t];
+                    }
+                } else if (on_image) {
+                    l_vns += e;
+                    for (var t = 0u; t < slice; t++) {
+                        acc_vns[t] += e * tile[jj * MAX_D + dim0 + t];
+                    }
+                } else {
+                    for (var t = 0u; t < slice; t++) {
+                        acc_rest[t] += e * tile[jj * MAX_D + dim0 + t];
+                    }
                 }
             }
         }

@@ -192,20 +192,11 @@ impl Dump {
     }
 
     pub fn from_file(file: TensorFile) -> Result<Self> {
-        let mut attn_layers = Vec::new();
-        for name in file.names() {
-            if let Some(l) = layer_index(name, "attentions.") {
-                attn_layers.push(l?);
-            }
-        }
-        attn_layers.sort_unstable();
-        if attn_layers.is_empty() {
-            return Err(Error::Dump("no 'attentions.{l}' tensors".into()));
-        }
-        if let Some(gap) = (0..attn_layers.len()).find(|&i| attn_layers[i] != i) {
-            return Err(Error::Dump(format!("attentions are not numbered 0..L-1: layer {gap} is missing")));
-        }
-        let layers = attn_layers.len();
+        let layers = layer_count(&file, "attentions.").map_err(|e| match e {
+            Error::Dump(m) if m.starts_with("no ") => Error::Dump("no 'attentions.{l}' tensors".into()),
+            Error::Dump(m) => Error::Dump(m.replace("attentions.{l} are", "attentions are")),
+            e => e,
+        })?;
         let meta_usize = |key: &str| -> Result<Option<usize>> {
             file.metadata()
                 .get(key)
@@ -295,13 +286,23 @@ pub struct LayerResult {
     pub selected: Vec<bool>,
 }
 
-struct Owned {
+/// A tensor to write: f32 or u8 with its shape.
+pub struct OutTensor {
     dtype: Dtype,
     shape: Vec<usize>,
     bytes: Vec<u8>,
 }
 
-impl safetensors::View for &Owned {
+impl OutTensor {
+    pub fn f32(shape: &[usize], data: &[f32]) -> Self {
+        Self { dtype: Dtype::F32, shape: shape.to_vec(), bytes: bytemuck::cast_slice(data).to_vec() }
+    }
+    pub fn flags(shape: &[usize], data: &[bool]) -> Self {
+        Self { dtype: Dtype::U8, shape: shape.to_vec(), bytes: data.iter().map(|&b| b as u8).collect() }
+    }
+}
+
+impl safetensors::View for &OutTensor {
     fn dtype(&self) -> Dtype {
         self.dtype
     }
@@ -316,25 +317,41 @@ impl safetensors::View for &Owned {
     }
 }
 
-/// Writes `apply`'s tensors per dump-format.md. The file appears whole or not at all (the
+/// Writes named tensors and string metadata. The file appears whole or not at all (the
 /// safetensors writer goes through a temporary file and a rename).
-pub fn write_results(
-    path: impl AsRef<Path>,
-    attn: AttnShape,
-    layers: &[LayerResult],
-    metadata: HashMap<String, String>,
-) -> Result<()> {
-    let mut tensors: Vec<(String, Owned)> = Vec::new();
-    let flags = |v: &[bool]| v.iter().map(|&b| b as u8).collect::<Vec<u8>>();
-    for (l, r) in layers.iter().enumerate() {
-        let f32s = |v: &[f32]| bytemuck::cast_slice::<f32, u8>(v).to_vec();
-        tensors.push((format!("attentions.{l}"), Owned { dtype: Dtype::F32, shape: vec![attn.heads, attn.queries, attn.keys], bytes: f32s(&r.attentions) }));
-        tensors.push((format!("phi.{l}"), Owned { dtype: Dtype::F32, shape: vec![attn.keys], bytes: f32s(&r.phi) }));
-        tensors.push((format!("sinks.{l}"), Owned { dtype: Dtype::U8, shape: vec![attn.keys], bytes: flags(&r.sinks) }));
-        tensors.push((format!("selected.{l}"), Owned { dtype: Dtype::U8, shape: vec![attn.heads, attn.queries], bytes: flags(&r.selected) }));
-    }
+pub fn write_tensors(path: impl AsRef<Path>, tensors: &[(String, OutTensor)], metadata: HashMap<String, String>) -> Result<()> {
     safetensors::serialize_to_file(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata), path.as_ref())
         .map_err(|e| Error::Io(format!("{}: {e}", path.as_ref().display())))
+}
+
+/// Writes `apply`'s tensors per dump-format.md.
+pub fn write_results(path: impl AsRef<Path>, attn: AttnShape, layers: &[LayerResult], metadata: HashMap<String, String>) -> Result<()> {
+    let mut tensors = Vec::new();
+    for (l, r) in layers.iter().enumerate() {
+        tensors.push((format!("attentions.{l}"), OutTensor::f32(&[attn.heads, attn.queries, attn.keys], &r.attentions)));
+        tensors.push((format!("phi.{l}"), OutTensor::f32(&[attn.keys], &r.phi)));
+        tensors.push((format!("sinks.{l}"), OutTensor::flags(&[attn.keys], &r.sinks)));
+        tensors.push((format!("selected.{l}"), OutTensor::flags(&[attn.heads, attn.queries], &r.selected)));
+    }
+    write_tensors(path, &tensors, metadata)
+}
+
+/// The layers of a file: the indices l of `{prefix}{l}` tensors, which must run 0..L-1.
+pub fn layer_count(file: &TensorFile, prefix: &str) -> Result<usize> {
+    let mut layers = Vec::new();
+    for name in file.names() {
+        if let Some(l) = layer_index(name, prefix) {
+            layers.push(l?);
+        }
+    }
+    layers.sort_unstable();
+    if layers.is_empty() {
+        return Err(Error::Dump(format!("no '{prefix}{{l}}' tensors")));
+    }
+    if let Some(gap) = (0..layers.len()).find(|&i| layers[i] != i) {
+        return Err(Error::Dump(format!("{prefix}{{l}} are not numbered 0..L-1: layer {gap} is missing")));
+    }
+    Ok(layers.len())
 }
 
 #[cfg(test)]

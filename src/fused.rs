@@ -72,7 +72,7 @@ pub struct AttentionOptions {
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
-struct AttnUniform {
+pub(crate) struct AttnUniform {
     heads: u32,
     kv_heads: u32,
     queries: u32,
@@ -180,27 +180,7 @@ impl FusedAttention {
                 return Err(Error::Binding { name, reason: format!("{size} bytes, expected {} f32 for {shape:?}", len) });
             }
         }
-        let scale = options.scale.unwrap_or(1.0 / (shape.head_dim as f32).sqrt());
-        if !scale.is_finite() {
-            return Err(Error::Config { field: "scale", value: scale.to_string(), reason: "must be finite".into() });
-        }
-        let params = wgpu::util::DeviceExt::create_buffer_init(
-            device,
-            &wgpu::util::BufferInitDescriptor {
-                label: Some("visattn attention params"),
-                contents: bytemuck::bytes_of(&AttnUniform {
-                    heads: shape.heads as u32,
-                    kv_heads: shape.kv_heads as u32,
-                    queries: shape.queries as u32,
-                    keys: shape.keys as u32,
-                    causal: options.causal as u32,
-                    scale,
-                    pad0: 0,
-                    pad1: 0,
-                }),
-                usage: BufferUsages::UNIFORM,
-            },
-        );
+        let params = attn_params(device, shape, options)?;
         let entry = |binding, resource| wgpu::BindGroupEntry { binding, resource };
         let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("visattn attention_var"),
@@ -231,4 +211,29 @@ impl FusedAttention {
         pass.dispatch_workgroups(x, y, 1);
         Ok(())
     }
+}
+
+/// The `Attn` uniform of the attention kernels.
+pub(crate) fn attn_params(device: &Device, shape: FusedShape, options: AttentionOptions) -> Result<Buffer> {
+    let scale = options.scale.unwrap_or(1.0 / (shape.head_dim as f32).sqrt());
+    if !scale.is_finite() {
+        return Err(Error::Config { field: "scale", value: scale.to_string(), reason: "must be finite".into() });
+    }
+    Ok(wgpu::util::DeviceExt::create_buffer_init(
+        device,
+        &wgpu::util::BufferInitDescriptor {
+            label: Some("visattn attention params"),
+            contents: bytemuck::bytes_of(&AttnUniform {
+                heads: shape.heads as u32,
+                kv_heads: shape.kv_heads as u32,
+                queries: shape.queries as u32,
+                keys: shape.keys as u32,
+                causal: options.causal as u32,
+                scale,
+                pad0: 0,
+                pad1: 0,
+            }),
+            usage: BufferUsages::UNIFORM,
+        },
+    ))
 }

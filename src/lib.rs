@@ -21,6 +21,7 @@ pub mod reference;
 pub mod shaders;
 pub mod shape;
 pub mod state;
+pub mod unfused;
 mod uniforms;
 pub mod visual;
 
@@ -31,5 +32,6 @@ pub use fused::{AttentionOptions, FusedAttention, FusedBinding, FusedSettings, F
 pub use host::{AttentionOutput, HostAttention, HostRunner, LayerOutput};
 pub use kernels::{KernelSettings, VarKernels, WORKGROUP_SIZE};
 pub use shape::AttnShape;
+pub use unfused::{UnfusedAttention, UnfusedBinding};
 pub use state::{LayerBinding, MAX_SINK_DIMS, Rows, SequenceShape, SinkBinding, VarState};
 pub use visual::{ImageSpan, VisualTokens};

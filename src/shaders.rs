@@ -7,6 +7,10 @@ pub const VAR_ROWS: &str = include_str!("../shaders/var_rows.wgsl");
 
 /// `shaders/attention_var.wgsl`: fused attention with VAR inside.
 pub const ATTENTION_VAR: &str = include_str!("../shaders/attention_var.wgsl");
+/// `shaders/attention_probs.wgsl`: the unfused path's softmax(Q K^T * scale).
+pub const ATTENTION_PROBS: &str = include_str!("../shaders/attention_probs.wgsl");
+/// `shaders/attention_pv.wgsl`: the unfused path's P V.
+pub const ATTENTION_PV: &str = include_str!("../shaders/attention_pv.wgsl");
 /// `shaders/copy_f32.wgsl`: the bandwidth baseline the benchmarks compare against.
 pub const COPY_F32: &str = include_str!("../shaders/copy_f32.wgsl");
 
@@ -15,5 +19,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("sink_score.wgsl", SINK_SCORE),
     ("var_rows.wgsl", VAR_ROWS),
     ("attention_var.wgsl", ATTENTION_VAR),
+    ("attention_probs.wgsl", ATTENTION_PROBS),
+    ("attention_pv.wgsl", ATTENTION_PV),
     ("copy_f32.wgsl", COPY_F32),
 ];

@@ -303,3 +303,93 @@ fn the_built_in_report_shows_sinks_selections_and_moved_mass() {
     }
     assert!(stdout.contains("time:"));
 }
+
+/// q/k/v dump: 4 layers, 4 heads over 2 kv heads, Tq = Tk = 40, d = 64; image 4:24, sinks
+/// planted in hidden dim 7 on tokens 0 and 9.
+fn attend_dump(head_dim: usize) -> (Vec<(String, T)>, Vec<Vec<f32>>) {
+    let mut rng = support::Rng::new(77);
+    let (h, hkv, t, hd) = (4, 2, 40, 64);
+    let mut tensors = Vec::new();
+    let mut raw = Vec::new();
+    for l in 0..4 {
+        let q: Vec<f32> = (0..h * t * head_dim).map(|_| rng.normal() as f32).collect();
+        let mut k: Vec<f32> = (0..hkv * t * head_dim).map(|_| rng.normal() as f32).collect();
+        for kv in 0..hkv {
+            for j in [0usize, 9] {
+                // Sinks draw attention: a large key along q's mean direction (0 here) would not;
+                // scale the whole key instead.
+                for i in 0..head_dim {
+                    k[(kv * t + j) * head_dim + i] *= 3.0;
+                }
+            }
+        }
+        let v: Vec<f32> = (0..hkv * t * head_dim).map(|_| rng.normal() as f32).collect();
+        let mut hid: Vec<f32> = (0..t * hd).map(|_| rng.normal() as f32).collect();
+        for j in [0usize, 9] {
+            hid[j * hd + 7] = 300.0;
+        }
+        tensors.push((format!("q.{l}"), f32t(&[1, h, t, head_dim], &q)));
+        tensors.push((format!("k.{l}"), f32t(&[hkv, t, head_dim], &k)));
+        tensors.push((format!("v.{l}"), f32t(&[hkv, t, head_dim], &v)));
+        tensors.push((format!("hidden_states.{l}"), f32t(&[t, hd], &hid)));
+        raw.extend([q, k, v, hid]);
+    }
+    (tensors, raw)
+}
+
+#[test]
+fn attend_matches_the_reference_and_refuses_bad_dumps() {
+    let (tensors, raw) = attend_dump(64);
+    let input = tmp("attend.safetensors");
+    let output = tmp("attend.out.safetensors");
+    write_dump(&input, tensors, &[("image_start", "4"), ("image_len", "24"), ("causal", "true")]);
+    let out = run(&["attend", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--sink-dims", "7", "--tau", "5", "--convention", "released"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = TensorFile::open(&output).unwrap();
+    assert_eq!(got.metadata()["causal"], "true");
+    let cfg = visattn::VarConfig { tau: 5.0, sink_dims: vec![7], ..visattn::VarConfig::released() };
+    let visual = visattn::VisualTokens::from_spans(&[visattn::ImageSpan::new(4, 24)], 40).unwrap();
+    let shape = visattn::FusedShape { heads: 4, kv_heads: 2, queries: 40, keys: 40, head_dim: 64 };
+    let mut selected_total = 0;
+    for l in 0..4 {
+        let (q, k, v, hid) = (&raw[4 * l], &raw[4 * l + 1], &raw[4 * l + 2], &raw[4 * l + 3]);
+        let role = cfg.role(l, 4);
+        let sinks = if role == visattn::LayerRole::Off {
+            vec![false; 40]
+        } else {
+            visattn::reference::sink_mask(&visattn::reference::phi(hid, 64, &[7]), 5.0)
+        };
+        let (want, stats) = visattn::reference::attention_var(&cfg, role, &visual, &sinks, q, k, v, shape, true, 0.125).unwrap();
+        let o = got.f32(&format!("o.{l}")).unwrap().data;
+        let vmax = v.iter().fold(0.0f32, |m, x| m.max(x.abs())) as f64;
+        for (a, b) in o.iter().zip(&want) {
+            assert!((*a as f64 - b).abs() <= 2e-6 * vmax, "layer {l}: {a} vs {b}");
+        }
+        let sel = got.u8(&format!("selected.{l}")).unwrap().1;
+        assert_eq!(sel, stats.iter().map(|s| s.selected as u8).collect::<Vec<_>>(), "layer {l}");
+        selected_total += sel.iter().filter(|&&s| s == 1).count();
+    }
+    assert!(selected_total > 0, "the dump must select rows");
+
+    let attend_refuses = |tensors: Vec<(String, T)>, needle: &str| {
+        let input = tmp(&format!("attend-bad-{}.safetensors", needle.replace(|c: char| !c.is_alphanumeric(), "_")));
+        write_dump(&input, tensors, &[("image_start", "4"), ("image_len", "24")]);
+        let output = input.with_extension("out.safetensors");
+        let out = run(&["attend", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--sink-dims", "7", "--tau", "5"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect();
+        assert_eq!(out.status.code(), Some(1), "{needle}: {stderr}");
+        assert!(lines.len() == 1 && lines[0].contains(needle) && !stderr.contains("panicked"), "{needle}: {lines:?}");
+        assert!(!output.exists());
+    };
+    attend_refuses(attend_dump(6).0, "head_dim 6");
+    let (mut t, _) = attend_dump(64);
+    t.retain(|(n, _)| n != "k.2");
+    attend_refuses(t, "missing tensor 'k.2'");
+    let (mut t, _) = attend_dump(64);
+    t.retain(|(n, _)| n != "hidden_states.3");
+    attend_refuses(t, "hidden_states.3 is missing");
+    let (mut t, _) = attend_dump(64);
+    replace(&mut t, "v.1", f32t(&[2, 39, 64], &vec![0.0; 2 * 39 * 64]));
+    attend_refuses(t, "v.1 has shape");
+}

@@ -229,3 +229,52 @@ fn bad_shapes_are_typed_errors() {
     assert!(matches!(h.run_layer(&g.device, &g.queue, 3, Some(&hid), &qv, &kv, &kv), Err(visattn::Error::NonFinite { .. })));
     assert!(matches!(h.run_layer(&g.device, &g.queue, 3, Some(&hid), &kv, &kv, &kv), Err(visattn::Error::Shape(_))));
 }
+
+#[test]
+fn unfused_gpu_path_matches_the_reference() {
+    use visattn::readback::read_vec;
+    use visattn::{Rows, SequenceShape, UnfusedAttention, VarState};
+    use wgpu::util::DeviceExt;
+    let g = support::gpu::gpu();
+    let k = VarKernels::with_settings(&g.device, KernelSettings::for_adapter(&g.info)).unwrap();
+    for (c, convention) in [(cases().remove(1), Convention::Paper), (cases().remove(6), Convention::Released), (cases().remove(2), Convention::Paper)] {
+        let d = make(&c);
+        let s = c.shape;
+        let cfg = config(convention);
+        let un = UnfusedAttention::new(&g.device, s.head_dim).unwrap();
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        let up = |v: &[f32]| g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: bytemuck::cast_slice(v), usage });
+        let (qb, kb, vb, hb) = (up(&d.q), up(&d.k), up(&d.v), up(&d.hidden));
+        let pb = up(&vec![0.0; s.heads * s.queries * s.keys]);
+        let ob = up(&vec![0.0; s.q_len()]);
+        let opts = AttentionOptions { causal: c.causal, scale: None };
+        let ub = un
+            .bind(&g.device, s, opts, qb.as_entire_buffer_binding(), kb.as_entire_buffer_binding(), vb.as_entire_buffer_binding(), pb.as_entire_buffer_binding(), ob.as_entire_buffer_binding())
+            .unwrap();
+        let mut state = VarState::new(&g.device, SequenceShape { tokens: s.keys, hidden: HIDDEN, heads: s.heads, queries: s.queries }, Rows::MayChange).unwrap();
+        state.prepare(&g.queue, &cfg, &d.visual, 8).unwrap();
+        let lb = state.bind(&g.device, &k, Some(hb.as_entire_buffer_binding()), pb.as_entire_buffer_binding(), 0).unwrap();
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            un.encode_probs(&g.device, &mut pass, &ub);
+            state.encode(&g.device, &k, &mut pass, &lb, 3).unwrap();
+            un.encode_pv(&g.device, &mut pass, &ub);
+        }
+        g.queue.submit([enc.finish()]);
+        let o: Vec<f32> = read_vec(&g.device, &g.queue, &ob, s.q_len()).unwrap();
+        let sinks = reference::sink_mask(&reference::phi(&d.hidden, HIDDEN, &cfg.sink_dims), cfg.tau);
+        let scale = 1.0 / (s.head_dim as f64).sqrt();
+        let (want, stats) = reference::attention_var(&cfg, cfg.role(3, 8), &d.visual, &sinks, &d.q, &d.k, &d.v, s, c.causal, scale).unwrap();
+        let vmax = d.v.iter().fold(0.0f32, |m, x| m.max(x.abs())) as f64;
+        for (r, st) in stats.iter().enumerate() {
+            if near(st.visual_mass, cfg.summ) || near(st.sink_ratio, cfg.rho_code()) {
+                continue;
+            }
+            for i in 0..s.head_dim {
+                let (gv, wv) = (o[r * s.head_dim + i] as f64, want[r * s.head_dim + i]);
+                assert!((gv - wv).abs() <= 2e-6 * vmax, "{s:?} row {r}: unfused GPU {gv} ref {wv}");
+            }
+        }
+    }
+}

@@ -137,18 +137,7 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
         results.push(LayerResult { attentions: out.probs, phi: out.phi, sinks: out.sinks, selected: out.selected });
     }
 
-    let mut meta_out = HashMap::new();
-    meta_out.insert("convention".into(), format!("{:?}", cfg.convention).to_lowercase());
-    meta_out.insert("tau".into(), cfg.tau.to_string());
-    meta_out.insert("rho".into(), cfg.rho.to_string());
-    meta_out.insert("p".into(), cfg.p.to_string());
-    meta_out.insert("summ".into(), cfg.summ.to_string());
-    meta_out.insert("sink_dims".into(), cfg.sink_dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","));
-    meta_out.insert("image_spans".into(), spans.iter().map(|s| format!("{}:{}", s.start, s.len)).collect::<Vec<_>>().join(","));
-    meta_out.insert("layers".into(), dump.layers.to_string());
-    if let LayerPlan::Only(l) = &cfg.layers {
-        meta_out.insert("var_layers".into(), l.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","));
-    }
+    let meta_out = config_metadata(&cfg, &spans, dump.layers);
     write_results(&args.output, attn, &results, meta_out).map_err(|e| e.to_string())?;
     let selected: usize = results.iter().map(|r| r.selected.iter().filter(|&&s| s).count()).sum();
     println!(
@@ -160,4 +149,22 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
         args.output.display()
     );
     Ok(())
+}
+
+/// The config a result was made with, as string metadata (dump-format.md).
+pub fn config_metadata(cfg: &VarConfig, spans: &[ImageSpan], layers: usize) -> HashMap<String, String> {
+    let join = |v: Vec<String>| v.join(",");
+    let mut m = HashMap::new();
+    m.insert("convention".into(), format!("{:?}", cfg.convention).to_lowercase());
+    m.insert("tau".into(), cfg.tau.to_string());
+    m.insert("rho".into(), cfg.rho.to_string());
+    m.insert("p".into(), cfg.p.to_string());
+    m.insert("summ".into(), cfg.summ.to_string());
+    m.insert("sink_dims".into(), join(cfg.sink_dims.iter().map(|d| d.to_string()).collect()));
+    m.insert("image_spans".into(), join(spans.iter().map(|s| format!("{}:{}", s.start, s.len)).collect()));
+    m.insert("layers".into(), layers.to_string());
+    if let LayerPlan::Only(l) = &cfg.layers {
+        m.insert("var_layers".into(), join(l.iter().map(|d| d.to_string()).collect()));
+    }
+    m
 }

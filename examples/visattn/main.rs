@@ -5,6 +5,7 @@
 #[path = "../../tests/support/gpu.rs"]
 mod gpu;
 mod apply;
+mod attend;
 mod sample;
 
 use std::process::ExitCode;
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Run VAR on a dump's attentions and hidden states; write the results.
     Apply(apply::ApplyArgs),
+    /// Fused attention with VAR inside from a dump's q/k/v and hidden states.
+    Attend(attend::AttendArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => demo(),
         Some(Command::Apply(args)) => apply::run(&args),
+        Some(Command::Attend(args)) => attend::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
