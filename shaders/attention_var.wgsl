@@ -131,6 +131,8 @@ fn main(
     var l_vns = 0.0;
     var l_sink = 0.0;
     var s: array<f32, BC>;
+    var sink_w: array<f32, BC>;
+    var image_w: array<f32, BC>;
 
     for (var t0 = 0u; t0 < kv_end; t0 += BC) {
         let n = min(BC, kv_end - t0);
@@ -184,69 +186,63 @@ fn main(
         }
         // Control flow here depends on the key only (the same for every row of the workgroup,
         // so compilers keep it uniform); the causal mask is a zero weight, not a branch.
-        // Most tiles hold one class only (text, or image non-sinks: an image is a span), and
-        // go through the same loop as plain attention into one accumulator; only tiles with a
-        // sink or a class boundary take the per-key path. The class test depends on the keys
-        // only, so the branch is uniform across the workgroup.
-        var tile_class = 0u;
-        var mixed = false;
-        if (VAR) {
-            tile_class = classes[t0];
-            for (var jj = 1u; jj < n; jj++) {
-                mixed = mixed || classes[t0 + jj] != tile_class;
+        // Weights first: sinks (a handful of keys) apart from the rest. The class tests below
+        // depend on the keys only, so every branch is uniform across the workgroup.
+        var any_sink = false;
+        var any_image = false;
+        var any_text = false;
+        for (var jj = 0u; jj < n; jj++) {
+            let key = t0 + jj;
+            let e = select(0.0, exp(s[jj] - m), att.causal == 0u || key <= pos);
+            l += e;
+            var key_class = 0u;
+            if (VAR) {
+                key_class = classes[key];
             }
-            mixed = mixed || (tile_class & 2u) != 0u;
+            let on_image = (key_class & 1u) != 0u;
+            let is_sink = (key_class & 2u) != 0u;
+            any_sink = any_sink || is_sink;
+            any_image = any_image || (on_image && !is_sink);
+            any_text = any_text || (!on_image && !is_sink);
+            l_vis += select(0.0, e, on_image);
+            l_sink += select(0.0, e, is_sink);
+            l_vissink += select(0.0, e, on_image && is_sink);
+            l_vns += select(0.0, e, on_image && !is_sink);
+            s[jj] = select(e, 0.0, is_sink);
+            sink_w[jj] = select(0.0, e, is_sink);
+            image_w[jj] = select(0.0, 1.0, on_image);
         }
-        if (!mixed) {
-            var e_sum = 0.0;
+        // Non-sinks: one accumulator per tile unless an image starts or ends inside it.
+        if (!any_image) {
             for (var jj = 0u; jj < n; jj++) {
-                let e = select(0.0, exp(s[jj] - m), att.causal == 0u || t0 + jj <= pos);
-                e_sum += e;
-                s[jj] = e;
-            }
-            l += e_sum;
-            if (tile_class == 1u) {
-                l_vis += e_sum;
-                l_vns += e_sum;
-                for (var jj = 0u; jj < n; jj++) {
-                    for (var t = 0u; t < slice; t++) {
-                        acc_vns[t] += s[jj] * tile[jj * MAX_D + dim0 + t];
-                    }
+                for (var t = 0u; t < slice; t++) {
+                    acc_rest[t] += s[jj] * tile[jj * MAX_D + dim0 + t];
                 }
-            } else {
-                for (var jj = 0u; jj < n; jj++) {
-                    for (var t = 0u; t < slice; t++) {
-                        acc_rest[t] += s[jj] * tile[jj * MAX_D + dim0 + t];
-                    }
+            }
+        } else if (!any_text) {
+            for (var jj = 0u; jj < n; jj++) {
+                for (var t = 0u; t < slice; t++) {
+                    acc_vns[t] += s[jj] * tile[jj * MAX_D + dim0 + t];
                 }
             }
         } else {
             for (var jj = 0u; jj < n; jj++) {
-                let key = t0 + jj;
-                let e = select(0.0, exp(s[jj] - m), att.causal == 0u || key <= pos);
-                l += e;
-                let key_class = classes[key];
-                let on_image = (key_class & 1u) != 0u;
-                if (on_image) {
-                    l_vis += e;
+                let w_vns = s[jj] * image_w[jj];
+                let w_rest = s[jj] - w_vns;
+                for (var t = 0u; t < slice; t++) {
+                    let x = tile[jj * MAX_D + dim0 + t];
+                    acc_vns[t] += w_vns * x;
+                    acc_rest[t] += w_rest * x;
                 }
-                if ((key_class & 2u) != 0u) {
-                    l_sink += e;
-                    if (on_image) {
-                        l_vissink += e;
-                    }
-                    for (var t = 0u; t < slice; t++) {
-                        acc_sink[t] += e * tile[jj * MAX_D + dim0 + t];
-                    }
-                } else if (on_image) {
-                    l_vns += e;
-                    for (var t = 0u; t < slice; t++) {
-                        acc_vns[t] += e * tile[jj * MAX_D + dim0 + t];
-                    }
-                } else {
-                    for (var t = 0u; t < slice; t++) {
-                        acc_rest[t] += e * tile[jj * MAX_D + dim0 + t];
-                    }
+            }
+        }
+        if (any_sink) {
+            for (var jj = 0u; jj < n; jj++) {
+                if ((classes[t0 + jj] & 2u) == 0u) {
+                    continue;
+                }
+                for (var t = 0u; t < slice; t++) {
+                    acc_sink[t] += sink_w[jj] * tile[jj * MAX_D + dim0 + t];
                 }
             }
         }
