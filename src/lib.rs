@@ -9,6 +9,7 @@
 //! - [`dump`]: the safetensors dump format shared by the CLI, the exporter and the demo.
 
 pub mod config;
+pub mod discover;
 pub mod dump;
 pub mod error;
 pub mod fused;

@@ -11,6 +11,8 @@ pub const ATTENTION_VAR: &str = include_str!("../shaders/attention_var.wgsl");
 pub const ATTENTION_PROBS: &str = include_str!("../shaders/attention_probs.wgsl");
 /// `shaders/attention_pv.wgsl`: the unfused path's P V.
 pub const ATTENTION_PV: &str = include_str!("../shaders/attention_pv.wgsl");
+/// `shaders/dim_max.wgsl`: per-dimension max phi, for sink-dimension discovery.
+pub const DIM_MAX: &str = include_str!("../shaders/dim_max.wgsl");
 /// `shaders/copy_f32.wgsl`: the bandwidth baseline the benchmarks compare against.
 pub const COPY_F32: &str = include_str!("../shaders/copy_f32.wgsl");
 
@@ -21,5 +23,6 @@ pub const ALL: &[(&str, &str)] = &[
     ("attention_var.wgsl", ATTENTION_VAR),
     ("attention_probs.wgsl", ATTENTION_PROBS),
     ("attention_pv.wgsl", ATTENTION_PV),
+    ("dim_max.wgsl", DIM_MAX),
     ("copy_f32.wgsl", COPY_F32),
 ];

@@ -393,3 +393,42 @@ fn attend_matches_the_reference_and_refuses_bad_dumps() {
     replace(&mut t, "v.1", f32t(&[2, 39, 64], &vec![0.0; 2 * 39 * 64]));
     attend_refuses(t, "v.1 has shape");
 }
+
+#[test]
+fn discover_names_the_sink_dimensions_and_their_tokens() {
+    let minilm = support::shared_data("minilm-real.safetensors");
+    let out = run(&["discover", "--input", minilm.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("suggested D_sink: 99\n"), "{stdout}");
+    assert!(stdout.contains("carried by token 0 ([CLS])"), "{stdout}");
+    let first = stdout.lines().find(|l| l.trim_start().starts_with("1 ")).unwrap();
+    assert_eq!(first.split_whitespace().nth(1), Some("99"), "{first}");
+    let json = run(&["discover", "--input", minilm.to_str().unwrap(), "--json"]);
+    let text = String::from_utf8_lossy(&json.stdout);
+    assert!(text.trim_start().starts_with('{') && text.contains("\"sink_dims\":[99]") && text.contains("\"string\":\"[CLS]\""), "{text}");
+
+    let fixture = support::shared_data("official-var-fixture.safetensors");
+    let out = run(&["discover", "--input", fixture.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("suggested D_sink: 1415,2533") || stdout.contains("suggested D_sink: 2533,1415"), "{stdout}");
+}
+
+#[test]
+fn tau_relative_to_sqrt_d_and_the_warning() {
+    let input = tmp("taurel.safetensors");
+    write_dump(&input, small_dump(|_| {}), IMG);
+    let output = tmp("taurel.out.safetensors");
+    // D = 64: sqrt(D) = 8, so tau 9 can never be passed.
+    let out = run(&["apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--sink-dims", "7", "--tau", "9"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: tau 9 >= sqrt(D) = 8.00"), "{stderr}");
+    let none = TensorFile::open(&output).unwrap();
+    assert!(none.u8("sinks.2").unwrap().1.iter().all(|&s| s == 0));
+    let out = run(&["apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--sink-dims", "7", "--tau-rel", "0.5"]);
+    assert!(out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("warning"));
+    let f = TensorFile::open(&output).unwrap();
+    assert_eq!(f.metadata()["tau"], "4");
+    assert_eq!(f.u8("sinks.2").unwrap().1[3], 1);
+}

@@ -17,8 +17,11 @@ pub struct VarArgs {
     #[arg(long, value_delimiter = ',')]
     pub sink_dims: Option<Vec<u32>>,
     /// Sink threshold on phi (strict >). Default 20.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tau_rel")]
     pub tau: Option<f64>,
+    /// tau as a fraction of sqrt(D), the largest phi possible (e.g. 0.75).
+    #[arg(long)]
+    pub tau_rel: Option<f64>,
     /// Paper: visual non-sink ratio floor (default 0.8). Released: sink-ratio ceiling (default 0.5).
     #[arg(long)]
     pub rho: Option<f64>,
@@ -77,6 +80,24 @@ impl VarArgs {
         Ok(cfg)
     }
 
+    /// Applies --tau-rel once D is known, and warns when no token can pass tau.
+    pub fn fit_tau(&self, cfg: &mut VarConfig, hidden: usize) -> Result<(), String> {
+        let sqrt_d = (hidden as f64).sqrt();
+        if let Some(rel) = self.tau_rel {
+            if !(rel.is_finite() && rel > 0.0) {
+                return Err(format!("invalid config: tau_rel = {rel}: must be finite and > 0"));
+            }
+            cfg.tau = rel * sqrt_d;
+        }
+        if cfg.tau >= sqrt_d {
+            eprintln!(
+                "warning: tau {} >= sqrt(D) = {sqrt_d:.2}: phi never exceeds sqrt(D), so no token can be a sink (try --tau-rel, or `discover`)",
+                cfg.tau
+            );
+        }
+        Ok(())
+    }
+
     /// The image spans, from flags, then metadata.
     pub fn spans(&self, meta: &HashMap<String, String>) -> Result<Vec<ImageSpan>, String> {
         if let Some(list) = &self.image_spans {
@@ -105,7 +126,7 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
     let e = |e: visattn::Error| format!("{}: {e}", args.input.display());
     let dump = Dump::open(&args.input).map_err(e)?;
     let meta = dump.metadata().clone();
-    let cfg = args.var.config(&meta)?;
+    let mut cfg = args.var.config(&meta)?;
     let spans = args.var.spans(&meta)?;
     let attn = dump.attn;
     let visual = VisualTokens::from_spans(&spans, attn.keys).map_err(|e| e.to_string())?;
@@ -116,6 +137,9 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
         None => return Err(format!("{}: no hidden_states.{{l}}: layers {detecting:?} need them to find sinks", args.input.display())),
     };
     cfg.validate_for(hidden, dump.layers).map_err(|e| e.to_string())?;
+    if !detecting.is_empty() {
+        args.var.fit_tau(&mut cfg, hidden)?;
+    }
 
     let g = crate::gpu::try_gpu(None)?;
     let kernels = VarKernels::with_settings(&g.device, visattn::KernelSettings::for_adapter(&g.info)).map_err(|e| e.to_string())?;

@@ -49,7 +49,7 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
         }
     }
     shape.validate().map_err(e)?;
-    let cfg = args.var.config(&meta)?;
+    let mut cfg = args.var.config(&meta)?;
     let spans = args.var.spans(&meta)?;
     let visual = VisualTokens::from_spans(&spans, shape.keys).map_err(|e| e.to_string())?;
     let causal = args.causal || meta.get("causal").is_some_and(|v| v == "true");
@@ -70,6 +70,9 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
     }
     let hidden_dim = hidden_dim.unwrap_or(1);
     cfg.validate_for(hidden_dim, layers).map_err(|e| e.to_string())?;
+    if !detecting.is_empty() {
+        args.var.fit_tau(&mut cfg, hidden_dim)?;
+    }
 
     let g = crate::gpu::try_gpu(None)?;
     let kernels = VarKernels::with_settings(&g.device, visattn::KernelSettings::for_adapter(&g.info)).map_err(|e| e.to_string())?;

@@ -6,6 +6,7 @@
 mod gpu;
 mod apply;
 mod attend;
+mod discover;
 mod sample;
 
 use std::process::ExitCode;
@@ -27,6 +28,8 @@ enum Command {
     Apply(apply::ApplyArgs),
     /// Fused attention with VAR inside from a dump's q/k/v and hidden states.
     Attend(attend::AttendArgs),
+    /// Rank hidden dimensions by massive activations; suggest D_sink and tau.
+    Discover(discover::DiscoverArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         None => demo(),
         Some(Command::Apply(args)) => apply::run(&args),
         Some(Command::Attend(args)) => attend::run(&args),
+        Some(Command::Discover(args)) => discover::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

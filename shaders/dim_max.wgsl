@@ -1,0 +1,56 @@
+// dim_max.wgsl: for sink-dimension discovery, the largest phi_d(x_t) = |x_t[d]| / RMS(x_t)
+// over all tokens, per dimension d, of one layer's hidden states (var-spec.md section 1 without
+// a fixed D_sink).
+//
+// Bindings (group 0):
+//   0  uniform          params: DimParams      x = tokens T, y = hidden size D
+//   1  storage, read    hidden: array<f32>     [T, D]
+//   2  storage, rw      best: array<atomic<u32>>   [D], bit pattern of max phi (>= 0, so the
+//                                              u32 order is the float order); zero it first
+// Dispatch: one workgroup of 64 per token on a 2-D grid (min(T, 65535), ceil(T / 65535), 1).
+//   Workgroup memory: 256 B.
+
+struct DimParams {
+    tokens: u32,
+    hidden: u32,
+    pad0: u32,
+    pad1: u32,
+}
+
+const WG: u32 = 64u;
+
+@group(0) @binding(0) var<uniform> params: DimParams;
+@group(0) @binding(1) var<storage, read> hidden: array<f32>;
+@group(0) @binding(2) var<storage, read_write> best: array<atomic<u32>>;
+
+var<workgroup> partial: array<f32, WG>;
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let token = wg.x + wg.y * nwg.x;
+    if (token >= params.tokens) {
+        return;
+    }
+    let base = token * params.hidden;
+    var sum_sq = 0.0;
+    for (var k = lid; k < params.hidden; k += WG) {
+        let x = hidden[base + k];
+        sum_sq += x * x;
+    }
+    partial[lid] = sum_sq;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+        if (lid < stride) {
+            partial[lid] += partial[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    let rms = sqrt(partial[0] / f32(params.hidden) + 1e-6);
+    for (var k = lid; k < params.hidden; k += WG) {
+        atomicMax(&best[k], bitcast<u32>(abs(hidden[base + k]) / rms));
+    }
+}
