@@ -5,11 +5,13 @@
 // Bindings (group 0):
 //   0  uniform          cfg: Config      per-layer-role slot, dynamic offset
 //   1  uniform          rng: Range       which tokens the bound hidden range holds
-//   2  storage, read    hidden: array<f32>      [rng.tokens, D] (a range of [T, D])
+//   2  storage, read    hidden: array<f32>      [rng.tokens, D] (a range of [B x T, D])
 //   3  storage, read    sink_dims: array<u32>   [cfg.n_sink_dims]
-//   4  storage, read    visual: array<u32>      [T], 1 = image token
-//   5  storage, rw      phi: array<f32>         [T]
-//   6  storage, rw      classes: array<u32>     [T], bit 0 = image token, bit 1 = sink
+//   4  storage, read    visual: array<u32>      [B x T], 1 = image token
+//   5  storage, rw      phi: array<f32>         [B x T]
+//   6  storage, rw      classes: array<u32>     [B x T], bit 0 = image token, bit 1 = sink
+//   7  storage, read    seqs: array<Seq>        [B]: left padding (tokens before key_offset
+//                                               are padding: phi 0, class 0, not read)
 // Override: LANES (1, 2, 4, ..., 64) invocations per token, 64 / LANES tokens per workgroup
 //   (as in var_rows.wgsl: 64 on GPUs, few on CPU-emulated adapters).
 // Dispatch: workgroups of 64, n = ceil(rng.tokens / (64 / LANES)), on a 2-D grid
@@ -36,6 +38,13 @@ struct Config {
     pad1: u32,
 }
 
+struct Seq {
+    key_offset: u32,
+    first_row: u32,
+    first_image_end: u32,
+    vis_eps: f32,
+}
+
 struct Range {
     head_offset: u32,
     heads: u32,
@@ -53,6 +62,7 @@ override LANES: u32 = 64u;
 @group(0) @binding(4) var<storage, read> visual: array<u32>;
 @group(0) @binding(5) var<storage, read_write> phi: array<f32>;
 @group(0) @binding(6) var<storage, read_write> classes: array<u32>;
+@group(0) @binding(7) var<storage, read> seqs: array<Seq>;
 
 var<workgroup> partial: array<f32, WG>;
 
@@ -64,9 +74,15 @@ fn main(
 ) {
     let lane = lid % LANES;
     let local_token = (wg.x + wg.y * nwg.x) * (WG / LANES) + lid / LANES;
-    // Tokens past the end still take part in the barriers; they just load nothing.
-    let valid = local_token < rng.tokens;
-    let token = rng.token_offset + local_token;
+    // Tokens past the end, and padding, still take part in the barriers; they load nothing.
+    let in_range = local_token < rng.tokens;
+    let token = rng.token_offset + min(local_token, rng.tokens - 1u);
+    let padding = token % cfg.tokens < seqs[token / cfg.tokens].key_offset;
+    let valid = in_range && !padding;
+    if (in_range && padding && lane == 0u) {
+        phi[token] = 0.0;
+        classes[token] = 0u;
+    }
     if (cfg.role == 0u) {
         if (valid && lane == 0u) {
             phi[token] = 0.0;

@@ -10,9 +10,14 @@
 // Bindings (group 0):
 //   0  uniform          cfg: Config      per-layer-role slot, dynamic offset
 //   1  uniform          rng: Range       which heads the bound probability range holds
-//   2  storage, rw      probs: array<f32>      [rng.heads, Q, K] (a range of [H, Q, K])
-//   3  storage, read    classes: array<u32>    [K], bit 0 = image token, bit 1 = sink
-//   4  storage, rw      selected: array<u32>   [H, Q], 1 = the row passes section 2
+//   2  storage, rw      probs: array<f32>      [rng.heads, Q, K] (a range of [B x H, Q, K])
+//   3  storage, read    classes: array<u32>    [B, K], bit 0 = image token, bit 1 = sink
+//   4  storage, rw      selected: array<u32>   [B, H, Q], 1 = the row passes section 2
+//   5  storage, read    seqs: array<Seq>       [B], each sequence's left padding and image
+// A batch is B sequences left-padded to [B, H, Q, K] (as HF pads): sequence b's keys start at
+// seqs[b].key_offset and its rows at seqs[b].first_row; heads are counted over B x H, so a
+// binding's head range may cross sequences. Keys are visited from the sequence's first key, so
+// each sequence sums in exactly the order it would alone.
 // Override: LANES (1, 2, 4, ..., 64) invocations per row, so 64 / LANES rows per workgroup.
 //   64 suits GPUs (coalesced loads, K / 64 keys per invocation); CPU-emulated adapters pay per
 //   barrier and per workgroup, and run faster with few lanes per row.
@@ -41,6 +46,13 @@ struct Config {
     pad1: u32,
 }
 
+struct Seq {
+    key_offset: u32,
+    first_row: u32,
+    first_image_end: u32,
+    vis_eps: f32,
+}
+
 struct Range {
     head_offset: u32,
     heads: u32,
@@ -57,6 +69,7 @@ const GUARD: f32 = 1e-12;
 @group(0) @binding(2) var<storage, read_write> probs: array<f32>;
 @group(0) @binding(3) var<storage, read> classes: array<u32>;
 @group(0) @binding(4) var<storage, read_write> selected: array<u32>;
+@group(0) @binding(5) var<storage, read> seqs: array<Seq>;
 
 // x: visual, y: visual sinks, z: all sinks, w: visual non-sinks.
 var<workgroup> masses: array<vec4<f32>, WG>;
@@ -71,12 +84,17 @@ fn main(
     let rows_per_head = cfg.queries - cfg.row_start;
     let lane = lid % LANES;
     let index = (wg.x + wg.y * nwg.x) * (WG / LANES) + lid / LANES;
-    // Rows past the end still take part in the barriers; they just load nothing.
-    let valid = index < rng.heads * rows_per_head;
     let head = index / rows_per_head;
     let q = cfg.row_start + index % rows_per_head;
+    // Rows past the end, and padding rows, still take part in the barriers; they load nothing.
+    var valid = index < rng.heads * rows_per_head;
+    let batch_head = rng.head_offset + min(head, rng.heads - 1u);
+    let b = batch_head / cfg.heads;
+    let sq = seqs[b];
+    valid = valid && q >= sq.first_row;
     let base = (head * cfg.queries + q) * cfg.tokens;
-    let flag = (rng.head_offset + head) * cfg.queries + q;
+    let flag = batch_head * cfg.queries + q;
+    let class_base = b * cfg.tokens;
     if (cfg.role == 0u) {
         if (valid && lane == 0u) {
             selected[flag] = 0u;
@@ -92,9 +110,9 @@ fn main(
     var vns_mass = 0.0;
     var seen = 0u;
     let end = select(0u, cfg.tokens, valid);
-    for (var j = lane; j < end; j += LANES) {
+    for (var j = sq.key_offset + lane; j < end; j += LANES) {
         let a = probs[base + j];
-        let c = classes[j];
+        let c = classes[class_base + j];
         let on_image = select(0.0, a, (c & 1u) != 0u);
         let is_sink = (c & 2u) != 0u;
         vis_mass += on_image;
@@ -118,7 +136,7 @@ fn main(
     }
     let first = lid - lane;
     let m = masses[first];
-    let ratio = m.y / (m.x + cfg.vis_eps);
+    let ratio = m.y / (m.x + sq.vis_eps);
     let is_selected = (visual_sink_seen[first] & 1u) != 0u && m.x >= cfg.summ && ratio <= cfg.rho;
     if (lane == 0u) {
         selected[flag] = select(0u, 1u, is_selected);
@@ -126,11 +144,11 @@ fn main(
 
     // Pass 2, only for rows that change: one multiply per sink and per visual non-sink.
     let pos = cfg.tokens - cfg.queries + q;
-    let may_change = pos >= cfg.first_image_end && (classes[pos] & 1u) == 0u;
+    let may_change = pos >= sq.first_image_end && (classes[class_base + pos] & 1u) == 0u;
     if (is_selected && may_change && cfg.role == 2u && m.w > GUARD) {
         let gain = 1.0 + cfg.p * m.z / m.w;
-        for (var j = lane; j < cfg.tokens; j += LANES) {
-            let c = classes[j];
+        for (var j = sq.key_offset + lane; j < cfg.tokens; j += LANES) {
+            let c = classes[class_base + j];
             if ((c & 2u) != 0u) {
                 probs[base + j] = probs[base + j] * cfg.keep;
             } else if ((c & 1u) != 0u) {

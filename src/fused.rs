@@ -168,6 +168,9 @@ impl FusedAttention {
             )));
         }
         let s = state.shape();
+        if state.batch() != 1 {
+            return Err(Error::Shape(format!("the fused kernel runs one sequence; this VarState holds {}", state.batch())));
+        }
         if (s.tokens, s.heads, s.queries) != (shape.keys, shape.heads, shape.queries) {
             return Err(Error::Shape(format!(
                 "VarState has T={} H={} Q={}, attention has Tk={} H={} Tq={}",

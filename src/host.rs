@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 use crate::kernels::VarKernels;
 use crate::readback::{read_bytes, read_vec};
 use crate::reference::check_finite;
-use crate::state::{LayerBinding, Rows, SequenceShape, VarState};
+use crate::shape::AttnShape;
+use crate::state::{BatchEntry, LayerBinding, Placement, Rows, SequenceShape, VarState};
 use crate::visual::VisualTokens;
 
 /// One layer's results, read back.
@@ -38,15 +39,32 @@ pub struct HostRunner {
     state: VarState,
     hidden: Buffer,
     chunks: Vec<Chunk>,
+    placements: Vec<Placement>,
+}
+
+/// One sequence's inputs to [`HostRunner::run_batch_layer`]: its own hidden states [T_b, D]
+/// (None for layers that do not detect) and probabilities [H, Q_b, K_b], unpadded.
+#[derive(Debug, Clone, Copy)]
+pub struct SequenceInput<'a> {
+    pub hidden: Option<&'a [f32]>,
+    pub probs: &'a [f32],
+    pub queries: usize,
+    pub keys: usize,
 }
 
 impl HostRunner {
     pub fn new(device: &Device, kernels: &VarKernels, shape: SequenceShape, rows: Rows) -> Result<Self> {
-        let state = VarState::new(device, shape, rows)?;
+        Self::new_batch(device, kernels, shape, 1, rows)
+    }
+
+    /// A runner for batches of `batch` sequences of at most `shape` (see [`VarState::new_batch`]).
+    pub fn new_batch(device: &Device, kernels: &VarKernels, shape: SequenceShape, batch: usize, rows: Rows) -> Result<Self> {
+        let state = VarState::new_batch(device, shape, batch, rows)?;
         let limits = device.limits();
         let max_bytes = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         let head_bytes = (shape.queries * shape.tokens * 4) as u64;
-        let hidden_bytes = (shape.tokens * shape.hidden * 4) as u64;
+        let hidden_bytes = (batch * shape.tokens * shape.hidden * 4) as u64;
+        let all_heads = batch * shape.heads;
         if head_bytes > max_bytes {
             return Err(Error::Limit {
                 name: "probs (one head)",
@@ -72,10 +90,10 @@ impl HostRunner {
             })
         };
         let hidden = new_buffer("visattn hidden upload", hidden_bytes);
-        let heads_per_chunk = ((max_bytes / head_bytes) as usize).min(shape.heads);
+        let heads_per_chunk = ((max_bytes / head_bytes) as usize).min(all_heads);
         let mut chunks = Vec::new();
-        for first_head in (0..shape.heads).step_by(heads_per_chunk) {
-            let heads = heads_per_chunk.min(shape.heads - first_head);
+        for first_head in (0..all_heads).step_by(heads_per_chunk) {
+            let heads = heads_per_chunk.min(all_heads - first_head);
             let buffer = new_buffer("visattn probs upload", heads as u64 * head_bytes);
             let binding = state.bind(
                 device,
@@ -96,6 +114,7 @@ impl HostRunner {
             state,
             hidden,
             chunks,
+            placements: Vec::new(),
         })
     }
 
@@ -105,7 +124,77 @@ impl HostRunner {
     }
 
     pub fn prepare(&mut self, queue: &Queue, cfg: &VarConfig, visual: &VisualTokens, layers: usize) -> Result<()> {
-        self.state.prepare(queue, cfg, visual, layers)
+        self.state.prepare(queue, cfg, visual, layers)?;
+        self.placements = vec![Placement { key_offset: 0, row_offset: 0 }];
+        Ok(())
+    }
+
+    /// One prompt per sequence of the batch: each its own image spans and length.
+    pub fn prepare_batch(&mut self, queue: &Queue, cfg: &VarConfig, entries: &[BatchEntry], layers: usize) -> Result<()> {
+        self.placements = self.state.prepare_batch(queue, cfg, entries, layers)?;
+        Ok(())
+    }
+
+    /// Runs `layer` on every sequence of the batch in one dispatch per kernel (left-padding
+    /// them into the batch layout), and returns each sequence's results, unpadded.
+    pub fn run_batch_layer(&self, device: &Device, queue: &Queue, layer: usize, inputs: &[SequenceInput]) -> Result<Vec<LayerOutput>> {
+        let s = self.state.shape();
+        let batch = self.state.batch();
+        if inputs.len() != batch || self.placements.len() != batch {
+            return Err(Error::Shape(format!("{} sequences for a batch of {batch} (prepare_batch first)", inputs.len())));
+        }
+        let detects = self.state.role(layer)? != LayerRole::Off;
+        let mut hidden = detects.then(|| vec![0f32; batch * s.tokens * s.hidden]);
+        let mut probs = vec![0f32; batch * s.heads * s.queries * s.tokens];
+        for (b, (input, p)) in inputs.iter().zip(&self.placements).enumerate() {
+            if (input.keys, input.queries) != (s.tokens - p.key_offset, s.queries - p.row_offset) {
+                return Err(Error::Shape(format!(
+                    "sequence {b}: {} rows x {} keys, but it was prepared with {} x {}",
+                    input.queries,
+                    input.keys,
+                    s.queries - p.row_offset,
+                    s.tokens - p.key_offset
+                )));
+            }
+            AttnShape::new(s.heads, input.queries, input.keys)?.check_probs(input.probs.len())?;
+            check_finite("attentions", input.probs)?;
+            for h in 0..s.heads {
+                for q in 0..input.queries {
+                    let src = &input.probs[(h * input.queries + q) * input.keys..][..input.keys];
+                    let row = (b * s.heads + h) * s.queries + p.row_offset + q;
+                    probs[row * s.tokens + p.key_offset..][..input.keys].copy_from_slice(src);
+                }
+            }
+            if let Some(hidden) = hidden.as_mut() {
+                let h = input.hidden.ok_or_else(|| Error::Shape(format!("layer {layer} detects sinks: sequence {b} needs its hidden states")))?;
+                if h.len() != input.keys * s.hidden {
+                    return Err(Error::Shape(format!("sequence {b}: hidden states have {} values, expected {} x {}", h.len(), input.keys, s.hidden)));
+                }
+                check_finite("hidden_states", h)?;
+                hidden[(b * s.tokens + p.key_offset) * s.hidden..][..h.len()].copy_from_slice(h);
+            }
+        }
+        let all = self.run_padded(device, queue, layer, hidden.as_deref(), &probs)?;
+        let mut out = Vec::with_capacity(batch);
+        for (b, (input, p)) in inputs.iter().zip(&self.placements).enumerate() {
+            let mut seq_probs = Vec::with_capacity(s.heads * input.queries * input.keys);
+            let mut selected = Vec::with_capacity(s.heads * input.queries);
+            for h in 0..s.heads {
+                for q in 0..input.queries {
+                    let row = (b * s.heads + h) * s.queries + p.row_offset + q;
+                    seq_probs.extend_from_slice(&all.probs[row * s.tokens + p.key_offset..][..input.keys]);
+                    selected.push(all.selected[row]);
+                }
+            }
+            let tokens = b * s.tokens + p.key_offset..(b + 1) * s.tokens;
+            out.push(LayerOutput {
+                probs: seq_probs,
+                phi: all.phi[tokens.clone()].to_vec(),
+                sinks: all.sinks[tokens].to_vec(),
+                selected,
+            });
+        }
+        Ok(out)
     }
 
     pub fn role(&self, layer: usize) -> Result<LayerRole> {
@@ -122,13 +211,23 @@ impl HostRunner {
         hidden: Option<&[f32]>,
         probs: &[f32],
     ) -> Result<LayerOutput> {
+        if self.state.batch() != 1 {
+            return Err(Error::Shape("a batch runner takes run_batch_layer".into()));
+        }
+        self.run_padded(device, queue, layer, hidden, probs)
+    }
+
+    /// Runs the whole padded layout: hidden [B, T, D], probs [B, H, Q, K].
+    fn run_padded(&self, device: &Device, queue: &Queue, layer: usize, hidden: Option<&[f32]>, probs: &[f32]) -> Result<LayerOutput> {
         let s = self.state.shape();
-        s.attn().check_probs(probs.len())?;
+        let batch = self.state.batch();
+        let padded = AttnShape { heads: batch * s.heads, ..s.attn() };
+        padded.check_probs(probs.len())?;
         check_finite("attentions", probs)?;
         let role = self.state.role(layer)?;
         match hidden {
             Some(h) => {
-                if h.len() != s.tokens * s.hidden {
+                if h.len() != batch * s.tokens * s.hidden {
                     return Err(Error::Shape(format!(
                         "hidden states have {} values, expected T x D = {} x {}",
                         h.len(),
@@ -172,9 +271,9 @@ impl HostRunner {
             let bytes = read_bytes(device, queue, &c.buffer, 0, c.buffer.size())?;
             out.extend_from_slice(bytemuck::cast_slice::<u8, f32>(&bytes));
         }
-        let phi: Vec<f32> = read_vec(device, queue, self.state.phi_buffer(), s.tokens)?;
-        let classes: Vec<u32> = read_vec(device, queue, self.state.classes_buffer(), s.tokens)?;
-        let selected: Vec<u32> = read_vec(device, queue, self.state.selected_buffer(), s.heads * s.queries)?;
+        let phi: Vec<f32> = read_vec(device, queue, self.state.phi_buffer(), batch * s.tokens)?;
+        let classes: Vec<u32> = read_vec(device, queue, self.state.classes_buffer(), batch * s.tokens)?;
+        let selected: Vec<u32> = read_vec(device, queue, self.state.selected_buffer(), batch * s.heads * s.queries)?;
         Ok(LayerOutput {
             probs: out,
             phi,

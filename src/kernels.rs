@@ -9,7 +9,7 @@ use wgpu::{
 
 use crate::error::{Error, Result};
 use crate::shaders;
-use crate::uniforms::{CONFIG_SIZE, RANGE_SIZE};
+use crate::uniforms::{CONFIG_SIZE, RANGE_SIZE, SEQ_SIZE};
 
 /// The compiled VAR kernels of one device. Pipelines depend only on kernel settings, never
 /// on tensor shapes (those travel in uniforms), so one `VarKernels` serves every sequence
@@ -85,13 +85,17 @@ fn uniform(binding: u32, size: u64, dynamic: bool) -> BindGroupLayoutEntry {
 }
 
 fn storage(binding: u32, read_only: bool) -> BindGroupLayoutEntry {
+    storage_sized(binding, read_only, 4)
+}
+
+fn storage_sized(binding: u32, read_only: bool, element: u64) -> BindGroupLayoutEntry {
     BindGroupLayoutEntry {
         binding,
         visibility: ShaderStages::COMPUTE,
         ty: BindingType::Buffer {
             ty: BufferBindingType::Storage { read_only },
             has_dynamic_offset: false,
-            min_binding_size: NonZeroU64::new(4),
+            min_binding_size: NonZeroU64::new(element),
         },
         count: None,
     }
@@ -126,6 +130,7 @@ impl VarKernels {
                 storage(4, true),
                 storage(5, false),
                 storage(6, false),
+                storage_sized(7, true, SEQ_SIZE),
             ],
         });
         let rows_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -136,6 +141,7 @@ impl VarKernels {
                 storage(2, false),
                 storage(3, true),
                 storage(4, false),
+                storage_sized(5, true, SEQ_SIZE),
             ],
         });
         let lanes = [("LANES", settings.lanes_per_row as f64)];

@@ -30,9 +30,9 @@ pub use config::{Convention, LayerPlan, LayerRole, PRESETS, Preset, VarConfig, p
 pub use error::{Error, Result};
 pub use fused::{AttentionOptions, FusedAttention, FusedBinding, FusedSettings, FusedShape};
 #[cfg(not(target_arch = "wasm32"))]
-pub use host::{AttentionOutput, HostAttention, HostRunner, LayerOutput};
+pub use host::{AttentionOutput, HostAttention, HostRunner, LayerOutput, SequenceInput};
 pub use kernels::{KernelSettings, VarKernels, WORKGROUP_SIZE};
 pub use shape::AttnShape;
 pub use unfused::{UnfusedAttention, UnfusedBinding};
-pub use state::{LayerBinding, MAX_SINK_DIMS, Rows, SequenceShape, SinkBinding, VarState};
+pub use state::{BatchEntry, LayerBinding, Placement, MAX_SINK_DIMS, Rows, SequenceShape, SinkBinding, VarState};
 pub use visual::{ImageSpan, VisualTokens};

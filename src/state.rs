@@ -9,7 +9,7 @@ use wgpu::{BindGroup, Buffer, BufferBinding, BufferUsages, ComputePass, Device, 
 use crate::config::{LayerRole, VarConfig};
 use crate::error::{Error, Result};
 use crate::kernels::{VarKernels, grid};
-use crate::uniforms::{CONFIG_SIZE, ROLES, RangeUniform, config_uniform};
+use crate::uniforms::{CONFIG_SIZE, ROLES, RangeUniform, SeqUniform, config_uniform};
 use crate::visual::VisualTokens;
 
 /// The most sink dimensions a config may name on the GPU (the presets use at most 3).
@@ -65,10 +65,12 @@ struct Prepared {
 /// outputs phi, classes and selected, which the caller may copy out after each layer.
 pub struct VarState {
     shape: SequenceShape,
+    batch: usize,
     rows: Rows,
     slot_stride: u64,
     config: Buffer,
     sink_dims: Buffer,
+    seqs: Buffer,
     visual: Buffer,
     phi: Buffer,
     classes: Buffer,
@@ -151,12 +153,38 @@ pub(crate) fn check_binding(device: &Device, name: &'static str, b: &BufferBindi
     Ok(size)
 }
 
+/// One sequence of a batch: its image tokens over its own keys, and its query rows. Shorter
+/// sequences are left-padded (as HF pads) to the state's [T] keys and [Q] rows.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchEntry<'a> {
+    pub visual: &'a VisualTokens,
+    pub queries: usize,
+}
+
+/// Where a sequence sits in the padded batch layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// First real key (and token) of the sequence: T - its keys.
+    pub key_offset: usize,
+    /// First real query row: Q - its rows.
+    pub row_offset: usize,
+}
+
 impl VarState {
-    /// Allocates the per-sequence buffers. Fails when an output would exceed a device limit.
+    /// Allocates the buffers of one sequence. Fails when an output would exceed a device limit.
     pub fn new(device: &Device, shape: SequenceShape, rows: Rows) -> Result<Self> {
+        Self::new_batch(device, shape, 1, rows)
+    }
+
+    /// Allocates the buffers of a batch of `batch` sequences, each at most `shape` (the padded
+    /// sizes): hidden states [B, T, D], probabilities [B, H, Q, K] with heads counted over B x H.
+    pub fn new_batch(device: &Device, shape: SequenceShape, batch: usize, rows: Rows) -> Result<Self> {
         shape.validate()?;
+        if batch == 0 {
+            return Err(Error::Shape("a batch needs at least one sequence".into()));
+        }
         let limits = device.limits();
-        let selected_bytes = (shape.heads * shape.queries * 4) as u64;
+        let selected_bytes = (batch * shape.heads * shape.queries * 4) as u64;
         if selected_bytes > limits.max_storage_buffer_binding_size {
             return Err(Error::Limit {
                 name: "selected",
@@ -174,16 +202,19 @@ impl VarState {
             mapped_at_creation: false,
         });
         let none = BufferUsages::empty();
+        let tokens = batch * shape.tokens;
         Ok(Self {
             shape,
+            batch,
             rows,
             slot_stride,
             config,
             sink_dims: storage_buffer(device, "visattn sink dims", MAX_SINK_DIMS, none),
-            visual: storage_buffer(device, "visattn image mask", shape.tokens, none),
-            phi: storage_buffer(device, "visattn phi", shape.tokens, none),
-            classes: storage_buffer(device, "visattn classes", shape.tokens, none),
-            selected: storage_buffer(device, "visattn selected", shape.heads * shape.queries, none),
+            seqs: storage_buffer(device, "visattn sequences", batch * 4, none),
+            visual: storage_buffer(device, "visattn image mask", tokens, none),
+            phi: storage_buffer(device, "visattn phi", tokens, none),
+            classes: storage_buffer(device, "visattn classes", tokens, none),
+            selected: storage_buffer(device, "visattn selected", batch * shape.heads * shape.queries, none),
             placeholder: storage_buffer(device, "visattn no hidden states", 4, none),
             prepared: None,
         })
@@ -193,15 +224,29 @@ impl VarState {
         self.shape
     }
 
+    /// Sequences in the batch (1 unless built with [`VarState::new_batch`]).
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
     /// Uploads a prompt's settings: the config for each layer role, the image mask and the
     /// sink dims. Call once per prompt (sinks are per prompt, var-spec.md section 1).
-    pub fn prepare(
-        &mut self,
-        queue: &Queue,
-        cfg: &VarConfig,
-        visual: &VisualTokens,
-        layers: usize,
-    ) -> Result<()> {
+    pub fn prepare(&mut self, queue: &Queue, cfg: &VarConfig, visual: &VisualTokens, layers: usize) -> Result<()> {
+        if visual.tokens() != self.shape.tokens {
+            return Err(Error::Shape(format!(
+                "image mask covers {} tokens, the sequence has {}",
+                visual.tokens(),
+                self.shape.tokens
+            )));
+        }
+        let queries = self.shape.queries;
+        self.prepare_batch(queue, cfg, &[BatchEntry { visual, queries }], layers)
+            .map(|_| ())
+    }
+
+    /// [`prepare`](Self::prepare) for a batch: one entry per sequence, each with its own length,
+    /// rows and image spans. Returns where each sequence sits in the padded layout.
+    pub fn prepare_batch(&mut self, queue: &Queue, cfg: &VarConfig, entries: &[BatchEntry], layers: usize) -> Result<Vec<Placement>> {
         cfg.validate_for(self.shape.hidden, layers)?;
         if cfg.sink_dims.len() > MAX_SINK_DIMS {
             return Err(Error::Config {
@@ -210,20 +255,42 @@ impl VarState {
                 reason: format!("at most {MAX_SINK_DIMS} sink dimensions on the GPU"),
             });
         }
-        if visual.tokens() != self.shape.tokens {
-            return Err(Error::Shape(format!(
-                "image mask covers {} tokens, the sequence has {}",
-                visual.tokens(),
-                self.shape.tokens
-            )));
-        }
         let s = self.shape;
-        let row_start = match self.rows {
-            Rows::All => 0,
-            Rows::MayChange => (visual.first_end() + s.queries).saturating_sub(s.tokens).min(s.queries),
-        };
+        if entries.len() != self.batch {
+            return Err(Error::Shape(format!("{} sequences given for a batch of {}", entries.len(), self.batch)));
+        }
+        let mut placements = Vec::with_capacity(entries.len());
+        let mut seqs = Vec::with_capacity(entries.len());
+        let mut mask = vec![0u32; self.batch * s.tokens];
+        for (b, e) in entries.iter().enumerate() {
+            let keys = e.visual.tokens();
+            if keys > s.tokens || e.queries == 0 || e.queries > s.queries || e.queries > keys {
+                return Err(Error::Shape(format!(
+                    "sequence {b}: {} rows over {keys} keys does not fit the batch's {} rows over {} keys",
+                    e.queries, s.queries, s.tokens
+                )));
+            }
+            let p = Placement { key_offset: s.tokens - keys, row_offset: s.queries - e.queries };
+            let first = match self.rows {
+                Rows::All => 0,
+                Rows::MayChange => (e.visual.first_end() + e.queries).saturating_sub(keys).min(e.queries),
+            };
+            seqs.push(SeqUniform {
+                key_offset: p.key_offset as u32,
+                first_row: (p.row_offset + first) as u32,
+                first_image_end: (p.key_offset + e.visual.first_end()) as u32,
+                vis_eps: (e.visual.count() as f64 * crate::reference::VIS_EPS) as f32,
+            });
+            for (j, &m) in e.visual.mask().iter().enumerate() {
+                mask[b * s.tokens + p.key_offset + j] = m as u32;
+            }
+            placements.push(p);
+        }
+        let row_start = seqs.iter().map(|q| q.first_row as usize).min().unwrap_or(0);
         let mut slots = vec![0u8; (self.slot_stride * ROLES.len() as u64) as usize];
         for (i, role) in ROLES.iter().enumerate() {
+            // The single-sequence fields of Config (image end, epsilon) describe sequence 0:
+            // the fused kernel reads them and runs batches of one.
             let u = config_uniform(
                 cfg,
                 *role,
@@ -232,21 +299,21 @@ impl VarState {
                 s.heads,
                 s.queries,
                 row_start,
-                visual.first_end(),
-                visual.count(),
+                seqs[0].first_image_end as usize,
+                entries[0].visual.count(),
             );
             let at = i * self.slot_stride as usize;
             slots[at..at + CONFIG_SIZE as usize].copy_from_slice(bytemuck::bytes_of(&u));
         }
         queue.write_buffer(&self.config, 0, &slots);
         queue.write_buffer(&self.sink_dims, 0, bytemuck::cast_slice(&cfg.sink_dims));
-        let mask: Vec<u32> = visual.mask().iter().map(|&m| m as u32).collect();
+        queue.write_buffer(&self.seqs, 0, bytemuck::cast_slice(&seqs));
         queue.write_buffer(&self.visual, 0, bytemuck::cast_slice(&mask));
         self.prepared = Some(Prepared {
             roles: (0..layers).map(|l| cfg.role(l, layers)).collect(),
             row_start,
         });
-        Ok(())
+        Ok(placements)
     }
 
     /// Binds the caller's buffers: `hidden` holds [T, D] f32 (None when the bound layers never
@@ -270,10 +337,10 @@ impl VarState {
             });
         }
         let heads = (probs_size / row_bytes) as usize;
-        if first_head + heads > s.heads {
+        if first_head + heads > self.batch * s.heads {
             return Err(Error::Binding {
                 name: "probs",
-                reason: format!("heads {first_head}..{} exceed the sequence's {} heads", first_head + heads, s.heads),
+                reason: format!("heads {first_head}..{} exceed the {} heads of {} sequence(s)", first_head + heads, s.heads, self.batch),
             });
         }
         let sinks = self.bind_sinks(device, kernels, hidden)?;
@@ -288,6 +355,7 @@ impl VarState {
                 entry(2, wgpu::BindingResource::Buffer(probs)),
                 entry(3, self.classes.as_entire_binding()),
                 entry(4, self.selected.as_entire_binding()),
+                entry(5, self.seqs.as_entire_binding()),
             ],
         });
         Ok(LayerBinding {
@@ -302,14 +370,14 @@ impl VarState {
     /// that read the classes without a probability matrix (the fused attention).
     pub fn bind_sinks(&self, device: &Device, kernels: &VarKernels, hidden: Option<BufferBinding>) -> Result<SinkBinding> {
         let s = self.shape;
-        let hidden_bytes = (s.tokens * s.hidden * 4) as u64;
+        let hidden_bytes = (self.batch * s.tokens * s.hidden * 4) as u64;
         let hidden = match hidden {
             Some(h) => {
                 let size = check_binding(device, "hidden", &h)?;
                 if size < hidden_bytes {
                     return Err(Error::Binding {
                         name: "hidden",
-                        reason: format!("{size} bytes, need T x D = {} x {} f32 = {hidden_bytes}", s.tokens, s.hidden),
+                        reason: format!("{size} bytes, need B x T x D = {} x {} x {} f32 = {hidden_bytes}", self.batch, s.tokens, s.hidden),
                     });
                 }
                 Some(BufferBinding {
@@ -321,7 +389,7 @@ impl VarState {
             None => None,
         };
         let has_hidden = hidden.is_some();
-        let range = self.range_buffer(device, 0, s.heads);
+        let range = self.range_buffer(device, 0, self.batch * s.heads);
         let entry = |binding, resource| wgpu::BindGroupEntry { binding, resource };
         let hidden_resource = match hidden {
             Some(h) => wgpu::BindingResource::Buffer(h),
@@ -338,6 +406,7 @@ impl VarState {
                 entry(4, self.visual.as_entire_binding()),
                 entry(5, self.phi.as_entire_binding()),
                 entry(6, self.classes.as_entire_binding()),
+                entry(7, self.seqs.as_entire_binding()),
             ],
         });
         Ok(SinkBinding {
@@ -352,7 +421,7 @@ impl VarState {
             head_offset: first_head as u32,
             heads: heads as u32,
             token_offset: 0,
-            tokens: self.shape.tokens as u32,
+            tokens: (self.batch * self.shape.tokens) as u32,
         };
         wgpu::util::DeviceExt::create_buffer_init(
             device,
@@ -408,7 +477,7 @@ impl VarState {
                 reason: format!("layer {layer} detects sinks but the binding has no hidden states"),
             });
         }
-        let groups = (self.shape.tokens as u32).div_ceil(kernels.settings.rows_per_workgroup());
+        let groups = ((self.batch * self.shape.tokens) as u32).div_ceil(kernels.settings.rows_per_workgroup());
         let (x, y) = grid(groups, max_workgroups);
         pass.set_pipeline(&kernels.sink_pipeline);
         pass.set_bind_group(0, &binding.group, &[offset]);
@@ -453,15 +522,15 @@ impl VarState {
         self.encode_rows(kernels, pass, binding, layer, max)
     }
 
-    /// phi per token, f32 [T], of the last layer encoded.
+    /// phi per token, f32 [B, T], of the last layer encoded.
     pub fn phi_buffer(&self) -> &Buffer {
         &self.phi
     }
-    /// Token classes, u32 [T]: bit 0 image token, bit 1 sink.
+    /// Token classes, u32 [B, T]: bit 0 image token, bit 1 sink (0 for padding).
     pub fn classes_buffer(&self) -> &Buffer {
         &self.classes
     }
-    /// Section 2's flag per (head, query row), u32 [H, Q].
+    /// Section 2's flag per (head, query row), u32 [B, H, Q].
     pub fn selected_buffer(&self) -> &Buffer {
         &self.selected
     }

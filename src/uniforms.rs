@@ -37,8 +37,19 @@ pub(crate) struct RangeUniform {
     pub tokens: u32,
 }
 
+/// WGSL `Seq`: one sequence of a batch.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub(crate) struct SeqUniform {
+    pub key_offset: u32,
+    pub first_row: u32,
+    pub first_image_end: u32,
+    pub vis_eps: f32,
+}
+
 pub(crate) const CONFIG_SIZE: u64 = std::mem::size_of::<ConfigUniform>() as u64;
 pub(crate) const RANGE_SIZE: u64 = std::mem::size_of::<RangeUniform>() as u64;
+pub(crate) const SEQ_SIZE: u64 = std::mem::size_of::<SeqUniform>() as u64;
 
 /// The three role slots, in [`LayerRole`] order.
 pub(crate) const ROLES: [LayerRole; 3] = [LayerRole::Off, LayerRole::Detect, LayerRole::Redistribute];

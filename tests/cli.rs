@@ -432,3 +432,81 @@ fn tau_relative_to_sqrt_d_and_the_warning() {
     assert_eq!(f.metadata()["tau"], "4");
     assert_eq!(f.u8("sinks.2").unwrap().1[3], 1);
 }
+
+/// A dump with two images (spans 1:3 and 7:3 over 12 tokens) and its reference results.
+#[test]
+fn two_image_dump_and_a_batch_of_dumps() {
+    let spans = "1:3,7:3";
+    let two = tmp("two-images.safetensors");
+    write_dump(&two, small_dump(|_| {}), &[("image_spans", spans)]);
+    let one = tmp("one-image.safetensors");
+    // A second, shorter prompt: 12 -> 9 tokens (drop the first 3 keys and rows).
+    write_dump(
+        &one,
+        small_dump(|t| {
+            for (name, tensor) in t.iter_mut() {
+                let data: &[f32] = bytemuck::cast_slice(&tensor.bytes);
+                let cut: Vec<f32> = if name.starts_with("attentions") {
+                    let mut v = Vec::new();
+                    for h in 0..H {
+                        for q in 3..TT {
+                            let row = &data[(h * TT + q) * TT + 3..(h * TT + q + 1) * TT];
+                            let s: f32 = row.iter().sum();
+                            v.extend(row.iter().map(|x| x / s));
+                        }
+                    }
+                    *tensor = f32t(&[H, TT - 3, TT - 3], &v);
+                    continue;
+                } else {
+                    data[3 * D..].to_vec()
+                };
+                *tensor = f32t(&[TT - 3, D], &cut);
+            }
+        }),
+        &[("image_start", "1"), ("image_len", "4")],
+    );
+    let (out_two, out_one) = (tmp("two-images.out.safetensors"), tmp("one-image.out.safetensors"));
+    let alone = tmp("two-images.alone.safetensors");
+    let common = ["--sink-dims", "7", "--tau", "5", "--convention", "released"];
+    let mut args = vec!["apply", "--input", two.to_str().unwrap(), "--output", alone.to_str().unwrap()];
+    args.extend(common);
+    let out = run(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut args = vec![
+        "apply", "--input", two.to_str().unwrap(), "--input", one.to_str().unwrap(),
+        "--output", out_two.to_str().unwrap(), "--output", out_one.to_str().unwrap(),
+    ];
+    args.extend(common);
+    let out = run(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The two-image dump against the CPU reference, alone and in the batch.
+    let input = TensorFile::open(&two).unwrap();
+    let cfg = visattn::VarConfig { tau: 5.0, sink_dims: vec![7], ..visattn::VarConfig::released() };
+    let visual = visattn::VisualTokens::from_spans(&visattn::dump::parse_spans(spans).unwrap(), TT).unwrap();
+    let (batched, single) = (TensorFile::open(&out_two).unwrap(), TensorFile::open(&alone).unwrap());
+    assert_eq!(batched.metadata()["image_spans"], spans);
+    let mut changed = 0;
+    for l in 0..L {
+        let mut want = input.f32(&format!("attentions.{l}")).unwrap().data;
+        let before = want.clone();
+        let hidden = input.f32(&format!("hidden_states.{l}")).unwrap().data;
+        let flags = visattn::reference::apply_layer(&cfg, cfg.role(l, L), &visual, Some((&hidden, D)), &mut want, visattn::AttnShape::new(H, TT, TT).unwrap()).unwrap();
+        for f in [&batched, &single] {
+            let got = f.f32(&format!("attentions.{l}")).unwrap().data;
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() <= 1e-5 * b.abs() + 1e-12, "layer {l}: {a} vs {b}");
+            }
+            assert_eq!(f.u8(&format!("selected.{l}")).unwrap().1, flags.selected.iter().map(|&s| s as u8).collect::<Vec<_>>());
+        }
+        // In the batch, exactly what it gives alone.
+        assert_eq!(batched.f32(&format!("attentions.{l}")).unwrap().data, single.f32(&format!("attentions.{l}")).unwrap().data);
+        changed += want.iter().zip(&before).filter(|(a, b)| a != b).count();
+    }
+    assert!(changed > 0, "the two-image dump must change something");
+    assert_eq!(TensorFile::open(&out_one).unwrap().shape("attentions.2").unwrap(), vec![H, TT - 3, TT - 3]);
+
+    let out = run(&["apply", "--input", two.to_str().unwrap(), "--input", one.to_str().unwrap(), "--output", out_two.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one output per input"));
+}

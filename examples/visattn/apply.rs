@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use visattn::dump::{Dump, LayerResult, parse_spans, spans_from_metadata, write_results};
-use visattn::{Convention, HostRunner, ImageSpan, LayerPlan, LayerRole, Rows, SequenceShape, VarConfig, VarKernels, VisualTokens};
+use visattn::{BatchEntry, Convention, HostRunner, ImageSpan, LayerPlan, LayerRole, Rows, SequenceInput, SequenceShape, VarConfig, VarKernels, VisualTokens};
 
 /// VAR's settings as flags; flags win over the dump's metadata, which wins over defaults.
 #[derive(Args, Debug, Clone)]
@@ -114,64 +114,105 @@ impl VarArgs {
 
 #[derive(Args, Debug)]
 pub struct ApplyArgs {
-    #[arg(long)]
-    pub input: PathBuf,
-    #[arg(long)]
-    pub output: PathBuf,
+    /// A dump; give several (with as many --output) to run them as one batch.
+    #[arg(long, required = true)]
+    pub input: Vec<PathBuf>,
+    #[arg(long, required = true)]
+    pub output: Vec<PathBuf>,
     #[command(flatten)]
     pub var: VarArgs,
 }
 
+/// One opened dump with its settings.
+struct Job {
+    path: String,
+    dump: Dump,
+    cfg: VarConfig,
+    spans: Vec<ImageSpan>,
+    visual: VisualTokens,
+}
+
 pub fn run(args: &ApplyArgs) -> Result<(), String> {
-    let e = |e: visattn::Error| format!("{}: {e}", args.input.display());
-    let dump = Dump::open(&args.input).map_err(e)?;
-    let meta = dump.metadata().clone();
-    let mut cfg = args.var.config(&meta)?;
-    let spans = args.var.spans(&meta)?;
-    let attn = dump.attn;
-    let visual = VisualTokens::from_spans(&spans, attn.keys).map_err(|e| e.to_string())?;
-    let detecting: Vec<usize> = (0..dump.layers).filter(|&l| cfg.role(l, dump.layers) != LayerRole::Off).collect();
-    let hidden = match dump.hidden {
+    if args.input.len() != args.output.len() {
+        return Err(format!("{} --input but {} --output: give one output per input", args.input.len(), args.output.len()));
+    }
+    let mut jobs = Vec::with_capacity(args.input.len());
+    for input in &args.input {
+        let path = input.display().to_string();
+        let dump = Dump::open(input).map_err(|e| format!("{path}: {e}"))?;
+        let meta = dump.metadata().clone();
+        let cfg = args.var.config(&meta)?;
+        let spans = args.var.spans(&meta).map_err(|m| format!("{path}: {m}"))?;
+        let visual = VisualTokens::from_spans(&spans, dump.attn.keys).map_err(|e| format!("{path}: {e}"))?;
+        jobs.push(Job { path, dump, cfg, spans, visual });
+    }
+    // A batch shares the model: layers, heads, hidden size and config.
+    let first = &jobs[0];
+    let layers = first.dump.layers;
+    let heads = first.dump.attn.heads;
+    for j in &jobs[1..] {
+        if (j.dump.layers, j.dump.attn.heads) != (layers, heads) || j.dump.hidden != first.dump.hidden {
+            return Err(format!("{}: a batch needs one model: {} layers x {} heads, D {:?} here vs {layers} x {heads}, D {:?} in {}", j.path, j.dump.layers, j.dump.attn.heads, j.dump.hidden, first.dump.hidden, first.path));
+        }
+        if j.cfg != first.cfg {
+            return Err(format!("{}: its metadata gives a different config than {} (pass --sink-dims / --preset)", j.path, first.path));
+        }
+    }
+    let mut cfg = first.cfg.clone();
+    let detecting: Vec<usize> = (0..layers).filter(|&l| cfg.role(l, layers) != LayerRole::Off).collect();
+    let hidden = match first.dump.hidden {
         Some(d) => d,
         None if detecting.is_empty() => 1,
-        None => return Err(format!("{}: no hidden_states.{{l}}: layers {detecting:?} need them to find sinks", args.input.display())),
+        None => return Err(format!("{}: no hidden_states.{{l}}: layers {detecting:?} need them to find sinks", first.path)),
     };
-    cfg.validate_for(hidden, dump.layers).map_err(|e| e.to_string())?;
+    cfg.validate_for(hidden, layers).map_err(|e| e.to_string())?;
     if !detecting.is_empty() {
         args.var.fit_tau(&mut cfg, hidden)?;
     }
 
     let g = crate::gpu::try_gpu(None)?;
     let kernels = VarKernels::with_settings(&g.device, visattn::KernelSettings::for_adapter(&g.info)).map_err(|e| e.to_string())?;
-    let shape = SequenceShape { tokens: attn.keys, hidden, heads: attn.heads, queries: attn.queries };
-    let mut runner = HostRunner::new(&g.device, &kernels, shape, Rows::All).map_err(|e| e.to_string())?;
-    runner.prepare(&g.queue, &cfg, &visual, dump.layers).map_err(|e| e.to_string())?;
+    let shape = SequenceShape {
+        tokens: jobs.iter().map(|j| j.dump.attn.keys).max().unwrap_or(1),
+        hidden,
+        heads,
+        queries: jobs.iter().map(|j| j.dump.attn.queries).max().unwrap_or(1),
+    };
+    let mut runner = HostRunner::new_batch(&g.device, &kernels, shape, jobs.len(), Rows::All).map_err(|e| e.to_string())?;
+    let entries: Vec<BatchEntry> = jobs.iter().map(|j| BatchEntry { visual: &j.visual, queries: j.dump.attn.queries }).collect();
+    runner.prepare_batch(&g.queue, &cfg, &entries, layers).map_err(|e| e.to_string())?;
 
-    let mut results = Vec::with_capacity(dump.layers);
-    for l in 0..dump.layers {
-        let probs = dump.attention(l).map_err(e)?;
-        let hidden = if detecting.contains(&l) {
-            Some(dump.hidden_states(l).map_err(e)?.ok_or_else(|| {
-                format!("{}: layer {l} detects sinks but hidden_states.{l} is missing", args.input.display())
-            })?)
-        } else {
-            None
-        };
-        let out = runner.run_layer(&g.device, &g.queue, l, hidden.as_deref(), &probs).map_err(e)?;
-        results.push(LayerResult { attentions: out.probs, phi: out.phi, sinks: out.sinks, selected: out.selected });
+    let mut results: Vec<Vec<LayerResult>> = jobs.iter().map(|_| Vec::with_capacity(layers)).collect();
+    for l in 0..layers {
+        let mut probs = Vec::with_capacity(jobs.len());
+        let mut hidden_states = Vec::with_capacity(jobs.len());
+        for j in &jobs {
+            let e = |e: visattn::Error| format!("{}: {e}", j.path);
+            probs.push(j.dump.attention(l).map_err(e)?);
+            hidden_states.push(if detecting.contains(&l) {
+                Some(j.dump.hidden_states(l).map_err(e)?.ok_or_else(|| format!("{}: layer {l} detects sinks but hidden_states.{l} is missing", j.path))?)
+            } else {
+                None
+            });
+        }
+        let inputs: Vec<SequenceInput> = jobs
+            .iter()
+            .enumerate()
+            .map(|(b, j)| SequenceInput { hidden: hidden_states[b].as_deref(), probs: &probs[b], queries: j.dump.attn.queries, keys: j.dump.attn.keys })
+            .collect();
+        let outs = runner.run_batch_layer(&g.device, &g.queue, l, &inputs).map_err(|e| format!("{}: {e}", jobs[0].path))?;
+        for (b, out) in outs.into_iter().enumerate() {
+            results[b].push(LayerResult { attentions: out.probs, phi: out.phi, sinks: out.sinks, selected: out.selected });
+        }
     }
 
-    let meta_out = config_metadata(&cfg, &spans, dump.layers);
-    write_results(&args.output, attn, &results, meta_out).map_err(|e| e.to_string())?;
-    let selected: usize = results.iter().map(|r| r.selected.iter().filter(|&&s| s).count()).sum();
-    println!(
-        "{} layers, {} heads, Q = {}, K = {}: {selected} rows selected; wrote {}",
-        dump.layers,
-        attn.heads,
-        attn.queries,
-        attn.keys,
-        args.output.display()
-    );
+    for ((j, result), output) in jobs.iter().zip(&results).zip(&args.output) {
+        let meta_out = config_metadata(&cfg, &j.spans, layers);
+        write_results(output, j.dump.attn, result, meta_out).map_err(|e| e.to_string())?;
+        let selected: usize = result.iter().map(|r| r.selected.iter().filter(|&&s| s).count()).sum();
+        let a = j.dump.attn;
+        println!("{layers} layers, {} heads, Q = {}, K = {}: {selected} rows selected; wrote {}", a.heads, a.queries, a.keys, output.display());
+    }
     Ok(())
 }
 

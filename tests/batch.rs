@@ -1,0 +1,148 @@
+//! Batches: sequences of different lengths, rows and image spans (one with two images), left
+//! padded into one dispatch per kernel, give bit for bit what each gives alone.
+
+mod support;
+
+use support::Rng;
+use visattn::{
+    BatchEntry, Convention, HostRunner, ImageSpan, KernelSettings, LayerOutput, Rows, SequenceInput, SequenceShape, VarConfig, VarKernels,
+    VisualTokens,
+};
+
+const H: usize = 3;
+const D: usize = 48;
+
+struct Seq {
+    tokens: usize,
+    queries: usize,
+    visual: VisualTokens,
+    hidden: Vec<f32>,
+    probs: Vec<f32>,
+}
+
+fn seq(rng: &mut Rng, tokens: usize, queries: usize, spans: &[ImageSpan], sinks: &[usize]) -> Seq {
+    let visual = VisualTokens::from_spans(spans, tokens).unwrap();
+    let mut hidden: Vec<f32> = (0..tokens * D).map(|_| rng.normal() as f32).collect();
+    for &t in sinks {
+        hidden[t * D + 5] = 250.0;
+    }
+    let mut probs = Vec::new();
+    for h in 0..H {
+        for q in 0..queries {
+            let pos = tokens - queries + q;
+            let e: Vec<f64> = (0..tokens)
+                .map(|j| {
+                    if j > pos {
+                        return 0.0;
+                    }
+                    let mut x = rng.normal();
+                    if visual.is_visual(j) {
+                        x += [1.5, -1.0, 0.7][h];
+                    }
+                    if sinks.contains(&j) {
+                        x += 3.5;
+                    }
+                    x.exp()
+                })
+                .collect();
+            let s: f64 = e.iter().sum();
+            probs.extend(e.iter().map(|v| (v / s) as f32));
+        }
+    }
+    Seq { tokens, queries, visual, hidden, probs }
+}
+
+fn alone(g: &support::gpu::Gpu, k: &VarKernels, cfg: &VarConfig, s: &Seq, layer: usize, rows: Rows) -> LayerOutput {
+    let shape = SequenceShape { tokens: s.tokens, hidden: D, heads: H, queries: s.queries };
+    let mut r = HostRunner::new(&g.device, k, shape, rows).unwrap();
+    r.prepare(&g.queue, cfg, &s.visual, 8).unwrap();
+    r.run_layer(&g.device, &g.queue, layer, Some(&s.hidden), &s.probs).unwrap()
+}
+
+fn batched(g: &support::gpu::Gpu, k: &VarKernels, cfg: &VarConfig, seqs: &[Seq], layer: usize, rows: Rows) -> Vec<LayerOutput> {
+    let shape = SequenceShape {
+        tokens: seqs.iter().map(|s| s.tokens).max().unwrap(),
+        hidden: D,
+        heads: H,
+        queries: seqs.iter().map(|s| s.queries).max().unwrap(),
+    };
+    let mut r = HostRunner::new_batch(&g.device, k, shape, seqs.len(), rows).unwrap();
+    let entries: Vec<BatchEntry> = seqs.iter().map(|s| BatchEntry { visual: &s.visual, queries: s.queries }).collect();
+    r.prepare_batch(&g.queue, cfg, &entries, 8).unwrap();
+    let inputs: Vec<SequenceInput> =
+        seqs.iter().map(|s| SequenceInput { hidden: Some(&s.hidden), probs: &s.probs, queries: s.queries, keys: s.tokens }).collect();
+    r.run_batch_layer(&g.device, &g.queue, layer, &inputs).unwrap()
+}
+
+fn same(a: &LayerOutput, b: &LayerOutput, what: &str) {
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&a.phi), bits(&b.phi), "{what}: phi");
+    assert_eq!(a.sinks, b.sinks, "{what}: sinks");
+    assert_eq!(a.selected, b.selected, "{what}: selected");
+    assert_eq!(bits(&a.probs), bits(&b.probs), "{what}: probabilities");
+}
+
+fn prefill_pair() -> Vec<Seq> {
+    let mut rng = Rng::new(21);
+    vec![
+        seq(&mut rng, 71, 71, &[ImageSpan::new(5, 40)], &[0, 12, 13]),
+        seq(&mut rng, 96, 96, &[ImageSpan::new(3, 30), ImageSpan::new(50, 20)], &[0, 10, 55, 80]),
+    ]
+}
+
+#[test]
+fn a_batch_equals_each_sequence_alone() {
+    let g = support::gpu::gpu();
+    let seqs = prefill_pair();
+    let mut changed = 0;
+    for lanes in [4, 64] {
+        let k = VarKernels::with_settings(&g.device, KernelSettings { lanes_per_row: lanes }).unwrap();
+        for convention in [Convention::Paper, Convention::Released] {
+            let cfg = VarConfig { tau: 6.0, sink_dims: vec![5], ..VarConfig::for_convention(convention) };
+            for rows in [Rows::All, Rows::MayChange] {
+                for layer in [3, 7] {
+                    let together = batched(&g, &k, &cfg, &seqs, layer, rows);
+                    for (b, s) in seqs.iter().enumerate() {
+                        let one = alone(&g, &k, &cfg, s, layer, rows);
+                        same(&together[b], &one, &format!("seq {b} lanes {lanes} {convention:?} {rows:?} layer {layer}"));
+                        changed += one.probs.iter().zip(&s.probs).filter(|(a, b)| a != b).count();
+                    }
+                }
+            }
+        }
+    }
+    assert!(changed > 0, "the batch must redistribute something");
+}
+
+#[test]
+fn decode_rows_of_different_lengths_batch_together() {
+    let g = support::gpu::gpu();
+    let k = VarKernels::new(&g.device);
+    let mut rng = Rng::new(5);
+    let seqs = vec![
+        seq(&mut rng, 40, 1, &[ImageSpan::new(2, 30)], &[0, 8]),
+        seq(&mut rng, 65, 1, &[ImageSpan::new(4, 20), ImageSpan::new(30, 20)], &[0, 40]),
+        seq(&mut rng, 17, 1, &[ImageSpan::new(1, 10)], &[0, 3]),
+    ];
+    let cfg = VarConfig { tau: 6.0, sink_dims: vec![5], ..VarConfig::paper() };
+    let together = batched(&g, &k, &cfg, &seqs, 3, Rows::All);
+    for (b, s) in seqs.iter().enumerate() {
+        same(&together[b], &alone(&g, &k, &cfg, s, 3, Rows::All), &format!("decode seq {b}"));
+    }
+}
+
+#[test]
+fn head_chunks_may_cross_sequences() {
+    // 64 KiB bindings: 2 x 3 heads of 96 x 96 f32 (36 KiB a head) go one head per chunk.
+    let limits = wgpu::Limits { max_storage_buffer_binding_size: 64 * 1024, ..Default::default() };
+    let g = support::gpu::gpu_with_limits(Some(limits));
+    let k = VarKernels::new(&g.device);
+    let seqs = prefill_pair();
+    let cfg = VarConfig { tau: 6.0, sink_dims: vec![5], ..VarConfig::paper() };
+    let together = batched(&g, &k, &cfg, &seqs, 3, Rows::All);
+    let big = support::gpu::gpu();
+    let kb = VarKernels::new(&big.device);
+    for (b, s) in seqs.iter().enumerate() {
+        same(&together[b], &alone(&big, &kb, &cfg, s, 3, Rows::All), &format!("chunked seq {b}"));
+    }
+}
