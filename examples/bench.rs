@@ -4,14 +4,14 @@
 //! timed. GPU timestamps when the adapter has TIMESTAMP_QUERY, else wall time around
 //! submit + wait. Median of the repeats after one warm-up.
 //!
-//!     cargo run --release --example bench [-- --json] [--shape llava-1.5-7b|long|small] [--repeats N] [--lanes L]
+//!     cargo run --release --example bench [-- --json] [--shape llava-1.5-7b|long|small|decode] [--repeats N] [--lanes L]
 
 #[path = "../tests/support/gpu.rs"]
 mod gpu;
 
 use std::time::Instant;
 
-use visattn::{AttentionOptions, FusedAttention, FusedSettings, FusedShape, UnfusedAttention};
+use visattn::{AttentionOptions, FusedAttention, FusedSettings, FusedShape, SplitAttention, SplitInputs, UnfusedAttention};
 use visattn::{ImageSpan, LayerBinding, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens, reference};
 use wgpu::util::DeviceExt;
 use wgpu::{Buffer, BufferUsages, ComputePass};
@@ -381,6 +381,69 @@ fn main() {
         if s.name != "long" {
             attention(&g, &timer, &rep, &k, s, &cfg, &visual, repeats);
         }
+    }
+    if only.as_deref().is_none_or(|o| o == "decode") {
+        for keys in [640, 4096, 32768] {
+            decode(&g, &timer, &rep, &k, &cfg, keys, repeats);
+        }
+    }
+}
+
+/// One decode step (one query row, 32 heads over 4 kv heads, d 128) over `keys` keys:
+/// split-K vs the one-row fused kernel, and each with VAR on (a redistributing layer) vs off.
+fn decode(g: &gpu::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, cfg: &VarConfig, keys: usize, repeats: usize) {
+    let shape = FusedShape { heads: 32, kv_heads: 4, queries: 1, keys, head_dim: 128 };
+    let noise = |seed: u64, n: usize| -> Vec<f32> { (0..n).map(|i| (hash(seed, i as u64) >> 40) as f32 / (1u64 << 23) as f32 - 1.0).collect() };
+    let usage = BufferUsages::STORAGE | BufferUsages::COPY_SRC | BufferUsages::COPY_DST;
+    let (qb, kb, vb) = (upload(g, &noise(1, shape.q_len()), usage), upload(g, &noise(2, shape.kv_len()), usage), upload(g, &noise(3, shape.kv_len()), usage));
+    let ob = upload(g, &vec![0.0; shape.q_len()], usage);
+    let image = ImageSpan::new(35, (keys * 9 / 10).min(keys - 36).max(1));
+    let visual = VisualTokens::from_spans(&[image], keys).unwrap();
+    let mut state = VarState::new(&g.device, SequenceShape { tokens: keys, hidden: 64, heads: 32, queries: 1 }, Rows::All).unwrap();
+    let hidden: Vec<f32> = (0..keys * 64).map(|i| if i % 64 == 7 && (i / 64) % 97 == 0 { 300.0 } else { 1.0 }).collect();
+    let cfg_dims = VarConfig { sink_dims: vec![7], tau: 5.0, ..cfg.clone() };
+    state.prepare(&g.queue, &cfg_dims, &visual, 32).unwrap();
+    let hb = upload(g, &hidden, usage);
+    let sinks = state.bind_sinks(&g.device, k, Some(hb.as_entire_buffer_binding())).unwrap();
+    let max = g.device.limits().max_compute_workgroups_per_dimension;
+    time_pass(g, timer, &|pass: &mut ComputePass| state.encode_sinks(k, pass, &sinks, 3, max).unwrap());
+    let opts = AttentionOptions { causal: true, scale: None };
+    let median_of = |run: &dyn Fn(&mut ComputePass)| {
+        time_pass(g, timer, run);
+        median((0..repeats.min(3)).map(|_| time_pass(g, timer, run)).collect())
+    };
+    let name = format!("decode-{keys}");
+    let split = SplitAttention::new(&g.device, 128).unwrap();
+    let sb = split
+        .bind(&g.device, &state, shape, keys, opts, 256, SplitInputs {
+            q: qb.as_entire_buffer_binding(),
+            k: kb.as_entire_buffer_binding(),
+            v: vb.as_entire_buffer_binding(),
+            classes: state.classes_buffer().as_entire_buffer_binding(),
+            o: ob.as_entire_buffer_binding(),
+            selected: state.selected_buffer().as_entire_buffer_binding(),
+        })
+        .unwrap();
+    // Layer 3 redistributes, layer 0 is off: same kernels, VAR's final step on or off.
+    let split_var = median_of(&|pass: &mut ComputePass| split.encode(&g.device, pass, &state, &sb, 3).unwrap());
+    let split_off = median_of(&|pass: &mut ComputePass| split.encode(&g.device, pass, &state, &sb, 0).unwrap());
+    rep.line("split_k_var", &name, split_var, None, None);
+    rep.line("split_k_var_off", &name, split_off, None, None);
+    let mut one_row = Vec::new();
+    for var in [true, false] {
+        let f = FusedAttention::new(&g.device, FusedSettings { head_dim: 128, var }).unwrap();
+        let b = f.bind(&g.device, &state, shape, opts, qb.as_entire_buffer_binding(), kb.as_entire_buffer_binding(), vb.as_entire_buffer_binding(), ob.as_entire_buffer_binding()).unwrap();
+        let secs = median_of(&|pass: &mut ComputePass| f.encode(&g.device, pass, &state, &b, 3).unwrap());
+        rep.line(if var { "one_row_fused_var" } else { "one_row_fused_plain" }, &name, secs, None, None);
+        one_row.push(secs);
+    }
+    if !rep.json {
+        println!(
+            "decode {keys} keys: split-K is {:.1}x the one-row kernel; VAR costs {:+.1}% in split-K, {:+.1}% in the one-row kernel",
+            one_row[0] / split_var,
+            (split_var / split_off - 1.0) * 100.0,
+            (one_row[0] / one_row[1] - 1.0) * 100.0
+        );
     }
 }
 

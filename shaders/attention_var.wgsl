@@ -61,6 +61,8 @@ const GUARD: f32 = 1e-12;
 
 override D: u32 = 128u;
 override VAR: bool = true;
+// Output dims per lane, a pipeline constant so the inner loops have fixed trip counts.
+override SLICE: u32 = D / LANES;
 
 @group(0) @binding(0) var<uniform> cfg: Config;
 @group(0) @binding(1) var<uniform> att: Attn;
@@ -93,7 +95,7 @@ fn main(
     let valid = row < att.queries;
     let pos = att.keys - att.queries + row;
     let kv_base = (head / (att.heads / att.kv_heads)) * att.keys * D;
-    let slice = D / LANES;
+    let slice = SLICE;
     let dim0 = lane * slice;
 
     // Keys this workgroup needs (uniform: depends on the workgroup only).
@@ -134,11 +136,16 @@ fn main(
     var sink_w: array<f32, BC>;
     var image_w: array<f32, BC>;
 
+    // Every loop inside the tile loop has a trip count known at pipeline creation (BC, D):
+    // llvmpipe caps the iterations of dynamic loops at 65535 per invocation over the whole
+    // dispatch, which a 16-key tile loop with dynamic inner loops reached near 8k keys; with
+    // these only the tile loop itself counts (65535 tiles). Keys past the end weigh zero.
     for (var t0 = 0u; t0 < kv_end; t0 += BC) {
         let n = min(BC, kv_end - t0);
-        for (var i = lid; i < BC * D; i += WG) {
+        for (var r = 0u; r < BC * D / WG; r++) {
+            let i = lid + r * WG;
             let jj = i / D;
-            tile[jj * MAX_D + i % D] = select(0.0, k[kv_base + (t0 + jj) * D + i % D], jj < n);
+            tile[jj * MAX_D + i % D] = select(0.0, k[kv_base + min(t0 + jj, att.keys - 1u) * D + i % D], jj < n);
         }
         workgroupBarrier();
         for (var jj = 0u; jj < BC; jj++) {
@@ -150,9 +157,10 @@ fn main(
         }
         workgroupBarrier();
         // K is no longer read: V goes into the same tile while the partials are summed.
-        for (var i = lid; i < BC * D; i += WG) {
+        for (var r = 0u; r < BC * D / WG; r++) {
+            let i = lid + r * WG;
             let jj = i / D;
-            tile[jj * MAX_D + i % D] = select(0.0, v[kv_base + (t0 + jj) * D + i % D], jj < n);
+            tile[jj * MAX_D + i % D] = select(0.0, v[kv_base + min(t0 + jj, att.keys - 1u) * D + i % D], jj < n);
         }
         let lead = lid - lane;
         var tile_max = m;
@@ -191,12 +199,12 @@ fn main(
         var any_sink = false;
         var any_image = false;
         var any_text = false;
-        for (var jj = 0u; jj < n; jj++) {
+        for (var jj = 0u; jj < BC; jj++) {
             let key = t0 + jj;
-            let e = select(0.0, exp(s[jj] - m), att.causal == 0u || key <= pos);
+            let e = select(0.0, exp(s[jj] - m), jj < n && (att.causal == 0u || key <= pos));
             l += e;
             var key_class = 0u;
-            if (VAR) {
+            if (VAR && jj < n) {
                 key_class = classes[key];
             }
             let on_image = (key_class & 1u) != 0u;
@@ -214,19 +222,19 @@ fn main(
         }
         // Non-sinks: one accumulator per tile unless an image starts or ends inside it.
         if (!any_image) {
-            for (var jj = 0u; jj < n; jj++) {
+            for (var jj = 0u; jj < BC; jj++) {
                 for (var t = 0u; t < slice; t++) {
                     acc_rest[t] += s[jj] * tile[jj * MAX_D + dim0 + t];
                 }
             }
         } else if (!any_text) {
-            for (var jj = 0u; jj < n; jj++) {
+            for (var jj = 0u; jj < BC; jj++) {
                 for (var t = 0u; t < slice; t++) {
                     acc_vns[t] += s[jj] * tile[jj * MAX_D + dim0 + t];
                 }
             }
         } else {
-            for (var jj = 0u; jj < n; jj++) {
+            for (var jj = 0u; jj < BC; jj++) {
                 let w_vns = s[jj] * image_w[jj];
                 let w_rest = s[jj] - w_vns;
                 for (var t = 0u; t < slice; t++) {
@@ -237,8 +245,8 @@ fn main(
             }
         }
         if (any_sink) {
-            for (var jj = 0u; jj < n; jj++) {
-                if ((classes[t0 + jj] & 2u) == 0u) {
+            for (var jj = 0u; jj < BC; jj++) {
+                if (jj >= n || (classes[t0 + jj] & 2u) == 0u) {
                     continue;
                 }
                 for (var t = 0u; t < slice; t++) {

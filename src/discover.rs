@@ -151,12 +151,12 @@ pub fn rank(stats: &[LayerDims], hidden: &dyn Fn(usize) -> Result<Vec<f32>>, tok
 }
 
 /// The GPU side of discovery: `dim_max.wgsl` over one layer.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
 pub struct DimMax {
     pipeline: wgpu::ComputePipeline,
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
 impl DimMax {
     pub fn new(device: &wgpu::Device) -> Self {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -195,6 +195,10 @@ impl DimMax {
 
     /// Max phi per dimension of hidden [T, D], computed on the GPU and read back.
     pub fn run(&self, device: &wgpu::Device, queue: &wgpu::Queue, hidden: &[f32], dim: usize) -> Result<Vec<f32>> {
+        crate::error::scoped_blocking(device, || self.run_unscoped(device, queue, hidden, dim))?
+    }
+
+    fn run_unscoped(&self, device: &wgpu::Device, queue: &wgpu::Queue, hidden: &[f32], dim: usize) -> Result<Vec<f32>> {
         use wgpu::util::DeviceExt;
         if dim == 0 || hidden.is_empty() || hidden.len() % dim != 0 {
             return Err(Error::Shape(format!("{} values are not a [T, {dim}] matrix", hidden.len())));

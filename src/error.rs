@@ -70,3 +70,25 @@ impl From<std::io::Error> for Error {
         Error::Io(e.to_string())
     }
 }
+
+#[cfg(feature = "gpu")]
+/// Runs `f` inside wgpu validation and out-of-memory error scopes: what wgpu reports comes back
+/// as [`Error::Gpu`] instead of reaching the device's uncaptured-error handler (whose default
+/// panics). The future resolves at once on native backends.
+pub async fn scoped<T>(device: &wgpu::Device, f: impl FnOnce() -> T) -> Result<T> {
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let out = f();
+    let v = validation.pop().await;
+    let o = oom.pop().await;
+    match v.or(o) {
+        None => Ok(out),
+        Some(e) => Err(Error::Gpu(e.to_string())),
+    }
+}
+
+/// [`scoped`], waiting on the calling thread (native tools and tests only).
+#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+pub fn scoped_blocking<T>(device: &wgpu::Device, f: impl FnOnce() -> T) -> Result<T> {
+    futures::executor::block_on(scoped(device, f))
+}

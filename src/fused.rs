@@ -12,46 +12,10 @@ use crate::kernels::grid;
 use crate::shaders;
 use crate::state::{VarState, check_binding};
 use crate::uniforms::CONFIG_SIZE;
+pub use crate::shape::{FusedShape, MAX_HEAD_DIM};
 
 /// Query rows per workgroup of `attention_var.wgsl`.
 pub const ROWS_PER_WORKGROUP: u32 = 16;
-/// The largest head_dim the kernel's tiles hold.
-pub const MAX_HEAD_DIM: usize = 128;
-
-/// Attention shapes: Q and O [heads, queries, head_dim]; K and V [kv_heads, keys, head_dim].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FusedShape {
-    pub heads: usize,
-    pub kv_heads: usize,
-    pub queries: usize,
-    pub keys: usize,
-    pub head_dim: usize,
-}
-
-impl FusedShape {
-    pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::Shape(m));
-        if self.heads == 0 || self.kv_heads == 0 || self.queries == 0 || self.keys == 0 {
-            return bad(format!("empty attention shape {self:?}"));
-        }
-        if self.heads % self.kv_heads != 0 {
-            return bad(format!("{} query heads are not a multiple of {} kv heads", self.heads, self.kv_heads));
-        }
-        if self.queries > self.keys {
-            return bad(format!("{} query rows but only {} keys (Q <= K)", self.queries, self.keys));
-        }
-        if self.head_dim == 0 || self.head_dim % 4 != 0 || self.head_dim > MAX_HEAD_DIM {
-            return bad(format!("head_dim {} must be a multiple of 4 in 4..={MAX_HEAD_DIM}", self.head_dim));
-        }
-        Ok(())
-    }
-    pub fn q_len(&self) -> usize {
-        self.heads * self.queries * self.head_dim
-    }
-    pub fn kv_len(&self) -> usize {
-        self.kv_heads * self.keys * self.head_dim
-    }
-}
 
 /// What the pipeline is specialised on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -140,6 +104,12 @@ impl FusedAttention {
             cache: None,
         });
         Ok(Self { settings, layout, pipeline })
+    }
+
+    /// [`FusedAttention::new`] inside wgpu error scopes (a device whose limits the kernel
+    /// exceeds gives [`Error::Gpu`], not a panic in the uncaptured-error handler).
+    pub async fn new_checked(device: &Device, settings: FusedSettings) -> Result<Self> {
+        crate::error::scoped(device, || Self::new(device, settings)).await?
     }
 
     pub fn settings(&self) -> FusedSettings {

@@ -59,6 +59,10 @@ impl HostRunner {
 
     /// A runner for batches of `batch` sequences of at most `shape` (see [`VarState::new_batch`]).
     pub fn new_batch(device: &Device, kernels: &VarKernels, shape: SequenceShape, batch: usize, rows: Rows) -> Result<Self> {
+        crate::error::scoped_blocking(device, || Self::build(device, kernels, shape, batch, rows))?
+    }
+
+    fn build(device: &Device, kernels: &VarKernels, shape: SequenceShape, batch: usize, rows: Rows) -> Result<Self> {
         let state = VarState::new_batch(device, shape, batch, rows)?;
         let limits = device.limits();
         let max_bytes = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
@@ -219,6 +223,11 @@ impl HostRunner {
 
     /// Runs the whole padded layout: hidden [B, T, D], probs [B, H, Q, K].
     fn run_padded(&self, device: &Device, queue: &Queue, layer: usize, hidden: Option<&[f32]>, probs: &[f32]) -> Result<LayerOutput> {
+        self.check_and_submit(device, queue, layer, hidden, probs)?;
+        self.read_all(device, queue, probs.len())
+    }
+
+    fn check_and_submit(&self, device: &Device, queue: &Queue, layer: usize, hidden: Option<&[f32]>, probs: &[f32]) -> Result<()> {
         let s = self.state.shape();
         let batch = self.state.batch();
         let padded = AttnShape { heads: batch * s.heads, ..s.attn() };
@@ -236,12 +245,22 @@ impl HostRunner {
                     )));
                 }
                 check_finite("hidden_states", h)?;
-                queue.write_buffer(&self.hidden, 0, bytemuck::cast_slice(h));
             }
             None if role != LayerRole::Off => {
                 return Err(Error::Shape(format!("layer {layer} detects sinks and needs its hidden states")));
             }
             None => {}
+        }
+        // Everything that talks to wgpu runs in error scopes: a lost device or a validation
+        // error comes back as Error::Gpu, never as a panic in the uncaptured-error handler.
+        crate::error::scoped_blocking(device, || self.submit(device, queue, layer, hidden, probs))??;
+        Ok(())
+    }
+
+    fn submit(&self, device: &Device, queue: &Queue, layer: usize, hidden: Option<&[f32]>, probs: &[f32]) -> Result<()> {
+        let s = self.state.shape();
+        if let Some(h) = hidden {
+            queue.write_buffer(&self.hidden, 0, bytemuck::cast_slice(h));
         }
         let head_len = s.queries * s.tokens;
         for c in &self.chunks {
@@ -265,8 +284,14 @@ impl HostRunner {
             }
         }
         queue.submit([encoder.finish()]);
+        Ok(())
+    }
 
-        let mut out = Vec::with_capacity(probs.len());
+    fn read_all(&self, device: &Device, queue: &Queue, probs_len: usize) -> Result<LayerOutput> {
+        let s = self.state.shape();
+        let batch = self.state.batch();
+
+        let mut out = Vec::with_capacity(probs_len);
         for c in &self.chunks {
             let bytes = read_bytes(device, queue, &c.buffer, 0, c.buffer.size())?;
             out.extend_from_slice(bytemuck::cast_slice::<u8, f32>(&bytes));
@@ -297,7 +322,7 @@ pub struct AttentionOutput {
 /// Host slices through the sink kernel and the fused attention kernel.
 pub struct HostAttention {
     kernels: VarKernels,
-    fused: crate::fused::FusedAttention,
+    kernel: AttentionKernel,
     state: VarState,
     shape: crate::fused::FusedShape,
     hidden: Buffer,
@@ -306,7 +331,12 @@ pub struct HostAttention {
     v: Buffer,
     o: Buffer,
     sinks: crate::state::SinkBinding,
-    binding: crate::fused::FusedBinding,
+}
+
+/// Which attention kernel a [`HostAttention`] runs.
+enum AttentionKernel {
+    Fused(crate::fused::FusedAttention, crate::fused::FusedBinding),
+    Split(crate::split::SplitAttention, crate::split::SplitBinding),
 }
 
 impl HostAttention {
@@ -314,6 +344,30 @@ impl HostAttention {
         device: &Device,
         kernels: &VarKernels,
         fused: &crate::fused::FusedAttention,
+        shape: crate::fused::FusedShape,
+        hidden_dim: usize,
+        options: crate::fused::AttentionOptions,
+    ) -> Result<Self> {
+        crate::error::scoped_blocking(device, || Self::build(device, kernels, Some(fused), None, shape, hidden_dim, options))?
+    }
+
+    /// As [`HostAttention::new`] with the split-K kernels (decode rows over long contexts).
+    pub fn new_split(
+        device: &Device,
+        kernels: &VarKernels,
+        split: &crate::split::SplitAttention,
+        shape: crate::fused::FusedShape,
+        hidden_dim: usize,
+        options: crate::fused::AttentionOptions,
+    ) -> Result<Self> {
+        crate::error::scoped_blocking(device, || Self::build(device, kernels, None, Some(split), shape, hidden_dim, options))?
+    }
+
+    fn build(
+        device: &Device,
+        kernels: &VarKernels,
+        fused: Option<&crate::fused::FusedAttention>,
+        split: Option<&crate::split::SplitAttention>,
         shape: crate::fused::FusedShape,
         hidden_dim: usize,
         options: crate::fused::AttentionOptions,
@@ -340,17 +394,42 @@ impl HostAttention {
         let v = new_buffer("v", shape.kv_len())?;
         let o = new_buffer("o", shape.q_len())?;
         let sinks = state.bind_sinks(device, kernels, Some(hidden.as_entire_buffer_binding()))?;
-        let binding = fused.bind(
-            device,
-            &state,
-            shape,
-            options,
-            q.as_entire_buffer_binding(),
-            k.as_entire_buffer_binding(),
-            v.as_entire_buffer_binding(),
-            o.as_entire_buffer_binding(),
-        )?;
-        Ok(Self { kernels: kernels.clone(), fused: fused.clone(), state, shape, hidden, q, k, v, o, sinks, binding })
+        let kernel = match (fused, split) {
+            (Some(fused), _) => {
+                let b = fused.bind(
+                    device,
+                    &state,
+                    shape,
+                    options,
+                    q.as_entire_buffer_binding(),
+                    k.as_entire_buffer_binding(),
+                    v.as_entire_buffer_binding(),
+                    o.as_entire_buffer_binding(),
+                )?;
+                AttentionKernel::Fused(fused.clone(), b)
+            }
+            (None, Some(split)) => {
+                let b = split.bind(
+                    device,
+                    &state,
+                    shape,
+                    shape.keys,
+                    options,
+                    crate::split::DEFAULT_BLOCK,
+                    crate::split::SplitInputs {
+                        q: q.as_entire_buffer_binding(),
+                        k: k.as_entire_buffer_binding(),
+                        v: v.as_entire_buffer_binding(),
+                        classes: state.classes_buffer().as_entire_buffer_binding(),
+                        o: o.as_entire_buffer_binding(),
+                        selected: state.selected_buffer().as_entire_buffer_binding(),
+                    },
+                )?;
+                AttentionKernel::Split(split.clone(), b)
+            }
+            (None, None) => unreachable!("constructors pass one kernel"),
+        };
+        Ok(Self { kernels: kernels.clone(), kernel, state, shape, hidden, q, k, v, o, sinks })
     }
 
     pub fn prepare(&mut self, queue: &Queue, cfg: &VarConfig, visual: &VisualTokens, layers: usize) -> Result<()> {
@@ -379,7 +458,7 @@ impl HostAttention {
         match hidden {
             Some(h) if h.len() == seq.tokens * seq.hidden => {
                 check_finite("hidden_states", h)?;
-                queue.write_buffer(&self.hidden, 0, bytemuck::cast_slice(h));
+                crate::error::scoped_blocking(device, || queue.write_buffer(&self.hidden, 0, bytemuck::cast_slice(h)))?;
             }
             Some(h) => {
                 return Err(Error::Shape(format!("hidden states have {} values, expected {} x {}", h.len(), seq.tokens, seq.hidden)));
@@ -389,17 +468,23 @@ impl HostAttention {
             }
             None => {}
         }
-        queue.write_buffer(&self.q, 0, bytemuck::cast_slice(q));
-        queue.write_buffer(&self.k, 0, bytemuck::cast_slice(k));
-        queue.write_buffer(&self.v, 0, bytemuck::cast_slice(v));
-        let mut encoder = device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            let max = device.limits().max_compute_workgroups_per_dimension;
-            self.state.encode_sinks(&self.kernels, &mut pass, &self.sinks, layer, max)?;
-            self.fused.encode(device, &mut pass, &self.state, &self.binding, layer)?;
-        }
-        queue.submit([encoder.finish()]);
+        crate::error::scoped_blocking(device, || -> Result<()> {
+            queue.write_buffer(&self.q, 0, bytemuck::cast_slice(q));
+            queue.write_buffer(&self.k, 0, bytemuck::cast_slice(k));
+            queue.write_buffer(&self.v, 0, bytemuck::cast_slice(v));
+            let mut encoder = device.create_command_encoder(&Default::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                let max = device.limits().max_compute_workgroups_per_dimension;
+                self.state.encode_sinks(&self.kernels, &mut pass, &self.sinks, layer, max)?;
+                match &self.kernel {
+                    AttentionKernel::Fused(f, b) => f.encode(device, &mut pass, &self.state, b, layer)?,
+                    AttentionKernel::Split(sp, b) => sp.encode(device, &mut pass, &self.state, b, layer)?,
+                }
+            }
+            queue.submit([encoder.finish()]);
+            Ok(())
+        })??;
         let o: Vec<f32> = read_vec(device, queue, &self.o, s.q_len())?;
         let selected: Vec<u32> = read_vec(device, queue, self.state.selected_buffer(), s.heads * s.queries)?;
         let classes: Vec<u32> = read_vec(device, queue, self.state.classes_buffer(), s.keys)?;

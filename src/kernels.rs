@@ -182,12 +182,7 @@ impl VarKernels {
     /// refuses comes back as [`Error::Gpu`] rather than reaching the uncaptured-error handler.
     pub async fn new_checked(device: &Device, settings: KernelSettings) -> Result<Self> {
         settings.validate()?;
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let kernels = Self::build(device, settings);
-        match scope.pop().await {
-            None => Ok(kernels),
-            Some(e) => Err(Error::Gpu(e.to_string())),
-        }
+        crate::error::scoped(device, || Self::build(device, settings)).await
     }
 }
 

@@ -7,32 +7,53 @@
 //!   compute pass.
 //! - [`HostRunner`]: host slices in and out, for tests and tools.
 //! - [`dump`]: the safetensors dump format shared by the CLI, the exporter and the demo.
+//!
+//! Feature `gpu` (default) brings wgpu and everything that records GPU work; without it the
+//! crate is the config, the CPU reference, the dump reader and discovery's ranking (what the
+//! fuzz targets exercise, with no GPU stack compiled in).
 
 pub mod config;
 pub mod discover;
 pub mod dump;
 pub mod error;
+#[cfg(feature = "gpu")]
 pub mod fused;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
 pub mod host;
+#[cfg(feature = "gpu")]
 pub mod kernels;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
 pub mod readback;
 pub mod reference;
 pub mod shaders;
 pub mod shape;
+#[cfg(feature = "gpu")]
+pub mod split;
+#[cfg(feature = "gpu")]
 pub mod state;
+#[cfg(feature = "gpu")]
 pub mod unfused;
+#[cfg(feature = "gpu")]
 mod uniforms;
 pub mod visual;
 
 pub use config::{Convention, LayerPlan, LayerRole, PRESETS, Preset, VarConfig, preset};
 pub use error::{Error, Result};
-pub use fused::{AttentionOptions, FusedAttention, FusedBinding, FusedSettings, FusedShape};
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "gpu")]
+pub use error::scoped;
+#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+pub use error::scoped_blocking;
+#[cfg(feature = "gpu")]
+pub use fused::{AttentionOptions, FusedAttention, FusedBinding, FusedSettings};
+#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
 pub use host::{AttentionOutput, HostAttention, HostRunner, LayerOutput, SequenceInput};
+#[cfg(feature = "gpu")]
 pub use kernels::{KernelSettings, VarKernels, WORKGROUP_SIZE};
-pub use shape::AttnShape;
+pub use shape::{AttnShape, FusedShape};
+#[cfg(feature = "gpu")]
+pub use split::{DecodeSession, SplitAttention, SplitBinding, SplitInputs};
+#[cfg(feature = "gpu")]
 pub use unfused::{UnfusedAttention, UnfusedBinding};
+#[cfg(feature = "gpu")]
 pub use state::{BatchEntry, LayerBinding, Placement, MAX_SINK_DIMS, Rows, SequenceShape, SinkBinding, VarState};
 pub use visual::{ImageSpan, VisualTokens};

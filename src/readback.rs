@@ -10,6 +10,12 @@ pub fn read_bytes(device: &Device, queue: &Queue, src: &Buffer, offset: u64, siz
     if size == 0 {
         return Ok(Vec::new());
     }
+    // The whole round trip runs in error scopes: on a lost device every step reports an error
+    // (or the map fails) and that comes back as Error::Gpu.
+    crate::error::scoped_blocking(device, || read_unscoped(device, queue, src, offset, size))?
+}
+
+fn read_unscoped(device: &Device, queue: &Queue, src: &Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
     let staging = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("visattn readback"),
         size,

@@ -200,7 +200,7 @@ pub fn attention_var(
     q: &[f32],
     k: &[f32],
     v: &[f32],
-    shape: crate::fused::FusedShape,
+    shape: crate::shape::FusedShape,
     causal: bool,
     scale: f64,
 ) -> Result<(Vec<f64>, Vec<RowStats>)> {

@@ -7,6 +7,10 @@ pub const VAR_ROWS: &str = include_str!("../shaders/var_rows.wgsl");
 
 /// `shaders/attention_var.wgsl`: fused attention with VAR inside.
 pub const ATTENTION_VAR: &str = include_str!("../shaders/attention_var.wgsl");
+/// `shaders/attention_split.wgsl`: split-K blocks of decode attention with VAR's partial state.
+pub const ATTENTION_SPLIT: &str = include_str!("../shaders/attention_split.wgsl");
+/// `shaders/attention_combine.wgsl`: merges the split-K blocks and applies VAR.
+pub const ATTENTION_COMBINE: &str = include_str!("../shaders/attention_combine.wgsl");
 /// `shaders/attention_probs.wgsl`: the unfused path's softmax(Q K^T * scale).
 pub const ATTENTION_PROBS: &str = include_str!("../shaders/attention_probs.wgsl");
 /// `shaders/attention_pv.wgsl`: the unfused path's P V.
@@ -21,6 +25,8 @@ pub const ALL: &[(&str, &str)] = &[
     ("sink_score.wgsl", SINK_SCORE),
     ("var_rows.wgsl", VAR_ROWS),
     ("attention_var.wgsl", ATTENTION_VAR),
+    ("attention_split.wgsl", ATTENTION_SPLIT),
+    ("attention_combine.wgsl", ATTENTION_COMBINE),
     ("attention_probs.wgsl", ATTENTION_PROBS),
     ("attention_pv.wgsl", ATTENTION_PV),
     ("dim_max.wgsl", DIM_MAX),

@@ -76,6 +76,11 @@ impl UnfusedAttention {
         })
     }
 
+    /// [`UnfusedAttention::new`] inside wgpu error scopes.
+    pub async fn new_checked(device: &Device, head_dim: usize) -> Result<Self> {
+        crate::error::scoped(device, || Self::new(device, head_dim)).await?
+    }
+
     /// Binds Q, K, V (read), P [H, Tq, Tk] (written, then read) and O (written), f32.
     #[allow(clippy::too_many_arguments)]
     pub fn bind(

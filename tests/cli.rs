@@ -510,3 +510,36 @@ fn two_image_dump_and_a_batch_of_dumps() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("one output per input"));
 }
+
+#[test]
+fn attend_uses_split_k_for_a_decode_row() {
+    let (mut tensors, raw) = attend_dump(64);
+    // Keep only the last query row of every layer: a decode step over 40 keys.
+    for l in 0..4 {
+        let q = &raw[4 * l];
+        let last: Vec<f32> = (0..4).flat_map(|h| q[(h * 40 + 39) * 64..(h * 40 + 40) * 64].to_vec()).collect();
+        replace(&mut tensors, &format!("q.{l}"), f32t(&[4, 1, 64], &last));
+    }
+    let input = tmp("decode.safetensors");
+    let output = tmp("decode.out.safetensors");
+    write_dump(&input, tensors, &[("image_start", "4"), ("image_len", "24"), ("causal", "true")]);
+    let out = run(&["attend", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--sink-dims", "7", "--tau", "5"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = TensorFile::open(&output).unwrap();
+    let cfg = visattn::VarConfig { tau: 5.0, sink_dims: vec![7], ..visattn::VarConfig::paper() };
+    let visual = visattn::VisualTokens::from_spans(&[visattn::ImageSpan::new(4, 24)], 40).unwrap();
+    let shape = visattn::FusedShape { heads: 4, kv_heads: 2, queries: 1, keys: 40, head_dim: 64 };
+    for l in 0..4 {
+        let (q, k, v, hid) = (&raw[4 * l], &raw[4 * l + 1], &raw[4 * l + 2], &raw[4 * l + 3]);
+        let last: Vec<f32> = (0..4).flat_map(|h| q[(h * 40 + 39) * 64..(h * 40 + 40) * 64].to_vec()).collect();
+        let role = cfg.role(l, 4);
+        let sinks = if role == visattn::LayerRole::Off { vec![false; 40] } else { visattn::reference::sink_mask(&visattn::reference::phi(hid, 64, &[7]), 5.0) };
+        let (want, stats) = visattn::reference::attention_var(&cfg, role, &visual, &sinks, &last, k, v, shape, true, 0.125).unwrap();
+        let o = got.f32(&format!("o.{l}")).unwrap().data;
+        let vmax = v.iter().fold(0.0f32, |m, x| m.max(x.abs())) as f64;
+        for (a, b) in o.iter().zip(&want) {
+            assert!((*a as f64 - b).abs() <= 2e-6 * vmax, "layer {l}: {a} vs {b}");
+        }
+        assert_eq!(got.u8(&format!("selected.{l}")).unwrap().1, stats.iter().map(|s| s.selected as u8).collect::<Vec<_>>());
+    }
+}

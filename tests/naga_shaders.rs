@@ -103,6 +103,10 @@ fn shared_structs_are_identical_in_every_kernel() {
         assert_eq!(block(visattn::shaders::SINK_SCORE, name), block(visattn::shaders::VAR_ROWS, name), "struct {name}");
     }
     assert_eq!(block(visattn::shaders::SINK_SCORE, "Config"), block(visattn::shaders::ATTENTION_VAR, "Config"));
+    for other in [visattn::shaders::ATTENTION_SPLIT, visattn::shaders::ATTENTION_COMBINE] {
+        assert_eq!(block(visattn::shaders::SINK_SCORE, "Config"), block(other, "Config"));
+    }
+    assert_eq!(block(visattn::shaders::ATTENTION_SPLIT, "SplitParams"), block(visattn::shaders::ATTENTION_COMBINE, "SplitParams"));
     for other in [visattn::shaders::ATTENTION_PROBS, visattn::shaders::ATTENTION_PV] {
         assert_eq!(block(visattn::shaders::ATTENTION_VAR, "Attn"), block(other, "Attn"));
     }

@@ -171,7 +171,7 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
     }
 
     let g = crate::gpu::try_gpu(None)?;
-    let kernels = VarKernels::with_settings(&g.device, visattn::KernelSettings::for_adapter(&g.info)).map_err(|e| e.to_string())?;
+    let kernels = pollster::block_on(VarKernels::new_checked(&g.device, visattn::KernelSettings::for_adapter(&g.info))).map_err(|e| e.to_string())?;
     let shape = SequenceShape {
         tokens: jobs.iter().map(|j| j.dump.attn.keys).max().unwrap_or(1),
         hidden,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use visattn::dump::{OutTensor, TensorFile, drop_batch, layer_count, write_tensors};
-use visattn::{AttentionOptions, FusedAttention, FusedSettings, FusedShape, HostAttention, LayerRole, VarKernels, VisualTokens};
+use visattn::{AttentionOptions, FusedAttention, FusedSettings, FusedShape, HostAttention, LayerRole, SplitAttention, VarKernels, VisualTokens};
 
 use crate::apply::{VarArgs, config_metadata};
 
@@ -75,10 +75,17 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
     }
 
     let g = crate::gpu::try_gpu(None)?;
-    let kernels = VarKernels::with_settings(&g.device, visattn::KernelSettings::for_adapter(&g.info)).map_err(|e| e.to_string())?;
-    let fused = FusedAttention::new(&g.device, FusedSettings { head_dim: shape.head_dim as u32, var: true }).map_err(|e| e.to_string())?;
-    let mut host = HostAttention::new(&g.device, &kernels, &fused, shape, hidden_dim, AttentionOptions { causal, scale: args.scale })
-        .map_err(|e| e.to_string())?;
+    let kernels = pollster::block_on(VarKernels::new_checked(&g.device, visattn::KernelSettings::for_adapter(&g.info))).map_err(|e| e.to_string())?;
+    let options = AttentionOptions { causal, scale: args.scale };
+    // One query row (a decode step): split-K over the keys; otherwise the fused prefill kernel.
+    let mut host = if shape.queries == 1 {
+        let split = pollster::block_on(SplitAttention::new_checked(&g.device, shape.head_dim)).map_err(|e| e.to_string())?;
+        HostAttention::new_split(&g.device, &kernels, &split, shape, hidden_dim, options)
+    } else {
+        let fused = pollster::block_on(FusedAttention::new_checked(&g.device, FusedSettings { head_dim: shape.head_dim as u32, var: true })).map_err(|e| e.to_string())?;
+        HostAttention::new(&g.device, &kernels, &fused, shape, hidden_dim, options)
+    }
+    .map_err(|e| e.to_string())?;
     host.prepare(&g.queue, &cfg, &visual, layers).map_err(|e| e.to_string())?;
 
     let mut tensors = Vec::new();

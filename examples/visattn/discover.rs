@@ -56,7 +56,7 @@ pub fn run(args: &DiscoverArgs) -> Result<(), String> {
         Ok((t.data, s[0], s[1]))
     };
     let g = crate::gpu::try_gpu(None)?;
-    let kernel = DimMax::new(&g.device);
+    let kernel = visattn::scoped_blocking(&g.device, || DimMax::new(&g.device)).map_err(|e| e.to_string())?;
     let mut stats = Vec::new();
     let (mut tokens, mut dim) = (0, 0);
     for &l in &layers {

@@ -69,7 +69,7 @@ fn demo() -> Result<(), String> {
         cfg.sink_dims
     );
     let visual = VisualTokens::from_spans(&[ImageSpan::new(SYSTEM, IMAGE)], TOKENS).map_err(|e| e.to_string())?;
-    let kernels = VarKernels::with_settings(&g.device, visattn::KernelSettings::for_adapter(&g.info)).map_err(|e| e.to_string())?;
+    let kernels = pollster::block_on(VarKernels::new_checked(&g.device, visattn::KernelSettings::for_adapter(&g.info))).map_err(|e| e.to_string())?;
     let shape = SequenceShape { tokens: TOKENS, hidden: HIDDEN, heads: HEADS, queries: TOKENS };
     let mut runner = HostRunner::new(&g.device, &kernels, shape, Rows::All).map_err(|e| e.to_string())?;
     runner.prepare(&g.queue, &cfg, &visual, LAYERS).map_err(|e| e.to_string())?;

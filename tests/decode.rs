@@ -1,0 +1,279 @@
+//! Decode: split-K attention with VAR equals the CPU path over 1 to 32768 keys and the
+//! one-row fused kernel up to 4096 keys (one fused workgroup walks every key; llvmpipe's loop
+//! limiter makes that diverge on lavapipe past about 10k keys, which is why decode uses
+//! split-K), and a generation loop through DecodeSession equals row-by-row CPU results
+//! with the sinks of the prefill kept. Tolerance as in fused_attention.rs: 2e-6 x max|V|.
+
+mod support;
+
+use support::Rng;
+use visattn::readback::read_vec;
+use visattn::reference::{self, RowStats};
+use visattn::{
+    AttentionOptions, Convention, DecodeSession, FusedAttention, FusedSettings, FusedShape, HostAttention, ImageSpan, LayerPlan, Rows,
+    SequenceShape, SplitAttention, SplitInputs, VarConfig, VarKernels, VarState, VisualTokens,
+};
+use wgpu::util::DeviceExt;
+
+const HIDDEN: usize = 32;
+
+struct Data {
+    hidden: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    visual: VisualTokens,
+}
+
+/// Keys with sinks (0 and a few image tokens) that queries favour, an image span, GQA.
+fn make(rng: &mut Rng, s: FusedShape, image: ImageSpan, sinks: &[usize]) -> Data {
+    let visual = VisualTokens::from_spans(&[image], s.keys).unwrap();
+    let mut hidden: Vec<f32> = (0..s.keys * HIDDEN).map(|_| rng.normal() as f32).collect();
+    for &t in sinks {
+        hidden[t * HIDDEN + 3] = 200.0;
+    }
+    let d = s.head_dim;
+    let u: Vec<f64> = (0..d).map(|_| if rng.f64() < 0.5 { -1.0 } else { 1.0 }).collect();
+    let w: Vec<f64> = (0..d).map(|_| rng.normal()).collect();
+    let sd = (d as f64).sqrt();
+    let mut q = Vec::new();
+    for h in 0..s.heads {
+        let (a, b) = ([0.35, 0.25, 0.45, 0.3][h % 4], [0.6, -0.4, 0.3, 0.45][h % 4]);
+        for _ in 0..s.queries {
+            q.extend((0..d).map(|i| (rng.normal() + a * u[i] + b * w[i]) as f32));
+        }
+    }
+    let (mut k, mut v) = (Vec::new(), Vec::new());
+    for _ in 0..s.kv_heads {
+        for j in 0..s.keys {
+            let sink = if sinks.contains(&j) { 2.5 } else { 0.0 };
+            let img = if visual.is_visual(j) { 1.0 } else { 0.0 };
+            k.extend((0..d).map(|i| (rng.normal() * 0.5 + (sink * u[i] + img * w[i]) / sd * 2.0) as f32));
+            v.extend((0..d).map(|_| (rng.normal() * 2.0) as f32));
+        }
+    }
+    Data { hidden, q, k, v, visual }
+}
+
+fn cfg(convention: Convention) -> VarConfig {
+    VarConfig { tau: 5.0, sink_dims: vec![3], ..VarConfig::for_convention(convention) }
+}
+
+fn vmax(v: &[f32]) -> f64 {
+    v.iter().fold(0.0f32, |m, x| m.max(x.abs())) as f64
+}
+
+fn near(st: &RowStats, cfg: &VarConfig) -> bool {
+    (st.visual_mass - cfg.summ).abs() <= 1e-4 || (st.sink_ratio - cfg.rho_code()).abs() <= 1e-4
+}
+
+/// Split-K on the GPU for one decode row: (O, selected).
+fn split_gpu(g: &support::gpu::Gpu, k: &VarKernels, s: FusedShape, d: &Data, cfg: &VarConfig, block: u32) -> (Vec<f32>, Vec<bool>) {
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let up = |x: &[f32]| g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: bytemuck::cast_slice(x), usage });
+    let (qb, kb, vb, hb) = (up(&d.q), up(&d.k), up(&d.v), up(&d.hidden));
+    let ob = up(&vec![0.0; s.q_len()]);
+    let mut state = VarState::new(&g.device, SequenceShape { tokens: s.keys, hidden: HIDDEN, heads: s.heads, queries: s.queries }, Rows::All).unwrap();
+    state.prepare(&g.queue, cfg, &d.visual, 8).unwrap();
+    let sinks = state.bind_sinks(&g.device, k, Some(hb.as_entire_buffer_binding())).unwrap();
+    let split = SplitAttention::new(&g.device, s.head_dim).unwrap();
+    let b = split
+        .bind(
+            &g.device,
+            &state,
+            s,
+            s.keys,
+            AttentionOptions { causal: true, scale: None },
+            block,
+            SplitInputs {
+                q: qb.as_entire_buffer_binding(),
+                k: kb.as_entire_buffer_binding(),
+                v: vb.as_entire_buffer_binding(),
+                classes: state.classes_buffer().as_entire_buffer_binding(),
+                o: ob.as_entire_buffer_binding(),
+                selected: state.selected_buffer().as_entire_buffer_binding(),
+            },
+        )
+        .unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        state.encode_sinks(k, &mut pass, &sinks, 3, g.device.limits().max_compute_workgroups_per_dimension).unwrap();
+        split.encode(&g.device, &mut pass, &state, &b, 3).unwrap();
+    }
+    g.queue.submit([enc.finish()]);
+    let o: Vec<f32> = read_vec(&g.device, &g.queue, &ob, s.q_len()).unwrap();
+    let sel: Vec<u32> = read_vec(&g.device, &g.queue, state.selected_buffer(), s.heads * s.queries).unwrap();
+    (o, sel.iter().map(|&x| x != 0).collect())
+}
+
+#[test]
+fn split_k_equals_the_cpu_path_and_the_one_row_kernel() {
+    let g = support::gpu::gpu();
+    let k = VarKernels::new(&g.device);
+    let mut rng = Rng::new(40);
+    let mut redistributed = 0;
+    for (keys, head_dim) in [(1, 64), (17, 64), (640, 128), (4096, 64), (32768, 64)] {
+        for convention in [Convention::Paper, Convention::Released] {
+            let s = FusedShape { heads: 4, kv_heads: 2, queries: 1, keys, head_dim };
+            let image = if keys > 2 { ImageSpan::new(1, (keys * 3 / 4).max(1)) } else { ImageSpan::new(0, 1) };
+            let sinks: Vec<usize> = [0, 5, keys / 3].into_iter().filter(|&t| t < keys).collect();
+            let d = make(&mut rng, s, image, &sinks);
+            let c = cfg(convention);
+            let (o, selected) = split_gpu(&g, &k, s, &d, &c, if keys > 4096 { 1024 } else { 256 });
+            let sink_mask = reference::sink_mask(&reference::phi(&d.hidden, HIDDEN, &[3]), 5.0);
+            let scale = 1.0 / (head_dim as f64).sqrt();
+            let (want, stats) = reference::attention_var(&c, c.role(3, 8), &d.visual, &sink_mask, &d.q, &d.k, &d.v, s, true, scale).unwrap();
+            // The one-row fused kernel on the same row.
+            let row = (keys <= 4096).then(|| {
+                let fused = FusedAttention::new(&g.device, FusedSettings { head_dim: head_dim as u32, var: true }).unwrap();
+                let mut one = HostAttention::new(&g.device, &k, &fused, s, HIDDEN, AttentionOptions { causal: true, scale: None }).unwrap();
+                one.prepare(&g.queue, &c, &d.visual, 8).unwrap();
+                one.run_layer(&g.device, &g.queue, 3, Some(&d.hidden), &d.q, &d.k, &d.v).unwrap()
+            });
+            let vm = vmax(&d.v);
+            for (r, st) in stats.iter().enumerate() {
+                if near(st, &c) {
+                    continue;
+                }
+                assert_eq!(selected[r], st.selected, "Tk {keys} {convention:?} head {r}");
+                if let Some(row) = &row {
+                    assert_eq!(row.selected[r], st.selected);
+                }
+                redistributed += (st.selected && c.role(3, 8) == visattn::LayerRole::Redistribute) as usize;
+                for i in 0..head_dim {
+                    let (a, w) = (o[r * head_dim + i] as f64, want[r * head_dim + i]);
+                    assert!((a - w).abs() <= 2e-6 * vm, "Tk {keys} head {r} dim {i}: split {a} ref {w}");
+                    if let Some(row) = &row {
+                        let b = row.o[r * head_dim + i] as f64;
+                        assert!((a - b).abs() <= 2e-6 * vm, "Tk {keys} head {r} dim {i}: split {a} one-row {b}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(redistributed > 4, "decode rows must be redistributed: {redistributed}");
+}
+
+#[test]
+fn decode_equals_the_prefill_kernels_last_row() {
+    let g = support::gpu::gpu();
+    let k = VarKernels::new(&g.device);
+    let mut rng = Rng::new(41);
+    let keys = 200;
+    let full = FusedShape { heads: 4, kv_heads: 4, queries: keys, keys, head_dim: 64 };
+    let d = make(&mut rng, full, ImageSpan::new(10, 120), &[0, 30, 31]);
+    let c = cfg(Convention::Released);
+    let fused = FusedAttention::new(&g.device, FusedSettings { head_dim: 64, var: true }).unwrap();
+    let mut prefill = HostAttention::new(&g.device, &k, &fused, full, HIDDEN, AttentionOptions { causal: true, scale: None }).unwrap();
+    prefill.prepare(&g.queue, &c, &d.visual, 8).unwrap();
+    let all = prefill.run_layer(&g.device, &g.queue, 3, Some(&d.hidden), &d.q, &d.k, &d.v).unwrap();
+    let last = FusedShape { queries: 1, ..full };
+    let q_last: Vec<f32> = (0..4).flat_map(|h| d.q[(h * keys + keys - 1) * 64..(h * keys + keys) * 64].to_vec()).collect();
+    let one = Data { q: q_last, hidden: d.hidden.clone(), k: d.k.clone(), v: d.v.clone(), visual: d.visual.clone() };
+    let (o, selected) = split_gpu(&g, &k, last, &one, &c, 64);
+    let vm = vmax(&d.v);
+    for h in 0..4 {
+        assert_eq!(selected[h], all.selected[h * keys + keys - 1], "head {h}");
+        for i in 0..64 {
+            let (a, b) = (o[h * 64 + i], all.o[(h * keys + keys - 1) * 64 + i]);
+            assert!(((a - b) as f64).abs() <= 2e-6 * vm, "head {h} dim {i}: decode {a} prefill {b}");
+        }
+    }
+}
+
+#[test]
+fn a_generation_loop_keeps_the_prefill_sinks() {
+    let g = support::gpu::gpu();
+    let k = VarKernels::new(&g.device);
+    let mut rng = Rng::new(42);
+    let (layers, heads, kv_heads, dim, prompt, steps) = (4, 4, 2, 64, 120, 4);
+    let total = prompt + steps;
+    let shape = FusedShape { heads, kv_heads, queries: total, keys: total, head_dim: dim };
+    let image = ImageSpan::new(8, 90);
+    // Whole-sequence data per layer; the prompt part is the prefill, the rest comes step by step.
+    let data: Vec<Data> = (0..layers).map(|_| make(&mut rng, shape, image, &[0, 20, 21])).collect();
+    let visual_prompt = VisualTokens::from_spans(&[image], prompt).unwrap();
+    let c = VarConfig { layers: LayerPlan::Spec, ..cfg(Convention::Released) };
+    let mut state = VarState::new(&g.device, SequenceShape { tokens: prompt, hidden: HIDDEN, heads, queries: prompt }, Rows::All).unwrap();
+    state.prepare(&g.queue, &c, &visual_prompt, layers).unwrap();
+    let split = SplitAttention::new(&g.device, dim).unwrap();
+    let opts = AttentionOptions { causal: true, scale: None };
+    let mut session = DecodeSession::new(&g.device, &state, &split, layers, heads, kv_heads, total, opts).unwrap();
+
+    // Prefill: sinks per layer from the prompt's hidden states, captured; KV stored.
+    let prompt_kv = |x: &[f32]| -> Vec<f32> { (0..kv_heads).flat_map(|h| x[h * total * dim..(h * total + prompt) * dim].to_vec()).collect() };
+    let max = g.device.limits().max_compute_workgroups_per_dimension;
+    for (l, d) in data.iter().enumerate() {
+        let hb = g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(&d.hidden[..prompt * HIDDEN]),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        let sb = state.bind_sinks(&g.device, &k, Some(hb.as_entire_buffer_binding())).unwrap();
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            state.encode_sinks(&k, &mut pass, &sb, l, max).unwrap();
+        }
+        session.capture_classes(&mut enc, &state, l).unwrap();
+        g.queue.submit([enc.finish()]);
+        session.write_prefill_kv(&g.queue, l, prompt, &prompt_kv(&d.k), &prompt_kv(&d.v)).unwrap();
+    }
+    session.start(prompt).unwrap();
+
+    let mut checked = 0;
+    for step in 0..steps {
+        let pos = prompt + step;
+        session.begin_step(&g.queue).unwrap();
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for (l, d) in data.iter().enumerate() {
+                let q: Vec<f32> = (0..heads).flat_map(|h| d.q[(h * total + pos) * dim..(h * total + pos + 1) * dim].to_vec()).collect();
+                let kk: Vec<f32> = (0..kv_heads).flat_map(|h| d.k[(h * total + pos) * dim..(h * total + pos + 1) * dim].to_vec()).collect();
+                let vv: Vec<f32> = (0..kv_heads).flat_map(|h| d.v[(h * total + pos) * dim..(h * total + pos + 1) * dim].to_vec()).collect();
+                session.write_step(&g.queue, l, &q, &kk, &vv).unwrap();
+                session.encode_step(&g.device, &mut pass, &state, l).unwrap();
+            }
+        }
+        g.queue.submit([enc.finish()]);
+        session.end_step();
+
+        for (l, d) in data.iter().enumerate() {
+            let (at, n) = session.output_range(l);
+            let bytes = visattn::readback::read_bytes(&g.device, &g.queue, session.output_buffer(), at, (n * 4) as u64).unwrap();
+            let o: &[f32] = bytemuck::cast_slice(&bytes);
+            let (sat, sn) = session.selected_range(l);
+            let sel_bytes = visattn::readback::read_bytes(&g.device, &g.queue, session.selected_buffer(), sat, (sn * 4) as u64).unwrap();
+            let sel: &[u32] = bytemuck::cast_slice(&sel_bytes);
+            // CPU: keys 0..=pos, prompt sinks kept, new tokens never sinks nor image.
+            let keys = pos + 1;
+            let s1 = FusedShape { heads, kv_heads, queries: 1, keys, head_dim: dim };
+            let q: Vec<f32> = (0..heads).flat_map(|h| d.q[(h * total + pos) * dim..(h * total + pos + 1) * dim].to_vec()).collect();
+            let cut = |x: &[f32]| -> Vec<f32> { (0..kv_heads).flat_map(|h| x[h * total * dim..(h * total + keys) * dim].to_vec()).collect() };
+            let mut sinks = if c.role(l, layers) == visattn::LayerRole::Off {
+                vec![false; prompt]
+            } else {
+                reference::sink_mask(&reference::phi(&d.hidden[..prompt * HIDDEN], HIDDEN, &[3]), 5.0)
+            };
+            sinks.resize(keys, false);
+            let visual = VisualTokens::from_spans(&[image], keys).unwrap();
+            let scale = 1.0 / (dim as f64).sqrt();
+            let (want, stats) = reference::attention_var(&c, c.role(l, layers), &visual, &sinks, &q, &cut(&d.k), &cut(&d.v), s1, true, scale).unwrap();
+            let vm = vmax(&d.v);
+            for (h, st) in stats.iter().enumerate() {
+                if near(st, &c) {
+                    continue;
+                }
+                assert_eq!(sel[h] == 1, st.selected, "step {step} layer {l} head {h}");
+                checked += st.selected as usize;
+                for i in 0..dim {
+                    assert!(((o[h * dim + i] as f64) - want[h * dim + i]).abs() <= 2e-6 * vm, "step {step} layer {l} head {h} dim {i}");
+                }
+            }
+        }
+    }
+    assert!(checked > 0, "the loop must select decode rows");
+    assert_eq!(session.len(), total);
+}
