@@ -87,8 +87,17 @@ pub async fn scoped<T>(device: &wgpu::Device, f: impl FnOnce() -> T) -> Result<T
     }
 }
 
-/// [`scoped`], waiting on the calling thread (native tools and tests only).
+/// [`scoped`], waiting on the calling thread (native tools and tests only). `f` runs outside
+/// any executor, so it may itself use blocking helpers (nested scopes are fine).
 #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
 pub fn scoped_blocking<T>(device: &wgpu::Device, f: impl FnOnce() -> T) -> Result<T> {
-    futures::executor::block_on(scoped(device, f))
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let out = f();
+    let v = futures::executor::block_on(validation.pop());
+    let o = futures::executor::block_on(oom.pop());
+    match v.or(o) {
+        None => Ok(out),
+        Some(e) => Err(Error::Gpu(e.to_string())),
+    }
 }
