@@ -1,0 +1,161 @@
+//! f16 and bf16 dumps give the f32 dump's results within what their rounding allows
+//! (var-spec.md section 6): the official fixture re-encoded, through the dump reader and `apply`.
+
+mod support;
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use safetensors::Dtype;
+use visattn::dump::TensorFile;
+
+fn f32_to_bf16(x: f32) -> u16 {
+    let b = x.to_bits();
+    // Round to nearest even on the 16 dropped bits.
+    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+}
+
+fn f32_to_f16(x: f32) -> u16 {
+    let b = x.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let exp = ((b >> 23) & 0xff) as i32 - 127 + 15;
+    let mant = b & 0x7f_ffff;
+    if exp >= 0x1f {
+        return sign | 0x7c00;
+    }
+    if exp <= 0 {
+        if exp < -10 {
+            return sign;
+        }
+        let m = mant | 0x80_0000;
+        let shift = (14 - exp) as u32;
+        let half = 1u32 << (shift - 1);
+        let rounded = (m + half - 1 + ((m >> shift) & 1)) >> shift;
+        return sign | rounded as u16;
+    }
+    let rounded = (mant + 0xfff + ((mant >> 13) & 1)) >> 13;
+    let (exp, rounded) = if rounded == 0x400 { (exp + 1, 0) } else { (exp, rounded) };
+    if exp >= 0x1f {
+        return sign | 0x7c00;
+    }
+    sign | ((exp as u16) << 10) | rounded as u16
+}
+
+struct T {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+impl safetensors::View for &T {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        (&self.bytes[..]).into()
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+fn reencode(src: &TensorFile, dtype: Dtype, path: &std::path::Path) {
+    let mut tensors = Vec::new();
+    for name in src.names() {
+        if !(name.starts_with("attentions.") || name.starts_with("hidden_states.")) {
+            continue;
+        }
+        let t = src.f32(name).unwrap();
+        let bytes: Vec<u8> = t
+            .data
+            .iter()
+            .flat_map(|&x| match dtype {
+                Dtype::F16 => f32_to_f16(x).to_le_bytes(),
+                _ => f32_to_bf16(x).to_le_bytes(),
+            })
+            .collect();
+        tensors.push((name.clone(), T { dtype, shape: t.shape.clone(), bytes }));
+    }
+    let meta: HashMap<String, String> = src.metadata().clone();
+    std::fs::write(path, safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta)).unwrap()).unwrap();
+}
+
+fn apply(input: &std::path::Path, output: &std::path::Path) {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("examples").join("visattn");
+    if !bin.exists() {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--example", "visattn"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+        if exe.parent().unwrap().parent().unwrap().file_name().unwrap() == "release" {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().unwrap().success());
+    }
+    let out = Command::new(bin)
+        .args(["apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--convention", "released", "--rho", "0.5", "--p", "0.6"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn conversions_round_to_nearest_even() {
+    assert_eq!(f32_to_f16(1.0), 0x3c00);
+    assert_eq!(f32_to_f16(-2.0), 0xc000);
+    assert_eq!(f32_to_f16(65504.0), 0x7bff);
+    assert_eq!(f32_to_f16(1e6), 0x7c00);
+    assert_eq!(f32_to_f16(2f32.powi(-24)), 0x0001);
+    assert_eq!(f32_to_bf16(1.0), 0x3f80);
+    assert_eq!(f32_to_bf16(-3.0), 0xc040);
+}
+
+#[test]
+fn f16_and_bf16_dumps_match_the_f32_dump() {
+    let src_path = support::shared_data("official-var-fixture.safetensors");
+    let src = TensorFile::open(&src_path).unwrap();
+    let dir = std::env::temp_dir().join(format!("visattn-half-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f32_out = dir.join("f32.out.safetensors");
+    apply(&src_path, &f32_out);
+    let base = TensorFile::open(&f32_out).unwrap();
+    // Relative rounding of one value: f16 2^-11, bf16 2^-8. Outputs are sums and products of a
+    // few such values: 4 units of rounding.
+    for (dtype, unit) in [(Dtype::F16, 2f32.powi(-11)), (Dtype::BF16, 2f32.powi(-8))] {
+        let input = dir.join(format!("{dtype:?}.safetensors"));
+        let output = dir.join(format!("{dtype:?}.out.safetensors"));
+        reencode(&src, dtype, &input);
+        apply(&input, &output);
+        let got = TensorFile::open(&output).unwrap();
+        let mut compared = 0;
+        for l in 0..6 {
+            let phi = base.f32(&format!("phi.{l}")).unwrap().data;
+            let (want_sinks, got_sinks) = (base.u8(&format!("sinks.{l}")).unwrap().1, got.u8(&format!("sinks.{l}")).unwrap().1);
+            let mut flipped = false;
+            for t in 0..phi.len() {
+                if want_sinks[t] != got_sinks[t] {
+                    // Only a token within the rounding of tau may flip.
+                    assert!((phi[t] - 20.0).abs() <= 4.0 * unit * 20.0, "{dtype:?} layer {l} token {t}: phi {} flipped", phi[t]);
+                    flipped = true;
+                }
+            }
+            if flipped {
+                continue;
+            }
+            let (a, b) = (base.f32(&format!("attentions.{l}")).unwrap().data, got.f32(&format!("attentions.{l}")).unwrap().data);
+            let (sa, sb) = (base.u8(&format!("selected.{l}")).unwrap().1, got.u8(&format!("selected.{l}")).unwrap().1);
+            let keys = phi.len();
+            for (r, (ra, rb)) in a.chunks(keys).zip(b.chunks(keys)).enumerate() {
+                if sa[r] != sb[r] {
+                    continue; // a row near rho or 0.2: f16 may flip it (section 6)
+                }
+                for (x, y) in ra.iter().zip(rb) {
+                    assert!((x - y).abs() <= 4.0 * unit * x.abs().max(1e-4) + 1e-7, "{dtype:?} layer {l} row {r}: {x} vs {y}");
+                }
+                compared += 1;
+            }
+        }
+        assert!(compared > 1000, "{dtype:?}: too few rows compared ({compared})");
+    }
+}
