@@ -21,6 +21,8 @@ pub mod fused;
 #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
 pub mod host;
 #[cfg(feature = "gpu")]
+pub mod heatmap;
+#[cfg(feature = "gpu")]
 pub mod kernels;
 #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
 pub mod readback;

@@ -17,6 +17,10 @@ pub const ATTENTION_PROBS: &str = include_str!("../shaders/attention_probs.wgsl"
 pub const ATTENTION_PV: &str = include_str!("../shaders/attention_pv.wgsl");
 /// `shaders/dim_max.wgsl`: per-dimension max phi, for sink-dimension discovery.
 pub const DIM_MAX: &str = include_str!("../shaders/dim_max.wgsl");
+/// `shaders/heatmap.wgsl`: the heatmap render pipeline (vertex + fragment).
+pub const HEATMAP: &str = include_str!("../shaders/heatmap.wgsl");
+/// `shaders/heatmap_gather.wgsl`: one attention row per patch for the heatmap, on the GPU.
+pub const HEATMAP_GATHER: &str = include_str!("../shaders/heatmap_gather.wgsl");
 /// `shaders/copy_f32.wgsl`: the bandwidth baseline the benchmarks compare against.
 pub const COPY_F32: &str = include_str!("../shaders/copy_f32.wgsl");
 
@@ -30,5 +34,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("attention_probs.wgsl", ATTENTION_PROBS),
     ("attention_pv.wgsl", ATTENTION_PV),
     ("dim_max.wgsl", DIM_MAX),
+    ("heatmap.wgsl", HEATMAP),
+    ("heatmap_gather.wgsl", HEATMAP_GATHER),
     ("copy_f32.wgsl", COPY_F32),
 ];

@@ -543,3 +543,50 @@ fn attend_uses_split_k_for_a_decode_row() {
         assert_eq!(got.u8(&format!("selected.{l}")).unwrap().1, stats.iter().map(|s| s.selected as u8).collect::<Vec<_>>());
     }
 }
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG", "{} is not a PNG", path.display());
+    (u32::from_be_bytes(bytes[16..20].try_into().unwrap()), u32::from_be_bytes(bytes[20..24].try_into().unwrap()))
+}
+
+#[test]
+fn apply_draws_a_heatmap_png() {
+    let input = support::shared_data("official-var-fixture.safetensors");
+    let (output, png) = (tmp("fixture.png.out.safetensors"), tmp("fixture-heatmap.png"));
+    let out = run(&[
+        "apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--convention", "released",
+        "--png", png.to_str().unwrap(), "--layer", "3", "--size", "320x160",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(png_size(&png), (320, 160));
+    let bad = run(&["apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--png", png.to_str().unwrap(), "--size", "huge"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--size huge"));
+    let small = tmp("nonsquare.safetensors");
+    write_dump(&small, small_dump(|_| {}), IMG);
+    let bad = run(&["apply", "--input", small.to_str().unwrap(), "--output", output.to_str().unwrap(), "--sink-dims", "7", "--tau", "5", "--png", png.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a square patch grid"));
+}
+
+#[test]
+fn the_embed_example_renders_its_final_frame() {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("examples").join(format!("embed{}", std::env::consts::EXE_SUFFIX));
+    if !bin.exists() {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--example", "embed"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+        if dir.file_name().unwrap() == "release" {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().unwrap().success());
+    }
+    let png = tmp("embed.png");
+    let out = Command::new(bin).arg(&png).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.matches("recorded into one encoder").count(), 4, "{stdout}");
+    assert_eq!(png_size(&png), (1024, 512));
+}

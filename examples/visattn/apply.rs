@@ -121,6 +121,8 @@ pub struct ApplyArgs {
     pub output: Vec<PathBuf>,
     #[command(flatten)]
     pub var: VarArgs,
+    #[command(flatten)]
+    pub picture: crate::picture::PictureArgs,
 }
 
 /// One opened dump with its settings.
@@ -157,6 +159,13 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
         if j.cfg != first.cfg {
             return Err(format!("{}: its metadata gives a different config than {} (pass --sink-dims / --preset)", j.path, first.path));
         }
+    }
+    if args.picture.png.is_some() {
+        if jobs.len() != 1 {
+            return Err("--png draws one dump: give one --input".into());
+        }
+        let span = first.spans[0];
+        args.picture.check(layers, heads, first.dump.attn.queries, span.len).map_err(|m| format!("{}: {m}", first.path))?;
     }
     let mut cfg = first.cfg.clone();
     let detecting: Vec<usize> = (0..layers).filter(|&l| cfg.role(l, layers) != LayerRole::Off).collect();
@@ -201,6 +210,11 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
             .map(|(b, j)| SequenceInput { hidden: hidden_states[b].as_deref(), probs: &probs[b], queries: j.dump.attn.queries, keys: j.dump.attn.keys })
             .collect();
         let outs = runner.run_batch_layer(&g.device, &g.queue, l, &inputs).map_err(|e| format!("{}: {e}", jobs[0].path))?;
+        if let Some(path) = args.picture.png.as_deref().filter(|_| l == args.picture.layer_or(layers)) {
+            let (j, o) = (&jobs[0], &outs[0]);
+            let a = j.dump.attn;
+            crate::picture::write(&g, &args.picture, path, a.heads, a.queries, a.keys, &probs[0], &o.probs, &o.selected, &o.sinks, j.spans[0].start, j.spans[0].len)?;
+        }
         for (b, out) in outs.into_iter().enumerate() {
             results[b].push(LayerResult { attentions: out.probs, phi: out.phi, sinks: out.sinks, selected: out.selected });
         }

@@ -7,6 +7,7 @@ mod gpu;
 mod apply;
 mod attend;
 mod discover;
+mod picture;
 mod sample;
 
 use std::process::ExitCode;
@@ -20,6 +21,9 @@ use visattn::{HostRunner, ImageSpan, LayerRole, Rows, SequenceShape, VarConfig, 
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Heatmap of the built-in prompt (without a subcommand).
+    #[command(flatten)]
+    picture: picture::PictureArgs,
 }
 
 #[derive(Subcommand)]
@@ -36,7 +40,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("error")).init();
     let cli = Cli::parse();
     let result = match cli.command {
-        None => demo(),
+        None => demo(&cli.picture),
         Some(Command::Apply(args)) => apply::run(&args),
         Some(Command::Attend(args)) => attend::run(&args),
         Some(Command::Discover(args)) => discover::run(&args),
@@ -50,8 +54,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn demo() -> Result<(), String> {
+fn demo(pic: &picture::PictureArgs) -> Result<(), String> {
     use sample::*;
+    pic.check(LAYERS, HEADS, TOKENS, IMAGE)?;
     let start = Instant::now();
     let g = gpu::try_gpu(None)?;
     println!("adapter: {} ({:?}, {:?})", g.info.name, g.info.backend, g.info.device_type);
@@ -87,6 +92,9 @@ fn demo() -> Result<(), String> {
             .run_layer(&g.device, &g.queue, layer, hidden.as_deref(), &probs)
             .map_err(|e| e.to_string())?;
         gpu_time += t0.elapsed().as_secs_f64();
+        if let Some(path) = pic.png.as_deref().filter(|_| layer == pic.layer_or(LAYERS)) {
+            picture::write(&g, pic, path, HEADS, TOKENS, TOKENS, &probs, &out.probs, &out.selected, &out.sinks, SYSTEM, IMAGE)?;
+        }
 
         let text_sinks = (0..TOKENS).filter(|&t| out.sinks[t] && !visual.is_visual(t)).count();
         let visual_sinks = (0..TOKENS).filter(|&t| out.sinks[t] && visual.is_visual(t)).count();
@@ -116,6 +124,9 @@ fn demo() -> Result<(), String> {
     println!(
         "total: {total_selected} rows selected, {total_changed} rows changed, {total_moved:.1} attention mass moved from sinks to image patches"
     );
+    if let Some(path) = &pic.png {
+        println!("heatmap of layer {}, row {}, head {}: {}", pic.layer_or(LAYERS), pic.row.unwrap_or(TOKENS - 1), pic.head, path.display());
+    }
     println!(
         "time: {:.2} s total, {:.2} s in VAR on the GPU (upload, kernels, readback of {} MB per layer)",
         start.elapsed().as_secs_f64(),

@@ -1,0 +1,111 @@
+//! `--png`: one layer's attention row drawn by the heatmap pipeline, before and after VAR.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use visattn::heatmap::{Heatmap, render_to_pixels};
+
+/// Flags of the heatmap picture.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PictureArgs {
+    /// Write a heatmap of one layer's attention before and after VAR to this PNG.
+    #[arg(long)]
+    pub png: Option<PathBuf>,
+    /// The layer to draw (default: the middle layer).
+    #[arg(long)]
+    pub layer: Option<usize>,
+    /// A head, or `mean` for the mean over the heads whose row was selected (default).
+    #[arg(long, default_value = "mean")]
+    pub head: String,
+    /// The query row (default: the last row, the last text token).
+    #[arg(long)]
+    pub row: Option<usize>,
+    /// Picture size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1024x512")]
+    pub size: String,
+}
+
+impl PictureArgs {
+    pub fn layer_or(&self, layers: usize) -> usize {
+        self.layer.unwrap_or(layers / 2)
+    }
+
+    fn size(&self) -> Result<(u32, u32), String> {
+        let (w, h) = self.size.split_once('x').ok_or_else(|| format!("--size {}: expected WIDTHxHEIGHT", self.size))?;
+        let parse = |v: &str| v.parse::<u32>().ok().filter(|&n| (16..=8192).contains(&n)).ok_or_else(|| format!("--size {}: sides must be 16..8192 pixels", self.size));
+        Ok((parse(w)?, parse(h)?))
+    }
+
+    /// Checks the flags against the data before any GPU work.
+    pub fn check(&self, layers: usize, heads: usize, queries: usize, image_len: usize) -> Result<(), String> {
+        if self.png.is_none() {
+            return Ok(());
+        }
+        self.size()?;
+        if self.layer_or(layers) >= layers {
+            return Err(format!("--layer {} out of range for {layers} layers", self.layer_or(layers)));
+        }
+        if self.head != "mean" && !self.head.parse::<usize>().is_ok_and(|h| h < heads) {
+            return Err(format!("--head {}: expected `mean` or a head below {heads}", self.head));
+        }
+        if self.row.is_some_and(|r| r >= queries) {
+            return Err(format!("--row {} out of range for {queries} query rows", self.row.unwrap_or(0)));
+        }
+        let grid = (image_len as f64).sqrt().round() as usize;
+        if grid * grid != image_len {
+            return Err(format!("the image span has {image_len} tokens, not a square patch grid"));
+        }
+        Ok(())
+    }
+}
+
+/// Draws row `args.row` (default the last) of `layer`: `before` / `after` [H, Q, K], the
+/// row's `selected` flags [H, Q], `sinks` [K], the image at keys `image_start..` as a square grid.
+#[allow(clippy::too_many_arguments)]
+pub fn write(
+    g: &crate::gpu::Gpu,
+    args: &PictureArgs,
+    path: &Path,
+    heads: usize,
+    queries: usize,
+    keys: usize,
+    before: &[f32],
+    after: &[f32],
+    selected: &[bool],
+    sinks: &[bool],
+    image_start: usize,
+    image_len: usize,
+) -> Result<(), String> {
+    let (width, height) = args.size()?;
+    let grid = (image_len as f64).sqrt().round() as usize;
+    let row = args.row.unwrap_or(queries - 1);
+    let chosen: Vec<usize> = match args.head.as_str() {
+        "mean" => {
+            let sel: Vec<usize> = (0..heads).filter(|&h| selected[h * queries + row]).collect();
+            if sel.is_empty() { (0..heads).collect() } else { sel }
+        }
+        h => vec![h.parse::<usize>().map_err(|_| format!("--head {h}"))?],
+    };
+    let mean = |v: &[f32], key: usize| chosen.iter().map(|&h| v[(h * queries + row) * keys + key]).sum::<f32>() / chosen.len() as f32;
+    let b: Vec<f32> = (0..image_len).map(|p| mean(before, image_start + p)).collect();
+    let a: Vec<f32> = (0..image_len).map(|p| mean(after, image_start + p)).collect();
+    let s: Vec<bool> = (0..image_len).map(|p| sinks[image_start + p]).collect();
+    let hm = visattn::scoped_blocking(&g.device, || Heatmap::new(&g.device, wgpu::TextureFormat::Rgba8Unorm)).map_err(|e| e.to_string())?;
+    let target = hm.target(&g.device, grid, width, height).map_err(|e| e.to_string())?;
+    hm.upload(&g.queue, &target, &b, &a, &s).map_err(|e| e.to_string())?;
+    let pixels = render_to_pixels(&g.device, &g.queue, &hm, &target, width, height).map_err(|e| e.to_string())?;
+    write_png(path, width, height, &pixels)
+}
+
+pub fn write_png(path: &Path, width: u32, height: u32, rgba: &[u8]) -> Result<(), String> {
+    let tmp = path.with_extension("png.tmp");
+    let io = |e: std::io::Error| format!("{}: {e}", path.display());
+    let file = std::fs::File::create(&tmp).map_err(io)?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(|e| format!("{}: {e}", path.display()))?;
+    writer.write_image_data(rgba).map_err(|e| format!("{}: {e}", path.display()))?;
+    writer.finish().map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::rename(&tmp, path).map_err(io)
+}

@@ -1,0 +1,304 @@
+//! Attention heatmaps drawn by wgpu from the buffers VAR works on: a render pipeline
+//! (`heatmap.wgsl`) that shows one attention row over the image's patch grid before and after
+//! VAR side by side, sinks outlined, with a legend; and a compute pass
+//! (`heatmap_gather.wgsl`) that fills its per-patch buffer on the GPU, so a host can record
+//! VAR and the picture into one encoder without a round trip.
+
+use std::num::NonZeroU64;
+
+use wgpu::{BindGroup, BindGroupLayout, Buffer, BufferUsages, ComputePass, ComputePipeline, Device, Queue, RenderPass, RenderPipeline};
+
+use crate::error::{Error, Result};
+use crate::shaders;
+
+/// Gather `head` = this for the mean over the row's selected heads.
+pub const MEAN_OF_SELECTED: u32 = u32::MAX;
+
+/// The heatmap pipelines for one color target format.
+#[derive(Debug, Clone)]
+pub struct Heatmap {
+    render_layout: BindGroupLayout,
+    gather_layout: BindGroupLayout,
+    render: RenderPipeline,
+    gather: ComputePipeline,
+}
+
+/// One picture's buffers: per-patch values [2, grid^2] (before, after), the shared scale, the
+/// sink flags, and the view uniform.
+pub struct HeatmapTarget {
+    grid: usize,
+    view: Buffer,
+    values: Buffer,
+    scale: Buffer,
+    sinks: Buffer,
+    render_group: BindGroup,
+}
+
+/// GPU inputs of [`Heatmap::gather`]: the row of every head before and after VAR [H, K], the
+/// row's selected flag per head [H] (u32), and the key classes [K] (u32, bit 1 = sink).
+pub struct GatherInputs<'a> {
+    pub before: &'a Buffer,
+    pub after: &'a Buffer,
+    pub selected: &'a Buffer,
+    pub classes: &'a Buffer,
+    pub heads: usize,
+    pub keys: usize,
+    pub image_start: usize,
+    /// A head, or [`MEAN_OF_SELECTED`].
+    pub head: u32,
+}
+
+/// Bind group of one gather.
+pub struct GatherBinding {
+    group: BindGroup,
+    cells: u32,
+    _params: Buffer,
+}
+
+fn entry(binding: u32, visibility: wgpu::ShaderStages, ty: wgpu::BufferBindingType) -> wgpu::BindGroupLayoutEntry {
+    // Uniforms: View is 16 bytes, GatherParams 32; storage arrays: one element.
+    let size = match ty {
+        wgpu::BufferBindingType::Uniform if visibility == wgpu::ShaderStages::FRAGMENT => 16,
+        wgpu::BufferBindingType::Uniform => 32,
+        _ => 4,
+    };
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility,
+        ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: NonZeroU64::new(size) },
+        count: None,
+    }
+}
+
+fn whole(binding: u32, b: &Buffer) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry { binding, resource: b.as_entire_binding() }
+}
+
+impl Heatmap {
+    pub fn new(device: &Device, format: wgpu::TextureFormat) -> Self {
+        use wgpu::BufferBindingType::{Storage, Uniform};
+        let frag = wgpu::ShaderStages::FRAGMENT;
+        let render_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("visattn heatmap"),
+            entries: &[entry(0, frag, Uniform), entry(1, frag, Storage { read_only: true }), entry(2, frag, Storage { read_only: true }), entry(3, frag, Storage { read_only: true })],
+        });
+        let comp = wgpu::ShaderStages::COMPUTE;
+        let gather_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("visattn heatmap_gather"),
+            entries: &[
+                entry(0, comp, Uniform),
+                entry(1, comp, Storage { read_only: true }),
+                entry(2, comp, Storage { read_only: true }),
+                entry(3, comp, Storage { read_only: true }),
+                entry(4, comp, Storage { read_only: true }),
+                entry(5, comp, Storage { read_only: false }),
+                entry(6, comp, Storage { read_only: false }),
+                entry(7, comp, Storage { read_only: false }),
+            ],
+        });
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some("visattn heatmap"), source: wgpu::ShaderSource::Wgsl(shaders::HEATMAP.into()) });
+        let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: None, bind_group_layouts: &[Some(&render_layout)], immediate_size: 0 });
+        let render = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("visattn heatmap"),
+            layout: Some(&layout),
+            vertex: wgpu::VertexState { module: &module, entry_point: Some("vs_main"), compilation_options: Default::default(), buffers: &[] },
+            fragment: Some(wgpu::FragmentState {
+                module: &module,
+                entry_point: Some("fs_main"),
+                compilation_options: Default::default(),
+                targets: &[Some(wgpu::ColorTargetState { format, blend: None, write_mask: wgpu::ColorWrites::ALL })],
+            }),
+            primitive: Default::default(),
+            depth_stencil: None,
+            multisample: Default::default(),
+            multiview_mask: None,
+            cache: None,
+        });
+        let gmodule = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some("visattn heatmap_gather"), source: wgpu::ShaderSource::Wgsl(shaders::HEATMAP_GATHER.into()) });
+        let glayout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: None, bind_group_layouts: &[Some(&gather_layout)], immediate_size: 0 });
+        let gather = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("visattn heatmap_gather"),
+            layout: Some(&glayout),
+            module: &gmodule,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        Self { render_layout, gather_layout, render, gather }
+    }
+
+    /// Buffers for a `grid` x `grid` patch picture drawn into a `width` x `height` target.
+    pub fn target(&self, device: &Device, grid: usize, width: u32, height: u32) -> Result<HeatmapTarget> {
+        if grid == 0 || width == 0 || height == 0 {
+            return Err(Error::Shape(format!("heatmap of a {grid}x{grid} grid into {width}x{height}")));
+        }
+        let cells = grid * grid;
+        let buffer = |label, len: usize, extra| {
+            device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: (len * 4) as u64, usage: BufferUsages::STORAGE | BufferUsages::COPY_DST | extra, mapped_at_creation: false })
+        };
+        let values = buffer("visattn heatmap values", 2 * cells, BufferUsages::COPY_SRC);
+        let scale = buffer("visattn heatmap scale", 1, BufferUsages::COPY_SRC);
+        let sinks = buffer("visattn heatmap sinks", cells, BufferUsages::empty());
+        let view_data: [u32; 4] = [grid as u32, (width as f32).to_bits(), (height as f32).to_bits(), 0];
+        let view = wgpu::util::DeviceExt::create_buffer_init(device, &wgpu::util::BufferInitDescriptor { label: Some("visattn heatmap view"), contents: bytemuck::cast_slice(&view_data), usage: BufferUsages::UNIFORM });
+        let render_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("visattn heatmap"),
+            layout: &self.render_layout,
+            entries: &[
+                wgpu::BindGroupEntry { binding: 0, resource: view.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 1, resource: values.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 2, resource: scale.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 3, resource: sinks.as_entire_binding() },
+            ],
+        });
+        Ok(HeatmapTarget { grid, view, values, scale, sinks, render_group })
+    }
+
+    /// Host path: per-patch values before and after VAR and the sink patches.
+    pub fn upload(&self, queue: &Queue, target: &HeatmapTarget, before: &[f32], after: &[f32], sinks: &[bool]) -> Result<()> {
+        let cells = target.grid * target.grid;
+        if before.len() != cells || after.len() != cells || sinks.len() != cells {
+            return Err(Error::Shape(format!("heatmap needs {cells} values per panel and sink flags")));
+        }
+        crate::reference::check_finite("heatmap", before)?;
+        crate::reference::check_finite("heatmap", after)?;
+        let top = before.iter().chain(after).fold(0.0f32, |m, &v| m.max(v));
+        queue.write_buffer(&target.values, 0, bytemuck::cast_slice(before));
+        queue.write_buffer(&target.values, (cells * 4) as u64, bytemuck::cast_slice(after));
+        queue.write_buffer(&target.scale, 0, bytemuck::bytes_of(&top.to_bits()));
+        let flags: Vec<u32> = sinks.iter().map(|&s| s as u32).collect();
+        queue.write_buffer(&target.sinks, 0, bytemuck::cast_slice(&flags));
+        Ok(())
+    }
+
+    /// GPU path: binds the row buffers the host's VAR pass used.
+    pub fn bind_gather(&self, device: &Device, target: &HeatmapTarget, inputs: GatherInputs) -> Result<GatherBinding> {
+        let cells = target.grid * target.grid;
+        if inputs.image_start + cells > inputs.keys || inputs.heads == 0 || (inputs.head != MEAN_OF_SELECTED && inputs.head as usize >= inputs.heads) {
+            return Err(Error::Shape(format!(
+                "gather of a {0}x{0} grid from key {1} of {2}, head {3} of {4}",
+                target.grid, inputs.image_start, inputs.keys, inputs.head, inputs.heads
+            )));
+        }
+        for (name, b, len) in [("before", inputs.before, inputs.heads * inputs.keys), ("after", inputs.after, inputs.heads * inputs.keys), ("selected", inputs.selected, inputs.heads), ("classes", inputs.classes, inputs.keys)] {
+            if b.size() < (len * 4) as u64 || !b.usage().contains(BufferUsages::STORAGE) {
+                return Err(Error::Binding { name, reason: format!("needs STORAGE usage and {len} x 4 bytes") });
+            }
+        }
+        let params: [u32; 8] = [inputs.heads as u32, inputs.keys as u32, inputs.image_start as u32, target.grid as u32, inputs.head, 0, 0, 0];
+        let pbuf = wgpu::util::DeviceExt::create_buffer_init(device, &wgpu::util::BufferInitDescriptor { label: Some("visattn gather params"), contents: bytemuck::cast_slice(&params), usage: BufferUsages::UNIFORM });
+        let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("visattn heatmap_gather"),
+            layout: &self.gather_layout,
+            entries: &[
+                whole(0, &pbuf),
+                whole(1, inputs.before),
+                whole(2, inputs.after),
+                whole(3, inputs.selected),
+                whole(4, inputs.classes),
+                whole(5, &target.values),
+                whole(6, &target.scale),
+                whole(7, &target.sinks),
+            ],
+        });
+        Ok(GatherBinding { group, cells: cells as u32, _params: pbuf })
+    }
+
+    /// Clears the shared scale (an encoder command, before the pass that gathers).
+    pub fn reset(&self, encoder: &mut wgpu::CommandEncoder, target: &HeatmapTarget) {
+        encoder.clear_buffer(&target.scale, 0, None);
+    }
+
+    /// Records the gather into the host's compute pass (after [`Heatmap::reset`]).
+    pub fn gather(&self, pass: &mut ComputePass, binding: &GatherBinding) {
+        pass.set_pipeline(&self.gather);
+        pass.set_bind_group(0, &binding.group, &[]);
+        pass.dispatch_workgroups(binding.cells.div_ceil(64), 1, 1);
+    }
+
+    /// Records the picture into the host's render pass (one full-screen triangle).
+    pub fn render(&self, pass: &mut RenderPass, target: &HeatmapTarget) {
+        pass.set_pipeline(&self.render);
+        pass.set_bind_group(0, &target.render_group, &[]);
+        pass.draw(0..3, 0..1);
+    }
+}
+
+impl HeatmapTarget {
+    pub fn grid(&self) -> usize {
+        self.grid
+    }
+    /// The per-patch values [2, grid^2] (for inspection).
+    pub fn values_buffer(&self) -> &Buffer {
+        &self.values
+    }
+    pub fn view_buffer(&self) -> &Buffer {
+        &self.view
+    }
+}
+
+/// The colormap of `heatmap.wgsl` on the CPU (for tests and legends).
+pub fn viridis(t: f32) -> [f32; 3] {
+    const C: [[f32; 3]; 7] = [
+        [0.277_727_33, 0.005_407_344_5, 0.334_099_8],
+        [0.105_093_04, 1.404_613_5, 1.384_590_2],
+        [-0.330_861_83, 0.214_847_56, 0.095_095_16],
+        [-4.634_230_5, -5.799_101, -19.332_441],
+        [6.228_27, 14.179_933, 56.690_55],
+        [4.776_385, -13.745_145, -65.353_03],
+        [-5.435_456, 4.645_852_6, 26.312_435],
+    ];
+    let x = t.clamp(0.0, 1.0);
+    let mut out = [0.0; 3];
+    for (c, o) in out.iter_mut().enumerate() {
+        let mut v = C[6][c];
+        for k in (0..6).rev() {
+            v = C[k][c] + x * v;
+        }
+        *o = v.clamp(0.0, 1.0);
+    }
+    out
+}
+
+/// Renders `target` into a new `width` x `height` RGBA8 texture and reads the pixels back
+/// (tools and tests; a host renders into its own pass with [`Heatmap::render`]).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn render_to_pixels(device: &Device, queue: &Queue, heatmap: &Heatmap, target: &HeatmapTarget, width: u32, height: u32) -> Result<Vec<u8>> {
+    crate::error::scoped_blocking(device, || -> Result<Vec<u8>> {
+        let texture = device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("visattn heatmap frame"),
+            size: wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba8Unorm,
+            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+            view_formats: &[],
+        });
+        let view = texture.create_view(&Default::default());
+        let mut encoder = device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("visattn heatmap"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view: &view,
+                    depth_slice: None,
+                    resolve_target: None,
+                    ops: wgpu::Operations { load: wgpu::LoadOp::Clear(wgpu::Color::BLACK), store: wgpu::StoreOp::Store },
+                })],
+                ..Default::default()
+            });
+            heatmap.render(&mut pass, target);
+        }
+        let row = (width * 4).next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT);
+        let staging = device.create_buffer(&wgpu::BufferDescriptor { label: None, size: (row * height) as u64, usage: BufferUsages::COPY_DST | BufferUsages::COPY_SRC, mapped_at_creation: false });
+        encoder.copy_texture_to_buffer(
+            texture.as_image_copy(),
+            wgpu::TexelCopyBufferInfo { buffer: &staging, layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(row), rows_per_image: Some(height) } },
+            wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
+        );
+        queue.submit([encoder.finish()]);
+        let bytes = crate::readback::read_bytes(device, queue, &staging, 0, (row * height) as u64)?;
+        Ok(bytes.chunks(row as usize).flat_map(|r| r[..(width * 4) as usize].to_vec()).collect())
+    })?
+}

@@ -1,0 +1,172 @@
+//! Heatmaps drawn by wgpu on lavapipe: the pixels at known patches show what the CPU reference
+//! predicts (a sink patch colder after VAR, an object patch warmer), from buffers VAR wrote on
+//! the GPU and gathered without a round trip.
+
+mod support;
+
+use support::Rng;
+use visattn::heatmap::{GatherInputs, Heatmap, MEAN_OF_SELECTED, render_to_pixels, viridis};
+use visattn::{AttnShape, ImageSpan, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens, reference};
+use wgpu::util::DeviceExt;
+
+const GRID: usize = 6;
+const W: u32 = 480;
+const H: u32 = 240;
+
+/// Where the picture puts patch (row, col) of a panel, as in heatmap.wgsl.
+fn patch_center(panel: usize, row: usize, col: usize) -> (u32, u32) {
+    let (w, h) = (W as f32, H as f32);
+    let margin = h * 0.04;
+    let side = (w * 0.5 - 2.0 * margin).min(h * 0.8 - margin);
+    let x0 = if panel == 0 { margin } else { w * 0.5 + margin };
+    let cell = side / GRID as f32;
+    ((x0 + (col as f32 + 0.5) * cell) as u32, (margin + (row as f32 + 0.5) * cell) as u32)
+}
+
+/// The colormap position of a pixel: the nearest of 1024 viridis samples.
+fn colormap_position(px: &[u8]) -> f32 {
+    (0..=1023)
+        .map(|i| i as f32 / 1023.0)
+        .min_by(|a, b| {
+            let d = |t: f32| viridis(t).iter().zip(px).map(|(c, &p)| (c * 255.0 - p as f32).powi(2)).sum::<f32>();
+            d(*a).total_cmp(&d(*b))
+        })
+        .unwrap()
+}
+
+fn pixel(pixels: &[u8], (x, y): (u32, u32)) -> &[u8] {
+    let at = ((y * W + x) * 4) as usize;
+    &pixels[at..at + 3]
+}
+
+#[test]
+fn uploaded_values_land_on_their_patches() {
+    let g = support::gpu::gpu();
+    let hm = Heatmap::new(&g.device, wgpu::TextureFormat::Rgba8Unorm);
+    let target = hm.target(&g.device, GRID, W, H).unwrap();
+    let before: Vec<f32> = (0..GRID * GRID).map(|i| i as f32 / 35.0).collect();
+    let after: Vec<f32> = (0..GRID * GRID).map(|i| 1.0 - i as f32 / 35.0).collect();
+    let mut sinks = vec![false; GRID * GRID];
+    sinks[7] = true;
+    hm.upload(&g.queue, &target, &before, &after, &sinks).unwrap();
+    let px = render_to_pixels(&g.device, &g.queue, &hm, &target, W, H).unwrap();
+    for p in 0..GRID * GRID {
+        for (panel, v) in [(0, before[p]), (1, after[p])] {
+            let t = colormap_position(pixel(&px, patch_center(panel, p / GRID, p % GRID)));
+            assert!((t - v).abs() < 0.01, "panel {panel} patch {p}: colour at {t}, value {v}");
+        }
+    }
+    // The sink patch's outline is red at its edge.
+    let (cx, cy) = patch_center(0, 1, 1);
+    let edge = pixel(&px, (cx, cy - (H as f32 * 0.8 / GRID as f32 * 0.45) as u32 + 1));
+    assert!(edge[0] > 200 && edge[1] < 80, "sink outline {edge:?}");
+    assert!(hm.upload(&g.queue, &target, &before[1..], &after, &sinks).is_err());
+}
+
+#[test]
+fn var_cools_a_sink_patch_and_warms_an_object_patch_in_the_picture() {
+    let g = support::gpu::gpu();
+    let (t, d, heads) = (2 + GRID * GRID + 10, 32, 4);
+    let image = ImageSpan::new(2, GRID * GRID);
+    let visual = VisualTokens::from_spans(&[image], t).unwrap();
+    let sink_patch = 7; // token 9
+    let object_patch = 20; // token 22
+    let mut rng = Rng::new(8);
+    let mut hidden: Vec<f32> = (0..t * d).map(|_| rng.normal() as f32).collect();
+    for tok in [0, 2 + sink_patch] {
+        hidden[tok * d + 4] = 200.0;
+    }
+    let mut probs = Vec::new();
+    for _ in 0..heads {
+        for q in 0..t {
+            let e: Vec<f64> = (0..t)
+                .map(|j| {
+                    if j > q {
+                        return 0.0;
+                    }
+                    let mut x = rng.normal() * 0.3;
+                    if visual.is_visual(j) {
+                        x += 1.5;
+                    }
+                    if j == 2 + object_patch {
+                        x += 1.0;
+                    }
+                    if j == 0 || j == 2 + sink_patch {
+                        x += 2.5;
+                    }
+                    x.exp()
+                })
+                .collect();
+            let s: f64 = e.iter().sum();
+            probs.extend(e.iter().map(|v| (v / s) as f32));
+        }
+    }
+    let cfg = VarConfig { tau: 4.0, sink_dims: vec![4], ..VarConfig::paper() };
+    let row = t - 1;
+
+    // CPU prediction for the row, mean over the selected heads.
+    let mut want = probs.clone();
+    let flags = reference::apply_layer(&cfg, cfg.role(3, 8), &visual, Some((&hidden, d)), &mut want, AttnShape::new(heads, t, t).unwrap()).unwrap();
+    let sel: Vec<usize> = (0..heads).filter(|&h| flags.selected[h * t + row]).collect();
+    assert!(!sel.is_empty(), "the row must be selected in some head");
+    let mean = |v: &[f32], key: usize| sel.iter().map(|&h| v[(h * t + row) * t + key]).sum::<f32>() / sel.len() as f32;
+    let (sb, sa) = (mean(&probs, 2 + sink_patch), mean(&want, 2 + sink_patch));
+    let (ob, oa) = (mean(&probs, 2 + object_patch), mean(&want, 2 + object_patch));
+    assert!(sa < sb && oa > ob, "reference: sink {sb} -> {sa}, object {ob} -> {oa}");
+
+    // GPU: VAR in place, the row copied before and after, gathered and drawn; nothing read back
+    // but the picture.
+    let k = VarKernels::new(&g.device);
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let up = |x: &[f32]| g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: bytemuck::cast_slice(x), usage });
+    let (pb, hb) = (up(&probs), up(&hidden));
+    let rows = |label| g.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: (heads * t * 4) as u64, usage, mapped_at_creation: false });
+    let (before, after) = (rows("before"), rows("after"));
+    let selected_row = g.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: (heads * 4) as u64, usage, mapped_at_creation: false });
+    let mut state = VarState::new(&g.device, SequenceShape { tokens: t, hidden: d, heads, queries: t }, Rows::All).unwrap();
+    state.prepare(&g.queue, &cfg, &visual, 8).unwrap();
+    let binding = state.bind(&g.device, &k, Some(hb.as_entire_buffer_binding()), pb.as_entire_buffer_binding(), 0).unwrap();
+    let hm = Heatmap::new(&g.device, wgpu::TextureFormat::Rgba8Unorm);
+    let target = hm.target(&g.device, GRID, W, H).unwrap();
+    let gather = hm
+        .bind_gather(&g.device, &target, GatherInputs {
+            before: &before,
+            after: &after,
+            selected: &selected_row,
+            classes: state.classes_buffer(),
+            heads,
+            keys: t,
+            image_start: 2,
+            head: MEAN_OF_SELECTED,
+        })
+        .unwrap();
+    let row_bytes = (t * 4) as u64;
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    for h in 0..heads as u64 {
+        enc.copy_buffer_to_buffer(&pb, (h * t as u64 + row as u64) * row_bytes, &before, h * row_bytes, row_bytes);
+    }
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        state.encode(&g.device, &k, &mut pass, &binding, 3).unwrap();
+    }
+    for h in 0..heads as u64 {
+        enc.copy_buffer_to_buffer(&pb, (h * t as u64 + row as u64) * row_bytes, &after, h * row_bytes, row_bytes);
+        enc.copy_buffer_to_buffer(state.selected_buffer(), (h * t as u64 + row as u64) * 4, &selected_row, h * 4, 4);
+    }
+    hm.reset(&mut enc, &target);
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        hm.gather(&mut pass, &gather);
+    }
+    g.queue.submit([enc.finish()]);
+    let px = render_to_pixels(&g.device, &g.queue, &hm, &target, W, H).unwrap();
+
+    let top = [sb, sa, ob, oa].into_iter().chain((0..GRID * GRID).flat_map(|p| [mean(&probs, 2 + p), mean(&want, 2 + p)])).fold(0.0f32, f32::max);
+    let at = |panel, p: usize| colormap_position(pixel(&px, patch_center(panel, p / GRID, p % GRID)));
+    let (tsb, tsa, tob, toa) = (at(0, sink_patch), at(1, sink_patch), at(0, object_patch), at(1, object_patch));
+    assert!(tsa < tsb, "the sink patch must be colder after VAR: {tsb} -> {tsa}");
+    assert!(toa > tob, "the object patch must be warmer after VAR: {tob} -> {toa}");
+    for (t_px, v) in [(tsb, sb), (tsa, sa), (tob, ob), (toa, oa)] {
+        assert!((t_px - v / top).abs() < 0.01, "colour {t_px} vs reference {}", v / top);
+    }
+}
