@@ -1,0 +1,75 @@
+// The demo page: one WebGPU device through wasm, sliders recompute VAR on the GPU, the CPU
+// reference runs beside it, and window.visattn exposes both for tests.
+import init, { start } from "./pkg/visattn_web.js";
+
+const $ = (id) => document.getElementById(id);
+const state = { status: "starting", runs: 0, results: null, error: null, adapter: null };
+window.visattn = state;
+
+function fail(message) {
+  state.status = "error";
+  state.error = message;
+  $("status").textContent = message;
+  $("status").className = "error";
+}
+
+function agree(gpu, ref) {
+  return gpu.text_sinks === ref.text_sinks && gpu.visual_sinks === ref.visual_sinks &&
+    gpu.selected === ref.selected && Math.abs(gpu.moved - ref.moved) <= 1e-4 * Math.max(1, Math.abs(ref.moved));
+}
+
+async function main() {
+  if (!("gpu" in navigator)) {
+    fail("WebGPU is not available in this browser (navigator.gpu is missing): try a recent Chrome or Edge.");
+    return;
+  }
+  await init();
+  let demo;
+  try {
+    demo = await start();
+  } catch (e) {
+    fail(String(e));
+    return;
+  }
+  state.adapter = demo.adapter();
+  for (let l = 0; l < 8; l++) $("layer").add(new Option(String(l), String(l), false, l === 4));
+  for (let h = 0; h < 8; h++) $("head").add(new Option(String(h), String(h)));
+  const canvas = $("heatmap");
+  const ctx = canvas.getContext("2d");
+  let pending = false, again = false;
+
+  async function run() {
+    if (pending) { again = true; return; }
+    pending = true;
+    state.status = "running";
+    for (const id of ["tau", "rho", "p"]) $(id + "-v").textContent = $(id).value;
+    $("status").textContent = `computing on ${state.adapter}…`;
+    const pixels = new Uint8Array(canvas.width * canvas.height * 4);
+    try {
+      const json = await demo.run(+$("tau").value, +$("rho").value, +$("p").value, $("convention").value,
+        +$("layer").value, +$("head").value, pixels, canvas.width, canvas.height);
+      const results = JSON.parse(json);
+      ctx.putImageData(new ImageData(new Uint8ClampedArray(pixels.buffer), canvas.width, canvas.height), 0, 0);
+      const body = $("layers").tBodies[0];
+      body.replaceChildren();
+      for (const r of results.layers) {
+        const row = body.insertRow();
+        for (const v of [r.layer, r.gpu.text_sinks, r.gpu.visual_sinks, r.gpu.selected, r.gpu.moved.toFixed(3), agree(r.gpu, r.reference) ? "yes" : "NO"]) {
+          row.insertCell().textContent = v;
+        }
+      }
+      state.results = results;
+      state.runs += 1;
+      state.status = "done";
+      $("status").textContent = `${state.adapter}: ${results.layers.reduce((s, r) => s + r.gpu.selected, 0)} rows selected in ${results.layers.length} layers`;
+    } catch (e) {
+      fail(String(e));
+    }
+    pending = false;
+    if (again) { again = false; run(); }
+  }
+  for (const id of ["tau", "rho", "p", "convention", "layer", "head"]) $(id).addEventListener("input", run);
+  run();
+}
+
+main();

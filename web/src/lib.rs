@@ -1,0 +1,197 @@
+//! visattn in the browser: the built-in sample through the same WGSL kernels and pipeline
+//! builder on wgpu's WebGPU backend, the CPU reference beside it for the page to compare, and
+//! the heatmap pipeline's pixels for its canvas. Nothing here blocks: readback is async.
+
+mod sample;
+
+use visattn::heatmap::Heatmap;
+use visattn::{ImageSpan, KernelSettings, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens};
+use wasm_bindgen::prelude::*;
+use wgpu::BufferUsages;
+
+fn js(e: impl std::fmt::Display) -> JsValue {
+    JsValue::from_str(&e.to_string())
+}
+
+/// A device and the sample, uploaded once; `run` recomputes for new settings.
+#[wasm_bindgen]
+pub struct Demo {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    kernels: VarKernels,
+    state: VarState,
+    layers: Vec<(wgpu::Buffer, visattn::LayerBinding)>,
+    hidden: Vec<Vec<f32>>,
+    probs: Vec<Vec<f32>>,
+    heatmap: Heatmap,
+    adapter: String,
+}
+
+/// Opens WebGPU. Fails with a readable message when `navigator.gpu` or an adapter is missing.
+#[wasm_bindgen]
+pub async fn start() -> Result<Demo, JsValue> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends: wgpu::Backends::BROWSER_WEBGPU, ..wgpu::InstanceDescriptor::new_without_display_handle() });
+    let adapter = instance
+        .request_adapter(&Default::default())
+        .await
+        .map_err(|e| js(format!("WebGPU is not available in this browser ({e}): try a recent Chrome or Edge")))?;
+    let info = adapter.get_info();
+    let (device, queue) = adapter
+        .request_device(&wgpu::DeviceDescriptor { label: Some("visattn demo"), required_limits: wgpu::Limits::default().using_alignment(adapter.limits()), ..Default::default() })
+        .await
+        .map_err(js)?;
+    let kernels = VarKernels::new_checked(&device, KernelSettings::for_adapter(&info)).await.map_err(js)?;
+    let shape = SequenceShape { tokens: sample::TOKENS, hidden: sample::HIDDEN, heads: sample::HEADS, queries: sample::QUERIES };
+    let state = VarState::new(&device, shape, Rows::All).map_err(js)?;
+    let mut layers = Vec::new();
+    let (mut hidden, mut probs) = (Vec::new(), Vec::new());
+    for l in 0..sample::LAYERS {
+        let h = sample::hidden_states(l);
+        let p = sample::attention(l);
+        let hb = wgpu::util::DeviceExt::create_buffer_init(&device, &wgpu::util::BufferInitDescriptor { label: Some("hidden"), contents: bytemuck::cast_slice(&h), usage: BufferUsages::STORAGE });
+        let pb = device.create_buffer(&wgpu::BufferDescriptor { label: Some("probs"), size: (p.len() * 4) as u64, usage: BufferUsages::STORAGE | BufferUsages::COPY_DST | BufferUsages::COPY_SRC, mapped_at_creation: false });
+        let binding = state.bind(&device, &kernels, Some(hb.as_entire_buffer_binding()), pb.as_entire_buffer_binding(), 0).map_err(js)?;
+        layers.push((pb, binding));
+        hidden.push(h);
+        probs.push(p);
+    }
+    let heatmap = Heatmap::new(&device, wgpu::TextureFormat::Rgba8Unorm);
+    let adapter = format!("{:?} ({})", info.backend, if info.name.is_empty() { "browser adapter".into() } else { info.name.clone() });
+    Ok(Demo { device, queue, kernels, state, layers, hidden, probs, heatmap, adapter })
+}
+
+/// Maps a buffer for reading without blocking: the browser drives the callback.
+async fn read(device: &wgpu::Device, queue: &wgpu::Queue, src: &wgpu::Buffer, size: u64) -> Result<Vec<u8>, JsValue> {
+    let staging = device.create_buffer(&wgpu::BufferDescriptor { label: None, size, usage: BufferUsages::MAP_READ | BufferUsages::COPY_DST, mapped_at_creation: false });
+    let mut enc = device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
+    queue.submit([enc.finish()]);
+    let (tx, rx) = futures::channel::oneshot::channel();
+    staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    rx.await.map_err(js)?.map_err(js)?;
+    let bytes = staging.slice(..).get_mapped_range().map_err(js)?.to_vec();
+    staging.unmap();
+    Ok(bytes)
+}
+
+#[wasm_bindgen]
+impl Demo {
+    pub fn adapter(&self) -> String {
+        self.adapter.clone()
+    }
+
+    /// Runs every layer with these settings on WebGPU and in the CPU reference; returns JSON
+    /// with both, per layer (sinks, selected rows, mass moved) and the drawn layer's per-patch
+    /// heatmap values. Draws the heatmap pipeline's pixels into `pixels` (RGBA, width x height).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run(&mut self, tau: f64, rho: f64, p: f64, convention: String, layer: usize, head: i32, pixels: &mut [u8], width: u32, height: u32) -> Result<String, JsValue> {
+        let cfg = VarConfig {
+            tau,
+            rho,
+            p,
+            sink_dims: sample::SINK_DIMS.to_vec(),
+            ..VarConfig::for_convention(convention.parse().map_err(js)?)
+        };
+        let visual = VisualTokens::from_spans(&[ImageSpan::new(sample::SYSTEM, sample::IMAGE)], sample::TOKENS).map_err(js)?;
+        self.state.prepare(&self.queue, &cfg, &visual, sample::LAYERS).map_err(js)?;
+        let (t, q, heads) = (sample::TOKENS, sample::QUERIES, sample::HEADS);
+        let mut out = String::from("{\"layers\":[");
+        let mut drawn = None;
+        for l in 0..sample::LAYERS {
+            let (buffer, binding) = &self.layers[l];
+            self.queue.write_buffer(buffer, 0, bytemuck::cast_slice(&self.probs[l]));
+            let mut enc = self.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                self.state.encode(&self.device, &self.kernels, &mut pass, binding, l).map_err(js)?;
+            }
+            self.queue.submit([enc.finish()]);
+            let gpu_probs: Vec<f32> = bytemuck::cast_slice(&read(&self.device, &self.queue, buffer, (self.probs[l].len() * 4) as u64).await?).to_vec();
+            let classes: Vec<u32> = bytemuck::cast_slice(&read(&self.device, &self.queue, self.state.classes_buffer(), (t * 4) as u64).await?).to_vec();
+            let selected: Vec<u32> = bytemuck::cast_slice(&read(&self.device, &self.queue, self.state.selected_buffer(), (heads * q * 4) as u64).await?).to_vec();
+
+            let mut cpu = self.probs[l].clone();
+            let flags = visattn::reference::apply_layer(&cfg, cfg.role(l, sample::LAYERS), &visual, Some((&self.hidden[l], sample::HIDDEN)), &mut cpu, visattn::AttnShape::new(heads, q, t).map_err(js)?)
+                .map_err(js)?;
+            let stats = |probs: &[f32], sinks: &dyn Fn(usize) -> bool, sel: &dyn Fn(usize) -> bool| {
+                let moved: f64 = probs.chunks(t).zip(self.probs[l].chunks(t)).map(|(a, b)| (0..t).filter(|&j| sinks(j)).map(|j| (b[j] - a[j]) as f64).sum::<f64>()).sum();
+                let n_sel = (0..heads * q).filter(|&r| sel(r)).count();
+                let text = (0..t).filter(|&j| sinks(j) && !visual.is_visual(j)).count();
+                let vis = (0..t).filter(|&j| sinks(j) && visual.is_visual(j)).count();
+                format!("{{\"text_sinks\":{text},\"visual_sinks\":{vis},\"selected\":{n_sel},\"moved\":{moved:.6}}}")
+            };
+            let gpu = stats(&gpu_probs, &|j| classes[j] & 2 != 0, &|r| selected[r] != 0);
+            let reference = stats(&cpu, &|j| flags.sinks[j], &|r| flags.selected[r]);
+            out.push_str(&format!("{}{{\"layer\":{l},\"gpu\":{gpu},\"reference\":{reference}}}", if l > 0 { "," } else { "" }));
+            if l == layer {
+                drawn = Some((gpu_probs, selected, classes, cpu));
+            }
+        }
+        out.push(']');
+        let (gpu_probs, selected, classes, cpu) = drawn.ok_or_else(|| js(format!("layer {layer} out of range")))?;
+        // The last question row, one head or the mean over its selected heads.
+        let row = q - 1;
+        let chosen: Vec<usize> = if head >= 0 {
+            vec![head as usize % heads]
+        } else {
+            let s: Vec<usize> = (0..heads).filter(|&h| selected[h * q + row] != 0).collect();
+            if s.is_empty() { (0..heads).collect() } else { s }
+        };
+        let cells = sample::IMAGE;
+        let mean = |v: &[f32], key: usize| chosen.iter().map(|&h| v[(h * q + row) * t + key]).sum::<f32>() / chosen.len() as f32;
+        let before: Vec<f32> = (0..cells).map(|c| mean(&self.probs[layer], sample::SYSTEM + c)).collect();
+        let after: Vec<f32> = (0..cells).map(|c| mean(&gpu_probs, sample::SYSTEM + c)).collect();
+        let after_cpu: Vec<f32> = (0..cells).map(|c| mean(&cpu, sample::SYSTEM + c)).collect();
+        let sinks: Vec<bool> = (0..cells).map(|c| classes[sample::SYSTEM + c] & 2 != 0).collect();
+        let list = |v: &[f32]| v.iter().map(|x| format!("{x:.7}")).collect::<Vec<_>>().join(",");
+        out.push_str(&format!(",\"heatmap\":{{\"before\":[{}],\"after\":[{}],\"after_reference\":[{}]}}", list(&before), list(&after), list(&after_cpu)));
+        out.push_str(&format!(",\"adapter\":{:?}}}", self.adapter));
+
+        // The same heatmap pipeline as the native renderer, into an offscreen texture.
+        let target = self.heatmap.target(&self.device, sample::GRID, width, height).map_err(js)?;
+        self.heatmap.upload(&self.queue, &target, &before, &after, &sinks).map_err(js)?;
+        let texture = self.device.create_texture(&wgpu::TextureDescriptor {
+            label: None,
+            size: wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba8Unorm,
+            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+            view_formats: &[],
+        });
+        let view = texture.create_view(&Default::default());
+        let bpr = (width * 4).next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT);
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: (bpr * height) as u64, usage: BufferUsages::COPY_DST | BufferUsages::COPY_SRC, mapped_at_creation: false });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: None,
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view: &view,
+                    depth_slice: None,
+                    resolve_target: None,
+                    ops: wgpu::Operations { load: wgpu::LoadOp::Clear(wgpu::Color::BLACK), store: wgpu::StoreOp::Store },
+                })],
+                ..Default::default()
+            });
+            self.heatmap.render(&mut pass, &target);
+        }
+        enc.copy_texture_to_buffer(
+            texture.as_image_copy(),
+            wgpu::TexelCopyBufferInfo { buffer: &staging, layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(bpr), rows_per_image: Some(height) } },
+            wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
+        );
+        self.queue.submit([enc.finish()]);
+        let bytes = read(&self.device, &self.queue, &staging, (bpr * height) as u64).await?;
+        for (y, row) in bytes.chunks(bpr as usize).enumerate().take(height as usize) {
+            let at = y * (width * 4) as usize;
+            if at + (width * 4) as usize <= pixels.len() {
+                pixels[at..at + (width * 4) as usize].copy_from_slice(&row[..(width * 4) as usize]);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the demo, serves it on 127.0.0.1, and runs test.mjs in headless Chromium (Debian's
+# package; SwiftShader provides WebGPU). Installs what a fresh machine lacks.
+set -euo pipefail
+cd "$(dirname "$0")"
+if [ ! -x /usr/bin/chromium ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+[ -d node_modules/playwright-core ] || npm install --no-audit --no-fund --silent
+./build.sh
+port="${VISATTN_WEB_PORT:-8737}"
+python3 -m http.server --bind 127.0.0.1 "$port" --directory . >/dev/null 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+    curl -fs "http://127.0.0.1:$port/index.html" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+node test.mjs "http://127.0.0.1:$port/index.html"
