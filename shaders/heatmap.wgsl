@@ -8,6 +8,8 @@
 //   1  storage, read    values: array<f32>     [2, grid x grid]: before, then after VAR
 //   2  storage, read    scale: array<u32>      [1]: bit pattern of the largest value (>= 0)
 //   3  storage, read    sinks: array<u32>      [grid x grid], 1 = a sink patch
+//   4  texture_2d<f32>  picture                the image under the grid (1x1 when none)
+//   5  sampler          picture_sampler        linear, clamped
 // Draw: 3 vertices, no vertex buffers, any color target format.
 // Layout: two square panels in the top 80% (left: before, right: after), the legend in a
 // strip along the bottom.
@@ -16,13 +18,16 @@ struct View {
     grid: u32,
     width: f32,
     height: f32,
-    pad: u32,
+    // 1: blend the heatmap over the picture.
+    has_picture: u32,
 }
 
 @group(0) @binding(0) var<uniform> view: View;
 @group(0) @binding(1) var<storage, read> values: array<f32>;
 @group(0) @binding(2) var<storage, read> scale: array<u32>;
 @group(0) @binding(3) var<storage, read> sinks: array<u32>;
+@group(0) @binding(4) var picture: texture_2d<f32>;
+@group(0) @binding(5) var picture_sampler: sampler;
 
 @vertex
 fn vs_main(@builtin(vertex_index) i: u32) -> @builtin(position) vec4<f32> {
@@ -71,6 +76,11 @@ fn fs_main(@builtin(position) frag: vec4<f32>) -> @location(0) vec4<f32> {
     let v = values[panel * view.grid * view.grid + patch_index];
     let top = bitcast<f32>(scale[0]);
     var color = viridis(select(0.0, v / top, top > 0.0));
+    // Over a picture: its lightness shows through a half-transparent heatmap.
+    let under = textureSampleLevel(picture, picture_sampler, local, 0.0).rgb;
+    if (view.has_picture != 0u) {
+        color = mix(vec3<f32>(dot(under, vec3<f32>(0.299, 0.587, 0.114))), color, 0.6);
+    }
     // Sink patches: a red outline inside the cell.
     let inside = fract(local * g);
     let edge = min(min(inside.x, inside.y), min(1.0 - inside.x, 1.0 - inside.y));

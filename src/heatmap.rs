@@ -80,7 +80,19 @@ impl Heatmap {
         let frag = wgpu::ShaderStages::FRAGMENT;
         let render_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("visattn heatmap"),
-            entries: &[entry(0, frag, Uniform), entry(1, frag, Storage { read_only: true }), entry(2, frag, Storage { read_only: true }), entry(3, frag, Storage { read_only: true })],
+            entries: &[
+                entry(0, frag, Uniform),
+                entry(1, frag, Storage { read_only: true }),
+                entry(2, frag, Storage { read_only: true }),
+                entry(3, frag, Storage { read_only: true }),
+                wgpu::BindGroupLayoutEntry {
+                    binding: 4,
+                    visibility: frag,
+                    ty: wgpu::BindingType::Texture { sample_type: wgpu::TextureSampleType::Float { filterable: true }, view_dimension: wgpu::TextureViewDimension::D2, multisampled: false },
+                    count: None,
+                },
+                wgpu::BindGroupLayoutEntry { binding: 5, visibility: frag, ty: wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering), count: None },
+            ],
         });
         let comp = wgpu::ShaderStages::COMPUTE;
         let gather_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -129,6 +141,11 @@ impl Heatmap {
 
     /// Buffers for a `grid` x `grid` patch picture drawn into a `width` x `height` target.
     pub fn target(&self, device: &Device, grid: usize, width: u32, height: u32) -> Result<HeatmapTarget> {
+        self.target_over(device, None, grid, width, height)
+    }
+
+    /// As [`Heatmap::target`], blended over a picture: RGBA8 pixels, `picture_width` wide.
+    pub fn target_over(&self, device: &Device, picture: Option<(&Queue, &[u8], u32)>, grid: usize, width: u32, height: u32) -> Result<HeatmapTarget> {
         if grid == 0 || width == 0 || height == 0 {
             return Err(Error::Shape(format!("heatmap of a {grid}x{grid} grid into {width}x{height}")));
         }
@@ -139,7 +156,32 @@ impl Heatmap {
         let values = buffer("visattn heatmap values", 2 * cells, BufferUsages::COPY_SRC);
         let scale = buffer("visattn heatmap scale", 1, BufferUsages::COPY_SRC);
         let sinks = buffer("visattn heatmap sinks", cells, BufferUsages::empty());
-        let view_data: [u32; 4] = [grid as u32, (width as f32).to_bits(), (height as f32).to_bits(), 0];
+        let (pw, ph) = match picture {
+            Some((_, rgba, pw)) if pw > 0 && rgba.len() % (4 * pw as usize) == 0 && !rgba.is_empty() => (pw, (rgba.len() / (4 * pw as usize)) as u32),
+            Some((_, rgba, pw)) => return Err(Error::Shape(format!("picture of {} bytes is not RGBA rows {pw} pixels wide", rgba.len()))),
+            None => (1, 1),
+        };
+        let texture = device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("visattn heatmap picture"),
+            size: wgpu::Extent3d { width: pw, height: ph, depth_or_array_layers: 1 },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba8UnormSrgb,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        if let Some((queue, rgba, _)) = picture {
+            queue.write_texture(
+                texture.as_image_copy(),
+                rgba,
+                wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(4 * pw), rows_per_image: Some(ph) },
+                wgpu::Extent3d { width: pw, height: ph, depth_or_array_layers: 1 },
+            );
+        }
+        let picture_view = texture.create_view(&Default::default());
+        let sampler = device.create_sampler(&wgpu::SamplerDescriptor { mag_filter: wgpu::FilterMode::Linear, min_filter: wgpu::FilterMode::Linear, ..Default::default() });
+        let view_data: [u32; 4] = [grid as u32, (width as f32).to_bits(), (height as f32).to_bits(), picture.is_some() as u32];
         let view = wgpu::util::DeviceExt::create_buffer_init(device, &wgpu::util::BufferInitDescriptor { label: Some("visattn heatmap view"), contents: bytemuck::cast_slice(&view_data), usage: BufferUsages::UNIFORM });
         let render_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("visattn heatmap"),
@@ -149,6 +191,8 @@ impl Heatmap {
                 wgpu::BindGroupEntry { binding: 1, resource: values.as_entire_binding() },
                 wgpu::BindGroupEntry { binding: 2, resource: scale.as_entire_binding() },
                 wgpu::BindGroupEntry { binding: 3, resource: sinks.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 4, resource: wgpu::BindingResource::TextureView(&picture_view) },
+                wgpu::BindGroupEntry { binding: 5, resource: wgpu::BindingResource::Sampler(&sampler) },
             ],
         });
         Ok(HeatmapTarget { grid, view, values, scale, sinks, render_group })

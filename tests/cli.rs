@@ -560,6 +560,17 @@ fn apply_draws_a_heatmap_png() {
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(png_size(&png), (320, 160));
+    // Over a picture: the heatmap itself as the image (any PNG will do).
+    let over = tmp("fixture-over.png");
+    let out = run(&[
+        "apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--convention", "released",
+        "--png", over.to_str().unwrap(), "--image", png.to_str().unwrap(), "--size", "200x100",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(png_size(&over), (200, 100));
+    let missing = run(&["apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--png", over.to_str().unwrap(), "--image", "/nonexistent.png"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent.png"));
     let bad = run(&["apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--png", png.to_str().unwrap(), "--size", "huge"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--size huge"));

@@ -23,6 +23,9 @@ pub struct PictureArgs {
     /// Picture size, WIDTHxHEIGHT.
     #[arg(long, default_value = "1024x512")]
     pub size: String,
+    /// A PNG of the image to draw under the patch grid (else the grid alone).
+    #[arg(long)]
+    pub image: Option<PathBuf>,
 }
 
 impl PictureArgs {
@@ -91,10 +94,33 @@ pub fn write(
     let a: Vec<f32> = (0..image_len).map(|p| mean(after, image_start + p)).collect();
     let s: Vec<bool> = (0..image_len).map(|p| sinks[image_start + p]).collect();
     let hm = visattn::scoped_blocking(&g.device, || Heatmap::new(&g.device, wgpu::TextureFormat::Rgba8Unorm)).map_err(|e| e.to_string())?;
-    let target = hm.target(&g.device, grid, width, height).map_err(|e| e.to_string())?;
+    let picture = args.image.as_deref().map(read_png).transpose()?;
+    let target = hm
+        .target_over(&g.device, picture.as_ref().map(|(rgba, w)| (&g.queue, rgba.as_slice(), *w)), grid, width, height)
+        .map_err(|e| e.to_string())?;
     hm.upload(&g.queue, &target, &b, &a, &s).map_err(|e| e.to_string())?;
     let pixels = render_to_pixels(&g.device, &g.queue, &hm, &target, width, height).map_err(|e| e.to_string())?;
     write_png(path, width, height, &pixels)
+}
+
+/// Any 8- or 16-bit PNG as RGBA8 pixels and its width.
+pub fn read_png(path: &Path) -> Result<(Vec<u8>, u32), String> {
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(|e| err(&e))?;
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(|e| err(&e))?;
+    let mut buf = vec![0; reader.output_buffer_size().ok_or_else(|| err(&"image too large"))?];
+    let info = reader.next_frame(&mut buf).map_err(|e| err(&e))?;
+    let px = (info.width * info.height) as usize;
+    let rgba: Vec<u8> = match info.color_type {
+        png::ColorType::Rgba => buf[..px * 4].to_vec(),
+        png::ColorType::Rgb => buf[..px * 3].chunks(3).flat_map(|c| [c[0], c[1], c[2], 255]).collect(),
+        png::ColorType::GrayscaleAlpha => buf[..px * 2].chunks(2).flat_map(|c| [c[0], c[0], c[0], c[1]]).collect(),
+        png::ColorType::Grayscale => buf[..px].iter().flat_map(|&g| [g, g, g, 255]).collect(),
+        png::ColorType::Indexed => return Err(err(&"indexed colour was not expanded")),
+    };
+    Ok((rgba, info.width))
 }
 
 pub fn write_png(path: &Path, width: u32, height: u32, rgba: &[u8]) -> Result<(), String> {
