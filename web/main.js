@@ -32,15 +32,18 @@ async function main() {
     return;
   }
   state.adapter = demo.adapter();
-  for (let l = 0; l < 8; l++) $("layer").add(new Option(String(l), String(l), false, l === 4));
-  for (let h = 0; h < 8; h++) $("head").add(new Option(String(h), String(h)));
   const canvas = $("heatmap");
   const ctx = canvas.getContext("2d");
-  let pending = false, again = false;
+  // The demo object is used by one call at a time: every call goes through this chain.
+  let chain = Promise.resolve();
+  const serial = (job) => (chain = chain.then(job, job));
+
+  function fillSelectors() {
+    $("layer").replaceChildren(...Array.from({ length: demo.layers() }, (_, l) => new Option(String(l), String(l), false, l === demo.layers() >> 1)));
+    $("head").replaceChildren(new Option("mean of selected", "-1"), ...Array.from({ length: demo.heads() }, (_, h) => new Option(String(h), String(h))));
+  }
 
   async function run() {
-    if (pending) { again = true; return; }
-    pending = true;
     state.status = "running";
     for (const id of ["tau", "rho", "p"]) $(id + "-v").textContent = $(id).value;
     $("status").textContent = `computing on ${state.adapter}…`;
@@ -61,15 +64,45 @@ async function main() {
       state.results = results;
       state.runs += 1;
       state.status = "done";
-      $("status").textContent = `${state.adapter}: ${results.layers.reduce((s, r) => s + r.gpu.selected, 0)} rows selected in ${results.layers.length} layers`;
+      $("status").className = "";
+      $("status").textContent = `${state.adapter}, ${results.data}: ${results.layers.reduce((s, r) => s + r.gpu.selected, 0)} rows selected in ${results.layers.length} layers`;
     } catch (e) {
       fail(String(e));
     }
-    pending = false;
-    if (again) { again = false; run(); }
   }
-  for (const id of ["tau", "rho", "p", "convention", "layer", "head"]) $(id).addEventListener("input", run);
-  run();
+
+  fillSelectors();
+  for (const id of ["tau", "rho", "p", "convention", "layer", "head"]) $(id).addEventListener("input", () => serial(run));
+  $("dump").addEventListener("change", (ev) => serial(async () => {
+    const file = ev.target.files[0];
+    if (!file) return;
+    state.status = "loading";
+    try {
+      $("source").textContent = `${file.name}: ` + await demo.load_dump(new Uint8Array(await file.arrayBuffer()));
+      fillSelectors();
+    } catch (e) {
+      fail(`${file.name}: ${e}`);
+      return;
+    }
+    await run();
+  }));
+  $("picture").addEventListener("change", (ev) => serial(async () => {
+    const file = ev.target.files[0];
+    if (!file) return;
+    try {
+      const bitmap = await createImageBitmap(file);
+      const c = new OffscreenCanvas(bitmap.width, bitmap.height);
+      const g = c.getContext("2d");
+      g.drawImage(bitmap, 0, 0);
+      const img = g.getImageData(0, 0, bitmap.width, bitmap.height);
+      demo.set_picture(new Uint8Array(img.data.buffer), bitmap.width);
+    } catch (e) {
+      fail(`${file.name}: ${e}`);
+      return;
+    }
+    await run();
+  }));
+  serial(run);
 }
 
 main();

@@ -2,9 +2,10 @@
 // WebGPU numbers must equal the CPU reference's, a slider must change them (and they must still
 // agree), and a screenshot is saved. No WebGPU adapter is a failure, never a skip.
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync, existsSync } from "node:fs";
 
 const url = process.argv[2];
+const fixture = process.argv[3] && existsSync(process.argv[3]) ? process.argv[3] : null;
 const out = new URL("./out/", import.meta.url).pathname;
 mkdirSync(out, { recursive: true });
 const fail = (message) => { console.error(`FAIL: ${message}`); process.exitCode = 1; };
@@ -52,6 +53,29 @@ try {
   check(total(second.results) > total(first.results), `rho 0.5 must select more rows than 0.8: ${total(second.results)} vs ${total(first.results)}`);
   await page.screenshot({ path: out + "screenshot-rho-0.5.png", fullPage: true });
   console.log(`adapter: ${first.adapter}; rows selected ${total(first.results)} -> ${total(second.results)}`);
+
+  // The file pickers: the official fixture as "your dump", a picture under the grid.
+  check(fixture !== null, "the official fixture must sit in ../shared/data beside the checkout");
+  if (fixture) {
+    await page.setInputFiles("#dump", fixture);
+    await settle(3);
+    const third = await page.evaluate(() => window.visattn);
+    check(third.status === "done" && third.results.data === "your dump", `loading the fixture: ${third.error}`);
+    check(third.results.layers.length === 6, `the fixture has 6 layers, the page shows ${third.results.layers.length}`);
+    compare(third.results, "fixture");
+    check(third.results.heatmap.before.length === 64, "the fixture's image is an 8x8 grid");
+    await page.setInputFiles("#picture", out + "screenshot.png");
+    await settle(4);
+    const fourth = await page.evaluate(() => window.visattn);
+    check(fourth.status === "done", `with a picture: ${fourth.error}`);
+    await page.screenshot({ path: out + "screenshot-dump.png", fullPage: true });
+  }
+  // A broken file is a readable message on the page, not a crash.
+  writeFileSync(out + "garbage.safetensors", "this is not a tensor file");
+  await page.setInputFiles("#dump", out + "garbage.safetensors");
+  await page.waitForFunction(() => window.visattn.status === "error", null, { timeout: 60000 });
+  const broken = await page.evaluate(() => window.visattn.error);
+  check(/garbage\.safetensors: .*safetensors/.test(broken), `a broken dump must say so: ${broken}`);
 } catch (e) {
   failed++;
   fail(String(e));

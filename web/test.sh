@@ -17,4 +17,5 @@ for _ in $(seq 50); do
     curl -fs "http://127.0.0.1:$port/index.html" >/dev/null 2>&1 && break
     sleep 0.1
 done
-node test.mjs "http://127.0.0.1:$port/index.html"
+# The official fixture (shared/data beside the checkout) doubles as "your dump".
+node test.mjs "http://127.0.0.1:$port/index.html" "$(cd .. && pwd)/../shared/data/official-var-fixture.safetensors"

@@ -1,9 +1,11 @@
-//! visattn in the browser: the built-in sample through the same WGSL kernels and pipeline
-//! builder on wgpu's WebGPU backend, the CPU reference beside it for the page to compare, and
-//! the heatmap pipeline's pixels for its canvas. Nothing here blocks: readback is async.
+//! visattn in the browser: the built-in sample (or a user's dump) through the same WGSL kernels
+//! and pipeline builder on wgpu's WebGPU backend, the CPU reference beside it for the page to
+//! compare, and the heatmap pipeline's pixels for its canvas. Nothing here blocks: readback is
+//! async.
 
 mod sample;
 
+use visattn::dump::{Dump, TensorFile, spans_from_metadata};
 use visattn::heatmap::Heatmap;
 use visattn::{ImageSpan, KernelSettings, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens};
 use wasm_bindgen::prelude::*;
@@ -13,18 +15,110 @@ fn js(e: impl std::fmt::Display) -> JsValue {
     JsValue::from_str(&e.to_string())
 }
 
-/// A device and the sample, uploaded once; `run` recomputes for new settings.
+/// One prompt's tensors: attention [H, Q, K] and hidden states [T, D] per layer.
+struct Data {
+    name: String,
+    layers: usize,
+    heads: usize,
+    queries: usize,
+    tokens: usize,
+    hidden_dim: usize,
+    hidden: Vec<Vec<f32>>,
+    probs: Vec<Vec<f32>>,
+    image: ImageSpan,
+    grid: usize,
+    sink_dims: Vec<u32>,
+}
+
+impl Data {
+    fn sample() -> Self {
+        Self {
+            name: "built-in sample".into(),
+            layers: sample::LAYERS,
+            heads: sample::HEADS,
+            queries: sample::QUERIES,
+            tokens: sample::TOKENS,
+            hidden_dim: sample::HIDDEN,
+            hidden: (0..sample::LAYERS).map(sample::hidden_states).collect(),
+            probs: (0..sample::LAYERS).map(sample::attention).collect(),
+            image: ImageSpan::new(sample::SYSTEM, sample::IMAGE),
+            grid: sample::GRID,
+            sink_dims: sample::SINK_DIMS.to_vec(),
+        }
+    }
+
+    /// A dump per dump-format.md, read whole (the page holds one prompt).
+    fn from_dump(bytes: Vec<u8>) -> Result<Self, String> {
+        let dump = Dump::from_file(TensorFile::from_bytes(bytes).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let hidden_dim = dump.hidden.ok_or("the dump has no hidden_states.{l}: sinks cannot be found")?;
+        let spans = spans_from_metadata(dump.metadata()).map_err(|e| e.to_string())?.ok_or("the dump's metadata names no image span (image_start/image_len)")?;
+        let image = spans[0];
+        let grid = (image.len as f64).sqrt().round() as usize;
+        if grid * grid != image.len {
+            return Err(format!("the image span has {} tokens, not a square patch grid", image.len));
+        }
+        let model = dump.metadata().get("model").map(String::as_str).unwrap_or("llava-1.5-7b");
+        let sink_dims = visattn::preset(model).map_err(|e| e.to_string())?.sink_dims.to_vec();
+        if let Some(&d) = sink_dims.iter().find(|&&d| d as usize >= hidden_dim) {
+            return Err(format!("sink dim {d} of preset {model} is out of range for hidden size {hidden_dim}"));
+        }
+        let mut hidden = Vec::new();
+        let mut probs = Vec::new();
+        for l in 0..dump.layers {
+            probs.push(dump.attention(l).map_err(|e| e.to_string())?);
+            hidden.push(dump.hidden_states(l).map_err(|e| e.to_string())?.unwrap_or_else(|| vec![0.0; dump.attn.keys * hidden_dim]));
+        }
+        Ok(Self {
+            name: "your dump".into(),
+            layers: dump.layers,
+            heads: dump.attn.heads,
+            queries: dump.attn.queries,
+            tokens: dump.attn.keys,
+            hidden_dim,
+            hidden,
+            probs,
+            image,
+            grid,
+            sink_dims,
+        })
+    }
+}
+
+/// GPU resources of one data set.
+struct Loaded {
+    data: Data,
+    state: VarState,
+    layers: Vec<(wgpu::Buffer, visattn::LayerBinding)>,
+}
+
+/// A device and a data set, uploaded once; `run` recomputes for new settings.
 #[wasm_bindgen]
 pub struct Demo {
     device: wgpu::Device,
     queue: wgpu::Queue,
     kernels: VarKernels,
-    state: VarState,
-    layers: Vec<(wgpu::Buffer, visattn::LayerBinding)>,
-    hidden: Vec<Vec<f32>>,
-    probs: Vec<Vec<f32>>,
     heatmap: Heatmap,
     adapter: String,
+    loaded: Loaded,
+    picture: Option<(Vec<u8>, u32)>,
+}
+
+fn upload(device: &wgpu::Device, kernels: &VarKernels, data: Data) -> Result<Loaded, String> {
+    let shape = SequenceShape { tokens: data.tokens, hidden: data.hidden_dim, heads: data.heads, queries: data.queries };
+    let state = VarState::new(device, shape, Rows::All).map_err(|e| e.to_string())?;
+    let mut layers = Vec::new();
+    for l in 0..data.layers {
+        let hb = wgpu::util::DeviceExt::create_buffer_init(device, &wgpu::util::BufferInitDescriptor { label: Some("hidden"), contents: bytemuck::cast_slice(&data.hidden[l]), usage: BufferUsages::STORAGE });
+        let pb = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("probs"),
+            size: (data.probs[l].len() * 4) as u64,
+            usage: BufferUsages::STORAGE | BufferUsages::COPY_DST | BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let binding = state.bind(device, kernels, Some(hb.as_entire_buffer_binding()), pb.as_entire_buffer_binding(), 0).map_err(|e| e.to_string())?;
+        layers.push((pb, binding));
+    }
+    Ok(Loaded { data, state, layers })
 }
 
 /// Opens WebGPU. Fails with a readable message when `navigator.gpu` or an adapter is missing.
@@ -41,23 +135,10 @@ pub async fn start() -> Result<Demo, JsValue> {
         .await
         .map_err(js)?;
     let kernels = VarKernels::new_checked(&device, KernelSettings::for_adapter(&info)).await.map_err(js)?;
-    let shape = SequenceShape { tokens: sample::TOKENS, hidden: sample::HIDDEN, heads: sample::HEADS, queries: sample::QUERIES };
-    let state = VarState::new(&device, shape, Rows::All).map_err(js)?;
-    let mut layers = Vec::new();
-    let (mut hidden, mut probs) = (Vec::new(), Vec::new());
-    for l in 0..sample::LAYERS {
-        let h = sample::hidden_states(l);
-        let p = sample::attention(l);
-        let hb = wgpu::util::DeviceExt::create_buffer_init(&device, &wgpu::util::BufferInitDescriptor { label: Some("hidden"), contents: bytemuck::cast_slice(&h), usage: BufferUsages::STORAGE });
-        let pb = device.create_buffer(&wgpu::BufferDescriptor { label: Some("probs"), size: (p.len() * 4) as u64, usage: BufferUsages::STORAGE | BufferUsages::COPY_DST | BufferUsages::COPY_SRC, mapped_at_creation: false });
-        let binding = state.bind(&device, &kernels, Some(hb.as_entire_buffer_binding()), pb.as_entire_buffer_binding(), 0).map_err(js)?;
-        layers.push((pb, binding));
-        hidden.push(h);
-        probs.push(p);
-    }
     let heatmap = Heatmap::new(&device, wgpu::TextureFormat::Rgba8Unorm);
+    let loaded = visattn::scoped(&device, || upload(&device, &kernels, Data::sample())).await.map_err(js)?.map_err(js)?;
     let adapter = format!("{:?} ({})", info.backend, if info.name.is_empty() { "browser adapter".into() } else { info.name.clone() });
-    Ok(Demo { device, queue, kernels, state, layers, hidden, probs, heatmap, adapter })
+    Ok(Demo { device, queue, kernels, heatmap, adapter, loaded, picture: None })
 }
 
 /// Maps a buffer for reading without blocking: the browser drives the callback.
@@ -82,41 +163,66 @@ impl Demo {
         self.adapter.clone()
     }
 
+    /// Layers of the current data set.
+    pub fn layers(&self) -> usize {
+        self.loaded.data.layers
+    }
+    pub fn heads(&self) -> usize {
+        self.loaded.data.heads
+    }
+    pub fn name(&self) -> String {
+        self.loaded.data.name.clone()
+    }
+
+    /// Replaces the sample with a user's dump (dump-format.md). A readable error otherwise.
+    pub async fn load_dump(&mut self, bytes: Vec<u8>) -> Result<String, JsValue> {
+        let data = Data::from_dump(bytes).map_err(js)?;
+        let summary = format!("{} layers, {} heads, {} tokens, image {}x{} at {}", data.layers, data.heads, data.tokens, data.grid, data.grid, data.image.start);
+        self.loaded = visattn::scoped(&self.device, || upload(&self.device, &self.kernels, data)).await.map_err(js)?.map_err(js)?;
+        self.picture = None;
+        Ok(summary)
+    }
+
+    /// A picture to draw under the patch grid: RGBA pixels, `width` wide.
+    pub fn set_picture(&mut self, rgba: Vec<u8>, width: u32) -> Result<(), JsValue> {
+        if width == 0 || rgba.is_empty() || rgba.len() % (4 * width as usize) != 0 {
+            return Err(js("the picture is not RGBA rows of the given width"));
+        }
+        self.picture = Some((rgba, width));
+        Ok(())
+    }
+
     /// Runs every layer with these settings on WebGPU and in the CPU reference; returns JSON
     /// with both, per layer (sinks, selected rows, mass moved) and the drawn layer's per-patch
     /// heatmap values. Draws the heatmap pipeline's pixels into `pixels` (RGBA, width x height).
     #[allow(clippy::too_many_arguments)]
     pub async fn run(&mut self, tau: f64, rho: f64, p: f64, convention: String, layer: usize, head: i32, pixels: &mut [u8], width: u32, height: u32) -> Result<String, JsValue> {
-        let cfg = VarConfig {
-            tau,
-            rho,
-            p,
-            sink_dims: sample::SINK_DIMS.to_vec(),
-            ..VarConfig::for_convention(convention.parse().map_err(js)?)
-        };
-        let visual = VisualTokens::from_spans(&[ImageSpan::new(sample::SYSTEM, sample::IMAGE)], sample::TOKENS).map_err(js)?;
-        self.state.prepare(&self.queue, &cfg, &visual, sample::LAYERS).map_err(js)?;
-        let (t, q, heads) = (sample::TOKENS, sample::QUERIES, sample::HEADS);
+        let Loaded { data, state, layers } = &mut self.loaded;
+        let cfg = VarConfig { tau, rho, p, sink_dims: data.sink_dims.clone(), ..VarConfig::for_convention(convention.parse().map_err(js)?) };
+        let visual = VisualTokens::from_spans(&[data.image], data.tokens).map_err(js)?;
+        state.prepare(&self.queue, &cfg, &visual, data.layers).map_err(js)?;
+        let (t, q, heads) = (data.tokens, data.queries, data.heads);
         let mut out = String::from("{\"layers\":[");
         let mut drawn = None;
-        for l in 0..sample::LAYERS {
-            let (buffer, binding) = &self.layers[l];
-            self.queue.write_buffer(buffer, 0, bytemuck::cast_slice(&self.probs[l]));
+        for l in 0..data.layers {
+            let (buffer, binding) = &layers[l];
+            self.queue.write_buffer(buffer, 0, bytemuck::cast_slice(&data.probs[l]));
             let mut enc = self.device.create_command_encoder(&Default::default());
             {
                 let mut pass = enc.begin_compute_pass(&Default::default());
-                self.state.encode(&self.device, &self.kernels, &mut pass, binding, l).map_err(js)?;
+                state.encode(&self.device, &self.kernels, &mut pass, binding, l).map_err(js)?;
             }
             self.queue.submit([enc.finish()]);
-            let gpu_probs: Vec<f32> = bytemuck::cast_slice(&read(&self.device, &self.queue, buffer, (self.probs[l].len() * 4) as u64).await?).to_vec();
-            let classes: Vec<u32> = bytemuck::cast_slice(&read(&self.device, &self.queue, self.state.classes_buffer(), (t * 4) as u64).await?).to_vec();
-            let selected: Vec<u32> = bytemuck::cast_slice(&read(&self.device, &self.queue, self.state.selected_buffer(), (heads * q * 4) as u64).await?).to_vec();
+            let gpu_probs: Vec<f32> = bytemuck::cast_slice(&read(&self.device, &self.queue, buffer, (data.probs[l].len() * 4) as u64).await?).to_vec();
+            let classes: Vec<u32> = bytemuck::cast_slice(&read(&self.device, &self.queue, state.classes_buffer(), (t * 4) as u64).await?).to_vec();
+            let selected: Vec<u32> = bytemuck::cast_slice(&read(&self.device, &self.queue, state.selected_buffer(), (heads * q * 4) as u64).await?).to_vec();
 
-            let mut cpu = self.probs[l].clone();
-            let flags = visattn::reference::apply_layer(&cfg, cfg.role(l, sample::LAYERS), &visual, Some((&self.hidden[l], sample::HIDDEN)), &mut cpu, visattn::AttnShape::new(heads, q, t).map_err(js)?)
+            let mut cpu = data.probs[l].clone();
+            let flags = visattn::reference::apply_layer(&cfg, cfg.role(l, data.layers), &visual, Some((&data.hidden[l], data.hidden_dim)), &mut cpu, visattn::AttnShape::new(heads, q, t).map_err(js)?)
                 .map_err(js)?;
+            let original = &data.probs[l];
             let stats = |probs: &[f32], sinks: &dyn Fn(usize) -> bool, sel: &dyn Fn(usize) -> bool| {
-                let moved: f64 = probs.chunks(t).zip(self.probs[l].chunks(t)).map(|(a, b)| (0..t).filter(|&j| sinks(j)).map(|j| (b[j] - a[j]) as f64).sum::<f64>()).sum();
+                let moved: f64 = probs.chunks(t).zip(original.chunks(t)).map(|(a, b)| (0..t).filter(|&j| sinks(j)).map(|j| (b[j] - a[j]) as f64).sum::<f64>()).sum();
                 let n_sel = (0..heads * q).filter(|&r| sel(r)).count();
                 let text = (0..t).filter(|&j| sinks(j) && !visual.is_visual(j)).count();
                 let vis = (0..t).filter(|&j| sinks(j) && visual.is_visual(j)).count();
@@ -131,7 +237,7 @@ impl Demo {
         }
         out.push(']');
         let (gpu_probs, selected, classes, cpu) = drawn.ok_or_else(|| js(format!("layer {layer} out of range")))?;
-        // The last question row, one head or the mean over its selected heads.
+        // The last query row, one head or the mean over its selected heads.
         let row = q - 1;
         let chosen: Vec<usize> = if head >= 0 {
             vec![head as usize % heads]
@@ -139,18 +245,19 @@ impl Demo {
             let s: Vec<usize> = (0..heads).filter(|&h| selected[h * q + row] != 0).collect();
             if s.is_empty() { (0..heads).collect() } else { s }
         };
-        let cells = sample::IMAGE;
+        let (start, cells) = (data.image.start, data.image.len);
         let mean = |v: &[f32], key: usize| chosen.iter().map(|&h| v[(h * q + row) * t + key]).sum::<f32>() / chosen.len() as f32;
-        let before: Vec<f32> = (0..cells).map(|c| mean(&self.probs[layer], sample::SYSTEM + c)).collect();
-        let after: Vec<f32> = (0..cells).map(|c| mean(&gpu_probs, sample::SYSTEM + c)).collect();
-        let after_cpu: Vec<f32> = (0..cells).map(|c| mean(&cpu, sample::SYSTEM + c)).collect();
-        let sinks: Vec<bool> = (0..cells).map(|c| classes[sample::SYSTEM + c] & 2 != 0).collect();
+        let before: Vec<f32> = (0..cells).map(|c| mean(&data.probs[layer], start + c)).collect();
+        let after: Vec<f32> = (0..cells).map(|c| mean(&gpu_probs, start + c)).collect();
+        let after_cpu: Vec<f32> = (0..cells).map(|c| mean(&cpu, start + c)).collect();
+        let sinks: Vec<bool> = (0..cells).map(|c| classes[start + c] & 2 != 0).collect();
         let list = |v: &[f32]| v.iter().map(|x| format!("{x:.7}")).collect::<Vec<_>>().join(",");
         out.push_str(&format!(",\"heatmap\":{{\"before\":[{}],\"after\":[{}],\"after_reference\":[{}]}}", list(&before), list(&after), list(&after_cpu)));
-        out.push_str(&format!(",\"adapter\":{:?}}}", self.adapter));
+        out.push_str(&format!(",\"data\":{:?},\"adapter\":{:?}}}", data.name, self.adapter));
 
         // The same heatmap pipeline as the native renderer, into an offscreen texture.
-        let target = self.heatmap.target(&self.device, sample::GRID, width, height).map_err(js)?;
+        let picture = self.picture.as_ref().map(|(rgba, w)| (&self.queue, rgba.as_slice(), *w));
+        let target = self.heatmap.target_over(&self.device, picture, data.grid, width, height).map_err(js)?;
         self.heatmap.upload(&self.queue, &target, &before, &after, &sinks).map_err(js)?;
         let texture = self.device.create_texture(&wgpu::TextureDescriptor {
             label: None,
