@@ -76,6 +76,8 @@ override SLICE: u32 = D / LANES;
 var<workgroup> tile: array<f32, 2048>;      // BC x MAX_D: K, then V, of 16 keys
 var<workgroup> partial: array<f32, 1024>;   // WG x BC partial dot products
 var<workgroup> visual_sink_seen: atomic<u32>;
+// The tile's key classes, loaded once per workgroup instead of once per invocation.
+var<workgroup> tile_classes: array<u32, BC>;
 
 @compute @workgroup_size(64)
 fn main(
@@ -147,6 +149,9 @@ fn main(
             let jj = i / D;
             tile[jj * MAX_D + i % D] = select(0.0, k[kv_base + min(t0 + jj, att.keys - 1u) * D + i % D], jj < n);
         }
+        if (VAR && lid < BC) {
+            tile_classes[lid] = select(0u, classes[min(t0 + lid, att.keys - 1u)], lid < n);
+        }
         workgroupBarrier();
         for (var jj = 0u; jj < BC; jj++) {
             var dot = 0.0;
@@ -196,29 +201,50 @@ fn main(
         // so compilers keep it uniform); the causal mask is a zero weight, not a branch.
         // Weights first: sinks (a handful of keys) apart from the rest. The class tests below
         // depend on the keys only, so every branch is uniform across the workgroup.
+        // The tile's classes: most tiles hold text only or image non-sinks only (an image is a
+        // span; sinks are a handful of keys), and weigh their keys without any per-key class work.
         var any_sink = false;
         var any_image = false;
         var any_text = false;
-        for (var jj = 0u; jj < BC; jj++) {
-            let key = t0 + jj;
-            let e = select(0.0, exp(s[jj] - m), jj < n && (att.causal == 0u || key <= pos));
-            l += e;
-            var key_class = 0u;
-            if (VAR && jj < n) {
-                key_class = classes[key];
+        if (VAR) {
+            for (var jj = 0u; jj < BC; jj++) {
+                let c = tile_classes[jj];
+                let live = jj < n;
+                any_sink = any_sink || (live && (c & 2u) != 0u);
+                any_image = any_image || (live && c == 1u);
+                any_text = any_text || (live && c == 0u);
             }
-            let on_image = (key_class & 1u) != 0u;
-            let is_sink = (key_class & 2u) != 0u;
-            any_sink = any_sink || is_sink;
-            any_image = any_image || (on_image && !is_sink);
-            any_text = any_text || (!on_image && !is_sink);
-            l_vis += select(0.0, e, on_image);
-            l_sink += select(0.0, e, is_sink);
-            l_vissink += select(0.0, e, on_image && is_sink);
-            l_vns += select(0.0, e, on_image && !is_sink);
-            s[jj] = select(e, 0.0, is_sink);
-            sink_w[jj] = select(0.0, e, is_sink);
-            image_w[jj] = select(0.0, 1.0, on_image);
+        } else {
+            any_text = true;
+        }
+        if (!any_sink && !(any_image && any_text)) {
+            var e_sum = 0.0;
+            for (var jj = 0u; jj < BC; jj++) {
+                let e = select(0.0, exp(s[jj] - m), jj < n && (att.causal == 0u || t0 + jj <= pos));
+                s[jj] = e;
+                e_sum += e;
+            }
+            l += e_sum;
+            if (any_image) {
+                l_vis += e_sum;
+                l_vns += e_sum;
+            }
+        } else {
+            for (var jj = 0u; jj < BC; jj++) {
+                let key = t0 + jj;
+                let e = select(0.0, exp(s[jj] - m), jj < n && (att.causal == 0u || key <= pos));
+                l += e;
+                let key_class = tile_classes[jj];
+                let on_image = (key_class & 1u) != 0u;
+                let is_sink = (key_class & 2u) != 0u;
+                l_vis += select(0.0, e, on_image);
+                l_sink += select(0.0, e, is_sink);
+                l_vissink += select(0.0, e, on_image && is_sink);
+                l_vns += select(0.0, e, on_image && !is_sink);
+                s[jj] = select(e, 0.0, is_sink);
+                sink_w[jj] = select(0.0, e, is_sink);
+                image_w[jj] = select(0.0, 1.0, on_image);
+            }
         }
         // Non-sinks: one accumulator per tile unless an image starts or ends inside it.
         if (!any_image) {
@@ -246,7 +272,7 @@ fn main(
         }
         if (any_sink) {
             for (var jj = 0u; jj < BC; jj++) {
-                if (jj >= n || (classes[t0 + jj] & 2u) == 0u) {
+                if (jj >= n || (tile_classes[jj] & 2u) == 0u) {
                     continue;
                 }
                 for (var t = 0u; t < slice; t++) {
