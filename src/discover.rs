@@ -113,8 +113,8 @@ pub fn rank(stats: &[LayerDims], hidden: &dyn Fn(usize) -> Result<Vec<f32>>, tok
     // dims; a carrier of the prompt is one in at least half the layers that have any.
     let mut carried = vec![0usize; tokens];
     let mut phis: Vec<Vec<f64>> = Vec::new();
-    for l in 0..layers {
-        if !sink_dims.iter().any(|&d| flags[l][d as usize]) {
+    for (l, layer_flags) in flags.iter().enumerate() {
+        if !sink_dims.iter().any(|&d| layer_flags[d as usize]) {
             continue;
         }
         let h = hidden(l)?;

@@ -436,6 +436,7 @@ impl HostAttention {
         self.state.prepare(queue, cfg, visual, layers)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn run_layer(
         &self,
         device: &Device,

@@ -30,8 +30,8 @@ fn discover(name: &str) -> (visattn::discover::Discovery, Vec<String>) {
     for h in &layers {
         let cpu = layer_dims(h, dim);
         let gpu = kernel.run(&g.device, &g.queue, h, dim).unwrap();
-        for d in 0..dim {
-            let (a, b) = (gpu[d] as f64, cpu.max_phi[d] as f64);
+        for (d, (&g, &c)) in gpu.iter().zip(&cpu.max_phi).enumerate() {
+            let (a, b) = (g as f64, c as f64);
             assert!((a - b).abs() <= 1e-5 * b.max(1.0), "{name} dim {d}: GPU {a} CPU {b}");
         }
         stats.push(LayerDims { max_phi: gpu, max_median_ratio: cpu.max_median_ratio });
@@ -77,8 +77,8 @@ fn gpu_dim_max_matches_on_random_shapes() {
         h[(t / 2) * d + d / 3] = 1000.0;
         let gpu = kernel.run(&g.device, &g.queue, &h, d).unwrap();
         let cpu = layer_dims(&h, d);
-        for i in 0..d {
-            assert!((gpu[i] - cpu.max_phi[i]).abs() <= 1e-5 * cpu.max_phi[i].max(1.0), "T={t} D={d} dim {i}");
+        for (i, (g, c)) in gpu.iter().zip(&cpu.max_phi).enumerate() {
+            assert!((g - c).abs() <= 1e-5 * c.max(1.0), "T={t} D={d} dim {i}");
         }
     }
     assert!(kernel.run(&g.device, &g.queue, &[1.0, f32::NAN], 2).is_err());

@@ -98,6 +98,7 @@ struct Tally {
 }
 
 /// Runs `layer` (of 8) and compares with the reference; returns GPU O.
+#[allow(clippy::too_many_arguments)]
 fn check(g: &support::gpu::Gpu, k: &VarKernels, f: &FusedAttention, c: &Case, d: &Data, cfg: &VarConfig, layer: usize, tally: &mut Tally) -> Vec<f32> {
     let opts = AttentionOptions { causal: c.causal, scale: None };
     let mut host = HostAttention::new(&g.device, k, f, c.shape, HIDDEN, opts).unwrap();

@@ -70,7 +70,7 @@ pub fn run(args: &DiscoverArgs) -> Result<(), String> {
         let max_median_ratio = layer_dims(&h, d).max_median_ratio;
         stats.push(LayerDims { max_phi, max_median_ratio });
     }
-    let found = rank(&stats, &|i| load(layers[i]).map(|(h, _, _)| h).map_err(|m| visattn::Error::Dump(m)), tokens).map_err(e)?;
+    let found = rank(&stats, &|i| load(layers[i]).map(|(h, _, _)| h).map_err(visattn::Error::Dump), tokens).map_err(e)?;
     let words: Vec<String> = file.metadata().get("tokens").map(|t| t.split(' ').map(String::from).collect()).unwrap_or_default();
     let word = |t: usize| if words.len() == tokens { words[t].clone() } else { String::new() };
     let sqrt_d = found.sqrt_d();

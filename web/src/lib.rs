@@ -185,7 +185,7 @@ impl Demo {
 
     /// A picture to draw under the patch grid: RGBA pixels, `width` wide.
     pub fn set_picture(&mut self, rgba: Vec<u8>, width: u32) -> Result<(), JsValue> {
-        if width == 0 || rgba.is_empty() || rgba.len() % (4 * width as usize) != 0 {
+        if width == 0 || rgba.is_empty() || !rgba.len().is_multiple_of(4 * width as usize) {
             return Err(js("the picture is not RGBA rows of the given width"));
         }
         self.picture = Some((rgba, width));
@@ -204,8 +204,7 @@ impl Demo {
         let (t, q, heads) = (data.tokens, data.queries, data.heads);
         let mut out = String::from("{\"layers\":[");
         let mut drawn = None;
-        for l in 0..data.layers {
-            let (buffer, binding) = &layers[l];
+        for (l, (buffer, binding)) in layers.iter().enumerate() {
             self.queue.write_buffer(buffer, 0, bytemuck::cast_slice(&data.probs[l]));
             let mut enc = self.device.create_command_encoder(&Default::default());
             {
