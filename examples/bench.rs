@@ -25,9 +25,27 @@ struct Shape {
 }
 
 const SHAPES: [Shape; 3] = [
-    Shape { name: "llava-1.5-7b", tokens: 640, hidden: 4096, heads: 32, image: ImageSpan { start: 35, len: 576 } },
-    Shape { name: "long", tokens: 4096, hidden: 4096, heads: 8, image: ImageSpan { start: 35, len: 2880 } },
-    Shape { name: "small", tokens: 128, hidden: 4096, heads: 4, image: ImageSpan { start: 8, len: 100 } },
+    Shape {
+        name: "llava-1.5-7b",
+        tokens: 640,
+        hidden: 4096,
+        heads: 32,
+        image: ImageSpan { start: 35, len: 576 },
+    },
+    Shape {
+        name: "long",
+        tokens: 4096,
+        hidden: 4096,
+        heads: 8,
+        image: ImageSpan { start: 35, len: 2880 },
+    },
+    Shape {
+        name: "small",
+        tokens: 128,
+        hidden: 4096,
+        heads: 4,
+        image: ImageSpan { start: 8, len: 100 },
+    },
 ];
 
 fn hash(a: u64, b: u64) -> u64 {
@@ -102,7 +120,10 @@ fn time_pass(g: &gpu::Gpu, timer: &Timer, record: &dyn Fn(&mut ComputePass)) -> 
             beginning_of_pass_write_index: Some(0),
             end_of_pass_write_index: Some(1),
         });
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("bench"), timestamp_writes });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("bench"),
+            timestamp_writes,
+        });
         record(&mut pass);
     }
     if let Some((q, resolve, _)) = &timer.query {
@@ -166,7 +187,11 @@ struct Layer {
 }
 
 fn upload(g: &gpu::Gpu, data: &[f32], usage: BufferUsages) -> Buffer {
-    g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: bytemuck::cast_slice(data), usage })
+    g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: None,
+        contents: bytemuck::cast_slice(data),
+        usage,
+    })
 }
 
 fn make_layer(g: &gpu::Gpu, k: &VarKernels, state: &VarState, s: &Shape, layer: usize) -> (Layer, Vec<f32>, Vec<f32>) {
@@ -183,10 +208,29 @@ fn make_layer(g: &gpu::Gpu, k: &VarKernels, state: &VarState, s: &Shape, layer: 
         let part = &p[first * head..(first + n) * head];
         let buf = upload(g, part, usage);
         pristine.push(upload(g, part, BufferUsages::COPY_SRC));
-        bindings.push(state.bind(&g.device, k, Some(hidden.as_entire_buffer_binding()), buf.as_entire_buffer_binding(), first).unwrap());
+        bindings.push(
+            state
+                .bind(
+                    &g.device,
+                    k,
+                    Some(hidden.as_entire_buffer_binding()),
+                    buf.as_entire_buffer_binding(),
+                    first,
+                )
+                .unwrap(),
+        );
         probs_bufs.push(buf);
     }
-    (Layer { probs: probs_bufs, pristine, hidden, bindings }, p, h)
+    (
+        Layer {
+            probs: probs_bufs,
+            pristine,
+            hidden,
+            bindings,
+        },
+        p,
+        h,
+    )
 }
 
 fn restore(g: &gpu::Gpu, layers: &[&Layer]) {
@@ -224,15 +268,34 @@ fn copy_gbps_with(g: &gpu::Gpu, timer: &Timer, bytes: u64, repeats: usize, per_w
         cache: None,
     });
     let params = upload(g, bytemuck::cast_slice(&[len, per_wg, 0, 0]), BufferUsages::UNIFORM);
-    let src = g.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: bytes, usage: BufferUsages::STORAGE, mapped_at_creation: false });
-    let dst = g.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: bytes, usage: BufferUsages::STORAGE, mapped_at_creation: false });
+    let src = g.device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: bytes,
+        usage: BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let dst = g.device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: bytes,
+        usage: BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
     let bg = g.device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: None,
         layout: &pipeline.get_bind_group_layout(0),
         entries: &[
-            wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
-            wgpu::BindGroupEntry { binding: 1, resource: src.as_entire_binding() },
-            wgpu::BindGroupEntry { binding: 2, resource: dst.as_entire_binding() },
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: params.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: src.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 2,
+                resource: dst.as_entire_binding(),
+            },
         ],
     });
     let groups = len.div_ceil(per_wg);
@@ -251,14 +314,21 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let json = args.iter().any(|a| a == "--json");
     let only = args.iter().position(|a| a == "--shape").map(|i| args[i + 1].clone());
-    let repeats = args.iter().position(|a| a == "--repeats").map_or(5, |i| args[i + 1].parse().unwrap());
+    let repeats = args
+        .iter()
+        .position(|a| a == "--repeats")
+        .map_or(5, |i| args[i + 1].parse().unwrap());
     let g = gpu::try_gpu_with(wgpu::Features::TIMESTAMP_QUERY, None).unwrap_or_else(|e| {
         eprintln!("error: {e}");
         std::process::exit(1)
     });
     let timer = Timer {
         query: g.device.features().contains(wgpu::Features::TIMESTAMP_QUERY).then(|| {
-            let q = g.device.create_query_set(&wgpu::QuerySetDescriptor { label: None, ty: wgpu::QueryType::Timestamp, count: 2 });
+            let q = g.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: None,
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            });
             let b = g.device.create_buffer(&wgpu::BufferDescriptor {
                 label: None,
                 size: 16,
@@ -268,14 +338,24 @@ fn main() {
             (q, b, g.queue.get_timestamp_period() as f64)
         }),
     };
-    let rep = Report { json, adapter: g.info.name.clone(), backend: format!("{:?}", g.info.backend), timer: timer.name() };
+    let rep = Report {
+        json,
+        adapter: g.info.name.clone(),
+        backend: format!("{:?}", g.info.backend),
+        timer: timer.name(),
+    };
     if !json {
-        println!("adapter: {} ({}), timer: {}, median of {repeats}", rep.adapter, rep.backend, rep.timer);
+        println!(
+            "adapter: {} ({}), timer: {}, median of {repeats}",
+            rep.adapter, rep.backend, rep.timer
+        );
     }
     let settings = args
         .iter()
         .position(|a| a == "--lanes")
-        .map_or(visattn::KernelSettings::for_adapter(&g.info), |i| visattn::KernelSettings { lanes_per_row: args[i + 1].parse().unwrap() });
+        .map_or(visattn::KernelSettings::for_adapter(&g.info), |i| visattn::KernelSettings {
+            lanes_per_row: args[i + 1].parse().unwrap(),
+        });
     let k = VarKernels::with_settings(&g.device, settings).unwrap_or_else(|e| {
         eprintln!("error: {e}");
         std::process::exit(1)
@@ -288,7 +368,12 @@ fn main() {
 
     for s in SHAPES.iter().filter(|s| only.as_deref().is_none_or(|o| o == s.name)) {
         let visual = VisualTokens::from_spans(&[s.image], s.tokens).unwrap();
-        let seq = SequenceShape { tokens: s.tokens, hidden: s.hidden, heads: s.heads, queries: s.tokens };
+        let seq = SequenceShape {
+            tokens: s.tokens,
+            hidden: s.hidden,
+            heads: s.heads,
+            queries: s.tokens,
+        };
         let mut all = VarState::new(&g.device, seq, Rows::All).unwrap();
         let mut fast = VarState::new(&g.device, seq, Rows::MayChange).unwrap();
         all.prepare(&g.queue, &cfg, &visual, 32).unwrap();
@@ -300,7 +385,14 @@ fn main() {
             .enumerate()
             .map(|(i, b)| {
                 let first = i * (s.heads / layer.probs.len().max(1));
-                fast.bind(&g.device, &k, Some(layer.hidden.as_entire_buffer_binding()), b.as_entire_buffer_binding(), first).unwrap()
+                fast.bind(
+                    &g.device,
+                    &k,
+                    Some(layer.hidden.as_entire_buffer_binding()),
+                    b.as_entire_buffer_binding(),
+                    first,
+                )
+                .unwrap()
             })
             .collect();
 
@@ -308,19 +400,40 @@ fn main() {
         let mut want = p.clone();
         let shape = visattn::AttnShape::new(s.heads, s.tokens, s.tokens).unwrap();
         reference::apply_layer(&cfg, cfg.role(3, 32), &visual, Some((&h, s.hidden)), &mut want, shape).unwrap();
-        let changed = want.chunks_exact(s.tokens).zip(p.chunks_exact(s.tokens)).filter(|(a, b)| a != b).count();
+        let changed = want
+            .chunks_exact(s.tokens)
+            .zip(p.chunks_exact(s.tokens))
+            .filter(|(a, b)| a != b)
+            .count();
         let row_bytes = (s.tokens * 4) as f64;
         let probs_bytes = (p.len() * 4) as u64;
         let rows_after = s.heads * s.tokens.saturating_sub(visual.first_end());
 
-        let (copy_probs, copy_secs) = copy_gbps(&g, &timer, probs_bytes.min(g.device.limits().max_storage_buffer_binding_size), repeats);
+        let (copy_probs, copy_secs) = copy_gbps(
+            &g,
+            &timer,
+            probs_bytes.min(g.device.limits().max_storage_buffer_binding_size),
+            repeats,
+        );
         let (copy_hidden, _) = copy_gbps(&g, &timer, (s.tokens * s.hidden * 4) as u64, repeats);
-        rep.line("copy", s.name, copy_secs, Some(2.0 * probs_bytes.min(g.device.limits().max_storage_buffer_binding_size) as f64), Some(copy_probs));
+        rep.line(
+            "copy",
+            s.name,
+            copy_secs,
+            Some(2.0 * probs_bytes.min(g.device.limits().max_storage_buffer_binding_size) as f64),
+            Some(copy_probs),
+        );
 
         let sink_run = |pass: &mut ComputePass| all.encode_sinks(&k, pass, &layer.bindings[0], 3, max).unwrap();
         time_pass(&g, &timer, &sink_run);
         let secs = median((0..repeats).map(|_| time_pass(&g, &timer, &sink_run)).collect());
-        rep.line("sink_score", s.name, secs, Some((s.tokens * s.hidden * 4 + s.tokens * 12) as f64), Some(copy_hidden));
+        rep.line(
+            "sink_score",
+            s.name,
+            secs,
+            Some((s.tokens * s.hidden * 4 + s.tokens * 12) as f64),
+            Some(copy_hidden),
+        );
 
         for (name, state, bindings, rows) in [
             ("var_rows_all", &all, &layer.bindings, s.heads * s.tokens),
@@ -375,7 +488,10 @@ fn main() {
             let cpu = start.elapsed().as_secs_f64();
             rep.line("cpu_reference_prefill", s.name, cpu, None, None);
             if !json {
-                println!("var_prefill: GPU {:.1}x faster than the CPU reference (f64, one thread)", cpu / gpu_secs);
+                println!(
+                    "var_prefill: GPU {:.1}x faster than the CPU reference (f64, one thread)",
+                    cpu / gpu_secs
+                );
             }
         }
         if s.name != "long" {
@@ -392,21 +508,53 @@ fn main() {
 /// One decode step (one query row, 32 heads over 4 kv heads, d 128) over `keys` keys:
 /// split-K vs the one-row fused kernel, and each with VAR on (a redistributing layer) vs off.
 fn decode(g: &gpu::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, cfg: &VarConfig, keys: usize, repeats: usize) {
-    let shape = FusedShape { heads: 32, kv_heads: 4, queries: 1, keys, head_dim: 128 };
-    let noise = |seed: u64, n: usize| -> Vec<f32> { (0..n).map(|i| (hash(seed, i as u64) >> 40) as f32 / (1u64 << 23) as f32 - 1.0).collect() };
+    let shape = FusedShape {
+        heads: 32,
+        kv_heads: 4,
+        queries: 1,
+        keys,
+        head_dim: 128,
+    };
+    let noise = |seed: u64, n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| (hash(seed, i as u64) >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+            .collect()
+    };
     let usage = BufferUsages::STORAGE | BufferUsages::COPY_SRC | BufferUsages::COPY_DST;
-    let (qb, kb, vb) = (upload(g, &noise(1, shape.q_len()), usage), upload(g, &noise(2, shape.kv_len()), usage), upload(g, &noise(3, shape.kv_len()), usage));
+    let (qb, kb, vb) = (
+        upload(g, &noise(1, shape.q_len()), usage),
+        upload(g, &noise(2, shape.kv_len()), usage),
+        upload(g, &noise(3, shape.kv_len()), usage),
+    );
     let ob = upload(g, &vec![0.0; shape.q_len()], usage);
     let image = ImageSpan::new(35, (keys * 9 / 10).min(keys - 36).max(1));
     let visual = VisualTokens::from_spans(&[image], keys).unwrap();
-    let mut state = VarState::new(&g.device, SequenceShape { tokens: keys, hidden: 64, heads: 32, queries: 1 }, Rows::All).unwrap();
-    let hidden: Vec<f32> = (0..keys * 64).map(|i| if i % 64 == 7 && (i / 64) % 97 == 0 { 300.0 } else { 1.0 }).collect();
-    let cfg_dims = VarConfig { sink_dims: vec![7], tau: 5.0, ..cfg.clone() };
+    let mut state = VarState::new(
+        &g.device,
+        SequenceShape {
+            tokens: keys,
+            hidden: 64,
+            heads: 32,
+            queries: 1,
+        },
+        Rows::All,
+    )
+    .unwrap();
+    let hidden: Vec<f32> = (0..keys * 64)
+        .map(|i| if i % 64 == 7 && (i / 64) % 97 == 0 { 300.0 } else { 1.0 })
+        .collect();
+    let cfg_dims = VarConfig {
+        sink_dims: vec![7],
+        tau: 5.0,
+        ..cfg.clone()
+    };
     state.prepare(&g.queue, &cfg_dims, &visual, 32).unwrap();
     let hb = upload(g, &hidden, usage);
     let sinks = state.bind_sinks(&g.device, k, Some(hb.as_entire_buffer_binding())).unwrap();
     let max = g.device.limits().max_compute_workgroups_per_dimension;
-    time_pass(g, timer, &|pass: &mut ComputePass| state.encode_sinks(k, pass, &sinks, 3, max).unwrap());
+    time_pass(g, timer, &|pass: &mut ComputePass| {
+        state.encode_sinks(k, pass, &sinks, 3, max).unwrap()
+    });
     let opts = AttentionOptions { causal: true, scale: None };
     let median_of = |run: &dyn Fn(&mut ComputePass)| {
         time_pass(g, timer, run);
@@ -415,14 +563,22 @@ fn decode(g: &gpu::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, cfg: &VarCo
     let name = format!("decode-{keys}");
     let split = SplitAttention::new(&g.device, 128).unwrap();
     let sb = split
-        .bind(&g.device, &state, shape, keys, opts, 256, SplitInputs {
-            q: qb.as_entire_buffer_binding(),
-            k: kb.as_entire_buffer_binding(),
-            v: vb.as_entire_buffer_binding(),
-            classes: state.classes_buffer().as_entire_buffer_binding(),
-            o: ob.as_entire_buffer_binding(),
-            selected: state.selected_buffer().as_entire_buffer_binding(),
-        })
+        .bind(
+            &g.device,
+            &state,
+            shape,
+            keys,
+            opts,
+            256,
+            SplitInputs {
+                q: qb.as_entire_buffer_binding(),
+                k: kb.as_entire_buffer_binding(),
+                v: vb.as_entire_buffer_binding(),
+                classes: state.classes_buffer().as_entire_buffer_binding(),
+                o: ob.as_entire_buffer_binding(),
+                selected: state.selected_buffer().as_entire_buffer_binding(),
+            },
+        )
         .unwrap();
     // Layer 3 redistributes, layer 0 is off: same kernels, VAR's final step on or off.
     let split_var = median_of(&|pass: &mut ComputePass| split.encode(&g.device, pass, &state, &sb, 3).unwrap());
@@ -432,9 +588,26 @@ fn decode(g: &gpu::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, cfg: &VarCo
     let mut one_row = Vec::new();
     for var in [true, false] {
         let f = FusedAttention::new(&g.device, FusedSettings { head_dim: 128, var }).unwrap();
-        let b = f.bind(&g.device, &state, shape, opts, qb.as_entire_buffer_binding(), kb.as_entire_buffer_binding(), vb.as_entire_buffer_binding(), ob.as_entire_buffer_binding()).unwrap();
+        let b = f
+            .bind(
+                &g.device,
+                &state,
+                shape,
+                opts,
+                qb.as_entire_buffer_binding(),
+                kb.as_entire_buffer_binding(),
+                vb.as_entire_buffer_binding(),
+                ob.as_entire_buffer_binding(),
+            )
+            .unwrap();
         let secs = median_of(&|pass: &mut ComputePass| f.encode(&g.device, pass, &state, &b, 3).unwrap());
-        rep.line(if var { "one_row_fused_var" } else { "one_row_fused_plain" }, &name, secs, None, None);
+        rep.line(
+            if var { "one_row_fused_var" } else { "one_row_fused_plain" },
+            &name,
+            secs,
+            None,
+            None,
+        );
         one_row.push(secs);
     }
     if !rep.json {
@@ -451,42 +624,95 @@ fn decode(g: &gpu::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, cfg: &VarCo
 /// or 4 heads, head_dim 128, causal). Compute-bound: seconds, no GB/s.
 #[allow(clippy::too_many_arguments)]
 fn attention(g: &gpu::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, s: &Shape, cfg: &VarConfig, visual: &VisualTokens, repeats: usize) {
-    let shape = FusedShape { heads: s.heads, kv_heads: s.heads, queries: s.tokens, keys: s.tokens, head_dim: 128 };
-    let noise = |seed: u64, n: usize| -> Vec<f32> { (0..n).map(|i| (hash(seed, i as u64) >> 40) as f32 / (1u64 << 23) as f32 - 1.0).collect() };
-    let (q, kk, v, h) = (noise(1, shape.q_len()), noise(2, shape.kv_len()), noise(3, shape.kv_len()), hidden(s, 3));
+    let shape = FusedShape {
+        heads: s.heads,
+        kv_heads: s.heads,
+        queries: s.tokens,
+        keys: s.tokens,
+        head_dim: 128,
+    };
+    let noise = |seed: u64, n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| (hash(seed, i as u64) >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+            .collect()
+    };
+    let (q, kk, v, h) = (
+        noise(1, shape.q_len()),
+        noise(2, shape.kv_len()),
+        noise(3, shape.kv_len()),
+        hidden(s, 3),
+    );
     let usage = BufferUsages::STORAGE | BufferUsages::COPY_SRC | BufferUsages::COPY_DST;
-    let (qb, kb, vb, hb) = (upload(g, &q, usage), upload(g, &kk, usage), upload(g, &v, usage), upload(g, &h, usage));
+    let (qb, kb, vb, hb) = (
+        upload(g, &q, usage),
+        upload(g, &kk, usage),
+        upload(g, &v, usage),
+        upload(g, &h, usage),
+    );
     let ob = upload(g, &vec![0.0; shape.q_len()], usage);
     let pb = upload(g, &vec![0.0; s.heads * s.tokens * s.tokens], usage);
     let opts = AttentionOptions { causal: true, scale: None };
-    let seq = SequenceShape { tokens: s.tokens, hidden: s.hidden, heads: s.heads, queries: s.tokens };
+    let seq = SequenceShape {
+        tokens: s.tokens,
+        hidden: s.hidden,
+        heads: s.heads,
+        queries: s.tokens,
+    };
     let mut state = VarState::new(&g.device, seq, Rows::MayChange).unwrap();
     state.prepare(&g.queue, cfg, visual, 32).unwrap();
     let sinks = state.bind_sinks(&g.device, k, Some(hb.as_entire_buffer_binding())).unwrap();
     let max = g.device.limits().max_compute_workgroups_per_dimension;
     let bind = |f: &FusedAttention| {
-        f.bind(&g.device, &state, shape, opts, qb.as_entire_buffer_binding(), kb.as_entire_buffer_binding(), vb.as_entire_buffer_binding(), ob.as_entire_buffer_binding())
-            .unwrap()
+        f.bind(
+            &g.device,
+            &state,
+            shape,
+            opts,
+            qb.as_entire_buffer_binding(),
+            kb.as_entire_buffer_binding(),
+            vb.as_entire_buffer_binding(),
+            ob.as_entire_buffer_binding(),
+        )
+        .unwrap()
     };
     let median_of = |run: &dyn Fn(&mut ComputePass)| {
         time_pass(g, timer, run);
         median((0..repeats).map(|_| time_pass(g, timer, run)).collect())
     };
     // Sinks once so the classes are real for every timed run.
-    time_pass(g, timer, &|pass: &mut ComputePass| state.encode_sinks(k, pass, &sinks, 3, max).unwrap());
+    time_pass(g, timer, &|pass: &mut ComputePass| {
+        state.encode_sinks(k, pass, &sinks, 3, max).unwrap()
+    });
     let mut seconds = Vec::new();
     for var in [false, true] {
         let f = FusedAttention::new(&g.device, FusedSettings { head_dim: 128, var }).unwrap();
         let b = bind(&f);
         let secs = median_of(&|pass: &mut ComputePass| f.encode(&g.device, pass, &state, &b, 3).unwrap());
-        rep.line(if var { "fused_attention_var" } else { "fused_attention_plain" }, s.name, secs, None, None);
+        rep.line(
+            if var { "fused_attention_var" } else { "fused_attention_plain" },
+            s.name,
+            secs,
+            None,
+            None,
+        );
         seconds.push(secs);
     }
     let un = UnfusedAttention::new(&g.device, 128).unwrap();
     let ub = un
-        .bind(&g.device, shape, opts, qb.as_entire_buffer_binding(), kb.as_entire_buffer_binding(), vb.as_entire_buffer_binding(), pb.as_entire_buffer_binding(), ob.as_entire_buffer_binding())
+        .bind(
+            &g.device,
+            shape,
+            opts,
+            qb.as_entire_buffer_binding(),
+            kb.as_entire_buffer_binding(),
+            vb.as_entire_buffer_binding(),
+            pb.as_entire_buffer_binding(),
+            ob.as_entire_buffer_binding(),
+        )
         .unwrap();
-    let lb = state.bind(&g.device, k, Some(hb.as_entire_buffer_binding()), pb.as_entire_buffer_binding(), 0).unwrap();
+    let lb = state
+        .bind(&g.device, k, Some(hb.as_entire_buffer_binding()), pb.as_entire_buffer_binding(), 0)
+        .unwrap();
     let unfused = median_of(&|pass: &mut ComputePass| {
         un.encode_probs(&g.device, pass, &ub);
         state.encode(&g.device, k, pass, &lb, 3).unwrap();

@@ -32,7 +32,14 @@ fn run(png: Option<String>) -> Result<(), String> {
     let g = gpu::try_gpu(None)?;
     let e = |e: visattn::Error| e.to_string();
     let usage = BufferUsages::STORAGE | BufferUsages::COPY_DST | BufferUsages::COPY_SRC;
-    let buffer = |label, floats: usize| g.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: (floats * 4) as u64, usage, mapped_at_creation: false });
+    let buffer = |label, floats: usize| {
+        g.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (floats * 4) as u64,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
     let probs = buffer("host attention probabilities", HEADS * TOKENS * TOKENS);
     let hidden = buffer("host hidden states", TOKENS * HIDDEN);
     let before = buffer("heatmap row before", HEADS * TOKENS);
@@ -40,7 +47,11 @@ fn run(png: Option<String>) -> Result<(), String> {
     let selected_row = buffer("heatmap selected", HEADS);
     let frame = g.device.create_texture(&wgpu::TextureDescriptor {
         label: Some("host frame"),
-        size: wgpu::Extent3d { width: WIDTH, height: HEIGHT, depth_or_array_layers: 1 },
+        size: wgpu::Extent3d {
+            width: WIDTH,
+            height: HEIGHT,
+            depth_or_array_layers: 1,
+        },
         mip_level_count: 1,
         sample_count: 1,
         dimension: wgpu::TextureDimension::D2,
@@ -52,23 +63,47 @@ fn run(png: Option<String>) -> Result<(), String> {
 
     // visattn: pipelines once, state once per sequence shape, prepare once per prompt.
     let kernels = pollster::block_on(VarKernels::new_checked(&g.device, KernelSettings::for_adapter(&g.info))).map_err(e)?;
-    let mut state = VarState::new(&g.device, SequenceShape { tokens: TOKENS, hidden: HIDDEN, heads: HEADS, queries: TOKENS }, Rows::All).map_err(e)?;
+    let mut state = VarState::new(
+        &g.device,
+        SequenceShape {
+            tokens: TOKENS,
+            hidden: HIDDEN,
+            heads: HEADS,
+            queries: TOKENS,
+        },
+        Rows::All,
+    )
+    .map_err(e)?;
     let visual = VisualTokens::from_spans(&[ImageSpan::new(SYSTEM, IMAGE)], TOKENS).map_err(e)?;
-    state.prepare(&g.queue, &VarConfig::preset("llava-1.5-7b").map_err(e)?, &visual, LAYERS).map_err(e)?;
-    let binding = state.bind(&g.device, &kernels, Some(hidden.as_entire_buffer_binding()), probs.as_entire_buffer_binding(), 0).map_err(e)?;
+    state
+        .prepare(&g.queue, &VarConfig::preset("llava-1.5-7b").map_err(e)?, &visual, LAYERS)
+        .map_err(e)?;
+    let binding = state
+        .bind(
+            &g.device,
+            &kernels,
+            Some(hidden.as_entire_buffer_binding()),
+            probs.as_entire_buffer_binding(),
+            0,
+        )
+        .map_err(e)?;
     let heatmap = Heatmap::new(&g.device, wgpu::TextureFormat::Rgba8Unorm);
     let target = heatmap.target(&g.device, GRID, WIDTH, HEIGHT).map_err(e)?;
     let gather = heatmap
-        .bind_gather(&g.device, &target, GatherInputs {
-            before: &before,
-            after: &after,
-            selected: &selected_row,
-            classes: state.classes_buffer(),
-            heads: HEADS,
-            keys: TOKENS,
-            image_start: SYSTEM,
-            head: MEAN_OF_SELECTED,
-        })
+        .bind_gather(
+            &g.device,
+            &target,
+            GatherInputs {
+                before: &before,
+                after: &after,
+                selected: &selected_row,
+                classes: state.classes_buffer(),
+                heads: HEADS,
+                keys: TOKENS,
+                image_start: SYSTEM,
+                head: MEAN_OF_SELECTED,
+            },
+        )
         .map_err(e)?;
 
     let row = TOKENS - 1;
@@ -78,17 +113,37 @@ fn run(png: Option<String>) -> Result<(), String> {
         g.queue.write_buffer(&probs, 0, bytemuck::cast_slice(&attention(layer)));
         g.queue.write_buffer(&hidden, 0, bytemuck::cast_slice(&hidden_states(layer)));
 
-        let mut encoder = g.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("host frame") });
+        let mut encoder = g
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("host frame") });
         for h in 0..HEADS as u64 {
-            encoder.copy_buffer_to_buffer(&probs, (h * TOKENS as u64 + row as u64) * row_bytes, &before, h * row_bytes, row_bytes);
+            encoder.copy_buffer_to_buffer(
+                &probs,
+                (h * TOKENS as u64 + row as u64) * row_bytes,
+                &before,
+                h * row_bytes,
+                row_bytes,
+            );
         }
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             state.encode(&g.device, &kernels, &mut pass, &binding, layer).map_err(e)?;
         }
         for h in 0..HEADS as u64 {
-            encoder.copy_buffer_to_buffer(&probs, (h * TOKENS as u64 + row as u64) * row_bytes, &after, h * row_bytes, row_bytes);
-            encoder.copy_buffer_to_buffer(state.selected_buffer(), (h * TOKENS as u64 + row as u64) * 4, &selected_row, h * 4, 4);
+            encoder.copy_buffer_to_buffer(
+                &probs,
+                (h * TOKENS as u64 + row as u64) * row_bytes,
+                &after,
+                h * row_bytes,
+                row_bytes,
+            );
+            encoder.copy_buffer_to_buffer(
+                state.selected_buffer(),
+                (h * TOKENS as u64 + row as u64) * 4,
+                &selected_row,
+                h * 4,
+                4,
+            );
         }
         heatmap.reset(&mut encoder, &target);
         {
@@ -102,7 +157,10 @@ fn run(png: Option<String>) -> Result<(), String> {
                     view: &frame_view,
                     depth_slice: None,
                     resolve_target: None,
-                    ops: wgpu::Operations { load: wgpu::LoadOp::Clear(wgpu::Color::BLACK), store: wgpu::StoreOp::Store },
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                        store: wgpu::StoreOp::Store,
+                    },
                 })],
                 ..Default::default()
             });
@@ -114,16 +172,35 @@ fn run(png: Option<String>) -> Result<(), String> {
 
     // The only readback: the last frame.
     let bytes_per_row = (WIDTH * 4).next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT);
-    let staging = g.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: (bytes_per_row * HEIGHT) as u64, usage: BufferUsages::COPY_DST | BufferUsages::COPY_SRC, mapped_at_creation: false });
+    let staging = g.device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: (bytes_per_row * HEIGHT) as u64,
+        usage: BufferUsages::COPY_DST | BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
     let mut encoder = g.device.create_command_encoder(&Default::default());
     encoder.copy_texture_to_buffer(
         frame.as_image_copy(),
-        wgpu::TexelCopyBufferInfo { buffer: &staging, layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(bytes_per_row), rows_per_image: Some(HEIGHT) } },
-        wgpu::Extent3d { width: WIDTH, height: HEIGHT, depth_or_array_layers: 1 },
+        wgpu::TexelCopyBufferInfo {
+            buffer: &staging,
+            layout: wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(bytes_per_row),
+                rows_per_image: Some(HEIGHT),
+            },
+        },
+        wgpu::Extent3d {
+            width: WIDTH,
+            height: HEIGHT,
+            depth_or_array_layers: 1,
+        },
     );
     g.queue.submit([encoder.finish()]);
     let bytes = visattn::readback::read_bytes(&g.device, &g.queue, &staging, 0, staging.size()).map_err(e)?;
-    let pixels: Vec<u8> = bytes.chunks(bytes_per_row as usize).flat_map(|r| r[..(WIDTH * 4) as usize].to_vec()).collect();
+    let pixels: Vec<u8> = bytes
+        .chunks(bytes_per_row as usize)
+        .flat_map(|r| r[..(WIDTH * 4) as usize].to_vec())
+        .collect();
     let lit = pixels.chunks(4).filter(|p| p[0] > 40 || p[1] > 40 || p[2] > 40).count();
     println!("final frame {WIDTH}x{HEIGHT}: {lit} lit pixels");
     if let Some(path) = png {

@@ -331,10 +331,7 @@ mod tests {
         c.sink_dims = vec![3, 3];
         assert!(matches!(c.validate(), Err(Error::Config { field: "sink_dims", .. })));
         let c = VarConfig::paper();
-        assert_eq!(
-            c.validate_for(2048, 32),
-            Err(Error::SinkDimOutOfRange { dim: 2533, hidden: 2048 })
-        );
+        assert_eq!(c.validate_for(2048, 32), Err(Error::SinkDimOutOfRange { dim: 2533, hidden: 2048 }));
         let mut c = VarConfig::paper();
         c.layers = LayerPlan::Only(vec![3, 40]);
         assert_eq!(c.validate_for(4096, 32), Err(Error::Layer { layer: 40, layers: 32 }));

@@ -81,13 +81,20 @@ fn extreme(stats: &LayerDims) -> Vec<bool> {
     sorted.sort_by(|a, b| a.total_cmp(b));
     let typical = sorted[sorted.len() / 2];
     let strongest = sorted[sorted.len() - 1];
-    stats.max_phi.iter().map(|&p| p >= OVER_TYPICAL * typical && p >= OF_STRONGEST * strongest).collect()
+    stats
+        .max_phi
+        .iter()
+        .map(|&p| p >= OVER_TYPICAL * typical && p >= OF_STRONGEST * strongest)
+        .collect()
 }
 
 /// Ranks dimensions over layers, then finds the carriers and a tau from the hidden states.
 /// `hidden(l)` returns layer l's [T, D]; `stats[l]` its [`LayerDims`] (GPU or CPU).
 pub fn rank(stats: &[LayerDims], hidden: &dyn Fn(usize) -> Result<Vec<f32>>, tokens: usize) -> Result<Discovery> {
-    let dim = stats.first().map(|s| s.max_phi.len()).ok_or_else(|| Error::Dump("no hidden states to discover from".into()))?;
+    let dim = stats
+        .first()
+        .map(|s| s.max_phi.len())
+        .ok_or_else(|| Error::Dump("no hidden states to discover from".into()))?;
     let layers = stats.len();
     let flags: Vec<Vec<bool>> = stats.iter().map(extreme).collect();
     let mut ranked: Vec<DimScore> = (0..dim)
@@ -147,7 +154,14 @@ pub fn rank(stats: &[LayerDims], hidden: &dyn Fn(usize) -> Result<Vec<f32>>, tok
         }
     }
     let tau = low.is_finite().then(|| (low + high) / 2.0);
-    Ok(Discovery { hidden: dim, layers, ranked, sink_dims, carriers, tau })
+    Ok(Discovery {
+        hidden: dim,
+        layers,
+        ranked,
+        sink_dims,
+        carriers,
+        tau,
+    })
 }
 
 /// The GPU side of discovery: `dim_max.wgsl` over one layer.
@@ -166,7 +180,11 @@ impl DimMax {
         let entry = |binding, ty, size| wgpu::BindGroupLayoutEntry {
             binding,
             visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: std::num::NonZeroU64::new(size) },
+            ty: wgpu::BindingType::Buffer {
+                ty,
+                has_dynamic_offset: false,
+                min_binding_size: std::num::NonZeroU64::new(size),
+            },
             count: None,
         };
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -207,7 +225,12 @@ impl DimMax {
         let bytes = (hidden.len() * 4) as u64;
         let limit = device.limits().max_storage_buffer_binding_size;
         if bytes > limit {
-            return Err(Error::Limit { name: "hidden", needed: bytes, limit, limit_name: "max_storage_buffer_binding_size" });
+            return Err(Error::Limit {
+                name: "hidden",
+                needed: bytes,
+                limit,
+                limit_name: "max_storage_buffer_binding_size",
+            });
         }
         let tokens = (hidden.len() / dim) as u32;
         let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -229,9 +252,18 @@ impl DimMax {
             label: None,
             layout: &self.pipeline.get_bind_group_layout(0),
             entries: &[
-                wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 1, resource: input.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 2, resource: best.as_entire_binding() },
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: params.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: input.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: best.as_entire_binding(),
+                },
             ],
         });
         let mut encoder = device.create_command_encoder(&Default::default());

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use safetensors::{Dtype, SafeTensors};
+pub use safetensors::Dtype;
+use safetensors::SafeTensors;
 
 use crate::error::{Error, Result};
 use crate::shape::AttnShape;
@@ -58,11 +59,7 @@ impl TensorFile {
         names.sort();
         let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::Dump(format!("bad header: {e}")))?;
         let metadata = meta.metadata().clone().unwrap_or_default();
-        Ok(Self {
-            bytes,
-            metadata,
-            names,
-        })
+        Ok(Self { bytes, metadata, names })
     }
 
     pub fn names(&self) -> &[String] {
@@ -95,7 +92,11 @@ impl TensorFile {
                 .chunks_exact(2)
                 .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
                 .collect(),
-            other => return Err(Error::Dump(format!("tensor '{name}' has dtype {other:?}; expected f32, f16 or bf16"))),
+            other => {
+                return Err(Error::Dump(format!(
+                    "tensor '{name}' has dtype {other:?}; expected f32, f16 or bf16"
+                )));
+            }
         };
         crate::reference::check_finite(name, &data)?;
         Ok(Tensor {
@@ -200,7 +201,11 @@ impl Dump {
         let meta_usize = |key: &str| -> Result<Option<usize>> {
             file.metadata()
                 .get(key)
-                .map(|v| v.trim().parse::<usize>().map_err(|_| Error::Dump(format!("metadata '{key}' = '{v}' is not an integer"))))
+                .map(|v| {
+                    v.trim()
+                        .parse::<usize>()
+                        .map_err(|_| Error::Dump(format!("metadata '{key}' = '{v}' is not an integer")))
+                })
                 .transpose()
         };
         if let Some(n) = meta_usize("layers")? {
@@ -216,7 +221,10 @@ impl Dump {
             match attn {
                 None => attn = Some(shape),
                 Some(a) if a != shape => {
-                    return Err(Error::Dump(format!("{name} has shape {s:?}, layer 0 has [{}, {}, {}]", a.heads, a.queries, a.keys)));
+                    return Err(Error::Dump(format!(
+                        "{name} has shape {s:?}, layer 0 has [{}, {}, {}]",
+                        a.heads, a.queries, a.keys
+                    )));
                 }
                 _ => {}
             }
@@ -230,7 +238,10 @@ impl Dump {
             }
             let s = drop_batch(name, file.shape(name)?, 2)?;
             if s[0] != attn.keys {
-                return Err(Error::Dump(format!("{name} has {} tokens, attentions have K = {}", s[0], attn.keys)));
+                return Err(Error::Dump(format!(
+                    "{name} has {} tokens, attentions have K = {}",
+                    s[0], attn.keys
+                )));
             }
             if s[1] == 0 {
                 return Err(Error::Dump(format!("{name} has hidden size 0")));
@@ -251,7 +262,12 @@ impl Dump {
                 return Err(Error::Dump(format!("metadata says hidden size {n}, hidden states have {d}")));
             }
         }
-        Ok(Self { file, layers, attn, hidden })
+        Ok(Self {
+            file,
+            layers,
+            attn,
+            hidden,
+        })
     }
 
     pub fn metadata(&self) -> &HashMap<String, String> {
@@ -294,11 +310,30 @@ pub struct OutTensor {
 }
 
 impl OutTensor {
+    /// Raw little-endian bytes of any dtype (e.g. f16 or bf16 dumps).
+    pub fn raw(dtype: Dtype, shape: &[usize], bytes: Vec<u8>) -> Self {
+        Self {
+            dtype,
+            shape: shape.to_vec(),
+            bytes,
+        }
+    }
     pub fn f32(shape: &[usize], data: &[f32]) -> Self {
-        Self { dtype: Dtype::F32, shape: shape.to_vec(), bytes: bytemuck::cast_slice(data).to_vec() }
+        Self {
+            dtype: Dtype::F32,
+            shape: shape.to_vec(),
+            bytes: bytemuck::cast_slice(data).to_vec(),
+        }
+    }
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
     pub fn flags(shape: &[usize], data: &[bool]) -> Self {
-        Self { dtype: Dtype::U8, shape: shape.to_vec(), bytes: data.iter().map(|&b| b as u8).collect() }
+        Self {
+            dtype: Dtype::U8,
+            shape: shape.to_vec(),
+            bytes: data.iter().map(|&b| b as u8).collect(),
+        }
     }
 }
 
@@ -324,11 +359,19 @@ pub fn write_tensors(path: impl AsRef<Path>, tensors: &[(String, OutTensor)], me
         .map_err(|e| Error::Io(format!("{}: {e}", path.as_ref().display())))
 }
 
+/// The bytes of a safetensors file holding `tensors` (tests and tools that write dumps).
+pub fn serialize_tensors(tensors: &[(String, OutTensor)], metadata: HashMap<String, String>) -> Result<Vec<u8>> {
+    safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata)).map_err(|e| Error::Dump(e.to_string()))
+}
+
 /// Writes `apply`'s tensors per dump-format.md.
 pub fn write_results(path: impl AsRef<Path>, attn: AttnShape, layers: &[LayerResult], metadata: HashMap<String, String>) -> Result<()> {
     let mut tensors = Vec::new();
     for (l, r) in layers.iter().enumerate() {
-        tensors.push((format!("attentions.{l}"), OutTensor::f32(&[attn.heads, attn.queries, attn.keys], &r.attentions)));
+        tensors.push((
+            format!("attentions.{l}"),
+            OutTensor::f32(&[attn.heads, attn.queries, attn.keys], &r.attentions),
+        ));
         tensors.push((format!("phi.{l}"), OutTensor::f32(&[attn.keys], &r.phi)));
         tensors.push((format!("sinks.{l}"), OutTensor::flags(&[attn.keys], &r.sinks)));
         tensors.push((format!("selected.{l}"), OutTensor::flags(&[attn.heads, attn.queries], &r.selected)));
@@ -349,7 +392,9 @@ pub fn layer_count(file: &TensorFile, prefix: &str) -> Result<usize> {
         return Err(Error::Dump(format!("no '{prefix}{{l}}' tensors")));
     }
     if let Some(gap) = (0..layers.len()).find(|&i| layers[i] != i) {
-        return Err(Error::Dump(format!("{prefix}{{l}} are not numbered 0..L-1: layer {gap} is missing")));
+        return Err(Error::Dump(format!(
+            "{prefix}{{l}} are not numbered 0..L-1: layer {gap} is missing"
+        )));
     }
     Ok(layers.len())
 }
@@ -369,7 +414,10 @@ mod tests {
     }
     #[test]
     fn spans_parse() {
-        assert_eq!(parse_spans("5:64,100:2").unwrap(), vec![ImageSpan::new(5, 64), ImageSpan::new(100, 2)]);
+        assert_eq!(
+            parse_spans("5:64,100:2").unwrap(),
+            vec![ImageSpan::new(5, 64), ImageSpan::new(100, 2)]
+        );
         assert!(parse_spans("5-64").is_err());
         assert!(parse_spans("5:x").is_err());
     }

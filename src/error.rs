@@ -33,11 +33,7 @@ pub enum Error {
     NoImage,
     /// A NaN or an infinity in an input tensor (refused, never propagated).
     #[error("non-finite value {value} in {tensor} at flat index {index}")]
-    NonFinite {
-        tensor: String,
-        index: usize,
-        value: f32,
-    },
+    NonFinite { tensor: String, index: usize, value: f32 },
     /// A buffer range handed to the builder that cannot be bound as asked.
     #[error("binding '{name}': {reason}")]
     Binding { name: &'static str, reason: String },

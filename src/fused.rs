@@ -10,9 +10,9 @@ use wgpu::{BindGroup, BindGroupLayout, Buffer, BufferBinding, BufferUsages, Comp
 use crate::error::{Error, Result};
 use crate::kernels::grid;
 use crate::shaders;
+pub use crate::shape::{FusedShape, MAX_HEAD_DIM};
 use crate::state::{VarState, check_binding};
 use crate::uniforms::CONFIG_SIZE;
-pub use crate::shape::{FusedShape, MAX_HEAD_DIM};
 
 /// Query rows per workgroup of `attention_var.wgsl`.
 pub const ROWS_PER_WORKGROUP: u32 = 16;
@@ -64,11 +64,22 @@ pub struct FusedBinding {
 
 impl FusedAttention {
     pub fn new(device: &Device, settings: FusedSettings) -> Result<Self> {
-        FusedShape { heads: 1, kv_heads: 1, queries: 1, keys: 1, head_dim: settings.head_dim as usize }.validate()?;
+        FusedShape {
+            heads: 1,
+            kv_heads: 1,
+            queries: 1,
+            keys: 1,
+            head_dim: settings.head_dim as usize,
+        }
+        .validate()?;
         let buffer = |binding, ty, size: u64| wgpu::BindGroupLayoutEntry {
             binding,
             visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: binding == 0, min_binding_size: NonZeroU64::new(size) },
+            ty: wgpu::BindingType::Buffer {
+                ty,
+                has_dynamic_offset: binding == 0,
+                min_binding_size: NonZeroU64::new(size),
+            },
             count: None,
         };
         let storage = |read_only| wgpu::BufferBindingType::Storage { read_only };
@@ -100,10 +111,17 @@ impl FusedAttention {
             layout: Some(&pipeline_layout),
             module: &module,
             entry_point: Some("main"),
-            compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, ..Default::default() },
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                ..Default::default()
+            },
             cache: None,
         });
-        Ok(Self { settings, layout, pipeline })
+        Ok(Self {
+            settings,
+            layout,
+            pipeline,
+        })
     }
 
     /// [`FusedAttention::new`] inside wgpu error scopes (a device whose limits the kernel
@@ -139,7 +157,10 @@ impl FusedAttention {
         }
         let s = state.shape();
         if state.batch() != 1 {
-            return Err(Error::Shape(format!("the fused kernel runs one sequence; this VarState holds {}", state.batch())));
+            return Err(Error::Shape(format!(
+                "the fused kernel runs one sequence; this VarState holds {}",
+                state.batch()
+            )));
         }
         if (s.tokens, s.heads, s.queries) != (shape.keys, shape.heads, shape.queries) {
             return Err(Error::Shape(format!(
@@ -147,10 +168,18 @@ impl FusedAttention {
                 s.tokens, s.heads, s.queries, shape.keys, shape.heads, shape.queries
             )));
         }
-        for (name, b, len) in [("q", &q, shape.q_len()), ("k", &k, shape.kv_len()), ("v", &v, shape.kv_len()), ("o", &o, shape.q_len())] {
+        for (name, b, len) in [
+            ("q", &q, shape.q_len()),
+            ("k", &k, shape.kv_len()),
+            ("v", &v, shape.kv_len()),
+            ("o", &o, shape.q_len()),
+        ] {
             let size = check_binding(device, name, b)?;
             if size != (len * 4) as u64 {
-                return Err(Error::Binding { name, reason: format!("{size} bytes, expected {} f32 for {shape:?}", len) });
+                return Err(Error::Binding {
+                    name,
+                    reason: format!("{size} bytes, expected {} f32 for {shape:?}", len),
+                });
             }
         }
         let params = attn_params(device, shape, options)?;
@@ -169,7 +198,11 @@ impl FusedAttention {
                 entry(7, state.selected_buffer().as_entire_binding()),
             ],
         });
-        Ok(FusedBinding { group, shape, _params: params })
+        Ok(FusedBinding {
+            group,
+            shape,
+            _params: params,
+        })
     }
 
     /// Records the attention of `layer` (its role picks the VAR behaviour). Record the state's
@@ -190,7 +223,11 @@ impl FusedAttention {
 pub(crate) fn attn_params(device: &Device, shape: FusedShape, options: AttentionOptions) -> Result<Buffer> {
     let scale = options.scale.unwrap_or(1.0 / (shape.head_dim as f32).sqrt());
     if !scale.is_finite() {
-        return Err(Error::Config { field: "scale", value: scale.to_string(), reason: "must be finite".into() });
+        return Err(Error::Config {
+            field: "scale",
+            value: scale.to_string(),
+            reason: "must be finite".into(),
+        });
     }
     Ok(wgpu::util::DeviceExt::create_buffer_init(
         device,

@@ -65,13 +65,20 @@ fn entry(binding: u32, visibility: wgpu::ShaderStages, ty: wgpu::BufferBindingTy
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility,
-        ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: NonZeroU64::new(size) },
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: false,
+            min_binding_size: NonZeroU64::new(size),
+        },
         count: None,
     }
 }
 
 fn whole(binding: u32, b: &Buffer) -> wgpu::BindGroupEntry<'_> {
-    wgpu::BindGroupEntry { binding, resource: b.as_entire_binding() }
+    wgpu::BindGroupEntry {
+        binding,
+        resource: b.as_entire_binding(),
+    }
 }
 
 impl Heatmap {
@@ -88,10 +95,19 @@ impl Heatmap {
                 wgpu::BindGroupLayoutEntry {
                     binding: 4,
                     visibility: frag,
-                    ty: wgpu::BindingType::Texture { sample_type: wgpu::TextureSampleType::Float { filterable: true }, view_dimension: wgpu::TextureViewDimension::D2, multisampled: false },
+                    ty: wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: true },
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: false,
+                    },
                     count: None,
                 },
-                wgpu::BindGroupLayoutEntry { binding: 5, visibility: frag, ty: wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering), count: None },
+                wgpu::BindGroupLayoutEntry {
+                    binding: 5,
+                    visibility: frag,
+                    ty: wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
+                    count: None,
+                },
             ],
         });
         let comp = wgpu::ShaderStages::COMPUTE;
@@ -108,17 +124,33 @@ impl Heatmap {
                 entry(7, comp, Storage { read_only: false }),
             ],
         });
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some("visattn heatmap"), source: wgpu::ShaderSource::Wgsl(shaders::HEATMAP.into()) });
-        let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: None, bind_group_layouts: &[Some(&render_layout)], immediate_size: 0 });
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("visattn heatmap"),
+            source: wgpu::ShaderSource::Wgsl(shaders::HEATMAP.into()),
+        });
+        let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: None,
+            bind_group_layouts: &[Some(&render_layout)],
+            immediate_size: 0,
+        });
         let render = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
             label: Some("visattn heatmap"),
             layout: Some(&layout),
-            vertex: wgpu::VertexState { module: &module, entry_point: Some("vs_main"), compilation_options: Default::default(), buffers: &[] },
+            vertex: wgpu::VertexState {
+                module: &module,
+                entry_point: Some("vs_main"),
+                compilation_options: Default::default(),
+                buffers: &[],
+            },
             fragment: Some(wgpu::FragmentState {
                 module: &module,
                 entry_point: Some("fs_main"),
                 compilation_options: Default::default(),
-                targets: &[Some(wgpu::ColorTargetState { format, blend: None, write_mask: wgpu::ColorWrites::ALL })],
+                targets: &[Some(wgpu::ColorTargetState {
+                    format,
+                    blend: None,
+                    write_mask: wgpu::ColorWrites::ALL,
+                })],
             }),
             primitive: Default::default(),
             depth_stencil: None,
@@ -126,8 +158,15 @@ impl Heatmap {
             multiview_mask: None,
             cache: None,
         });
-        let gmodule = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some("visattn heatmap_gather"), source: wgpu::ShaderSource::Wgsl(shaders::HEATMAP_GATHER.into()) });
-        let glayout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: None, bind_group_layouts: &[Some(&gather_layout)], immediate_size: 0 });
+        let gmodule = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("visattn heatmap_gather"),
+            source: wgpu::ShaderSource::Wgsl(shaders::HEATMAP_GATHER.into()),
+        });
+        let glayout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: None,
+            bind_group_layouts: &[Some(&gather_layout)],
+            immediate_size: 0,
+        });
         let gather = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some("visattn heatmap_gather"),
             layout: Some(&glayout),
@@ -136,7 +175,12 @@ impl Heatmap {
             compilation_options: Default::default(),
             cache: None,
         });
-        Self { render_layout, gather_layout, render, gather }
+        Self {
+            render_layout,
+            gather_layout,
+            render,
+            gather,
+        }
     }
 
     /// Buffers for a `grid` x `grid` patch picture drawn into a `width` x `height` target.
@@ -145,25 +189,48 @@ impl Heatmap {
     }
 
     /// As [`Heatmap::target`], blended over a picture: RGBA8 pixels, `picture_width` wide.
-    pub fn target_over(&self, device: &Device, picture: Option<(&Queue, &[u8], u32)>, grid: usize, width: u32, height: u32) -> Result<HeatmapTarget> {
+    pub fn target_over(
+        &self,
+        device: &Device,
+        picture: Option<(&Queue, &[u8], u32)>,
+        grid: usize,
+        width: u32,
+        height: u32,
+    ) -> Result<HeatmapTarget> {
         if grid == 0 || width == 0 || height == 0 {
             return Err(Error::Shape(format!("heatmap of a {grid}x{grid} grid into {width}x{height}")));
         }
         let cells = grid * grid;
         let buffer = |label, len: usize, extra| {
-            device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: (len * 4) as u64, usage: BufferUsages::STORAGE | BufferUsages::COPY_DST | extra, mapped_at_creation: false })
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: (len * 4) as u64,
+                usage: BufferUsages::STORAGE | BufferUsages::COPY_DST | extra,
+                mapped_at_creation: false,
+            })
         };
         let values = buffer("visattn heatmap values", 2 * cells, BufferUsages::COPY_SRC);
         let scale = buffer("visattn heatmap scale", 1, BufferUsages::COPY_SRC);
         let sinks = buffer("visattn heatmap sinks", cells, BufferUsages::empty());
         let (pw, ph) = match picture {
-            Some((_, rgba, pw)) if pw > 0 && rgba.len() % (4 * pw as usize) == 0 && !rgba.is_empty() => (pw, (rgba.len() / (4 * pw as usize)) as u32),
-            Some((_, rgba, pw)) => return Err(Error::Shape(format!("picture of {} bytes is not RGBA rows {pw} pixels wide", rgba.len()))),
+            Some((_, rgba, pw)) if pw > 0 && rgba.len() % (4 * pw as usize) == 0 && !rgba.is_empty() => {
+                (pw, (rgba.len() / (4 * pw as usize)) as u32)
+            }
+            Some((_, rgba, pw)) => {
+                return Err(Error::Shape(format!(
+                    "picture of {} bytes is not RGBA rows {pw} pixels wide",
+                    rgba.len()
+                )));
+            }
             None => (1, 1),
         };
         let texture = device.create_texture(&wgpu::TextureDescriptor {
             label: Some("visattn heatmap picture"),
-            size: wgpu::Extent3d { width: pw, height: ph, depth_or_array_layers: 1 },
+            size: wgpu::Extent3d {
+                width: pw,
+                height: ph,
+                depth_or_array_layers: 1,
+            },
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
@@ -175,27 +242,76 @@ impl Heatmap {
             queue.write_texture(
                 texture.as_image_copy(),
                 rgba,
-                wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(4 * pw), rows_per_image: Some(ph) },
-                wgpu::Extent3d { width: pw, height: ph, depth_or_array_layers: 1 },
+                wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(4 * pw),
+                    rows_per_image: Some(ph),
+                },
+                wgpu::Extent3d {
+                    width: pw,
+                    height: ph,
+                    depth_or_array_layers: 1,
+                },
             );
         }
         let picture_view = texture.create_view(&Default::default());
-        let sampler = device.create_sampler(&wgpu::SamplerDescriptor { mag_filter: wgpu::FilterMode::Linear, min_filter: wgpu::FilterMode::Linear, ..Default::default() });
-        let view_data: [u32; 4] = [grid as u32, (width as f32).to_bits(), (height as f32).to_bits(), picture.is_some() as u32];
-        let view = wgpu::util::DeviceExt::create_buffer_init(device, &wgpu::util::BufferInitDescriptor { label: Some("visattn heatmap view"), contents: bytemuck::cast_slice(&view_data), usage: BufferUsages::UNIFORM });
+        let sampler = device.create_sampler(&wgpu::SamplerDescriptor {
+            mag_filter: wgpu::FilterMode::Linear,
+            min_filter: wgpu::FilterMode::Linear,
+            ..Default::default()
+        });
+        let view_data: [u32; 4] = [
+            grid as u32,
+            (width as f32).to_bits(),
+            (height as f32).to_bits(),
+            picture.is_some() as u32,
+        ];
+        let view = wgpu::util::DeviceExt::create_buffer_init(
+            device,
+            &wgpu::util::BufferInitDescriptor {
+                label: Some("visattn heatmap view"),
+                contents: bytemuck::cast_slice(&view_data),
+                usage: BufferUsages::UNIFORM,
+            },
+        );
         let render_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("visattn heatmap"),
             layout: &self.render_layout,
             entries: &[
-                wgpu::BindGroupEntry { binding: 0, resource: view.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 1, resource: values.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 2, resource: scale.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 3, resource: sinks.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 4, resource: wgpu::BindingResource::TextureView(&picture_view) },
-                wgpu::BindGroupEntry { binding: 5, resource: wgpu::BindingResource::Sampler(&sampler) },
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: view.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: values.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: scale.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: sinks.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 4,
+                    resource: wgpu::BindingResource::TextureView(&picture_view),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 5,
+                    resource: wgpu::BindingResource::Sampler(&sampler),
+                },
             ],
         });
-        Ok(HeatmapTarget { grid, view, values, scale, sinks, render_group })
+        Ok(HeatmapTarget {
+            grid,
+            view,
+            values,
+            scale,
+            sinks,
+            render_group,
+        })
     }
 
     /// Host path: per-patch values before and after VAR and the sink patches.
@@ -218,19 +334,46 @@ impl Heatmap {
     /// GPU path: binds the row buffers the host's VAR pass used.
     pub fn bind_gather(&self, device: &Device, target: &HeatmapTarget, inputs: GatherInputs) -> Result<GatherBinding> {
         let cells = target.grid * target.grid;
-        if inputs.image_start + cells > inputs.keys || inputs.heads == 0 || (inputs.head != MEAN_OF_SELECTED && inputs.head as usize >= inputs.heads) {
+        if inputs.image_start + cells > inputs.keys
+            || inputs.heads == 0
+            || (inputs.head != MEAN_OF_SELECTED && inputs.head as usize >= inputs.heads)
+        {
             return Err(Error::Shape(format!(
                 "gather of a {0}x{0} grid from key {1} of {2}, head {3} of {4}",
                 target.grid, inputs.image_start, inputs.keys, inputs.head, inputs.heads
             )));
         }
-        for (name, b, len) in [("before", inputs.before, inputs.heads * inputs.keys), ("after", inputs.after, inputs.heads * inputs.keys), ("selected", inputs.selected, inputs.heads), ("classes", inputs.classes, inputs.keys)] {
+        for (name, b, len) in [
+            ("before", inputs.before, inputs.heads * inputs.keys),
+            ("after", inputs.after, inputs.heads * inputs.keys),
+            ("selected", inputs.selected, inputs.heads),
+            ("classes", inputs.classes, inputs.keys),
+        ] {
             if b.size() < (len * 4) as u64 || !b.usage().contains(BufferUsages::STORAGE) {
-                return Err(Error::Binding { name, reason: format!("needs STORAGE usage and {len} x 4 bytes") });
+                return Err(Error::Binding {
+                    name,
+                    reason: format!("needs STORAGE usage and {len} x 4 bytes"),
+                });
             }
         }
-        let params: [u32; 8] = [inputs.heads as u32, inputs.keys as u32, inputs.image_start as u32, target.grid as u32, inputs.head, 0, 0, 0];
-        let pbuf = wgpu::util::DeviceExt::create_buffer_init(device, &wgpu::util::BufferInitDescriptor { label: Some("visattn gather params"), contents: bytemuck::cast_slice(&params), usage: BufferUsages::UNIFORM });
+        let params: [u32; 8] = [
+            inputs.heads as u32,
+            inputs.keys as u32,
+            inputs.image_start as u32,
+            target.grid as u32,
+            inputs.head,
+            0,
+            0,
+            0,
+        ];
+        let pbuf = wgpu::util::DeviceExt::create_buffer_init(
+            device,
+            &wgpu::util::BufferInitDescriptor {
+                label: Some("visattn gather params"),
+                contents: bytemuck::cast_slice(&params),
+                usage: BufferUsages::UNIFORM,
+            },
+        );
         let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("visattn heatmap_gather"),
             layout: &self.gather_layout,
@@ -245,7 +388,11 @@ impl Heatmap {
                 whole(7, &target.sinks),
             ],
         });
-        Ok(GatherBinding { group, cells: cells as u32, _params: pbuf })
+        Ok(GatherBinding {
+            group,
+            cells: cells as u32,
+            _params: pbuf,
+        })
     }
 
     /// Clears the shared scale (an encoder command, before the pass that gathers).
@@ -304,45 +451,115 @@ pub fn viridis(t: f32) -> [f32; 3] {
     out
 }
 
-/// Renders `target` into a new `width` x `height` RGBA8 texture and reads the pixels back
-/// (tools and tests; a host renders into its own pass with [`Heatmap::render`]).
-#[cfg(not(target_arch = "wasm32"))]
-pub fn render_to_pixels(device: &Device, queue: &Queue, heatmap: &Heatmap, target: &HeatmapTarget, width: u32, height: u32) -> Result<Vec<u8>> {
-    crate::error::scoped_blocking(device, || -> Result<Vec<u8>> {
-        let texture = device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("visattn heatmap frame"),
-            size: wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba8Unorm,
-            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
-            view_formats: &[],
+/// An offscreen frame: [`encode_frame`] records the picture and the copy into `staging`;
+/// once the GPU is done its rows (`bytes_per_row` apart) hold the RGBA8 pixels.
+pub struct Frame {
+    pub staging: Buffer,
+    pub bytes_per_row: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Frame {
+    /// The pixels, `width * 4` bytes a row, from the mapped staging bytes.
+    pub fn pixels(&self, staging_bytes: &[u8]) -> Vec<u8> {
+        staging_bytes
+            .chunks(self.bytes_per_row as usize)
+            .take(self.height as usize)
+            .flat_map(|r| r[..(self.width * 4) as usize].to_vec())
+            .collect()
+    }
+}
+
+/// Records `target` drawn into a new `width` x `height` RGBA8 texture and its copy into a
+/// staging buffer (COPY_SRC, for the caller's own readback: blocking natively, async in the
+/// browser).
+pub fn encode_frame(
+    device: &Device,
+    encoder: &mut wgpu::CommandEncoder,
+    heatmap: &Heatmap,
+    target: &HeatmapTarget,
+    width: u32,
+    height: u32,
+) -> Frame {
+    let texture = device.create_texture(&wgpu::TextureDescriptor {
+        label: Some("visattn heatmap frame"),
+        size: wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba8Unorm,
+        usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+        view_formats: &[],
+    });
+    let view = texture.create_view(&Default::default());
+    {
+        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+            label: Some("visattn heatmap"),
+            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                view: &view,
+                depth_slice: None,
+                resolve_target: None,
+                ops: wgpu::Operations {
+                    load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                    store: wgpu::StoreOp::Store,
+                },
+            })],
+            ..Default::default()
         });
-        let view = texture.create_view(&Default::default());
+        heatmap.render(&mut pass, target);
+    }
+    let bytes_per_row = (width * 4).next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT);
+    let staging = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("visattn heatmap pixels"),
+        size: (bytes_per_row * height) as u64,
+        usage: BufferUsages::COPY_DST | BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    encoder.copy_texture_to_buffer(
+        texture.as_image_copy(),
+        wgpu::TexelCopyBufferInfo {
+            buffer: &staging,
+            layout: wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(bytes_per_row),
+                rows_per_image: Some(height),
+            },
+        },
+        wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        },
+    );
+    Frame {
+        staging,
+        bytes_per_row,
+        width,
+        height,
+    }
+}
+
+/// Renders `target` offscreen and reads the pixels back (tools and tests; a host renders into
+/// its own pass with [`Heatmap::render`]).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn render_to_pixels(
+    device: &Device,
+    queue: &Queue,
+    heatmap: &Heatmap,
+    target: &HeatmapTarget,
+    width: u32,
+    height: u32,
+) -> Result<Vec<u8>> {
+    crate::error::scoped_blocking(device, || -> Result<Vec<u8>> {
         let mut encoder = device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-                label: Some("visattn heatmap"),
-                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view: &view,
-                    depth_slice: None,
-                    resolve_target: None,
-                    ops: wgpu::Operations { load: wgpu::LoadOp::Clear(wgpu::Color::BLACK), store: wgpu::StoreOp::Store },
-                })],
-                ..Default::default()
-            });
-            heatmap.render(&mut pass, target);
-        }
-        let row = (width * 4).next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT);
-        let staging = device.create_buffer(&wgpu::BufferDescriptor { label: None, size: (row * height) as u64, usage: BufferUsages::COPY_DST | BufferUsages::COPY_SRC, mapped_at_creation: false });
-        encoder.copy_texture_to_buffer(
-            texture.as_image_copy(),
-            wgpu::TexelCopyBufferInfo { buffer: &staging, layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(row), rows_per_image: Some(height) } },
-            wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
-        );
+        let frame = encode_frame(device, &mut encoder, heatmap, target, width, height);
         queue.submit([encoder.finish()]);
-        let bytes = crate::readback::read_bytes(device, queue, &staging, 0, (row * height) as u64)?;
-        Ok(bytes.chunks(row as usize).flat_map(|r| r[..(width * 4) as usize].to_vec()).collect())
+        let bytes = crate::readback::read_bytes(device, queue, &frame.staging, 0, frame.staging.size())?;
+        Ok(frame.pixels(&bytes))
     })?
 }

@@ -129,7 +129,10 @@ impl HostRunner {
 
     pub fn prepare(&mut self, queue: &Queue, cfg: &VarConfig, visual: &VisualTokens, layers: usize) -> Result<()> {
         self.state.prepare(queue, cfg, visual, layers)?;
-        self.placements = vec![Placement { key_offset: 0, row_offset: 0 }];
+        self.placements = vec![Placement {
+            key_offset: 0,
+            row_offset: 0,
+        }];
         Ok(())
     }
 
@@ -145,7 +148,10 @@ impl HostRunner {
         let s = self.state.shape();
         let batch = self.state.batch();
         if inputs.len() != batch || self.placements.len() != batch {
-            return Err(Error::Shape(format!("{} sequences for a batch of {batch} (prepare_batch first)", inputs.len())));
+            return Err(Error::Shape(format!(
+                "{} sequences for a batch of {batch} (prepare_batch first)",
+                inputs.len()
+            )));
         }
         let detects = self.state.role(layer)? != LayerRole::Off;
         let mut hidden = detects.then(|| vec![0f32; batch * s.tokens * s.hidden]);
@@ -170,9 +176,16 @@ impl HostRunner {
                 }
             }
             if let Some(hidden) = hidden.as_mut() {
-                let h = input.hidden.ok_or_else(|| Error::Shape(format!("layer {layer} detects sinks: sequence {b} needs its hidden states")))?;
+                let h = input
+                    .hidden
+                    .ok_or_else(|| Error::Shape(format!("layer {layer} detects sinks: sequence {b} needs its hidden states")))?;
                 if h.len() != input.keys * s.hidden {
-                    return Err(Error::Shape(format!("sequence {b}: hidden states have {} values, expected {} x {}", h.len(), input.keys, s.hidden)));
+                    return Err(Error::Shape(format!(
+                        "sequence {b}: hidden states have {} values, expected {} x {}",
+                        h.len(),
+                        input.keys,
+                        s.hidden
+                    )));
                 }
                 check_finite("hidden_states", h)?;
                 hidden[(b * s.tokens + p.key_offset) * s.hidden..][..h.len()].copy_from_slice(h);
@@ -207,14 +220,7 @@ impl HostRunner {
 
     /// Runs `layer` on `probs` [H, Q, K] with `hidden` [T, D] (None only for layers that do not
     /// detect sinks) and reads everything back.
-    pub fn run_layer(
-        &self,
-        device: &Device,
-        queue: &Queue,
-        layer: usize,
-        hidden: Option<&[f32]>,
-        probs: &[f32],
-    ) -> Result<LayerOutput> {
+    pub fn run_layer(&self, device: &Device, queue: &Queue, layer: usize, hidden: Option<&[f32]>, probs: &[f32]) -> Result<LayerOutput> {
         if self.state.batch() != 1 {
             return Err(Error::Shape("a batch runner takes run_batch_layer".into()));
         }
@@ -230,7 +236,10 @@ impl HostRunner {
     fn check_and_submit(&self, device: &Device, queue: &Queue, layer: usize, hidden: Option<&[f32]>, probs: &[f32]) -> Result<()> {
         let s = self.state.shape();
         let batch = self.state.batch();
-        let padded = AttnShape { heads: batch * s.heads, ..s.attn() };
+        let padded = AttnShape {
+            heads: batch * s.heads,
+            ..s.attn()
+        };
         padded.check_probs(probs.len())?;
         check_finite("attentions", probs)?;
         let role = self.state.role(layer)?;
@@ -348,7 +357,9 @@ impl HostAttention {
         hidden_dim: usize,
         options: crate::fused::AttentionOptions,
     ) -> Result<Self> {
-        crate::error::scoped_blocking(device, || Self::build(device, kernels, Some(fused), None, shape, hidden_dim, options))?
+        crate::error::scoped_blocking(device, || {
+            Self::build(device, kernels, Some(fused), None, shape, hidden_dim, options)
+        })?
     }
 
     /// As [`HostAttention::new`] with the split-K kernels (decode rows over long contexts).
@@ -360,7 +371,9 @@ impl HostAttention {
         hidden_dim: usize,
         options: crate::fused::AttentionOptions,
     ) -> Result<Self> {
-        crate::error::scoped_blocking(device, || Self::build(device, kernels, None, Some(split), shape, hidden_dim, options))?
+        crate::error::scoped_blocking(device, || {
+            Self::build(device, kernels, None, Some(split), shape, hidden_dim, options)
+        })?
     }
 
     fn build(
@@ -373,13 +386,23 @@ impl HostAttention {
         options: crate::fused::AttentionOptions,
     ) -> Result<Self> {
         shape.validate()?;
-        let seq = SequenceShape { tokens: shape.keys, hidden: hidden_dim, heads: shape.heads, queries: shape.queries };
+        let seq = SequenceShape {
+            tokens: shape.keys,
+            hidden: hidden_dim,
+            heads: shape.heads,
+            queries: shape.queries,
+        };
         let state = VarState::new(device, seq, Rows::All)?;
         let limit = device.limits().max_storage_buffer_binding_size;
         let new_buffer = |name: &'static str, len: usize| -> Result<Buffer> {
             let size = (len.max(1) * 4) as u64;
             if size > limit {
-                return Err(Error::Limit { name, needed: size, limit, limit_name: "max_storage_buffer_binding_size" });
+                return Err(Error::Limit {
+                    name,
+                    needed: size,
+                    limit,
+                    limit_name: "max_storage_buffer_binding_size",
+                });
             }
             Ok(device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(name),
@@ -429,7 +452,18 @@ impl HostAttention {
             }
             (None, None) => unreachable!("constructors pass one kernel"),
         };
-        Ok(Self { kernels: kernels.clone(), kernel, state, shape, hidden, q, k, v, o, sinks })
+        Ok(Self {
+            kernels: kernels.clone(),
+            kernel,
+            state,
+            shape,
+            hidden,
+            q,
+            k,
+            v,
+            o,
+            sinks,
+        })
     }
 
     pub fn prepare(&mut self, queue: &Queue, cfg: &VarConfig, visual: &VisualTokens, layers: usize) -> Result<()> {
@@ -462,7 +496,12 @@ impl HostAttention {
                 crate::error::scoped_blocking(device, || queue.write_buffer(&self.hidden, 0, bytemuck::cast_slice(h)))?;
             }
             Some(h) => {
-                return Err(Error::Shape(format!("hidden states have {} values, expected {} x {}", h.len(), seq.tokens, seq.hidden)));
+                return Err(Error::Shape(format!(
+                    "hidden states have {} values, expected {} x {}",
+                    h.len(),
+                    seq.tokens,
+                    seq.hidden
+                )));
             }
             None if role != LayerRole::Off => {
                 return Err(Error::Shape(format!("layer {layer} detects sinks and needs its hidden states")));

@@ -2,10 +2,7 @@
 
 use std::num::NonZeroU64;
 
-use wgpu::{
-    BindGroupLayout, BindGroupLayoutEntry, BindingType, BufferBindingType, ComputePipeline, Device,
-    ShaderStages,
-};
+use wgpu::{BindGroupLayout, BindGroupLayoutEntry, BindingType, BufferBindingType, ComputePipeline, Device, ShaderStages};
 
 use crate::error::{Error, Result};
 use crate::shaders;

@@ -18,10 +18,10 @@ pub mod dump;
 pub mod error;
 #[cfg(feature = "gpu")]
 pub mod fused;
-#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
-pub mod host;
 #[cfg(feature = "gpu")]
 pub mod heatmap;
+#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+pub mod host;
 #[cfg(feature = "gpu")]
 pub mod kernels;
 #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
@@ -40,11 +40,11 @@ mod uniforms;
 pub mod visual;
 
 pub use config::{Convention, LayerPlan, LayerRole, PRESETS, Preset, VarConfig, preset};
-pub use error::{Error, Result};
 #[cfg(feature = "gpu")]
 pub use error::scoped;
 #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
 pub use error::scoped_blocking;
+pub use error::{Error, Result};
 #[cfg(feature = "gpu")]
 pub use fused::{AttentionOptions, FusedAttention, FusedBinding, FusedSettings};
 #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
@@ -55,7 +55,7 @@ pub use shape::{AttnShape, FusedShape};
 #[cfg(feature = "gpu")]
 pub use split::{DecodeSession, SplitAttention, SplitBinding, SplitInputs};
 #[cfg(feature = "gpu")]
-pub use unfused::{UnfusedAttention, UnfusedBinding};
+pub use state::{BatchEntry, LayerBinding, MAX_SINK_DIMS, Placement, Rows, SequenceShape, SinkBinding, VarState};
 #[cfg(feature = "gpu")]
-pub use state::{BatchEntry, LayerBinding, Placement, MAX_SINK_DIMS, Rows, SequenceShape, SinkBinding, VarState};
+pub use unfused::{UnfusedAttention, UnfusedBinding};
 pub use visual::{ImageSpan, VisualTokens};

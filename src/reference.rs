@@ -20,10 +20,7 @@ pub fn phi(hidden: &[f32], dim: usize, sink_dims: &[u32]) -> Vec<f64> {
         .map(|x| {
             let mean_sq = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / dim as f64;
             let rms = (mean_sq + RMS_EPS).sqrt();
-            sink_dims
-                .iter()
-                .map(|&d| (x[d as usize] as f64 / rms).abs())
-                .fold(0.0, f64::max)
+            sink_dims.iter().map(|&d| (x[d as usize] as f64 / rms).abs()).fold(0.0, f64::max)
         })
         .collect()
 }
@@ -49,13 +46,7 @@ pub struct RowStats {
 }
 
 /// Section 2 for one row of post-softmax probabilities over all keys.
-pub fn row_stats(
-    row: &[f32],
-    visual: &VisualTokens,
-    sinks: &[bool],
-    layer_has_visual_sink: bool,
-    cfg: &VarConfig,
-) -> RowStats {
+pub fn row_stats(row: &[f32], visual: &VisualTokens, sinks: &[bool], layer_has_visual_sink: bool, cfg: &VarConfig) -> RowStats {
     let (mut vis, mut vis_sink, mut sink, mut vns) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
     for (j, &a) in row.iter().enumerate() {
         let a = a as f64;
@@ -157,9 +148,7 @@ pub fn apply_layer(
             selected: vec![false; shape.rows()],
         });
     }
-    let (hidden, dim) = hidden.ok_or_else(|| {
-        Error::Shape("a layer that detects sinks needs its hidden states".into())
-    })?;
+    let (hidden, dim) = hidden.ok_or_else(|| Error::Shape("a layer that detects sinks needs its hidden states".into()))?;
     if dim == 0 || hidden.len() != t * dim {
         return Err(Error::Shape(format!(
             "hidden states have {} values, expected T x D = {t} x {dim}",
@@ -181,11 +170,7 @@ pub fn apply_layer(
             redistribute_row(row, visual, &sinks, cfg.p_recycled());
         }
     }
-    Ok(LayerFlags {
-        phi,
-        sinks,
-        selected,
-    })
+    Ok(LayerFlags { phi, sinks, selected })
 }
 
 /// The unfused path the fused kernel must equal: materialise Q K^T * scale, softmax (with the
@@ -250,7 +235,13 @@ pub fn attention_var(
             }
             let ratio = vis_sink / (vis + visual.count() as f64 * VIS_EPS);
             let sel = role != LayerRole::Off && has_visual_sink && vis >= cfg.summ && ratio <= cfg.rho_code();
-            stats.push(RowStats { visual_mass: vis, sink_ratio: ratio, sink_mass: sink, visual_nonsink_mass: vns, selected: sel });
+            stats.push(RowStats {
+                visual_mass: vis,
+                sink_ratio: ratio,
+                sink_mass: sink,
+                visual_nonsink_mass: vns,
+                selected: sel,
+            });
             if sel && role == LayerRole::Redistribute && visual.row_may_change(pos) && vns > GUARD {
                 let p = cfg.p_recycled();
                 let omega = p * sink;

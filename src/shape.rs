@@ -13,18 +13,12 @@ pub struct AttnShape {
 
 impl AttnShape {
     pub fn new(heads: usize, queries: usize, keys: usize) -> Result<Self> {
-        let s = Self {
-            heads,
-            queries,
-            keys,
-        };
+        let s = Self { heads, queries, keys };
         if heads == 0 || queries == 0 || keys == 0 {
             return Err(Error::Shape(format!("empty attention shape {s:?}")));
         }
         if queries > keys {
-            return Err(Error::Shape(format!(
-                "{queries} query rows but only {keys} keys (Q <= K)"
-            )));
+            return Err(Error::Shape(format!("{queries} query rows but only {keys} keys (Q <= K)")));
         }
         s.len_checked()?;
         Ok(s)
@@ -82,7 +76,10 @@ impl FusedShape {
             return bad(format!("empty attention shape {self:?}"));
         }
         if self.heads % self.kv_heads != 0 {
-            return bad(format!("{} query heads are not a multiple of {} kv heads", self.heads, self.kv_heads));
+            return bad(format!(
+                "{} query heads are not a multiple of {} kv heads",
+                self.heads, self.kv_heads
+            ));
         }
         if self.queries > self.keys {
             return bad(format!("{} query rows but only {} keys (Q <= K)", self.queries, self.keys));
@@ -99,4 +96,3 @@ impl FusedShape {
         self.kv_heads * self.keys * self.head_dim
     }
 }
-

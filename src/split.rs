@@ -68,14 +68,25 @@ fn layout_entry(binding: u32, ty: wgpu::BufferBindingType, size: u64, dynamic: b
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: dynamic, min_binding_size: NonZeroU64::new(size) },
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: dynamic,
+            min_binding_size: NonZeroU64::new(size),
+        },
         count: None,
     }
 }
 
 impl SplitAttention {
     pub fn new(device: &Device, head_dim: usize) -> Result<Self> {
-        FusedShape { heads: 1, kv_heads: 1, queries: 1, keys: 1, head_dim }.validate()?;
+        FusedShape {
+            heads: 1,
+            kv_heads: 1,
+            queries: 1,
+            keys: 1,
+            head_dim,
+        }
+        .validate()?;
         use wgpu::BufferBindingType::{Storage, Uniform};
         let params = std::mem::size_of::<SplitUniform>() as u64;
         let split_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -103,14 +114,24 @@ impl SplitAttention {
         });
         let constants = [("D", head_dim as f64)];
         let pipeline = |name: &str, source: &str, layout: &BindGroupLayout| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(source.into()) });
-            let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: Some(name), bind_group_layouts: &[Some(layout)], immediate_size: 0 });
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+            let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(name),
+                bind_group_layouts: &[Some(layout)],
+                immediate_size: 0,
+            });
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(name),
                 layout: Some(&pl),
                 module: &module,
                 entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, ..Default::default() },
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
+                    ..Default::default()
+                },
                 cache: None,
             })
         };
@@ -143,13 +164,20 @@ impl SplitAttention {
     ) -> Result<SplitBinding> {
         shape.validate()?;
         if shape.head_dim != self.head_dim {
-            return Err(Error::Shape(format!("head_dim {} but these pipelines were built for {}", shape.head_dim, self.head_dim)));
+            return Err(Error::Shape(format!(
+                "head_dim {} but these pipelines were built for {}",
+                shape.head_dim, self.head_dim
+            )));
         }
         if shape.keys > capacity {
             return Err(Error::Shape(format!("{} keys over a capacity of {capacity}", shape.keys)));
         }
         if block == 0 || block > MAX_BLOCK {
-            return Err(Error::Config { field: "block", value: block.to_string(), reason: format!("must be in 1..={MAX_BLOCK}") });
+            return Err(Error::Config {
+                field: "block",
+                value: block.to_string(),
+                reason: format!("must be in 1..={MAX_BLOCK}"),
+            });
         }
         let d = shape.head_dim;
         let kv = shape.kv_heads * capacity * d;
@@ -163,18 +191,30 @@ impl SplitAttention {
         ] {
             let size = check_binding(device, name, b)?;
             if size < (len * 4) as u64 {
-                return Err(Error::Binding { name, reason: format!("{size} bytes, need {len} x 4 for {shape:?} with capacity {capacity}") });
+                return Err(Error::Binding {
+                    name,
+                    reason: format!("{size} bytes, need {len} x 4 for {shape:?} with capacity {capacity}"),
+                });
             }
         }
         let scale = options.scale.unwrap_or(1.0 / (d as f32).sqrt());
         if !scale.is_finite() {
-            return Err(Error::Config { field: "scale", value: scale.to_string(), reason: "must be finite".into() });
+            return Err(Error::Config {
+                field: "scale",
+                value: scale.to_string(),
+                reason: "must be finite".into(),
+            });
         }
         let max_blocks = capacity.div_ceil(block as usize);
         let partial_bytes = (shape.heads * shape.queries * max_blocks * (8 + 3 * d) * 4) as u64;
         let limit = device.limits().max_storage_buffer_binding_size;
         if partial_bytes > limit {
-            return Err(Error::Limit { name: "split partials", needed: partial_bytes, limit, limit_name: "max_storage_buffer_binding_size" });
+            return Err(Error::Limit {
+                name: "split partials",
+                needed: partial_bytes,
+                limit,
+                limit_name: "max_storage_buffer_binding_size",
+            });
         }
         let partials = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("visattn split partials"),
@@ -196,7 +236,11 @@ impl SplitAttention {
         };
         let params = wgpu::util::DeviceExt::create_buffer_init(
             device,
-            &wgpu::util::BufferInitDescriptor { label: Some("visattn split params"), contents: bytemuck::bytes_of(&uniform), usage: BufferUsages::UNIFORM | BufferUsages::COPY_DST },
+            &wgpu::util::BufferInitDescriptor {
+                label: Some("visattn split params"),
+                contents: bytemuck::bytes_of(&uniform),
+                usage: BufferUsages::UNIFORM | BufferUsages::COPY_DST,
+            },
         );
         let entry = |binding, resource| wgpu::BindGroupEntry { binding, resource };
         let res = wgpu::BindingResource::Buffer;
@@ -225,7 +269,13 @@ impl SplitAttention {
                 entry(5, res(inputs.selected)),
             ],
         });
-        Ok(SplitBinding { split_group, combine_group, params, uniform, _partials: partials })
+        Ok(SplitBinding {
+            split_group,
+            combine_group,
+            params,
+            uniform,
+            _partials: partials,
+        })
     }
 
     /// Records the split pass and the combine pass for `layer` (its role from `state`).
@@ -249,7 +299,10 @@ impl SplitBinding {
     /// Keys in use now (the KV cache grew); takes effect for work submitted after it.
     pub fn set_keys(&mut self, queue: &Queue, keys: usize) -> Result<()> {
         if keys == 0 || keys > self.uniform.capacity as usize || (keys as u32) < self.uniform.queries {
-            return Err(Error::Shape(format!("{keys} keys for a capacity of {} and {} rows", self.uniform.capacity, self.uniform.queries)));
+            return Err(Error::Shape(format!(
+                "{keys} keys for a capacity of {} and {} rows",
+                self.uniform.capacity, self.uniform.queries
+            )));
         }
         self.uniform.keys = keys as u32;
         self.uniform.blocks = (keys as u32).div_ceil(self.uniform.block);
@@ -283,7 +336,11 @@ pub struct DecodeSession {
 }
 
 fn range(b: &Buffer, at: usize, len: usize) -> BufferBinding<'_> {
-    BufferBinding { buffer: b, offset: (at * 4) as u64, size: NonZeroU64::new((len * 4) as u64) }
+    BufferBinding {
+        buffer: b,
+        offset: (at * 4) as u64,
+        size: NonZeroU64::new((len * 4) as u64),
+    }
 }
 
 impl DecodeSession {
@@ -301,9 +358,18 @@ impl DecodeSession {
         options: crate::fused::AttentionOptions,
     ) -> Result<Self> {
         let head_dim = split.head_dim;
-        FusedShape { heads, kv_heads, queries: 1, keys: 1, head_dim }.validate()?;
+        FusedShape {
+            heads,
+            kv_heads,
+            queries: 1,
+            keys: 1,
+            head_dim,
+        }
+        .validate()?;
         if state.batch() != 1 || state.shape().heads != heads {
-            return Err(Error::Shape("a decode session follows one sequence with the same heads as its VarState".into()));
+            return Err(Error::Shape(
+                "a decode session follows one sequence with the same heads as its VarState".into(),
+            ));
         }
         let capacity = capacity.max(1).next_multiple_of(64);
         let usage = BufferUsages::STORAGE | BufferUsages::COPY_DST | BufferUsages::COPY_SRC;
@@ -311,9 +377,19 @@ impl DecodeSession {
             let size = (len * 4) as u64;
             let limit = device.limits().max_storage_buffer_binding_size.min(device.limits().max_buffer_size);
             if size > limit {
-                return Err(Error::Limit { name: "decode cache", needed: size, limit, limit_name: "max_buffer_size" });
+                return Err(Error::Limit {
+                    name: "decode cache",
+                    needed: size,
+                    limit,
+                    limit_name: "max_buffer_size",
+                });
             }
-            Ok(device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false }))
+            Ok(device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage,
+                mapped_at_creation: false,
+            }))
         };
         let layer_kv = kv_heads * capacity * head_dim;
         let k = buffer("visattn decode k", layers * layer_kv)?;
@@ -322,7 +398,13 @@ impl DecodeSession {
         let q = buffer("visattn decode q", layers * heads * head_dim.next_multiple_of(64))?;
         let o = buffer("visattn decode o", layers * heads * head_dim.next_multiple_of(64))?;
         let selected = buffer("visattn decode selected", layers * 64 * heads.div_ceil(64))?;
-        let shape = FusedShape { heads, kv_heads, queries: 1, keys: 1, head_dim };
+        let shape = FusedShape {
+            heads,
+            kv_heads,
+            queries: 1,
+            keys: 1,
+            head_dim,
+        };
         let mut bindings = Vec::with_capacity(layers);
         for l in 0..layers {
             let qo = heads * head_dim.next_multiple_of(64);
@@ -344,7 +426,22 @@ impl DecodeSession {
                 },
             )?);
         }
-        Ok(Self { split: split.clone(), layers, heads, kv_heads, head_dim, capacity, len: 0, k, v, classes, q, o, selected, bindings })
+        Ok(Self {
+            split: split.clone(),
+            layers,
+            heads,
+            kv_heads,
+            head_dim,
+            capacity,
+            len: 0,
+            k,
+            v,
+            classes,
+            q,
+            o,
+            selected,
+            bindings,
+        })
     }
 
     /// Tokens in the cache.
@@ -363,13 +460,24 @@ impl DecodeSession {
     pub fn write_prefill_kv(&mut self, queue: &Queue, layer: usize, tokens: usize, k: &[f32], v: &[f32]) -> Result<()> {
         let per = tokens * self.head_dim;
         if layer >= self.layers || tokens > self.capacity || k.len() != self.kv_heads * per || v.len() != k.len() {
-            return Err(Error::Shape(format!("prefill k/v of {} values for {tokens} tokens, layer {layer}", k.len())));
+            return Err(Error::Shape(format!(
+                "prefill k/v of {} values for {tokens} tokens, layer {layer}",
+                k.len()
+            )));
         }
         crate::reference::check_finite("k", k)?;
         crate::reference::check_finite("v", v)?;
         for h in 0..self.kv_heads {
-            queue.write_buffer(&self.k, self.kv_offset(layer, h, 0), bytemuck::cast_slice(&k[h * per..(h + 1) * per]));
-            queue.write_buffer(&self.v, self.kv_offset(layer, h, 0), bytemuck::cast_slice(&v[h * per..(h + 1) * per]));
+            queue.write_buffer(
+                &self.k,
+                self.kv_offset(layer, h, 0),
+                bytemuck::cast_slice(&k[h * per..(h + 1) * per]),
+            );
+            queue.write_buffer(
+                &self.v,
+                self.kv_offset(layer, h, 0),
+                bytemuck::cast_slice(&v[h * per..(h + 1) * per]),
+            );
         }
         Ok(())
     }
@@ -379,9 +487,17 @@ impl DecodeSession {
     pub fn capture_classes(&self, encoder: &mut wgpu::CommandEncoder, state: &VarState, layer: usize) -> Result<()> {
         let tokens = state.shape().tokens;
         if layer >= self.layers || tokens > self.capacity {
-            return Err(Error::Shape(format!("layer {layer} / {tokens} prefill tokens do not fit the session")));
+            return Err(Error::Shape(format!(
+                "layer {layer} / {tokens} prefill tokens do not fit the session"
+            )));
         }
-        encoder.copy_buffer_to_buffer(state.classes_buffer(), 0, &self.classes, (layer * self.capacity * 4) as u64, (tokens * 4) as u64);
+        encoder.copy_buffer_to_buffer(
+            state.classes_buffer(),
+            0,
+            &self.classes,
+            (layer * self.capacity * 4) as u64,
+            (tokens * 4) as u64,
+        );
         Ok(())
     }
 
@@ -397,7 +513,12 @@ impl DecodeSession {
     /// Before recording a step: every layer will attend over the cache plus the new token.
     pub fn begin_step(&mut self, queue: &Queue) -> Result<()> {
         if self.len + 1 > self.capacity {
-            return Err(Error::Limit { name: "decode cache", needed: (self.len + 1) as u64, limit: self.capacity as u64, limit_name: "session capacity" });
+            return Err(Error::Limit {
+                name: "decode cache",
+                needed: (self.len + 1) as u64,
+                limit: self.capacity as u64,
+                limit_name: "session capacity",
+            });
         }
         for b in &mut self.bindings {
             b.set_keys(queue, self.len + 1)?;
@@ -409,22 +530,42 @@ impl DecodeSession {
     pub fn write_step(&self, queue: &Queue, layer: usize, q: &[f32], k: &[f32], v: &[f32]) -> Result<()> {
         let d = self.head_dim;
         if layer >= self.layers || q.len() != self.heads * d || k.len() != self.kv_heads * d || v.len() != k.len() {
-            return Err(Error::Shape(format!("step q/k/v of {}/{}/{} values for layer {layer}", q.len(), k.len(), v.len())));
+            return Err(Error::Shape(format!(
+                "step q/k/v of {}/{}/{} values for layer {layer}",
+                q.len(),
+                k.len(),
+                v.len()
+            )));
         }
         for (name, x) in [("q", q), ("k", k), ("v", v)] {
             crate::reference::check_finite(name, x)?;
         }
-        queue.write_buffer(&self.q, (layer * self.heads * d.next_multiple_of(64) * 4) as u64, bytemuck::cast_slice(q));
+        queue.write_buffer(
+            &self.q,
+            (layer * self.heads * d.next_multiple_of(64) * 4) as u64,
+            bytemuck::cast_slice(q),
+        );
         for h in 0..self.kv_heads {
-            queue.write_buffer(&self.k, self.kv_offset(layer, h, self.len), bytemuck::cast_slice(&k[h * d..(h + 1) * d]));
-            queue.write_buffer(&self.v, self.kv_offset(layer, h, self.len), bytemuck::cast_slice(&v[h * d..(h + 1) * d]));
+            queue.write_buffer(
+                &self.k,
+                self.kv_offset(layer, h, self.len),
+                bytemuck::cast_slice(&k[h * d..(h + 1) * d]),
+            );
+            queue.write_buffer(
+                &self.v,
+                self.kv_offset(layer, h, self.len),
+                bytemuck::cast_slice(&v[h * d..(h + 1) * d]),
+            );
         }
         Ok(())
     }
 
     /// Records `layer`'s split-K attention of the new token.
     pub fn encode_step(&self, device: &Device, pass: &mut ComputePass, state: &VarState, layer: usize) -> Result<()> {
-        let b = self.bindings.get(layer).ok_or(Error::Layer { layer, layers: self.layers })?;
+        let b = self.bindings.get(layer).ok_or(Error::Layer {
+            layer,
+            layers: self.layers,
+        })?;
         self.split.encode(device, pass, state, b, layer)
     }
 
@@ -435,7 +576,10 @@ impl DecodeSession {
 
     /// The output rows [H, d] of `layer` (within the o buffer: offset and length in f32).
     pub fn output_range(&self, layer: usize) -> (u64, usize) {
-        ((layer * self.heads * self.head_dim.next_multiple_of(64) * 4) as u64, self.heads * self.head_dim)
+        (
+            (layer * self.heads * self.head_dim.next_multiple_of(64) * 4) as u64,
+            self.heads * self.head_dim,
+        )
     }
     /// The selected flags [H] of `layer` (offset in bytes, count).
     pub fn selected_range(&self, layer: usize) -> (u64, usize) {

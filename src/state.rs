@@ -39,7 +39,10 @@ impl SequenceShape {
         }
         crate::AttnShape::new(self.heads, self.queries, self.tokens)?;
         if self.tokens.checked_mul(self.hidden).is_none_or(|n| n > u32::MAX as usize) {
-            return Err(Error::Shape(format!("hidden states {} x {} are too large", self.tokens, self.hidden)));
+            return Err(Error::Shape(format!(
+                "hidden states {} x {} are too large",
+                self.tokens, self.hidden
+            )));
         }
         Ok(())
     }
@@ -131,9 +134,11 @@ pub(crate) fn check_binding(device: &Device, name: &'static str, b: &BufferBindi
             b.offset
         )));
     }
-    let available = b.buffer.size().checked_sub(b.offset).ok_or_else(|| {
-        err(format!("offset {} is past the end of a {}-byte buffer", b.offset, b.buffer.size()))
-    })?;
+    let available = b
+        .buffer
+        .size()
+        .checked_sub(b.offset)
+        .ok_or_else(|| err(format!("offset {} is past the end of a {}-byte buffer", b.offset, b.buffer.size())))?;
     let size = b.size.map_or(available, |s| s.get());
     if size > available {
         return Err(err(format!(
@@ -257,7 +262,11 @@ impl VarState {
         }
         let s = self.shape;
         if entries.len() != self.batch {
-            return Err(Error::Shape(format!("{} sequences given for a batch of {}", entries.len(), self.batch)));
+            return Err(Error::Shape(format!(
+                "{} sequences given for a batch of {}",
+                entries.len(),
+                self.batch
+            )));
         }
         let mut placements = Vec::with_capacity(entries.len());
         let mut seqs = Vec::with_capacity(entries.len());
@@ -270,7 +279,10 @@ impl VarState {
                     e.queries, s.queries, s.tokens
                 )));
             }
-            let p = Placement { key_offset: s.tokens - keys, row_offset: s.queries - e.queries };
+            let p = Placement {
+                key_offset: s.tokens - keys,
+                row_offset: s.queries - e.queries,
+            };
             let first = match self.rows {
                 Rows::All => 0,
                 Rows::MayChange => (e.visual.first_end() + e.queries).saturating_sub(keys).min(e.queries),
@@ -333,14 +345,22 @@ impl VarState {
         if probs_size == 0 || probs_size % row_bytes != 0 {
             return Err(Error::Binding {
                 name: "probs",
-                reason: format!("{probs_size} bytes is not a whole number of heads of Q x K = {} x {} f32", s.queries, s.tokens),
+                reason: format!(
+                    "{probs_size} bytes is not a whole number of heads of Q x K = {} x {} f32",
+                    s.queries, s.tokens
+                ),
             });
         }
         let heads = (probs_size / row_bytes) as usize;
         if first_head + heads > self.batch * s.heads {
             return Err(Error::Binding {
                 name: "probs",
-                reason: format!("heads {first_head}..{} exceed the {} heads of {} sequence(s)", first_head + heads, s.heads, self.batch),
+                reason: format!(
+                    "heads {first_head}..{} exceed the {} heads of {} sequence(s)",
+                    first_head + heads,
+                    s.heads,
+                    self.batch
+                ),
             });
         }
         let sinks = self.bind_sinks(device, kernels, hidden)?;
@@ -377,7 +397,10 @@ impl VarState {
                 if size < hidden_bytes {
                     return Err(Error::Binding {
                         name: "hidden",
-                        reason: format!("{size} bytes, need B x T x D = {} x {} x {} f32 = {hidden_bytes}", self.batch, s.tokens, s.hidden),
+                        reason: format!(
+                            "{size} bytes, need B x T x D = {} x {} x {} f32 = {hidden_bytes}",
+                            self.batch, s.tokens, s.hidden
+                        ),
                     });
                 }
                 Some(BufferBinding {

@@ -33,11 +33,22 @@ pub struct UnfusedBinding {
 
 impl UnfusedAttention {
     pub fn new(device: &Device, head_dim: usize) -> Result<Self> {
-        FusedShape { heads: 1, kv_heads: 1, queries: 1, keys: 1, head_dim }.validate()?;
+        FusedShape {
+            heads: 1,
+            kv_heads: 1,
+            queries: 1,
+            keys: 1,
+            head_dim,
+        }
+        .validate()?;
         let entry = |binding, ty, size: u64| wgpu::BindGroupLayoutEntry {
             binding,
             visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: NonZeroU64::new(size) },
+            ty: wgpu::BindingType::Buffer {
+                ty,
+                has_dynamic_offset: false,
+                min_binding_size: NonZeroU64::new(size),
+            },
             count: None,
         };
         let storage = |read_only| wgpu::BufferBindingType::Storage { read_only };
@@ -58,13 +69,19 @@ impl UnfusedAttention {
         });
         let constants = [("D", head_dim as f64)];
         let pipeline = |name: &str, source: &str| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(source.into()) });
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(name),
                 layout: Some(&pipeline_layout),
                 module: &module,
                 entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, ..Default::default() },
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
+                    ..Default::default()
+                },
                 cache: None,
             })
         };
@@ -96,13 +113,25 @@ impl UnfusedAttention {
     ) -> Result<UnfusedBinding> {
         shape.validate()?;
         if shape.head_dim != self.head_dim {
-            return Err(Error::Shape(format!("head_dim {} but these pipelines were built for {}", shape.head_dim, self.head_dim)));
+            return Err(Error::Shape(format!(
+                "head_dim {} but these pipelines were built for {}",
+                shape.head_dim, self.head_dim
+            )));
         }
         let p_len = shape.heads * shape.queries * shape.keys;
-        for (name, b, len) in [("q", &q, shape.q_len()), ("k", &k, shape.kv_len()), ("v", &v, shape.kv_len()), ("probs", &probs, p_len), ("o", &o, shape.q_len())] {
+        for (name, b, len) in [
+            ("q", &q, shape.q_len()),
+            ("k", &k, shape.kv_len()),
+            ("v", &v, shape.kv_len()),
+            ("probs", &probs, p_len),
+            ("o", &o, shape.q_len()),
+        ] {
             let size = check_binding(device, name, b)?;
             if size != (len * 4) as u64 {
-                return Err(Error::Binding { name, reason: format!("{size} bytes, expected {len} f32 for {shape:?}") });
+                return Err(Error::Binding {
+                    name,
+                    reason: format!("{size} bytes, expected {len} f32 for {shape:?}"),
+                });
             }
         }
         let params = attn_params(device, shape, options)?;
@@ -111,16 +140,33 @@ impl UnfusedAttention {
                 label: Some(label),
                 layout: &self.layout,
                 entries: &[
-                    wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 1, resource: wgpu::BindingResource::Buffer(a) },
-                    wgpu::BindGroupEntry { binding: 2, resource: wgpu::BindingResource::Buffer(b) },
-                    wgpu::BindGroupEntry { binding: 3, resource: wgpu::BindingResource::Buffer(out) },
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: params.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: wgpu::BindingResource::Buffer(a),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: wgpu::BindingResource::Buffer(b),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: wgpu::BindingResource::Buffer(out),
+                    },
                 ],
             })
         };
         let probs_group = group("visattn attention_probs", q, k, probs.clone());
         let pv_group = group("visattn attention_pv", probs, v, o);
-        Ok(UnfusedBinding { probs_group, pv_group, rows: (shape.heads * shape.queries) as u32, _params: params })
+        Ok(UnfusedBinding {
+            probs_group,
+            pv_group,
+            rows: (shape.heads * shape.queries) as u32,
+            _params: params,
+        })
     }
 
     /// Records P = softmax(Q K^T * scale).

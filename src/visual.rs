@@ -60,16 +60,9 @@ impl VisualTokens {
     /// From a per-token mask; the first span is the first run of `true`.
     pub fn from_mask(mask: Vec<bool>) -> Result<Self> {
         let start = mask.iter().position(|&m| m).ok_or(Error::NoImage)?;
-        let first_end = mask[start..]
-            .iter()
-            .position(|&m| !m)
-            .map_or(mask.len(), |n| start + n);
+        let first_end = mask[start..].iter().position(|&m| !m).map_or(mask.len(), |n| start + n);
         let count = mask.iter().filter(|&&m| m).count();
-        Ok(Self {
-            mask,
-            first_end,
-            count,
-        })
+        Ok(Self { mask, first_end, count })
     }
 
     pub fn mask(&self) -> &[bool] {

@@ -49,11 +49,22 @@ fn seq(rng: &mut Rng, tokens: usize, queries: usize, spans: &[ImageSpan], sinks:
             probs.extend(e.iter().map(|v| (v / s) as f32));
         }
     }
-    Seq { tokens, queries, visual, hidden, probs }
+    Seq {
+        tokens,
+        queries,
+        visual,
+        hidden,
+        probs,
+    }
 }
 
 fn alone(g: &support::gpu::Gpu, k: &VarKernels, cfg: &VarConfig, s: &Seq, layer: usize, rows: Rows) -> LayerOutput {
-    let shape = SequenceShape { tokens: s.tokens, hidden: D, heads: H, queries: s.queries };
+    let shape = SequenceShape {
+        tokens: s.tokens,
+        hidden: D,
+        heads: H,
+        queries: s.queries,
+    };
     let mut r = HostRunner::new(&g.device, k, shape, rows).unwrap();
     r.prepare(&g.queue, cfg, &s.visual, 8).unwrap();
     r.run_layer(&g.device, &g.queue, layer, Some(&s.hidden), &s.probs).unwrap()
@@ -67,10 +78,23 @@ fn batched(g: &support::gpu::Gpu, k: &VarKernels, cfg: &VarConfig, seqs: &[Seq],
         queries: seqs.iter().map(|s| s.queries).max().unwrap(),
     };
     let mut r = HostRunner::new_batch(&g.device, k, shape, seqs.len(), rows).unwrap();
-    let entries: Vec<BatchEntry> = seqs.iter().map(|s| BatchEntry { visual: &s.visual, queries: s.queries }).collect();
+    let entries: Vec<BatchEntry> = seqs
+        .iter()
+        .map(|s| BatchEntry {
+            visual: &s.visual,
+            queries: s.queries,
+        })
+        .collect();
     r.prepare_batch(&g.queue, cfg, &entries, 8).unwrap();
-    let inputs: Vec<SequenceInput> =
-        seqs.iter().map(|s| SequenceInput { hidden: Some(&s.hidden), probs: &s.probs, queries: s.queries, keys: s.tokens }).collect();
+    let inputs: Vec<SequenceInput> = seqs
+        .iter()
+        .map(|s| SequenceInput {
+            hidden: Some(&s.hidden),
+            probs: &s.probs,
+            queries: s.queries,
+            keys: s.tokens,
+        })
+        .collect();
     r.run_batch_layer(&g.device, &g.queue, layer, &inputs).unwrap()
 }
 
@@ -98,13 +122,21 @@ fn a_batch_equals_each_sequence_alone() {
     for lanes in [4, 64] {
         let k = VarKernels::with_settings(&g.device, KernelSettings { lanes_per_row: lanes }).unwrap();
         for convention in [Convention::Paper, Convention::Released] {
-            let cfg = VarConfig { tau: 6.0, sink_dims: vec![5], ..VarConfig::for_convention(convention) };
+            let cfg = VarConfig {
+                tau: 6.0,
+                sink_dims: vec![5],
+                ..VarConfig::for_convention(convention)
+            };
             for rows in [Rows::All, Rows::MayChange] {
                 for layer in [3, 7] {
                     let together = batched(&g, &k, &cfg, &seqs, layer, rows);
                     for (b, s) in seqs.iter().enumerate() {
                         let one = alone(&g, &k, &cfg, s, layer, rows);
-                        same(&together[b], &one, &format!("seq {b} lanes {lanes} {convention:?} {rows:?} layer {layer}"));
+                        same(
+                            &together[b],
+                            &one,
+                            &format!("seq {b} lanes {lanes} {convention:?} {rows:?} layer {layer}"),
+                        );
                         changed += one.probs.iter().zip(&s.probs).filter(|(a, b)| a != b).count();
                     }
                 }
@@ -124,7 +156,11 @@ fn decode_rows_of_different_lengths_batch_together() {
         seq(&mut rng, 65, 1, &[ImageSpan::new(4, 20), ImageSpan::new(30, 20)], &[0, 40]),
         seq(&mut rng, 17, 1, &[ImageSpan::new(1, 10)], &[0, 3]),
     ];
-    let cfg = VarConfig { tau: 6.0, sink_dims: vec![5], ..VarConfig::paper() };
+    let cfg = VarConfig {
+        tau: 6.0,
+        sink_dims: vec![5],
+        ..VarConfig::paper()
+    };
     let together = batched(&g, &k, &cfg, &seqs, 3, Rows::All);
     for (b, s) in seqs.iter().enumerate() {
         same(&together[b], &alone(&g, &k, &cfg, s, 3, Rows::All), &format!("decode seq {b}"));
@@ -134,11 +170,18 @@ fn decode_rows_of_different_lengths_batch_together() {
 #[test]
 fn head_chunks_may_cross_sequences() {
     // 64 KiB bindings: 2 x 3 heads of 96 x 96 f32 (36 KiB a head) go one head per chunk.
-    let limits = wgpu::Limits { max_storage_buffer_binding_size: 64 * 1024, ..Default::default() };
+    let limits = wgpu::Limits {
+        max_storage_buffer_binding_size: 64 * 1024,
+        ..Default::default()
+    };
     let g = support::gpu::gpu_with_limits(Some(limits));
     let k = VarKernels::new(&g.device);
     let seqs = prefill_pair();
-    let cfg = VarConfig { tau: 6.0, sink_dims: vec![5], ..VarConfig::paper() };
+    let cfg = VarConfig {
+        tau: 6.0,
+        sink_dims: vec![5],
+        ..VarConfig::paper()
+    };
     let together = batched(&g, &k, &cfg, &seqs, 3, Rows::All);
     let big = support::gpu::gpu();
     let kb = VarKernels::new(&big.device);

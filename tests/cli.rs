@@ -8,24 +8,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use safetensors::Dtype;
-use visattn::dump::TensorFile;
+use visattn::dump::{OutTensor, TensorFile, serialize_tensors};
 
-/// target/<profile>/examples/visattn, built on demand when only this test was asked for.
 fn program() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let bin = profile_dir.join("examples").join(format!("visattn{}", std::env::consts::EXE_SUFFIX));
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    BUILD.call_once(|| {
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--example", "visattn"]).current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.file_name().unwrap() == "release" {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success(), "building the example failed");
-    });
-    bin
+    support::example("visattn")
 }
 
 fn run(args: &[&str]) -> Output {
@@ -38,34 +24,15 @@ fn tmp(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-struct T {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    bytes: Vec<u8>,
-}
-impl safetensors::View for &T {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        (&self.bytes[..]).into()
-    }
-    fn data_len(&self) -> usize {
-        self.bytes.len()
-    }
-}
+type T = OutTensor;
 
 fn f32t(shape: &[usize], v: &[f32]) -> T {
-    T { dtype: Dtype::F32, shape: shape.to_vec(), bytes: bytemuck::cast_slice(v).to_vec() }
+    OutTensor::f32(shape, v)
 }
 
 fn write_dump(path: &Path, tensors: Vec<(String, T)>, meta: &[(&str, &str)]) {
     let meta: HashMap<String, String> = meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta)).unwrap();
-    std::fs::write(path, bytes).unwrap();
+    std::fs::write(path, serialize_tensors(&tensors, meta).unwrap()).unwrap();
 }
 
 const L: usize = 4;
@@ -107,16 +74,34 @@ fn refuses(tensors: Vec<(String, T)>, meta: &[(&str, &str)], extra: &[&str], nee
 fn refuses_file(input: &Path, extra: &[&str], needle: &str) {
     let output = input.with_extension("out.safetensors");
     let _ = std::fs::remove_file(&output);
-    let mut args = vec!["apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--sink-dims", "7", "--tau", "5"];
+    let mut args = vec![
+        "apply",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--sink-dims",
+        "7",
+        "--tau",
+        "5",
+    ];
     args.extend_from_slice(extra);
     let out = run(&args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect();
-    assert!(!out.status.success(), "{needle}: must fail; stdout {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "{needle}: must fail; stdout {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(out.status.code(), Some(1), "{needle}: exit code; stderr {stderr}");
     assert!(!stderr.contains("panicked"), "{needle}: panicked: {stderr}");
     assert_eq!(lines.len(), 1, "{needle}: one line on stderr, got {lines:?}");
-    assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "{needle}: message was {:?}", lines[0]);
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{needle}: message was {:?}",
+        lines[0]
+    );
     assert!(!output.exists(), "{needle}: no output file may be left behind");
 }
 
@@ -127,7 +112,17 @@ fn a_valid_small_dump_goes_through() {
     let input = tmp("ok.safetensors");
     let output = tmp("ok.out.safetensors");
     write_dump(&input, small_dump(|_| {}), IMG);
-    let out = run(&["apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--sink-dims", "7", "--tau", "5"]);
+    let out = run(&[
+        "apply",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--sink-dims",
+        "7",
+        "--tau",
+        "5",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let f = TensorFile::open(&output).unwrap();
     for l in 0..L {
@@ -145,8 +140,18 @@ fn a_valid_small_dump_goes_through() {
 
 #[test]
 fn bad_dumps_fail_cleanly() {
-    refuses(small_dump(|t| t.retain(|(n, _)| !n.starts_with("attentions"))), IMG, &[], "no 'attentions");
-    refuses(small_dump(|t| t.retain(|(n, _)| n != "attentions.1")), IMG, &[], "layer 1 is missing");
+    refuses(
+        small_dump(|t| t.retain(|(n, _)| !n.starts_with("attentions"))),
+        IMG,
+        &[],
+        "no 'attentions",
+    );
+    refuses(
+        small_dump(|t| t.retain(|(n, _)| n != "attentions.1")),
+        IMG,
+        &[],
+        "layer 1 is missing",
+    );
     refuses(
         small_dump(|t| replace(t, "attentions.0", f32t(&[2, H, TT, TT], &vec![0.1; 2 * H * TT * TT]))),
         IMG,
@@ -186,7 +191,12 @@ fn bad_dumps_fail_cleanly() {
         "non-finite value inf in hidden_states.2",
     );
     refuses(small_dump(|_| {}), &[], &[], "no image span");
-    refuses(small_dump(|_| {}), &[("image_start", "10"), ("image_len", "6")], &[], "span ends past the last token");
+    refuses(
+        small_dump(|_| {}),
+        &[("image_start", "10"), ("image_len", "6")],
+        &[],
+        "span ends past the last token",
+    );
     refuses(small_dump(|_| {}), IMG, &["--sink-dims", "64"], "sink dim 64 is out of range");
     refuses(small_dump(|_| {}), IMG, &["--rho", "1.5"], "rho = 1.5");
     refuses(small_dump(|_| {}), IMG, &["--p=-0.1"], "p = -0.1");
@@ -247,14 +257,22 @@ fn official(convention: &str, p: &str) {
     let want = TensorFile::open(&input).unwrap();
     let got = TensorFile::open(&output).unwrap();
     for l in 0..6 {
-        assert_eq!(got.u8(&format!("sinks.{l}")).unwrap().1, want.u8(&format!("expected.sinks.{l}")).unwrap().1, "layer {l} sinks");
+        assert_eq!(
+            got.u8(&format!("sinks.{l}")).unwrap().1,
+            want.u8(&format!("expected.sinks.{l}")).unwrap().1,
+            "layer {l} sinks"
+        );
         assert_eq!(
             got.u8(&format!("selected.{l}")).unwrap().1,
             want.u8(&format!("expected.selected.{l}")).unwrap().1,
             "layer {l} selected"
         );
         let a = got.f32(&format!("attentions.{l}")).unwrap().data;
-        let expected = if convention == "paper" && l == 5 { "attentions.5".to_string() } else { format!("expected.attentions.{l}") };
+        let expected = if convention == "paper" && l == 5 {
+            "attentions.5".to_string()
+        } else {
+            format!("expected.attentions.{l}")
+        };
         let b = want.f32(&expected).unwrap().data;
         let d = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
         assert!(d <= 1e-5, "layer {l}: {d}");
@@ -343,13 +361,35 @@ fn attend_matches_the_reference_and_refuses_bad_dumps() {
     let input = tmp("attend.safetensors");
     let output = tmp("attend.out.safetensors");
     write_dump(&input, tensors, &[("image_start", "4"), ("image_len", "24"), ("causal", "true")]);
-    let out = run(&["attend", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--sink-dims", "7", "--tau", "5", "--convention", "released"]);
+    let out = run(&[
+        "attend",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--sink-dims",
+        "7",
+        "--tau",
+        "5",
+        "--convention",
+        "released",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let got = TensorFile::open(&output).unwrap();
     assert_eq!(got.metadata()["causal"], "true");
-    let cfg = visattn::VarConfig { tau: 5.0, sink_dims: vec![7], ..visattn::VarConfig::released() };
+    let cfg = visattn::VarConfig {
+        tau: 5.0,
+        sink_dims: vec![7],
+        ..visattn::VarConfig::released()
+    };
     let visual = visattn::VisualTokens::from_spans(&[visattn::ImageSpan::new(4, 24)], 40).unwrap();
-    let shape = visattn::FusedShape { heads: 4, kv_heads: 2, queries: 40, keys: 40, head_dim: 64 };
+    let shape = visattn::FusedShape {
+        heads: 4,
+        kv_heads: 2,
+        queries: 40,
+        keys: 40,
+        head_dim: 64,
+    };
     let mut selected_total = 0;
     for l in 0..4 {
         let (q, k, v, hid) = (&raw[4 * l], &raw[4 * l + 1], &raw[4 * l + 2], &raw[4 * l + 3]);
@@ -372,14 +412,30 @@ fn attend_matches_the_reference_and_refuses_bad_dumps() {
     assert!(selected_total > 0, "the dump must select rows");
 
     let attend_refuses = |tensors: Vec<(String, T)>, needle: &str| {
-        let input = tmp(&format!("attend-bad-{}.safetensors", needle.replace(|c: char| !c.is_alphanumeric(), "_")));
+        let input = tmp(&format!(
+            "attend-bad-{}.safetensors",
+            needle.replace(|c: char| !c.is_alphanumeric(), "_")
+        ));
         write_dump(&input, tensors, &[("image_start", "4"), ("image_len", "24")]);
         let output = input.with_extension("out.safetensors");
-        let out = run(&["attend", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--sink-dims", "7", "--tau", "5"]);
+        let out = run(&[
+            "attend",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--sink-dims",
+            "7",
+            "--tau",
+            "5",
+        ]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect();
         assert_eq!(out.status.code(), Some(1), "{needle}: {stderr}");
-        assert!(lines.len() == 1 && lines[0].contains(needle) && !stderr.contains("panicked"), "{needle}: {lines:?}");
+        assert!(
+            lines.len() == 1 && lines[0].contains(needle) && !stderr.contains("panicked"),
+            "{needle}: {lines:?}"
+        );
         assert!(!output.exists());
     };
     attend_refuses(attend_dump(6).0, "head_dim 6");
@@ -406,12 +462,18 @@ fn discover_names_the_sink_dimensions_and_their_tokens() {
     assert_eq!(first.split_whitespace().nth(1), Some("99"), "{first}");
     let json = run(&["discover", "--input", minilm.to_str().unwrap(), "--json"]);
     let text = String::from_utf8_lossy(&json.stdout);
-    assert!(text.trim_start().starts_with('{') && text.contains("\"sink_dims\":[99]") && text.contains("\"string\":\"[CLS]\""), "{text}");
+    assert!(
+        text.trim_start().starts_with('{') && text.contains("\"sink_dims\":[99]") && text.contains("\"string\":\"[CLS]\""),
+        "{text}"
+    );
 
     let fixture = support::shared_data("official-var-fixture.safetensors");
     let out = run(&["discover", "--input", fixture.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("suggested D_sink: 1415,2533") || stdout.contains("suggested D_sink: 2533,1415"), "{stdout}");
+    assert!(
+        stdout.contains("suggested D_sink: 1415,2533") || stdout.contains("suggested D_sink: 2533,1415"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -420,13 +482,33 @@ fn tau_relative_to_sqrt_d_and_the_warning() {
     write_dump(&input, small_dump(|_| {}), IMG);
     let output = tmp("taurel.out.safetensors");
     // D = 64: sqrt(D) = 8, so tau 9 can never be passed.
-    let out = run(&["apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--sink-dims", "7", "--tau", "9"]);
+    let out = run(&[
+        "apply",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--sink-dims",
+        "7",
+        "--tau",
+        "9",
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("warning: tau 9 >= sqrt(D) = 8.00"), "{stderr}");
     let none = TensorFile::open(&output).unwrap();
     assert!(none.u8("sinks.2").unwrap().1.iter().all(|&s| s == 0));
-    let out = run(&["apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--sink-dims", "7", "--tau-rel", "0.5"]);
+    let out = run(&[
+        "apply",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--sink-dims",
+        "7",
+        "--tau-rel",
+        "0.5",
+    ]);
     assert!(out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("warning"));
     let f = TensorFile::open(&output).unwrap();
     assert_eq!(f.metadata()["tau"], "4");
@@ -445,7 +527,7 @@ fn two_image_dump_and_a_batch_of_dumps() {
         &one,
         small_dump(|t| {
             for (name, tensor) in t.iter_mut() {
-                let data: &[f32] = bytemuck::cast_slice(&tensor.bytes);
+                let data: Vec<f32> = bytemuck::cast_slice(tensor.bytes()).to_vec();
                 let cut: Vec<f32> = if name.starts_with("attentions") {
                     let mut v = Vec::new();
                     for h in 0..H {
@@ -473,8 +555,15 @@ fn two_image_dump_and_a_batch_of_dumps() {
     let out = run(&args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut args = vec![
-        "apply", "--input", two.to_str().unwrap(), "--input", one.to_str().unwrap(),
-        "--output", out_two.to_str().unwrap(), "--output", out_one.to_str().unwrap(),
+        "apply",
+        "--input",
+        two.to_str().unwrap(),
+        "--input",
+        one.to_str().unwrap(),
+        "--output",
+        out_two.to_str().unwrap(),
+        "--output",
+        out_one.to_str().unwrap(),
     ];
     args.extend(common);
     let out = run(&args);
@@ -482,7 +571,11 @@ fn two_image_dump_and_a_batch_of_dumps() {
 
     // The two-image dump against the CPU reference, alone and in the batch.
     let input = TensorFile::open(&two).unwrap();
-    let cfg = visattn::VarConfig { tau: 5.0, sink_dims: vec![7], ..visattn::VarConfig::released() };
+    let cfg = visattn::VarConfig {
+        tau: 5.0,
+        sink_dims: vec![7],
+        ..visattn::VarConfig::released()
+    };
     let visual = visattn::VisualTokens::from_spans(&visattn::dump::parse_spans(spans).unwrap(), TT).unwrap();
     let (batched, single) = (TensorFile::open(&out_two).unwrap(), TensorFile::open(&alone).unwrap());
     assert_eq!(batched.metadata()["image_spans"], spans);
@@ -491,22 +584,47 @@ fn two_image_dump_and_a_batch_of_dumps() {
         let mut want = input.f32(&format!("attentions.{l}")).unwrap().data;
         let before = want.clone();
         let hidden = input.f32(&format!("hidden_states.{l}")).unwrap().data;
-        let flags = visattn::reference::apply_layer(&cfg, cfg.role(l, L), &visual, Some((&hidden, D)), &mut want, visattn::AttnShape::new(H, TT, TT).unwrap()).unwrap();
+        let flags = visattn::reference::apply_layer(
+            &cfg,
+            cfg.role(l, L),
+            &visual,
+            Some((&hidden, D)),
+            &mut want,
+            visattn::AttnShape::new(H, TT, TT).unwrap(),
+        )
+        .unwrap();
         for f in [&batched, &single] {
             let got = f.f32(&format!("attentions.{l}")).unwrap().data;
             for (a, b) in got.iter().zip(&want) {
                 assert!((a - b).abs() <= 1e-5 * b.abs() + 1e-12, "layer {l}: {a} vs {b}");
             }
-            assert_eq!(f.u8(&format!("selected.{l}")).unwrap().1, flags.selected.iter().map(|&s| s as u8).collect::<Vec<_>>());
+            assert_eq!(
+                f.u8(&format!("selected.{l}")).unwrap().1,
+                flags.selected.iter().map(|&s| s as u8).collect::<Vec<_>>()
+            );
         }
         // In the batch, exactly what it gives alone.
-        assert_eq!(batched.f32(&format!("attentions.{l}")).unwrap().data, single.f32(&format!("attentions.{l}")).unwrap().data);
+        assert_eq!(
+            batched.f32(&format!("attentions.{l}")).unwrap().data,
+            single.f32(&format!("attentions.{l}")).unwrap().data
+        );
         changed += want.iter().zip(&before).filter(|(a, b)| a != b).count();
     }
     assert!(changed > 0, "the two-image dump must change something");
-    assert_eq!(TensorFile::open(&out_one).unwrap().shape("attentions.2").unwrap(), vec![H, TT - 3, TT - 3]);
+    assert_eq!(
+        TensorFile::open(&out_one).unwrap().shape("attentions.2").unwrap(),
+        vec![H, TT - 3, TT - 3]
+    );
 
-    let out = run(&["apply", "--input", two.to_str().unwrap(), "--input", one.to_str().unwrap(), "--output", out_two.to_str().unwrap()]);
+    let out = run(&[
+        "apply",
+        "--input",
+        two.to_str().unwrap(),
+        "--input",
+        one.to_str().unwrap(),
+        "--output",
+        out_two.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("one output per input"));
 }
@@ -523,31 +641,61 @@ fn attend_uses_split_k_for_a_decode_row() {
     let input = tmp("decode.safetensors");
     let output = tmp("decode.out.safetensors");
     write_dump(&input, tensors, &[("image_start", "4"), ("image_len", "24"), ("causal", "true")]);
-    let out = run(&["attend", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--sink-dims", "7", "--tau", "5"]);
+    let out = run(&[
+        "attend",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--sink-dims",
+        "7",
+        "--tau",
+        "5",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let got = TensorFile::open(&output).unwrap();
-    let cfg = visattn::VarConfig { tau: 5.0, sink_dims: vec![7], ..visattn::VarConfig::paper() };
+    let cfg = visattn::VarConfig {
+        tau: 5.0,
+        sink_dims: vec![7],
+        ..visattn::VarConfig::paper()
+    };
     let visual = visattn::VisualTokens::from_spans(&[visattn::ImageSpan::new(4, 24)], 40).unwrap();
-    let shape = visattn::FusedShape { heads: 4, kv_heads: 2, queries: 1, keys: 40, head_dim: 64 };
+    let shape = visattn::FusedShape {
+        heads: 4,
+        kv_heads: 2,
+        queries: 1,
+        keys: 40,
+        head_dim: 64,
+    };
     for l in 0..4 {
         let (q, k, v, hid) = (&raw[4 * l], &raw[4 * l + 1], &raw[4 * l + 2], &raw[4 * l + 3]);
         let last: Vec<f32> = (0..4).flat_map(|h| q[(h * 40 + 39) * 64..(h * 40 + 40) * 64].to_vec()).collect();
         let role = cfg.role(l, 4);
-        let sinks = if role == visattn::LayerRole::Off { vec![false; 40] } else { visattn::reference::sink_mask(&visattn::reference::phi(hid, 64, &[7]), 5.0) };
+        let sinks = if role == visattn::LayerRole::Off {
+            vec![false; 40]
+        } else {
+            visattn::reference::sink_mask(&visattn::reference::phi(hid, 64, &[7]), 5.0)
+        };
         let (want, stats) = visattn::reference::attention_var(&cfg, role, &visual, &sinks, &last, k, v, shape, true, 0.125).unwrap();
         let o = got.f32(&format!("o.{l}")).unwrap().data;
         let vmax = v.iter().fold(0.0f32, |m, x| m.max(x.abs())) as f64;
         for (a, b) in o.iter().zip(&want) {
             assert!((*a as f64 - b).abs() <= 2e-6 * vmax, "layer {l}: {a} vs {b}");
         }
-        assert_eq!(got.u8(&format!("selected.{l}")).unwrap().1, stats.iter().map(|s| s.selected as u8).collect::<Vec<_>>());
+        assert_eq!(
+            got.u8(&format!("selected.{l}")).unwrap().1,
+            stats.iter().map(|s| s.selected as u8).collect::<Vec<_>>()
+        );
     }
 }
 
 fn png_size(path: &Path) -> (u32, u32) {
     let bytes = std::fs::read(path).unwrap();
     assert_eq!(&bytes[1..4], b"PNG", "{} is not a PNG", path.display());
-    (u32::from_be_bytes(bytes[16..20].try_into().unwrap()), u32::from_be_bytes(bytes[20..24].try_into().unwrap()))
+    (
+        u32::from_be_bytes(bytes[16..20].try_into().unwrap()),
+        u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
+    )
 }
 
 #[test]
@@ -555,45 +703,89 @@ fn apply_draws_a_heatmap_png() {
     let input = support::shared_data("official-var-fixture.safetensors");
     let (output, png) = (tmp("fixture.png.out.safetensors"), tmp("fixture-heatmap.png"));
     let out = run(&[
-        "apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--convention", "released",
-        "--png", png.to_str().unwrap(), "--layer", "3", "--size", "320x160",
+        "apply",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--convention",
+        "released",
+        "--png",
+        png.to_str().unwrap(),
+        "--layer",
+        "3",
+        "--size",
+        "320x160",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(png_size(&png), (320, 160));
     // Over a picture: the heatmap itself as the image (any PNG will do).
     let over = tmp("fixture-over.png");
     let out = run(&[
-        "apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--convention", "released",
-        "--png", over.to_str().unwrap(), "--image", png.to_str().unwrap(), "--size", "200x100",
+        "apply",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--convention",
+        "released",
+        "--png",
+        over.to_str().unwrap(),
+        "--image",
+        png.to_str().unwrap(),
+        "--size",
+        "200x100",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(png_size(&over), (200, 100));
-    let missing = run(&["apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--png", over.to_str().unwrap(), "--image", "/nonexistent.png"]);
+    let missing = run(&[
+        "apply",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--png",
+        over.to_str().unwrap(),
+        "--image",
+        "/nonexistent.png",
+    ]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent.png"));
-    let bad = run(&["apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--png", png.to_str().unwrap(), "--size", "huge"]);
+    let bad = run(&[
+        "apply",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
+        "--size",
+        "huge",
+    ]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--size huge"));
     let small = tmp("nonsquare.safetensors");
     write_dump(&small, small_dump(|_| {}), IMG);
-    let bad = run(&["apply", "--input", small.to_str().unwrap(), "--output", output.to_str().unwrap(), "--sink-dims", "7", "--tau", "5", "--png", png.to_str().unwrap()]);
+    let bad = run(&[
+        "apply",
+        "--input",
+        small.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--sink-dims",
+        "7",
+        "--tau",
+        "5",
+        "--png",
+        png.to_str().unwrap(),
+    ]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a square patch grid"));
 }
 
 #[test]
 fn the_embed_example_renders_its_final_frame() {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("examples").join(format!("embed{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--example", "embed"]).current_dir(env!("CARGO_MANIFEST_DIR"));
-        if dir.file_name().unwrap() == "release" {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success());
-    }
+    let bin = support::example("embed");
     let png = tmp("embed.png");
     let out = Command::new(bin).arg(&png).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -56,7 +56,11 @@ fn make(rng: &mut Rng, s: FusedShape, image: ImageSpan, sinks: &[usize]) -> Data
 }
 
 fn cfg(convention: Convention) -> VarConfig {
-    VarConfig { tau: 5.0, sink_dims: vec![3], ..VarConfig::for_convention(convention) }
+    VarConfig {
+        tau: 5.0,
+        sink_dims: vec![3],
+        ..VarConfig::for_convention(convention)
+    }
 }
 
 fn vmax(v: &[f32]) -> f64 {
@@ -70,10 +74,26 @@ fn near(st: &RowStats, cfg: &VarConfig) -> bool {
 /// Split-K on the GPU for one decode row: (O, selected).
 fn split_gpu(g: &support::gpu::Gpu, k: &VarKernels, s: FusedShape, d: &Data, cfg: &VarConfig, block: u32) -> (Vec<f32>, Vec<bool>) {
     let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-    let up = |x: &[f32]| g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: bytemuck::cast_slice(x), usage });
+    let up = |x: &[f32]| {
+        g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(x),
+            usage,
+        })
+    };
     let (qb, kb, vb, hb) = (up(&d.q), up(&d.k), up(&d.v), up(&d.hidden));
     let ob = up(&vec![0.0; s.q_len()]);
-    let mut state = VarState::new(&g.device, SequenceShape { tokens: s.keys, hidden: HIDDEN, heads: s.heads, queries: s.queries }, Rows::All).unwrap();
+    let mut state = VarState::new(
+        &g.device,
+        SequenceShape {
+            tokens: s.keys,
+            hidden: HIDDEN,
+            heads: s.heads,
+            queries: s.queries,
+        },
+        Rows::All,
+    )
+    .unwrap();
     state.prepare(&g.queue, cfg, &d.visual, 8).unwrap();
     let sinks = state.bind_sinks(&g.device, k, Some(hb.as_entire_buffer_binding())).unwrap();
     let split = SplitAttention::new(&g.device, s.head_dim).unwrap();
@@ -98,7 +118,9 @@ fn split_gpu(g: &support::gpu::Gpu, k: &VarKernels, s: FusedShape, d: &Data, cfg
     let mut enc = g.device.create_command_encoder(&Default::default());
     {
         let mut pass = enc.begin_compute_pass(&Default::default());
-        state.encode_sinks(k, &mut pass, &sinks, 3, g.device.limits().max_compute_workgroups_per_dimension).unwrap();
+        state
+            .encode_sinks(k, &mut pass, &sinks, 3, g.device.limits().max_compute_workgroups_per_dimension)
+            .unwrap();
         split.encode(&g.device, &mut pass, &state, &b, 3).unwrap();
     }
     g.queue.submit([enc.finish()]);
@@ -115,18 +137,36 @@ fn split_k_equals_the_cpu_path_and_the_one_row_kernel() {
     let mut redistributed = 0;
     for (keys, head_dim) in [(1, 64), (17, 64), (640, 128), (4096, 64), (32768, 64)] {
         for convention in [Convention::Paper, Convention::Released] {
-            let s = FusedShape { heads: 4, kv_heads: 2, queries: 1, keys, head_dim };
-            let image = if keys > 2 { ImageSpan::new(1, (keys * 3 / 4).max(1)) } else { ImageSpan::new(0, 1) };
+            let s = FusedShape {
+                heads: 4,
+                kv_heads: 2,
+                queries: 1,
+                keys,
+                head_dim,
+            };
+            let image = if keys > 2 {
+                ImageSpan::new(1, (keys * 3 / 4).max(1))
+            } else {
+                ImageSpan::new(0, 1)
+            };
             let sinks: Vec<usize> = [0, 5, keys / 3].into_iter().filter(|&t| t < keys).collect();
             let d = make(&mut rng, s, image, &sinks);
             let c = cfg(convention);
             let (o, selected) = split_gpu(&g, &k, s, &d, &c, if keys > 4096 { 1024 } else { 256 });
             let sink_mask = reference::sink_mask(&reference::phi(&d.hidden, HIDDEN, &[3]), 5.0);
             let scale = 1.0 / (head_dim as f64).sqrt();
-            let (want, stats) = reference::attention_var(&c, c.role(3, 8), &d.visual, &sink_mask, &d.q, &d.k, &d.v, s, true, scale).unwrap();
+            let (want, stats) =
+                reference::attention_var(&c, c.role(3, 8), &d.visual, &sink_mask, &d.q, &d.k, &d.v, s, true, scale).unwrap();
             // The one-row fused kernel on the same row.
             let row = (keys <= 4096).then(|| {
-                let fused = FusedAttention::new(&g.device, FusedSettings { head_dim: head_dim as u32, var: true }).unwrap();
+                let fused = FusedAttention::new(
+                    &g.device,
+                    FusedSettings {
+                        head_dim: head_dim as u32,
+                        var: true,
+                    },
+                )
+                .unwrap();
                 let mut one = HostAttention::new(&g.device, &k, &fused, s, HIDDEN, AttentionOptions { causal: true, scale: None }).unwrap();
                 one.prepare(&g.queue, &c, &d.visual, 8).unwrap();
                 one.run_layer(&g.device, &g.queue, 3, Some(&d.hidden), &d.q, &d.k, &d.v).unwrap()
@@ -161,16 +201,32 @@ fn decode_equals_the_prefill_kernels_last_row() {
     let k = VarKernels::new(&g.device);
     let mut rng = Rng::new(41);
     let keys = 200;
-    let full = FusedShape { heads: 4, kv_heads: 4, queries: keys, keys, head_dim: 64 };
+    let full = FusedShape {
+        heads: 4,
+        kv_heads: 4,
+        queries: keys,
+        keys,
+        head_dim: 64,
+    };
     let d = make(&mut rng, full, ImageSpan::new(10, 120), &[0, 30, 31]);
     let c = cfg(Convention::Released);
     let fused = FusedAttention::new(&g.device, FusedSettings { head_dim: 64, var: true }).unwrap();
     let mut prefill = HostAttention::new(&g.device, &k, &fused, full, HIDDEN, AttentionOptions { causal: true, scale: None }).unwrap();
     prefill.prepare(&g.queue, &c, &d.visual, 8).unwrap();
-    let all = prefill.run_layer(&g.device, &g.queue, 3, Some(&d.hidden), &d.q, &d.k, &d.v).unwrap();
+    let all = prefill
+        .run_layer(&g.device, &g.queue, 3, Some(&d.hidden), &d.q, &d.k, &d.v)
+        .unwrap();
     let last = FusedShape { queries: 1, ..full };
-    let q_last: Vec<f32> = (0..4).flat_map(|h| d.q[(h * keys + keys - 1) * 64..(h * keys + keys) * 64].to_vec()).collect();
-    let one = Data { q: q_last, hidden: d.hidden.clone(), k: d.k.clone(), v: d.v.clone(), visual: d.visual.clone() };
+    let q_last: Vec<f32> = (0..4)
+        .flat_map(|h| d.q[(h * keys + keys - 1) * 64..(h * keys + keys) * 64].to_vec())
+        .collect();
+    let one = Data {
+        q: q_last,
+        hidden: d.hidden.clone(),
+        k: d.k.clone(),
+        v: d.v.clone(),
+        visual: d.visual.clone(),
+    };
     let (o, selected) = split_gpu(&g, &k, last, &one, &c, 64);
     let vm = vmax(&d.v);
     for h in 0..4 {
@@ -189,20 +245,43 @@ fn a_generation_loop_keeps_the_prefill_sinks() {
     let mut rng = Rng::new(42);
     let (layers, heads, kv_heads, dim, prompt, steps) = (4, 4, 2, 64, 120, 4);
     let total = prompt + steps;
-    let shape = FusedShape { heads, kv_heads, queries: total, keys: total, head_dim: dim };
+    let shape = FusedShape {
+        heads,
+        kv_heads,
+        queries: total,
+        keys: total,
+        head_dim: dim,
+    };
     let image = ImageSpan::new(8, 90);
     // Whole-sequence data per layer; the prompt part is the prefill, the rest comes step by step.
     let data: Vec<Data> = (0..layers).map(|_| make(&mut rng, shape, image, &[0, 20, 21])).collect();
     let visual_prompt = VisualTokens::from_spans(&[image], prompt).unwrap();
-    let c = VarConfig { layers: LayerPlan::Spec, ..cfg(Convention::Released) };
-    let mut state = VarState::new(&g.device, SequenceShape { tokens: prompt, hidden: HIDDEN, heads, queries: prompt }, Rows::All).unwrap();
+    let c = VarConfig {
+        layers: LayerPlan::Spec,
+        ..cfg(Convention::Released)
+    };
+    let mut state = VarState::new(
+        &g.device,
+        SequenceShape {
+            tokens: prompt,
+            hidden: HIDDEN,
+            heads,
+            queries: prompt,
+        },
+        Rows::All,
+    )
+    .unwrap();
     state.prepare(&g.queue, &c, &visual_prompt, layers).unwrap();
     let split = SplitAttention::new(&g.device, dim).unwrap();
     let opts = AttentionOptions { causal: true, scale: None };
     let mut session = DecodeSession::new(&g.device, &state, &split, layers, heads, kv_heads, total, opts).unwrap();
 
     // Prefill: sinks per layer from the prompt's hidden states, captured; KV stored.
-    let prompt_kv = |x: &[f32]| -> Vec<f32> { (0..kv_heads).flat_map(|h| x[h * total * dim..(h * total + prompt) * dim].to_vec()).collect() };
+    let prompt_kv = |x: &[f32]| -> Vec<f32> {
+        (0..kv_heads)
+            .flat_map(|h| x[h * total * dim..(h * total + prompt) * dim].to_vec())
+            .collect()
+    };
     let max = g.device.limits().max_compute_workgroups_per_dimension;
     for (l, d) in data.iter().enumerate() {
         let hb = g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -218,7 +297,9 @@ fn a_generation_loop_keeps_the_prefill_sinks() {
         }
         session.capture_classes(&mut enc, &state, l).unwrap();
         g.queue.submit([enc.finish()]);
-        session.write_prefill_kv(&g.queue, l, prompt, &prompt_kv(&d.k), &prompt_kv(&d.v)).unwrap();
+        session
+            .write_prefill_kv(&g.queue, l, prompt, &prompt_kv(&d.k), &prompt_kv(&d.v))
+            .unwrap();
     }
     session.start(prompt).unwrap();
 
@@ -230,9 +311,15 @@ fn a_generation_loop_keeps_the_prefill_sinks() {
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             for (l, d) in data.iter().enumerate() {
-                let q: Vec<f32> = (0..heads).flat_map(|h| d.q[(h * total + pos) * dim..(h * total + pos + 1) * dim].to_vec()).collect();
-                let kk: Vec<f32> = (0..kv_heads).flat_map(|h| d.k[(h * total + pos) * dim..(h * total + pos + 1) * dim].to_vec()).collect();
-                let vv: Vec<f32> = (0..kv_heads).flat_map(|h| d.v[(h * total + pos) * dim..(h * total + pos + 1) * dim].to_vec()).collect();
+                let q: Vec<f32> = (0..heads)
+                    .flat_map(|h| d.q[(h * total + pos) * dim..(h * total + pos + 1) * dim].to_vec())
+                    .collect();
+                let kk: Vec<f32> = (0..kv_heads)
+                    .flat_map(|h| d.k[(h * total + pos) * dim..(h * total + pos + 1) * dim].to_vec())
+                    .collect();
+                let vv: Vec<f32> = (0..kv_heads)
+                    .flat_map(|h| d.v[(h * total + pos) * dim..(h * total + pos + 1) * dim].to_vec())
+                    .collect();
                 session.write_step(&g.queue, l, &q, &kk, &vv).unwrap();
                 session.encode_step(&g.device, &mut pass, &state, l).unwrap();
             }
@@ -249,9 +336,21 @@ fn a_generation_loop_keeps_the_prefill_sinks() {
             let sel: &[u32] = bytemuck::cast_slice(&sel_bytes);
             // CPU: keys 0..=pos, prompt sinks kept, new tokens never sinks nor image.
             let keys = pos + 1;
-            let s1 = FusedShape { heads, kv_heads, queries: 1, keys, head_dim: dim };
-            let q: Vec<f32> = (0..heads).flat_map(|h| d.q[(h * total + pos) * dim..(h * total + pos + 1) * dim].to_vec()).collect();
-            let cut = |x: &[f32]| -> Vec<f32> { (0..kv_heads).flat_map(|h| x[h * total * dim..(h * total + keys) * dim].to_vec()).collect() };
+            let s1 = FusedShape {
+                heads,
+                kv_heads,
+                queries: 1,
+                keys,
+                head_dim: dim,
+            };
+            let q: Vec<f32> = (0..heads)
+                .flat_map(|h| d.q[(h * total + pos) * dim..(h * total + pos + 1) * dim].to_vec())
+                .collect();
+            let cut = |x: &[f32]| -> Vec<f32> {
+                (0..kv_heads)
+                    .flat_map(|h| x[h * total * dim..(h * total + keys) * dim].to_vec())
+                    .collect()
+            };
             let mut sinks = if c.role(l, layers) == visattn::LayerRole::Off {
                 vec![false; prompt]
             } else {
@@ -260,7 +359,8 @@ fn a_generation_loop_keeps_the_prefill_sinks() {
             sinks.resize(keys, false);
             let visual = VisualTokens::from_spans(&[image], keys).unwrap();
             let scale = 1.0 / (dim as f64).sqrt();
-            let (want, stats) = reference::attention_var(&c, c.role(l, layers), &visual, &sinks, &q, &cut(&d.k), &cut(&d.v), s1, true, scale).unwrap();
+            let (want, stats) =
+                reference::attention_var(&c, c.role(l, layers), &visual, &sinks, &q, &cut(&d.k), &cut(&d.v), s1, true, scale).unwrap();
             let vm = vmax(&d.v);
             for (h, st) in stats.iter().enumerate() {
                 if near(st, &c) {
@@ -269,7 +369,10 @@ fn a_generation_loop_keeps_the_prefill_sinks() {
                 assert_eq!(sel[h] == 1, st.selected, "step {step} layer {l} head {h}");
                 checked += st.selected as usize;
                 for i in 0..dim {
-                    assert!(((o[h * dim + i] as f64) - want[h * dim + i]).abs() <= 2e-6 * vm, "step {step} layer {l} head {h} dim {i}");
+                    assert!(
+                        ((o[h * dim + i] as f64) - want[h * dim + i]).abs() <= 2e-6 * vm,
+                        "step {step} layer {l} head {h} dim {i}"
+                    );
                 }
             }
         }

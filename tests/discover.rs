@@ -34,10 +34,17 @@ fn discover(name: &str) -> (visattn::discover::Discovery, Vec<String>) {
             let (a, b) = (g as f64, c as f64);
             assert!((a - b).abs() <= 1e-5 * b.max(1.0), "{name} dim {d}: GPU {a} CPU {b}");
         }
-        stats.push(LayerDims { max_phi: gpu, max_median_ratio: cpu.max_median_ratio });
+        stats.push(LayerDims {
+            max_phi: gpu,
+            max_median_ratio: cpu.max_median_ratio,
+        });
     }
     let found = rank(&stats, &|l| Ok(layers[l].clone()), tokens).unwrap();
-    let words = file.metadata().get("tokens").map(|t| t.split(' ').map(String::from).collect()).unwrap_or_default();
+    let words = file
+        .metadata()
+        .get("tokens")
+        .map(|t| t.split(' ').map(String::from).collect())
+        .unwrap_or_default();
     (found, words)
 }
 
@@ -52,7 +59,11 @@ fn minilm_dimension_99_on_cls() {
     // Relative size: hundreds of times the token's median, as the data's README says.
     assert!(found.ranked[0].max_median_ratio > 200.0, "{:?}", found.ranked[0]);
     let tau = found.tau.unwrap();
-    assert!(tau < found.sqrt_d() && tau > 5.0, "tau {tau} must sit below sqrt(D) = {}", found.sqrt_d());
+    assert!(
+        tau < found.sqrt_d() && tau > 5.0,
+        "tau {tau} must sit below sqrt(D) = {}",
+        found.sqrt_d()
+    );
 }
 
 #[test]
@@ -64,7 +75,11 @@ fn fixture_dimensions_1415_and_2533() {
     let mut dims = found.sink_dims.clone();
     dims.sort();
     assert_eq!(dims, vec![1415, 2533]);
-    assert!(found.carriers.iter().any(|&(t, _)| t == 0), "BOS carries them: {:?}", found.carriers);
+    assert!(
+        found.carriers.iter().any(|&(t, _)| t == 0),
+        "BOS carries them: {:?}",
+        found.carriers
+    );
 }
 
 #[test]

@@ -7,9 +7,7 @@ use std::num::NonZeroU64;
 
 use support::Rng;
 use visattn::readback::read_vec;
-use visattn::{
-    AttnShape, Error, HostRunner, ImageSpan, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens, reference,
-};
+use visattn::{AttnShape, Error, HostRunner, ImageSpan, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens, reference};
 use wgpu::util::DeviceExt;
 use wgpu::{BufferBinding, BufferUsages};
 
@@ -32,12 +30,21 @@ fn inputs(seed: u64) -> (Vec<f32>, Vec<f32>, VarConfig, VisualTokens) {
         let s: f64 = e.iter().sum();
         probs.extend(e.iter().map(|v| (v / s) as f32));
     }
-    let cfg = VarConfig { tau: 5.0, sink_dims: vec![7], ..VarConfig::paper() };
+    let cfg = VarConfig {
+        tau: 5.0,
+        sink_dims: vec![7],
+        ..VarConfig::paper()
+    };
     (hidden, probs, cfg, visual)
 }
 
 fn shape() -> SequenceShape {
-    SequenceShape { tokens: T, hidden: D, heads: H, queries: T }
+    SequenceShape {
+        tokens: T,
+        hidden: D,
+        heads: H,
+        queries: T,
+    }
 }
 
 #[test]
@@ -62,8 +69,16 @@ fn host_buffers_at_offsets_recorded_into_the_hosts_encoder() {
         .bind(
             &g.device,
             &kernels,
-            Some(BufferBinding { buffer: &buffer, offset: 512, size: NonZeroU64::new((T * D * 4) as u64) }),
-            BufferBinding { buffer: &buffer, offset: probs_at as u64, size: NonZeroU64::new(probs.len() as u64 * 4) },
+            Some(BufferBinding {
+                buffer: &buffer,
+                offset: 512,
+                size: NonZeroU64::new((T * D * 4) as u64),
+            }),
+            BufferBinding {
+                buffer: &buffer,
+                offset: probs_at as u64,
+                size: NonZeroU64::new(probs.len() as u64 * 4),
+            },
             0,
         )
         .unwrap();
@@ -103,12 +118,21 @@ fn bad_inputs_get_typed_errors() {
     let mut runner = HostRunner::new(&g.device, &kernels, shape(), Rows::All).unwrap();
 
     // Config checked against the model.
-    let wide = VarConfig { sink_dims: vec![D as u32], ..cfg.clone() };
-    assert_eq!(runner.prepare(&g.queue, &wide, &visual, 4), Err(Error::SinkDimOutOfRange { dim: D as u32, hidden: D }));
+    let wide = VarConfig {
+        sink_dims: vec![D as u32],
+        ..cfg.clone()
+    };
+    assert_eq!(
+        runner.prepare(&g.queue, &wide, &visual, 4),
+        Err(Error::SinkDimOutOfRange { dim: D as u32, hidden: D })
+    );
     let short = VisualTokens::from_spans(&[ImageSpan::new(0, 3)], T - 1).unwrap();
     assert!(matches!(runner.prepare(&g.queue, &cfg, &short, 4), Err(Error::Shape(_))));
     // Running before prepare.
-    assert!(matches!(runner.run_layer(&g.device, &g.queue, 2, Some(&hidden), &probs), Err(Error::Binding { name: "state", .. })));
+    assert!(matches!(
+        runner.run_layer(&g.device, &g.queue, 2, Some(&hidden), &probs),
+        Err(Error::Binding { name: "state", .. })
+    ));
 
     runner.prepare(&g.queue, &cfg, &visual, 4).unwrap();
     let mut nan = probs.clone();
@@ -123,39 +147,99 @@ fn bad_inputs_get_typed_errors() {
         runner.run_layer(&g.device, &g.queue, 2, Some(&inf), &probs),
         Err(Error::NonFinite { ref tensor, index: 5, .. }) if tensor == "hidden_states"
     ));
-    assert!(matches!(runner.run_layer(&g.device, &g.queue, 2, Some(&hidden), &probs[1..]), Err(Error::Shape(_))));
-    assert!(matches!(runner.run_layer(&g.device, &g.queue, 2, Some(&hidden[1..]), &probs), Err(Error::Shape(_))));
-    assert!(matches!(runner.run_layer(&g.device, &g.queue, 2, None, &probs), Err(Error::Shape(_))));
-    assert_eq!(runner.run_layer(&g.device, &g.queue, 9, Some(&hidden), &probs), Err(Error::Layer { layer: 9, layers: 4 }));
+    assert!(matches!(
+        runner.run_layer(&g.device, &g.queue, 2, Some(&hidden), &probs[1..]),
+        Err(Error::Shape(_))
+    ));
+    assert!(matches!(
+        runner.run_layer(&g.device, &g.queue, 2, Some(&hidden[1..]), &probs),
+        Err(Error::Shape(_))
+    ));
+    assert!(matches!(
+        runner.run_layer(&g.device, &g.queue, 2, None, &probs),
+        Err(Error::Shape(_))
+    ));
+    assert_eq!(
+        runner.run_layer(&g.device, &g.queue, 9, Some(&hidden), &probs),
+        Err(Error::Layer { layer: 9, layers: 4 })
+    );
     // Layer 0 does not detect: it needs no hidden states.
     assert_eq!(runner.run_layer(&g.device, &g.queue, 0, None, &probs).unwrap().probs, probs);
 
     // Bindings.
     let state = VarState::new(&g.device, shape(), Rows::All).unwrap();
-    let buf = |usage, size| g.device.create_buffer(&wgpu::BufferDescriptor { label: None, size, usage, mapped_at_creation: false });
+    let buf = |usage, size| {
+        g.device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
     let probs_bytes = (probs.len() * 4) as u64;
     let no_storage = buf(BufferUsages::COPY_DST, probs_bytes);
     let good = buf(BufferUsages::STORAGE, probs_bytes + 256);
     let bind = |probs: BufferBinding| state.bind(&g.device, &kernels, None, probs, 0).map(|_| ());
-    assert!(matches!(bind(no_storage.as_entire_buffer_binding()), Err(Error::Binding { name: "probs", .. })));
-    assert!(matches!(bind(BufferBinding { buffer: &good, offset: 4, size: None }), Err(Error::Binding { name: "probs", .. })));
     assert!(matches!(
-        bind(BufferBinding { buffer: &good, offset: 0, size: NonZeroU64::new(probs_bytes - 4) }),
+        bind(no_storage.as_entire_buffer_binding()),
         Err(Error::Binding { name: "probs", .. })
     ));
     assert!(matches!(
-        bind(BufferBinding { buffer: &good, offset: 256, size: NonZeroU64::new(probs_bytes + 4) }),
+        bind(BufferBinding {
+            buffer: &good,
+            offset: 4,
+            size: None
+        }),
         Err(Error::Binding { name: "probs", .. })
     ));
-    assert!(bind(BufferBinding { buffer: &good, offset: 256, size: NonZeroU64::new(probs_bytes) }).is_ok());
+    assert!(matches!(
+        bind(BufferBinding {
+            buffer: &good,
+            offset: 0,
+            size: NonZeroU64::new(probs_bytes - 4)
+        }),
+        Err(Error::Binding { name: "probs", .. })
+    ));
+    assert!(matches!(
+        bind(BufferBinding {
+            buffer: &good,
+            offset: 256,
+            size: NonZeroU64::new(probs_bytes + 4)
+        }),
+        Err(Error::Binding { name: "probs", .. })
+    ));
+    assert!(
+        bind(BufferBinding {
+            buffer: &good,
+            offset: 256,
+            size: NonZeroU64::new(probs_bytes)
+        })
+        .is_ok()
+    );
     // Heads past the sequence's.
     assert!(matches!(
-        state.bind(&g.device, &kernels, None, BufferBinding { buffer: &good, offset: 0, size: NonZeroU64::new(probs_bytes) }, 1),
+        state.bind(
+            &g.device,
+            &kernels,
+            None,
+            BufferBinding {
+                buffer: &good,
+                offset: 0,
+                size: NonZeroU64::new(probs_bytes)
+            },
+            1
+        ),
         Err(Error::Binding { name: "probs", .. })
     ));
     let small_hidden = buf(BufferUsages::STORAGE, 64);
     assert!(matches!(
-        state.bind(&g.device, &kernels, Some(small_hidden.as_entire_buffer_binding()), good.as_entire_buffer_binding().clone(), 0),
+        state.bind(
+            &g.device,
+            &kernels,
+            Some(small_hidden.as_entire_buffer_binding()),
+            good.as_entire_buffer_binding().clone(),
+            0
+        ),
         Err(Error::Binding { .. })
     ));
 
@@ -163,28 +247,50 @@ fn bad_inputs_get_typed_errors() {
     for lanes in [0, 3, 128] {
         assert!(matches!(
             VarKernels::with_settings(&g.device, visattn::KernelSettings { lanes_per_row: lanes }),
-            Err(Error::Config { field: "lanes_per_row", .. })
+            Err(Error::Config {
+                field: "lanes_per_row",
+                ..
+            })
         ));
     }
 
     // Shapes.
-    assert!(matches!(VarState::new(&g.device, SequenceShape { queries: T + 1, ..shape() }, Rows::All), Err(Error::Shape(_))));
-    assert!(matches!(VarState::new(&g.device, SequenceShape { hidden: 0, ..shape() }, Rows::All), Err(Error::Shape(_))));
+    assert!(matches!(
+        VarState::new(&g.device, SequenceShape { queries: T + 1, ..shape() }, Rows::All),
+        Err(Error::Shape(_))
+    ));
+    assert!(matches!(
+        VarState::new(&g.device, SequenceShape { hidden: 0, ..shape() }, Rows::All),
+        Err(Error::Shape(_))
+    ));
 
     // The reference refuses the same inputs.
     let mut nan = probs.clone();
     nan[3] = f32::NAN;
     assert!(matches!(
-        reference::apply_layer(&cfg, cfg.role(2, 4), &visual, Some((&hidden, D)), &mut nan, AttnShape::new(H, T, T).unwrap()),
+        reference::apply_layer(
+            &cfg,
+            cfg.role(2, 4),
+            &visual,
+            Some((&hidden, D)),
+            &mut nan,
+            AttnShape::new(H, T, T).unwrap()
+        ),
         Err(Error::NonFinite { index: 3, .. })
     ));
 }
 
 #[test]
 fn outputs_over_a_device_limit_are_refused_not_truncated() {
-    let limits = wgpu::Limits { max_storage_buffer_binding_size: 4096, ..Default::default() };
+    let limits = wgpu::Limits {
+        max_storage_buffer_binding_size: 4096,
+        ..Default::default()
+    };
     let g = support::gpu::gpu_with_limits(Some(limits));
     // A single head of 48 x 48 f32 is 9 KiB: cannot be split by heads any further.
     let kernels = VarKernels::new(&g.device);
-    assert!(matches!(HostRunner::new(&g.device, &kernels, shape(), Rows::All), Err(Error::Limit { .. })));
+    assert!(matches!(
+        HostRunner::new(&g.device, &kernels, shape(), Rows::All),
+        Err(Error::Limit { .. })
+    ));
 }

@@ -7,11 +7,18 @@ mod support;
 use std::process::Command;
 
 fn python_has_torch() -> Result<(), String> {
-    let out = Command::new("python3").args(["-c", "import torch, transformers"]).output().map_err(|e| format!("no python3: {e}"))?;
+    let out = Command::new("python3")
+        .args(["-c", "import torch, transformers"])
+        .output()
+        .map_err(|e| format!("no python3: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("import failed").to_string())
+        Err(String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("import failed")
+            .to_string())
     }
 }
 
@@ -41,8 +48,23 @@ fn exporter_round_trip_on_a_tiny_llama() {
     let dump = dir.join("dump.safetensors");
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/export_hf.py");
     let out = Command::new("python3")
-        .args([script.to_str().unwrap(), "--model", model.to_str().unwrap(), "--prompt", "a b c d e f g h i j k l m n o p"])
-        .args(["--image-start", "2", "--image-len", "6", "--dtype", "f32", "--output", dump.to_str().unwrap()])
+        .args([
+            script.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "a b c d e f g h i j k l m n o p",
+        ])
+        .args([
+            "--image-start",
+            "2",
+            "--image-len",
+            "6",
+            "--dtype",
+            "f32",
+            "--output",
+            dump.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -50,13 +72,18 @@ fn exporter_round_trip_on_a_tiny_llama() {
     assert_eq!((d.layers, d.attn.heads, d.attn.keys, d.hidden), (4, 4, 16, Some(64)));
     assert_eq!(d.metadata()["image_start"], "2");
     let result = dir.join("var.safetensors");
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("examples/visattn");
-    if !bin.exists() {
-        assert!(Command::new(env!("CARGO")).args(["build", "--example", "visattn"]).status().unwrap().success());
-    }
-    let out = Command::new(bin)
-        .args(["apply", "--input", dump.to_str().unwrap(), "--output", result.to_str().unwrap(), "--sink-dims", "0", "--tau-rel", "0.3"])
+    let out = Command::new(support::example("visattn"))
+        .args([
+            "apply",
+            "--input",
+            dump.to_str().unwrap(),
+            "--output",
+            result.to_str().unwrap(),
+            "--sink-dims",
+            "0",
+            "--tau-rel",
+            "0.3",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

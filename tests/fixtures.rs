@@ -54,7 +54,9 @@ fn official_parity(convention: Convention) {
     let layers = (0..).take_while(|l| file.contains(&format!("attentions.{l}"))).count();
     assert_eq!(layers, 6);
     let (inputs, shape, dim) = load_layers(&file, layers);
-    let spans = spans_from_metadata(file.metadata()).unwrap().expect("fixture declares its image span");
+    let spans = spans_from_metadata(file.metadata())
+        .unwrap()
+        .expect("fixture declares its image span");
     let visual = VisualTokens::from_spans(&spans, shape.keys).unwrap();
     let cfg = official_config(convention);
 
@@ -82,11 +84,16 @@ fn official_parity(convention: Convention) {
             &released_out
         };
 
-        let gpu = runner.run_layer(&g.device, &g.queue, l, input.hidden.as_deref(), &input.probs).unwrap();
+        let gpu = runner
+            .run_layer(&g.device, &g.queue, l, input.hidden.as_deref(), &input.probs)
+            .unwrap();
         let gpu_sinks: Vec<u8> = gpu.sinks.iter().map(|&b| b as u8).collect();
         let gpu_selected: Vec<u8> = gpu.selected.iter().map(|&b| b as u8).collect();
         assert_eq!(gpu_sinks, want_sinks, "layer {l}: GPU sinks differ from the official code");
-        assert_eq!(gpu_selected, want_selected, "layer {l}: GPU selections differ from the official code");
+        assert_eq!(
+            gpu_selected, want_selected,
+            "layer {l}: GPU selections differ from the official code"
+        );
         let d = max_abs_diff(&gpu.probs, want_probs);
         assert!(d <= 1e-5, "layer {l}: GPU attention differs by {d}");
 
@@ -104,7 +111,10 @@ fn official_parity(convention: Convention) {
         total_changed += (0..cpu.len()).filter(|&i| cpu[i] != input.probs[i]).count();
     }
     // The fixture is only a test if it exercises the maths.
-    assert!(total_selected > 0 && total_changed > 0, "fixture selected {total_selected}, changed {total_changed}");
+    assert!(
+        total_selected > 0 && total_changed > 0,
+        "fixture selected {total_selected}, changed {total_changed}"
+    );
 }
 
 #[test]
@@ -148,6 +158,11 @@ fn minilm_cls_is_the_only_sink() {
         let phi = reference::phi(hidden, dim, &[99]);
         assert_eq!(reference::sink_mask(&phi, 15.0).iter().filter(|&&s| s).count(), 1);
         assert!((18.5..19.7).contains(&phi[0]), "layer {l}: phi(CLS) = {}", phi[0]);
-        assert!(((out.phi[0] as f64) - phi[0]).abs() <= 1e-5 * phi[0], "layer {l}: GPU phi {} vs {}", out.phi[0], phi[0]);
+        assert!(
+            ((out.phi[0] as f64) - phi[0]).abs() <= 1e-5 * phi[0],
+            "layer {l}: GPU phi {} vs {}",
+            out.phi[0],
+            phi[0]
+        );
     }
 }

@@ -13,8 +13,8 @@ mod support;
 use support::Rng;
 use visattn::reference::{self, RowStats};
 use visattn::{
-    AttentionOptions, Convention, FusedAttention, FusedSettings, FusedShape, HostAttention, ImageSpan, KernelSettings,
-    LayerRole, VarConfig, VarKernels, VisualTokens,
+    AttentionOptions, Convention, FusedAttention, FusedSettings, FusedShape, HostAttention, ImageSpan, KernelSettings, LayerRole,
+    VarConfig, VarKernels, VisualTokens,
 };
 
 const HIDDEN: usize = 64;
@@ -70,22 +70,80 @@ fn make(c: &Case) -> Data {
 }
 
 fn cases() -> Vec<Case> {
-    let fs = |heads, kv_heads, queries, keys, head_dim| FusedShape { heads, kv_heads, queries, keys, head_dim };
+    let fs = |heads, kv_heads, queries, keys, head_dim| FusedShape {
+        heads,
+        kv_heads,
+        queries,
+        keys,
+        head_dim,
+    };
     let sp = |s, n| ImageSpan::new(s, n);
     vec![
-        Case { shape: fs(1, 1, 1, 1, 64), causal: false, spans: vec![sp(0, 1)], sinks: vec![], seed: 1 },
-        Case { shape: fs(4, 1, 7, 100, 80), causal: true, spans: vec![sp(5, 60)], sinks: vec![0, 20, 21], seed: 2 },
-        Case { shape: fs(8, 8, 65, 300, 128), causal: false, spans: vec![sp(10, 200)], sinks: vec![0, 50, 120], seed: 3 },
-        Case { shape: fs(8, 1, 65, 4096, 64), causal: true, spans: vec![sp(35, 3000)], sinks: vec![0, 100, 2000], seed: 4 },
-        Case { shape: fs(4, 4, 577, 577, 96), causal: true, spans: vec![sp(1, 500)], sinks: vec![0, 40, 300], seed: 5 },
-        Case { shape: fs(2, 1, 1, 4096, 128), causal: true, spans: vec![sp(35, 3000)], sinks: vec![0, 77, 1500], seed: 6 },
-        Case { shape: fs(4, 2, 200, 200, 64), causal: true, spans: vec![sp(10, 50), sp(100, 40)], sinks: vec![0, 20, 110], seed: 7 },
-        Case { shape: fs(8, 4, 33, 640, 128), causal: false, spans: vec![sp(35, 576)], sinks: vec![0, 36, 400], seed: 8 },
+        Case {
+            shape: fs(1, 1, 1, 1, 64),
+            causal: false,
+            spans: vec![sp(0, 1)],
+            sinks: vec![],
+            seed: 1,
+        },
+        Case {
+            shape: fs(4, 1, 7, 100, 80),
+            causal: true,
+            spans: vec![sp(5, 60)],
+            sinks: vec![0, 20, 21],
+            seed: 2,
+        },
+        Case {
+            shape: fs(8, 8, 65, 300, 128),
+            causal: false,
+            spans: vec![sp(10, 200)],
+            sinks: vec![0, 50, 120],
+            seed: 3,
+        },
+        Case {
+            shape: fs(8, 1, 65, 4096, 64),
+            causal: true,
+            spans: vec![sp(35, 3000)],
+            sinks: vec![0, 100, 2000],
+            seed: 4,
+        },
+        Case {
+            shape: fs(4, 4, 577, 577, 96),
+            causal: true,
+            spans: vec![sp(1, 500)],
+            sinks: vec![0, 40, 300],
+            seed: 5,
+        },
+        Case {
+            shape: fs(2, 1, 1, 4096, 128),
+            causal: true,
+            spans: vec![sp(35, 3000)],
+            sinks: vec![0, 77, 1500],
+            seed: 6,
+        },
+        Case {
+            shape: fs(4, 2, 200, 200, 64),
+            causal: true,
+            spans: vec![sp(10, 50), sp(100, 40)],
+            sinks: vec![0, 20, 110],
+            seed: 7,
+        },
+        Case {
+            shape: fs(8, 4, 33, 640, 128),
+            causal: false,
+            spans: vec![sp(35, 576)],
+            sinks: vec![0, 36, 400],
+            seed: 8,
+        },
     ]
 }
 
 fn config(convention: Convention) -> VarConfig {
-    VarConfig { tau: 6.0, sink_dims: vec![SINK_DIM], ..VarConfig::for_convention(convention) }
+    VarConfig {
+        tau: 6.0,
+        sink_dims: vec![SINK_DIM],
+        ..VarConfig::for_convention(convention)
+    }
 }
 
 fn near(x: f64, t: f64) -> bool {
@@ -99,15 +157,33 @@ struct Tally {
 
 /// Runs `layer` (of 8) and compares with the reference; returns GPU O.
 #[allow(clippy::too_many_arguments)]
-fn check(g: &support::gpu::Gpu, k: &VarKernels, f: &FusedAttention, c: &Case, d: &Data, cfg: &VarConfig, layer: usize, tally: &mut Tally) -> Vec<f32> {
-    let opts = AttentionOptions { causal: c.causal, scale: None };
+fn check(
+    g: &support::gpu::Gpu,
+    k: &VarKernels,
+    f: &FusedAttention,
+    c: &Case,
+    d: &Data,
+    cfg: &VarConfig,
+    layer: usize,
+    tally: &mut Tally,
+) -> Vec<f32> {
+    let opts = AttentionOptions {
+        causal: c.causal,
+        scale: None,
+    };
     let mut host = HostAttention::new(&g.device, k, f, c.shape, HIDDEN, opts).unwrap();
     host.prepare(&g.queue, cfg, &d.visual, 8).unwrap();
-    let out = host.run_layer(&g.device, &g.queue, layer, Some(&d.hidden), &d.q, &d.k, &d.v).unwrap();
+    let out = host
+        .run_layer(&g.device, &g.queue, layer, Some(&d.hidden), &d.q, &d.k, &d.v)
+        .unwrap();
 
     let role = if f.settings().var { cfg.role(layer, 8) } else { LayerRole::Off };
     let phi = reference::phi(&d.hidden, HIDDEN, &cfg.sink_dims);
-    let sinks = if cfg.role(layer, 8) == LayerRole::Off { vec![false; c.shape.keys] } else { reference::sink_mask(&phi, cfg.tau) };
+    let sinks = if cfg.role(layer, 8) == LayerRole::Off {
+        vec![false; c.shape.keys]
+    } else {
+        reference::sink_mask(&phi, cfg.tau)
+    };
     assert_eq!(out.sinks, sinks, "sink sets");
     let scale = 1.0 / (c.shape.head_dim as f64).sqrt();
     let (want, stats) = reference::attention_var(cfg, role, &d.visual, &sinks, &d.q, &d.k, &d.v, c.shape, c.causal, scale).unwrap();
@@ -128,7 +204,12 @@ fn check(g: &support::gpu::Gpu, k: &VarKernels, f: &FusedAttention, c: &Case, d:
         for i in 0..dim {
             let (gv, wv) = (out.o[r * dim + i] as f64, want[r * dim + i]);
             worst = worst.max((gv - wv).abs() / vmax);
-            assert!((gv - wv).abs() <= 2e-6 * vmax, "{:?} causal {} row {r} dim {i}: GPU {gv} ref {wv}", c.shape, c.causal);
+            assert!(
+                (gv - wv).abs() <= 2e-6 * vmax,
+                "{:?} causal {} row {r} dim {i}: GPU {gv} ref {wv}",
+                c.shape,
+                c.causal
+            );
         }
     }
     eprintln!("{:?} causal {} layer {layer}: worst |dO| / max|V| = {worst:.2e}", c.shape, c.causal);
@@ -139,14 +220,29 @@ fn check(g: &support::gpu::Gpu, k: &VarKernels, f: &FusedAttention, c: &Case, d:
 fn fused_matches_the_unfused_path_on_odd_shapes() {
     let g = support::gpu::gpu();
     let k = VarKernels::with_settings(&g.device, KernelSettings::for_adapter(&g.info)).unwrap();
-    let mut tally = Tally { selected: 0, redistributed: 0 };
+    let mut tally = Tally {
+        selected: 0,
+        redistributed: 0,
+    };
     for (n, c) in cases().iter().enumerate() {
-        let f = FusedAttention::new(&g.device, FusedSettings { head_dim: c.shape.head_dim as u32, var: true }).unwrap();
+        let f = FusedAttention::new(
+            &g.device,
+            FusedSettings {
+                head_dim: c.shape.head_dim as u32,
+                var: true,
+            },
+        )
+        .unwrap();
         let d = make(c);
         let convention = if n % 2 == 0 { Convention::Paper } else { Convention::Released };
         check(&g, &k, &f, c, &d, &config(convention), 3, &mut tally);
     }
-    assert!(tally.selected > 200 && tally.redistributed > 100, "cases must select and redistribute: {} / {}", tally.selected, tally.redistributed);
+    assert!(
+        tally.selected > 200 && tally.redistributed > 100,
+        "cases must select and redistribute: {} / {}",
+        tally.selected,
+        tally.redistributed
+    );
 }
 
 #[test]
@@ -154,10 +250,16 @@ fn both_conventions_causal_and_not() {
     let g = support::gpu::gpu();
     let k = VarKernels::new(&g.device);
     let f = FusedAttention::new(&g.device, FusedSettings { head_dim: 64, var: true }).unwrap();
-    let mut tally = Tally { selected: 0, redistributed: 0 };
+    let mut tally = Tally {
+        selected: 0,
+        redistributed: 0,
+    };
     for causal in [true, false] {
         for convention in [Convention::Paper, Convention::Released] {
-            let c = Case { causal, ..cases().remove(6) };
+            let c = Case {
+                causal,
+                ..cases().remove(6)
+            };
             let d = make(&c);
             // Layer 3 redistributes; layer 7 is the last: detect-only under Paper.
             for layer in [3, 7] {
@@ -174,10 +276,25 @@ fn unselected_rows_and_off_layers_equal_plain_attention() {
     let k = VarKernels::new(&g.device);
     let on = FusedAttention::new(&g.device, FusedSettings { head_dim: 80, var: true }).unwrap();
     let off = FusedAttention::new(&g.device, FusedSettings { head_dim: 80, var: false }).unwrap();
-    let c = Case { shape: FusedShape { heads: 4, kv_heads: 2, queries: 96, keys: 96, head_dim: 80 }, causal: true, spans: vec![ImageSpan::new(20, 40)], sinks: vec![0, 30, 31], seed: 9 };
+    let c = Case {
+        shape: FusedShape {
+            heads: 4,
+            kv_heads: 2,
+            queries: 96,
+            keys: 96,
+            head_dim: 80,
+        },
+        causal: true,
+        spans: vec![ImageSpan::new(20, 40)],
+        sinks: vec![0, 30, 31],
+        seed: 9,
+    };
     let d = make(&c);
     let cfg = config(Convention::Paper);
-    let mut tally = Tally { selected: 0, redistributed: 0 };
+    let mut tally = Tally {
+        selected: 0,
+        redistributed: 0,
+    };
     let plain = check(&g, &k, &off, &c, &d, &cfg, 3, &mut tally);
     let var = check(&g, &k, &on, &c, &d, &cfg, 3, &mut tally);
     let layer0 = check(&g, &k, &on, &c, &d, &cfg, 0, &mut tally);
@@ -210,25 +327,67 @@ fn unselected_rows_and_off_layers_equal_plain_attention() {
 fn bad_shapes_are_typed_errors() {
     let g = support::gpu::gpu();
     for head_dim in [0, 6, 132] {
-        assert!(matches!(FusedAttention::new(&g.device, FusedSettings { head_dim, var: true }), Err(visattn::Error::Shape(_))));
+        assert!(matches!(
+            FusedAttention::new(&g.device, FusedSettings { head_dim, var: true }),
+            Err(visattn::Error::Shape(_))
+        ));
     }
     let k = VarKernels::new(&g.device);
     let f = FusedAttention::new(&g.device, FusedSettings { head_dim: 64, var: true }).unwrap();
     let opts = AttentionOptions { causal: true, scale: None };
-    let bad = FusedShape { heads: 6, kv_heads: 4, queries: 4, keys: 8, head_dim: 64 };
-    assert!(matches!(HostAttention::new(&g.device, &k, &f, bad, 16, opts), Err(visattn::Error::Shape(_))));
-    let wrong_dim = FusedShape { heads: 4, kv_heads: 4, queries: 4, keys: 8, head_dim: 128 };
-    assert!(matches!(HostAttention::new(&g.device, &k, &f, wrong_dim, 16, opts), Err(visattn::Error::Shape(_))));
-    let shape = FusedShape { heads: 4, kv_heads: 4, queries: 4, keys: 8, head_dim: 64 };
+    let bad = FusedShape {
+        heads: 6,
+        kv_heads: 4,
+        queries: 4,
+        keys: 8,
+        head_dim: 64,
+    };
+    assert!(matches!(
+        HostAttention::new(&g.device, &k, &f, bad, 16, opts),
+        Err(visattn::Error::Shape(_))
+    ));
+    let wrong_dim = FusedShape {
+        heads: 4,
+        kv_heads: 4,
+        queries: 4,
+        keys: 8,
+        head_dim: 128,
+    };
+    assert!(matches!(
+        HostAttention::new(&g.device, &k, &f, wrong_dim, 16, opts),
+        Err(visattn::Error::Shape(_))
+    ));
+    let shape = FusedShape {
+        heads: 4,
+        kv_heads: 4,
+        queries: 4,
+        keys: 8,
+        head_dim: 64,
+    };
     let mut h = HostAttention::new(&g.device, &k, &f, shape, 16, opts).unwrap();
     let visual = VisualTokens::from_spans(&[ImageSpan::new(1, 3)], 8).unwrap();
-    h.prepare(&g.queue, &VarConfig { sink_dims: vec![3], ..VarConfig::paper() }, &visual, 8).unwrap();
+    h.prepare(
+        &g.queue,
+        &VarConfig {
+            sink_dims: vec![3],
+            ..VarConfig::paper()
+        },
+        &visual,
+        8,
+    )
+    .unwrap();
     let mut qv = vec![0.5f32; shape.q_len()];
     let kv = vec![0.5f32; shape.kv_len()];
     let hid = vec![1.0f32; 8 * 16];
     qv[3] = f32::NAN;
-    assert!(matches!(h.run_layer(&g.device, &g.queue, 3, Some(&hid), &qv, &kv, &kv), Err(visattn::Error::NonFinite { .. })));
-    assert!(matches!(h.run_layer(&g.device, &g.queue, 3, Some(&hid), &kv, &kv, &kv), Err(visattn::Error::Shape(_))));
+    assert!(matches!(
+        h.run_layer(&g.device, &g.queue, 3, Some(&hid), &qv, &kv, &kv),
+        Err(visattn::Error::NonFinite { .. })
+    ));
+    assert!(matches!(
+        h.run_layer(&g.device, &g.queue, 3, Some(&hid), &kv, &kv, &kv),
+        Err(visattn::Error::Shape(_))
+    ));
 }
 
 #[test]
@@ -238,23 +397,57 @@ fn unfused_gpu_path_matches_the_reference() {
     use wgpu::util::DeviceExt;
     let g = support::gpu::gpu();
     let k = VarKernels::with_settings(&g.device, KernelSettings::for_adapter(&g.info)).unwrap();
-    for (c, convention) in [(cases().remove(1), Convention::Paper), (cases().remove(6), Convention::Released), (cases().remove(2), Convention::Paper)] {
+    for (c, convention) in [
+        (cases().remove(1), Convention::Paper),
+        (cases().remove(6), Convention::Released),
+        (cases().remove(2), Convention::Paper),
+    ] {
         let d = make(&c);
         let s = c.shape;
         let cfg = config(convention);
         let un = UnfusedAttention::new(&g.device, s.head_dim).unwrap();
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-        let up = |v: &[f32]| g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: bytemuck::cast_slice(v), usage });
+        let up = |v: &[f32]| {
+            g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: bytemuck::cast_slice(v),
+                usage,
+            })
+        };
         let (qb, kb, vb, hb) = (up(&d.q), up(&d.k), up(&d.v), up(&d.hidden));
         let pb = up(&vec![0.0; s.heads * s.queries * s.keys]);
         let ob = up(&vec![0.0; s.q_len()]);
-        let opts = AttentionOptions { causal: c.causal, scale: None };
+        let opts = AttentionOptions {
+            causal: c.causal,
+            scale: None,
+        };
         let ub = un
-            .bind(&g.device, s, opts, qb.as_entire_buffer_binding(), kb.as_entire_buffer_binding(), vb.as_entire_buffer_binding(), pb.as_entire_buffer_binding(), ob.as_entire_buffer_binding())
+            .bind(
+                &g.device,
+                s,
+                opts,
+                qb.as_entire_buffer_binding(),
+                kb.as_entire_buffer_binding(),
+                vb.as_entire_buffer_binding(),
+                pb.as_entire_buffer_binding(),
+                ob.as_entire_buffer_binding(),
+            )
             .unwrap();
-        let mut state = VarState::new(&g.device, SequenceShape { tokens: s.keys, hidden: HIDDEN, heads: s.heads, queries: s.queries }, Rows::MayChange).unwrap();
+        let mut state = VarState::new(
+            &g.device,
+            SequenceShape {
+                tokens: s.keys,
+                hidden: HIDDEN,
+                heads: s.heads,
+                queries: s.queries,
+            },
+            Rows::MayChange,
+        )
+        .unwrap();
         state.prepare(&g.queue, &cfg, &d.visual, 8).unwrap();
-        let lb = state.bind(&g.device, &k, Some(hb.as_entire_buffer_binding()), pb.as_entire_buffer_binding(), 0).unwrap();
+        let lb = state
+            .bind(&g.device, &k, Some(hb.as_entire_buffer_binding()), pb.as_entire_buffer_binding(), 0)
+            .unwrap();
         let mut enc = g.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
@@ -266,7 +459,8 @@ fn unfused_gpu_path_matches_the_reference() {
         let o: Vec<f32> = read_vec(&g.device, &g.queue, &ob, s.q_len()).unwrap();
         let sinks = reference::sink_mask(&reference::phi(&d.hidden, HIDDEN, &cfg.sink_dims), cfg.tau);
         let scale = 1.0 / (s.head_dim as f64).sqrt();
-        let (want, stats) = reference::attention_var(&cfg, cfg.role(3, 8), &d.visual, &sinks, &d.q, &d.k, &d.v, s, c.causal, scale).unwrap();
+        let (want, stats) =
+            reference::attention_var(&cfg, cfg.role(3, 8), &d.visual, &sinks, &d.q, &d.k, &d.v, s, c.causal, scale).unwrap();
         let vmax = d.v.iter().fold(0.0f32, |m, x| m.max(x.abs())) as f64;
         for (r, st) in stats.iter().enumerate() {
             if near(st.visual_mass, cfg.summ) || near(st.sink_ratio, cfg.rho_code()) {

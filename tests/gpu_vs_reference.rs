@@ -58,7 +58,10 @@ fn make(case: &Case, convention: Convention) -> Inputs {
     } else {
         (planted_min + others_max) / 2.0
     };
-    assert!(planted_min > others_max, "case is not separable: planted {planted_min} others {others_max}");
+    assert!(
+        planted_min > others_max,
+        "case is not separable: planted {planted_min} others {others_max}"
+    );
 
     let visual = VisualTokens::from_spans(&case.spans, t).unwrap();
     let shape = AttnShape::new(case.heads, case.queries, t).unwrap();
@@ -187,13 +190,19 @@ fn compare(i: &Inputs, dim: usize, role: LayerRole, gpu: &LayerOutput, what: &st
         c.changed += row_changed as usize;
         if !row_changed {
             // Rows VAR leaves alone are never rewritten: bit-identical.
-            assert!(g.iter().zip(input).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}: row {r} must be untouched");
+            assert!(
+                g.iter().zip(input).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{what}: row {r} must be untouched"
+            );
             continue;
         }
         let keep = (1.0 - i.cfg.p_recycled()) as f32;
         for j in 0..t {
             let (gv, wv) = (g[j] as f64, w[j] as f64);
-            assert!((gv - wv).abs() <= REL * wv.abs() + 1e-12, "{what}: row {r} key {j}: GPU {gv} ref {wv}");
+            assert!(
+                (gv - wv).abs() <= REL * wv.abs() + 1e-12,
+                "{what}: row {r} key {j}: GPU {gv} ref {wv}"
+            );
             if flags.sinks[j] {
                 assert_eq!(g[j].to_bits(), (input[j] * keep).to_bits(), "{what}: sink scaled by exactly 1 - p");
             } else if !i.visual.is_visual(j) {
@@ -203,21 +212,98 @@ fn compare(i: &Inputs, dim: usize, role: LayerRole, gpu: &LayerOutput, what: &st
         let (sin, sout): (f64, f64) = (input.iter().map(|&v| v as f64).sum(), g.iter().map(|&v| v as f64).sum());
         assert!((sin - sout).abs() <= REL * sin, "{what}: row {r} sum {sin} -> {sout}");
     }
-    assert!(c.skipped * 20 <= c.rows.max(1), "{what}: too many near-threshold rows skipped ({} of {})", c.skipped, c.rows);
+    assert!(
+        c.skipped * 20 <= c.rows.max(1),
+        "{what}: too many near-threshold rows skipped ({} of {})",
+        c.skipped,
+        c.rows
+    );
     c
 }
 
 fn cases() -> Vec<Case> {
     let sp = |s, n| ImageSpan::new(s, n);
     vec![
-        Case { tokens: 1, dim: 1, heads: 1, queries: 1, spans: vec![sp(0, 1)], causal: false, planted: vec![], seed: 1 },
-        Case { tokens: 63, dim: 63, heads: 3, queries: 63, spans: vec![sp(5, 30)], causal: true, planted: vec![0, 9, 12, 50], seed: 2 },
-        Case { tokens: 65, dim: 65, heads: 4, queries: 7, spans: vec![sp(10, 40)], causal: false, planted: vec![0, 15, 20], seed: 3 },
-        Case { tokens: 577, dim: 577, heads: 2, queries: 577, spans: vec![sp(1, 500)], causal: true, planted: vec![0, 40, 41, 300, 560], seed: 4 },
-        Case { tokens: 577, dim: 4096, heads: 4, queries: 65, spans: vec![sp(35, 500)], causal: true, planted: vec![0, 35, 200, 201, 536], seed: 5 },
-        Case { tokens: 4096, dim: 65, heads: 1, queries: 63, spans: vec![sp(100, 3000)], causal: true, planted: vec![0, 150, 2000, 3500], seed: 6 },
-        Case { tokens: 640, dim: 4096, heads: 3, queries: 1, spans: vec![sp(35, 576)], causal: true, planted: vec![0, 100, 400], seed: 7 },
-        Case { tokens: 200, dim: 128, heads: 2, queries: 200, spans: vec![sp(10, 50), sp(100, 40)], causal: true, planted: vec![0, 20, 110, 180], seed: 8 },
+        Case {
+            tokens: 1,
+            dim: 1,
+            heads: 1,
+            queries: 1,
+            spans: vec![sp(0, 1)],
+            causal: false,
+            planted: vec![],
+            seed: 1,
+        },
+        Case {
+            tokens: 63,
+            dim: 63,
+            heads: 3,
+            queries: 63,
+            spans: vec![sp(5, 30)],
+            causal: true,
+            planted: vec![0, 9, 12, 50],
+            seed: 2,
+        },
+        Case {
+            tokens: 65,
+            dim: 65,
+            heads: 4,
+            queries: 7,
+            spans: vec![sp(10, 40)],
+            causal: false,
+            planted: vec![0, 15, 20],
+            seed: 3,
+        },
+        Case {
+            tokens: 577,
+            dim: 577,
+            heads: 2,
+            queries: 577,
+            spans: vec![sp(1, 500)],
+            causal: true,
+            planted: vec![0, 40, 41, 300, 560],
+            seed: 4,
+        },
+        Case {
+            tokens: 577,
+            dim: 4096,
+            heads: 4,
+            queries: 65,
+            spans: vec![sp(35, 500)],
+            causal: true,
+            planted: vec![0, 35, 200, 201, 536],
+            seed: 5,
+        },
+        Case {
+            tokens: 4096,
+            dim: 65,
+            heads: 1,
+            queries: 63,
+            spans: vec![sp(100, 3000)],
+            causal: true,
+            planted: vec![0, 150, 2000, 3500],
+            seed: 6,
+        },
+        Case {
+            tokens: 640,
+            dim: 4096,
+            heads: 3,
+            queries: 1,
+            spans: vec![sp(35, 576)],
+            causal: true,
+            planted: vec![0, 100, 400],
+            seed: 7,
+        },
+        Case {
+            tokens: 200,
+            dim: 128,
+            heads: 2,
+            queries: 200,
+            spans: vec![sp(10, 50), sp(100, 40)],
+            causal: true,
+            planted: vec![0, 20, 110, 180],
+            seed: 8,
+        },
     ]
 }
 
@@ -231,7 +317,10 @@ fn random_odd_shapes_match_the_reference_in_both_conventions() {
         let k = VarKernels::with_settings(&g.device, KernelSettings { lanes_per_row: lanes }).unwrap();
         for convention in [Convention::Paper, Convention::Released] {
             let i = make(&case, convention);
-            let what = format!("T={} D={} H={} Q={} {convention:?} lanes {lanes}", case.tokens, case.dim, case.heads, case.queries);
+            let what = format!(
+                "T={} D={} H={} Q={} {convention:?} lanes {lanes}",
+                case.tokens, case.dim, case.heads, case.queries
+            );
             let out = run_gpu(&g, &k, &i, case.dim, LayerRole::Redistribute, Rows::All);
             let c = compare(&i, case.dim, LayerRole::Redistribute, &out, &what);
             selected += c.selected;
@@ -240,7 +329,10 @@ fn random_odd_shapes_match_the_reference_in_both_conventions() {
         }
     }
     // The random cases must exercise selection and redistribution, not only the no-op path.
-    assert!(selected > 100 && changed > 100, "selected {selected}, changed {changed} of {rows} rows");
+    assert!(
+        selected > 100 && changed > 100,
+        "selected {selected}, changed {changed} of {rows} rows"
+    );
 }
 
 #[test]
@@ -281,10 +373,24 @@ fn rows_may_change_mode_skips_only_rows_before_the_image() {
     }
 }
 
-fn edge(planted: Vec<usize>, spans: Vec<ImageSpan>, convention: Convention, tweak: impl Fn(&mut Inputs)) -> (Inputs, LayerOutput, Compared) {
+fn edge(
+    planted: Vec<usize>,
+    spans: Vec<ImageSpan>,
+    convention: Convention,
+    tweak: impl Fn(&mut Inputs),
+) -> (Inputs, LayerOutput, Compared) {
     let g = support::gpu::gpu();
     let k = VarKernels::with_settings(&g.device, KernelSettings { lanes_per_row: 8 }).unwrap();
-    let case = Case { tokens: 96, dim: 96, heads: 4, queries: 96, spans, causal: true, planted, seed: 11 };
+    let case = Case {
+        tokens: 96,
+        dim: 96,
+        heads: 4,
+        queries: 96,
+        spans,
+        causal: true,
+        planted,
+        seed: 11,
+    };
     let mut i = make(&case, convention);
     tweak(&mut i);
     let out = run_gpu(&g, &k, &i, case.dim, LayerRole::Redistribute, Rows::All);
@@ -334,10 +440,22 @@ fn rows_that_see_no_image_are_never_selected() {
 #[test]
 fn layer_over_the_binding_limit_goes_through_in_chunks() {
     // A device with a 64 KiB binding limit: a [4, 96, 96] f32 layer (144 KiB) is split by heads.
-    let limits = wgpu::Limits { max_storage_buffer_binding_size: 64 * 1024, ..Default::default() };
+    let limits = wgpu::Limits {
+        max_storage_buffer_binding_size: 64 * 1024,
+        ..Default::default()
+    };
     let g = support::gpu::gpu_with_limits(Some(limits));
     let k = VarKernels::new(&g.device);
-    let case = Case { tokens: 96, dim: 96, heads: 4, queries: 96, spans: vec![ImageSpan::new(8, 60)], causal: true, planted: vec![0, 20, 21], seed: 12 };
+    let case = Case {
+        tokens: 96,
+        dim: 96,
+        heads: 4,
+        queries: 96,
+        spans: vec![ImageSpan::new(8, 60)],
+        causal: true,
+        planted: vec![0, 20, 21],
+        seed: 12,
+    };
     let i = make(&case, Convention::Paper);
     let mut r = HostRunner::new(&g.device, &k, seq(&i, case.dim), Rows::All).unwrap();
     assert!(r.chunks() > 1, "the layer must be split");

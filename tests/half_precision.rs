@@ -6,8 +6,7 @@ mod support;
 use std::collections::HashMap;
 use std::process::Command;
 
-use safetensors::Dtype;
-use visattn::dump::TensorFile;
+use visattn::dump::{Dtype, OutTensor, TensorFile, serialize_tensors};
 
 fn f32_to_bf16(x: f32) -> u16 {
     let b = x.to_bits();
@@ -41,26 +40,6 @@ fn f32_to_f16(x: f32) -> u16 {
     sign | ((exp as u16) << 10) | rounded as u16
 }
 
-struct T {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    bytes: Vec<u8>,
-}
-impl safetensors::View for &T {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        (&self.bytes[..]).into()
-    }
-    fn data_len(&self) -> usize {
-        self.bytes.len()
-    }
-}
-
 fn reencode(src: &TensorFile, dtype: Dtype, path: &std::path::Path) {
     let mut tensors = Vec::new();
     for name in src.names() {
@@ -76,25 +55,28 @@ fn reencode(src: &TensorFile, dtype: Dtype, path: &std::path::Path) {
                 _ => f32_to_bf16(x).to_le_bytes(),
             })
             .collect();
-        tensors.push((name.clone(), T { dtype, shape: t.shape.clone(), bytes }));
+        tensors.push((name.clone(), OutTensor::raw(dtype, &t.shape, bytes)));
     }
     let meta: HashMap<String, String> = src.metadata().clone();
-    std::fs::write(path, safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta)).unwrap()).unwrap();
+    std::fs::write(path, serialize_tensors(&tensors, meta).unwrap()).unwrap();
 }
 
 fn apply(input: &std::path::Path, output: &std::path::Path) {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("examples").join("visattn");
-    if !bin.exists() {
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--example", "visattn"]).current_dir(env!("CARGO_MANIFEST_DIR"));
-        if exe.parent().unwrap().parent().unwrap().file_name().unwrap() == "release" {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success());
-    }
+    let bin = support::example("visattn");
     let out = Command::new(bin)
-        .args(["apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap(), "--convention", "released", "--rho", "0.5", "--p", "0.6"])
+        .args([
+            "apply",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--convention",
+            "released",
+            "--rho",
+            "0.5",
+            "--p",
+            "0.6",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -136,22 +118,35 @@ fn f16_and_bf16_dumps_match_the_f32_dump() {
             for t in 0..phi.len() {
                 if want_sinks[t] != got_sinks[t] {
                     // Only a token within the rounding of tau may flip.
-                    assert!((phi[t] - 20.0).abs() <= 4.0 * unit * 20.0, "{dtype:?} layer {l} token {t}: phi {} flipped", phi[t]);
+                    assert!(
+                        (phi[t] - 20.0).abs() <= 4.0 * unit * 20.0,
+                        "{dtype:?} layer {l} token {t}: phi {} flipped",
+                        phi[t]
+                    );
                     flipped = true;
                 }
             }
             if flipped {
                 continue;
             }
-            let (a, b) = (base.f32(&format!("attentions.{l}")).unwrap().data, got.f32(&format!("attentions.{l}")).unwrap().data);
-            let (sa, sb) = (base.u8(&format!("selected.{l}")).unwrap().1, got.u8(&format!("selected.{l}")).unwrap().1);
+            let (a, b) = (
+                base.f32(&format!("attentions.{l}")).unwrap().data,
+                got.f32(&format!("attentions.{l}")).unwrap().data,
+            );
+            let (sa, sb) = (
+                base.u8(&format!("selected.{l}")).unwrap().1,
+                got.u8(&format!("selected.{l}")).unwrap().1,
+            );
             let keys = phi.len();
             for (r, (ra, rb)) in a.chunks(keys).zip(b.chunks(keys)).enumerate() {
                 if sa[r] != sb[r] {
                     continue; // a row near rho or 0.2: f16 may flip it (section 6)
                 }
                 for (x, y) in ra.iter().zip(rb) {
-                    assert!((x - y).abs() <= 4.0 * unit * x.abs().max(1e-4) + 1e-7, "{dtype:?} layer {l} row {r}: {x} vs {y}");
+                    assert!(
+                        (x - y).abs() <= 4.0 * unit * x.abs().max(1e-4) + 1e-7,
+                        "{dtype:?} layer {l} row {r}: {x} vs {y}"
+                    );
                 }
                 compared += 1;
             }

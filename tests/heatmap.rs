@@ -101,12 +101,24 @@ fn var_cools_a_sink_patch_and_warms_an_object_patch_in_the_picture() {
             probs.extend(e.iter().map(|v| (v / s) as f32));
         }
     }
-    let cfg = VarConfig { tau: 4.0, sink_dims: vec![4], ..VarConfig::paper() };
+    let cfg = VarConfig {
+        tau: 4.0,
+        sink_dims: vec![4],
+        ..VarConfig::paper()
+    };
     let row = t - 1;
 
     // CPU prediction for the row, mean over the selected heads.
     let mut want = probs.clone();
-    let flags = reference::apply_layer(&cfg, cfg.role(3, 8), &visual, Some((&hidden, d)), &mut want, AttnShape::new(heads, t, t).unwrap()).unwrap();
+    let flags = reference::apply_layer(
+        &cfg,
+        cfg.role(3, 8),
+        &visual,
+        Some((&hidden, d)),
+        &mut want,
+        AttnShape::new(heads, t, t).unwrap(),
+    )
+    .unwrap();
     let sel: Vec<usize> = (0..heads).filter(|&h| flags.selected[h * t + row]).collect();
     assert!(!sel.is_empty(), "the row must be selected in some head");
     let mean = |v: &[f32], key: usize| sel.iter().map(|&h| v[(h * t + row) * t + key]).sum::<f32>() / sel.len() as f32;
@@ -118,27 +130,61 @@ fn var_cools_a_sink_patch_and_warms_an_object_patch_in_the_picture() {
     // but the picture.
     let k = VarKernels::new(&g.device);
     let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-    let up = |x: &[f32]| g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: bytemuck::cast_slice(x), usage });
+    let up = |x: &[f32]| {
+        g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(x),
+            usage,
+        })
+    };
     let (pb, hb) = (up(&probs), up(&hidden));
-    let rows = |label| g.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: (heads * t * 4) as u64, usage, mapped_at_creation: false });
+    let rows = |label| {
+        g.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (heads * t * 4) as u64,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
     let (before, after) = (rows("before"), rows("after"));
-    let selected_row = g.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: (heads * 4) as u64, usage, mapped_at_creation: false });
-    let mut state = VarState::new(&g.device, SequenceShape { tokens: t, hidden: d, heads, queries: t }, Rows::All).unwrap();
+    let selected_row = g.device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: (heads * 4) as u64,
+        usage,
+        mapped_at_creation: false,
+    });
+    let mut state = VarState::new(
+        &g.device,
+        SequenceShape {
+            tokens: t,
+            hidden: d,
+            heads,
+            queries: t,
+        },
+        Rows::All,
+    )
+    .unwrap();
     state.prepare(&g.queue, &cfg, &visual, 8).unwrap();
-    let binding = state.bind(&g.device, &k, Some(hb.as_entire_buffer_binding()), pb.as_entire_buffer_binding(), 0).unwrap();
+    let binding = state
+        .bind(&g.device, &k, Some(hb.as_entire_buffer_binding()), pb.as_entire_buffer_binding(), 0)
+        .unwrap();
     let hm = Heatmap::new(&g.device, wgpu::TextureFormat::Rgba8Unorm);
     let target = hm.target(&g.device, GRID, W, H).unwrap();
     let gather = hm
-        .bind_gather(&g.device, &target, GatherInputs {
-            before: &before,
-            after: &after,
-            selected: &selected_row,
-            classes: state.classes_buffer(),
-            heads,
-            keys: t,
-            image_start: 2,
-            head: MEAN_OF_SELECTED,
-        })
+        .bind_gather(
+            &g.device,
+            &target,
+            GatherInputs {
+                before: &before,
+                after: &after,
+                selected: &selected_row,
+                classes: state.classes_buffer(),
+                heads,
+                keys: t,
+                image_start: 2,
+                head: MEAN_OF_SELECTED,
+            },
+        )
         .unwrap();
     let row_bytes = (t * 4) as u64;
     let mut enc = g.device.create_command_encoder(&Default::default());
@@ -161,7 +207,10 @@ fn var_cools_a_sink_patch_and_warms_an_object_patch_in_the_picture() {
     g.queue.submit([enc.finish()]);
     let px = render_to_pixels(&g.device, &g.queue, &hm, &target, W, H).unwrap();
 
-    let top = [sb, sa, ob, oa].into_iter().chain((0..GRID * GRID).flat_map(|p| [mean(&probs, 2 + p), mean(&want, 2 + p)])).fold(0.0f32, f32::max);
+    let top = [sb, sa, ob, oa]
+        .into_iter()
+        .chain((0..GRID * GRID).flat_map(|p| [mean(&probs, 2 + p), mean(&want, 2 + p)]))
+        .fold(0.0f32, f32::max);
     let at = |panel, p: usize| colormap_position(pixel(&px, patch_center(panel, p / GRID, p % GRID)));
     let (tsb, tsa, tob, toa) = (at(0, sink_patch), at(1, sink_patch), at(0, object_patch), at(1, object_patch));
     assert!(tsa < tsb, "the sink patch must be colder after VAR: {tsb} -> {tsa}");

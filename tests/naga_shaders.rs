@@ -15,7 +15,10 @@ fn check(name: &str, source: &str) {
     assert!(!module.entry_points.is_empty(), "{name}: no entry point");
     let header = source.lines().take(3).collect::<String>();
     assert!(header.contains(name), "{name}: the header comment must name the kernel");
-    assert!(source.contains("Bindings") && (source.contains("Dispatch") || source.contains("Draw")), "{name}: header must name bindings and dispatch");
+    assert!(
+        source.contains("Bindings") && (source.contains("Dispatch") || source.contains("Draw")),
+        "{name}: header must name bindings and dispatch"
+    );
 
     let words = spv::write_vec(&module, &info, &spv::Options::default(), None).unwrap_or_else(|e| panic!("{name}: SPIR-V: {e}"));
     assert_eq!(words[0], 0x0723_0203, "{name}: SPIR-V magic");
@@ -23,8 +26,16 @@ fn check(name: &str, source: &str) {
     for entry in &module.entry_points {
         let ep = Some((entry.stage, entry.name.clone()));
         let what = format!("{name} {}", entry.name);
-        let (msl_src, _) = msl::write_string(&module, &info, &msl::Options::default(), &msl::PipelineOptions { entry_point: ep.clone(), ..Default::default() })
-            .unwrap_or_else(|e| panic!("{what}: MSL: {e}"));
+        let (msl_src, _) = msl::write_string(
+            &module,
+            &info,
+            &msl::Options::default(),
+            &msl::PipelineOptions {
+                entry_point: ep.clone(),
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{what}: MSL: {e}"));
         assert!(!msl_src.is_empty());
 
         let mut hlsl_src = String::new();
@@ -35,8 +46,18 @@ fn check(name: &str, source: &str) {
             .unwrap_or_else(|e| panic!("{what}: HLSL: {e}"));
 
         let mut glsl_src = String::new();
-        let glsl_options = glsl::Options { version: glsl::Version::Embedded { version: 310, is_webgl: false }, ..Default::default() };
-        let glsl_pipeline = glsl::PipelineOptions { shader_stage: entry.stage, entry_point: entry.name.clone(), multiview: None };
+        let glsl_options = glsl::Options {
+            version: glsl::Version::Embedded {
+                version: 310,
+                is_webgl: false,
+            },
+            ..Default::default()
+        };
+        let glsl_pipeline = glsl::PipelineOptions {
+            shader_stage: entry.stage,
+            entry_point: entry.name.clone(),
+            multiview: None,
+        };
         glsl::Writer::new(&mut glsl_src, &module, &info, &glsl_options, &glsl_pipeline, Default::default())
             .and_then(|mut w| w.write())
             .unwrap_or_else(|e| panic!("{what}: GLSL: {e}"));
@@ -72,7 +93,9 @@ fn a_broken_shader_is_caught() {
     let module = naga::front::wgsl::parse_str(&broken);
     let caught = match module {
         Err(_) => true,
-        Ok(m) => Validator::new(ValidationFlags::all(), Capabilities::default()).validate(&m).is_err(),
+        Ok(m) => Validator::new(ValidationFlags::all(), Capabilities::default())
+            .validate(&m)
+            .is_err(),
     };
     assert!(caught, "a type error in a shader must not validate");
 }
@@ -82,17 +105,29 @@ fn a_broken_shader_is_caught() {
 #[test]
 fn shared_structs_are_identical_in_every_kernel() {
     let block = |src: &str, name: &str| {
-        let start = src.find(&format!("struct {name} {{")).unwrap_or_else(|| panic!("struct {name} missing"));
+        let start = src
+            .find(&format!("struct {name} {{"))
+            .unwrap_or_else(|| panic!("struct {name} missing"));
         src[start..start + src[start..].find('}').unwrap()].to_string()
     };
     for name in ["Config", "Range"] {
-        assert_eq!(block(visattn::shaders::SINK_SCORE, name), block(visattn::shaders::VAR_ROWS, name), "struct {name}");
+        assert_eq!(
+            block(visattn::shaders::SINK_SCORE, name),
+            block(visattn::shaders::VAR_ROWS, name),
+            "struct {name}"
+        );
     }
-    assert_eq!(block(visattn::shaders::SINK_SCORE, "Config"), block(visattn::shaders::ATTENTION_VAR, "Config"));
+    assert_eq!(
+        block(visattn::shaders::SINK_SCORE, "Config"),
+        block(visattn::shaders::ATTENTION_VAR, "Config")
+    );
     for other in [visattn::shaders::ATTENTION_SPLIT, visattn::shaders::ATTENTION_COMBINE] {
         assert_eq!(block(visattn::shaders::SINK_SCORE, "Config"), block(other, "Config"));
     }
-    assert_eq!(block(visattn::shaders::ATTENTION_SPLIT, "SplitParams"), block(visattn::shaders::ATTENTION_COMBINE, "SplitParams"));
+    assert_eq!(
+        block(visattn::shaders::ATTENTION_SPLIT, "SplitParams"),
+        block(visattn::shaders::ATTENTION_COMBINE, "SplitParams")
+    );
     for other in [visattn::shaders::ATTENTION_PROBS, visattn::shaders::ATTENTION_PV] {
         assert_eq!(block(visattn::shaders::ATTENTION_VAR, "Attn"), block(other, "Attn"));
     }

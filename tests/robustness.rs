@@ -4,18 +4,26 @@
 mod support;
 
 use visattn::dump::TensorFile;
-use visattn::{Error, FusedAttention, FusedSettings, HostRunner, ImageSpan, KernelSettings, Rows, SequenceShape, VarConfig, VarKernels, VisualTokens};
+use visattn::{
+    Error, FusedAttention, FusedSettings, HostRunner, ImageSpan, KernelSettings, Rows, SequenceShape, VarConfig, VarKernels, VisualTokens,
+};
 
 #[test]
 fn a_device_too_small_for_the_kernels_is_an_error_not_a_panic() {
     // The sink kernel binds 6 storage buffers, the fused kernel 6 and 12 KiB of workgroup memory.
-    let limits = wgpu::Limits { max_storage_buffers_per_shader_stage: 4, ..Default::default() };
+    let limits = wgpu::Limits {
+        max_storage_buffers_per_shader_stage: 4,
+        ..Default::default()
+    };
     let g = support::gpu::gpu_with_limits(Some(limits));
     match pollster::block_on(VarKernels::new_checked(&g.device, KernelSettings::default())) {
         Err(Error::Gpu(message)) => assert!(!message.is_empty()),
         other => panic!("expected Error::Gpu, got {:?}", other.map(|_| ())),
     }
-    let limits = wgpu::Limits { max_storage_buffers_per_shader_stage: 5, ..Default::default() };
+    let limits = wgpu::Limits {
+        max_storage_buffers_per_shader_stage: 5,
+        ..Default::default()
+    };
     let g = support::gpu::gpu_with_limits(Some(limits));
     assert!(matches!(
         pollster::block_on(FusedAttention::new_checked(&g.device, FusedSettings { head_dim: 128, var: true })),
@@ -27,10 +35,26 @@ fn a_device_too_small_for_the_kernels_is_an_error_not_a_panic() {
 fn a_lost_device_is_an_error_not_a_panic() {
     let g = support::gpu::gpu();
     let k = VarKernels::new(&g.device);
-    let shape = SequenceShape { tokens: 16, hidden: 8, heads: 2, queries: 16 };
+    let shape = SequenceShape {
+        tokens: 16,
+        hidden: 8,
+        heads: 2,
+        queries: 16,
+    };
     let mut runner = HostRunner::new(&g.device, &k, shape, Rows::All).unwrap();
     let visual = VisualTokens::from_spans(&[ImageSpan::new(2, 6)], 16).unwrap();
-    runner.prepare(&g.queue, &VarConfig { tau: 2.0, sink_dims: vec![1], ..VarConfig::paper() }, &visual, 4).unwrap();
+    runner
+        .prepare(
+            &g.queue,
+            &VarConfig {
+                tau: 2.0,
+                sink_dims: vec![1],
+                ..VarConfig::paper()
+            },
+            &visual,
+            4,
+        )
+        .unwrap();
     let probs = vec![1.0 / 16.0; 2 * 16 * 16];
     let hidden = vec![1.0; 16 * 8];
     assert!(runner.run_layer(&g.device, &g.queue, 2, Some(&hidden), &probs).is_ok());
@@ -52,20 +76,32 @@ fn header_file(header: &str, data: usize) -> Vec<u8> {
 fn hostile_files_are_refused() {
     let cases = [
         // Declares 2 GiB in a 64-byte file.
-        (r#"{"attentions.0":{"dtype":"F32","shape":[32,4096,4096],"data_offsets":[0,2147483648]}}"#, 64),
+        (
+            r#"{"attentions.0":{"dtype":"F32","shape":[32,4096,4096],"data_offsets":[0,2147483648]}}"#,
+            64,
+        ),
         // Overlapping tensors.
-        (r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}}"#, 24),
+        (
+            r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}}"#,
+            24,
+        ),
         // Offsets past the end.
         (r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[16,32]}}"#, 16),
         // Shape and extent disagree.
         (r#"{"a":{"dtype":"F32","shape":[5],"data_offsets":[0,16]}}"#, 16),
         // Shape whose element count overflows.
-        (r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,16]}}"#, 16),
+        (
+            r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,16]}}"#,
+            16,
+        ),
         // Not JSON.
         ("{{{{", 0),
     ];
     for (header, data) in cases {
-        assert!(matches!(TensorFile::from_bytes(header_file(header, data)), Err(Error::Dump(_))), "{header}");
+        assert!(
+            matches!(TensorFile::from_bytes(header_file(header, data)), Err(Error::Dump(_))),
+            "{header}"
+        );
     }
     // A header length far past the file.
     let mut lying = u64::MAX.to_le_bytes().to_vec();

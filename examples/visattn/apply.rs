@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 use visattn::dump::{Dump, LayerResult, parse_spans, spans_from_metadata, write_results};
-use visattn::{BatchEntry, Convention, HostRunner, ImageSpan, LayerPlan, LayerRole, Rows, SequenceInput, SequenceShape, VarConfig, VarKernels, VisualTokens};
+use visattn::{
+    BatchEntry, Convention, HostRunner, ImageSpan, LayerPlan, LayerRole, Rows, SequenceInput, SequenceShape, VarConfig, VarKernels,
+    VisualTokens,
+};
 
 /// VAR's settings as flags; flags win over the dump's metadata, which wins over defaults.
 #[derive(Args, Debug, Clone)]
@@ -136,7 +139,11 @@ struct Job {
 
 pub fn run(args: &ApplyArgs) -> Result<(), String> {
     if args.input.len() != args.output.len() {
-        return Err(format!("{} --input but {} --output: give one output per input", args.input.len(), args.output.len()));
+        return Err(format!(
+            "{} --input but {} --output: give one output per input",
+            args.input.len(),
+            args.output.len()
+        ));
     }
     let mut jobs = Vec::with_capacity(args.input.len());
     for input in &args.input {
@@ -146,7 +153,13 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
         let cfg = args.var.config(&meta)?;
         let spans = args.var.spans(&meta).map_err(|m| format!("{path}: {m}"))?;
         let visual = VisualTokens::from_spans(&spans, dump.attn.keys).map_err(|e| format!("{path}: {e}"))?;
-        jobs.push(Job { path, dump, cfg, spans, visual });
+        jobs.push(Job {
+            path,
+            dump,
+            cfg,
+            spans,
+            visual,
+        });
     }
     // A batch shares the model: layers, heads, hidden size and config.
     let first = &jobs[0];
@@ -154,10 +167,16 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
     let heads = first.dump.attn.heads;
     for j in &jobs[1..] {
         if (j.dump.layers, j.dump.attn.heads) != (layers, heads) || j.dump.hidden != first.dump.hidden {
-            return Err(format!("{}: a batch needs one model: {} layers x {} heads, D {:?} here vs {layers} x {heads}, D {:?} in {}", j.path, j.dump.layers, j.dump.attn.heads, j.dump.hidden, first.dump.hidden, first.path));
+            return Err(format!(
+                "{}: a batch needs one model: {} layers x {} heads, D {:?} here vs {layers} x {heads}, D {:?} in {}",
+                j.path, j.dump.layers, j.dump.attn.heads, j.dump.hidden, first.dump.hidden, first.path
+            ));
         }
         if j.cfg != first.cfg {
-            return Err(format!("{}: its metadata gives a different config than {} (pass --sink-dims / --preset)", j.path, first.path));
+            return Err(format!(
+                "{}: its metadata gives a different config than {} (pass --sink-dims / --preset)",
+                j.path, first.path
+            ));
         }
     }
     if args.picture.png.is_some() {
@@ -165,14 +184,21 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
             return Err("--png draws one dump: give one --input".into());
         }
         let span = first.spans[0];
-        args.picture.check(layers, heads, first.dump.attn.queries, span.len).map_err(|m| format!("{}: {m}", first.path))?;
+        args.picture
+            .check(layers, heads, first.dump.attn.queries, span.len)
+            .map_err(|m| format!("{}: {m}", first.path))?;
     }
     let mut cfg = first.cfg.clone();
     let detecting: Vec<usize> = (0..layers).filter(|&l| cfg.role(l, layers) != LayerRole::Off).collect();
     let hidden = match first.dump.hidden {
         Some(d) => d,
         None if detecting.is_empty() => 1,
-        None => return Err(format!("{}: no hidden_states.{{l}}: layers {detecting:?} need them to find sinks", first.path)),
+        None => {
+            return Err(format!(
+                "{}: no hidden_states.{{l}}: layers {detecting:?} need them to find sinks",
+                first.path
+            ));
+        }
     };
     cfg.validate_for(hidden, layers).map_err(|e| e.to_string())?;
     if !detecting.is_empty() {
@@ -180,7 +206,8 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
     }
 
     let g = crate::gpu::try_gpu(None)?;
-    let kernels = pollster::block_on(VarKernels::new_checked(&g.device, visattn::KernelSettings::for_adapter(&g.info))).map_err(|e| e.to_string())?;
+    let kernels =
+        pollster::block_on(VarKernels::new_checked(&g.device, visattn::KernelSettings::for_adapter(&g.info))).map_err(|e| e.to_string())?;
     let shape = SequenceShape {
         tokens: jobs.iter().map(|j| j.dump.attn.keys).max().unwrap_or(1),
         hidden,
@@ -188,7 +215,13 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
         queries: jobs.iter().map(|j| j.dump.attn.queries).max().unwrap_or(1),
     };
     let mut runner = HostRunner::new_batch(&g.device, &kernels, shape, jobs.len(), Rows::All).map_err(|e| e.to_string())?;
-    let entries: Vec<BatchEntry> = jobs.iter().map(|j| BatchEntry { visual: &j.visual, queries: j.dump.attn.queries }).collect();
+    let entries: Vec<BatchEntry> = jobs
+        .iter()
+        .map(|j| BatchEntry {
+            visual: &j.visual,
+            queries: j.dump.attn.queries,
+        })
+        .collect();
     runner.prepare_batch(&g.queue, &cfg, &entries, layers).map_err(|e| e.to_string())?;
 
     let mut results: Vec<Vec<LayerResult>> = jobs.iter().map(|_| Vec::with_capacity(layers)).collect();
@@ -199,7 +232,12 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
             let e = |e: visattn::Error| format!("{}: {e}", j.path);
             probs.push(j.dump.attention(l).map_err(e)?);
             hidden_states.push(if detecting.contains(&l) {
-                Some(j.dump.hidden_states(l).map_err(e)?.ok_or_else(|| format!("{}: layer {l} detects sinks but hidden_states.{l} is missing", j.path))?)
+                Some(
+                    j.dump
+                        .hidden_states(l)
+                        .map_err(e)?
+                        .ok_or_else(|| format!("{}: layer {l} detects sinks but hidden_states.{l} is missing", j.path))?,
+                )
             } else {
                 None
             });
@@ -207,16 +245,41 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
         let inputs: Vec<SequenceInput> = jobs
             .iter()
             .enumerate()
-            .map(|(b, j)| SequenceInput { hidden: hidden_states[b].as_deref(), probs: &probs[b], queries: j.dump.attn.queries, keys: j.dump.attn.keys })
+            .map(|(b, j)| SequenceInput {
+                hidden: hidden_states[b].as_deref(),
+                probs: &probs[b],
+                queries: j.dump.attn.queries,
+                keys: j.dump.attn.keys,
+            })
             .collect();
-        let outs = runner.run_batch_layer(&g.device, &g.queue, l, &inputs).map_err(|e| format!("{}: {e}", jobs[0].path))?;
+        let outs = runner
+            .run_batch_layer(&g.device, &g.queue, l, &inputs)
+            .map_err(|e| format!("{}: {e}", jobs[0].path))?;
         if let Some(path) = args.picture.png.as_deref().filter(|_| l == args.picture.layer_or(layers)) {
             let (j, o) = (&jobs[0], &outs[0]);
             let a = j.dump.attn;
-            crate::picture::write(&g, &args.picture, path, a.heads, a.queries, a.keys, &probs[0], &o.probs, &o.selected, &o.sinks, j.spans[0].start, j.spans[0].len)?;
+            crate::picture::write(
+                &g,
+                &args.picture,
+                path,
+                a.heads,
+                a.queries,
+                a.keys,
+                &probs[0],
+                &o.probs,
+                &o.selected,
+                &o.sinks,
+                j.spans[0].start,
+                j.spans[0].len,
+            )?;
         }
         for (b, out) in outs.into_iter().enumerate() {
-            results[b].push(LayerResult { attentions: out.probs, phi: out.phi, sinks: out.sinks, selected: out.selected });
+            results[b].push(LayerResult {
+                attentions: out.probs,
+                phi: out.phi,
+                sinks: out.sinks,
+                selected: out.selected,
+            });
         }
     }
 
@@ -225,7 +288,13 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
         write_results(output, j.dump.attn, result, meta_out).map_err(|e| e.to_string())?;
         let selected: usize = result.iter().map(|r| r.selected.iter().filter(|&&s| s).count()).sum();
         let a = j.dump.attn;
-        println!("{layers} layers, {} heads, Q = {}, K = {}: {selected} rows selected; wrote {}", a.heads, a.queries, a.keys, output.display());
+        println!(
+            "{layers} layers, {} heads, Q = {}, K = {}: {selected} rows selected; wrote {}",
+            a.heads,
+            a.queries,
+            a.keys,
+            output.display()
+        );
     }
     Ok(())
 }
@@ -240,7 +309,10 @@ pub fn config_metadata(cfg: &VarConfig, spans: &[ImageSpan], layers: usize) -> H
     m.insert("p".into(), cfg.p.to_string());
     m.insert("summ".into(), cfg.summ.to_string());
     m.insert("sink_dims".into(), join(cfg.sink_dims.iter().map(|d| d.to_string()).collect()));
-    m.insert("image_spans".into(), join(spans.iter().map(|s| format!("{}:{}", s.start, s.len)).collect()));
+    m.insert(
+        "image_spans".into(),
+        join(spans.iter().map(|s| format!("{}:{}", s.start, s.len)).collect()),
+    );
     m.insert("layers".into(), layers.to_string());
     if let LayerPlan::Only(l) = &cfg.layers {
         m.insert("var_layers".into(), join(l.iter().map(|d| d.to_string()).collect()));

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 use visattn::dump::{OutTensor, TensorFile, drop_batch, layer_count, write_tensors};
-use visattn::{AttentionOptions, FusedAttention, FusedSettings, FusedShape, HostAttention, LayerRole, SplitAttention, VarKernels, VisualTokens};
+use visattn::{
+    AttentionOptions, FusedAttention, FusedSettings, FusedShape, HostAttention, LayerRole, SplitAttention, VarKernels, VisualTokens,
+};
 
 use crate::apply::{VarArgs, config_metadata};
 
@@ -39,9 +41,19 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
     let meta = file.metadata().clone();
     let qs = shape3(&file, "q.0").map_err(|m| format!("{path}: {m}"))?;
     let ks = shape3(&file, "k.0").map_err(|m| format!("{path}: {m}"))?;
-    let shape = FusedShape { heads: qs[0], kv_heads: ks[0], queries: qs[1], keys: ks[1], head_dim: qs[2] };
+    let shape = FusedShape {
+        heads: qs[0],
+        kv_heads: ks[0],
+        queries: qs[1],
+        keys: ks[1],
+        head_dim: qs[2],
+    };
     for l in 0..layers {
-        for (name, want) in [("q", [shape.heads, shape.queries, shape.head_dim]), ("k", [shape.kv_heads, shape.keys, shape.head_dim]), ("v", [shape.kv_heads, shape.keys, shape.head_dim])] {
+        for (name, want) in [
+            ("q", [shape.heads, shape.queries, shape.head_dim]),
+            ("k", [shape.kv_heads, shape.keys, shape.head_dim]),
+            ("v", [shape.kv_heads, shape.keys, shape.head_dim]),
+        ] {
             let got = shape3(&file, &format!("{name}.{l}")).map_err(|m| format!("{path}: {m}"))?;
             if got != want {
                 return Err(format!("{path}: {name}.{l} has shape {got:?}, expected {want:?}"));
@@ -58,7 +70,9 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
     let mut hidden_dim = None;
     for &l in &detecting {
         let name = format!("hidden_states.{l}");
-        let s = file.shape(&name).map_err(|_| format!("{path}: layer {l} detects sinks but {name} is missing"))?;
+        let s = file
+            .shape(&name)
+            .map_err(|_| format!("{path}: layer {l} detects sinks but {name} is missing"))?;
         let s = drop_batch(&name, s, 2).map_err(e)?;
         if s[0] != shape.keys {
             return Err(format!("{path}: {name} has {} tokens, k has {}", s[0], shape.keys));
@@ -75,14 +89,22 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
     }
 
     let g = crate::gpu::try_gpu(None)?;
-    let kernels = pollster::block_on(VarKernels::new_checked(&g.device, visattn::KernelSettings::for_adapter(&g.info))).map_err(|e| e.to_string())?;
+    let kernels =
+        pollster::block_on(VarKernels::new_checked(&g.device, visattn::KernelSettings::for_adapter(&g.info))).map_err(|e| e.to_string())?;
     let options = AttentionOptions { causal, scale: args.scale };
     // One query row (a decode step): split-K over the keys; otherwise the fused prefill kernel.
     let mut host = if shape.queries == 1 {
         let split = pollster::block_on(SplitAttention::new_checked(&g.device, shape.head_dim)).map_err(|e| e.to_string())?;
         HostAttention::new_split(&g.device, &kernels, &split, shape, hidden_dim, options)
     } else {
-        let fused = pollster::block_on(FusedAttention::new_checked(&g.device, FusedSettings { head_dim: shape.head_dim as u32, var: true })).map_err(|e| e.to_string())?;
+        let fused = pollster::block_on(FusedAttention::new_checked(
+            &g.device,
+            FusedSettings {
+                head_dim: shape.head_dim as u32,
+                var: true,
+            },
+        ))
+        .map_err(|e| e.to_string())?;
         HostAttention::new(&g.device, &kernels, &fused, shape, hidden_dim, options)
     }
     .map_err(|e| e.to_string())?;
@@ -92,17 +114,38 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
     let mut total_selected = 0;
     for l in 0..layers {
         let get = |name: String| file.f32(&name).map(|t| t.data).map_err(e);
-        let hidden = if detecting.contains(&l) { Some(get(format!("hidden_states.{l}"))?) } else { None };
+        let hidden = if detecting.contains(&l) {
+            Some(get(format!("hidden_states.{l}"))?)
+        } else {
+            None
+        };
         let out = host
-            .run_layer(&g.device, &g.queue, l, hidden.as_deref(), &get(format!("q.{l}"))?, &get(format!("k.{l}"))?, &get(format!("v.{l}"))?)
+            .run_layer(
+                &g.device,
+                &g.queue,
+                l,
+                hidden.as_deref(),
+                &get(format!("q.{l}"))?,
+                &get(format!("k.{l}"))?,
+                &get(format!("v.{l}"))?,
+            )
             .map_err(e)?;
         total_selected += out.selected.iter().filter(|&&s| s).count();
-        tensors.push((format!("o.{l}"), OutTensor::f32(&[shape.heads, shape.queries, shape.head_dim], &out.o)));
-        tensors.push((format!("selected.{l}"), OutTensor::flags(&[shape.heads, shape.queries], &out.selected)));
+        tensors.push((
+            format!("o.{l}"),
+            OutTensor::f32(&[shape.heads, shape.queries, shape.head_dim], &out.o),
+        ));
+        tensors.push((
+            format!("selected.{l}"),
+            OutTensor::flags(&[shape.heads, shape.queries], &out.selected),
+        ));
     }
     let mut meta_out: HashMap<String, String> = config_metadata(&cfg, &spans, layers);
     meta_out.insert("causal".into(), causal.to_string());
-    meta_out.insert("scale".into(), args.scale.unwrap_or(1.0 / (shape.head_dim as f32).sqrt()).to_string());
+    meta_out.insert(
+        "scale".into(),
+        args.scale.unwrap_or(1.0 / (shape.head_dim as f32).sqrt()).to_string(),
+    );
     write_tensors(&args.output, &tensors, meta_out).map_err(|e| e.to_string())?;
     println!(
         "{layers} layers, {} heads ({} kv), Tq = {}, Tk = {}, d = {}: {total_selected} rows selected; wrote {}",

@@ -70,8 +70,17 @@ pub fn run(args: &DiscoverArgs) -> Result<(), String> {
         let max_median_ratio = layer_dims(&h, d).max_median_ratio;
         stats.push(LayerDims { max_phi, max_median_ratio });
     }
-    let found = rank(&stats, &|i| load(layers[i]).map(|(h, _, _)| h).map_err(visattn::Error::Dump), tokens).map_err(e)?;
-    let words: Vec<String> = file.metadata().get("tokens").map(|t| t.split(' ').map(String::from).collect()).unwrap_or_default();
+    let found = rank(
+        &stats,
+        &|i| load(layers[i]).map(|(h, _, _)| h).map_err(visattn::Error::Dump),
+        tokens,
+    )
+    .map_err(e)?;
+    let words: Vec<String> = file
+        .metadata()
+        .get("tokens")
+        .map(|t| t.split(' ').map(String::from).collect())
+        .unwrap_or_default();
     let word = |t: usize| if words.len() == tokens { words[t].clone() } else { String::new() };
     let sqrt_d = found.sqrt_d();
 
@@ -80,7 +89,12 @@ pub fn run(args: &DiscoverArgs) -> Result<(), String> {
             .ranked
             .iter()
             .take(args.top)
-            .map(|s| format!("{{\"dim\":{},\"layers\":{},\"mean_phi\":{:.4},\"max_median_ratio\":{:.2}}}", s.dim, s.layers, s.mean_phi, s.max_median_ratio))
+            .map(|s| {
+                format!(
+                    "{{\"dim\":{},\"layers\":{},\"mean_phi\":{:.4},\"max_median_ratio\":{:.2}}}",
+                    s.dim, s.layers, s.mean_phi, s.max_median_ratio
+                )
+            })
             .collect();
         let carriers: Vec<String> = found
             .carriers
@@ -98,21 +112,45 @@ pub fn run(args: &DiscoverArgs) -> Result<(), String> {
         );
         return Ok(());
     }
-    println!("{} layers of hidden states, T = {tokens}, D = {dim} (sqrt(D) = {sqrt_d:.2}, the largest phi possible)", found.layers);
+    println!(
+        "{} layers of hidden states, T = {tokens}, D = {dim} (sqrt(D) = {sqrt_d:.2}, the largest phi possible)",
+        found.layers
+    );
     println!();
     println!("rank  dim    layers extreme  mean max phi  max |x|/median|x|");
     for (i, s) in found.ranked.iter().take(args.top).enumerate() {
-        println!("{:>4}  {:<6} {:>6} / {:<6}  {:>12.2}  {:>17.1}", i + 1, s.dim, s.layers, found.layers, s.mean_phi, s.max_median_ratio);
+        println!(
+            "{:>4}  {:<6} {:>6} / {:<6}  {:>12.2}  {:>17.1}",
+            i + 1,
+            s.dim,
+            s.layers,
+            found.layers,
+            s.mean_phi,
+            s.max_median_ratio
+        );
     }
     println!();
     let list = found.sink_dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
-    println!("suggested D_sink: {}", if list.is_empty() { "none (no dimension is extreme in half the layers)".into() } else { list.clone() });
+    println!(
+        "suggested D_sink: {}",
+        if list.is_empty() {
+            "none (no dimension is extreme in half the layers)".into()
+        } else {
+            list.clone()
+        }
+    );
     for &(t, n) in &found.carriers {
         let w = word(t);
-        println!("  carried by token {t}{} in {n} layers", if w.is_empty() { String::new() } else { format!(" ({w})") });
+        println!(
+            "  carried by token {t}{} in {n} layers",
+            if w.is_empty() { String::new() } else { format!(" ({w})") }
+        );
     }
     if let Some(tau) = found.tau {
-        println!("suggested tau: {tau:.2} (--tau-rel {:.3}); use: --sink-dims {list} --tau {tau:.2}", tau / sqrt_d);
+        println!(
+            "suggested tau: {tau:.2} (--tau-rel {:.3}); use: --sink-dims {list} --tau {tau:.2}",
+            tau / sqrt_d
+        );
     }
     Ok(())
 }

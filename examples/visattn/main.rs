@@ -2,11 +2,11 @@
 //! LLaVA-1.5-7B-shaped prompt and prints a per-layer report; `apply` runs it on a dump
 //! (shared/docs/dump-format.md). Errors are one line on stderr and a non-zero exit.
 
-#[path = "../../tests/support/gpu.rs"]
-mod gpu;
 mod apply;
 mod attend;
 mod discover;
+#[path = "../../tests/support/gpu.rs"]
+mod gpu;
 mod picture;
 mod sample;
 
@@ -17,7 +17,12 @@ use clap::{Parser, Subcommand};
 use visattn::{HostRunner, ImageSpan, LayerRole, Rows, SequenceShape, VarConfig, VarKernels, VisualTokens};
 
 #[derive(Parser)]
-#[command(name = "visattn", about = "Visual Attention Redistribution (VAR) on any GPU", version, args_override_self = true)]
+#[command(
+    name = "visattn",
+    about = "Visual Attention Redistribution (VAR) on any GPU",
+    version,
+    args_override_self = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -74,8 +79,14 @@ fn demo(pic: &picture::PictureArgs) -> Result<(), String> {
         cfg.sink_dims
     );
     let visual = VisualTokens::from_spans(&[ImageSpan::new(SYSTEM, IMAGE)], TOKENS).map_err(|e| e.to_string())?;
-    let kernels = pollster::block_on(VarKernels::new_checked(&g.device, visattn::KernelSettings::for_adapter(&g.info))).map_err(|e| e.to_string())?;
-    let shape = SequenceShape { tokens: TOKENS, hidden: HIDDEN, heads: HEADS, queries: TOKENS };
+    let kernels =
+        pollster::block_on(VarKernels::new_checked(&g.device, visattn::KernelSettings::for_adapter(&g.info))).map_err(|e| e.to_string())?;
+    let shape = SequenceShape {
+        tokens: TOKENS,
+        hidden: HIDDEN,
+        heads: HEADS,
+        queries: TOKENS,
+    };
     let mut runner = HostRunner::new(&g.device, &kernels, shape, Rows::All).map_err(|e| e.to_string())?;
     runner.prepare(&g.queue, &cfg, &visual, LAYERS).map_err(|e| e.to_string())?;
 
@@ -93,7 +104,20 @@ fn demo(pic: &picture::PictureArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         gpu_time += t0.elapsed().as_secs_f64();
         if let Some(path) = pic.png.as_deref().filter(|_| layer == pic.layer_or(LAYERS)) {
-            picture::write(&g, pic, path, HEADS, TOKENS, TOKENS, &probs, &out.probs, &out.selected, &out.sinks, SYSTEM, IMAGE)?;
+            picture::write(
+                &g,
+                pic,
+                path,
+                HEADS,
+                TOKENS,
+                TOKENS,
+                &probs,
+                &out.probs,
+                &out.selected,
+                &out.sinks,
+                SYSTEM,
+                IMAGE,
+            )?;
         }
 
         let text_sinks = (0..TOKENS).filter(|&t| out.sinks[t] && !visual.is_visual(t)).count();
@@ -125,7 +149,13 @@ fn demo(pic: &picture::PictureArgs) -> Result<(), String> {
         "total: {total_selected} rows selected, {total_changed} rows changed, {total_moved:.1} attention mass moved from sinks to image patches"
     );
     if let Some(path) = &pic.png {
-        println!("heatmap of layer {}, row {}, head {}: {}", pic.layer_or(LAYERS), pic.row.unwrap_or(TOKENS - 1), pic.head, path.display());
+        println!(
+            "heatmap of layer {}, row {}, head {}: {}",
+            pic.layer_or(LAYERS),
+            pic.row.unwrap_or(TOKENS - 1),
+            pic.head,
+            path.display()
+        );
     }
     println!(
         "time: {:.2} s total, {:.2} s in VAR on the GPU (upload, kernels, readback of {} MB per layer)",

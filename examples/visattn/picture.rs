@@ -34,8 +34,16 @@ impl PictureArgs {
     }
 
     fn size(&self) -> Result<(u32, u32), String> {
-        let (w, h) = self.size.split_once('x').ok_or_else(|| format!("--size {}: expected WIDTHxHEIGHT", self.size))?;
-        let parse = |v: &str| v.parse::<u32>().ok().filter(|&n| (16..=8192).contains(&n)).ok_or_else(|| format!("--size {}: sides must be 16..8192 pixels", self.size));
+        let (w, h) = self
+            .size
+            .split_once('x')
+            .ok_or_else(|| format!("--size {}: expected WIDTHxHEIGHT", self.size))?;
+        let parse = |v: &str| {
+            v.parse::<u32>()
+                .ok()
+                .filter(|&n| (16..=8192).contains(&n))
+                .ok_or_else(|| format!("--size {}: sides must be 16..8192 pixels", self.size))
+        };
         Ok((parse(w)?, parse(h)?))
     }
 
@@ -96,7 +104,13 @@ pub fn write(
     let hm = visattn::scoped_blocking(&g.device, || Heatmap::new(&g.device, wgpu::TextureFormat::Rgba8Unorm)).map_err(|e| e.to_string())?;
     let picture = args.image.as_deref().map(read_png).transpose()?;
     let target = hm
-        .target_over(&g.device, picture.as_ref().map(|(rgba, w)| (&g.queue, rgba.as_slice(), *w)), grid, width, height)
+        .target_over(
+            &g.device,
+            picture.as_ref().map(|(rgba, w)| (&g.queue, rgba.as_slice(), *w)),
+            grid,
+            width,
+            height,
+        )
         .map_err(|e| e.to_string())?;
     hm.upload(&g.queue, &target, &b, &a, &s).map_err(|e| e.to_string())?;
     let pixels = render_to_pixels(&g.device, &g.queue, &hm, &target, width, height).map_err(|e| e.to_string())?;

@@ -44,3 +44,19 @@ pub fn shared_data(name: &str) -> PathBuf {
     }
     panic!("{name} not found in ../shared/data: the shared data set must sit beside the checkout")
 }
+
+/// target/<profile>/examples/NAME, built on demand when only one test binary was asked for.
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let bin = profile_dir.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !bin.exists() {
+        let mut cmd = std::process::Command::new(env!("CARGO"));
+        cmd.args(["build", "--example", name]).current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.file_name().unwrap() == "release" {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().unwrap().success(), "building the {name} example failed");
+    }
+    bin
+}

@@ -51,7 +51,9 @@ impl Data {
     fn from_dump(bytes: Vec<u8>) -> Result<Self, String> {
         let dump = Dump::from_file(TensorFile::from_bytes(bytes).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
         let hidden_dim = dump.hidden.ok_or("the dump has no hidden_states.{l}: sinks cannot be found")?;
-        let spans = spans_from_metadata(dump.metadata()).map_err(|e| e.to_string())?.ok_or("the dump's metadata names no image span (image_start/image_len)")?;
+        let spans = spans_from_metadata(dump.metadata())
+            .map_err(|e| e.to_string())?
+            .ok_or("the dump's metadata names no image span (image_start/image_len)")?;
         let image = spans[0];
         let grid = (image.len as f64).sqrt().round() as usize;
         if grid * grid != image.len {
@@ -60,13 +62,19 @@ impl Data {
         let model = dump.metadata().get("model").map(String::as_str).unwrap_or("llava-1.5-7b");
         let sink_dims = visattn::preset(model).map_err(|e| e.to_string())?.sink_dims.to_vec();
         if let Some(&d) = sink_dims.iter().find(|&&d| d as usize >= hidden_dim) {
-            return Err(format!("sink dim {d} of preset {model} is out of range for hidden size {hidden_dim}"));
+            return Err(format!(
+                "sink dim {d} of preset {model} is out of range for hidden size {hidden_dim}"
+            ));
         }
         let mut hidden = Vec::new();
         let mut probs = Vec::new();
         for l in 0..dump.layers {
             probs.push(dump.attention(l).map_err(|e| e.to_string())?);
-            hidden.push(dump.hidden_states(l).map_err(|e| e.to_string())?.unwrap_or_else(|| vec![0.0; dump.attn.keys * hidden_dim]));
+            hidden.push(
+                dump.hidden_states(l)
+                    .map_err(|e| e.to_string())?
+                    .unwrap_or_else(|| vec![0.0; dump.attn.keys * hidden_dim]),
+            );
         }
         Ok(Self {
             name: "your dump".into(),
@@ -104,18 +112,38 @@ pub struct Demo {
 }
 
 fn upload(device: &wgpu::Device, kernels: &VarKernels, data: Data) -> Result<Loaded, String> {
-    let shape = SequenceShape { tokens: data.tokens, hidden: data.hidden_dim, heads: data.heads, queries: data.queries };
+    let shape = SequenceShape {
+        tokens: data.tokens,
+        hidden: data.hidden_dim,
+        heads: data.heads,
+        queries: data.queries,
+    };
     let state = VarState::new(device, shape, Rows::All).map_err(|e| e.to_string())?;
     let mut layers = Vec::new();
     for l in 0..data.layers {
-        let hb = wgpu::util::DeviceExt::create_buffer_init(device, &wgpu::util::BufferInitDescriptor { label: Some("hidden"), contents: bytemuck::cast_slice(&data.hidden[l]), usage: BufferUsages::STORAGE });
+        let hb = wgpu::util::DeviceExt::create_buffer_init(
+            device,
+            &wgpu::util::BufferInitDescriptor {
+                label: Some("hidden"),
+                contents: bytemuck::cast_slice(&data.hidden[l]),
+                usage: BufferUsages::STORAGE,
+            },
+        );
         let pb = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("probs"),
             size: (data.probs[l].len() * 4) as u64,
             usage: BufferUsages::STORAGE | BufferUsages::COPY_DST | BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        let binding = state.bind(device, kernels, Some(hb.as_entire_buffer_binding()), pb.as_entire_buffer_binding(), 0).map_err(|e| e.to_string())?;
+        let binding = state
+            .bind(
+                device,
+                kernels,
+                Some(hb.as_entire_buffer_binding()),
+                pb.as_entire_buffer_binding(),
+                0,
+            )
+            .map_err(|e| e.to_string())?;
         layers.push((pb, binding));
     }
     Ok(Loaded { data, state, layers })
@@ -124,26 +152,60 @@ fn upload(device: &wgpu::Device, kernels: &VarKernels, data: Data) -> Result<Loa
 /// Opens WebGPU. Fails with a readable message when `navigator.gpu` or an adapter is missing.
 #[wasm_bindgen]
 pub async fn start() -> Result<Demo, JsValue> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends: wgpu::Backends::BROWSER_WEBGPU, ..wgpu::InstanceDescriptor::new_without_display_handle() });
-    let adapter = instance
-        .request_adapter(&Default::default())
-        .await
-        .map_err(|e| js(format!("WebGPU is not available in this browser ({e}): try a recent Chrome or Edge")))?;
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: wgpu::Backends::BROWSER_WEBGPU,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    let adapter = instance.request_adapter(&Default::default()).await.map_err(|e| {
+        js(format!(
+            "WebGPU is not available in this browser ({e}): try a recent Chrome or Edge"
+        ))
+    })?;
     let info = adapter.get_info();
     let (device, queue) = adapter
-        .request_device(&wgpu::DeviceDescriptor { label: Some("visattn demo"), required_limits: wgpu::Limits::default().using_alignment(adapter.limits()), ..Default::default() })
+        .request_device(&wgpu::DeviceDescriptor {
+            label: Some("visattn demo"),
+            required_limits: wgpu::Limits::default().using_alignment(adapter.limits()),
+            ..Default::default()
+        })
         .await
         .map_err(js)?;
-    let kernels = VarKernels::new_checked(&device, KernelSettings::for_adapter(&info)).await.map_err(js)?;
+    let kernels = VarKernels::new_checked(&device, KernelSettings::for_adapter(&info))
+        .await
+        .map_err(js)?;
     let heatmap = Heatmap::new(&device, wgpu::TextureFormat::Rgba8Unorm);
-    let loaded = visattn::scoped(&device, || upload(&device, &kernels, Data::sample())).await.map_err(js)?.map_err(js)?;
-    let adapter = format!("{:?} ({})", info.backend, if info.name.is_empty() { "browser adapter".into() } else { info.name.clone() });
-    Ok(Demo { device, queue, kernels, heatmap, adapter, loaded, picture: None })
+    let loaded = visattn::scoped(&device, || upload(&device, &kernels, Data::sample()))
+        .await
+        .map_err(js)?
+        .map_err(js)?;
+    let adapter = format!(
+        "{:?} ({})",
+        info.backend,
+        if info.name.is_empty() {
+            "browser adapter".into()
+        } else {
+            info.name.clone()
+        }
+    );
+    Ok(Demo {
+        device,
+        queue,
+        kernels,
+        heatmap,
+        adapter,
+        loaded,
+        picture: None,
+    })
 }
 
 /// Maps a buffer for reading without blocking: the browser drives the callback.
 async fn read(device: &wgpu::Device, queue: &wgpu::Queue, src: &wgpu::Buffer, size: u64) -> Result<Vec<u8>, JsValue> {
-    let staging = device.create_buffer(&wgpu::BufferDescriptor { label: None, size, usage: BufferUsages::MAP_READ | BufferUsages::COPY_DST, mapped_at_creation: false });
+    let staging = device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size,
+        usage: BufferUsages::MAP_READ | BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
     let mut enc = device.create_command_encoder(&Default::default());
     enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
     queue.submit([enc.finish()]);
@@ -177,8 +239,14 @@ impl Demo {
     /// Replaces the sample with a user's dump (dump-format.md). A readable error otherwise.
     pub async fn load_dump(&mut self, bytes: Vec<u8>) -> Result<String, JsValue> {
         let data = Data::from_dump(bytes).map_err(js)?;
-        let summary = format!("{} layers, {} heads, {} tokens, image {}x{} at {}", data.layers, data.heads, data.tokens, data.grid, data.grid, data.image.start);
-        self.loaded = visattn::scoped(&self.device, || upload(&self.device, &self.kernels, data)).await.map_err(js)?.map_err(js)?;
+        let summary = format!(
+            "{} layers, {} heads, {} tokens, image {}x{} at {}",
+            data.layers, data.heads, data.tokens, data.grid, data.grid, data.image.start
+        );
+        self.loaded = visattn::scoped(&self.device, || upload(&self.device, &self.kernels, data))
+            .await
+            .map_err(js)?
+            .map_err(js)?;
         self.picture = None;
         Ok(summary)
     }
@@ -196,9 +264,26 @@ impl Demo {
     /// with both, per layer (sinks, selected rows, mass moved) and the drawn layer's per-patch
     /// heatmap values. Draws the heatmap pipeline's pixels into `pixels` (RGBA, width x height).
     #[allow(clippy::too_many_arguments)]
-    pub async fn run(&mut self, tau: f64, rho: f64, p: f64, convention: String, layer: usize, head: i32, pixels: &mut [u8], width: u32, height: u32) -> Result<String, JsValue> {
+    pub async fn run(
+        &mut self,
+        tau: f64,
+        rho: f64,
+        p: f64,
+        convention: String,
+        layer: usize,
+        head: i32,
+        pixels: &mut [u8],
+        width: u32,
+        height: u32,
+    ) -> Result<String, JsValue> {
         let Loaded { data, state, layers } = &mut self.loaded;
-        let cfg = VarConfig { tau, rho, p, sink_dims: data.sink_dims.clone(), ..VarConfig::for_convention(convention.parse().map_err(js)?) };
+        let cfg = VarConfig {
+            tau,
+            rho,
+            p,
+            sink_dims: data.sink_dims.clone(),
+            ..VarConfig::for_convention(convention.parse().map_err(js)?)
+        };
         let visual = VisualTokens::from_spans(&[data.image], data.tokens).map_err(js)?;
         state.prepare(&self.queue, &cfg, &visual, data.layers).map_err(js)?;
         let (t, q, heads) = (data.tokens, data.queries, data.heads);
@@ -212,16 +297,30 @@ impl Demo {
                 state.encode(&self.device, &self.kernels, &mut pass, binding, l).map_err(js)?;
             }
             self.queue.submit([enc.finish()]);
-            let gpu_probs: Vec<f32> = bytemuck::cast_slice(&read(&self.device, &self.queue, buffer, (data.probs[l].len() * 4) as u64).await?).to_vec();
-            let classes: Vec<u32> = bytemuck::cast_slice(&read(&self.device, &self.queue, state.classes_buffer(), (t * 4) as u64).await?).to_vec();
-            let selected: Vec<u32> = bytemuck::cast_slice(&read(&self.device, &self.queue, state.selected_buffer(), (heads * q * 4) as u64).await?).to_vec();
+            let gpu_probs: Vec<f32> =
+                bytemuck::cast_slice(&read(&self.device, &self.queue, buffer, (data.probs[l].len() * 4) as u64).await?).to_vec();
+            let classes: Vec<u32> =
+                bytemuck::cast_slice(&read(&self.device, &self.queue, state.classes_buffer(), (t * 4) as u64).await?).to_vec();
+            let selected: Vec<u32> =
+                bytemuck::cast_slice(&read(&self.device, &self.queue, state.selected_buffer(), (heads * q * 4) as u64).await?).to_vec();
 
             let mut cpu = data.probs[l].clone();
-            let flags = visattn::reference::apply_layer(&cfg, cfg.role(l, data.layers), &visual, Some((&data.hidden[l], data.hidden_dim)), &mut cpu, visattn::AttnShape::new(heads, q, t).map_err(js)?)
-                .map_err(js)?;
+            let flags = visattn::reference::apply_layer(
+                &cfg,
+                cfg.role(l, data.layers),
+                &visual,
+                Some((&data.hidden[l], data.hidden_dim)),
+                &mut cpu,
+                visattn::AttnShape::new(heads, q, t).map_err(js)?,
+            )
+            .map_err(js)?;
             let original = &data.probs[l];
             let stats = |probs: &[f32], sinks: &dyn Fn(usize) -> bool, sel: &dyn Fn(usize) -> bool| {
-                let moved: f64 = probs.chunks(t).zip(original.chunks(t)).map(|(a, b)| (0..t).filter(|&j| sinks(j)).map(|j| (b[j] - a[j]) as f64).sum::<f64>()).sum();
+                let moved: f64 = probs
+                    .chunks(t)
+                    .zip(original.chunks(t))
+                    .map(|(a, b)| (0..t).filter(|&j| sinks(j)).map(|j| (b[j] - a[j]) as f64).sum::<f64>())
+                    .sum();
                 let n_sel = (0..heads * q).filter(|&r| sel(r)).count();
                 let text = (0..t).filter(|&j| sinks(j) && !visual.is_visual(j)).count();
                 let vis = (0..t).filter(|&j| sinks(j) && visual.is_visual(j)).count();
@@ -229,7 +328,10 @@ impl Demo {
             };
             let gpu = stats(&gpu_probs, &|j| classes[j] & 2 != 0, &|r| selected[r] != 0);
             let reference = stats(&cpu, &|j| flags.sinks[j], &|r| flags.selected[r]);
-            out.push_str(&format!("{}{{\"layer\":{l},\"gpu\":{gpu},\"reference\":{reference}}}", if l > 0 { "," } else { "" }));
+            out.push_str(&format!(
+                "{}{{\"layer\":{l},\"gpu\":{gpu},\"reference\":{reference}}}",
+                if l > 0 { "," } else { "" }
+            ));
             if l == layer {
                 drawn = Some((gpu_probs, selected, classes, cpu));
             }
@@ -251,53 +353,28 @@ impl Demo {
         let after_cpu: Vec<f32> = (0..cells).map(|c| mean(&cpu, start + c)).collect();
         let sinks: Vec<bool> = (0..cells).map(|c| classes[start + c] & 2 != 0).collect();
         let list = |v: &[f32]| v.iter().map(|x| format!("{x:.7}")).collect::<Vec<_>>().join(",");
-        out.push_str(&format!(",\"heatmap\":{{\"before\":[{}],\"after\":[{}],\"after_reference\":[{}]}}", list(&before), list(&after), list(&after_cpu)));
+        out.push_str(&format!(
+            ",\"heatmap\":{{\"before\":[{}],\"after\":[{}],\"after_reference\":[{}]}}",
+            list(&before),
+            list(&after),
+            list(&after_cpu)
+        ));
         out.push_str(&format!(",\"data\":{:?},\"adapter\":{:?}}}", data.name, self.adapter));
 
         // The same heatmap pipeline as the native renderer, into an offscreen texture.
         let picture = self.picture.as_ref().map(|(rgba, w)| (&self.queue, rgba.as_slice(), *w));
-        let target = self.heatmap.target_over(&self.device, picture, data.grid, width, height).map_err(js)?;
+        let target = self
+            .heatmap
+            .target_over(&self.device, picture, data.grid, width, height)
+            .map_err(js)?;
         self.heatmap.upload(&self.queue, &target, &before, &after, &sinks).map_err(js)?;
-        let texture = self.device.create_texture(&wgpu::TextureDescriptor {
-            label: None,
-            size: wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba8Unorm,
-            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
-            view_formats: &[],
-        });
-        let view = texture.create_view(&Default::default());
-        let bpr = (width * 4).next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT);
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: (bpr * height) as u64, usage: BufferUsages::COPY_DST | BufferUsages::COPY_SRC, mapped_at_creation: false });
         let mut enc = self.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
-                label: None,
-                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view: &view,
-                    depth_slice: None,
-                    resolve_target: None,
-                    ops: wgpu::Operations { load: wgpu::LoadOp::Clear(wgpu::Color::BLACK), store: wgpu::StoreOp::Store },
-                })],
-                ..Default::default()
-            });
-            self.heatmap.render(&mut pass, &target);
-        }
-        enc.copy_texture_to_buffer(
-            texture.as_image_copy(),
-            wgpu::TexelCopyBufferInfo { buffer: &staging, layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(bpr), rows_per_image: Some(height) } },
-            wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
-        );
+        let frame = visattn::heatmap::encode_frame(&self.device, &mut enc, &self.heatmap, &target, width, height);
         self.queue.submit([enc.finish()]);
-        let bytes = read(&self.device, &self.queue, &staging, (bpr * height) as u64).await?;
-        for (y, row) in bytes.chunks(bpr as usize).enumerate().take(height as usize) {
-            let at = y * (width * 4) as usize;
-            if at + (width * 4) as usize <= pixels.len() {
-                pixels[at..at + (width * 4) as usize].copy_from_slice(&row[..(width * 4) as usize]);
-            }
-        }
+        let bytes = read(&self.device, &self.queue, &frame.staging, frame.staging.size()).await?;
+        let drawn = frame.pixels(&bytes);
+        let n = drawn.len().min(pixels.len());
+        pixels[..n].copy_from_slice(&drawn[..n]);
         Ok(out)
     }
 }

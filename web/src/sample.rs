@@ -43,7 +43,9 @@ fn noise(a: u64, b: u64, c: u64) -> f32 {
 }
 
 pub fn hidden_states(layer: usize) -> Vec<f32> {
-    let mut x: Vec<f32> = (0..TOKENS * HIDDEN).map(|i| noise(layer as u64, (i / HIDDEN) as u64, (i % HIDDEN) as u64)).collect();
+    let mut x: Vec<f32> = (0..TOKENS * HIDDEN)
+        .map(|i| noise(layer as u64, (i / HIDDEN) as u64, (i % HIDDEN) as u64))
+        .collect();
     if layer >= 2 {
         for t in (0..TOKENS).filter(|&t| t == 0 || t == PERIOD || is_patch_sink(t)) {
             x[t * HIDDEN + SINK_DIMS[0] as usize] = 60.0 + 2.0 * layer as f32;
