@@ -342,6 +342,12 @@ pub struct HostAttention {
     sinks: crate::state::SinkBinding,
 }
 
+/// The kernel a [`HostAttention`] is built for.
+enum Choice<'a> {
+    Fused(&'a crate::fused::FusedAttention),
+    Split(&'a crate::split::SplitAttention),
+}
+
 /// Which attention kernel a [`HostAttention`] runs.
 enum AttentionKernel {
     Fused(crate::fused::FusedAttention, crate::fused::FusedBinding),
@@ -358,7 +364,7 @@ impl HostAttention {
         options: crate::fused::AttentionOptions,
     ) -> Result<Self> {
         crate::error::scoped_blocking(device, || {
-            Self::build(device, kernels, Some(fused), None, shape, hidden_dim, options)
+            Self::build(device, kernels, Choice::Fused(fused), shape, hidden_dim, options)
         })?
     }
 
@@ -372,15 +378,14 @@ impl HostAttention {
         options: crate::fused::AttentionOptions,
     ) -> Result<Self> {
         crate::error::scoped_blocking(device, || {
-            Self::build(device, kernels, None, Some(split), shape, hidden_dim, options)
+            Self::build(device, kernels, Choice::Split(split), shape, hidden_dim, options)
         })?
     }
 
     fn build(
         device: &Device,
         kernels: &VarKernels,
-        fused: Option<&crate::fused::FusedAttention>,
-        split: Option<&crate::split::SplitAttention>,
+        choice: Choice,
         shape: crate::fused::FusedShape,
         hidden_dim: usize,
         options: crate::fused::AttentionOptions,
@@ -417,8 +422,8 @@ impl HostAttention {
         let v = new_buffer("v", shape.kv_len())?;
         let o = new_buffer("o", shape.q_len())?;
         let sinks = state.bind_sinks(device, kernels, Some(hidden.as_entire_buffer_binding()))?;
-        let kernel = match (fused, split) {
-            (Some(fused), _) => {
+        let kernel = match choice {
+            Choice::Fused(fused) => {
                 let b = fused.bind(
                     device,
                     &state,
@@ -431,7 +436,7 @@ impl HostAttention {
                 )?;
                 AttentionKernel::Fused(fused.clone(), b)
             }
-            (None, Some(split)) => {
+            Choice::Split(split) => {
                 let b = split.bind(
                     device,
                     &state,
@@ -450,7 +455,6 @@ impl HostAttention {
                 )?;
                 AttentionKernel::Split(split.clone(), b)
             }
-            (None, None) => unreachable!("constructors pass one kernel"),
         };
         Ok(Self {
             kernels: kernels.clone(),
