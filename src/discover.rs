@@ -173,41 +173,12 @@ pub struct DimMax {
 #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
 impl DimMax {
     pub fn new(device: &wgpu::Device) -> Self {
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("visattn dim_max"),
-            source: wgpu::ShaderSource::Wgsl(crate::shaders::DIM_MAX.into()),
-        });
-        let entry = |binding, ty, size| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty,
-                has_dynamic_offset: false,
-                min_binding_size: std::num::NonZeroU64::new(size),
-            },
-            count: None,
-        };
+        use crate::kernels::{compute_pipeline, storage, uniform};
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("visattn dim_max"),
-            entries: &[
-                entry(0, wgpu::BufferBindingType::Uniform, 16),
-                entry(1, wgpu::BufferBindingType::Storage { read_only: true }, 4),
-                entry(2, wgpu::BufferBindingType::Storage { read_only: false }, 4),
-            ],
+            entries: &[uniform(0, 16, false), storage(1, true), storage(2, false)],
         });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("visattn dim_max"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("visattn dim_max"),
-            layout: Some(&pipeline_layout),
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+        let pipeline = compute_pipeline(device, "visattn dim_max", crate::shaders::DIM_MAX, &layout, &[]);
         Self { pipeline }
     }
 

@@ -2,13 +2,11 @@
 //! VAR applied on the way, the attention matrix never in memory. Sinks come from the same
 //! [`VarState`] (run its sink kernel for the layer first); flags land in its `selected` buffer.
 
-use std::num::NonZeroU64;
-
 use bytemuck::{Pod, Zeroable};
 use wgpu::{BindGroup, BindGroupLayout, Buffer, BufferBinding, BufferUsages, ComputePass, ComputePipeline, Device};
 
 use crate::error::{Error, Result};
-use crate::kernels::grid;
+use crate::kernels::{compute_pipeline, grid, storage, uniform};
 use crate::shaders;
 pub use crate::shape::{FusedShape, MAX_HEAD_DIM};
 use crate::state::{VarState, check_binding};
@@ -32,6 +30,21 @@ pub struct AttentionOptions {
     pub causal: bool,
     /// Defaults to 1 / sqrt(head_dim).
     pub scale: Option<f32>,
+}
+
+impl AttentionOptions {
+    /// The softmax scale: the given one, or 1 / sqrt(head_dim); refused when not finite.
+    pub fn resolve_scale(&self, head_dim: usize) -> Result<f32> {
+        let scale = self.scale.unwrap_or(1.0 / (head_dim as f32).sqrt());
+        if !scale.is_finite() {
+            return Err(Error::Config {
+                field: "scale",
+                value: scale.to_string(),
+                reason: "must be finite".into(),
+            });
+        }
+        Ok(scale)
+    }
 }
 
 #[repr(C)]
@@ -72,51 +85,21 @@ impl FusedAttention {
             head_dim: settings.head_dim as usize,
         }
         .validate()?;
-        let buffer = |binding, ty, size: u64| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty,
-                has_dynamic_offset: binding == 0,
-                min_binding_size: NonZeroU64::new(size),
-            },
-            count: None,
-        };
-        let storage = |read_only| wgpu::BufferBindingType::Storage { read_only };
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("visattn attention_var"),
             entries: &[
-                buffer(0, wgpu::BufferBindingType::Uniform, CONFIG_SIZE),
-                buffer(1, wgpu::BufferBindingType::Uniform, std::mem::size_of::<AttnUniform>() as u64),
-                buffer(2, storage(true), 4),
-                buffer(3, storage(true), 4),
-                buffer(4, storage(true), 4),
-                buffer(5, storage(true), 4),
-                buffer(6, storage(false), 4),
-                buffer(7, storage(false), 4),
+                uniform(0, CONFIG_SIZE, true),
+                uniform(1, std::mem::size_of::<AttnUniform>() as u64, false),
+                storage(2, true),
+                storage(3, true),
+                storage(4, true),
+                storage(5, true),
+                storage(6, false),
+                storage(7, false),
             ],
         });
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("visattn attention_var"),
-            source: wgpu::ShaderSource::Wgsl(shaders::ATTENTION_VAR.into()),
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("visattn attention_var"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
         let constants = [("D", settings.head_dim as f64), ("VAR", settings.var as u32 as f64)];
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("visattn attention_var"),
-            layout: Some(&pipeline_layout),
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants: &constants,
-                ..Default::default()
-            },
-            cache: None,
-        });
+        let pipeline = compute_pipeline(device, "visattn attention_var", shaders::ATTENTION_VAR, &layout, &constants);
         Ok(Self {
             settings,
             layout,
@@ -221,14 +204,7 @@ impl FusedAttention {
 
 /// The `Attn` uniform of the attention kernels.
 pub(crate) fn attn_params(device: &Device, shape: FusedShape, options: AttentionOptions) -> Result<Buffer> {
-    let scale = options.scale.unwrap_or(1.0 / (shape.head_dim as f32).sqrt());
-    if !scale.is_finite() {
-        return Err(Error::Config {
-            field: "scale",
-            value: scale.to_string(),
-            reason: "must be finite".into(),
-        });
-    }
+    let scale = options.resolve_scale(shape.head_dim)?;
     Ok(wgpu::util::DeviceExt::create_buffer_init(
         device,
         &wgpu::util::BufferInitDescriptor {

@@ -4,12 +4,15 @@
 //! (`heatmap_gather.wgsl`) that fills its per-patch buffer on the GPU, so a host can record
 //! VAR and the picture into one encoder without a round trip.
 
-use std::num::NonZeroU64;
-
 use wgpu::{BindGroup, BindGroupLayout, Buffer, BufferUsages, ComputePass, ComputePipeline, Device, Queue, RenderPass, RenderPipeline};
 
 use crate::error::{Error, Result};
+use crate::kernels::{buffer_entry, compute_pipeline, storage, uniform};
 use crate::shaders;
+
+/// WGSL `View` (heatmap.wgsl) and `GatherParams` (heatmap_gather.wgsl), in bytes.
+const VIEW_SIZE: u64 = 16;
+const GATHER_PARAMS_SIZE: u64 = 32;
 
 /// Gather `head` = this for the mean over the row's selected heads.
 pub const MEAN_OF_SELECTED: u32 = u32::MAX;
@@ -55,25 +58,6 @@ pub struct GatherBinding {
     _params: Buffer,
 }
 
-fn entry(binding: u32, visibility: wgpu::ShaderStages, ty: wgpu::BufferBindingType) -> wgpu::BindGroupLayoutEntry {
-    // Uniforms: View is 16 bytes, GatherParams 32; storage arrays: one element.
-    let size = match ty {
-        wgpu::BufferBindingType::Uniform if visibility == wgpu::ShaderStages::FRAGMENT => 16,
-        wgpu::BufferBindingType::Uniform => 32,
-        _ => 4,
-    };
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility,
-        ty: wgpu::BindingType::Buffer {
-            ty,
-            has_dynamic_offset: false,
-            min_binding_size: NonZeroU64::new(size),
-        },
-        count: None,
-    }
-}
-
 fn whole(binding: u32, b: &Buffer) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry {
         binding,
@@ -85,13 +69,14 @@ impl Heatmap {
     pub fn new(device: &Device, format: wgpu::TextureFormat) -> Self {
         use wgpu::BufferBindingType::{Storage, Uniform};
         let frag = wgpu::ShaderStages::FRAGMENT;
+        let read = Storage { read_only: true };
         let render_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("visattn heatmap"),
             entries: &[
-                entry(0, frag, Uniform),
-                entry(1, frag, Storage { read_only: true }),
-                entry(2, frag, Storage { read_only: true }),
-                entry(3, frag, Storage { read_only: true }),
+                buffer_entry(0, frag, Uniform, VIEW_SIZE, false),
+                buffer_entry(1, frag, read, 4, false),
+                buffer_entry(2, frag, read, 4, false),
+                buffer_entry(3, frag, read, 4, false),
                 wgpu::BindGroupLayoutEntry {
                     binding: 4,
                     visibility: frag,
@@ -110,18 +95,17 @@ impl Heatmap {
                 },
             ],
         });
-        let comp = wgpu::ShaderStages::COMPUTE;
         let gather_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("visattn heatmap_gather"),
             entries: &[
-                entry(0, comp, Uniform),
-                entry(1, comp, Storage { read_only: true }),
-                entry(2, comp, Storage { read_only: true }),
-                entry(3, comp, Storage { read_only: true }),
-                entry(4, comp, Storage { read_only: true }),
-                entry(5, comp, Storage { read_only: false }),
-                entry(6, comp, Storage { read_only: false }),
-                entry(7, comp, Storage { read_only: false }),
+                uniform(0, GATHER_PARAMS_SIZE, false),
+                storage(1, true),
+                storage(2, true),
+                storage(3, true),
+                storage(4, true),
+                storage(5, false),
+                storage(6, false),
+                storage(7, false),
             ],
         });
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -158,23 +142,7 @@ impl Heatmap {
             multiview_mask: None,
             cache: None,
         });
-        let gmodule = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("visattn heatmap_gather"),
-            source: wgpu::ShaderSource::Wgsl(shaders::HEATMAP_GATHER.into()),
-        });
-        let glayout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: None,
-            bind_group_layouts: &[Some(&gather_layout)],
-            immediate_size: 0,
-        });
-        let gather = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("visattn heatmap_gather"),
-            layout: Some(&glayout),
-            module: &gmodule,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+        let gather = compute_pipeline(device, "visattn heatmap_gather", shaders::HEATMAP_GATHER, &gather_layout, &[]);
         Self {
             render_layout,
             gather_layout,

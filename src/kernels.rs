@@ -68,34 +68,76 @@ impl KernelSettings {
 
 const CPU_LANES: u32 = 4;
 
-fn uniform(binding: u32, size: u64, dynamic: bool) -> BindGroupLayoutEntry {
-    BindGroupLayoutEntry {
-        binding,
-        visibility: ShaderStages::COMPUTE,
-        ty: BindingType::Buffer {
-            ty: BufferBindingType::Uniform,
-            has_dynamic_offset: dynamic,
-            min_binding_size: NonZeroU64::new(size),
-        },
-        count: None,
-    }
+/// A uniform buffer entry for a compute bind group layout (`size`: the struct's bytes).
+pub(crate) fn uniform(binding: u32, size: u64, dynamic: bool) -> BindGroupLayoutEntry {
+    buffer_entry(binding, ShaderStages::COMPUTE, BufferBindingType::Uniform, size, dynamic)
 }
 
-fn storage(binding: u32, read_only: bool) -> BindGroupLayoutEntry {
+/// A storage buffer entry of f32/u32 elements.
+pub(crate) fn storage(binding: u32, read_only: bool) -> BindGroupLayoutEntry {
     storage_sized(binding, read_only, 4)
 }
 
-fn storage_sized(binding: u32, read_only: bool, element: u64) -> BindGroupLayoutEntry {
+/// A storage buffer entry whose element is `element` bytes.
+pub(crate) fn storage_sized(binding: u32, read_only: bool, element: u64) -> BindGroupLayoutEntry {
+    buffer_entry(
+        binding,
+        ShaderStages::COMPUTE,
+        BufferBindingType::Storage { read_only },
+        element,
+        false,
+    )
+}
+
+/// A buffer entry of any stage; `min_size` is what the shader's declaration needs.
+pub(crate) fn buffer_entry(
+    binding: u32,
+    visibility: ShaderStages,
+    ty: BufferBindingType,
+    min_size: u64,
+    dynamic: bool,
+) -> BindGroupLayoutEntry {
     BindGroupLayoutEntry {
         binding,
-        visibility: ShaderStages::COMPUTE,
+        visibility,
         ty: BindingType::Buffer {
-            ty: BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: NonZeroU64::new(element),
+            ty,
+            has_dynamic_offset: dynamic,
+            min_binding_size: NonZeroU64::new(min_size),
         },
         count: None,
     }
+}
+
+/// The `main` entry point of a WGSL compute shader with an explicit one-group layout,
+/// specialised on `constants` (its `override`s).
+pub(crate) fn compute_pipeline(
+    device: &Device,
+    name: &str,
+    source: &str,
+    layout: &BindGroupLayout,
+    constants: &[(&str, f64)],
+) -> ComputePipeline {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(name),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(name),
+        bind_group_layouts: &[Some(layout)],
+        immediate_size: 0,
+    });
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(name),
+        layout: Some(&pipeline_layout),
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants,
+            ..Default::default()
+        },
+        cache: None,
+    })
 }
 
 impl VarKernels {
@@ -142,30 +184,8 @@ impl VarKernels {
             ],
         });
         let lanes = [("LANES", settings.lanes_per_row as f64)];
-        let pipeline = |name: &str, source: &str, layout: &BindGroupLayout, constants: &[(&str, f64)]| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
-            let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(name),
-                bind_group_layouts: &[Some(layout)],
-                immediate_size: 0,
-            });
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(name),
-                layout: Some(&layout),
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants,
-                    ..Default::default()
-                },
-                cache: None,
-            })
-        };
-        let sink_pipeline = pipeline("visattn sink_score", shaders::SINK_SCORE, &sink_layout, &lanes);
-        let rows_pipeline = pipeline("visattn var_rows", shaders::VAR_ROWS, &rows_layout, &lanes);
+        let sink_pipeline = compute_pipeline(device, "visattn sink_score", shaders::SINK_SCORE, &sink_layout, &lanes);
+        let rows_pipeline = compute_pipeline(device, "visattn var_rows", shaders::VAR_ROWS, &rows_layout, &lanes);
         Self {
             settings,
             sink_layout,

@@ -9,7 +9,7 @@ use bytemuck::{Pod, Zeroable};
 use wgpu::{BindGroup, BindGroupLayout, Buffer, BufferBinding, BufferUsages, ComputePass, ComputePipeline, Device, Queue};
 
 use crate::error::{Error, Result};
-use crate::kernels::grid;
+use crate::kernels::{compute_pipeline, grid, storage, uniform};
 use crate::shaders;
 use crate::shape::FusedShape;
 use crate::state::{VarState, check_binding};
@@ -64,19 +64,6 @@ pub struct SplitBinding {
     _partials: Buffer,
 }
 
-fn layout_entry(binding: u32, ty: wgpu::BufferBindingType, size: u64, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty,
-            has_dynamic_offset: dynamic,
-            min_binding_size: NonZeroU64::new(size),
-        },
-        count: None,
-    }
-}
-
 impl SplitAttention {
     pub fn new(device: &Device, head_dim: usize) -> Result<Self> {
         FusedShape {
@@ -87,54 +74,32 @@ impl SplitAttention {
             head_dim,
         }
         .validate()?;
-        use wgpu::BufferBindingType::{Storage, Uniform};
         let params = std::mem::size_of::<SplitUniform>() as u64;
         let split_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("visattn attention_split"),
             entries: &[
-                layout_entry(0, Uniform, CONFIG_SIZE, true),
-                layout_entry(1, Uniform, params, false),
-                layout_entry(2, Storage { read_only: true }, 4, false),
-                layout_entry(3, Storage { read_only: true }, 4, false),
-                layout_entry(4, Storage { read_only: true }, 4, false),
-                layout_entry(5, Storage { read_only: true }, 4, false),
-                layout_entry(6, Storage { read_only: false }, 4, false),
+                uniform(0, CONFIG_SIZE, true),
+                uniform(1, params, false),
+                storage(2, true),
+                storage(3, true),
+                storage(4, true),
+                storage(5, true),
+                storage(6, false),
             ],
         });
         let combine_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("visattn attention_combine"),
             entries: &[
-                layout_entry(0, Uniform, CONFIG_SIZE, true),
-                layout_entry(1, Uniform, params, false),
-                layout_entry(2, Storage { read_only: true }, 4, false),
-                layout_entry(3, Storage { read_only: true }, 4, false),
-                layout_entry(4, Storage { read_only: false }, 4, false),
-                layout_entry(5, Storage { read_only: false }, 4, false),
+                uniform(0, CONFIG_SIZE, true),
+                uniform(1, params, false),
+                storage(2, true),
+                storage(3, true),
+                storage(4, false),
+                storage(5, false),
             ],
         });
         let constants = [("D", head_dim as f64)];
-        let pipeline = |name: &str, source: &str, layout: &BindGroupLayout| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
-            let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(name),
-                bind_group_layouts: &[Some(layout)],
-                immediate_size: 0,
-            });
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(name),
-                layout: Some(&pl),
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &constants,
-                    ..Default::default()
-                },
-                cache: None,
-            })
-        };
+        let pipeline = |name: &str, source: &str, layout: &BindGroupLayout| compute_pipeline(device, name, source, layout, &constants);
         Ok(Self {
             head_dim,
             split: pipeline("visattn attention_split", shaders::ATTENTION_SPLIT, &split_layout),
@@ -197,14 +162,7 @@ impl SplitAttention {
                 });
             }
         }
-        let scale = options.scale.unwrap_or(1.0 / (d as f32).sqrt());
-        if !scale.is_finite() {
-            return Err(Error::Config {
-                field: "scale",
-                value: scale.to_string(),
-                reason: "must be finite".into(),
-            });
-        }
+        let scale = options.resolve_scale(d)?;
         let max_blocks = capacity.div_ceil(block as usize);
         let partial_bytes = (shape.heads * shape.queries * max_blocks * (8 + 3 * d) * 4) as u64;
         let limit = device.limits().max_storage_buffer_binding_size;

@@ -4,13 +4,11 @@
 //!
 //! [`VarState`]: crate::VarState
 
-use std::num::NonZeroU64;
-
 use wgpu::{BindGroup, BindGroupLayout, Buffer, BufferBinding, ComputePass, ComputePipeline, Device};
 
 use crate::error::{Error, Result};
 use crate::fused::{AttentionOptions, AttnUniform, FusedShape, attn_params};
-use crate::kernels::grid;
+use crate::kernels::{compute_pipeline, grid, storage, uniform};
 use crate::shaders;
 use crate::state::check_binding;
 
@@ -41,50 +39,18 @@ impl UnfusedAttention {
             head_dim,
         }
         .validate()?;
-        let entry = |binding, ty, size: u64| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty,
-                has_dynamic_offset: false,
-                min_binding_size: NonZeroU64::new(size),
-            },
-            count: None,
-        };
-        let storage = |read_only| wgpu::BufferBindingType::Storage { read_only };
         // Both kernels: params, two inputs, one output.
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("visattn unfused attention"),
             entries: &[
-                entry(0, wgpu::BufferBindingType::Uniform, std::mem::size_of::<AttnUniform>() as u64),
-                entry(1, storage(true), 4),
-                entry(2, storage(true), 4),
-                entry(3, storage(false), 4),
+                uniform(0, std::mem::size_of::<AttnUniform>() as u64, false),
+                storage(1, true),
+                storage(2, true),
+                storage(3, false),
             ],
         });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("visattn unfused attention"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
         let constants = [("D", head_dim as f64)];
-        let pipeline = |name: &str, source: &str| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(name),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &constants,
-                    ..Default::default()
-                },
-                cache: None,
-            })
-        };
+        let pipeline = |name: &str, source: &str| compute_pipeline(device, name, source, &layout, &constants);
         Ok(Self {
             head_dim,
             probs_pipeline: pipeline("visattn attention_probs", shaders::ATTENTION_PROBS),

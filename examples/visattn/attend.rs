@@ -144,7 +144,7 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
     meta_out.insert("causal".into(), causal.to_string());
     meta_out.insert(
         "scale".into(),
-        args.scale.unwrap_or(1.0 / (shape.head_dim as f32).sqrt()).to_string(),
+        options.resolve_scale(shape.head_dim).map_err(|e| e.to_string())?.to_string(),
     );
     write_tensors(&args.output, &tensors, meta_out).map_err(|e| e.to_string())?;
     println!(
