@@ -17,42 +17,19 @@ use wgpu::util::DeviceExt;
 
 const HIDDEN: usize = 32;
 
-struct Data {
-    hidden: Vec<f32>,
-    q: Vec<f32>,
-    k: Vec<f32>,
-    v: Vec<f32>,
-    visual: VisualTokens,
-}
+type Data = support::AttentionData;
 
 /// Keys with sinks (0 and a few image tokens) that queries favour, an image span, GQA.
 fn make(rng: &mut Rng, s: FusedShape, image: ImageSpan, sinks: &[usize]) -> Data {
-    let visual = VisualTokens::from_spans(&[image], s.keys).unwrap();
-    let mut hidden: Vec<f32> = (0..s.keys * HIDDEN).map(|_| rng.normal() as f32).collect();
-    for &t in sinks {
-        hidden[t * HIDDEN + 3] = 200.0;
-    }
-    let d = s.head_dim;
-    let u: Vec<f64> = (0..d).map(|_| if rng.f64() < 0.5 { -1.0 } else { 1.0 }).collect();
-    let w: Vec<f64> = (0..d).map(|_| rng.normal()).collect();
-    let sd = (d as f64).sqrt();
-    let mut q = Vec::new();
-    for h in 0..s.heads {
-        let (a, b) = ([0.35, 0.25, 0.45, 0.3][h % 4], [0.6, -0.4, 0.3, 0.45][h % 4]);
-        for _ in 0..s.queries {
-            q.extend((0..d).map(|i| (rng.normal() + a * u[i] + b * w[i]) as f32));
-        }
-    }
-    let (mut k, mut v) = (Vec::new(), Vec::new());
-    for _ in 0..s.kv_heads {
-        for j in 0..s.keys {
-            let sink = if sinks.contains(&j) { 2.5 } else { 0.0 };
-            let img = if visual.is_visual(j) { 1.0 } else { 0.0 };
-            k.extend((0..d).map(|i| (rng.normal() * 0.5 + (sink * u[i] + img * w[i]) / sd * 2.0) as f32));
-            v.extend((0..d).map(|_| (rng.normal() * 2.0) as f32));
-        }
-    }
-    Data { hidden, q, k, v, visual }
+    let planting = support::Planting {
+        spans: &[image],
+        sinks,
+        hidden_dim: HIDDEN,
+        sink_dim: 3,
+        sink_value: 200.0,
+        image_pull: [0.6, -0.4, 0.3, 0.45],
+    };
+    support::attention_data(rng, s, &planting)
 }
 
 fn cfg(convention: Convention) -> VarConfig {

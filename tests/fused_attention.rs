@@ -28,45 +28,18 @@ struct Case {
     seed: u64,
 }
 
-struct Data {
-    hidden: Vec<f32>,
-    q: Vec<f32>,
-    k: Vec<f32>,
-    v: Vec<f32>,
-    visual: VisualTokens,
-}
+type Data = support::AttentionData;
 
 fn make(c: &Case) -> Data {
-    let s = c.shape;
-    let mut rng = Rng::new(c.seed);
-    let visual = VisualTokens::from_spans(&c.spans, s.keys).unwrap();
-    let mut hidden: Vec<f32> = (0..s.keys * HIDDEN).map(|_| rng.normal() as f32).collect();
-    for &t in &c.sinks {
-        hidden[t * HIDDEN + SINK_DIM as usize] = 300.0;
-    }
-    let d = s.head_dim;
-    // Directions: u pulls queries to sinks, w to image tokens (head-dependent strength).
-    let u: Vec<f64> = (0..d).map(|_| if rng.f64() < 0.5 { -1.0 } else { 1.0 }).collect();
-    let w: Vec<f64> = (0..d).map(|_| rng.normal()).collect();
-    let sd = (d as f64).sqrt();
-    let mut q = Vec::with_capacity(s.q_len());
-    for h in 0..s.heads {
-        let (a, b) = ([0.35, 0.25, 0.45, 0.3][h % 4], [0.5, -0.4, 0.2, 0.35][h % 4]);
-        for _ in 0..s.queries {
-            q.extend((0..d).map(|i| (rng.normal() + a * u[i] + b * w[i]) as f32));
-        }
-    }
-    let mut k = Vec::with_capacity(s.kv_len());
-    let mut v = Vec::with_capacity(s.kv_len());
-    for _ in 0..s.kv_heads {
-        for j in 0..s.keys {
-            let sink = if c.sinks.contains(&j) { 2.5 } else { 0.0 };
-            let img = if visual.is_visual(j) { 1.0 } else { 0.0 };
-            k.extend((0..d).map(|i| (rng.normal() * 0.5 + (sink * u[i] + img * w[i]) / sd * 2.0) as f32));
-            v.extend((0..d).map(|_| (rng.normal() * 2.0) as f32));
-        }
-    }
-    Data { hidden, q, k, v, visual }
+    let planting = support::Planting {
+        spans: &c.spans,
+        sinks: &c.sinks,
+        hidden_dim: HIDDEN,
+        sink_dim: SINK_DIM as usize,
+        sink_value: 300.0,
+        image_pull: [0.5, -0.4, 0.2, 0.35],
+    };
+    support::attention_data(&mut Rng::new(c.seed), c.shape, &planting)
 }
 
 fn cases() -> Vec<Case> {

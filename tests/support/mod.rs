@@ -60,3 +60,54 @@ pub fn example(name: &str) -> PathBuf {
     }
     bin
 }
+
+/// Attention inputs with structure: queries pulled toward the sink keys (direction u, head-
+/// dependent strength) and toward image keys (direction w, `image_pull[h % 4]`), hidden states
+/// with a massive activation `sink_value` in `sink_dim` on the sink tokens, GQA layout.
+pub struct AttentionData {
+    pub hidden: Vec<f32>,
+    pub q: Vec<f32>,
+    pub k: Vec<f32>,
+    pub v: Vec<f32>,
+    pub visual: visattn::VisualTokens,
+}
+
+/// Where the sinks are and how the hidden states mark them.
+pub struct Planting<'a> {
+    pub spans: &'a [visattn::ImageSpan],
+    pub sinks: &'a [usize],
+    pub hidden_dim: usize,
+    pub sink_dim: usize,
+    pub sink_value: f32,
+    pub image_pull: [f64; 4],
+}
+
+pub fn attention_data(rng: &mut Rng, s: visattn::FusedShape, p: &Planting) -> AttentionData {
+    let visual = visattn::VisualTokens::from_spans(p.spans, s.keys).unwrap();
+    let mut hidden: Vec<f32> = (0..s.keys * p.hidden_dim).map(|_| rng.normal() as f32).collect();
+    for &t in p.sinks {
+        hidden[t * p.hidden_dim + p.sink_dim] = p.sink_value;
+    }
+    let d = s.head_dim;
+    let u: Vec<f64> = (0..d).map(|_| if rng.f64() < 0.5 { -1.0 } else { 1.0 }).collect();
+    let w: Vec<f64> = (0..d).map(|_| rng.normal()).collect();
+    let sd = (d as f64).sqrt();
+    let mut q = Vec::with_capacity(s.q_len());
+    for h in 0..s.heads {
+        let (a, b) = ([0.35, 0.25, 0.45, 0.3][h % 4], p.image_pull[h % 4]);
+        for _ in 0..s.queries {
+            q.extend((0..d).map(|i| (rng.normal() + a * u[i] + b * w[i]) as f32));
+        }
+    }
+    let mut k = Vec::with_capacity(s.kv_len());
+    let mut v = Vec::with_capacity(s.kv_len());
+    for _ in 0..s.kv_heads {
+        for j in 0..s.keys {
+            let sink = if p.sinks.contains(&j) { 2.5 } else { 0.0 };
+            let img = if visual.is_visual(j) { 1.0 } else { 0.0 };
+            k.extend((0..d).map(|i| (rng.normal() * 0.5 + (sink * u[i] + img * w[i]) / sd * 2.0) as f32));
+            v.extend((0..d).map(|_| (rng.normal() * 2.0) as f32));
+        }
+    }
+    AttentionData { hidden, q, k, v, visual }
+}
