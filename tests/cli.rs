@@ -355,6 +355,42 @@ fn attend_dump(head_dim: usize) -> (Vec<(String, T)>, Vec<Vec<f32>>) {
     (tensors, raw)
 }
 
+/// `attend`'s output for `attend_dump(64)` (image 4:24, sinks in dim 7 at tau 5, causal, the
+/// last `queries` rows of every head) against the CPU path; returns the rows selected.
+fn check_attend_output(got: &TensorFile, raw: &[Vec<f32>], cfg: &visattn::VarConfig, queries: usize) -> usize {
+    let visual = visattn::VisualTokens::from_spans(&[visattn::ImageSpan::new(4, 24)], 40).unwrap();
+    let shape = visattn::FusedShape {
+        heads: 4,
+        kv_heads: 2,
+        queries,
+        keys: 40,
+        head_dim: 64,
+    };
+    let mut selected_total = 0;
+    for l in 0..4 {
+        let (q, k, v, hid) = (&raw[4 * l], &raw[4 * l + 1], &raw[4 * l + 2], &raw[4 * l + 3]);
+        let rows: Vec<f32> = (0..4)
+            .flat_map(|h| q[(h * 40 + 40 - queries) * 64..(h * 40 + 40) * 64].to_vec())
+            .collect();
+        let role = cfg.role(l, 4);
+        let sinks = if role == visattn::LayerRole::Off {
+            vec![false; 40]
+        } else {
+            visattn::reference::sink_mask(&visattn::reference::phi(hid, 64, &[7]), 5.0)
+        };
+        let (want, stats) = visattn::reference::attention_var(cfg, role, &visual, &sinks, &rows, k, v, shape, true, 0.125).unwrap();
+        let o = got.f32(&format!("o.{l}")).unwrap().data;
+        let vmax = v.iter().fold(0.0f32, |m, x| m.max(x.abs())) as f64;
+        for (a, b) in o.iter().zip(&want) {
+            assert!((*a as f64 - b).abs() <= 2e-6 * vmax, "layer {l}: {a} vs {b}");
+        }
+        let sel = got.u8(&format!("selected.{l}")).unwrap().1;
+        assert_eq!(sel, stats.iter().map(|s| s.selected as u8).collect::<Vec<_>>(), "layer {l}");
+        selected_total += sel.iter().filter(|&&s| s == 1).count();
+    }
+    selected_total
+}
+
 #[test]
 fn attend_matches_the_reference_and_refuses_bad_dumps() {
     let (tensors, raw) = attend_dump(64);
@@ -382,33 +418,7 @@ fn attend_matches_the_reference_and_refuses_bad_dumps() {
         sink_dims: vec![7],
         ..visattn::VarConfig::released()
     };
-    let visual = visattn::VisualTokens::from_spans(&[visattn::ImageSpan::new(4, 24)], 40).unwrap();
-    let shape = visattn::FusedShape {
-        heads: 4,
-        kv_heads: 2,
-        queries: 40,
-        keys: 40,
-        head_dim: 64,
-    };
-    let mut selected_total = 0;
-    for l in 0..4 {
-        let (q, k, v, hid) = (&raw[4 * l], &raw[4 * l + 1], &raw[4 * l + 2], &raw[4 * l + 3]);
-        let role = cfg.role(l, 4);
-        let sinks = if role == visattn::LayerRole::Off {
-            vec![false; 40]
-        } else {
-            visattn::reference::sink_mask(&visattn::reference::phi(hid, 64, &[7]), 5.0)
-        };
-        let (want, stats) = visattn::reference::attention_var(&cfg, role, &visual, &sinks, q, k, v, shape, true, 0.125).unwrap();
-        let o = got.f32(&format!("o.{l}")).unwrap().data;
-        let vmax = v.iter().fold(0.0f32, |m, x| m.max(x.abs())) as f64;
-        for (a, b) in o.iter().zip(&want) {
-            assert!((*a as f64 - b).abs() <= 2e-6 * vmax, "layer {l}: {a} vs {b}");
-        }
-        let sel = got.u8(&format!("selected.{l}")).unwrap().1;
-        assert_eq!(sel, stats.iter().map(|s| s.selected as u8).collect::<Vec<_>>(), "layer {l}");
-        selected_total += sel.iter().filter(|&&s| s == 1).count();
-    }
+    let selected_total = check_attend_output(&got, &raw, &cfg, 40);
     assert!(selected_total > 0, "the dump must select rows");
 
     let attend_refuses = |tensors: Vec<(String, T)>, needle: &str| {
@@ -659,34 +669,7 @@ fn attend_uses_split_k_for_a_decode_row() {
         sink_dims: vec![7],
         ..visattn::VarConfig::paper()
     };
-    let visual = visattn::VisualTokens::from_spans(&[visattn::ImageSpan::new(4, 24)], 40).unwrap();
-    let shape = visattn::FusedShape {
-        heads: 4,
-        kv_heads: 2,
-        queries: 1,
-        keys: 40,
-        head_dim: 64,
-    };
-    for l in 0..4 {
-        let (q, k, v, hid) = (&raw[4 * l], &raw[4 * l + 1], &raw[4 * l + 2], &raw[4 * l + 3]);
-        let last: Vec<f32> = (0..4).flat_map(|h| q[(h * 40 + 39) * 64..(h * 40 + 40) * 64].to_vec()).collect();
-        let role = cfg.role(l, 4);
-        let sinks = if role == visattn::LayerRole::Off {
-            vec![false; 40]
-        } else {
-            visattn::reference::sink_mask(&visattn::reference::phi(hid, 64, &[7]), 5.0)
-        };
-        let (want, stats) = visattn::reference::attention_var(&cfg, role, &visual, &sinks, &last, k, v, shape, true, 0.125).unwrap();
-        let o = got.f32(&format!("o.{l}")).unwrap().data;
-        let vmax = v.iter().fold(0.0f32, |m, x| m.max(x.abs())) as f64;
-        for (a, b) in o.iter().zip(&want) {
-            assert!((*a as f64 - b).abs() <= 2e-6 * vmax, "layer {l}: {a} vs {b}");
-        }
-        assert_eq!(
-            got.u8(&format!("selected.{l}")).unwrap().1,
-            stats.iter().map(|s| s.selected as u8).collect::<Vec<_>>()
-        );
-    }
+    check_attend_output(&got, &raw, &cfg, 1);
 }
 
 fn png_size(path: &Path) -> (u32, u32) {
