@@ -4,7 +4,7 @@
 //! timed. GPU timestamps when the adapter has TIMESTAMP_QUERY, else wall time around
 //! submit + wait. Median of the repeats after one warm-up.
 //!
-//!     cargo run --release --example bench [-- --json] [--shape llava-1.5-7b|long|small|decode] [--repeats N] [--lanes L]
+//!     cargo run --release --example bench [-- --json] [--shape llava-1.5-7b|long|small|decode] [--repeats N] [--lanes L] [--attention-only]
 
 #[path = "../tests/support/gpu.rs"]
 mod gpu;
@@ -365,9 +365,17 @@ fn main() {
     }
     let cfg = VarConfig::paper();
     let max = g.device.limits().max_compute_workgroups_per_dimension;
+    // Only the fused/unfused attention measurement (profiling the fused kernel).
+    let attention_only = args.iter().any(|a| a == "--attention-only");
 
     for s in SHAPES.iter().filter(|s| only.as_deref().is_none_or(|o| o == s.name)) {
         let visual = VisualTokens::from_spans(&[s.image], s.tokens).unwrap();
+        if attention_only {
+            if s.name != "long" {
+                attention(&g, &timer, &rep, &k, s, &cfg, &visual, repeats);
+            }
+            continue;
+        }
         let seq = SequenceShape {
             tokens: s.tokens,
             hidden: s.hidden,
@@ -498,7 +506,7 @@ fn main() {
             attention(&g, &timer, &rep, &k, s, &cfg, &visual, repeats);
         }
     }
-    if only.as_deref().is_none_or(|o| o == "decode") {
+    if !attention_only && only.as_deref().is_none_or(|o| o == "decode") {
         for keys in [640, 4096, 32768] {
             decode(&g, &timer, &rep, &k, &cfg, keys, repeats);
         }

@@ -4,6 +4,12 @@
 // three output accumulators (sinks, visual non-sinks, the rest); the end applies section 2's
 // selection and section 3's redistribution to the accumulators instead of the probabilities.
 //
+// VAR keeps the tile loop as plain attention's: one hot accumulator per row, for the class of
+// the tile (text, or image non-sinks), the other class's parked until the class changes (at an
+// image edge). Keys that fit neither (sinks, and the text keys of a tile where an image starts
+// or ends) are deferred: the loop leaves them out and stashes their scores in workgroup memory,
+// and the end adds them one by one with their V rows, sinks into the third accumulator.
+//
 // Bindings (group 0):
 //   0  uniform          cfg: Config      the VarState's per-layer-role slot, dynamic offset
 //   1  uniform          att: Attn        shapes, scale, causal
@@ -18,8 +24,9 @@
 // Dispatch: workgroups of 64 = 16 query rows x 4 lanes (each lane owns D / 4 output dims),
 //   n = H x ceil(Tq / 16) on a 2-D grid (min(n, 65535), ceil(n / 65535), 1). Keys go through
 //   workgroup memory in tiles of 16 (K, then V, in one 8 KiB tile) with 4 KiB of partial dot
-//   products: 12 KiB of workgroup memory, four barriers per tile. Causal: query row q sits at position Tk - Tq + q and a
-//   workgroup stops at its last row's position.
+//   products and a 3 KiB stash of deferred scores: 15.2 KiB of workgroup memory, four barriers
+//   per tile. Causal: query row q sits at position Tk - Tq + q and a workgroup stops at its
+//   last row's position.
 
 struct Config {
     tokens: u32,
@@ -76,8 +83,14 @@ override SLICE: u32 = D / LANES;
 var<workgroup> tile: array<f32, 2048>;      // BC x MAX_D: K, then V, of 16 keys
 var<workgroup> partial: array<f32, 1024>;   // WG x BC partial dot products
 var<workgroup> visual_sink_seen: atomic<u32>;
-// The tile's key classes, loaded once per workgroup instead of once per invocation.
-var<workgroup> tile_classes: array<u32, BC>;
+// The tile's classes as bits: 0-15 image keys, 16-31 sinks (keys past the end: none).
+var<workgroup> tile_bits: atomic<u32>;
+// Deferred keys (sinks, and the text keys of a tile where an image starts or ends): the tile
+// loop leaves them out and stashes their scores (per row) and indices; the end adds them one by
+// one. Past DEFER_CAP in a workgroup they are found again and their scores recomputed.
+const DEFER_CAP: u32 = 48u;
+var<workgroup> deferred_score: array<f32, ROWS * DEFER_CAP>;
+var<workgroup> deferred_key: array<u32, DEFER_CAP>;
 
 @compute @workgroup_size(64)
 fn main(
@@ -118,25 +131,23 @@ fn main(
     }
 
     var qs: array<f32, SLICE_MAX>;
-    var acc_rest: array<f32, SLICE_MAX>;
-    var acc_sink: array<f32, SLICE_MAX>;
-    var acc_vns: array<f32, SLICE_MAX>;
+    var acc: array<f32, SLICE_MAX>;
+    var park: array<f32, SLICE_MAX>;
+    var hot_is_image = false;
+    var m_park = -1e30;
     let q_base = (head * att.queries + min(row, att.queries - 1u)) * D + dim0;
     for (var t = 0u; t < slice; t++) {
         qs[t] = q[q_base + t] * att.scale;
-        acc_rest[t] = 0.0;
-        acc_sink[t] = 0.0;
-        acc_vns[t] = 0.0;
+        acc[t] = 0.0;
+        park[t] = 0.0;
     }
     var m = -1e30;
     var l = 0.0;
     var l_vis = 0.0;
-    var l_vissink = 0.0;
     var l_vns = 0.0;
-    var l_sink = 0.0;
     var s: array<f32, BC>;
-    var sink_w: array<f32, BC>;
-    var image_w: array<f32, BC>;
+    var n_deferred = 0u;
+    let stash = (lid / LANES) * DEFER_CAP;
 
     // Every loop inside the tile loop has a trip count known at pipeline creation (BC, D):
     // llvmpipe caps the iterations of dynamic loops at 65535 per invocation over the whole
@@ -149,10 +160,12 @@ fn main(
             let jj = i / D;
             tile[jj * MAX_D + i % D] = select(0.0, k[kv_base + min(t0 + jj, att.keys - 1u) * D + i % D], jj < n);
         }
-        if (VAR && lid < BC) {
-            tile_classes[lid] = select(0u, classes[min(t0 + lid, att.keys - 1u)], lid < n);
+        if (VAR && lid < BC && t0 + lid < att.keys) {
+            let c = classes[t0 + lid];
+            atomicOr(&tile_bits, ((c & 1u) << lid) | (((c >> 1u) & 1u) << (lid + BC)));
         }
         workgroupBarrier();
+        let bits = atomicLoad(&tile_bits);
         for (var jj = 0u; jj < BC; jj++) {
             var dot = 0.0;
             for (var t = 0u; t < slice; t++) {
@@ -161,123 +174,92 @@ fn main(
             partial[lid * BC + jj] = dot;
         }
         workgroupBarrier();
+        if (lid == 0u) {
+            atomicStore(&tile_bits, 0u);
+        }
         // K is no longer read: V goes into the same tile while the partials are summed.
         for (var r = 0u; r < BC * D / WG; r++) {
             let i = lid + r * WG;
             let jj = i / D;
             tile[jj * MAX_D + i % D] = select(0.0, v[kv_base + min(t0 + jj, att.keys - 1u) * D + i % D], jj < n);
         }
+        // Keys this tile weighs here, as bits: with VAR, all but the deferred ones. The masks
+        // depend on the keys only, so every branch on them is uniform across the workgroup.
+        var here = (1u << n) - 1u;
+        var on_image = false;
+        var deferred = 0u;
+        if (VAR) {
+            let images = bits & 0xffffu;
+            let texts = ((1u << min(BC, att.keys - t0)) - 1u) & ~images;
+            let sinks = bits >> BC;
+            on_image = images != 0u;
+            deferred = (sinks | select(0u, texts, on_image)) & here;
+            here &= ~deferred;
+        }
         let lead = lid - lane;
         var tile_max = m;
         for (var jj = 0u; jj < BC; jj++) {
             s[jj] = partial[lead * BC + jj] + partial[(lead + 1u) * BC + jj]
                   + partial[(lead + 2u) * BC + jj] + partial[(lead + 3u) * BC + jj];
-            let key = t0 + jj;
-            if (jj < n && (att.causal == 0u || key <= pos)) {
+            if (((here >> jj) & 1u) != 0u && (att.causal == 0u || t0 + jj <= pos)) {
                 tile_max = max(tile_max, s[jj]);
             }
         }
+        if (deferred != 0u) {
+            // Set aside in key order, the whole workgroup at once: invocation lid sums key
+            // lid % BC's score for rows lid / BC, + 4, + 8, + 12.
+            let jj = lid % BC;
+            let slot = n_deferred + countOneBits(deferred & ((1u << jj) - 1u));
+            if (((deferred >> jj) & 1u) != 0u && slot < DEFER_CAP) {
+                for (var r = lid / BC; r < ROWS; r += WG / BC) {
+                    let p = r * LANES * BC + jj;
+                    deferred_score[r * DEFER_CAP + slot] = partial[p] + partial[p + BC] + partial[p + 2u * BC] + partial[p + 3u * BC];
+                }
+                if (lid < BC) {
+                    deferred_key[slot] = t0 + jj;
+                }
+            }
+            n_deferred += countOneBits(deferred);
+        }
         workgroupBarrier();
 
-        // Online softmax: rescale what is kept only when the max grows (rarely, once a sink
-        // has been seen), then add this tile.
+        // Online softmax: rescale what is kept only when the max grows, then add this tile.
         if (tile_max > m) {
             let c = exp(m - tile_max);
             m = tile_max;
             l *= c;
             l_vis *= c;
-            l_vissink *= c;
             l_vns *= c;
-            l_sink *= c;
             for (var t = 0u; t < slice; t++) {
-                acc_rest[t] *= c;
-                if (VAR) {
-                    acc_sink[t] *= c;
-                    acc_vns[t] *= c;
-                }
+                acc[t] *= c;
             }
         }
-        // Control flow here depends on the key only (the same for every row of the workgroup,
-        // so compilers keep it uniform); the causal mask is a zero weight, not a branch.
-        // Weights first: sinks (a handful of keys) apart from the rest. The class tests below
-        // depend on the keys only, so every branch is uniform across the workgroup.
-        // The tile's classes: most tiles hold text only or image non-sinks only (an image is a
-        // span; sinks are a handful of keys), and weigh their keys without any per-key class work.
-        var any_sink = false;
-        var any_image = false;
-        var any_text = false;
-        if (VAR) {
-            for (var jj = 0u; jj < BC; jj++) {
-                let c = tile_classes[jj];
-                let live = jj < n;
-                any_sink = any_sink || (live && (c & 2u) != 0u);
-                any_image = any_image || (live && c == 1u);
-                any_text = any_text || (live && c == 0u);
-            }
-        } else {
-            any_text = true;
+        var e_sum = 0.0;
+        for (var jj = 0u; jj < BC; jj++) {
+            let e = select(0.0, exp(s[jj] - m), ((here >> jj) & 1u) != 0u && (att.causal == 0u || t0 + jj <= pos));
+            s[jj] = e;
+            e_sum += e;
         }
-        if (!any_sink && !(any_image && any_text)) {
-            var e_sum = 0.0;
-            for (var jj = 0u; jj < BC; jj++) {
-                let e = select(0.0, exp(s[jj] - m), jj < n && (att.causal == 0u || t0 + jj <= pos));
-                s[jj] = e;
-                e_sum += e;
+        l += e_sum;
+        // What is left of a tile is all text or all image non-sinks: one hot accumulator, and
+        // the other class's parked (with the max it was kept at) until the class changes.
+        if (VAR && on_image != hot_is_image) {
+            let c = exp(m_park - m);
+            m_park = m;
+            for (var t = 0u; t < slice; t++) {
+                let x = park[t] * c;
+                park[t] = acc[t];
+                acc[t] = x;
             }
-            l += e_sum;
-            if (any_image) {
-                l_vis += e_sum;
-                l_vns += e_sum;
-            }
-        } else {
-            for (var jj = 0u; jj < BC; jj++) {
-                let key = t0 + jj;
-                let e = select(0.0, exp(s[jj] - m), jj < n && (att.causal == 0u || key <= pos));
-                l += e;
-                let key_class = tile_classes[jj];
-                let on_image = (key_class & 1u) != 0u;
-                let is_sink = (key_class & 2u) != 0u;
-                l_vis += select(0.0, e, on_image);
-                l_sink += select(0.0, e, is_sink);
-                l_vissink += select(0.0, e, on_image && is_sink);
-                l_vns += select(0.0, e, on_image && !is_sink);
-                s[jj] = select(e, 0.0, is_sink);
-                sink_w[jj] = select(0.0, e, is_sink);
-                image_w[jj] = select(0.0, 1.0, on_image);
-            }
+            hot_is_image = on_image;
         }
-        // Non-sinks: one accumulator per tile unless an image starts or ends inside it.
-        if (!any_image) {
-            for (var jj = 0u; jj < BC; jj++) {
-                for (var t = 0u; t < slice; t++) {
-                    acc_rest[t] += s[jj] * tile[jj * MAX_D + dim0 + t];
-                }
-            }
-        } else if (!any_text) {
-            for (var jj = 0u; jj < BC; jj++) {
-                for (var t = 0u; t < slice; t++) {
-                    acc_vns[t] += s[jj] * tile[jj * MAX_D + dim0 + t];
-                }
-            }
-        } else {
-            for (var jj = 0u; jj < BC; jj++) {
-                let w_vns = s[jj] * image_w[jj];
-                let w_rest = s[jj] - w_vns;
-                for (var t = 0u; t < slice; t++) {
-                    let x = tile[jj * MAX_D + dim0 + t];
-                    acc_vns[t] += w_vns * x;
-                    acc_rest[t] += w_rest * x;
-                }
-            }
+        if (on_image) {
+            l_vis += e_sum;
+            l_vns += e_sum;
         }
-        if (any_sink) {
-            for (var jj = 0u; jj < BC; jj++) {
-                if (jj >= n || (tile_classes[jj] & 2u) == 0u) {
-                    continue;
-                }
-                for (var t = 0u; t < slice; t++) {
-                    acc_sink[t] += sink_w[jj] * tile[jj * MAX_D + dim0 + t];
-                }
+        for (var jj = 0u; jj < BC; jj++) {
+            for (var t = 0u; t < slice; t++) {
+                acc[t] += s[jj] * tile[jj * MAX_D + dim0 + t];
             }
         }
         workgroupBarrier();
@@ -286,6 +268,75 @@ fn main(
     if (!valid) {
         return;
     }
+    // From here acc holds the text keys (O_rest) and park the image non-sinks (O_vns), both at m.
+    let c_park = exp(m_park - m);
+    for (var t = 0u; t < slice; t++) {
+        let parked = park[t] * c_park;
+        park[t] = select(parked, acc[t], hot_is_image);
+        acc[t] = select(acc[t], parked, hot_is_image);
+    }
+    var l_sink = 0.0;
+    var l_vissink = 0.0;
+    var acc_sink: array<f32, SLICE_MAX>;
+    for (var t = 0u; t < slice; t++) {
+        acc_sink[t] = 0.0;
+    }
+    // The deferred keys this row sees, in key order, one online-softmax step each.
+    var key = 0u;
+    for (var i = 0u; i < n_deferred; i++) {
+        var score = 0.0;
+        if (i < DEFER_CAP) {
+            key = deferred_key[i];
+            score = deferred_score[stash + i];
+        } else {
+            key = next_deferred(key + 1u);
+            let q_row = (head * att.queries + row) * D;
+            for (var t = 0u; t < D; t++) {
+                score += q[q_row + t] * att.scale * k[kv_base + key * D + t];
+            }
+        }
+        if (att.causal != 0u && key > pos) {
+            break;
+        }
+        if (score > m) {
+            let c = exp(m - score);
+            m = score;
+            l *= c;
+            l_vis *= c;
+            l_vns *= c;
+            l_sink *= c;
+            l_vissink *= c;
+            for (var t = 0u; t < slice; t++) {
+                acc[t] *= c;
+                park[t] *= c;
+                acc_sink[t] *= c;
+            }
+        }
+        let e = exp(score - m);
+        let c = classes[key];
+        let vk = kv_base + key * D + dim0;
+        l += e;
+        if ((c & 1u) != 0u) {
+            l_vis += e;
+        }
+        if ((c & 2u) != 0u) {
+            l_sink += e;
+            l_vissink += select(0.0, e, (c & 1u) != 0u);
+            for (var t = 0u; t < slice; t++) {
+                acc_sink[t] += e * v[vk + t];
+            }
+        } else if ((c & 1u) != 0u) {
+            l_vns += e;
+            for (var t = 0u; t < slice; t++) {
+                park[t] += e * v[vk + t];
+            }
+        } else {
+            for (var t = 0u; t < slice; t++) {
+                acc[t] += e * v[vk + t];
+            }
+        }
+    }
+
     var is_selected = false;
     var gain_sink = 1.0;
     var gain_vns = 1.0;
@@ -304,6 +355,33 @@ fn main(
     let inv = 1.0 / l;
     let o_base = (head * att.queries + row) * D + dim0;
     for (var t = 0u; t < slice; t++) {
-        o[o_base + t] = (acc_rest[t] + gain_sink * acc_sink[t] + gain_vns * acc_vns[t]) * inv;
+        o[o_base + t] = (acc[t] + gain_sink * acc_sink[t] + gain_vns * park[t]) * inv;
     }
+}
+
+// The first deferred key at or after `start` (one exists: the tile loop counted it): a sink, or
+// a text key in a tile that holds an image key. Only for workgroups past DEFER_CAP.
+fn next_deferred(start: u32) -> u32 {
+    var key = start;
+    while (!is_deferred(key)) {
+        key++;
+    }
+    return key;
+}
+
+fn is_deferred(key: u32) -> bool {
+    let c = classes[key];
+    if ((c & 2u) != 0u) {
+        return true;
+    }
+    if ((c & 1u) != 0u) {
+        return false;
+    }
+    // A fixed trip count (llvmpipe's loop cap, see the tile loop).
+    let t0 = key - key % BC;
+    var image = false;
+    for (var j = 0u; j < BC; j++) {
+        image = image || (t0 + j < att.keys && (classes[min(t0 + j, att.keys - 1u)] & 1u) != 0u);
+    }
+    return image;
 }

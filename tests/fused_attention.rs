@@ -108,6 +108,23 @@ fn cases() -> Vec<Case> {
             sinks: vec![0, 36, 400],
             seed: 8,
         },
+        // More keys set aside than the kernel's stash holds (DEFER_CAP = 48 per workgroup):
+        // 60 sinks and 40 small images, so nearly every tile has an image edge.
+        Case {
+            shape: fs(2, 1, 40, 300, 64),
+            causal: true,
+            spans: (0..40).map(|i| sp(10 + 7 * i, 3)).collect(),
+            sinks: (0..300).step_by(5).collect(),
+            seed: 10,
+        },
+        // Every key a sink.
+        Case {
+            shape: fs(1, 1, 17, 130, 64),
+            causal: false,
+            spans: vec![sp(3, 100)],
+            sinks: (0..130).collect(),
+            seed: 11,
+        },
     ]
 }
 

@@ -132,3 +132,31 @@ fn shared_structs_are_identical_in_every_kernel() {
         assert_eq!(block(visattn::shaders::ATTENTION_VAR, "Attn"), block(other, "Attn"));
     }
 }
+
+/// Workgroup memory per kernel, from naga's types: WebGPU's default limit is 16 KiB, and wgpu
+/// does not check it at pipeline creation, so a kernel over it would only fail on a browser.
+fn workgroup_bytes(source: &str) -> u32 {
+    let module = naga::front::wgsl::parse_str(source).unwrap();
+    module
+        .global_variables
+        .iter()
+        .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
+        .map(|(_, g)| module.types[g.ty].inner.size(module.to_ctx()))
+        .sum()
+}
+
+#[test]
+fn every_kernel_fits_webgpu_default_workgroup_memory() {
+    for (name, source) in visattn::shaders::ALL {
+        let bytes = workgroup_bytes(source);
+        assert!(bytes <= 16 << 10, "{name}: {bytes} bytes of workgroup memory, over 16 KiB");
+    }
+    // The fused kernel's budget, as its header states: tile 8 KiB + partials 4 KiB + stash 3 KiB
+    // (+ 3 flags); a stash of 64 per row would not fit.
+    assert_eq!(
+        workgroup_bytes(visattn::shaders::ATTENTION_VAR),
+        8192 + 4096 + 16 * 48 * 4 + 48 * 4 + 8
+    );
+    let over = visattn::shaders::ATTENTION_VAR.replace("const DEFER_CAP: u32 = 48u;", "const DEFER_CAP: u32 = 64u;");
+    assert!(workgroup_bytes(&over) > 16 << 10);
+}

@@ -10,7 +10,7 @@ use visattn::{
 
 #[test]
 fn a_device_too_small_for_the_kernels_is_an_error_not_a_panic() {
-    // The sink kernel binds 6 storage buffers, the fused kernel 6 and 12 KiB of workgroup memory.
+    // The sink kernel binds 6 storage buffers, the fused kernel 6 and 15.2 KiB of workgroup memory.
     let limits = wgpu::Limits {
         max_storage_buffers_per_shader_stage: 4,
         ..Default::default()
@@ -19,6 +19,12 @@ fn a_device_too_small_for_the_kernels_is_an_error_not_a_panic() {
     match pollster::block_on(VarKernels::new_checked(&g.device, KernelSettings::default())) {
         Err(Error::Gpu(message)) => assert!(!message.is_empty()),
         other => panic!("expected Error::Gpu, got {:?}", other.map(|_| ())),
+    }
+    // The fused kernel builds on a device with WebGPU's default limits, with VAR and without, at
+    // the largest head_dim (wgpu does not check workgroup memory: tests/naga_shaders.rs does).
+    let g = support::gpu::gpu_with_limits(Some(wgpu::Limits::default()));
+    for var in [true, false] {
+        assert!(pollster::block_on(FusedAttention::new_checked(&g.device, FusedSettings { head_dim: 128, var })).is_ok());
     }
     let limits = wgpu::Limits {
         max_storage_buffers_per_shader_stage: 5,
