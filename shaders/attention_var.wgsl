@@ -89,6 +89,8 @@ var<workgroup> tile_bits: atomic<u32>;
 // loop leaves them out and stashes their scores (per row) and indices; the end adds them one by
 // one. Past DEFER_CAP in a workgroup they are found again and their scores recomputed.
 const DEFER_CAP: u32 = 48u;
+// deferred_key: the key in bits 0-29, its class (bit 0 image, bit 1 sink) in bits 30-31.
+const KEY_BITS: u32 = 0x3fffffffu;
 var<workgroup> deferred_score: array<f32, ROWS * DEFER_CAP>;
 var<workgroup> deferred_key: array<u32, DEFER_CAP>;
 
@@ -216,7 +218,7 @@ fn main(
                     deferred_score[r * DEFER_CAP + slot] = partial[p] + partial[p + BC] + partial[p + 2u * BC] + partial[p + 3u * BC];
                 }
                 if (lid < BC) {
-                    deferred_key[slot] = t0 + jj;
+                    deferred_key[slot] = (t0 + jj) | (((bits >> jj) & 1u) << 30u) | (((bits >> (jj + BC)) & 1u) << 31u);
                 }
             }
             n_deferred += countOneBits(deferred);
@@ -268,12 +270,26 @@ fn main(
     if (!valid) {
         return;
     }
-    // From here acc holds the text keys (O_rest) and park the image non-sinks (O_vns), both at m.
-    let c_park = exp(m_park - m);
+    // The max over the stashed keys this row sees first, so that adding them needs no rescale.
+    var m_end = m;
+    for (var i = 0u; i < min(n_deferred, DEFER_CAP); i++) {
+        if (att.causal != 0u && (deferred_key[i] & KEY_BITS) > pos) {
+            break;
+        }
+        m_end = max(m_end, deferred_score[stash + i]);
+    }
+    // From here acc holds the text keys (O_rest) and park the image non-sinks (O_vns), at m_end.
+    let c_hot = exp(m - m_end);
+    let c_park = exp(m_park - m_end);
+    l *= c_hot;
+    l_vis *= c_hot;
+    l_vns *= c_hot;
+    m = m_end;
     for (var t = 0u; t < slice; t++) {
+        let hot = acc[t] * c_hot;
         let parked = park[t] * c_park;
-        park[t] = select(parked, acc[t], hot_is_image);
-        acc[t] = select(acc[t], parked, hot_is_image);
+        park[t] = select(parked, hot, hot_is_image);
+        acc[t] = select(hot, parked, hot_is_image);
     }
     var l_sink = 0.0;
     var l_vissink = 0.0;
@@ -285,11 +301,14 @@ fn main(
     var key = 0u;
     for (var i = 0u; i < n_deferred; i++) {
         var score = 0.0;
+        var c = 0u;
         if (i < DEFER_CAP) {
-            key = deferred_key[i];
+            key = deferred_key[i] & KEY_BITS;
+            c = deferred_key[i] >> 30u;
             score = deferred_score[stash + i];
         } else {
             key = next_deferred(key + 1u);
+            c = classes[key] & 3u;
             let q_row = (head * att.queries + row) * D;
             for (var t = 0u; t < D; t++) {
                 score += q[q_row + t] * att.scale * k[kv_base + key * D + t];
@@ -313,7 +332,6 @@ fn main(
             }
         }
         let e = exp(score - m);
-        let c = classes[key];
         let vk = kv_base + key * D + dim0;
         l += e;
         if ((c & 1u) != 0u) {
