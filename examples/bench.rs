@@ -364,143 +364,13 @@ fn main() {
         println!("row kernel: {} lanes per row", settings.lanes_per_row);
     }
     let cfg = VarConfig::paper();
-    let max = g.device.limits().max_compute_workgroups_per_dimension;
     // Only the fused/unfused attention measurement (profiling the fused kernel).
     let attention_only = args.iter().any(|a| a == "--attention-only");
 
     for s in SHAPES.iter().filter(|s| only.as_deref().is_none_or(|o| o == s.name)) {
         let visual = VisualTokens::from_spans(&[s.image], s.tokens).unwrap();
-        if attention_only {
-            if s.name != "long" {
-                attention(&g, &timer, &rep, &k, s, &cfg, &visual, repeats);
-            }
-            continue;
-        }
-        let seq = SequenceShape {
-            tokens: s.tokens,
-            hidden: s.hidden,
-            heads: s.heads,
-            queries: s.tokens,
-        };
-        let mut all = VarState::new(&g.device, seq, Rows::All).unwrap();
-        let mut fast = VarState::new(&g.device, seq, Rows::MayChange).unwrap();
-        all.prepare(&g.queue, &cfg, &visual, 32).unwrap();
-        fast.prepare(&g.queue, &cfg, &visual, 32).unwrap();
-        let (layer, p, h) = make_layer(&g, &k, &all, s, 3);
-        let fast_bindings: Vec<LayerBinding> = layer
-            .probs
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let first = i * (s.heads / layer.probs.len().max(1));
-                fast.bind(
-                    &g.device,
-                    &k,
-                    Some(layer.hidden.as_entire_buffer_binding()),
-                    b.as_entire_buffer_binding(),
-                    first,
-                )
-                .unwrap()
-            })
-            .collect();
-
-        // Bytes the algorithm needs: rows read once; rows that change written once.
-        let mut want = p.clone();
-        let shape = visattn::AttnShape::new(s.heads, s.tokens, s.tokens).unwrap();
-        reference::apply_layer(&cfg, cfg.role(3, 32), &visual, Some((&h, s.hidden)), &mut want, shape).unwrap();
-        let changed = want
-            .chunks_exact(s.tokens)
-            .zip(p.chunks_exact(s.tokens))
-            .filter(|(a, b)| a != b)
-            .count();
-        let row_bytes = (s.tokens * 4) as f64;
-        let probs_bytes = (p.len() * 4) as u64;
-        let rows_after = s.heads * s.tokens.saturating_sub(visual.first_end());
-
-        let (copy_probs, copy_secs) = copy_gbps(
-            &g,
-            &timer,
-            probs_bytes.min(g.device.limits().max_storage_buffer_binding_size),
-            repeats,
-        );
-        let (copy_hidden, _) = copy_gbps(&g, &timer, (s.tokens * s.hidden * 4) as u64, repeats);
-        rep.line(
-            "copy",
-            s.name,
-            copy_secs,
-            Some(2.0 * probs_bytes.min(g.device.limits().max_storage_buffer_binding_size) as f64),
-            Some(copy_probs),
-        );
-
-        let sink_run = |pass: &mut ComputePass| all.encode_sinks(&k, pass, &layer.bindings[0], 3, max).unwrap();
-        time_pass(&g, &timer, &sink_run);
-        let secs = median((0..repeats).map(|_| time_pass(&g, &timer, &sink_run)).collect());
-        rep.line(
-            "sink_score",
-            s.name,
-            secs,
-            Some((s.tokens * s.hidden * 4 + s.tokens * 12) as f64),
-            Some(copy_hidden),
-        );
-
-        for (name, state, bindings, rows) in [
-            ("var_rows_all", &all, &layer.bindings, s.heads * s.tokens),
-            ("var_rows_may_change", &fast, &fast_bindings, rows_after),
-        ] {
-            let run = |pass: &mut ComputePass| {
-                for b in bindings.iter() {
-                    state.encode_rows(&k, pass, b, 3, max).unwrap();
-                }
-            };
-            let mut times = Vec::new();
-            for i in 0..=repeats {
-                restore(&g, &[&layer]);
-                let t = time_pass(&g, &timer, &run);
-                if i > 0 {
-                    times.push(t);
-                }
-            }
-            let bytes = rows as f64 * row_bytes + changed as f64 * row_bytes;
-            rep.line(name, s.name, median(times), Some(bytes), Some(copy_probs));
-        }
-
-        if s.name == "llava-1.5-7b" {
-            // One whole prefill: 32 layers, sinks and rows in every layer, one pass.
-            let layers: Vec<(Layer, Vec<f32>, Vec<f32>)> = (0..32).map(|l| make_layer(&g, &k, &fast, s, l)).collect();
-            let run = |pass: &mut ComputePass| {
-                for (l, (layer, _, _)) in layers.iter().enumerate() {
-                    fast.encode_sinks(&k, pass, &layer.bindings[0], l, max).unwrap();
-                    for b in &layer.bindings {
-                        fast.encode_rows(&k, pass, b, l, max).unwrap();
-                    }
-                }
-            };
-            let refs: Vec<&Layer> = layers.iter().map(|(l, _, _)| l).collect();
-            let mut times = Vec::new();
-            for i in 0..=repeats.min(3) {
-                restore(&g, &refs);
-                let t = time_pass(&g, &timer, &run);
-                if i > 0 {
-                    times.push(t);
-                }
-            }
-            let gpu_secs = median(times);
-            let per_layer = (s.tokens * s.hidden * 4) as f64 + rows_after as f64 * row_bytes;
-            rep.line("var_prefill", s.name, gpu_secs, Some(per_layer * 30.0), Some(copy_probs));
-
-            let start = Instant::now();
-            for (l, (_, p, h)) in layers.iter().enumerate() {
-                let mut work = p.clone();
-                reference::apply_layer(&cfg, cfg.role(l, 32), &visual, Some((h, s.hidden)), &mut work, shape).unwrap();
-            }
-            let cpu = start.elapsed().as_secs_f64();
-            rep.line("cpu_reference_prefill", s.name, cpu, None, None);
-            if !json {
-                println!(
-                    "var_prefill: GPU {:.1}x faster than the CPU reference (f64, one thread)",
-                    cpu / gpu_secs
-                );
-            }
+        if !attention_only {
+            row_kernels(&g, &timer, &rep, &k, s, &cfg, &visual, repeats);
         }
         if s.name != "long" {
             attention(&g, &timer, &rep, &k, s, &cfg, &visual, repeats);
@@ -509,6 +379,148 @@ fn main() {
     if !attention_only && only.as_deref().is_none_or(|o| o == "decode") {
         for keys in [640, 4096, 32768] {
             decode(&g, &timer, &rep, &k, &cfg, keys, repeats);
+        }
+    }
+}
+
+/// Sink scoring and the row kernel against a copy of the same size, and for `llava-1.5-7b` the
+/// whole 32-layer prefill against the CPU reference.
+#[allow(clippy::too_many_arguments)]
+fn row_kernels(
+    g: &gpu::Gpu,
+    timer: &Timer,
+    rep: &Report,
+    k: &VarKernels,
+    s: &Shape,
+    cfg: &VarConfig,
+    visual: &VisualTokens,
+    repeats: usize,
+) {
+    let max = g.device.limits().max_compute_workgroups_per_dimension;
+    let seq = SequenceShape {
+        tokens: s.tokens,
+        hidden: s.hidden,
+        heads: s.heads,
+        queries: s.tokens,
+    };
+    let mut all = VarState::new(&g.device, seq, Rows::All).unwrap();
+    let mut fast = VarState::new(&g.device, seq, Rows::MayChange).unwrap();
+    all.prepare(&g.queue, cfg, visual, 32).unwrap();
+    fast.prepare(&g.queue, cfg, visual, 32).unwrap();
+    let (layer, p, h) = make_layer(g, k, &all, s, 3);
+    let fast_bindings: Vec<LayerBinding> = layer
+        .probs
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let first = i * (s.heads / layer.probs.len().max(1));
+            fast.bind(
+                &g.device,
+                k,
+                Some(layer.hidden.as_entire_buffer_binding()),
+                b.as_entire_buffer_binding(),
+                first,
+            )
+            .unwrap()
+        })
+        .collect();
+
+    // Bytes the algorithm needs: rows read once; rows that change written once.
+    let mut want = p.clone();
+    let shape = visattn::AttnShape::new(s.heads, s.tokens, s.tokens).unwrap();
+    reference::apply_layer(cfg, cfg.role(3, 32), visual, Some((&h, s.hidden)), &mut want, shape).unwrap();
+    let changed = want
+        .chunks_exact(s.tokens)
+        .zip(p.chunks_exact(s.tokens))
+        .filter(|(a, b)| a != b)
+        .count();
+    let row_bytes = (s.tokens * 4) as f64;
+    let probs_bytes = (p.len() * 4) as u64;
+    let rows_after = s.heads * s.tokens.saturating_sub(visual.first_end());
+
+    let (copy_probs, copy_secs) = copy_gbps(
+        g,
+        timer,
+        probs_bytes.min(g.device.limits().max_storage_buffer_binding_size),
+        repeats,
+    );
+    let (copy_hidden, _) = copy_gbps(g, timer, (s.tokens * s.hidden * 4) as u64, repeats);
+    rep.line(
+        "copy",
+        s.name,
+        copy_secs,
+        Some(2.0 * probs_bytes.min(g.device.limits().max_storage_buffer_binding_size) as f64),
+        Some(copy_probs),
+    );
+
+    let sink_run = |pass: &mut ComputePass| all.encode_sinks(k, pass, &layer.bindings[0], 3, max).unwrap();
+    time_pass(g, timer, &sink_run);
+    let secs = median((0..repeats).map(|_| time_pass(g, timer, &sink_run)).collect());
+    rep.line(
+        "sink_score",
+        s.name,
+        secs,
+        Some((s.tokens * s.hidden * 4 + s.tokens * 12) as f64),
+        Some(copy_hidden),
+    );
+
+    for (name, state, bindings, rows) in [
+        ("var_rows_all", &all, &layer.bindings, s.heads * s.tokens),
+        ("var_rows_may_change", &fast, &fast_bindings, rows_after),
+    ] {
+        let run = |pass: &mut ComputePass| {
+            for b in bindings.iter() {
+                state.encode_rows(k, pass, b, 3, max).unwrap();
+            }
+        };
+        let mut times = Vec::new();
+        for i in 0..=repeats {
+            restore(g, &[&layer]);
+            let t = time_pass(g, timer, &run);
+            if i > 0 {
+                times.push(t);
+            }
+        }
+        let bytes = rows as f64 * row_bytes + changed as f64 * row_bytes;
+        rep.line(name, s.name, median(times), Some(bytes), Some(copy_probs));
+    }
+
+    if s.name == "llava-1.5-7b" {
+        // One whole prefill: 32 layers, sinks and rows in every layer, one pass.
+        let layers: Vec<(Layer, Vec<f32>, Vec<f32>)> = (0..32).map(|l| make_layer(g, k, &fast, s, l)).collect();
+        let run = |pass: &mut ComputePass| {
+            for (l, (layer, _, _)) in layers.iter().enumerate() {
+                fast.encode_sinks(k, pass, &layer.bindings[0], l, max).unwrap();
+                for b in &layer.bindings {
+                    fast.encode_rows(k, pass, b, l, max).unwrap();
+                }
+            }
+        };
+        let refs: Vec<&Layer> = layers.iter().map(|(l, _, _)| l).collect();
+        let mut times = Vec::new();
+        for i in 0..=repeats.min(3) {
+            restore(g, &refs);
+            let t = time_pass(g, timer, &run);
+            if i > 0 {
+                times.push(t);
+            }
+        }
+        let gpu_secs = median(times);
+        let per_layer = (s.tokens * s.hidden * 4) as f64 + rows_after as f64 * row_bytes;
+        rep.line("var_prefill", s.name, gpu_secs, Some(per_layer * 30.0), Some(copy_probs));
+
+        let start = Instant::now();
+        for (l, (_, p, h)) in layers.iter().enumerate() {
+            let mut work = p.clone();
+            reference::apply_layer(cfg, cfg.role(l, 32), visual, Some((h, s.hidden)), &mut work, shape).unwrap();
+        }
+        let cpu = start.elapsed().as_secs_f64();
+        rep.line("cpu_reference_prefill", s.name, cpu, None, None);
+        if !rep.json {
+            println!(
+                "var_prefill: GPU {:.1}x faster than the CPU reference (f64, one thread)",
+                cpu / gpu_secs
+            );
         }
     }
 }
@@ -693,14 +705,11 @@ fn attention(g: &gpu::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, s: &Shap
     });
     // Plain and VAR interleaved, run by run, so load on a shared machine hits both alike; VAR's
     // cost is the median of the paired ratios.
-    let kernels: Vec<_> = [false, true]
-        .map(|var| {
-            let f = FusedAttention::new(&g.device, FusedSettings { head_dim: 128, var }).unwrap();
-            let b = bind(&f);
-            (f, b)
-        })
-        .into_iter()
-        .collect();
+    let kernels = [false, true].map(|var| {
+        let f = FusedAttention::new(&g.device, FusedSettings { head_dim: 128, var }).unwrap();
+        let b = bind(&f);
+        (f, b)
+    });
     let run = |i: usize| {
         let (f, b) = &kernels[i];
         time_pass(g, timer, &|pass: &mut ComputePass| f.encode(&g.device, pass, &state, b, 3).unwrap())
