@@ -89,7 +89,8 @@ var<workgroup> tile_bits: atomic<u32>;
 // loop leaves them out and stashes their scores (per row) and indices; the end adds them one by
 // one. Past DEFER_CAP in a workgroup they are found again and their scores recomputed.
 const DEFER_CAP: u32 = 48u;
-// deferred_key: the key in bits 0-29, its class (bit 0 image, bit 1 sink) in bits 30-31.
+// deferred_key: the key in bits 0-29, its class (bit 0 image, bit 1 sink) in bits 30-31. K's
+// binding (Tk x D x 4 bytes, D >= 4, at most 4 GiB) keeps Tk below 2^28.
 const KEY_BITS: u32 = 0x3fffffffu;
 var<workgroup> deferred_score: array<f32, ROWS * DEFER_CAP>;
 var<workgroup> deferred_key: array<u32, DEFER_CAP>;
