@@ -4,11 +4,13 @@
 // three output accumulators (sinks, visual non-sinks, the rest); the end applies section 2's
 // selection and section 3's redistribution to the accumulators instead of the probabilities.
 //
-// VAR keeps the tile loop as plain attention's: one hot accumulator per row, for the class of
-// the tile (text, or image non-sinks), the other class's parked until the class changes (at an
-// image edge). Keys that fit neither (sinks, and the text keys of a tile where an image starts
-// or ends) are deferred: the loop leaves them out and stashes their scores in workgroup memory,
-// and the end adds them one by one with their V rows, sinks into the third accumulator.
+// VAR keeps the tile loop as plain attention's: the keys go by in runs of tiles that hold image
+// keys or none (the host marks the image tiles, state.rs), and each run has one hot accumulator
+// and normaliser per row, for its class (text, or image non-sinks); the other class's are parked
+// between runs, so the split costs a swap per image edge, not a branch per tile. Keys that fit
+// neither (sinks, and the text keys of a tile where an image starts or ends) are deferred: the
+// loop leaves them out and stashes their scores in workgroup memory, and the end adds them one
+// by one with their V rows, sinks into the third accumulator.
 //
 // Bindings (group 0):
 //   0  uniform          cfg: Config      the VarState's per-layer-role slot, dynamic offset
@@ -16,7 +18,8 @@
 //   2  storage, read    q: array<f32>          [H, Tq, D]
 //   3  storage, read    k: array<f32>          [Hkv, Tk, D]  (query head h reads kv head
 //   4  storage, read    v: array<f32>          [Hkv, Tk, D]   h / (H / Hkv), as HF repeat_kv)
-//   5  storage, read    classes: array<u32>    [Tk], bit 0 = image token, bit 1 = sink
+//   5  storage, read    classes: array<u32>    [Tk], bit 0 = image token, bit 1 = sink, bit 2 =
+//                                              the key's tile of 16 holds an image token
 //   6  storage, rw      o: array<f32>          [H, Tq, D]
 //   7  storage, rw      selected: array<u32>   [H, Tq]
 // Overrides: D (head_dim, a multiple of 4, <= 128); VAR (false: plain attention, the same loop
@@ -138,6 +141,7 @@ fn main(
     var park: array<f32, SLICE_MAX>;
     var hot_is_image = false;
     var m_park = -1e30;
+    var l_park = 0.0;
     let q_base = (head * att.queries + min(row, att.queries - 1u)) * D + dim0;
     for (var t = 0u; t < slice; t++) {
         qs[t] = q[q_base + t] * att.scale;
@@ -146,8 +150,6 @@ fn main(
     }
     var m = -1e30;
     var l = 0.0;
-    var l_vis = 0.0;
-    var l_vns = 0.0;
     var s: array<f32, BC>;
     var n_deferred = 0u;
     let stash = (lid / LANES) * DEFER_CAP;
@@ -155,117 +157,123 @@ fn main(
     // Every loop inside the tile loop has a trip count known at pipeline creation (BC, D):
     // llvmpipe caps the iterations of dynamic loops at 65535 per invocation over the whole
     // dispatch, which a 16-key tile loop with dynamic inner loops reached near 8k keys; with
-    // these only the tile loop itself counts (65535 tiles). Keys past the end weigh zero.
-    for (var t0 = 0u; t0 < kv_end; t0 += BC) {
-        let n = min(BC, kv_end - t0);
-        for (var r = 0u; r < BC * D / WG; r++) {
-            let i = lid + r * WG;
-            let jj = i / D;
-            tile[jj * MAX_D + i % D] = select(0.0, k[kv_base + min(t0 + jj, att.keys - 1u) * D + i % D], jj < n);
+    // these only the tile and run loops count (tiles + 2 per run). Keys past the end weigh zero.
+    var t0 = 0u;
+    loop {
+        if (t0 >= kv_end) {
+            break;
         }
-        if (VAR && lid < BC && t0 + lid < att.keys) {
-            let c = classes[t0 + lid];
-            atomicOr(&tile_bits, ((c & 1u) << lid) | (((c >> 1u) & 1u) << (lid + BC)));
-        }
-        workgroupBarrier();
-        let bits = atomicLoad(&tile_bits);
-        for (var jj = 0u; jj < BC; jj++) {
-            var dot = 0.0;
-            for (var t = 0u; t < slice; t++) {
-                dot += qs[t] * tile[jj * MAX_D + dim0 + t];
-            }
-            partial[lid * BC + jj] = dot;
-        }
-        workgroupBarrier();
-        if (lid == 0u) {
-            atomicStore(&tile_bits, 0u);
-        }
-        // K is no longer read: V goes into the same tile while the partials are summed.
-        for (var r = 0u; r < BC * D / WG; r++) {
-            let i = lid + r * WG;
-            let jj = i / D;
-            tile[jj * MAX_D + i % D] = select(0.0, v[kv_base + min(t0 + jj, att.keys - 1u) * D + i % D], jj < n);
-        }
-        // Keys this tile weighs here, as bits: with VAR, all but the deferred ones. The masks
-        // depend on the keys only, so every branch on them is uniform across the workgroup.
-        var here = (1u << n) - 1u;
-        var on_image = false;
-        var deferred = 0u;
+        // A run of tiles that all hold image keys, or none: one hot accumulator and normaliser
+        // for the run, the other class's parked (with the max they were kept at) until the next
+        // run. The swap sits out here because llvmpipe pays for a branch in the tile loop on
+        // every tile, taken or not: there it cost 4.5 of VAR's 6 points.
         if (VAR) {
-            let images = bits & 0xffffu;
-            let texts = ((1u << min(BC, att.keys - t0)) - 1u) & ~images;
-            let sinks = bits >> BC;
-            on_image = images != 0u;
-            deferred = (sinks | select(0u, texts, on_image)) & here;
-            here &= ~deferred;
-        }
-        let lead = lid - lane;
-        var tile_max = m;
-        for (var jj = 0u; jj < BC; jj++) {
-            s[jj] = partial[lead * BC + jj] + partial[(lead + 1u) * BC + jj]
-                  + partial[(lead + 2u) * BC + jj] + partial[(lead + 3u) * BC + jj];
-            if (((here >> jj) & 1u) != 0u && (att.causal == 0u || t0 + jj <= pos)) {
-                tile_max = max(tile_max, s[jj]);
+            let image = tile_holds_image(t0);
+            if (image != hot_is_image) {
+                let c = exp(m_park - m);
+                m_park = m;
+                let l_parked = l_park * c;
+                l_park = l;
+                l = l_parked;
+                for (var t = 0u; t < slice; t++) {
+                    let x = park[t] * c;
+                    park[t] = acc[t];
+                    acc[t] = x;
+                }
+                hot_is_image = image;
             }
         }
-        if (deferred != 0u) {
-            // Set aside in key order, the whole workgroup at once: invocation lid sums key
-            // lid % BC's score for rows lid / BC, + 4, + 8, + 12.
-            let jj = lid % BC;
-            let slot = n_deferred + countOneBits(deferred & ((1u << jj) - 1u));
-            if (((deferred >> jj) & 1u) != 0u && slot < DEFER_CAP) {
-                for (var r = lid / BC; r < ROWS; r += WG / BC) {
-                    let p = r * LANES * BC + jj;
-                    deferred_score[r * DEFER_CAP + slot] = partial[p] + partial[p + BC] + partial[p + 2u * BC] + partial[p + 3u * BC];
+        for (; t0 < kv_end && (!VAR || tile_holds_image(t0) == hot_is_image); t0 += BC) {
+            let n = min(BC, kv_end - t0);
+            for (var r = 0u; r < BC * D / WG; r++) {
+                let i = lid + r * WG;
+                let jj = i / D;
+                tile[jj * MAX_D + i % D] = select(0.0, k[kv_base + min(t0 + jj, att.keys - 1u) * D + i % D], jj < n);
+            }
+            if (VAR && lid < BC && t0 + lid < att.keys) {
+                let c = classes[t0 + lid];
+                atomicOr(&tile_bits, ((c & 1u) << lid) | (((c >> 1u) & 1u) << (lid + BC)));
+            }
+            workgroupBarrier();
+            let bits = atomicLoad(&tile_bits);
+            for (var jj = 0u; jj < BC; jj++) {
+                var dot = 0.0;
+                for (var t = 0u; t < slice; t++) {
+                    dot += qs[t] * tile[jj * MAX_D + dim0 + t];
                 }
-                if (lid < BC) {
-                    deferred_key[slot] = (t0 + jj) | (((bits >> jj) & 1u) << 30u) | (((bits >> (jj + BC)) & 1u) << 31u);
+                partial[lid * BC + jj] = dot;
+            }
+            workgroupBarrier();
+            if (lid == 0u) {
+                atomicStore(&tile_bits, 0u);
+            }
+            // K is no longer read: V goes into the same tile while the partials are summed.
+            for (var r = 0u; r < BC * D / WG; r++) {
+                let i = lid + r * WG;
+                let jj = i / D;
+                tile[jj * MAX_D + i % D] = select(0.0, v[kv_base + min(t0 + jj, att.keys - 1u) * D + i % D], jj < n);
+            }
+            // Keys this tile weighs here, as bits: with VAR, all but the deferred ones. The masks
+            // depend on the keys only, so every branch on them is uniform across the workgroup.
+            var here = (1u << n) - 1u;
+            var deferred = 0u;
+            if (VAR) {
+                let images = bits & 0xffffu;
+                let texts = ((1u << min(BC, att.keys - t0)) - 1u) & ~images;
+                let sinks = bits >> BC;
+                deferred = (sinks | select(0u, texts, hot_is_image)) & here;
+                here &= ~deferred;
+            }
+            let lead = lid - lane;
+            var tile_max = m;
+            for (var jj = 0u; jj < BC; jj++) {
+                s[jj] = partial[lead * BC + jj] + partial[(lead + 1u) * BC + jj]
+                      + partial[(lead + 2u) * BC + jj] + partial[(lead + 3u) * BC + jj];
+                if (((here >> jj) & 1u) != 0u && (att.causal == 0u || t0 + jj <= pos)) {
+                    tile_max = max(tile_max, s[jj]);
                 }
             }
-            n_deferred += countOneBits(deferred);
-        }
-        workgroupBarrier();
+            if (deferred != 0u) {
+                // Set aside in key order, the whole workgroup at once: invocation lid sums key
+                // lid % BC's score for rows lid / BC, + 4, + 8, + 12.
+                let jj = lid % BC;
+                let slot = n_deferred + countOneBits(deferred & ((1u << jj) - 1u));
+                if (((deferred >> jj) & 1u) != 0u && slot < DEFER_CAP) {
+                    for (var r = lid / BC; r < ROWS; r += WG / BC) {
+                        let p = r * LANES * BC + jj;
+                        deferred_score[r * DEFER_CAP + slot] = partial[p] + partial[p + BC] + partial[p + 2u * BC] + partial[p + 3u * BC];
+                    }
+                    if (lid < BC) {
+                        deferred_key[slot] = (t0 + jj) | (((bits >> jj) & 1u) << 30u) | (((bits >> (jj + BC)) & 1u) << 31u);
+                    }
+                }
+                n_deferred += countOneBits(deferred);
+            }
+            workgroupBarrier();
 
-        // Online softmax: rescale what is kept only when the max grows, then add this tile.
-        if (tile_max > m) {
-            let c = exp(m - tile_max);
-            m = tile_max;
-            l *= c;
-            l_vis *= c;
-            l_vns *= c;
-            for (var t = 0u; t < slice; t++) {
-                acc[t] *= c;
+            // Online softmax: rescale what is kept only when the max grows, then add this tile.
+            if (tile_max > m) {
+                let c = exp(m - tile_max);
+                m = tile_max;
+                l *= c;
+                for (var t = 0u; t < slice; t++) {
+                    acc[t] *= c;
+                }
             }
-        }
-        var e_sum = 0.0;
-        for (var jj = 0u; jj < BC; jj++) {
-            let e = select(0.0, exp(s[jj] - m), ((here >> jj) & 1u) != 0u && (att.causal == 0u || t0 + jj <= pos));
-            s[jj] = e;
-            e_sum += e;
-        }
-        l += e_sum;
-        // What is left of a tile is all text or all image non-sinks: one hot accumulator, and
-        // the other class's parked (with the max it was kept at) until the class changes.
-        if (VAR && on_image != hot_is_image) {
-            let c = exp(m_park - m);
-            m_park = m;
-            for (var t = 0u; t < slice; t++) {
-                let x = park[t] * c;
-                park[t] = acc[t];
-                acc[t] = x;
+            var e_sum = 0.0;
+            for (var jj = 0u; jj < BC; jj++) {
+                let e = select(0.0, exp(s[jj] - m), ((here >> jj) & 1u) != 0u && (att.causal == 0u || t0 + jj <= pos));
+                s[jj] = e;
+                e_sum += e;
             }
-            hot_is_image = on_image;
-        }
-        if (on_image) {
-            l_vis += e_sum;
-            l_vns += e_sum;
-        }
-        for (var jj = 0u; jj < BC; jj++) {
-            for (var t = 0u; t < slice; t++) {
-                acc[t] += s[jj] * tile[jj * MAX_D + dim0 + t];
+            l += e_sum;
+            for (var jj = 0u; jj < BC; jj++) {
+                for (var t = 0u; t < slice; t++) {
+                    acc[t] += s[jj] * tile[jj * MAX_D + dim0 + t];
+                }
             }
+            workgroupBarrier();
         }
-        workgroupBarrier();
     }
 
     if (!valid) {
@@ -282,9 +290,12 @@ fn main(
     // From here acc holds the text keys (O_rest) and park the image non-sinks (O_vns), at m_end.
     let c_hot = exp(m - m_end);
     let c_park = exp(m_park - m_end);
-    l *= c_hot;
-    l_vis *= c_hot;
-    l_vns *= c_hot;
+    let l_hot = l * c_hot;
+    let l_parked = l_park * c_park;
+    // Every image key the loop weighed is a non-sink (sinks are deferred).
+    var l_vis = select(l_parked, l_hot, hot_is_image);
+    var l_vns = l_vis;
+    l = l_hot + l_parked;
     m = m_end;
     for (var t = 0u; t < slice; t++) {
         let hot = acc[t] * c_hot;
@@ -376,6 +387,13 @@ fn main(
     for (var t = 0u; t < slice; t++) {
         o[o_base + t] = (acc[t] + gain_sink * acc_sink[t] + gain_vns * park[t]) * inv;
     }
+}
+
+// Whether tile t0 (< att.keys) holds an image key: bit 2 of a key's class, set by the host
+// for every key of such a tile (state.rs). A read-only binding at a uniform index, so the answer
+// is uniform and may bound the loops with barriers.
+fn tile_holds_image(t0: u32) -> bool {
+    return (classes[t0] & 4u) != 0u;
 }
 
 // The first deferred key at or after `start` (one exists: the tile loop counted it): a sink, or

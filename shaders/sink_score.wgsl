@@ -7,9 +7,11 @@
 //   1  uniform          rng: Range       which tokens the bound hidden range holds
 //   2  storage, read    hidden: array<f32>      [rng.tokens, D] (a range of [B x T, D])
 //   3  storage, read    sink_dims: array<u32>   [cfg.n_sink_dims]
-//   4  storage, read    visual: array<u32>      [B x T], 1 = image token
+//   4  storage, read    visual: array<u32>      [B x T], bit 0 = image token, bit 2 = the key's
+//                                               tile of 16 (from its sequence's start) holds one
 //   5  storage, rw      phi: array<f32>         [B x T]
-//   6  storage, rw      classes: array<u32>     [B x T], bit 0 = image token, bit 1 = sink
+//   6  storage, rw      classes: array<u32>     [B x T], bit 0 = image token, bit 1 = sink,
+//                                               bit 2 = visual's bit 2
 //   7  storage, read    seqs: array<Seq>        [B]: left padding (tokens before key_offset
 //                                               are padding: phi 0, class 0, not read)
 // Override: LANES (1, 2, 4, ..., 64) invocations per token, 64 / LANES tokens per workgroup
@@ -57,6 +59,9 @@ override LANES: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> cfg: Config;
 @group(0) @binding(1) var<uniform> rng: Range;
+// The image bits of visual[] (0 and 2) that classes[] carries on.
+const IMAGE_BITS: u32 = 5u;
+
 @group(0) @binding(2) var<storage, read> hidden: array<f32>;
 @group(0) @binding(3) var<storage, read> sink_dims: array<u32>;
 @group(0) @binding(4) var<storage, read> visual: array<u32>;
@@ -86,7 +91,7 @@ fn main(
     if (cfg.role == 0u) {
         if (valid && lane == 0u) {
             phi[token] = 0.0;
-            classes[token] = visual[token] & 1u;
+            classes[token] = visual[token] & IMAGE_BITS;
         }
         return;
     }
@@ -115,6 +120,6 @@ fn main(
             score = max(score, abs(hidden[base + sink_dims[i]] / rms));
         }
         phi[token] = score;
-        classes[token] = (visual[token] & 1u) | select(0u, 2u, score > cfg.tau);
+        classes[token] = (visual[token] & IMAGE_BITS) | select(0u, 2u, score > cfg.tau);
     }
 }

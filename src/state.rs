@@ -12,6 +12,10 @@ use crate::kernels::{VarKernels, grid};
 use crate::uniforms::{CONFIG_SIZE, ROLES, RangeUniform, SeqUniform, config_uniform};
 use crate::visual::VisualTokens;
 
+/// The fused attention kernel's key tile (`BC` in attention_var.wgsl): the image mask marks
+/// the tiles of 16 keys, from the start of each batch row, that hold an image key.
+const KEY_TILE: usize = 16;
+
 /// The most sink dimensions a config may name on the GPU (the presets use at most 3).
 pub const MAX_SINK_DIMS: usize = 64;
 
@@ -295,6 +299,13 @@ impl VarState {
             });
             for (j, &m) in e.visual.mask().iter().enumerate() {
                 mask[b * s.tokens + p.key_offset + j] = m as u32;
+            }
+            // Bit 2: the key's tile holds an image key. The fused kernel finds its runs of image
+            // tiles with this, one load per tile instead of one per key.
+            for tile in mask[b * s.tokens..(b + 1) * s.tokens].chunks_mut(KEY_TILE) {
+                if tile.iter().any(|m| m & 1 != 0) {
+                    tile.iter_mut().for_each(|m| *m |= 4);
+                }
             }
             placements.push(p);
         }

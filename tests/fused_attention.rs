@@ -117,6 +117,15 @@ fn cases() -> Vec<Case> {
             sinks: (0..300).step_by(5).collect(),
             seed: 10,
         },
+        // Image runs that start and end on tile edges (16, 48), and a one-token image at the
+        // last key of a tile: the kernel swaps accumulators between runs of image tiles.
+        Case {
+            shape: fs(2, 2, 100, 100, 64),
+            causal: true,
+            spans: vec![sp(16, 32), sp(79, 1)],
+            sinks: vec![0, 20, 47],
+            seed: 12,
+        },
         // Every key a sink.
         Case {
             shape: fs(1, 1, 17, 130, 64),
