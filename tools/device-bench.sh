@@ -1,0 +1,23 @@
+#!/bin/bash
+# The one prepared, short bench run for a session that the `device` tool lends a GPU (issue #6):
+# the four shapes with GPU timestamps, as JSON lines in $OUT/bench.jsonl, for the README's table.
+#
+# Here, first (the device machine has no Rust toolchain and no network):
+#   cargo build --release --example bench
+#   mkdir -p .devbench && cp target/release/examples/bench .devbench/
+#   echo /.devbench/ >> .git/info/exclude; echo /.gl/ >> .git/info/exclude
+#   and the Vulkan loader debs into .gl/ as ../.library/device/README.md says.
+# Then: run(command = "bash tools/device-bench.sh", carry = [".devbench", ".gl"], timeout_s = 480),
+# and give the machine back. Untested on a device so far: the binary is built against this
+# machine's glibc; if it does not start there, that is the first thing the log says.
+set -u
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[ -e "$icd" ] && export VK_DRIVER_FILES="$icd"
+nvidia-smi -L > "$OUT/gpu.txt" 2>&1
+for shape in llava-1.5-7b long small decode; do
+    echo "== $shape" >> "$OUT/bench.log"
+    timeout 110 .devbench/bench --json --shape "$shape" --repeats 9 >> "$OUT/bench.jsonl" 2>> "$OUT/bench.log"
+done
+cat "$OUT/bench.log" "$OUT/bench.jsonl"
