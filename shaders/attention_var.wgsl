@@ -406,19 +406,8 @@ fn next_deferred(start: u32) -> u32 {
     return key;
 }
 
+// The tile loop's rule: a sink, or a text key of a tile that holds an image key.
 fn is_deferred(key: u32) -> bool {
     let c = classes[key];
-    if ((c & 2u) != 0u) {
-        return true;
-    }
-    if ((c & 1u) != 0u) {
-        return false;
-    }
-    // A fixed trip count (llvmpipe's loop cap, see the tile loop).
-    let t0 = key - key % BC;
-    var image = false;
-    for (var j = 0u; j < BC; j++) {
-        image = image || (t0 + j < att.keys && (classes[min(t0 + j, att.keys - 1u)] & 1u) != 0u);
-    }
-    return image;
+    return (c & 2u) != 0u || ((c & 1u) == 0u && tile_holds_image(key - key % BC));
 }

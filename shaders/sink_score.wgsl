@@ -8,7 +8,7 @@
 //   2  storage, read    hidden: array<f32>      [rng.tokens, D] (a range of [B x T, D])
 //   3  storage, read    sink_dims: array<u32>   [cfg.n_sink_dims]
 //   4  storage, read    visual: array<u32>      [B x T], bit 0 = image token, bit 2 = the key's
-//                                               tile of 16 (from its sequence's start) holds one
+//                                               tile of 16 (from its batch row's start) holds one
 //   5  storage, rw      phi: array<f32>         [B x T]
 //   6  storage, rw      classes: array<u32>     [B x T], bit 0 = image token, bit 1 = sink,
 //                                               bit 2 = visual's bit 2
@@ -56,12 +56,11 @@ struct Range {
 
 const WG: u32 = 64u;
 override LANES: u32 = 64u;
-
-@group(0) @binding(0) var<uniform> cfg: Config;
-@group(0) @binding(1) var<uniform> rng: Range;
 // The image bits of visual[] (0 and 2) that classes[] carries on.
 const IMAGE_BITS: u32 = 5u;
 
+@group(0) @binding(0) var<uniform> cfg: Config;
+@group(0) @binding(1) var<uniform> rng: Range;
 @group(0) @binding(2) var<storage, read> hidden: array<f32>;
 @group(0) @binding(3) var<storage, read> sink_dims: array<u32>;
 @group(0) @binding(4) var<storage, read> visual: array<u32>;
