@@ -383,6 +383,19 @@ fn main() {
     }
 }
 
+/// A 32-layer prefill's state for one of the shapes: every query row, prepared with `cfg`.
+fn prefill_state(g: &gpu::Gpu, s: &Shape, cfg: &VarConfig, visual: &VisualTokens, rows: Rows) -> VarState {
+    let seq = SequenceShape {
+        tokens: s.tokens,
+        hidden: s.hidden,
+        heads: s.heads,
+        queries: s.tokens,
+    };
+    let mut state = VarState::new(&g.device, seq, rows).unwrap();
+    state.prepare(&g.queue, cfg, visual, 32).unwrap();
+    state
+}
+
 /// Sink scoring and the row kernel against a copy of the same size, and for `llava-1.5-7b` the
 /// whole 32-layer prefill against the CPU reference.
 #[allow(clippy::too_many_arguments)]
@@ -397,16 +410,8 @@ fn row_kernels(
     repeats: usize,
 ) {
     let max = g.device.limits().max_compute_workgroups_per_dimension;
-    let seq = SequenceShape {
-        tokens: s.tokens,
-        hidden: s.hidden,
-        heads: s.heads,
-        queries: s.tokens,
-    };
-    let mut all = VarState::new(&g.device, seq, Rows::All).unwrap();
-    let mut fast = VarState::new(&g.device, seq, Rows::MayChange).unwrap();
-    all.prepare(&g.queue, cfg, visual, 32).unwrap();
-    fast.prepare(&g.queue, cfg, visual, 32).unwrap();
+    let all = prefill_state(g, s, cfg, visual, Rows::All);
+    let fast = prefill_state(g, s, cfg, visual, Rows::MayChange);
     let (layer, p, h) = make_layer(g, k, &all, s, 3);
     let fast_bindings: Vec<LayerBinding> = layer
         .probs
@@ -672,14 +677,7 @@ fn attention(g: &gpu::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, s: &Shap
     let ob = upload(g, &vec![0.0; shape.q_len()], usage);
     let pb = upload(g, &vec![0.0; s.heads * s.tokens * s.tokens], usage);
     let opts = AttentionOptions { causal: true, scale: None };
-    let seq = SequenceShape {
-        tokens: s.tokens,
-        hidden: s.hidden,
-        heads: s.heads,
-        queries: s.tokens,
-    };
-    let mut state = VarState::new(&g.device, seq, Rows::MayChange).unwrap();
-    state.prepare(&g.queue, cfg, visual, 32).unwrap();
+    let state = prefill_state(g, s, cfg, visual, Rows::MayChange);
     let sinks = state.bind_sinks(&g.device, k, Some(hb.as_entire_buffer_binding())).unwrap();
     let max = g.device.limits().max_compute_workgroups_per_dimension;
     let bind = |f: &FusedAttention| {
