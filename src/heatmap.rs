@@ -168,6 +168,12 @@ impl Heatmap {
         if grid == 0 || width == 0 || height == 0 {
             return Err(Error::Shape(format!("heatmap of a {grid}x{grid} grid into {width}x{height}")));
         }
+        let max_side = device.limits().max_texture_dimension_2d;
+        if width > max_side || height > max_side {
+            return Err(Error::Shape(format!(
+                "heatmap frame {width}x{height} is over this device's max_texture_dimension_2d ({max_side})"
+            )));
+        }
         let cells = grid * grid;
         let buffer = |label, len: usize, extra| {
             device.create_buffer(&wgpu::BufferDescriptor {
@@ -180,9 +186,10 @@ impl Heatmap {
         let values = buffer("visattn heatmap values", 2 * cells, BufferUsages::COPY_SRC);
         let scale = buffer("visattn heatmap scale", 1, BufferUsages::COPY_SRC);
         let sinks = buffer("visattn heatmap sinks", cells, BufferUsages::empty());
-        let (pw, ph) = match picture {
-            Some((_, rgba, pw)) if pw > 0 && rgba.len() % (4 * pw as usize) == 0 && !rgba.is_empty() => {
-                (pw, (rgba.len() / (4 * pw as usize)) as u32)
+        let picture = match picture {
+            Some((queue, rgba, pw)) if pw > 0 && rgba.len() % (4 * pw as usize) == 0 && !rgba.is_empty() => {
+                let ph = (rgba.len() / (4 * pw as usize)) as u32;
+                Some((queue, fit_picture(rgba, pw, ph, max_side)))
             }
             Some((_, rgba, pw)) => {
                 return Err(Error::Shape(format!(
@@ -190,8 +197,9 @@ impl Heatmap {
                     rgba.len()
                 )));
             }
-            None => (1, 1),
+            None => None,
         };
+        let (pw, ph) = picture.as_ref().map_or((1, 1), |(_, p)| (p.1, p.2));
         let texture = device.create_texture(&wgpu::TextureDescriptor {
             label: Some("visattn heatmap picture"),
             size: wgpu::Extent3d {
@@ -206,7 +214,7 @@ impl Heatmap {
             usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
             view_formats: &[],
         });
-        if let Some((queue, rgba, _)) = picture {
+        if let Some((queue, (rgba, _, _))) = &picture {
             queue.write_texture(
                 texture.as_image_copy(),
                 rgba,
@@ -394,6 +402,35 @@ impl HeatmapTarget {
     pub fn view_buffer(&self) -> &Buffer {
         &self.view
     }
+}
+
+/// A picture whose sides fit in `max_side` texels: itself, or box-filtered down by the smallest
+/// whole factor that fits (a 9000 x 100 photo on an 8192 limit becomes 4500 x 50).
+fn fit_picture(rgba: &[u8], pw: u32, ph: u32, max_side: u32) -> (std::borrow::Cow<'_, [u8]>, u32, u32) {
+    let max_side = max_side.max(1);
+    if pw <= max_side && ph <= max_side {
+        return (std::borrow::Cow::Borrowed(rgba), pw, ph);
+    }
+    let f = pw.max(ph).div_ceil(max_side);
+    let (w, h) = (pw.div_ceil(f), ph.div_ceil(f));
+    let mut out = Vec::with_capacity((w * h * 4) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            let mut sum = [0u32; 4];
+            let mut n = 0;
+            for sy in y * f..((y + 1) * f).min(ph) {
+                for sx in x * f..((x + 1) * f).min(pw) {
+                    let i = ((sy * pw + sx) * 4) as usize;
+                    for c in 0..4 {
+                        sum[c] += rgba[i + c] as u32;
+                    }
+                    n += 1;
+                }
+            }
+            out.extend(sum.map(|v| ((v + n / 2) / n) as u8));
+        }
+    }
+    (std::borrow::Cow::Owned(out), w, h)
 }
 
 /// The colormap of `heatmap.wgsl` on the CPU (for tests and legends).

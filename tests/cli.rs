@@ -274,7 +274,7 @@ fn official(convention: &str, p: &str) {
             format!("expected.attentions.{l}")
         };
         let b = want.f32(&expected).unwrap().data;
-        let d = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        let d = support::close::max_abs_diff(&format!("layer {l}"), &a, &b);
         assert!(d <= 1e-5, "layer {l}: {d}");
     }
 }
@@ -380,10 +380,8 @@ fn check_attend_output(got: &TensorFile, raw: &[Vec<f32>], cfg: &visattn::VarCon
         };
         let (want, stats) = visattn::reference::attention_var(cfg, role, &visual, &sinks, &rows, k, v, shape, true, 0.125).unwrap();
         let o = got.f32(&format!("o.{l}")).unwrap().data;
-        let vmax = v.iter().fold(0.0f32, |m, x| m.max(x.abs())) as f64;
-        for (a, b) in o.iter().zip(&want) {
-            assert!((*a as f64 - b).abs() <= 2e-6 * vmax, "layer {l}: {a} vs {b}");
-        }
+        let vmax = support::close::max_abs(v);
+        support::close::assert_close(&format!("layer {l} O"), &o, &want, |_| 2e-6 * vmax);
         let sel = got.u8(&format!("selected.{l}")).unwrap().1;
         assert_eq!(sel, stats.iter().map(|s| s.selected as u8).collect::<Vec<_>>(), "layer {l}");
         selected_total += sel.iter().filter(|&&s| s == 1).count();
@@ -605,9 +603,7 @@ fn two_image_dump_and_a_batch_of_dumps() {
         .unwrap();
         for f in [&batched, &single] {
             let got = f.f32(&format!("attentions.{l}")).unwrap().data;
-            for (a, b) in got.iter().zip(&want) {
-                assert!((a - b).abs() <= 1e-5 * b.abs() + 1e-12, "layer {l}: {a} vs {b}");
-            }
+            support::close::assert_close(&format!("layer {l}"), &got, &want, |w| 1e-5 * w.abs() + 1e-12);
             assert_eq!(
                 f.u8(&format!("selected.{l}")).unwrap().1,
                 flags.selected.iter().map(|&s| s as u8).collect::<Vec<_>>()
@@ -775,4 +771,62 @@ fn the_embed_example_renders_its_final_frame() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stdout.matches("recorded into one encoder").count(), 4, "{stdout}");
     assert_eq!(png_size(&png), (1024, 512));
+}
+
+#[test]
+fn argument_errors_are_one_line_and_exit_1() {
+    for (args, needle) in [
+        (&["apply", "--frobnicate"][..], "--frobnicate"),
+        (&["apply", "--input"][..], "--input"),
+        (&["apply", "--input", "x", "--output", "y", "--tau", "abc"][..], "abc"),
+        (&["nonsense-subcommand"][..], "nonsense-subcommand"),
+    ] {
+        let out = run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: exit code; stderr {stderr}");
+        assert_eq!(lines.len(), 1, "{args:?}: one line on stderr, got {lines:?}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(needle),
+            "{args:?}: {:?}",
+            lines[0]
+        );
+    }
+    let help = run(&["apply", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--input"));
+}
+
+#[test]
+fn a_failed_png_leaves_nothing_and_the_png_follows_the_outputs() {
+    let input = support::shared_data("official-var-fixture.safetensors");
+    let apply = |output: &Path, png: &Path| {
+        run(&[
+            "apply",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--convention",
+            "released",
+            "--png",
+            png.to_str().unwrap(),
+            "--size",
+            "64x32",
+        ])
+    };
+    // The PNG's name is taken by a directory: the write fails, no temporary file stays, and
+    // no output is written either.
+    let (output, png) = (tmp("blocked.out.safetensors"), tmp("blocked.png"));
+    std::fs::create_dir_all(&png).unwrap();
+    let out = apply(&output, &png);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!png.with_extension("png.tmp").exists(), "a failed --png leaves its .png.tmp behind");
+    assert!(!output.exists(), "no output beside a failed --png");
+    // The output cannot be written: no PNG appears without it.
+    let (output, png) = (tmp("no-such-dir/out.safetensors"), tmp("orphan.png"));
+    let out = apply(&output, &png);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!png.exists(), "a PNG was written although the output failed");
+    assert!(!png.with_extension("png.tmp").exists());
 }

@@ -30,10 +30,7 @@ fn discover(name: &str) -> (visattn::discover::Discovery, Vec<String>) {
     for h in &layers {
         let cpu = layer_dims(h, dim);
         let gpu = kernel.run(&g.device, &g.queue, h, dim).unwrap();
-        for (d, (&g, &c)) in gpu.iter().zip(&cpu.max_phi).enumerate() {
-            let (a, b) = (g as f64, c as f64);
-            assert!((a - b).abs() <= 1e-5 * b.max(1.0), "{name} dim {d}: GPU {a} CPU {b}");
-        }
+        support::close::assert_close(&format!("{name} max phi"), &gpu, &cpu.max_phi, |c| 1e-5 * c.max(1.0));
         stats.push(LayerDims {
             max_phi: gpu,
             max_median_ratio: cpu.max_median_ratio,
@@ -92,9 +89,7 @@ fn gpu_dim_max_matches_on_random_shapes() {
         h[(t / 2) * d + d / 3] = 1000.0;
         let gpu = kernel.run(&g.device, &g.queue, &h, d).unwrap();
         let cpu = layer_dims(&h, d);
-        for (i, (g, c)) in gpu.iter().zip(&cpu.max_phi).enumerate() {
-            assert!((g - c).abs() <= 1e-5 * c.max(1.0), "T={t} D={d} dim {i}");
-        }
+        support::close::assert_close(&format!("T={t} D={d} max phi"), &gpu, &cpu.max_phi, |c| 1e-5 * c.max(1.0));
     }
     assert!(kernel.run(&g.device, &g.queue, &[1.0, f32::NAN], 2).is_err());
     assert!(kernel.run(&g.device, &g.queue, &[1.0, 2.0, 3.0], 2).is_err());

@@ -45,10 +45,6 @@ fn official_config(convention: Convention) -> VarConfig {
     }
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
-}
-
 fn official_parity(convention: Convention) {
     let file = TensorFile::open(support::shared_data("official-var-fixture.safetensors")).unwrap();
     let layers = (0..).take_while(|l| file.contains(&format!("attentions.{l}"))).count();
@@ -94,7 +90,7 @@ fn official_parity(convention: Convention) {
             gpu_selected, want_selected,
             "layer {l}: GPU selections differ from the official code"
         );
-        let d = max_abs_diff(&gpu.probs, want_probs);
+        let d = support::close::max_abs_diff(&format!("layer {l} GPU"), &gpu.probs, want_probs);
         assert!(d <= 1e-5, "layer {l}: GPU attention differs by {d}");
 
         let mut cpu = input.probs.clone();
@@ -104,7 +100,7 @@ fn official_parity(convention: Convention) {
         let cpu_selected: Vec<u8> = flags.selected.iter().map(|&b| b as u8).collect();
         assert_eq!(cpu_sinks, want_sinks, "layer {l}: reference sinks differ");
         assert_eq!(cpu_selected, want_selected, "layer {l}: reference selections differ");
-        let d = max_abs_diff(&cpu, want_probs);
+        let d = support::close::max_abs_diff(&format!("layer {l} reference"), &cpu, want_probs);
         assert!(d <= 1e-5, "layer {l}: reference attention differs by {d}");
 
         total_selected += want_selected.iter().filter(|&&s| s == 1).count();

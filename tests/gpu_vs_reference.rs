@@ -152,13 +152,16 @@ struct Compared {
 }
 
 fn near(x: f64, threshold: f64) -> bool {
-    (x - threshold).abs() <= REL * threshold.abs().max(1e-3)
+    support::close::near(x, threshold, REL)
 }
 
 fn compare(i: &Inputs, dim: usize, role: LayerRole, gpu: &LayerOutput, what: &str) -> Compared {
     let mut want = i.probs.clone();
     let flags = reference::apply_layer(&i.cfg, role, &i.visual, Some((&i.hidden, dim)), &mut want, i.shape).unwrap();
     let t = i.shape.keys;
+    assert_eq!(gpu.probs.len(), i.probs.len(), "{what}: GPU probabilities");
+    assert_eq!(gpu.selected.len(), i.shape.rows(), "{what}: GPU selection flags");
+    assert_eq!(gpu.phi.len(), t, "{what}: GPU phi");
     if role == LayerRole::Off {
         assert!(gpu.phi.iter().all(|&v| v == 0.0), "{what}: phi of a layer that does not detect");
     } else {
@@ -212,12 +215,11 @@ fn compare(i: &Inputs, dim: usize, role: LayerRole, gpu: &LayerOutput, what: &st
         let (sin, sout): (f64, f64) = (input.iter().map(|&v| v as f64).sum(), g.iter().map(|&v| v as f64).sum());
         assert!((sin - sout).abs() <= REL * sin, "{what}: row {r} sum {sin} -> {sout}");
     }
-    assert!(
-        c.skipped * 20 <= c.rows.max(1),
-        "{what}: too many near-threshold rows skipped ({} of {})",
-        c.skipped,
-        c.rows
-    );
+    support::close::Skips {
+        checked: c.rows,
+        skipped: c.skipped,
+    }
+    .assert_few(what);
     c
 }
 

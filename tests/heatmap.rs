@@ -219,3 +219,36 @@ fn var_cools_a_sink_patch_and_warms_an_object_patch_in_the_picture() {
         assert!((t_px - v / top).abs() < 0.01, "colour {t_px} vs reference {}", v / top);
     }
 }
+
+#[test]
+fn a_picture_over_the_texture_limit_is_scaled_down_and_a_frame_over_it_refused() {
+    let g = support::gpu::gpu();
+    let max = g.device.limits().max_texture_dimension_2d;
+    let hm = Heatmap::new(&g.device, wgpu::TextureFormat::Rgba8Unorm);
+    // A panorama wider than the device's largest texture: the left half white, the right black.
+    let (pw, ph) = (max + 808, 100u32);
+    let mut rgba = Vec::with_capacity((pw * ph * 4) as usize);
+    for _ in 0..ph {
+        for x in 0..pw {
+            rgba.extend(if x < pw / 2 { [255, 255, 255, 255] } else { [0, 0, 0, 255] });
+        }
+    }
+    let target = visattn::scoped_blocking(&g.device, || hm.target_over(&g.device, Some((&g.queue, &rgba, pw)), GRID, W, H))
+        .expect("no GPU error")
+        .expect("the picture is scaled to fit");
+    let cells = GRID * GRID;
+    hm.upload(&g.queue, &target, &vec![0.0; cells], &vec![0.0; cells], &vec![false; cells])
+        .unwrap();
+    let px = render_to_pixels(&g.device, &g.queue, &hm, &target, W, H).unwrap();
+    // Under a flat heatmap the picture shows through: a patch on its left is lighter than one
+    // on its right.
+    let light = |p: &[u8]| p.iter().map(|&c| c as u32).sum::<u32>();
+    let (l, r) = (
+        pixel(&px, patch_center(0, GRID / 2, 0)),
+        pixel(&px, patch_center(0, GRID / 2, GRID - 1)),
+    );
+    assert!(light(l) > light(r) + 30, "picture drawn under the grid: left {l:?}, right {r:?}");
+
+    let err = hm.target(&g.device, GRID, max + 1, H).err().expect("a frame over the limit");
+    assert!(err.to_string().contains("max_texture_dimension_2d"), "{err}");
+}

@@ -225,6 +225,7 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
     runner.prepare_batch(&g.queue, &cfg, &entries, layers).map_err(|e| e.to_string())?;
 
     let mut results: Vec<Vec<LayerResult>> = jobs.iter().map(|_| Vec::with_capacity(layers)).collect();
+    let mut drawn = None;
     for l in 0..layers {
         let mut probs = Vec::with_capacity(jobs.len());
         let mut hidden_states = Vec::with_capacity(jobs.len());
@@ -255,13 +256,12 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
         let outs = runner
             .run_batch_layer(&g.device, &g.queue, l, &inputs)
             .map_err(|e| format!("{}: {e}", jobs[0].path))?;
-        if let Some(path) = args.picture.png.as_deref().filter(|_| l == args.picture.layer_or(layers)) {
+        if args.picture.png.is_some() && l == args.picture.layer_or(layers) {
             let (j, o) = (&jobs[0], &outs[0]);
             let a = j.dump.attn;
-            crate::picture::write(
+            drawn = Some(crate::picture::draw(
                 &g,
                 &args.picture,
-                path,
                 a.heads,
                 a.queries,
                 a.keys,
@@ -271,7 +271,7 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
                 &o.sinks,
                 j.spans[0].start,
                 j.spans[0].len,
-            )?;
+            )?);
         }
         for (b, out) in outs.into_iter().enumerate() {
             results[b].push(LayerResult {
@@ -283,9 +283,30 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
         }
     }
 
+    // The PNG is staged first (a bad path fails before any output exists) and renamed into
+    // place after the results are written (a failed write leaves no picture without them).
+    let staged = match (&drawn, &args.picture.png) {
+        (Some(d), Some(path)) => Some(d.stage(path)?),
+        _ => None,
+    };
+    // All or nothing: when an output or the PNG cannot be written, the outputs already written
+    // are removed, so a failed run leaves no file a later step could mistake for a result.
+    let mut written: Vec<&std::path::Path> = Vec::new();
+    let finish = || -> Result<(), String> {
+        for ((j, result), output) in jobs.iter().zip(&results).zip(&args.output) {
+            let meta_out = config_metadata(&cfg, &j.spans, layers);
+            written.push(output);
+            write_results(output, j.dump.attn, result, meta_out).map_err(|e| e.to_string())?;
+        }
+        staged.map_or(Ok(()), |s| s.commit())
+    };
+    if let Err(e) = finish() {
+        for path in written {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(e);
+    }
     for ((j, result), output) in jobs.iter().zip(&results).zip(&args.output) {
-        let meta_out = config_metadata(&cfg, &j.spans, layers);
-        write_results(output, j.dump.attn, result, meta_out).map_err(|e| e.to_string())?;
         let selected: usize = result.iter().map(|r| r.selected.iter().filter(|&&s| s).count()).sum();
         let a = j.dump.attn;
         println!(

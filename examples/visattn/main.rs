@@ -43,7 +43,10 @@ enum Command {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("error")).init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return argument_error(e),
+    };
     let result = match cli.command {
         None => demo(&cli.picture),
         Some(Command::Apply(args)) => apply::run(&args),
@@ -57,6 +60,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--help` and `--version` print clap's text and succeed; an argument error is one `error:`
+/// line and exit 1, like every other error (clap's own default is its usage text and exit 2).
+fn argument_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        print!("{e}");
+        return ExitCode::SUCCESS;
+    }
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("bad arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("error: {first} (see --help)");
+    ExitCode::FAILURE
 }
 
 fn demo(pic: &picture::PictureArgs) -> Result<(), String> {
@@ -104,10 +122,9 @@ fn demo(pic: &picture::PictureArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         gpu_time += t0.elapsed().as_secs_f64();
         if let Some(path) = pic.png.as_deref().filter(|_| layer == pic.layer_or(LAYERS)) {
-            picture::write(
+            let drawn = picture::draw(
                 &g,
                 pic,
-                path,
                 HEADS,
                 TOKENS,
                 TOKENS,
@@ -118,6 +135,7 @@ fn demo(pic: &picture::PictureArgs) -> Result<(), String> {
                 SYSTEM,
                 IMAGE,
             )?;
+            drawn.stage(path)?.commit()?;
         }
 
         let text_sinks = (0..TOKENS).filter(|&t| out.sinks[t] && !visual.is_visual(t)).count();

@@ -70,13 +70,55 @@ impl PictureArgs {
     }
 }
 
+/// A drawn heatmap, not yet on disk.
+pub struct Drawn {
+    width: u32,
+    height: u32,
+    rgba: Vec<u8>,
+}
+
+/// A PNG written beside its final name, renamed into place by [`Staged::commit`] once the
+/// program's other outputs exist; dropped uncommitted (an error on the way), it is removed.
+pub struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+    committed: bool,
+}
+
+impl Drawn {
+    pub fn stage(&self, path: &Path) -> Result<Staged, String> {
+        let staged = Staged {
+            tmp: path.with_extension("png.tmp"),
+            path: path.to_path_buf(),
+            committed: false,
+        };
+        write_png(&staged.tmp, self.width, self.height, &self.rgba).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(staged)
+    }
+}
+
+impl Staged {
+    pub fn commit(mut self) -> Result<(), String> {
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 /// Draws row `args.row` (default the last) of `layer`: `before` / `after` [H, Q, K], the
 /// row's `selected` flags [H, Q], `sinks` [K], the image at keys `image_start..` as a square grid.
 #[allow(clippy::too_many_arguments)]
-pub fn write(
+pub fn draw(
     g: &crate::gpu::Gpu,
     args: &PictureArgs,
-    path: &Path,
     heads: usize,
     queries: usize,
     keys: usize,
@@ -86,7 +128,7 @@ pub fn write(
     sinks: &[bool],
     image_start: usize,
     image_len: usize,
-) -> Result<(), String> {
+) -> Result<Drawn, String> {
     let (width, height) = args.size()?;
     let grid = (image_len as f64).sqrt().round() as usize;
     let row = args.row.unwrap_or(queries - 1);
@@ -101,20 +143,23 @@ pub fn write(
     let b: Vec<f32> = (0..image_len).map(|p| mean(before, image_start + p)).collect();
     let a: Vec<f32> = (0..image_len).map(|p| mean(after, image_start + p)).collect();
     let s: Vec<bool> = (0..image_len).map(|p| sinks[image_start + p]).collect();
-    let hm = visattn::scoped_blocking(&g.device, || Heatmap::new(&g.device, wgpu::TextureFormat::Rgba8Unorm)).map_err(|e| e.to_string())?;
     let picture = args.image.as_deref().map(read_png).transpose()?;
-    let target = hm
-        .target_over(
+    // Every GPU step inside an error scope: a validation error is a message, never a panic.
+    let rgba = visattn::scoped_blocking(&g.device, || -> visattn::Result<Vec<u8>> {
+        let hm = Heatmap::new(&g.device, wgpu::TextureFormat::Rgba8Unorm);
+        let target = hm.target_over(
             &g.device,
             picture.as_ref().map(|(rgba, w)| (&g.queue, rgba.as_slice(), *w)),
             grid,
             width,
             height,
-        )
-        .map_err(|e| e.to_string())?;
-    hm.upload(&g.queue, &target, &b, &a, &s).map_err(|e| e.to_string())?;
-    let pixels = render_to_pixels(&g.device, &g.queue, &hm, &target, width, height).map_err(|e| e.to_string())?;
-    write_png(path, width, height, &pixels)
+        )?;
+        hm.upload(&g.queue, &target, &b, &a, &s)?;
+        render_to_pixels(&g.device, &g.queue, &hm, &target, width, height)
+    })
+    .and_then(|r| r)
+    .map_err(|e| e.to_string())?;
+    Ok(Drawn { width, height, rgba })
 }
 
 /// Any 8- or 16-bit PNG as RGBA8 pixels and its width.
@@ -137,15 +182,13 @@ pub fn read_png(path: &Path) -> Result<(Vec<u8>, u32), String> {
     Ok((rgba, info.width))
 }
 
-pub fn write_png(path: &Path, width: u32, height: u32, rgba: &[u8]) -> Result<(), String> {
-    let tmp = path.with_extension("png.tmp");
-    let io = |e: std::io::Error| format!("{}: {e}", path.display());
-    let file = std::fs::File::create(&tmp).map_err(io)?;
+/// Writes `path` itself (callers stage through a temporary name).
+fn write_png(path: &Path, width: u32, height: u32, rgba: &[u8]) -> Result<(), String> {
+    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
     let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
     encoder.set_color(png::ColorType::Rgba);
     encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().map_err(|e| format!("{}: {e}", path.display()))?;
-    writer.write_image_data(rgba).map_err(|e| format!("{}: {e}", path.display()))?;
-    writer.finish().map_err(|e| format!("{}: {e}", path.display()))?;
-    std::fs::rename(&tmp, path).map_err(io)
+    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+    writer.write_image_data(rgba).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())
 }

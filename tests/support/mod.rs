@@ -1,6 +1,7 @@
 #![allow(dead_code)]
 //! Shared by the integration tests: a device, a seeded generator, the shared data.
 
+pub mod close;
 pub mod gpu;
 
 use std::path::PathBuf;
@@ -45,18 +46,24 @@ pub fn shared_data(name: &str) -> PathBuf {
     panic!("{name} not found in ../shared/data: the shared data set must sit beside the checkout")
 }
 
-/// target/<profile>/examples/NAME, built on demand when only one test binary was asked for.
+/// target/<profile>/examples/NAME, built by cargo every time (its own dependency tracking makes
+/// that a no-op when nothing changed), so a test never runs a binary older than the sources.
+/// Built once per test process.
 pub fn example(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
     let bin = profile_dir.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
         let mut cmd = std::process::Command::new(env!("CARGO"));
-        cmd.args(["build", "--example", name]).current_dir(env!("CARGO_MANIFEST_DIR"));
+        cmd.args(["build", "--quiet", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
         if profile_dir.file_name().unwrap() == "release" {
             cmd.arg("--release");
         }
         assert!(cmd.status().unwrap().success(), "building the {name} example failed");
+        built.push(name.to_string());
     }
     bin
 }
