@@ -677,70 +677,47 @@ fn png_size(path: &Path) -> (u32, u32) {
     )
 }
 
+/// `apply --input INPUT --output OUTPUT --png PNG` and `extra`.
+fn apply_png(input: &Path, output: &Path, png: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "apply",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 #[test]
 fn apply_draws_a_heatmap_png() {
     let input = support::shared_data("official-var-fixture.safetensors");
     let (output, png) = (tmp("fixture.png.out.safetensors"), tmp("fixture-heatmap.png"));
-    let out = run(&[
-        "apply",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--convention",
-        "released",
-        "--png",
-        png.to_str().unwrap(),
-        "--layer",
-        "3",
-        "--size",
-        "320x160",
-    ]);
+    let out = apply_png(
+        &input,
+        &output,
+        &png,
+        &["--convention", "released", "--layer", "3", "--size", "320x160"],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(png_size(&png), (320, 160));
     // Over a picture: the heatmap itself as the image (any PNG will do).
     let over = tmp("fixture-over.png");
-    let out = run(&[
-        "apply",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--convention",
-        "released",
-        "--png",
-        over.to_str().unwrap(),
-        "--image",
-        png.to_str().unwrap(),
-        "--size",
-        "200x100",
-    ]);
+    let out = apply_png(
+        &input,
+        &output,
+        &over,
+        &["--convention", "released", "--image", png.to_str().unwrap(), "--size", "200x100"],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(png_size(&over), (200, 100));
-    let missing = run(&[
-        "apply",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--png",
-        over.to_str().unwrap(),
-        "--image",
-        "/nonexistent.png",
-    ]);
+    let missing = apply_png(&input, &output, &over, &["--image", "/nonexistent.png"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent.png"));
-    let bad = run(&[
-        "apply",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--png",
-        png.to_str().unwrap(),
-        "--size",
-        "huge",
-    ]);
+    let bad = apply_png(&input, &output, &png, &["--size", "huge"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--size huge"));
     let small = tmp("nonsquare.safetensors");
@@ -800,21 +777,7 @@ fn argument_errors_are_one_line_and_exit_1() {
 #[test]
 fn a_failed_png_leaves_nothing_and_the_png_follows_the_outputs() {
     let input = support::shared_data("official-var-fixture.safetensors");
-    let apply = |output: &Path, png: &Path| {
-        run(&[
-            "apply",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-            "--convention",
-            "released",
-            "--png",
-            png.to_str().unwrap(),
-            "--size",
-            "64x32",
-        ])
-    };
+    let apply = |output: &Path, png: &Path| apply_png(&input, output, png, &["--convention", "released", "--size", "64x32"]);
     // The PNG's name is taken by a directory: the write fails, no temporary file stays, and
     // no output is written either.
     let (output, png) = (tmp("blocked.out.safetensors"), tmp("blocked.png"));

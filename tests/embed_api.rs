@@ -103,7 +103,7 @@ fn host_buffers_at_offsets_recorded_into_the_hosts_encoder() {
     )
     .unwrap();
     assert!(flags.selected.iter().any(|&s| s), "the test must select rows");
-    support::close::assert_close("embedded VAR", &out, &want, |w| 1e-5 * w.abs() + 1e-12);
+    support::close::assert_close("embedded VAR", out, &want, |w| 1e-5 * w.abs() + 1e-12);
     let selected: Vec<u32> = read_vec(&g.device, &g.queue, state.selected_buffer(), H * T).unwrap();
     assert_eq!(selected.iter().map(|&s| s == 1).collect::<Vec<_>>(), flags.selected);
 }
