@@ -72,20 +72,15 @@ fn refuses(tensors: Vec<(String, T)>, meta: &[(&str, &str)], extra: &[&str], nee
 }
 
 fn refuses_file(input: &Path, extra: &[&str], needle: &str) {
+    refuses_flags(input, &[&["--sink-dims", "7", "--tau", "5"], extra].concat(), needle);
+}
+
+/// `apply --input --output` with exactly `flags`, asserting a clean failure mentioning `needle`.
+fn refuses_flags(input: &Path, flags: &[&str], needle: &str) {
     let output = input.with_extension("out.safetensors");
     let _ = std::fs::remove_file(&output);
-    let mut args = vec![
-        "apply",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--sink-dims",
-        "7",
-        "--tau",
-        "5",
-    ];
-    args.extend_from_slice(extra);
+    let mut args = vec!["apply", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap()];
+    args.extend_from_slice(flags);
     let out = run(&args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect();
@@ -106,6 +101,18 @@ fn refuses_file(input: &Path, extra: &[&str], needle: &str) {
 }
 
 const IMG: &[(&str, &str)] = &[("image_start", "2"), ("image_len", "6")];
+
+/// A dump that names no model (the exporter writes none when it cannot tell the checkpoint)
+/// gives no D_sink: `apply` must ask for one instead of using LLaVA-1.5-7B's.
+#[test]
+fn a_dump_without_a_model_asks_for_sink_dims() {
+    let input = tmp("no-model.safetensors");
+    write_dump(&input, small_dump(|_| {}), IMG);
+    refuses_flags(&input, &["--tau", "5"], "pass --preset");
+    let named = tmp("named-model.safetensors");
+    write_dump(&named, small_dump(|_| {}), &[IMG, &[("model", "llama-3-8b")]].concat());
+    refuses_flags(&named, &["--tau", "5"], "sink dim 788 is out of range");
+}
 
 #[test]
 fn a_valid_small_dump_goes_through() {
@@ -677,7 +684,8 @@ fn png_size(path: &Path) -> (u32, u32) {
     )
 }
 
-/// `apply --input INPUT --output OUTPUT --png PNG` and `extra`.
+/// `apply --png` on the official fixture with its own D_sink (1415, 2533; shared/data/README.md),
+/// so that a failure these tests expect comes from the PNG path, not from a missing setting.
 fn apply_png(input: &Path, output: &Path, png: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "apply",
@@ -685,6 +693,8 @@ fn apply_png(input: &Path, output: &Path, png: &Path, extra: &[&str]) -> Output 
         input.to_str().unwrap(),
         "--output",
         output.to_str().unwrap(),
+        "--sink-dims",
+        "1415,2533",
         "--png",
         png.to_str().unwrap(),
     ];
@@ -784,12 +794,14 @@ fn a_failed_png_leaves_nothing_and_the_png_follows_the_outputs() {
     std::fs::create_dir_all(&png).unwrap();
     let out = apply(&output, &png);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("blocked.png"), "fails on the PNG: {}", String::from_utf8_lossy(&out.stderr));
     assert!(!png.with_extension("png.tmp").exists(), "a failed --png leaves its .png.tmp behind");
     assert!(!output.exists(), "no output beside a failed --png");
     // The output cannot be written: no PNG appears without it.
     let (output, png) = (tmp("no-such-dir/out.safetensors"), tmp("orphan.png"));
     let out = apply(&output, &png);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-dir"), "fails on the output: {}", String::from_utf8_lossy(&out.stderr));
     assert!(!png.exists(), "a PNG was written although the output failed");
     assert!(!png.with_extension("png.tmp").exists());
 }

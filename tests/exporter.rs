@@ -22,6 +22,88 @@ fn python_has_torch() -> Result<(), String> {
     }
 }
 
+/// The exporter's preset naming on the configs of real checkpoints (values as their
+/// config.json files give them), without torch: a preset's D_sink belongs to one set of trained
+/// weights, so a 4096-wide LLaMA-3 must not be tagged LLaVA-1.5-7B, and a config the rules do not
+/// pin down gets no preset.
+#[test]
+fn exporter_names_presets_only_for_the_checkpoints_they_belong_to() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/export_hf.py");
+    let probe = format!(
+        r#"
+import importlib.util
+from types import SimpleNamespace as C
+spec = importlib.util.spec_from_file_location("export_hf", {script:?})
+e = importlib.util.module_from_spec(spec); spec.loader.exec_module(e)
+def llama(**kw):
+    base = dict(model_type="llama", hidden_size=4096, num_hidden_layers=32, vocab_size=32000, rope_theta=10000.0,
+                max_position_embeddings=4096, rope_scaling=None, _name_or_path="")
+    base.update(kw); return C(**base)
+cases = {{
+    "llava-hf/llava-1.5-7b-hf": C(model_type="llava", _name_or_path="llava-hf/llava-1.5-7b-hf",
+        text_config=llama(vocab_size=32064, _name_or_path="lmsys/vicuna-7b-v1.5")),
+    "llava-hf/llava-1.5-13b-hf": C(model_type="llava", _name_or_path="llava-hf/llava-1.5-13b-hf",
+        text_config=llama(hidden_size=5120, num_hidden_layers=40, vocab_size=32064)),
+    "meta-llama/Llama-2-7b-hf": llama(_name_or_path="meta-llama/Llama-2-7b-hf"),
+    "meta-llama/Meta-Llama-3-8B": llama(vocab_size=128256, rope_theta=500000.0, max_position_embeddings=8192,
+        _name_or_path="meta-llama/Meta-Llama-3-8B"),
+    "meta-llama/Llama-3.1-8B (local copy)": llama(vocab_size=128256, rope_theta=500000.0, max_position_embeddings=131072,
+        rope_scaling={{"rope_type": "llama3", "factor": 8.0}}, _name_or_path="/models/unnamed"),
+    "transformers 5 rope_parameters": llama(vocab_size=128256, rope_theta=None, rope_parameters={{"rope_type": "default", "rope_theta": 500000.0}}),
+    "huggyllama/llama-7b (LLaMA-1, 2048 positions)": llama(max_position_embeddings=2048),
+    "codellama/CodeLlama-7b-hf": llama(vocab_size=32016, rope_theta=1000000.0, max_position_embeddings=16384),
+    "LLaMA-2-7B-32K (linear RoPE scaling)": llama(rope_scaling={{"type": "linear", "factor": 8.0}}),
+    "a llama-3 name on a LLaMA-2 config": llama(_name_or_path="someone/llama-3-8b-finetune"),
+    "mistralai/Mistral-7B-v0.1": C(model_type="mistral", hidden_size=4096, num_hidden_layers=32, vocab_size=32000,
+        rope_theta=10000.0, _name_or_path="mistralai/Mistral-7B-v0.1"),
+    "mistralai/Mixtral-8x7B-v0.1": C(model_type="mixtral", hidden_size=4096, num_hidden_layers=32, vocab_size=32000,
+        rope_theta=1000000.0, num_local_experts=8, _name_or_path="mistralai/Mixtral-8x7B-v0.1"),
+    "Qwen/Qwen2-VL-7B-Instruct": C(model_type="qwen2_vl", _name_or_path="Qwen/Qwen2-VL-7B-Instruct",
+        text_config=C(model_type="qwen2_vl_text", hidden_size=3584, num_hidden_layers=28, vocab_size=152064,
+            rope_theta=1000000.0, rope_scaling={{"type": "mrope"}})),
+    "Qwen/Qwen2.5-VL-7B-Instruct": C(model_type="qwen2_5_vl", _name_or_path="Qwen/Qwen2.5-VL-7B-Instruct",
+        text_config=C(model_type="qwen2_5_vl_text", hidden_size=3584, num_hidden_layers=28, vocab_size=152064,
+            rope_theta=1000000.0)),
+    "a tiny random llama": llama(hidden_size=64, num_hidden_layers=4, vocab_size=256),
+}}
+for name, config in cases.items():
+    print(f"{{name}} => {{e.identify_preset(config)}}")
+"#,
+        script = script.to_str().unwrap()
+    );
+    let out = Command::new("python3")
+        .args(["-c", &probe])
+        .output()
+        .expect("python3 runs tools/export_hf.py; install python3 to run the tests");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = String::from_utf8(out.stdout).unwrap();
+    let want = [
+        ("llava-hf/llava-1.5-7b-hf", "llava-1.5-7b"),
+        ("llava-hf/llava-1.5-13b-hf", "llava-1.5-13b"),
+        ("meta-llama/Llama-2-7b-hf", "llava-1.5-7b"),
+        ("meta-llama/Meta-Llama-3-8B", "llama-3-8b"),
+        ("meta-llama/Llama-3.1-8B (local copy)", "llama-3-8b"),
+        ("transformers 5 rope_parameters", "llama-3-8b"),
+        ("huggyllama/llama-7b (LLaMA-1, 2048 positions)", "None"),
+        ("codellama/CodeLlama-7b-hf", "None"),
+        ("LLaMA-2-7B-32K (linear RoPE scaling)", "None"),
+        ("a llama-3 name on a LLaMA-2 config", "None"),
+        ("mistralai/Mistral-7B-v0.1", "mistral-7b"),
+        ("mistralai/Mixtral-8x7B-v0.1", "mixtral-8x7b"),
+        ("Qwen/Qwen2-VL-7B-Instruct", "qwen2-vl-7b"),
+        ("Qwen/Qwen2.5-VL-7B-Instruct", "qwen2.5-vl-7b"),
+        ("a tiny random llama", "None"),
+    ];
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines.len(), want.len(), "{got}");
+    for (line, (name, preset)) in lines.iter().zip(want) {
+        assert_eq!(*line, format!("{name} => {preset}"));
+        if preset != "None" {
+            visattn::preset(preset).expect("the exporter names only presets the library knows");
+        }
+    }
+}
+
 #[test]
 fn exporter_round_trip_on_a_tiny_llama() {
     if let Err(why) = python_has_torch() {

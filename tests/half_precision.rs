@@ -71,6 +71,8 @@ fn apply(input: &std::path::Path, output: &std::path::Path) {
             input.to_str().unwrap(),
             "--output",
             output.to_str().unwrap(),
+            "--sink-dims",
+            "1415,2533",
             "--convention",
             "released",
             "--rho",

@@ -21,18 +21,88 @@ Memory: each layer's tensors are written to disk from forward hooks as the layer
 import argparse
 import json
 import os
+import re
 import struct
 import sys
 import tempfile
 
-PRESETS = {
-    # (model_type of the language model, hidden size) -> visattn preset name
-    ("llama", 4096): "llava-1.5-7b",
-    ("llama", 5120): "llava-1.5-13b",
-    ("qwen2", 3584): "qwen2-vl-7b",
-    ("mistral", 4096): "mistral-7b",
-    ("mixtral", 4096): "mixtral-8x7b",
-}
+# Which visattn preset a config is, from what the config itself pins down. A preset's D_sink
+# belongs to one set of trained weights, so hidden size alone says too little (LLaMA-2-7B,
+# LLaMA-3-8B, Mistral-7B and CodeLlama-7B are all 4096 wide): each rule also checks the
+# vocabulary, the depth and the RoPE settings of that checkpoint family, and a model the rules
+# do not recognise gets no preset at all (then `apply` asks for --preset or --sink-dims).
+PRESET_RULES = [
+    # preset: what the checkpoint's (text) config must say; `top` narrows the top-level model type.
+    ("llava-1.5-7b", dict(text={"llama"}, hidden=4096, layers=32, vocab={32000, 32064}, theta=1e4, positions={4096})),
+    ("llava-1.5-13b", dict(text={"llama"}, hidden=5120, layers=40, vocab={32000, 32064}, theta=1e4, positions={4096})),
+    ("llama-3-8b", dict(text={"llama"}, hidden=4096, layers=32, vocab={128256}, theta=5e5)),
+    ("qwen2-vl-7b", dict(top={"qwen2_vl", "qwen2"}, text={"qwen2", "qwen2_vl", "qwen2_vl_text"}, hidden=3584, layers=28, vocab={152064}, theta=1e6)),
+    ("qwen2.5-vl-7b", dict(top={"qwen2_5_vl"}, text={"qwen2_5_vl", "qwen2_5_vl_text"}, hidden=3584, layers=28, vocab={152064}, theta=1e6)),
+    ("mistral-7b", dict(text={"mistral"}, hidden=4096, layers=32, vocab={32000}, theta=1e4)),
+    ("mixtral-8x7b", dict(text={"mixtral"}, hidden=4096, layers=32, vocab={32000}, theta=1e6, experts=8)),
+]
+
+# Words in a checkpoint's name that each point at one family; a name that points elsewhere than
+# the rules do means the config is not what it seems (a fine-tune, a re-sized vocabulary), so
+# the exporter stays silent rather than guess.
+NAME_HINTS = [
+    (r"llama-?3", {"llama-3-8b"}),
+    (r"qwen2\.5", {"qwen2.5-vl-7b"}),
+    (r"qwen2(?!\.5)", {"qwen2-vl-7b"}),
+    (r"mixtral", {"mixtral-8x7b"}),
+    (r"mistral", {"mistral-7b"}),
+    (r"llama-?2|vicuna|llava-v?1\.5", {"llava-1.5-7b", "llava-1.5-13b"}),
+    (r"code-?llama|deepseek|yi-", set()),
+]
+
+
+def _rope_theta(text):
+    theta = getattr(text, "rope_theta", None)
+    params = getattr(text, "rope_parameters", None)  # transformers >= 5 moves it here
+    if theta is None and isinstance(params, dict):
+        theta = params.get("rope_theta")
+    return float(theta) if theta is not None else 10000.0
+
+
+def _rope_scaled(text):
+    """A RoPE rescaling other than LLaMA-3.1's own long-context recipe (same weights family)."""
+    for scaling in (getattr(text, "rope_scaling", None), getattr(text, "rope_parameters", None)):
+        if isinstance(scaling, dict):
+            kind = scaling.get("rope_type") or scaling.get("type")
+            if kind not in (None, "default", "llama3", "mrope"):
+                return True
+    return False
+
+
+def _matches(rule, config, text):
+    if "top" in rule and getattr(config, "model_type", "") not in rule["top"]:
+        return False
+    return (
+        getattr(text, "model_type", "") in rule["text"]
+        and getattr(text, "hidden_size", None) == rule["hidden"]
+        and getattr(text, "num_hidden_layers", None) == rule["layers"]
+        and getattr(text, "vocab_size", None) in rule["vocab"]
+        and abs(_rope_theta(text) - rule["theta"]) <= 1e-6 * rule["theta"]
+        and not _rope_scaled(text)
+        and ("positions" not in rule or getattr(text, "max_position_embeddings", None) in rule["positions"])
+        and (getattr(text, "num_local_experts", None) or None) == rule.get("experts")
+    )
+
+
+def identify_preset(config):
+    """The visattn preset name of an HF config, or None when the config does not pin one down."""
+    text = getattr(config, "text_config", None) or config
+    found = next((name for name, rule in PRESET_RULES if _matches(rule, config, text)), None)
+    if found is None:
+        return None
+    for c in (config, text):
+        path = str(getattr(c, "_name_or_path", "") or getattr(c, "name_or_path", "") or "")
+        label = os.path.basename(path.rstrip("/")).lower()
+        for pattern, names in NAME_HINTS:
+            if re.search(pattern, label) and found not in names:
+                return None
+    return found
+
 
 DTYPES = {"f32": ("F32", "float32"), "f16": ("F16", "float16"), "bf16": ("BF16", "bfloat16")}
 
@@ -144,9 +214,16 @@ def main(argv=None):
         if not where:
             raise SystemExit("error: no image tokens in the processed prompt (does it contain <image>?)")
         metadata["image_start"], metadata["image_len"] = where[0], len(where)
-    preset = PRESETS.get((getattr(text_config, "model_type", ""), getattr(text_config, "hidden_size", 0)))
+    preset = identify_preset(config)
     if preset:
         metadata["model"] = preset
+    else:
+        print(
+            f"note: no visattn preset matches this model ({getattr(text_config, 'model_type', '?')}, hidden "
+            f"{getattr(text_config, 'hidden_size', '?')}, vocab {getattr(text_config, 'vocab_size', '?')}); the dump has "
+            "no `model` key, so `visattn apply` needs --preset or --sink-dims (`visattn discover` suggests them)",
+            file=sys.stderr,
+        )
     layers = decoder_layers(model)
     metadata.update(layers=len(layers), heads=text_config.num_attention_heads, hidden=text_config.hidden_size)
 

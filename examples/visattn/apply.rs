@@ -50,7 +50,7 @@ pub struct VarArgs {
 }
 
 impl VarArgs {
-    /// The config, from flags, then metadata `model`, then defaults.
+    /// The config, from flags, then metadata `model`, then defaults; D_sink has no default.
     pub fn config(&self, meta: &HashMap<String, String>) -> Result<VarConfig, String> {
         let convention: Convention = self.convention.parse().map_err(|e: visattn::Error| e.to_string())?;
         let mut cfg = VarConfig::for_convention(convention);
@@ -63,6 +63,13 @@ impl VarArgs {
             cfg.sink_dims = dims.clone();
         } else if let Some(name) = model {
             cfg.sink_dims = visattn::preset(name).map_err(|e| e.to_string())?.sink_dims.to_vec();
+        } else {
+            // D_sink belongs to one set of trained weights: a default from another model would
+            // find no sinks, or the wrong ones, without a word.
+            return Err(format!(
+                "no D_sink: the dump names no model preset; pass --preset ({}) or --sink-dims, or run `visattn discover` on the dump to find them",
+                visattn::PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+            ));
         }
         if let Some(v) = self.tau {
             cfg.tau = v;
