@@ -7,9 +7,10 @@ use std::path::Path;
 pub use safetensors::Dtype;
 use safetensors::SafeTensors;
 
+use crate::config::{LayerRole, PRESETS, VarConfig, preset};
 use crate::error::{Error, Result};
 use crate::shape::AttnShape;
-use crate::visual::ImageSpan;
+use crate::visual::{ImageSpan, VisualTokens};
 
 /// A tensor upcast to f32, with its shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,6 +150,45 @@ pub fn spans_from_metadata(meta: &HashMap<String, String>) -> Result<Option<Vec<
     }
 }
 
+/// D_sink as every front end (CLI, page) resolves it: `dims`, else `preset`, else the dump's
+/// `model`; no default. A misspelt preset is an error even where `dims` makes it moot.
+pub fn sink_dims_for(meta: &HashMap<String, String>, dims: Option<&[u32]>, preset_name: Option<&str>) -> Result<Vec<u32>> {
+    if let Some(name) = preset_name {
+        preset(name)?;
+    }
+    if let Some(dims) = dims {
+        return Ok(dims.to_vec());
+    }
+    match preset_name.or(meta.get("model").map(String::as_str)) {
+        Some(name) => Ok(preset(name)?.sink_dims.to_vec()),
+        None => Err(Error::NoSinkDims {
+            known: PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
+        }),
+    }
+}
+
+/// The image spans: `given` ones, else the metadata's; none at all is an error.
+pub fn image_spans(meta: &HashMap<String, String>, given: Option<Vec<ImageSpan>>) -> Result<Vec<ImageSpan>> {
+    match given {
+        Some(spans) => Ok(spans),
+        None => spans_from_metadata(meta)?.ok_or_else(|| {
+            Error::Dump("no image span: pass --image-start/--image-len or --image-spans, or set metadata image_start/image_len".into())
+        }),
+    }
+}
+
+/// The side of the square patch grid an image span is drawn on.
+pub fn patch_grid(span: ImageSpan) -> Result<usize> {
+    let grid = (span.len as f64).sqrt().round() as usize;
+    if grid * grid != span.len {
+        return Err(Error::Shape(format!(
+            "the image span has {} tokens, not a square patch grid",
+            span.len
+        )));
+    }
+    Ok(grid)
+}
+
 /// Parses "start:len,start:len".
 pub fn parse_spans(list: &str) -> Result<Vec<ImageSpan>> {
     list.split(',')
@@ -286,6 +326,42 @@ impl Dump {
             return Ok(None);
         }
         Ok(Some(self.file.f32(&name)?.data))
+    }
+
+    /// The image: `given` spans, else the metadata's, checked against the dump's tokens. Every
+    /// span counts (several images are one mask); none at all is an error.
+    pub fn image(&self, given: Option<Vec<ImageSpan>>) -> Result<(Vec<ImageSpan>, VisualTokens)> {
+        let spans = image_spans(self.metadata(), given)?;
+        let visual = VisualTokens::from_spans(&spans, self.attn.keys)?;
+        Ok((spans, visual))
+    }
+
+    /// The hidden size `cfg` runs at, after checking that every layer that detects sinks has
+    /// its `hidden_states.{l}` (never zeros in their place) and that D_sink fits in it. A dump
+    /// whose layers all stay off needs no hidden states (D = 1 then).
+    pub fn hidden_for(&self, cfg: &VarConfig) -> Result<usize> {
+        for l in (0..self.layers).filter(|&l| cfg.role(l, self.layers) != LayerRole::Off) {
+            if !self.file.contains(&format!("hidden_states.{l}")) {
+                return Err(Error::Dump(format!(
+                    "hidden_states.{l} is missing: layer {l} detects sinks and needs it"
+                )));
+            }
+        }
+        let hidden = self.hidden.unwrap_or(1);
+        cfg.validate_for(hidden, self.layers)?;
+        Ok(hidden)
+    }
+
+    /// `hidden_states.{l}` where `cfg` detects sinks in layer l, `None` where the layer is off.
+    pub fn layer_hidden(&self, cfg: &VarConfig, layer: usize) -> Result<Option<Vec<f32>>> {
+        if cfg.role(layer, self.layers) == LayerRole::Off {
+            return Ok(None);
+        }
+        self.hidden_states(layer)?.map(Some).ok_or_else(|| {
+            Error::Dump(format!(
+                "hidden_states.{layer} is missing: layer {layer} detects sinks and needs it"
+            ))
+        })
     }
 
     /// The token strings of metadata `tokens`, when present.

@@ -51,6 +51,12 @@ pub enum Error {
     /// A validation error or device loss reported by wgpu.
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// No D_sink anywhere: neither given nor named by the dump's `model` (it has no default,
+    /// since a preset's dims belong to one set of trained weights).
+    #[error(
+        "no D_sink: the dump names no model preset; pass a preset ({known}) or sink dims (--preset / --sink-dims), or run `visattn discover` on the dump to find them"
+    )]
+    NoSinkDims { known: String },
     /// A dump file that breaks dump-format.md.
     #[error("dump: {0}")]
     Dump(String),

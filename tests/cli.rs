@@ -108,7 +108,7 @@ const IMG: &[(&str, &str)] = &[("image_start", "2"), ("image_len", "6")];
 fn a_dump_without_a_model_asks_for_sink_dims() {
     let input = tmp("no-model.safetensors");
     write_dump(&input, small_dump(|_| {}), IMG);
-    refuses_flags(&input, &["--tau", "5"], "pass --preset");
+    refuses_flags(&input, &["--tau", "5"], "(--preset / --sink-dims), or run `visattn discover`");
     let named = tmp("named-model.safetensors");
     write_dump(&named, small_dump(|_| {}), &[IMG, &[("model", "llama-3-8b")]].concat());
     refuses_flags(&named, &["--tau", "5"], "sink dim 788 is out of range");
@@ -794,14 +794,22 @@ fn a_failed_png_leaves_nothing_and_the_png_follows_the_outputs() {
     std::fs::create_dir_all(&png).unwrap();
     let out = apply(&output, &png);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("blocked.png"), "fails on the PNG: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("blocked.png"),
+        "fails on the PNG: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!png.with_extension("png.tmp").exists(), "a failed --png leaves its .png.tmp behind");
     assert!(!output.exists(), "no output beside a failed --png");
     // The output cannot be written: no PNG appears without it.
     let (output, png) = (tmp("no-such-dir/out.safetensors"), tmp("orphan.png"));
     let out = apply(&output, &png);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-dir"), "fails on the output: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no-such-dir"),
+        "fails on the output: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!png.exists(), "a PNG was written although the output failed");
     assert!(!png.with_extension("png.tmp").exists());
 }

@@ -62,6 +62,7 @@ async function main() {
         }
       }
       state.results = results;
+      window.visattnPixels = pixels; // the drawn heatmap, for tests (kept off `state`: it is large)
       state.runs += 1;
       state.status = "done";
       $("status").className = "";
@@ -78,7 +79,7 @@ async function main() {
     if (!file) return;
     state.status = "loading";
     try {
-      $("source").textContent = `${file.name}: ` + await demo.load_dump(new Uint8Array(await file.arrayBuffer()));
+      $("source").textContent = `${file.name}: ` + await demo.load_dump(new Uint8Array(await file.arrayBuffer()), $("sinkdims").value);
       fillSelectors();
     } catch (e) {
       fail(`${file.name}: ${e}`);

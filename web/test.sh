@@ -17,5 +17,9 @@ for _ in $(seq 50); do
     curl -fs "http://127.0.0.1:$port/index.html" >/dev/null 2>&1 && break
     sleep 0.1
 done
+# The native CLI: the page must agree with `visattn apply` on the same dumps (cargo's own
+# dependency tracking keeps it current; after `cargo test` it is already built).
+(cd .. && cargo build --quiet --example visattn)
+cli="$(cd .. && pwd)/target/debug/examples/visattn"
 # The official fixture (shared/data beside the checkout) doubles as "your dump".
-node test.mjs "http://127.0.0.1:$port/index.html" "$(cd .. && pwd)/../shared/data/official-var-fixture.safetensors"
+node test.mjs "http://127.0.0.1:$port/index.html" "$(cd .. && pwd)/../shared/data/official-var-fixture.safetensors" "$cli"

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use clap::Args;
-use visattn::dump::{Dump, LayerResult, parse_spans, spans_from_metadata, write_results};
+use visattn::dump::{Dump, LayerResult, parse_spans, sink_dims_for, write_results};
 use visattn::{
     BatchEntry, Convention, HostRunner, ImageSpan, LayerPlan, LayerRole, Rows, SequenceInput, SequenceShape, VarConfig, VarKernels,
     VisualTokens,
@@ -54,23 +54,7 @@ impl VarArgs {
     pub fn config(&self, meta: &HashMap<String, String>) -> Result<VarConfig, String> {
         let convention: Convention = self.convention.parse().map_err(|e: visattn::Error| e.to_string())?;
         let mut cfg = VarConfig::for_convention(convention);
-        // A misspelt --preset is an error even when --sink-dims makes it moot.
-        if let Some(name) = &self.preset {
-            visattn::preset(name).map_err(|e| e.to_string())?;
-        }
-        let model = self.preset.as_deref().or(meta.get("model").map(String::as_str));
-        if let Some(dims) = &self.sink_dims {
-            cfg.sink_dims = dims.clone();
-        } else if let Some(name) = model {
-            cfg.sink_dims = visattn::preset(name).map_err(|e| e.to_string())?.sink_dims.to_vec();
-        } else {
-            // D_sink belongs to one set of trained weights: a default from another model would
-            // find no sinks, or the wrong ones, without a word.
-            return Err(format!(
-                "no D_sink: the dump names no model preset; pass --preset ({}) or --sink-dims, or run `visattn discover` on the dump to find them",
-                visattn::PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
-            ));
-        }
+        cfg.sink_dims = sink_dims_for(meta, self.sink_dims.as_deref(), self.preset.as_deref()).map_err(|e| e.to_string())?;
         if let Some(v) = self.tau {
             cfg.tau = v;
         }
@@ -108,17 +92,12 @@ impl VarArgs {
         Ok(())
     }
 
-    /// The image spans, from flags, then metadata.
-    pub fn spans(&self, meta: &HashMap<String, String>) -> Result<Vec<ImageSpan>, String> {
+    /// The image spans the flags give, if any (the dump's metadata otherwise: [`Dump::image`]).
+    pub fn spans(&self) -> Result<Option<Vec<ImageSpan>>, String> {
         if let Some(list) = &self.image_spans {
-            return parse_spans(list).map_err(|e| e.to_string());
+            return parse_spans(list).map(Some).map_err(|e| e.to_string());
         }
-        if let (Some(s), Some(n)) = (self.image_start, self.image_len) {
-            return Ok(vec![ImageSpan::new(s, n)]);
-        }
-        spans_from_metadata(meta)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "no image span: pass --image-start/--image-len or --image-spans, or set metadata image_start/image_len".into())
+        Ok(self.image_start.zip(self.image_len).map(|(s, n)| vec![ImageSpan::new(s, n)]))
     }
 }
 
@@ -158,8 +137,7 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
         let dump = Dump::open(input).map_err(|e| format!("{path}: {e}"))?;
         let meta = dump.metadata().clone();
         let cfg = args.var.config(&meta)?;
-        let spans = args.var.spans(&meta).map_err(|m| format!("{path}: {m}"))?;
-        let visual = VisualTokens::from_spans(&spans, dump.attn.keys).map_err(|e| format!("{path}: {e}"))?;
+        let (spans, visual) = dump.image(args.var.spans()?).map_err(|e| format!("{path}: {e}"))?;
         jobs.push(Job {
             path,
             dump,
@@ -197,17 +175,10 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
     }
     let mut cfg = first.cfg.clone();
     let detecting: Vec<usize> = (0..layers).filter(|&l| cfg.role(l, layers) != LayerRole::Off).collect();
-    let hidden = match first.dump.hidden {
-        Some(d) => d,
-        None if detecting.is_empty() => 1,
-        None => {
-            return Err(format!(
-                "{}: no hidden_states.{{l}}: layers {detecting:?} need them to find sinks",
-                first.path
-            ));
-        }
-    };
-    cfg.validate_for(hidden, layers).map_err(|e| e.to_string())?;
+    let mut hidden = 1;
+    for j in &jobs {
+        hidden = j.dump.hidden_for(&cfg).map_err(|e| format!("{}: {e}", j.path))?;
+    }
     if !detecting.is_empty() {
         args.var.fit_tau(&mut cfg, hidden)?;
     }
@@ -239,16 +210,7 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
         for j in &jobs {
             let e = |e: visattn::Error| format!("{}: {e}", j.path);
             probs.push(j.dump.attention(l).map_err(e)?);
-            hidden_states.push(if detecting.contains(&l) {
-                Some(
-                    j.dump
-                        .hidden_states(l)
-                        .map_err(e)?
-                        .ok_or_else(|| format!("{}: layer {l} detects sinks but hidden_states.{l} is missing", j.path))?,
-                )
-            } else {
-                None
-            });
+            hidden_states.push(j.dump.layer_hidden(&cfg, l).map_err(e)?);
         }
         let inputs: Vec<SequenceInput> = jobs
             .iter()

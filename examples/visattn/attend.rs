@@ -62,7 +62,7 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
     }
     shape.validate().map_err(e)?;
     let mut cfg = args.var.config(&meta)?;
-    let spans = args.var.spans(&meta)?;
+    let spans = visattn::dump::image_spans(&meta, args.var.spans()?).map_err(|e| e.to_string())?;
     let visual = VisualTokens::from_spans(&spans, shape.keys).map_err(|e| e.to_string())?;
     let causal = args.causal || meta.get("causal").is_some_and(|v| v == "true");
 

@@ -62,10 +62,7 @@ impl PictureArgs {
         if self.row.is_some_and(|r| r >= queries) {
             return Err(format!("--row {} out of range for {queries} query rows", self.row.unwrap_or(0)));
         }
-        let grid = (image_len as f64).sqrt().round() as usize;
-        if grid * grid != image_len {
-            return Err(format!("the image span has {image_len} tokens, not a square patch grid"));
-        }
+        visattn::dump::patch_grid(visattn::ImageSpan::new(0, image_len)).map_err(|e| e.to_string())?;
         Ok(())
     }
 }

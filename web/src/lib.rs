@@ -5,7 +5,7 @@
 
 mod sample;
 
-use visattn::dump::{Dump, TensorFile, spans_from_metadata};
+use visattn::dump::{Dump, TensorFile, patch_grid, sink_dims_for};
 use visattn::heatmap::Heatmap;
 use visattn::{ImageSpan, KernelSettings, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens};
 use wasm_bindgen::prelude::*;
@@ -15,7 +15,8 @@ fn js(e: impl std::fmt::Display) -> JsValue {
     JsValue::from_str(&e.to_string())
 }
 
-/// One prompt's tensors: attention [H, Q, K] and hidden states [T, D] per layer.
+/// One prompt's tensors: attention [H, Q, K] per layer, hidden states [T, D] where a layer
+/// detects sinks (`None` where it is off).
 struct Data {
     name: String,
     layers: usize,
@@ -23,8 +24,11 @@ struct Data {
     queries: usize,
     tokens: usize,
     hidden_dim: usize,
-    hidden: Vec<Vec<f32>>,
+    hidden: Vec<Option<Vec<f32>>>,
     probs: Vec<Vec<f32>>,
+    /// Every image span: they are one mask for VAR.
+    visual: VisualTokens,
+    /// The span the heatmap draws (the first, as `apply --png` does).
     image: ImageSpan,
     grid: usize,
     sink_dims: Vec<u32>,
@@ -32,6 +36,7 @@ struct Data {
 
 impl Data {
     fn sample() -> Self {
+        let image = ImageSpan::new(sample::SYSTEM, sample::IMAGE);
         Self {
             name: "built-in sample".into(),
             layers: sample::LAYERS,
@@ -39,42 +44,53 @@ impl Data {
             queries: sample::QUERIES,
             tokens: sample::TOKENS,
             hidden_dim: sample::HIDDEN,
-            hidden: (0..sample::LAYERS).map(sample::hidden_states).collect(),
+            hidden: (0..sample::LAYERS).map(|l| Some(sample::hidden_states(l))).collect(),
             probs: (0..sample::LAYERS).map(sample::attention).collect(),
-            image: ImageSpan::new(sample::SYSTEM, sample::IMAGE),
+            visual: VisualTokens::from_spans(&[image], sample::TOKENS).expect("the sample's span fits"),
+            image,
             grid: sample::GRID,
             sink_dims: sample::SINK_DIMS.to_vec(),
         }
     }
 
-    /// A dump per dump-format.md, read whole (the page holds one prompt).
-    fn from_dump(bytes: Vec<u8>) -> Result<Self, String> {
+    /// A dump per dump-format.md, read whole (the page holds one prompt) and checked by the
+    /// same library calls as `visattn apply`: the same spans, D_sink and hidden-state rules,
+    /// the same errors. `sink_dims` is the page's D_sink field: a preset name, a list such as
+    /// 1415,2533, or empty for the dump's `model`.
+    fn from_dump(bytes: Vec<u8>, sink_dims: &str) -> Result<Self, String> {
         let dump = Dump::from_file(TensorFile::from_bytes(bytes).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-        let hidden_dim = dump.hidden.ok_or("the dump has no hidden_states.{l}: sinks cannot be found")?;
-        let spans = spans_from_metadata(dump.metadata())
-            .map_err(|e| e.to_string())?
-            .ok_or("the dump's metadata names no image span (image_start/image_len)")?;
+        let field = sink_dims.trim();
+        let (dims, preset) = if field.is_empty() {
+            (None, None)
+        } else if field.starts_with(|c: char| c.is_ascii_digit()) {
+            let list = field
+                .split(',')
+                .map(|d| {
+                    d.trim()
+                        .parse::<u32>()
+                        .map_err(|_| format!("D_sink '{field}': expected a preset name or a list like 1415,2533"))
+                })
+                .collect::<Result<Vec<u32>, String>>()?;
+            (Some(list), None)
+        } else {
+            (None, Some(field))
+        };
+        let sink_dims = sink_dims_for(dump.metadata(), dims.as_deref(), preset).map_err(|e| e.to_string())?;
+        let (spans, visual) = dump.image(None).map_err(|e| e.to_string())?;
         let image = spans[0];
-        let grid = (image.len as f64).sqrt().round() as usize;
-        if grid * grid != image.len {
-            return Err(format!("the image span has {} tokens, not a square patch grid", image.len));
-        }
-        let model = dump.metadata().get("model").map(String::as_str).unwrap_or("llava-1.5-7b");
-        let sink_dims = visattn::preset(model).map_err(|e| e.to_string())?.sink_dims.to_vec();
-        if let Some(&d) = sink_dims.iter().find(|&&d| d as usize >= hidden_dim) {
-            return Err(format!(
-                "sink dim {d} of preset {model} is out of range for hidden size {hidden_dim}"
-            ));
-        }
+        let grid = patch_grid(image).map_err(|e| e.to_string())?;
+        // Both conventions' layer plans detect in the same layers (they differ only in whether
+        // the last one edits), so one check at load covers every later `run`.
+        let cfg = VarConfig {
+            sink_dims: sink_dims.clone(),
+            ..VarConfig::paper()
+        };
+        let hidden_dim = dump.hidden_for(&cfg).map_err(|e| e.to_string())?;
         let mut hidden = Vec::new();
         let mut probs = Vec::new();
         for l in 0..dump.layers {
             probs.push(dump.attention(l).map_err(|e| e.to_string())?);
-            hidden.push(
-                dump.hidden_states(l)
-                    .map_err(|e| e.to_string())?
-                    .unwrap_or_else(|| vec![0.0; dump.attn.keys * hidden_dim]),
-            );
+            hidden.push(dump.layer_hidden(&cfg, l).map_err(|e| e.to_string())?);
         }
         Ok(Self {
             name: "your dump".into(),
@@ -85,6 +101,7 @@ impl Data {
             hidden_dim,
             hidden,
             probs,
+            visual,
             image,
             grid,
             sink_dims,
@@ -121,14 +138,16 @@ fn upload(device: &wgpu::Device, kernels: &VarKernels, data: Data) -> Result<Loa
     let state = VarState::new(device, shape, Rows::All).map_err(|e| e.to_string())?;
     let mut layers = Vec::new();
     for l in 0..data.layers {
-        let hb = wgpu::util::DeviceExt::create_buffer_init(
-            device,
-            &wgpu::util::BufferInitDescriptor {
-                label: Some("hidden"),
-                contents: bytemuck::cast_slice(&data.hidden[l]),
-                usage: BufferUsages::STORAGE,
-            },
-        );
+        let hb = data.hidden[l].as_ref().map(|h| {
+            wgpu::util::DeviceExt::create_buffer_init(
+                device,
+                &wgpu::util::BufferInitDescriptor {
+                    label: Some("hidden"),
+                    contents: bytemuck::cast_slice(h),
+                    usage: BufferUsages::STORAGE,
+                },
+            )
+        });
         let pb = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("probs"),
             size: (data.probs[l].len() * 4) as u64,
@@ -139,7 +158,7 @@ fn upload(device: &wgpu::Device, kernels: &VarKernels, data: Data) -> Result<Loa
             .bind(
                 device,
                 kernels,
-                Some(hb.as_entire_buffer_binding()),
+                hb.as_ref().map(|b| b.as_entire_buffer_binding()),
                 pb.as_entire_buffer_binding(),
                 0,
             )
@@ -198,6 +217,11 @@ pub async fn start() -> Result<Demo, JsValue> {
     })
 }
 
+/// 32-bit FNV-1a of a byte sequence (web/test.mjs hashes `apply`'s flag tensors the same way).
+fn fnv1a(bytes: impl Iterator<Item = u8>) -> u32 {
+    bytes.fold(0x811c_9dc5, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193))
+}
+
 /// Maps a buffer for reading without blocking: the browser drives the callback.
 async fn read(device: &wgpu::Device, queue: &wgpu::Queue, src: &wgpu::Buffer, size: u64) -> Result<Vec<u8>, JsValue> {
     let staging = device.create_buffer(&wgpu::BufferDescriptor {
@@ -236,9 +260,10 @@ impl Demo {
         self.loaded.data.name.clone()
     }
 
-    /// Replaces the sample with a user's dump (dump-format.md). A readable error otherwise.
-    pub async fn load_dump(&mut self, bytes: Vec<u8>) -> Result<String, JsValue> {
-        let data = Data::from_dump(bytes).map_err(js)?;
+    /// Replaces the sample with a user's dump (dump-format.md), with D_sink from `sink_dims`
+    /// (a preset, a list, or empty for the dump's `model`). The error `apply` gives otherwise.
+    pub async fn load_dump(&mut self, bytes: Vec<u8>, sink_dims: String) -> Result<String, JsValue> {
+        let data = Data::from_dump(bytes, &sink_dims).map_err(js)?;
         let summary = format!(
             "{} layers, {} heads, {} tokens, image {}x{} at {}",
             data.layers, data.heads, data.tokens, data.grid, data.grid, data.image.start
@@ -284,7 +309,7 @@ impl Demo {
             sink_dims: data.sink_dims.clone(),
             ..VarConfig::for_convention(convention.parse().map_err(js)?)
         };
-        let visual = VisualTokens::from_spans(&[data.image], data.tokens).map_err(js)?;
+        let visual = data.visual.clone();
         state.prepare(&self.queue, &cfg, &visual, data.layers).map_err(js)?;
         let (t, q, heads) = (data.tokens, data.queries, data.heads);
         let mut out = String::from("{\"layers\":[");
@@ -309,7 +334,7 @@ impl Demo {
                 &cfg,
                 cfg.role(l, data.layers),
                 &visual,
-                Some((&data.hidden[l], data.hidden_dim)),
+                data.hidden[l].as_deref().map(|h| (h, data.hidden_dim)),
                 &mut cpu,
                 visattn::AttnShape::new(heads, q, t).map_err(js)?,
             )
@@ -324,7 +349,13 @@ impl Demo {
                 let n_sel = (0..heads * q).filter(|&r| sel(r)).count();
                 let text = (0..t).filter(|&j| sinks(j) && !visual.is_visual(j)).count();
                 let vis = (0..t).filter(|&j| sinks(j) && visual.is_visual(j)).count();
-                format!("{{\"text_sinks\":{text},\"visual_sinks\":{vis},\"selected\":{n_sel},\"moved\":{moved:.6}}}")
+                // Which rows and tokens, not only how many: the flags as apply writes them
+                // (`selected.{l}` u8 [H, Q], `sinks.{l}` u8 [T]), hashed.
+                let selected_hash = fnv1a((0..heads * q).map(|r| sel(r) as u8));
+                let sinks_hash = fnv1a((0..t).map(|j| sinks(j) as u8));
+                format!(
+                    "{{\"text_sinks\":{text},\"visual_sinks\":{vis},\"selected\":{n_sel},\"moved\":{moved:.6},\"selected_hash\":{selected_hash},\"sinks_hash\":{sinks_hash}}}"
+                )
             };
             let gpu = stats(&gpu_probs, &|j| classes[j] & 2 != 0, &|r| selected[r] != 0);
             let reference = stats(&cpu, &|j| flags.sinks[j], &|r| flags.selected[r]);
