@@ -1,18 +1,22 @@
-//! Benchmarks: each VAR kernel's bandwidth as a ratio to a plain copy kernel measured on the
-//! same device in the same run, one whole LLaVA-1.5-7B prefill, and the CPU reference on the
-//! same work. Inputs are already on the GPU (the embedding case): no upload or readback is
+//! Benchmarks: each VAR kernel's bandwidth as a ratio to a plain copy kernel and to a read-only
+//! kernel measured on the same device in the same run, one whole LLaVA-1.5-7B prefill, and the
+//! CPU reference on the same work. Bytes are counted one way for every row: what the kernel
+//! must read plus what it must write (a copy of N bytes moves 2N, a read N). Inputs are already on the GPU (the embedding case): no upload or readback is
 //! timed. GPU timestamps when the adapter has TIMESTAMP_QUERY, else wall time around
 //! submit + wait. Median of the repeats after one warm-up.
 //!
 //!     cargo run --release --example bench [-- --json] [--shape llava-1.5-7b|long|small|decode] [--repeats N] [--lanes L] [--attention-only]
+
+use clap::Parser;
 
 #[path = "../tests/support/gpu.rs"]
 mod gpu;
 
 use std::time::Instant;
 
+use visattn::baseline::{Baseline, BaselineKind};
 use visattn::{AttentionOptions, FusedAttention, FusedSettings, FusedShape, SplitAttention, SplitInputs, UnfusedAttention};
-use visattn::{ImageSpan, LayerBinding, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens, reference};
+use visattn::{ImageSpan, LayerBinding, LayerRole, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens, reference};
 use wgpu::util::DeviceExt;
 use wgpu::{Buffer, BufferUsages, ComputePass};
 
@@ -154,27 +158,60 @@ struct Report<'a> {
     timer: &'a str,
 }
 
+/// Bytes a kernel must read and must write in one run.
+#[derive(Clone, Copy, Default)]
+struct Moved {
+    read: f64,
+    written: f64,
+}
+
+impl Moved {
+    fn total(self) -> f64 {
+        self.read + self.written
+    }
+}
+
+impl std::ops::AddAssign for Moved {
+    fn add_assign(&mut self, o: Moved) {
+        self.read += o.read;
+        self.written += o.written;
+    }
+}
+
 impl Report<'_> {
-    fn line(&self, kernel: &str, shape: &str, seconds: f64, bytes: Option<f64>, copy_gbps: Option<f64>) {
-        let gbps = bytes.map(|b| b / seconds / 1e9);
-        let ratio = gbps.zip(copy_gbps).map(|(a, b)| a / b);
+    /// One row: time, bytes moved, GB/s, and the ratio to each baseline's GB/s (same counting).
+    fn line(&self, kernel: &str, shape: &str, seconds: f64, moved: Option<Moved>, base: Option<&Rates>) {
+        let gbps = moved.map(|m| m.total() / seconds / 1e9);
+        let ratio = |rate: fn(&Rates) -> f64| gbps.zip(base).map(|(a, b)| a / rate(b));
+        let (to_copy, to_read) = (ratio(|b| b.copy), ratio(|b| b.read));
         let opt = |v: Option<f64>, p: usize| v.map_or("null".to_string(), |v| format!("{v:.p$}"));
         if self.json {
             println!(
-                "{{\"kernel\":\"{kernel}\",\"shape\":\"{shape}\",\"seconds\":{seconds:.6e},\"gbps\":{},\"ratio_to_copy\":{},\"adapter\":{:?},\"backend\":\"{}\",\"timer\":\"{}\"}}",
+                "{{\"kernel\":\"{kernel}\",\"shape\":\"{shape}\",\"seconds\":{seconds:.6e},\"bytes_read\":{},\"bytes_written\":{},\"gbps\":{},\"ratio_to_copy\":{},\"ratio_to_read\":{},\"adapter\":{:?},\"backend\":\"{}\",\"timer\":\"{}\"}}",
+                opt(moved.map(|m| m.read), 0),
+                opt(moved.map(|m| m.written), 0),
                 opt(gbps, 3),
-                opt(ratio, 3),
+                opt(to_copy, 3),
+                opt(to_read, 3),
                 self.adapter,
                 self.backend,
                 self.timer
             );
         } else {
             println!(
-                "{kernel:<22} {shape:<14} {:>10.3} ms  {:>8} GB/s  ratio_to_copy {:>6}",
+                "{kernel:<22} {shape:<14} {:>10.3} ms {:>9} MB {:>8} GB/s  ratio_to_copy {:>6}  ratio_to_read {:>6}",
                 seconds * 1e3,
+                opt(moved.map(|m| m.total() / 1e6), 1),
                 opt(gbps, 2),
-                opt(ratio, 2)
+                opt(to_copy, 2),
+                opt(to_read, 2)
             );
+        }
+    }
+
+    fn note(&self, text: &str) {
+        if !self.json {
+            println!("  note: {text}");
         }
     }
 }
@@ -244,80 +281,121 @@ fn restore(g: &gpu::Gpu, layers: &[&Layer]) {
     g.device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
 }
 
-/// GB/s of the best of the copy kernel's work sizes over `bytes` bytes (counting read + write):
-/// the baseline must be the device's real copy bandwidth, not a weak copy.
-fn copy_gbps(g: &gpu::Gpu, timer: &Timer, bytes: u64, repeats: usize) -> (f64, f64) {
-    [640u32, 4096, 16384]
-        .iter()
-        .map(|&per_wg| copy_gbps_with(g, timer, bytes, repeats, per_wg))
-        .fold((0.0, 0.0), |best, r| if r.0 > best.0 { r } else { best })
+/// Both baselines' GB/s over one buffer size, each the best of three work sizes per workgroup
+/// (the baseline must be the device's real bandwidth, not a weak kernel), bytes counted as for
+/// the kernels: the copy reads and writes its buffer, the read reads it.
+struct Rates {
+    copy: f64,
+    read: f64,
+    copy_secs: f64,
+    read_secs: f64,
+    /// The read's partial sums, in bytes (1/64 of its reads or less).
+    read_written: u64,
+    /// The buffer both ran over: the size asked for, capped at the binding limit.
+    bytes: u64,
 }
 
-fn copy_gbps_with(g: &gpu::Gpu, timer: &Timer, bytes: u64, repeats: usize, per_wg: u32) -> (f64, f64) {
+fn rates(g: &gpu::Gpu, timer: &Timer, bytes: u64, repeats: usize) -> Rates {
+    let bytes = bytes.min(g.device.limits().max_storage_buffer_binding_size) / 4 * 4;
     let len = (bytes / 4) as u32;
-    let module = g.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("copy_f32"),
-        source: wgpu::ShaderSource::Wgsl(visattn::shaders::COPY_F32.into()),
-    });
-    let pipeline = g.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some("copy_f32"),
-        layout: None,
-        module: &module,
-        entry_point: Some("main"),
-        compilation_options: Default::default(),
-        cache: None,
-    });
-    let params = upload(g, bytemuck::cast_slice(&[len, per_wg, 0, 0]), BufferUsages::UNIFORM);
-    let src = g.device.create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: bytes,
-        usage: BufferUsages::STORAGE,
-        mapped_at_creation: false,
-    });
-    let dst = g.device.create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: bytes,
-        usage: BufferUsages::STORAGE,
-        mapped_at_creation: false,
-    });
-    let bg = g.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: None,
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: params.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: src.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 2,
-                resource: dst.as_entire_binding(),
-            },
-        ],
-    });
-    let groups = len.div_ceil(per_wg);
-    let (x, y) = (groups.min(65535), groups.div_ceil(groups.min(65535)));
-    let run = |pass: &mut ComputePass| {
-        pass.set_pipeline(&pipeline);
-        pass.set_bind_group(0, &bg, &[]);
-        pass.dispatch_workgroups(x, y, 1);
+    let sizes = [640u32, 4096, 16384];
+    let src = visattn::baseline::buffer(&g.device, bytes);
+    let best = |kind| {
+        let baseline = Baseline::new(&g.device, kind);
+        let dst = visattn::baseline::buffer(&g.device, kind.output_len(len, sizes[0]) * 4);
+        sizes
+            .iter()
+            .map(|&per_wg| {
+                let b = baseline
+                    .bind(
+                        &g.device,
+                        src.as_entire_buffer_binding(),
+                        dst.as_entire_buffer_binding(),
+                        len,
+                        per_wg,
+                    )
+                    .unwrap();
+                let run = |pass: &mut ComputePass| baseline.record(pass, &b);
+                time_pass(g, timer, &run);
+                let secs = median((0..repeats).map(|_| time_pass(g, timer, &run)).collect());
+                ((b.bytes_read + b.bytes_written) as f64 / secs / 1e9, secs, b.bytes_written)
+            })
+            .fold((0.0, 0.0, 0), |best, r| if r.0 > best.0 { r } else { best })
     };
-    time_pass(g, timer, &run);
-    let secs = median((0..repeats).map(|_| time_pass(g, timer, &run)).collect());
-    (2.0 * bytes as f64 / secs / 1e9, secs)
+    let (copy, copy_secs, _) = best(BaselineKind::Copy);
+    let (read, read_secs, read_written) = best(BaselineKind::Read);
+    Rates {
+        copy,
+        read,
+        copy_secs,
+        read_secs,
+        read_written,
+        bytes,
+    }
+}
+
+/// The baseline rows of one buffer size, and a note where the binding limit capped it.
+fn baseline_lines(rep: &Report, shape: &str, r: &Rates, wanted: u64) {
+    let n = r.bytes as f64;
+    rep.line("copy", shape, r.copy_secs, Some(Moved { read: n, written: n }), Some(r));
+    let partials = r.read_written as f64;
+    rep.line(
+        "read",
+        shape,
+        r.read_secs,
+        Some(Moved {
+            read: n,
+            written: partials,
+        }),
+        Some(r),
+    );
+    if r.bytes < wanted {
+        rep.note(&format!(
+            "the baselines ran over {:.0} MB, the binding limit, not the shape's {:.0} MB: a rate, still comparable",
+            r.bytes as f64 / 1e6,
+            wanted as f64 / 1e6
+        ));
+    }
+}
+
+/// The bench's flags; a bad one is one `error:` line and exit 1, never a panic.
+#[derive(Parser, Debug)]
+#[command(about = "visattn benchmarks: each kernel against a copy and a read on the same device")]
+struct Args {
+    /// One JSON object per line instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Only this shape.
+    #[arg(long, value_parser = ["llava-1.5-7b", "long", "small", "decode"])]
+    shape: Option<String>,
+    /// Timed runs per measurement, after one warm-up (at least 1).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    repeats: u32,
+    /// Lanes per row of the row kernels (a power of two up to 64) instead of the adapter's default.
+    #[arg(long)]
+    lanes: Option<u32>,
+    /// Only the fused / unfused attention measurement.
+    #[arg(long)]
+    attention_only: bool,
+}
+
+fn parse_args() -> Args {
+    Args::try_parse().unwrap_or_else(|e| {
+        use clap::error::ErrorKind;
+        if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            print!("{e}");
+            std::process::exit(0);
+        }
+        let text = e.render().to_string();
+        let first = text.lines().next().unwrap_or("bad arguments");
+        eprintln!("error: {} (see --help)", first.strip_prefix("error: ").unwrap_or(first));
+        std::process::exit(1)
+    })
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let json = args.iter().any(|a| a == "--json");
-    let only = args.iter().position(|a| a == "--shape").map(|i| args[i + 1].clone());
-    let repeats = args
-        .iter()
-        .position(|a| a == "--repeats")
-        .map_or(5, |i| args[i + 1].parse().unwrap());
+    let args = parse_args();
+    let (json, only, repeats) = (args.json, args.shape.clone(), args.repeats as usize);
     let g = gpu::try_gpu_with(wgpu::Features::TIMESTAMP_QUERY, None).unwrap_or_else(|e| {
         eprintln!("error: {e}");
         std::process::exit(1)
@@ -351,10 +429,9 @@ fn main() {
         );
     }
     let settings = args
-        .iter()
-        .position(|a| a == "--lanes")
-        .map_or(visattn::KernelSettings::for_adapter(&g.info), |i| visattn::KernelSettings {
-            lanes_per_row: args[i + 1].parse().unwrap(),
+        .lanes
+        .map_or(visattn::KernelSettings::for_adapter(&g.info), |lanes| visattn::KernelSettings {
+            lanes_per_row: lanes,
         });
     let k = VarKernels::with_settings(&g.device, settings).unwrap_or_else(|e| {
         eprintln!("error: {e}");
@@ -365,7 +442,7 @@ fn main() {
     }
     let cfg = VarConfig::paper();
     // Only the fused/unfused attention measurement (profiling the fused kernel).
-    let attention_only = args.iter().any(|a| a == "--attention-only");
+    let attention_only = args.attention_only;
 
     for s in SHAPES.iter().filter(|s| only.as_deref().is_none_or(|o| o == s.name)) {
         let visual = VisualTokens::from_spans(&[s.image], s.tokens).unwrap();
@@ -430,44 +507,41 @@ fn row_kernels(
         })
         .collect();
 
-    // Bytes the algorithm needs: rows read once; rows that change written once.
-    let mut want = p.clone();
+    // Bytes as every row counts them: what the kernel must read plus what it must write.
+    // Sink scoring reads [T, D] hidden states and the image mask, writes phi and classes; the
+    // row kernel reads the rows it is asked to consider and writes the rows that change (once)
+    // and a selection flag per row.
     let shape = visattn::AttnShape::new(s.heads, s.tokens, s.tokens).unwrap();
-    reference::apply_layer(cfg, cfg.role(3, 32), visual, Some((&h, s.hidden)), &mut want, shape).unwrap();
-    let changed = want
-        .chunks_exact(s.tokens)
-        .zip(p.chunks_exact(s.tokens))
-        .filter(|(a, b)| a != b)
-        .count();
+    let changed_rows = |layer: usize, p: &[f32], h: &[f32]| {
+        let mut want = p.to_vec();
+        reference::apply_layer(cfg, cfg.role(layer, 32), visual, Some((h, s.hidden)), &mut want, shape).unwrap();
+        want.chunks_exact(s.tokens)
+            .zip(p.chunks_exact(s.tokens))
+            .filter(|(a, b)| a != b)
+            .count()
+    };
+    let changed = changed_rows(3, &p, &h);
     let row_bytes = (s.tokens * 4) as f64;
     let probs_bytes = (p.len() * 4) as u64;
+    let hidden_bytes = (s.tokens * s.hidden * 4) as u64;
     let rows_after = s.heads * s.tokens.saturating_sub(visual.first_end());
+    let sink_moved = Moved {
+        read: hidden_bytes as f64 + s.tokens as f64 * 4.0,
+        written: s.tokens as f64 * 8.0,
+    };
+    let rows_moved = |rows: usize, changed: usize| Moved {
+        read: rows as f64 * row_bytes,
+        written: changed as f64 * row_bytes + rows as f64 * 4.0,
+    };
 
-    let (copy_probs, copy_secs) = copy_gbps(
-        g,
-        timer,
-        probs_bytes.min(g.device.limits().max_storage_buffer_binding_size),
-        repeats,
-    );
-    let (copy_hidden, _) = copy_gbps(g, timer, (s.tokens * s.hidden * 4) as u64, repeats);
-    rep.line(
-        "copy",
-        s.name,
-        copy_secs,
-        Some(2.0 * probs_bytes.min(g.device.limits().max_storage_buffer_binding_size) as f64),
-        Some(copy_probs),
-    );
+    let probs_rates = rates(g, timer, probs_bytes, repeats);
+    baseline_lines(rep, s.name, &probs_rates, probs_bytes);
+    let hidden_rates = rates(g, timer, hidden_bytes, repeats);
 
     let sink_run = |pass: &mut ComputePass| all.encode_sinks(k, pass, &layer.bindings[0], 3, max).unwrap();
     time_pass(g, timer, &sink_run);
     let secs = median((0..repeats).map(|_| time_pass(g, timer, &sink_run)).collect());
-    rep.line(
-        "sink_score",
-        s.name,
-        secs,
-        Some((s.tokens * s.hidden * 4 + s.tokens * 12) as f64),
-        Some(copy_hidden),
-    );
+    rep.line("sink_score", s.name, secs, Some(sink_moved), Some(&hidden_rates));
 
     for (name, state, bindings, rows) in [
         ("var_rows_all", &all, &layer.bindings, s.heads * s.tokens),
@@ -486,8 +560,7 @@ fn row_kernels(
                 times.push(t);
             }
         }
-        let bytes = rows as f64 * row_bytes + changed as f64 * row_bytes;
-        rep.line(name, s.name, median(times), Some(bytes), Some(copy_probs));
+        rep.line(name, s.name, median(times), Some(rows_moved(rows, changed)), Some(&probs_rates));
     }
 
     if s.name == "llava-1.5-7b" {
@@ -511,8 +584,21 @@ fn row_kernels(
             }
         }
         let gpu_secs = median(times);
-        let per_layer = (s.tokens * s.hidden * 4) as f64 + rows_after as f64 * row_bytes;
-        rep.line("var_prefill", s.name, gpu_secs, Some(per_layer * 30.0), Some(copy_probs));
+        // Off layers need nothing; a detecting layer scores sinks; a redistributing one also
+        // reads the rows that may change and writes those that do.
+        let mut moved = Moved::default();
+        for (l, (_, p, h)) in layers.iter().enumerate() {
+            match cfg.role(l, 32) {
+                LayerRole::Off => {}
+                LayerRole::Detect => moved += sink_moved,
+                LayerRole::Redistribute => {
+                    moved += sink_moved;
+                    moved += rows_moved(rows_after, changed_rows(l, p, h));
+                }
+            }
+        }
+        // Mostly hidden-state reads: the hidden-sized baselines are the like-for-like rates.
+        rep.line("var_prefill", s.name, gpu_secs, Some(moved), Some(&hidden_rates));
 
         let start = Instant::now();
         for (l, (_, p, h)) in layers.iter().enumerate() {

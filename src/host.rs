@@ -127,8 +127,9 @@ impl HostRunner {
         self.chunks.len()
     }
 
-    pub fn prepare(&mut self, queue: &Queue, cfg: &VarConfig, visual: &VisualTokens, layers: usize) -> Result<()> {
-        self.state.prepare(queue, cfg, visual, layers)?;
+    /// Uploads one prompt's settings (inside wgpu error scopes, like every call here).
+    pub fn prepare(&mut self, device: &Device, queue: &Queue, cfg: &VarConfig, visual: &VisualTokens, layers: usize) -> Result<()> {
+        crate::error::scoped_blocking(device, || self.state.prepare(queue, cfg, visual, layers))??;
         self.placements = vec![Placement {
             key_offset: 0,
             row_offset: 0,
@@ -137,8 +138,8 @@ impl HostRunner {
     }
 
     /// One prompt per sequence of the batch: each its own image spans and length.
-    pub fn prepare_batch(&mut self, queue: &Queue, cfg: &VarConfig, entries: &[BatchEntry], layers: usize) -> Result<()> {
-        self.placements = self.state.prepare_batch(queue, cfg, entries, layers)?;
+    pub fn prepare_batch(&mut self, device: &Device, queue: &Queue, cfg: &VarConfig, entries: &[BatchEntry], layers: usize) -> Result<()> {
+        self.placements = crate::error::scoped_blocking(device, || self.state.prepare_batch(queue, cfg, entries, layers))??;
         Ok(())
     }
 
@@ -470,8 +471,9 @@ impl HostAttention {
         })
     }
 
-    pub fn prepare(&mut self, queue: &Queue, cfg: &VarConfig, visual: &VisualTokens, layers: usize) -> Result<()> {
-        self.state.prepare(queue, cfg, visual, layers)
+    /// Uploads one prompt's settings, inside wgpu error scopes.
+    pub fn prepare(&mut self, device: &Device, queue: &Queue, cfg: &VarConfig, visual: &VisualTokens, layers: usize) -> Result<()> {
+        crate::error::scoped_blocking(device, || self.state.prepare(queue, cfg, visual, layers))?
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -12,6 +12,8 @@
 //! crate is the config, the CPU reference, the dump reader and discovery's ranking (what the
 //! fuzz targets exercise, with no GPU stack compiled in).
 
+#[cfg(feature = "gpu")]
+pub mod baseline;
 pub mod config;
 pub mod discover;
 pub mod dump;

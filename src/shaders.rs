@@ -23,6 +23,8 @@ pub const HEATMAP: &str = include_str!("../shaders/heatmap.wgsl");
 pub const HEATMAP_GATHER: &str = include_str!("../shaders/heatmap_gather.wgsl");
 /// `shaders/copy_f32.wgsl`: the bandwidth baseline the benchmarks compare against.
 pub const COPY_F32: &str = include_str!("../shaders/copy_f32.wgsl");
+/// `shaders/read_f32.wgsl`: the read-only bandwidth baseline.
+pub const READ_F32: &str = include_str!("../shaders/read_f32.wgsl");
 
 /// Every shader with its file name, for validation tools and tests.
 pub const ALL: &[(&str, &str)] = &[
@@ -37,4 +39,5 @@ pub const ALL: &[(&str, &str)] = &[
     ("heatmap.wgsl", HEATMAP),
     ("heatmap_gather.wgsl", HEATMAP_GATHER),
     ("copy_f32.wgsl", COPY_F32),
+    ("read_f32.wgsl", READ_F32),
 ];

@@ -66,7 +66,7 @@ fn alone(g: &support::gpu::Gpu, k: &VarKernels, cfg: &VarConfig, s: &Seq, layer:
         queries: s.queries,
     };
     let mut r = HostRunner::new(&g.device, k, shape, rows).unwrap();
-    r.prepare(&g.queue, cfg, &s.visual, 8).unwrap();
+    r.prepare(&g.device, &g.queue, cfg, &s.visual, 8).unwrap();
     r.run_layer(&g.device, &g.queue, layer, Some(&s.hidden), &s.probs).unwrap()
 }
 
@@ -85,7 +85,7 @@ fn batched(g: &support::gpu::Gpu, k: &VarKernels, cfg: &VarConfig, seqs: &[Seq],
             queries: s.queries,
         })
         .collect();
-    r.prepare_batch(&g.queue, cfg, &entries, 8).unwrap();
+    r.prepare_batch(&g.device, &g.queue, cfg, &entries, 8).unwrap();
     let inputs: Vec<SequenceInput> = seqs
         .iter()
         .map(|s| SequenceInput {

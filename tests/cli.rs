@@ -813,3 +813,31 @@ fn a_failed_png_leaves_nothing_and_the_png_follows_the_outputs() {
     assert!(!png.exists(), "a PNG was written although the output failed");
     assert!(!png.with_extension("png.tmp").exists());
 }
+
+/// The bench's flags fail as the CLI's do: one `error:` line, exit 1, no panic, before any
+/// GPU work (a flag without its value, a bad number, zero repeats, an unknown shape).
+#[test]
+fn bench_refuses_bad_flags_with_one_line() {
+    let bench = support::example("bench");
+    for (args, needle) in [
+        (&["--repeats"][..], "--repeats"),
+        (&["--repeats", "many"][..], "many"),
+        (&["--repeats", "0"][..], "0"),
+        (&["--shape", "huge"][..], "huge"),
+        (&["--lanes", "four"][..], "four"),
+        (&["--shape"][..], "--shape"),
+    ] {
+        let out = Command::new(&bench).args(args).env("RUST_BACKTRACE", "0").output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: exit code; stderr {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: panicked: {stderr}");
+        assert_eq!(lines.len(), 1, "{args:?}: one line on stderr, got {lines:?}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(needle),
+            "{args:?}: {:?}",
+            lines[0]
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: no measurement may start");
+    }
+}

@@ -153,7 +153,7 @@ fn split_k_equals_the_cpu_path_and_the_one_row_kernel() {
                 )
                 .unwrap();
                 let mut one = HostAttention::new(&g.device, &k, &fused, s, HIDDEN, AttentionOptions { causal: true, scale: None }).unwrap();
-                one.prepare(&g.queue, &c, &d.visual, 8).unwrap();
+                one.prepare(&g.device, &g.queue, &c, &d.visual, 8).unwrap();
                 one.run_layer(&g.device, &g.queue, 3, Some(&d.hidden), &d.q, &d.k, &d.v).unwrap()
             });
             let vm = vmax(&d.v);
@@ -198,7 +198,7 @@ fn decode_equals_the_prefill_kernels_last_row() {
     let c = cfg(Convention::Released);
     let fused = FusedAttention::new(&g.device, FusedSettings { head_dim: 64, var: true }).unwrap();
     let mut prefill = HostAttention::new(&g.device, &k, &fused, full, HIDDEN, AttentionOptions { causal: true, scale: None }).unwrap();
-    prefill.prepare(&g.queue, &c, &d.visual, 8).unwrap();
+    prefill.prepare(&g.device, &g.queue, &c, &d.visual, 8).unwrap();
     let all = prefill
         .run_layer(&g.device, &g.queue, 3, Some(&d.hidden), &d.q, &d.k, &d.v)
         .unwrap();

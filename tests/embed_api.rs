@@ -121,18 +121,18 @@ fn bad_inputs_get_typed_errors() {
         ..cfg.clone()
     };
     assert_eq!(
-        runner.prepare(&g.queue, &wide, &visual, 4),
+        runner.prepare(&g.device, &g.queue, &wide, &visual, 4),
         Err(Error::SinkDimOutOfRange { dim: D as u32, hidden: D })
     );
     let short = VisualTokens::from_spans(&[ImageSpan::new(0, 3)], T - 1).unwrap();
-    assert!(matches!(runner.prepare(&g.queue, &cfg, &short, 4), Err(Error::Shape(_))));
+    assert!(matches!(runner.prepare(&g.device, &g.queue, &cfg, &short, 4), Err(Error::Shape(_))));
     // Running before prepare.
     assert!(matches!(
         runner.run_layer(&g.device, &g.queue, 2, Some(&hidden), &probs),
         Err(Error::Binding { name: "state", .. })
     ));
 
-    runner.prepare(&g.queue, &cfg, &visual, 4).unwrap();
+    runner.prepare(&g.device, &g.queue, &cfg, &visual, 4).unwrap();
     let mut nan = probs.clone();
     nan[77] = f32::NAN;
     assert!(matches!(

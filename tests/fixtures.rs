@@ -65,7 +65,7 @@ fn official_parity(convention: Convention) {
         queries: shape.queries,
     };
     let mut runner = HostRunner::new(&g.device, &kernels, seq, Rows::All).unwrap();
-    runner.prepare(&g.queue, &cfg, &visual, layers).unwrap();
+    runner.prepare(&g.device, &g.queue, &cfg, &visual, layers).unwrap();
 
     let mut total_selected = 0;
     let mut total_changed = 0;
@@ -145,7 +145,7 @@ fn minilm_cls_is_the_only_sink() {
         queries: shape.queries,
     };
     let mut runner = HostRunner::new(&g.device, &kernels, seq, Rows::All).unwrap();
-    runner.prepare(&g.queue, &cfg, &visual, 6).unwrap();
+    runner.prepare(&g.device, &g.queue, &cfg, &visual, 6).unwrap();
     for (l, input) in inputs.iter().enumerate().skip(1) {
         let hidden = input.hidden.as_deref().unwrap();
         let out = runner.run_layer(&g.device, &g.queue, l, Some(hidden), &input.probs).unwrap();

@@ -175,7 +175,7 @@ fn check(
         scale: None,
     };
     let mut host = HostAttention::new(&g.device, k, f, c.shape, HIDDEN, opts).unwrap();
-    host.prepare(&g.queue, cfg, &d.visual, 8).unwrap();
+    host.prepare(&g.device, &g.queue, cfg, &d.visual, 8).unwrap();
     let out = host
         .run_layer(&g.device, &g.queue, layer, Some(&d.hidden), &d.q, &d.k, &d.v)
         .unwrap();
@@ -368,6 +368,7 @@ fn bad_shapes_are_typed_errors() {
     let mut h = HostAttention::new(&g.device, &k, &f, shape, 16, opts).unwrap();
     let visual = VisualTokens::from_spans(&[ImageSpan::new(1, 3)], 8).unwrap();
     h.prepare(
+        &g.device,
         &g.queue,
         &VarConfig {
             sink_dims: vec![3],

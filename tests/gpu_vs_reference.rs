@@ -120,7 +120,7 @@ fn run_gpu(g: &support::gpu::Gpu, k: &VarKernels, i: &Inputs, dim: usize, role: 
     // Three layers: 0 Off, 1 Detect, 2 Redistribute under an explicit plan mapping.
     let (layer, layers, cfg) = role_layer(&i.cfg, role);
     let mut r = HostRunner::new(&g.device, k, seq(i, dim), rows).unwrap();
-    r.prepare(&g.queue, &cfg, &i.visual, layers).unwrap();
+    r.prepare(&g.device, &g.queue, &cfg, &i.visual, layers).unwrap();
     assert_eq!(r.role(layer).unwrap(), role);
     r.run_layer(&g.device, &g.queue, layer, Some(&i.hidden), &i.probs).unwrap()
 }
@@ -461,7 +461,7 @@ fn layer_over_the_binding_limit_goes_through_in_chunks() {
     let i = make(&case, Convention::Paper);
     let mut r = HostRunner::new(&g.device, &k, seq(&i, case.dim), Rows::All).unwrap();
     assert!(r.chunks() > 1, "the layer must be split");
-    r.prepare(&g.queue, &i.cfg, &i.visual, 8).unwrap();
+    r.prepare(&g.device, &g.queue, &i.cfg, &i.visual, 8).unwrap();
     let out = r.run_layer(&g.device, &g.queue, 3, Some(&i.hidden), &i.probs).unwrap();
     let c = compare(&i, case.dim, LayerRole::Redistribute, &out, "chunked");
     assert!(c.changed > 0);

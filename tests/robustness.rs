@@ -51,6 +51,7 @@ fn a_lost_device_is_an_error_not_a_panic() {
     let visual = VisualTokens::from_spans(&[ImageSpan::new(2, 6)], 16).unwrap();
     runner
         .prepare(
+            &g.device,
             &g.queue,
             &VarConfig {
                 tau: 2.0,

@@ -3,11 +3,20 @@
 # package; SwiftShader provides WebGPU). Installs what a fresh machine lacks.
 set -euo pipefail
 cd "$(dirname "$0")"
-if [ ! -x /usr/bin/chromium ]; then
+die() { echo "error: $*" >&2; exit 1; }
+# Debian packages for what this machine lacks: the browser, node and npm, curl.
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+command -v curl >/dev/null || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+    command -v apt-get >/dev/null || die "need ${missing[*]} and have no apt-get to install them"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
 fi
-[ -d node_modules/playwright-core ] || npm install --no-audit --no-fund --silent
+# playwright-core at the version package-lock.json pins.
+[ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent || die "npm ci (playwright-core) failed"
 ./build.sh
 port="${VISATTN_WEB_PORT:-8737}"
 python3 -m http.server --bind 127.0.0.1 "$port" --directory . >/dev/null 2>&1 &

@@ -200,7 +200,9 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
             queries: j.dump.attn.queries,
         })
         .collect();
-    runner.prepare_batch(&g.queue, &cfg, &entries, layers).map_err(|e| e.to_string())?;
+    runner
+        .prepare_batch(&g.device, &g.queue, &cfg, &entries, layers)
+        .map_err(|e| e.to_string())?;
 
     let mut results: Vec<Vec<LayerResult>> = jobs.iter().map(|_| Vec::with_capacity(layers)).collect();
     let mut drawn = None;

@@ -108,7 +108,8 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
         HostAttention::new(&g.device, &kernels, &fused, shape, hidden_dim, options)
     }
     .map_err(|e| e.to_string())?;
-    host.prepare(&g.queue, &cfg, &visual, layers).map_err(|e| e.to_string())?;
+    host.prepare(&g.device, &g.queue, &cfg, &visual, layers)
+        .map_err(|e| e.to_string())?;
 
     let mut tensors = Vec::new();
     let mut total_selected = 0;

@@ -106,7 +106,9 @@ fn demo(pic: &picture::PictureArgs) -> Result<(), String> {
         queries: TOKENS,
     };
     let mut runner = HostRunner::new(&g.device, &kernels, shape, Rows::All).map_err(|e| e.to_string())?;
-    runner.prepare(&g.queue, &cfg, &visual, LAYERS).map_err(|e| e.to_string())?;
+    runner
+        .prepare(&g.device, &g.queue, &cfg, &visual, LAYERS)
+        .map_err(|e| e.to_string())?;
 
     println!();
     println!("layer  role          sinks text/visual  rows selected  rows changed  mass moved sink->image (mean per changed row)");
