@@ -9,9 +9,6 @@
 
 use clap::Parser;
 
-#[path = "../tests/support/gpu.rs"]
-mod gpu;
-
 use std::time::Instant;
 
 use visattn::baseline::{Baseline, BaselineKind};
@@ -116,7 +113,7 @@ impl Timer {
 }
 
 /// Seconds one recorded pass takes.
-fn time_pass(g: &gpu::Gpu, timer: &Timer, record: &dyn Fn(&mut ComputePass)) -> f64 {
+fn time_pass(g: &visattn::util::Gpu, timer: &Timer, record: &dyn Fn(&mut ComputePass)) -> f64 {
     let mut encoder = g.device.create_command_encoder(&Default::default());
     {
         let timestamp_writes = timer.query.as_ref().map(|(q, _, _)| wgpu::ComputePassTimestampWrites {
@@ -223,7 +220,7 @@ struct Layer {
     bindings: Vec<LayerBinding>,
 }
 
-fn upload(g: &gpu::Gpu, data: &[f32], usage: BufferUsages) -> Buffer {
+fn upload(g: &visattn::util::Gpu, data: &[f32], usage: BufferUsages) -> Buffer {
     g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: None,
         contents: bytemuck::cast_slice(data),
@@ -231,7 +228,7 @@ fn upload(g: &gpu::Gpu, data: &[f32], usage: BufferUsages) -> Buffer {
     })
 }
 
-fn make_layer(g: &gpu::Gpu, k: &VarKernels, state: &VarState, s: &Shape, layer: usize) -> (Layer, Vec<f32>, Vec<f32>) {
+fn make_layer(g: &visattn::util::Gpu, k: &VarKernels, state: &VarState, s: &Shape, layer: usize) -> (Layer, Vec<f32>, Vec<f32>) {
     let p = probs(s, layer);
     let h = hidden(s, layer);
     let head = s.tokens * s.tokens;
@@ -247,13 +244,7 @@ fn make_layer(g: &gpu::Gpu, k: &VarKernels, state: &VarState, s: &Shape, layer: 
         pristine.push(upload(g, part, BufferUsages::COPY_SRC));
         bindings.push(
             state
-                .bind(
-                    &g.device,
-                    k,
-                    Some(hidden.as_entire_buffer_binding()),
-                    buf.as_entire_buffer_binding(),
-                    first,
-                )
+                .bind(k, Some(hidden.as_entire_buffer_binding()), buf.as_entire_buffer_binding(), first)
                 .unwrap(),
         );
         probs_bufs.push(buf);
@@ -270,7 +261,7 @@ fn make_layer(g: &gpu::Gpu, k: &VarKernels, state: &VarState, s: &Shape, layer: 
     )
 }
 
-fn restore(g: &gpu::Gpu, layers: &[&Layer]) {
+fn restore(g: &visattn::util::Gpu, layers: &[&Layer]) {
     let mut e = g.device.create_command_encoder(&Default::default());
     for l in layers {
         for (dst, src) in l.probs.iter().zip(&l.pristine) {
@@ -295,27 +286,21 @@ struct Rates {
     bytes: u64,
 }
 
-fn rates(g: &gpu::Gpu, timer: &Timer, bytes: u64, repeats: usize) -> Rates {
+fn rates(g: &visattn::util::Gpu, timer: &Timer, bytes: u64, repeats: usize) -> Rates {
     let bytes = bytes.min(g.device.limits().max_storage_buffer_binding_size) / 4 * 4;
     let len = (bytes / 4) as u32;
     let sizes = [640u32, 4096, 16384];
-    let src = visattn::baseline::buffer(&g.device, bytes);
+    let src = visattn::baseline::buffer(&g.ctx, bytes).unwrap();
     let best = |kind| {
-        let baseline = Baseline::new(&g.device, kind);
-        let dst = visattn::baseline::buffer(&g.device, kind.output_len(len, sizes[0]) * 4);
+        let baseline = Baseline::new(&g.ctx, kind).unwrap();
+        let dst = visattn::baseline::buffer(&g.ctx, kind.output_len(len, sizes[0]) * 4).unwrap();
         sizes
             .iter()
             .map(|&per_wg| {
                 let b = baseline
-                    .bind(
-                        &g.device,
-                        src.as_entire_buffer_binding(),
-                        dst.as_entire_buffer_binding(),
-                        len,
-                        per_wg,
-                    )
+                    .bind(src.as_entire_buffer_binding(), dst.as_entire_buffer_binding(), len, per_wg)
                     .unwrap();
-                let run = |pass: &mut ComputePass| baseline.record(pass, &b);
+                let run = |pass: &mut ComputePass| b.record(pass);
                 time_pass(g, timer, &run);
                 let secs = median((0..repeats).map(|_| time_pass(g, timer, &run)).collect());
                 ((b.bytes_read + b.bytes_written) as f64 / secs / 1e9, secs, b.bytes_written)
@@ -396,7 +381,7 @@ fn parse_args() -> Args {
 fn main() {
     let args = parse_args();
     let (json, only, repeats) = (args.json, args.shape.clone(), args.repeats as usize);
-    let g = gpu::try_gpu_with(wgpu::Features::TIMESTAMP_QUERY, None).unwrap_or_else(|e| {
+    let g = visattn::util::gpu_with(wgpu::Features::TIMESTAMP_QUERY, None).unwrap_or_else(|e| {
         eprintln!("error: {e}");
         std::process::exit(1)
     });
@@ -433,7 +418,7 @@ fn main() {
         .map_or(visattn::KernelSettings::for_adapter(&g.info), |lanes| visattn::KernelSettings {
             lanes_per_row: lanes,
         });
-    let k = VarKernels::with_settings(&g.device, settings).unwrap_or_else(|e| {
+    let k = VarKernels::new(&g.ctx, settings).unwrap_or_else(|e| {
         eprintln!("error: {e}");
         std::process::exit(1)
     });
@@ -461,14 +446,14 @@ fn main() {
 }
 
 /// A 32-layer prefill's state for one of the shapes: every query row, prepared with `cfg`.
-fn prefill_state(g: &gpu::Gpu, s: &Shape, cfg: &VarConfig, visual: &VisualTokens, rows: Rows) -> VarState {
+fn prefill_state(g: &visattn::util::Gpu, s: &Shape, cfg: &VarConfig, visual: &VisualTokens, rows: Rows) -> VarState {
     let seq = SequenceShape {
         tokens: s.tokens,
         hidden: s.hidden,
         heads: s.heads,
         queries: s.tokens,
     };
-    let mut state = VarState::new(&g.device, seq, rows).unwrap();
+    let mut state = VarState::new(&g.ctx, seq, rows).unwrap();
     state.prepare(&g.queue, cfg, visual, 32).unwrap();
     state
 }
@@ -477,7 +462,7 @@ fn prefill_state(g: &gpu::Gpu, s: &Shape, cfg: &VarConfig, visual: &VisualTokens
 /// whole 32-layer prefill against the CPU reference.
 #[allow(clippy::too_many_arguments)]
 fn row_kernels(
-    g: &gpu::Gpu,
+    g: &visattn::util::Gpu,
     timer: &Timer,
     rep: &Report,
     k: &VarKernels,
@@ -486,7 +471,6 @@ fn row_kernels(
     visual: &VisualTokens,
     repeats: usize,
 ) {
-    let max = g.device.limits().max_compute_workgroups_per_dimension;
     let all = prefill_state(g, s, cfg, visual, Rows::All);
     let fast = prefill_state(g, s, cfg, visual, Rows::MayChange);
     let (layer, p, h) = make_layer(g, k, &all, s, 3);
@@ -497,7 +481,6 @@ fn row_kernels(
         .map(|(i, b)| {
             let first = i * (s.heads / layer.probs.len().max(1));
             fast.bind(
-                &g.device,
                 k,
                 Some(layer.hidden.as_entire_buffer_binding()),
                 b.as_entire_buffer_binding(),
@@ -538,18 +521,18 @@ fn row_kernels(
     baseline_lines(rep, s.name, &probs_rates, probs_bytes);
     let hidden_rates = rates(g, timer, hidden_bytes, repeats);
 
-    let sink_run = |pass: &mut ComputePass| all.encode_sinks(k, pass, &layer.bindings[0], 3, max).unwrap();
+    let sink_run = |pass: &mut ComputePass| layer.bindings[0].sinks().record(pass, 3).unwrap();
     time_pass(g, timer, &sink_run);
     let secs = median((0..repeats).map(|_| time_pass(g, timer, &sink_run)).collect());
     rep.line("sink_score", s.name, secs, Some(sink_moved), Some(&hidden_rates));
 
-    for (name, state, bindings, rows) in [
-        ("var_rows_all", &all, &layer.bindings, s.heads * s.tokens),
-        ("var_rows_may_change", &fast, &fast_bindings, rows_after),
+    for (name, bindings, rows) in [
+        ("var_rows_all", &layer.bindings, s.heads * s.tokens),
+        ("var_rows_may_change", &fast_bindings, rows_after),
     ] {
         let run = |pass: &mut ComputePass| {
             for b in bindings.iter() {
-                state.encode_rows(k, pass, b, 3, max).unwrap();
+                b.record_rows(pass, 3).unwrap();
             }
         };
         let mut times = Vec::new();
@@ -568,9 +551,9 @@ fn row_kernels(
         let layers: Vec<(Layer, Vec<f32>, Vec<f32>)> = (0..32).map(|l| make_layer(g, k, &fast, s, l)).collect();
         let run = |pass: &mut ComputePass| {
             for (l, (layer, _, _)) in layers.iter().enumerate() {
-                fast.encode_sinks(k, pass, &layer.bindings[0], l, max).unwrap();
+                layer.bindings[0].sinks().record(pass, l).unwrap();
                 for b in &layer.bindings {
-                    fast.encode_rows(k, pass, b, l, max).unwrap();
+                    b.record_rows(pass, l).unwrap();
                 }
             }
         };
@@ -618,7 +601,7 @@ fn row_kernels(
 
 /// One decode step (one query row, 32 heads over 4 kv heads, d 128) over `keys` keys:
 /// split-K vs the one-row fused kernel, and each with VAR on (a redistributing layer) vs off.
-fn decode(g: &gpu::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, cfg: &VarConfig, keys: usize, repeats: usize) {
+fn decode(g: &visattn::util::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, cfg: &VarConfig, keys: usize, repeats: usize) {
     let shape = FusedShape {
         heads: 32,
         kv_heads: 4,
@@ -641,7 +624,7 @@ fn decode(g: &gpu::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, cfg: &VarCo
     let image = ImageSpan::new(35, (keys * 9 / 10).min(keys - 36).max(1));
     let visual = VisualTokens::from_spans(&[image], keys).unwrap();
     let mut state = VarState::new(
-        &g.device,
+        &g.ctx,
         SequenceShape {
             tokens: keys,
             hidden: 64,
@@ -661,26 +644,24 @@ fn decode(g: &gpu::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, cfg: &VarCo
     };
     state.prepare(&g.queue, &cfg_dims, &visual, 32).unwrap();
     let hb = upload(g, &hidden, usage);
-    let sinks = state.bind_sinks(&g.device, k, Some(hb.as_entire_buffer_binding())).unwrap();
-    let max = g.device.limits().max_compute_workgroups_per_dimension;
-    time_pass(g, timer, &|pass: &mut ComputePass| {
-        state.encode_sinks(k, pass, &sinks, 3, max).unwrap()
-    });
+    let sinks = state.bind_sinks(k, Some(hb.as_entire_buffer_binding())).unwrap();
+    time_pass(g, timer, &|pass: &mut ComputePass| sinks.record(pass, 3).unwrap());
     let opts = AttentionOptions { causal: true, scale: None };
     let median_of = |run: &dyn Fn(&mut ComputePass)| {
         time_pass(g, timer, run);
         median((0..repeats.min(3)).map(|_| time_pass(g, timer, run)).collect())
     };
     let name = format!("decode-{keys}");
-    let split = SplitAttention::new(&g.device, 128).unwrap();
+    let split = SplitAttention::new(&g.ctx, 128).unwrap();
     let sb = split
         .bind(
-            &g.device,
             &state,
             shape,
-            keys,
             opts,
-            256,
+            visattn::KvLayout {
+                capacity: keys,
+                block: 256,
+            },
             SplitInputs {
                 q: qb.as_entire_buffer_binding(),
                 k: kb.as_entire_buffer_binding(),
@@ -692,26 +673,27 @@ fn decode(g: &gpu::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, cfg: &VarCo
         )
         .unwrap();
     // Layer 3 redistributes, layer 0 is off: same kernels, VAR's final step on or off.
-    let split_var = median_of(&|pass: &mut ComputePass| split.encode(&g.device, pass, &state, &sb, 3).unwrap());
-    let split_off = median_of(&|pass: &mut ComputePass| split.encode(&g.device, pass, &state, &sb, 0).unwrap());
+    let split_var = median_of(&|pass: &mut ComputePass| sb.record(pass, 3).unwrap());
+    let split_off = median_of(&|pass: &mut ComputePass| sb.record(pass, 0).unwrap());
     rep.line("split_k_var", &name, split_var, None, None);
     rep.line("split_k_var_off", &name, split_off, None, None);
     let mut one_row = Vec::new();
     for var in [true, false] {
-        let f = FusedAttention::new(&g.device, FusedSettings { head_dim: 128, var }).unwrap();
+        let f = FusedAttention::new(&g.ctx, FusedSettings { head_dim: 128, var }).unwrap();
         let b = f
             .bind(
-                &g.device,
                 &state,
                 shape,
                 opts,
-                qb.as_entire_buffer_binding(),
-                kb.as_entire_buffer_binding(),
-                vb.as_entire_buffer_binding(),
-                ob.as_entire_buffer_binding(),
+                visattn::FusedInputs {
+                    q: qb.as_entire_buffer_binding(),
+                    k: kb.as_entire_buffer_binding(),
+                    v: vb.as_entire_buffer_binding(),
+                    o: ob.as_entire_buffer_binding(),
+                },
             )
             .unwrap();
-        let secs = median_of(&|pass: &mut ComputePass| f.encode(&g.device, pass, &state, &b, 3).unwrap());
+        let secs = median_of(&|pass: &mut ComputePass| b.record(pass, 3).unwrap());
         rep.line(
             if var { "one_row_fused_var" } else { "one_row_fused_plain" },
             &name,
@@ -734,7 +716,16 @@ fn decode(g: &gpu::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, cfg: &VarCo
 /// Fused attention with VAR on and off, and the unfused GPU path, at the shape's prefill (32
 /// or 4 heads, head_dim 128, causal). Compute-bound: seconds, no GB/s.
 #[allow(clippy::too_many_arguments)]
-fn attention(g: &gpu::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, s: &Shape, cfg: &VarConfig, visual: &VisualTokens, repeats: usize) {
+fn attention(
+    g: &visattn::util::Gpu,
+    timer: &Timer,
+    rep: &Report,
+    k: &VarKernels,
+    s: &Shape,
+    cfg: &VarConfig,
+    visual: &VisualTokens,
+    repeats: usize,
+) {
     let shape = FusedShape {
         heads: s.heads,
         kv_heads: s.heads,
@@ -764,18 +755,18 @@ fn attention(g: &gpu::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, s: &Shap
     let pb = upload(g, &vec![0.0; s.heads * s.tokens * s.tokens], usage);
     let opts = AttentionOptions { causal: true, scale: None };
     let state = prefill_state(g, s, cfg, visual, Rows::MayChange);
-    let sinks = state.bind_sinks(&g.device, k, Some(hb.as_entire_buffer_binding())).unwrap();
-    let max = g.device.limits().max_compute_workgroups_per_dimension;
+    let sinks = state.bind_sinks(k, Some(hb.as_entire_buffer_binding())).unwrap();
     let bind = |f: &FusedAttention| {
         f.bind(
-            &g.device,
             &state,
             shape,
             opts,
-            qb.as_entire_buffer_binding(),
-            kb.as_entire_buffer_binding(),
-            vb.as_entire_buffer_binding(),
-            ob.as_entire_buffer_binding(),
+            visattn::FusedInputs {
+                q: qb.as_entire_buffer_binding(),
+                k: kb.as_entire_buffer_binding(),
+                v: vb.as_entire_buffer_binding(),
+                o: ob.as_entire_buffer_binding(),
+            },
         )
         .unwrap()
     };
@@ -784,19 +775,13 @@ fn attention(g: &gpu::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, s: &Shap
         median((0..repeats).map(|_| time_pass(g, timer, run)).collect())
     };
     // Sinks once so the classes are real for every timed run.
-    time_pass(g, timer, &|pass: &mut ComputePass| {
-        state.encode_sinks(k, pass, &sinks, 3, max).unwrap()
-    });
+    time_pass(g, timer, &|pass: &mut ComputePass| sinks.record(pass, 3).unwrap());
     // Plain and VAR interleaved, run by run, so load on a shared machine hits both alike; VAR's
     // cost is the median of the paired ratios.
-    let kernels = [false, true].map(|var| {
-        let f = FusedAttention::new(&g.device, FusedSettings { head_dim: 128, var }).unwrap();
-        let b = bind(&f);
-        (f, b)
-    });
+    let kernels = [false, true].map(|var| bind(&FusedAttention::new(&g.ctx, FusedSettings { head_dim: 128, var }).unwrap()));
     let run = |i: usize| {
-        let (f, b) = &kernels[i];
-        time_pass(g, timer, &|pass: &mut ComputePass| f.encode(&g.device, pass, &state, b, 3).unwrap())
+        let b = &kernels[i];
+        time_pass(g, timer, &|pass: &mut ComputePass| b.record(pass, 3).unwrap())
     };
     run(0);
     run(1);
@@ -808,26 +793,27 @@ fn attention(g: &gpu::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, s: &Shap
     let var_cost = median(pairs.iter().map(|p| p.1 / p.0).collect()) - 1.0;
     rep.line("fused_attention_plain", s.name, seconds[0], None, None);
     rep.line("fused_attention_var", s.name, seconds[1], None, None);
-    let un = UnfusedAttention::new(&g.device, 128).unwrap();
+    let un = UnfusedAttention::new(&g.ctx, 128).unwrap();
     let ub = un
         .bind(
-            &g.device,
             shape,
             opts,
-            qb.as_entire_buffer_binding(),
-            kb.as_entire_buffer_binding(),
-            vb.as_entire_buffer_binding(),
-            pb.as_entire_buffer_binding(),
-            ob.as_entire_buffer_binding(),
+            visattn::UnfusedInputs {
+                q: qb.as_entire_buffer_binding(),
+                k: kb.as_entire_buffer_binding(),
+                v: vb.as_entire_buffer_binding(),
+                probs: pb.as_entire_buffer_binding(),
+                o: ob.as_entire_buffer_binding(),
+            },
         )
         .unwrap();
     let lb = state
-        .bind(&g.device, k, Some(hb.as_entire_buffer_binding()), pb.as_entire_buffer_binding(), 0)
+        .bind(k, Some(hb.as_entire_buffer_binding()), pb.as_entire_buffer_binding(), 0)
         .unwrap();
     let unfused = median_of(&|pass: &mut ComputePass| {
-        un.encode_probs(&g.device, pass, &ub);
-        state.encode(&g.device, k, pass, &lb, 3).unwrap();
-        un.encode_pv(&g.device, pass, &ub);
+        ub.record_probs(pass);
+        lb.record(pass, 3).unwrap();
+        ub.record_pv(pass);
     });
     rep.line("unfused_attention_var", s.name, unfused, None, None);
     if !rep.json {

@@ -5,8 +5,6 @@
 //!
 //!     cargo run --release --example embed [-- OUT.png]
 
-#[path = "../tests/support/gpu.rs"]
-mod gpu;
 #[path = "visattn/sample.rs"]
 mod sample;
 
@@ -29,7 +27,7 @@ fn main() {
 fn run(png: Option<String>) -> Result<(), String> {
     use sample::*;
     // The host's device and resources.
-    let g = gpu::try_gpu(None)?;
+    let g = visattn::util::gpu().map_err(|e| e.to_string())?;
     let e = |e: visattn::Error| e.to_string();
     let usage = BufferUsages::STORAGE | BufferUsages::COPY_DST | BufferUsages::COPY_SRC;
     let buffer = |label, floats: usize| {
@@ -62,9 +60,9 @@ fn run(png: Option<String>) -> Result<(), String> {
     let frame_view = frame.create_view(&Default::default());
 
     // visattn: pipelines once, state once per sequence shape, prepare once per prompt.
-    let kernels = pollster::block_on(VarKernels::new_checked(&g.device, KernelSettings::for_adapter(&g.info))).map_err(e)?;
+    let kernels = pollster::block_on(VarKernels::new_checked(&g.ctx, KernelSettings::for_adapter(&g.info))).map_err(e)?;
     let mut state = VarState::new(
-        &g.device,
+        &g.ctx,
         SequenceShape {
             tokens: TOKENS,
             hidden: HIDDEN,
@@ -80,18 +78,16 @@ fn run(png: Option<String>) -> Result<(), String> {
         .map_err(e)?;
     let binding = state
         .bind(
-            &g.device,
             &kernels,
             Some(hidden.as_entire_buffer_binding()),
             probs.as_entire_buffer_binding(),
             0,
         )
         .map_err(e)?;
-    let heatmap = Heatmap::new(&g.device, wgpu::TextureFormat::Rgba8Unorm);
+    let heatmap = Heatmap::new(&g.ctx, wgpu::TextureFormat::Rgba8Unorm).unwrap();
     let target = heatmap.target(&g.device, GRID, WIDTH, HEIGHT).map_err(e)?;
     let gather = heatmap
         .bind_gather(
-            &g.device,
             &target,
             GatherInputs {
                 before: &before,
@@ -127,7 +123,7 @@ fn run(png: Option<String>) -> Result<(), String> {
         }
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            state.encode(&g.device, &kernels, &mut pass, &binding, layer).map_err(e)?;
+            binding.record(&mut pass, layer).map_err(e)?;
         }
         for h in 0..HEADS as u64 {
             encoder.copy_buffer_to_buffer(

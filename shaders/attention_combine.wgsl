@@ -14,43 +14,6 @@
 //   (min(n, 65535), ceil(n / 65535), 1). No workgroup memory: each invocation merges the
 //   scalars itself (blocks are few) and its own dims.
 
-struct Config {
-    tokens: u32,
-    hidden: u32,
-    n_sink_dims: u32,
-    heads: u32,
-    queries: u32,
-    row_start: u32,
-    first_image_end: u32,
-    role: u32,
-    tau: f32,
-    summ: f32,
-    rho: f32,
-    keep: f32,
-    p: f32,
-    vis_eps: f32,
-    pad0: u32,
-    pad1: u32,
-}
-
-struct SplitParams {
-    heads: u32,
-    kv_heads: u32,
-    queries: u32,
-    keys: u32,
-    causal: u32,
-    scale: f32,
-    block: u32,
-    blocks: u32,
-    capacity: u32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
-}
-
-const WG: u32 = 64u;
-const GUARD: f32 = 1e-12;
-
 override D: u32 = 128u;
 
 @group(0) @binding(0) var<uniform> cfg: Config;
@@ -99,11 +62,11 @@ fn main(
     var is_selected = false;
     var gain_sink = 1.0;
     var gain_vns = 1.0;
-    if (cfg.role != 0u) {
+    if (cfg.role != ROLE_OFF) {
         let ratio = l_vissink / (l_vis + cfg.vis_eps * l);
         is_selected = seen > 0.0 && l_vis / l >= cfg.summ && ratio <= cfg.rho;
-        let may_change = pos >= cfg.first_image_end && (classes[pos] & 1u) == 0u;
-        if (is_selected && may_change && cfg.role == 2u && l_vns > GUARD * l) {
+        let may_change = pos >= cfg.first_image_end && (classes[pos] & CLASS_IMAGE) == 0u;
+        if (is_selected && may_change && cfg.role == ROLE_REDISTRIBUTE && l_vns > GUARD * l) {
             gain_sink = cfg.keep;
             gain_vns = 1.0 + cfg.p * l_sink / l_vns;
         }

@@ -11,19 +11,6 @@
 // Dispatch: one workgroup of 64 per (head, query row), rows = H x Tq, on a 2-D grid
 //   (min(rows, 65535), ceil(rows / 65535), 1). Workgroup memory: 256 B.
 
-struct Attn {
-    heads: u32,
-    kv_heads: u32,
-    queries: u32,
-    keys: u32,
-    causal: u32,
-    scale: f32,
-    pad0: u32,
-    pad1: u32,
-}
-
-const WG: u32 = 64u;
-
 override D: u32 = 128u;
 
 @group(0) @binding(0) var<uniform> att: Attn;

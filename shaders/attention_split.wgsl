@@ -17,42 +17,6 @@
 //   (min(n, 65535), ceil(n / 65535), 1). Workgroup memory: q (512 B), the block's weights
 //   (att.block <= 1024 keys: 4 KiB) and reductions (1.3 KiB).
 
-struct Config {
-    tokens: u32,
-    hidden: u32,
-    n_sink_dims: u32,
-    heads: u32,
-    queries: u32,
-    row_start: u32,
-    first_image_end: u32,
-    role: u32,
-    tau: f32,
-    summ: f32,
-    rho: f32,
-    keep: f32,
-    p: f32,
-    vis_eps: f32,
-    pad0: u32,
-    pad1: u32,
-}
-
-struct SplitParams {
-    heads: u32,
-    kv_heads: u32,
-    queries: u32,
-    keys: u32,
-    causal: u32,
-    scale: f32,
-    block: u32,
-    blocks: u32,
-    capacity: u32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
-}
-
-const WG: u32 = 64u;
-const MAX_D: u32 = 128u;
 const MAX_BLOCK: u32 = 1024u;
 
 override D: u32 = 128u;
@@ -126,8 +90,8 @@ fn main(
         if (j < k1) {
             let e = exp(weights[j - k0] - m);
             weights[j - k0] = e;
-            let on_image = (c & 1u) != 0u;
-            let is_sink = (c & 2u) != 0u;
+            let on_image = (c & CLASS_IMAGE) != 0u;
+            let is_sink = (c & CLASS_SINK) != 0u;
             masses += vec4<f32>(e, select(0.0, e, on_image), select(0.0, e, on_image && is_sink), select(0.0, e, on_image && !is_sink));
             extra.x += select(0.0, e, is_sink);
         }
@@ -153,9 +117,9 @@ fn main(
         for (var j = k0; j < k1; j++) {
             let c = classes[j];
             let x = weights[j - k0] * v[kv_base + j * D + t];
-            if ((c & 2u) != 0u) {
+            if ((c & CLASS_SINK) != 0u) {
                 acc_sink += x;
-            } else if ((c & 1u) != 0u) {
+            } else if ((c & CLASS_IMAGE) != 0u) {
                 acc_vns += x;
             } else {
                 acc_rest += x;

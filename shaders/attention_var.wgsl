@@ -31,43 +31,10 @@
 //   per tile. Causal: query row q sits at position Tk - Tq + q and a workgroup stops at its
 //   last row's position.
 
-struct Config {
-    tokens: u32,
-    hidden: u32,
-    n_sink_dims: u32,
-    heads: u32,
-    queries: u32,
-    row_start: u32,
-    first_image_end: u32,
-    role: u32,
-    tau: f32,
-    summ: f32,
-    rho: f32,
-    keep: f32,
-    p: f32,
-    vis_eps: f32,
-    pad0: u32,
-    pad1: u32,
-}
-
-struct Attn {
-    heads: u32,
-    kv_heads: u32,
-    queries: u32,
-    keys: u32,
-    causal: u32,
-    scale: f32,
-    pad0: u32,
-    pad1: u32,
-}
-
-const WG: u32 = 64u;
 const LANES: u32 = 4u;
 const ROWS: u32 = 16u;
 const BC: u32 = 16u;
-const MAX_D: u32 = 128u;
 const SLICE_MAX: u32 = 32u;
-const GUARD: f32 = 1e-12;
 
 override D: u32 = 128u;
 override VAR: bool = true;
@@ -320,7 +287,7 @@ fn main(
             score = deferred_score[stash + i];
         } else {
             key = next_deferred(key + 1u);
-            c = classes[key] & 3u;
+            c = classes[key] & (CLASS_IMAGE | CLASS_SINK);
             let q_row = (head * att.queries + row) * D;
             for (var t = 0u; t < D; t++) {
                 score += q[q_row + t] * att.scale * k[kv_base + key * D + t];
@@ -346,16 +313,16 @@ fn main(
         let e = exp(score - m);
         let vk = kv_base + key * D + dim0;
         l += e;
-        if ((c & 1u) != 0u) {
+        if ((c & CLASS_IMAGE) != 0u) {
             l_vis += e;
         }
-        if ((c & 2u) != 0u) {
+        if ((c & CLASS_SINK) != 0u) {
             l_sink += e;
-            l_vissink += select(0.0, e, (c & 1u) != 0u);
+            l_vissink += select(0.0, e, (c & CLASS_IMAGE) != 0u);
             for (var t = 0u; t < slice; t++) {
                 acc_sink[t] += e * v[vk + t];
             }
-        } else if ((c & 1u) != 0u) {
+        } else if ((c & CLASS_IMAGE) != 0u) {
             l_vns += e;
             for (var t = 0u; t < slice; t++) {
                 park[t] += e * v[vk + t];
@@ -370,11 +337,11 @@ fn main(
     var is_selected = false;
     var gain_sink = 1.0;
     var gain_vns = 1.0;
-    if (VAR && cfg.role != 0u) {
+    if (VAR && cfg.role != ROLE_OFF) {
         let ratio = l_vissink / (l_vis + cfg.vis_eps * l);
         is_selected = atomicLoad(&visual_sink_seen) != 0u && l_vis / l >= cfg.summ && ratio <= cfg.rho;
-        let may_change = pos >= cfg.first_image_end && (classes[pos] & 1u) == 0u;
-        if (is_selected && may_change && cfg.role == 2u && l_vns > GUARD * l) {
+        let may_change = pos >= cfg.first_image_end && (classes[pos] & CLASS_IMAGE) == 0u;
+        if (is_selected && may_change && cfg.role == ROLE_REDISTRIBUTE && l_vns > GUARD * l) {
             gain_sink = cfg.keep;
             gain_vns = 1.0 + cfg.p * l_sink / l_vns;
         }
@@ -393,7 +360,7 @@ fn main(
 // for every key of such a tile (state.rs). A read-only binding at a uniform index, so the answer
 // is uniform and may bound the loops with barriers.
 fn tile_holds_image(t0: u32) -> bool {
-    return (classes[t0] & 4u) != 0u;
+    return (classes[t0] & CLASS_IMAGE_TILE) != 0u;
 }
 
 // The first deferred key at or after `start` (one exists: the tile loop counted it): a sink, or
@@ -409,5 +376,5 @@ fn next_deferred(start: u32) -> u32 {
 // The tile loop's rule: a sink, or a text key of a tile that holds an image key.
 fn is_deferred(key: u32) -> bool {
     let c = classes[key];
-    return (c & 2u) != 0u || ((c & 1u) == 0u && tile_holds_image(key - key % BC));
+    return (c & CLASS_SINK) != 0u || ((c & CLASS_IMAGE) == 0u && tile_holds_image(key - key % BC));
 }

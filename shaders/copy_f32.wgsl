@@ -7,15 +7,6 @@
 //   2  storage, rw      dst: array<f32>
 // Dispatch: ceil(x / y) workgroups of 64 on a 2-D grid (min(n, 65535), ceil(n / 65535), 1).
 
-struct CopyParams {
-    len: u32,
-    per_workgroup: u32,
-    pad0: u32,
-    pad1: u32,
-}
-
-const WG: u32 = 64u;
-
 @group(0) @binding(0) var<uniform> params: CopyParams;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;

@@ -7,21 +7,12 @@
 // Bindings (group 0):
 //   0  uniform          n: CopyParams       x = elements to read, y = elements per workgroup
 //   1  storage, read    src: array<f32>
-//   2  storage, rw      partial: array<f32> 64 per workgroup: partial[w * 64 + lane]
+//   2  storage, rw      dst: array<f32>     partial sums, 64 per workgroup: dst[w * 64 + lane]
 // Dispatch: ceil(x / y) workgroups of 64 on a 2-D grid (min(n, 65535), ceil(n / 65535), 1).
-
-struct CopyParams {
-    len: u32,
-    per_workgroup: u32,
-    pad0: u32,
-    pad1: u32,
-}
-
-const WG: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> params: CopyParams;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
 @compute @workgroup_size(64)
 fn main(
@@ -39,5 +30,5 @@ fn main(
     for (var i = begin + lid; i < end; i += WG) {
         sum += src[i];
     }
-    partial[group * WG + lid] = sum;
+    dst[group * WG + lid] = sum;
 }

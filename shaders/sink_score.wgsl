@@ -21,43 +21,9 @@
 // Role 0 (layer does not detect) writes phi = 0 and no sink bit without reading hidden.
 // classes[] is what the row kernel reads: one u32 per key instead of two masks.
 
-struct Config {
-    tokens: u32,
-    hidden: u32,
-    n_sink_dims: u32,
-    heads: u32,
-    queries: u32,
-    row_start: u32,
-    first_image_end: u32,
-    role: u32,
-    tau: f32,
-    summ: f32,
-    rho: f32,
-    keep: f32,
-    p: f32,
-    vis_eps: f32,
-    pad0: u32,
-    pad1: u32,
-}
-
-struct Seq {
-    key_offset: u32,
-    first_row: u32,
-    first_image_end: u32,
-    vis_eps: f32,
-}
-
-struct Range {
-    head_offset: u32,
-    heads: u32,
-    token_offset: u32,
-    tokens: u32,
-}
-
-const WG: u32 = 64u;
 override LANES: u32 = 64u;
 // The image bits of visual[] (0 and 2) that classes[] carries on.
-const IMAGE_BITS: u32 = 5u;
+const IMAGE_BITS: u32 = CLASS_IMAGE | CLASS_IMAGE_TILE;
 
 @group(0) @binding(0) var<uniform> cfg: Config;
 @group(0) @binding(1) var<uniform> rng: Range;
@@ -87,7 +53,7 @@ fn main(
         phi[token] = 0.0;
         classes[token] = 0u;
     }
-    if (cfg.role == 0u) {
+    if (cfg.role == ROLE_OFF) {
         if (valid && lane == 0u) {
             phi[token] = 0.0;
             classes[token] = visual[token] & IMAGE_BITS;
@@ -119,6 +85,6 @@ fn main(
             score = max(score, abs(hidden[base + sink_dims[i]] / rms));
         }
         phi[token] = score;
-        classes[token] = (visual[token] & IMAGE_BITS) | select(0u, 2u, score > cfg.tau);
+        classes[token] = (visual[token] & IMAGE_BITS) | select(0u, CLASS_SINK, score > cfg.tau);
     }
 }

@@ -27,42 +27,7 @@
 //   Workgroup memory: 1280 B.
 // Role 0 (layer does not detect) writes selected = 0 without reading probs.
 
-struct Config {
-    tokens: u32,
-    hidden: u32,
-    n_sink_dims: u32,
-    heads: u32,
-    queries: u32,
-    row_start: u32,
-    first_image_end: u32,
-    role: u32,
-    tau: f32,
-    summ: f32,
-    rho: f32,
-    keep: f32,
-    p: f32,
-    vis_eps: f32,
-    pad0: u32,
-    pad1: u32,
-}
-
-struct Seq {
-    key_offset: u32,
-    first_row: u32,
-    first_image_end: u32,
-    vis_eps: f32,
-}
-
-struct Range {
-    head_offset: u32,
-    heads: u32,
-    token_offset: u32,
-    tokens: u32,
-}
-
-const WG: u32 = 64u;
 override LANES: u32 = 64u;
-const GUARD: f32 = 1e-12;
 
 @group(0) @binding(0) var<uniform> cfg: Config;
 @group(0) @binding(1) var<uniform> rng: Range;
@@ -95,7 +60,7 @@ fn main(
     let base = (head * cfg.queries + q) * cfg.tokens;
     let flag = batch_head * cfg.queries + q;
     let class_base = b * cfg.tokens;
-    if (cfg.role == 0u) {
+    if (cfg.role == ROLE_OFF) {
         if (valid && lane == 0u) {
             selected[flag] = 0u;
         }
@@ -113,8 +78,8 @@ fn main(
     for (var j = sq.key_offset + lane; j < end; j += LANES) {
         let a = probs[base + j];
         let c = classes[class_base + j];
-        let on_image = select(0.0, a, (c & 1u) != 0u);
-        let is_sink = (c & 2u) != 0u;
+        let on_image = select(0.0, a, (c & CLASS_IMAGE) != 0u);
+        let is_sink = (c & CLASS_SINK) != 0u;
         vis_mass += on_image;
         sink_mass += select(0.0, a, is_sink);
         vis_sink_mass += select(0.0, on_image, is_sink);
@@ -144,14 +109,14 @@ fn main(
 
     // Pass 2, only for rows that change: one multiply per sink and per visual non-sink.
     let pos = cfg.tokens - cfg.queries + q;
-    let may_change = pos >= sq.first_image_end && (classes[class_base + pos] & 1u) == 0u;
-    if (is_selected && may_change && cfg.role == 2u && m.w > GUARD) {
+    let may_change = pos >= sq.first_image_end && (classes[class_base + pos] & CLASS_IMAGE) == 0u;
+    if (is_selected && may_change && cfg.role == ROLE_REDISTRIBUTE && m.w > GUARD) {
         let gain = 1.0 + cfg.p * m.z / m.w;
         for (var j = sq.key_offset + lane; j < cfg.tokens; j += LANES) {
             let c = classes[class_base + j];
-            if ((c & 2u) != 0u) {
+            if ((c & CLASS_SINK) != 0u) {
                 probs[base + j] = probs[base + j] * cfg.keep;
-            } else if ((c & 1u) != 0u) {
+            } else if ((c & CLASS_IMAGE) != 0u) {
                 probs[base + j] = probs[base + j] * gain;
             }
         }

@@ -3,12 +3,14 @@
 //! invocation), both with the VAR kernels' f32 loads and strided loop. Kernels that mostly
 //! read are compared with the read, kernels that read and write with the copy.
 
-use wgpu::util::DeviceExt;
-use wgpu::{BindGroup, BindGroupLayout, Buffer, BufferBinding, BufferUsages, ComputePass, ComputePipeline, Device};
+use std::sync::Arc;
+
+use wgpu::{Buffer, BufferBinding, BufferUsages, ComputePass};
 
 use crate::error::{Error, Result};
-use crate::kernels::{compute_pipeline, grid, storage, uniform};
-use crate::state::check_binding;
+use crate::kernel::declarations::{CopyF32, CopyF32Inputs, ReadF32, ReadF32Inputs};
+use crate::kernel::uniforms::CopyUniform;
+use crate::kernel::{Context, Dispatch, Pipeline, Storage};
 
 /// Which baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,34 +39,33 @@ impl BaselineKind {
     }
 }
 
-/// One baseline's pipeline, built once per device.
+/// One baseline's pipeline, from the context's cache.
 pub struct Baseline {
+    ctx: Context,
     kind: BaselineKind,
-    layout: BindGroupLayout,
-    pipeline: ComputePipeline,
+    pipeline: Arc<Pipeline>,
 }
 
 /// A baseline bound to a source and a destination, ready to record.
 pub struct BaselineBinding {
-    group: BindGroup,
-    grid: (u32, u32),
+    dispatch: Dispatch,
     /// Bytes one run reads and writes.
     pub bytes_read: u64,
     pub bytes_written: u64,
+    _params: Buffer,
 }
 
 impl Baseline {
-    pub fn new(device: &Device, kind: BaselineKind) -> Self {
-        let (name, source) = match kind {
-            BaselineKind::Copy => ("copy_f32", crate::shaders::COPY_F32),
-            BaselineKind::Read => ("read_f32", crate::shaders::READ_F32),
+    pub fn new(ctx: &Context, kind: BaselineKind) -> Result<Self> {
+        let pipeline = match kind {
+            BaselineKind::Copy => ctx.pipeline::<CopyF32>(&[])?,
+            BaselineKind::Read => ctx.pipeline::<ReadF32>(&[])?,
         };
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(name),
-            entries: &[uniform(0, 16, false), storage(1, true), storage(2, false)],
-        });
-        let pipeline = compute_pipeline(device, name, source, &layout, &[]);
-        Self { kind, layout, pipeline }
+        Ok(Self {
+            ctx: ctx.clone(),
+            kind,
+            pipeline,
+        })
     }
 
     pub fn kind(&self) -> BaselineKind {
@@ -74,7 +75,7 @@ impl Baseline {
     /// Binds `len` f32 of `src` and the output (`BaselineKind::output_len` f32 of `dst`),
     /// `per_workgroup` elements per workgroup. Ranges over the device's binding limit, or too
     /// small for `len`, are errors.
-    pub fn bind(&self, device: &Device, src: BufferBinding, dst: BufferBinding, len: u32, per_workgroup: u32) -> Result<BaselineBinding> {
+    pub fn bind(&self, src: BufferBinding, dst: BufferBinding, len: u32, per_workgroup: u32) -> Result<BaselineBinding> {
         if len == 0 || per_workgroup == 0 {
             return Err(Error::Binding {
                 name: "src",
@@ -82,61 +83,55 @@ impl Baseline {
             });
         }
         let (read, written) = self.kind.bytes(len, per_workgroup);
-        for (name, b, need) in [("src", &src, read), ("dst", &dst, written)] {
-            let size = check_binding(device, name, b)?;
-            if size < need {
-                return Err(Error::Binding {
-                    name,
-                    reason: format!("{size} bytes, need {need} for {len} elements"),
-                });
-            }
-        }
-        let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("baseline params"),
-            contents: bytemuck::cast_slice(&[len, per_workgroup, 0, 0]),
-            usage: BufferUsages::UNIFORM,
-        });
-        let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("baseline"),
-            layout: &self.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: params.as_entire_binding(),
+        let params = self.ctx.uniform_buffer(
+            "baseline params",
+            &CopyUniform {
+                len,
+                per_workgroup,
+                pad0: 0,
+                pad1: 0,
+            },
+        );
+        let (src, out) = (Storage::new(src, len as usize), Storage::new(dst, (written / 4) as usize));
+        let groups = len.div_ceil(per_workgroup);
+        let params_binding = params.as_entire_buffer_binding();
+        let dispatch = match self.kind {
+            BaselineKind::Copy => self.ctx.bind::<CopyF32>(
+                &self.pipeline,
+                CopyF32Inputs {
+                    params: params_binding,
+                    src,
+                    dst: out,
                 },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: wgpu::BindingResource::Buffer(src),
+                groups,
+            )?,
+            BaselineKind::Read => self.ctx.bind::<ReadF32>(
+                &self.pipeline,
+                ReadF32Inputs {
+                    params: params_binding,
+                    src,
+                    dst: out,
                 },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: wgpu::BindingResource::Buffer(dst),
-                },
-            ],
-        });
-        let max = device.limits().max_compute_workgroups_per_dimension;
+                groups,
+            )?,
+        };
         Ok(BaselineBinding {
-            group,
-            grid: grid(len.div_ceil(per_workgroup), max),
+            dispatch,
             bytes_read: read,
             bytes_written: written,
+            _params: params,
         })
     }
+}
 
+impl BaselineBinding {
     /// Records one run into the caller's pass.
-    pub fn record(&self, pass: &mut ComputePass, binding: &BaselineBinding) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &binding.group, &[]);
-        pass.dispatch_workgroups(binding.grid.0, binding.grid.1, 1);
+    pub fn record(&self, pass: &mut ComputePass) {
+        self.dispatch.record(pass, &[]);
     }
 }
 
 /// A storage buffer of `bytes` for a baseline's source or output.
-pub fn buffer(device: &Device, bytes: u64) -> Buffer {
-    device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("baseline"),
-        size: bytes.max(4),
-        usage: BufferUsages::STORAGE | BufferUsages::COPY_DST | BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    })
+pub fn buffer(ctx: &Context, bytes: u64) -> Result<Buffer> {
+    ctx.storage_buffer("baseline", bytes, BufferUsages::empty())
 }

@@ -3,13 +3,18 @@
 
 use wgpu::{Buffer, BufferUsages, Device, Queue};
 
+use crate::attention::fused::{FusedAttention, FusedBinding, FusedInputs};
+use crate::attention::split::{KvLayout, SplitAttention, SplitBinding, SplitInputs};
+use crate::attention::{AttentionOptions, FusedShape};
 use crate::config::{LayerRole, VarConfig};
 use crate::error::{Error, Result};
-use crate::kernels::VarKernels;
+use crate::kernel::Context;
 use crate::readback::{read_bytes, read_vec};
 use crate::reference::check_finite;
 use crate::shape::AttnShape;
-use crate::state::{BatchEntry, LayerBinding, Placement, Rows, SequenceShape, VarState};
+use crate::var::CLASS_SINK;
+use crate::var::kernels::VarKernels;
+use crate::var::state::{BatchEntry, LayerBinding, Placement, Rows, SequenceShape, SinkBinding, VarState};
 use crate::visual::VisualTokens;
 
 /// One layer's results, read back.
@@ -35,7 +40,7 @@ struct Chunk {
 /// Owns upload buffers for one sequence shape and runs layers from host slices. A layer whose
 /// probabilities exceed the device's binding or buffer limit goes through in chunks of heads.
 pub struct HostRunner {
-    kernels: VarKernels,
+    ctx: Context,
     state: VarState,
     hidden: Buffer,
     chunks: Vec<Chunk>,
@@ -53,19 +58,18 @@ pub struct SequenceInput<'a> {
 }
 
 impl HostRunner {
-    pub fn new(device: &Device, kernels: &VarKernels, shape: SequenceShape, rows: Rows) -> Result<Self> {
-        Self::new_batch(device, kernels, shape, 1, rows)
+    pub fn new(ctx: &Context, kernels: &VarKernels, shape: SequenceShape, rows: Rows) -> Result<Self> {
+        Self::new_batch(ctx, kernels, shape, 1, rows)
     }
 
     /// A runner for batches of `batch` sequences of at most `shape` (see [`VarState::new_batch`]).
-    pub fn new_batch(device: &Device, kernels: &VarKernels, shape: SequenceShape, batch: usize, rows: Rows) -> Result<Self> {
-        crate::error::scoped_blocking(device, || Self::build(device, kernels, shape, batch, rows))?
+    pub fn new_batch(ctx: &Context, kernels: &VarKernels, shape: SequenceShape, batch: usize, rows: Rows) -> Result<Self> {
+        crate::error::scoped_blocking(ctx.device(), || Self::build(ctx, kernels, shape, batch, rows))?
     }
 
-    fn build(device: &Device, kernels: &VarKernels, shape: SequenceShape, batch: usize, rows: Rows) -> Result<Self> {
-        let state = VarState::new_batch(device, shape, batch, rows)?;
-        let limits = device.limits();
-        let max_bytes = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+    fn build(ctx: &Context, kernels: &VarKernels, shape: SequenceShape, batch: usize, rows: Rows) -> Result<Self> {
+        let state = VarState::new_batch(ctx, shape, batch, rows)?;
+        let max_bytes = ctx.max_binding();
         let head_bytes = (shape.queries * shape.tokens * 4) as u64;
         let hidden_bytes = (batch * shape.tokens * shape.hidden * 4) as u64;
         let all_heads = batch * shape.heads;
@@ -85,22 +89,14 @@ impl HostRunner {
                 limit_name: "max_storage_buffer_binding_size",
             });
         }
-        let new_buffer = |label, size| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size,
-                usage: BufferUsages::STORAGE | BufferUsages::COPY_DST | BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            })
-        };
-        let hidden = new_buffer("visattn hidden upload", hidden_bytes);
+        let new_buffer = |name, size| ctx.storage_buffer(name, size, BufferUsages::empty());
+        let hidden = new_buffer("hidden", hidden_bytes)?;
         let heads_per_chunk = ((max_bytes / head_bytes) as usize).min(all_heads);
         let mut chunks = Vec::new();
         for first_head in (0..all_heads).step_by(heads_per_chunk) {
             let heads = heads_per_chunk.min(all_heads - first_head);
-            let buffer = new_buffer("visattn probs upload", heads as u64 * head_bytes);
+            let buffer = new_buffer("probs", heads as u64 * head_bytes)?;
             let binding = state.bind(
-                device,
                 kernels,
                 Some(hidden.as_entire_buffer_binding()),
                 buffer.as_entire_buffer_binding(),
@@ -114,7 +110,7 @@ impl HostRunner {
             });
         }
         Ok(Self {
-            kernels: kernels.clone(),
+            ctx: ctx.clone(),
             state,
             hidden,
             chunks,
@@ -128,8 +124,8 @@ impl HostRunner {
     }
 
     /// Uploads one prompt's settings (inside wgpu error scopes, like every call here).
-    pub fn prepare(&mut self, device: &Device, queue: &Queue, cfg: &VarConfig, visual: &VisualTokens, layers: usize) -> Result<()> {
-        crate::error::scoped_blocking(device, || self.state.prepare(queue, cfg, visual, layers))??;
+    pub fn prepare(&mut self, queue: &Queue, cfg: &VarConfig, visual: &VisualTokens, layers: usize) -> Result<()> {
+        crate::error::scoped_blocking(self.ctx.device(), || self.state.prepare(queue, cfg, visual, layers))??;
         self.placements = vec![Placement {
             key_offset: 0,
             row_offset: 0,
@@ -138,14 +134,14 @@ impl HostRunner {
     }
 
     /// One prompt per sequence of the batch: each its own image spans and length.
-    pub fn prepare_batch(&mut self, device: &Device, queue: &Queue, cfg: &VarConfig, entries: &[BatchEntry], layers: usize) -> Result<()> {
-        self.placements = crate::error::scoped_blocking(device, || self.state.prepare_batch(queue, cfg, entries, layers))??;
+    pub fn prepare_batch(&mut self, queue: &Queue, cfg: &VarConfig, entries: &[BatchEntry], layers: usize) -> Result<()> {
+        self.placements = crate::error::scoped_blocking(self.ctx.device(), || self.state.prepare_batch(queue, cfg, entries, layers))??;
         Ok(())
     }
 
     /// Runs `layer` on every sequence of the batch in one dispatch per kernel (left-padding
     /// them into the batch layout), and returns each sequence's results, unpadded.
-    pub fn run_batch_layer(&self, device: &Device, queue: &Queue, layer: usize, inputs: &[SequenceInput]) -> Result<Vec<LayerOutput>> {
+    pub fn run_batch_layer(&self, queue: &Queue, layer: usize, inputs: &[SequenceInput]) -> Result<Vec<LayerOutput>> {
         let s = self.state.shape();
         let batch = self.state.batch();
         if inputs.len() != batch || self.placements.len() != batch {
@@ -192,7 +188,7 @@ impl HostRunner {
                 hidden[(b * s.tokens + p.key_offset) * s.hidden..][..h.len()].copy_from_slice(h);
             }
         }
-        let all = self.run_padded(device, queue, layer, hidden.as_deref(), &probs)?;
+        let all = self.run_padded(queue, layer, hidden.as_deref(), &probs)?;
         let mut out = Vec::with_capacity(batch);
         for (b, (input, p)) in inputs.iter().zip(&self.placements).enumerate() {
             let mut seq_probs = Vec::with_capacity(s.heads * input.queries * input.keys);
@@ -221,20 +217,20 @@ impl HostRunner {
 
     /// Runs `layer` on `probs` [H, Q, K] with `hidden` [T, D] (None only for layers that do not
     /// detect sinks) and reads everything back.
-    pub fn run_layer(&self, device: &Device, queue: &Queue, layer: usize, hidden: Option<&[f32]>, probs: &[f32]) -> Result<LayerOutput> {
+    pub fn run_layer(&self, queue: &Queue, layer: usize, hidden: Option<&[f32]>, probs: &[f32]) -> Result<LayerOutput> {
         if self.state.batch() != 1 {
             return Err(Error::Shape("a batch runner takes run_batch_layer".into()));
         }
-        self.run_padded(device, queue, layer, hidden, probs)
+        self.run_padded(queue, layer, hidden, probs)
     }
 
     /// Runs the whole padded layout: hidden [B, T, D], probs [B, H, Q, K].
-    fn run_padded(&self, device: &Device, queue: &Queue, layer: usize, hidden: Option<&[f32]>, probs: &[f32]) -> Result<LayerOutput> {
-        self.check_and_submit(device, queue, layer, hidden, probs)?;
-        self.read_all(device, queue, probs.len())
+    fn run_padded(&self, queue: &Queue, layer: usize, hidden: Option<&[f32]>, probs: &[f32]) -> Result<LayerOutput> {
+        self.check_and_submit(queue, layer, hidden, probs)?;
+        self.read_all(self.ctx.device(), queue, probs.len())
     }
 
-    fn check_and_submit(&self, device: &Device, queue: &Queue, layer: usize, hidden: Option<&[f32]>, probs: &[f32]) -> Result<()> {
+    fn check_and_submit(&self, queue: &Queue, layer: usize, hidden: Option<&[f32]>, probs: &[f32]) -> Result<()> {
         let s = self.state.shape();
         let batch = self.state.batch();
         let padded = AttnShape {
@@ -263,6 +259,7 @@ impl HostRunner {
         }
         // Everything that talks to wgpu runs in error scopes: a lost device or a validation
         // error comes back as Error::Gpu, never as a panic in the uncaptured-error handler.
+        let device = self.ctx.device();
         crate::error::scoped_blocking(device, || self.submit(device, queue, layer, hidden, probs))??;
         Ok(())
     }
@@ -286,11 +283,9 @@ impl HostRunner {
                 label: Some("visattn layer"),
                 timestamp_writes: None,
             });
-            let max = device.limits().max_compute_workgroups_per_dimension;
-            self.state
-                .encode_sinks(&self.kernels, &mut pass, &self.chunks[0].binding, layer, max)?;
+            self.chunks[0].binding.sinks().record(&mut pass, layer)?;
             for c in &self.chunks {
-                self.state.encode_rows(&self.kernels, &mut pass, &c.binding, layer, max)?;
+                c.binding.record_rows(&mut pass, layer)?;
             }
         }
         queue.submit([encoder.finish()]);
@@ -312,7 +307,7 @@ impl HostRunner {
         Ok(LayerOutput {
             probs: out,
             phi,
-            sinks: classes.iter().map(|c| c & 2 != 0).collect(),
+            sinks: classes.iter().map(|c| c & CLASS_SINK != 0).collect(),
             selected: selected.iter().map(|&v| v != 0).collect(),
         })
     }
@@ -331,65 +326,65 @@ pub struct AttentionOutput {
 
 /// Host slices through the sink kernel and the fused attention kernel.
 pub struct HostAttention {
-    kernels: VarKernels,
+    ctx: Context,
     kernel: AttentionKernel,
     state: VarState,
-    shape: crate::fused::FusedShape,
+    shape: FusedShape,
     hidden: Buffer,
     q: Buffer,
     k: Buffer,
     v: Buffer,
     o: Buffer,
-    sinks: crate::state::SinkBinding,
+    sinks: SinkBinding,
 }
 
 /// The kernel a [`HostAttention`] is built for.
 enum Choice<'a> {
-    Fused(&'a crate::fused::FusedAttention),
-    Split(&'a crate::split::SplitAttention),
+    Fused(&'a FusedAttention),
+    Split(&'a SplitAttention),
 }
 
 /// Which attention kernel a [`HostAttention`] runs.
 enum AttentionKernel {
-    Fused(crate::fused::FusedAttention, crate::fused::FusedBinding),
-    Split(crate::split::SplitAttention, crate::split::SplitBinding),
+    Fused(FusedBinding),
+    Split(SplitBinding),
 }
 
 impl HostAttention {
     pub fn new(
-        device: &Device,
+        ctx: &Context,
         kernels: &VarKernels,
-        fused: &crate::fused::FusedAttention,
-        shape: crate::fused::FusedShape,
+        fused: &FusedAttention,
+        shape: FusedShape,
         hidden_dim: usize,
-        options: crate::fused::AttentionOptions,
+        options: AttentionOptions,
     ) -> Result<Self> {
-        crate::error::scoped_blocking(device, || {
-            Self::build(device, kernels, Choice::Fused(fused), shape, hidden_dim, options)
+        crate::error::scoped_blocking(ctx.device(), || {
+            Self::build(ctx, kernels, Choice::Fused(fused), shape, hidden_dim, options)
         })?
     }
 
     /// As [`HostAttention::new`] with the split-K kernels (decode rows over long contexts).
     pub fn new_split(
-        device: &Device,
+        ctx: &Context,
         kernels: &VarKernels,
-        split: &crate::split::SplitAttention,
-        shape: crate::fused::FusedShape,
+        split: &SplitAttention,
+        shape: FusedShape,
         hidden_dim: usize,
-        options: crate::fused::AttentionOptions,
+        options: AttentionOptions,
     ) -> Result<Self> {
-        crate::error::scoped_blocking(device, || {
-            Self::build(device, kernels, Choice::Split(split), shape, hidden_dim, options)
+        crate::error::scoped_blocking(ctx.device(), || {
+            Self::build(ctx, kernels, Choice::Split(split), shape, hidden_dim, options)
         })?
     }
 
     fn build(
-        device: &Device,
+        ctx: &Context,
         kernels: &VarKernels,
         choice: Choice,
-        shape: crate::fused::FusedShape,
+        shape: FusedShape,
         hidden_dim: usize,
-        options: crate::fused::AttentionOptions,
+        options: AttentionOptions,
     ) -> Result<Self> {
         shape.validate()?;
         let seq = SequenceShape {
@@ -398,67 +393,43 @@ impl HostAttention {
             heads: shape.heads,
             queries: shape.queries,
         };
-        let state = VarState::new(device, seq, Rows::All)?;
-        let limit = device.limits().max_storage_buffer_binding_size;
-        let new_buffer = |name: &'static str, len: usize| -> Result<Buffer> {
-            let size = (len.max(1) * 4) as u64;
-            if size > limit {
-                return Err(Error::Limit {
-                    name,
-                    needed: size,
-                    limit,
-                    limit_name: "max_storage_buffer_binding_size",
-                });
-            }
-            Ok(device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(name),
-                size,
-                usage: BufferUsages::STORAGE | BufferUsages::COPY_DST | BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            }))
-        };
+        let state = VarState::new(ctx, seq, Rows::All)?;
+        let new_buffer = |name: &'static str, len: usize| ctx.storage_buffer(name, (len * 4) as u64, BufferUsages::empty());
         let hidden = new_buffer("hidden", shape.keys * hidden_dim)?;
         let q = new_buffer("q", shape.q_len())?;
         let k = new_buffer("k", shape.kv_len())?;
         let v = new_buffer("v", shape.kv_len())?;
         let o = new_buffer("o", shape.q_len())?;
-        let sinks = state.bind_sinks(device, kernels, Some(hidden.as_entire_buffer_binding()))?;
+        let sinks = state.bind_sinks(kernels, Some(hidden.as_entire_buffer_binding()))?;
         let kernel = match choice {
-            Choice::Fused(fused) => {
-                let b = fused.bind(
-                    device,
-                    &state,
-                    shape,
-                    options,
-                    q.as_entire_buffer_binding(),
-                    k.as_entire_buffer_binding(),
-                    v.as_entire_buffer_binding(),
-                    o.as_entire_buffer_binding(),
-                )?;
-                AttentionKernel::Fused(fused.clone(), b)
-            }
-            Choice::Split(split) => {
-                let b = split.bind(
-                    device,
-                    &state,
-                    shape,
-                    shape.keys,
-                    options,
-                    crate::split::DEFAULT_BLOCK,
-                    crate::split::SplitInputs {
-                        q: q.as_entire_buffer_binding(),
-                        k: k.as_entire_buffer_binding(),
-                        v: v.as_entire_buffer_binding(),
-                        classes: state.classes_buffer().as_entire_buffer_binding(),
-                        o: o.as_entire_buffer_binding(),
-                        selected: state.selected_buffer().as_entire_buffer_binding(),
-                    },
-                )?;
-                AttentionKernel::Split(split.clone(), b)
-            }
+            Choice::Fused(fused) => AttentionKernel::Fused(fused.bind(
+                &state,
+                shape,
+                options,
+                FusedInputs {
+                    q: q.as_entire_buffer_binding(),
+                    k: k.as_entire_buffer_binding(),
+                    v: v.as_entire_buffer_binding(),
+                    o: o.as_entire_buffer_binding(),
+                },
+            )?),
+            Choice::Split(split) => AttentionKernel::Split(split.bind(
+                &state,
+                shape,
+                options,
+                KvLayout::new(shape.keys),
+                SplitInputs {
+                    q: q.as_entire_buffer_binding(),
+                    k: k.as_entire_buffer_binding(),
+                    v: v.as_entire_buffer_binding(),
+                    classes: state.classes_buffer().as_entire_buffer_binding(),
+                    o: o.as_entire_buffer_binding(),
+                    selected: state.selected_buffer().as_entire_buffer_binding(),
+                },
+            )?),
         };
         Ok(Self {
-            kernels: kernels.clone(),
+            ctx: ctx.clone(),
             kernel,
             state,
             shape,
@@ -472,14 +443,12 @@ impl HostAttention {
     }
 
     /// Uploads one prompt's settings, inside wgpu error scopes.
-    pub fn prepare(&mut self, device: &Device, queue: &Queue, cfg: &VarConfig, visual: &VisualTokens, layers: usize) -> Result<()> {
-        crate::error::scoped_blocking(device, || self.state.prepare(queue, cfg, visual, layers))?
+    pub fn prepare(&mut self, queue: &Queue, cfg: &VarConfig, visual: &VisualTokens, layers: usize) -> Result<()> {
+        crate::error::scoped_blocking(self.ctx.device(), || self.state.prepare(queue, cfg, visual, layers))?
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn run_layer(
         &self,
-        device: &Device,
         queue: &Queue,
         layer: usize,
         hidden: Option<&[f32]>,
@@ -487,6 +456,7 @@ impl HostAttention {
         k: &[f32],
         v: &[f32],
     ) -> Result<AttentionOutput> {
+        let device = self.ctx.device();
         let s = self.shape;
         let seq = self.state.shape();
         for (name, data, len) in [("q", q, s.q_len()), ("k", k, s.kv_len()), ("v", v, s.kv_len())] {
@@ -521,11 +491,10 @@ impl HostAttention {
             let mut encoder = device.create_command_encoder(&Default::default());
             {
                 let mut pass = encoder.begin_compute_pass(&Default::default());
-                let max = device.limits().max_compute_workgroups_per_dimension;
-                self.state.encode_sinks(&self.kernels, &mut pass, &self.sinks, layer, max)?;
+                self.sinks.record(&mut pass, layer)?;
                 match &self.kernel {
-                    AttentionKernel::Fused(f, b) => f.encode(device, &mut pass, &self.state, b, layer)?,
-                    AttentionKernel::Split(sp, b) => sp.encode(device, &mut pass, &self.state, b, layer)?,
+                    AttentionKernel::Fused(b) => b.record(&mut pass, layer)?,
+                    AttentionKernel::Split(b) => b.record(&mut pass, layer)?,
                 }
             }
             queue.submit([encoder.finish()]);
@@ -537,7 +506,7 @@ impl HostAttention {
         Ok(AttentionOutput {
             o,
             selected: selected.iter().map(|&x| x != 0).collect(),
-            sinks: classes.iter().map(|c| c & 2 != 0).collect(),
+            sinks: classes.iter().map(|c| c & CLASS_SINK != 0).collect(),
         })
     }
 }

@@ -84,10 +84,7 @@ impl FusedShape {
         if self.queries > self.keys {
             return bad(format!("{} query rows but only {} keys (Q <= K)", self.queries, self.keys));
         }
-        if self.head_dim == 0 || self.head_dim % 4 != 0 || self.head_dim > MAX_HEAD_DIM {
-            return bad(format!("head_dim {} must be a multiple of 4 in 4..={MAX_HEAD_DIM}", self.head_dim));
-        }
-        Ok(())
+        check_head_dim(self.head_dim)
     }
     pub fn q_len(&self) -> usize {
         self.heads * self.queries * self.head_dim
@@ -95,4 +92,14 @@ impl FusedShape {
     pub fn kv_len(&self) -> usize {
         self.kv_heads * self.keys * self.head_dim
     }
+}
+
+/// A head_dim the attention kernels hold: a multiple of 4 in 4..=[`MAX_HEAD_DIM`].
+pub(crate) fn check_head_dim(head_dim: usize) -> Result<()> {
+    if head_dim == 0 || head_dim % 4 != 0 || head_dim > MAX_HEAD_DIM {
+        return Err(Error::Shape(format!(
+            "head_dim {head_dim} must be a multiple of 4 in 4..={MAX_HEAD_DIM}"
+        )));
+    }
+    Ok(())
 }

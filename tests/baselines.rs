@@ -21,11 +21,11 @@ fn source(g: &support::gpu::Gpu, len: usize, seed: u64) -> (wgpu::Buffer, Vec<f3
     (buf, data)
 }
 
-fn run(g: &support::gpu::Gpu, b: &Baseline, binding: &visattn::baseline::BaselineBinding) {
+fn run(g: &support::gpu::Gpu, binding: &visattn::baseline::BaselineBinding) {
     let mut enc = g.device.create_command_encoder(&Default::default());
     {
         let mut pass = enc.begin_compute_pass(&Default::default());
-        b.record(&mut pass, binding);
+        binding.record(&mut pass);
     }
     g.queue.submit([enc.finish()]);
 }
@@ -33,31 +33,24 @@ fn run(g: &support::gpu::Gpu, b: &Baseline, binding: &visattn::baseline::Baselin
 #[test]
 fn copy_and_read_baselines_touch_every_element_once() {
     let g = support::gpu::gpu();
-    let copy = Baseline::new(&g.device, BaselineKind::Copy);
-    let read = Baseline::new(&g.device, BaselineKind::Read);
+    let copy = Baseline::new(&g.ctx, BaselineKind::Copy).unwrap();
+    let read = Baseline::new(&g.ctx, BaselineKind::Read).unwrap();
     // 70_001 elements at one per workgroup need a second row of the 65535-wide grid.
     for (len, per_wg) in [(1usize, 640u32), (63, 640), (65, 64), (577, 1), (70_001, 1), (1_000_003, 4096)] {
         let (src, data) = source(&g, len, len as u64);
-        let dst = buffer(&g.device, copy.kind().output_len(len as u32, per_wg) * 4);
+        let dst = buffer(&g.ctx, copy.kind().output_len(len as u32, per_wg) * 4).unwrap();
         let bound = copy
-            .bind(
-                &g.device,
-                src.as_entire_buffer_binding(),
-                dst.as_entire_buffer_binding(),
-                len as u32,
-                per_wg,
-            )
+            .bind(src.as_entire_buffer_binding(), dst.as_entire_buffer_binding(), len as u32, per_wg)
             .unwrap();
         assert_eq!((bound.bytes_read, bound.bytes_written), (4 * len as u64, 4 * len as u64));
-        run(&g, &copy, &bound);
+        run(&g, &bound);
         let got: Vec<f32> = read_vec(&g.device, &g.queue, &dst, len).unwrap();
         assert!(got == data, "copy of {len} at {per_wg} per workgroup differs");
 
         let out_len = read.kind().output_len(len as u32, per_wg) as usize;
-        let partial = buffer(&g.device, out_len as u64 * 4);
+        let partial = buffer(&g.ctx, out_len as u64 * 4).unwrap();
         let bound = read
             .bind(
-                &g.device,
                 src.as_entire_buffer_binding(),
                 partial.as_entire_buffer_binding(),
                 len as u32,
@@ -65,7 +58,7 @@ fn copy_and_read_baselines_touch_every_element_once() {
             )
             .unwrap();
         assert_eq!(bound.bytes_written, out_len as u64 * 4);
-        run(&g, &read, &bound);
+        run(&g, &bound);
         let got: Vec<f32> = read_vec(&g.device, &g.queue, &partial, out_len).unwrap();
         // Workgroup w's lane l sums elements w * per_wg + l + 64 k.
         let mut want = vec![0f32; out_len];
@@ -80,22 +73,22 @@ fn copy_and_read_baselines_touch_every_element_once() {
 #[test]
 fn baseline_bindings_refuse_bad_ranges() {
     let g = support::gpu::gpu();
-    let read = Baseline::new(&g.device, BaselineKind::Read);
+    let read = Baseline::new(&g.ctx, BaselineKind::Read).unwrap();
     let (src, _) = source(&g, 100, 1);
-    let small = buffer(&g.device, 4);
+    let small = buffer(&g.ctx, 4).unwrap();
     let err = read
-        .bind(&g.device, src.as_entire_buffer_binding(), small.as_entire_buffer_binding(), 100, 64)
+        .bind(src.as_entire_buffer_binding(), small.as_entire_buffer_binding(), 100, 64)
         .err()
         .expect("two workgroups' partials do not fit in 4 bytes");
     assert!(matches!(err, visattn::Error::Binding { name: "dst", .. }), "{err}");
-    let out = buffer(&g.device, 1024);
+    let out = buffer(&g.ctx, 1024).unwrap();
     let err = read
-        .bind(&g.device, src.as_entire_buffer_binding(), out.as_entire_buffer_binding(), 101, 64)
+        .bind(src.as_entire_buffer_binding(), out.as_entire_buffer_binding(), 101, 64)
         .err()
         .expect("101 elements do not fit in a 100-element source");
     assert!(matches!(err, visattn::Error::Binding { name: "src", .. }), "{err}");
     assert!(
-        read.bind(&g.device, src.as_entire_buffer_binding(), out.as_entire_buffer_binding(), 100, 0)
+        read.bind(src.as_entire_buffer_binding(), out.as_entire_buffer_binding(), 100, 0)
             .is_err()
     );
 }

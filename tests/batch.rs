@@ -65,9 +65,9 @@ fn alone(g: &support::gpu::Gpu, k: &VarKernels, cfg: &VarConfig, s: &Seq, layer:
         heads: H,
         queries: s.queries,
     };
-    let mut r = HostRunner::new(&g.device, k, shape, rows).unwrap();
-    r.prepare(&g.device, &g.queue, cfg, &s.visual, 8).unwrap();
-    r.run_layer(&g.device, &g.queue, layer, Some(&s.hidden), &s.probs).unwrap()
+    let mut r = HostRunner::new(&g.ctx, k, shape, rows).unwrap();
+    r.prepare(&g.queue, cfg, &s.visual, 8).unwrap();
+    r.run_layer(&g.queue, layer, Some(&s.hidden), &s.probs).unwrap()
 }
 
 fn batched(g: &support::gpu::Gpu, k: &VarKernels, cfg: &VarConfig, seqs: &[Seq], layer: usize, rows: Rows) -> Vec<LayerOutput> {
@@ -77,7 +77,7 @@ fn batched(g: &support::gpu::Gpu, k: &VarKernels, cfg: &VarConfig, seqs: &[Seq],
         heads: H,
         queries: seqs.iter().map(|s| s.queries).max().unwrap(),
     };
-    let mut r = HostRunner::new_batch(&g.device, k, shape, seqs.len(), rows).unwrap();
+    let mut r = HostRunner::new_batch(&g.ctx, k, shape, seqs.len(), rows).unwrap();
     let entries: Vec<BatchEntry> = seqs
         .iter()
         .map(|s| BatchEntry {
@@ -85,7 +85,7 @@ fn batched(g: &support::gpu::Gpu, k: &VarKernels, cfg: &VarConfig, seqs: &[Seq],
             queries: s.queries,
         })
         .collect();
-    r.prepare_batch(&g.device, &g.queue, cfg, &entries, 8).unwrap();
+    r.prepare_batch(&g.queue, cfg, &entries, 8).unwrap();
     let inputs: Vec<SequenceInput> = seqs
         .iter()
         .map(|s| SequenceInput {
@@ -95,7 +95,7 @@ fn batched(g: &support::gpu::Gpu, k: &VarKernels, cfg: &VarConfig, seqs: &[Seq],
             keys: s.tokens,
         })
         .collect();
-    r.run_batch_layer(&g.device, &g.queue, layer, &inputs).unwrap()
+    r.run_batch_layer(&g.queue, layer, &inputs).unwrap()
 }
 
 fn same(a: &LayerOutput, b: &LayerOutput, what: &str) {
@@ -120,7 +120,7 @@ fn a_batch_equals_each_sequence_alone() {
     let seqs = prefill_pair();
     let mut changed = 0;
     for lanes in [4, 64] {
-        let k = VarKernels::with_settings(&g.device, KernelSettings { lanes_per_row: lanes }).unwrap();
+        let k = VarKernels::new(&g.ctx, KernelSettings { lanes_per_row: lanes }).unwrap();
         for convention in [Convention::Paper, Convention::Released] {
             let cfg = VarConfig {
                 tau: 6.0,
@@ -149,7 +149,7 @@ fn a_batch_equals_each_sequence_alone() {
 #[test]
 fn decode_rows_of_different_lengths_batch_together() {
     let g = support::gpu::gpu();
-    let k = VarKernels::new(&g.device);
+    let k = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
     let mut rng = Rng::new(5);
     let seqs = vec![
         seq(&mut rng, 40, 1, &[ImageSpan::new(2, 30)], &[0, 8]),
@@ -175,7 +175,7 @@ fn head_chunks_may_cross_sequences() {
         ..Default::default()
     };
     let g = support::gpu::gpu_with_limits(Some(limits));
-    let k = VarKernels::new(&g.device);
+    let k = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
     let seqs = prefill_pair();
     let cfg = VarConfig {
         tau: 6.0,
@@ -184,7 +184,7 @@ fn head_chunks_may_cross_sequences() {
     };
     let together = batched(&g, &k, &cfg, &seqs, 3, Rows::All);
     let big = support::gpu::gpu();
-    let kb = VarKernels::new(&big.device);
+    let kb = VarKernels::new(&big.ctx, visattn::KernelSettings::default()).unwrap();
     for (b, s) in seqs.iter().enumerate() {
         same(&together[b], &alone(&big, &kb, &cfg, s, 3, Rows::All), &format!("chunked seq {b}"));
     }

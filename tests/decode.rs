@@ -68,7 +68,7 @@ fn split_gpu(g: &support::gpu::Gpu, k: &VarKernels, s: FusedShape, d: &Data, cfg
     let (qb, kb, vb, hb) = (up(&d.q), up(&d.k), up(&d.v), up(&d.hidden));
     let ob = up(&vec![0.0; s.q_len()]);
     let mut state = VarState::new(
-        &g.device,
+        &g.ctx,
         SequenceShape {
             tokens: s.keys,
             hidden: HIDDEN,
@@ -79,16 +79,14 @@ fn split_gpu(g: &support::gpu::Gpu, k: &VarKernels, s: FusedShape, d: &Data, cfg
     )
     .unwrap();
     state.prepare(&g.queue, cfg, &d.visual, 8).unwrap();
-    let sinks = state.bind_sinks(&g.device, k, Some(hb.as_entire_buffer_binding())).unwrap();
-    let split = SplitAttention::new(&g.device, s.head_dim).unwrap();
+    let sinks = state.bind_sinks(k, Some(hb.as_entire_buffer_binding())).unwrap();
+    let split = SplitAttention::new(&g.ctx, s.head_dim).unwrap();
     let b = split
         .bind(
-            &g.device,
             &state,
             s,
-            s.keys,
             AttentionOptions { causal: true, scale: None },
-            block,
+            visattn::KvLayout { capacity: s.keys, block },
             SplitInputs {
                 q: qb.as_entire_buffer_binding(),
                 k: kb.as_entire_buffer_binding(),
@@ -102,10 +100,8 @@ fn split_gpu(g: &support::gpu::Gpu, k: &VarKernels, s: FusedShape, d: &Data, cfg
     let mut enc = g.device.create_command_encoder(&Default::default());
     {
         let mut pass = enc.begin_compute_pass(&Default::default());
-        state
-            .encode_sinks(k, &mut pass, &sinks, 3, g.device.limits().max_compute_workgroups_per_dimension)
-            .unwrap();
-        split.encode(&g.device, &mut pass, &state, &b, 3).unwrap();
+        sinks.record(&mut pass, 3).unwrap();
+        b.record(&mut pass, 3).unwrap();
     }
     g.queue.submit([enc.finish()]);
     let o: Vec<f32> = read_vec(&g.device, &g.queue, &ob, s.q_len()).unwrap();
@@ -116,7 +112,7 @@ fn split_gpu(g: &support::gpu::Gpu, k: &VarKernels, s: FusedShape, d: &Data, cfg
 #[test]
 fn split_k_equals_the_cpu_path_and_the_one_row_kernel() {
     let g = support::gpu::gpu();
-    let k = VarKernels::new(&g.device);
+    let k = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
     let mut rng = Rng::new(40);
     let mut redistributed = 0;
     let mut skips = support::close::Skips::default();
@@ -145,16 +141,16 @@ fn split_k_equals_the_cpu_path_and_the_one_row_kernel() {
             // The one-row fused kernel on the same row.
             let row = (keys <= 4096).then(|| {
                 let fused = FusedAttention::new(
-                    &g.device,
+                    &g.ctx,
                     FusedSettings {
                         head_dim: head_dim as u32,
                         var: true,
                     },
                 )
                 .unwrap();
-                let mut one = HostAttention::new(&g.device, &k, &fused, s, HIDDEN, AttentionOptions { causal: true, scale: None }).unwrap();
-                one.prepare(&g.device, &g.queue, &c, &d.visual, 8).unwrap();
-                one.run_layer(&g.device, &g.queue, 3, Some(&d.hidden), &d.q, &d.k, &d.v).unwrap()
+                let mut one = HostAttention::new(&g.ctx, &k, &fused, s, HIDDEN, AttentionOptions { causal: true, scale: None }).unwrap();
+                one.prepare(&g.queue, &c, &d.visual, 8).unwrap();
+                one.run_layer(&g.queue, 3, Some(&d.hidden), &d.q, &d.k, &d.v).unwrap()
             });
             let vm = vmax(&d.v);
             for (r, st) in stats.iter().enumerate() {
@@ -184,7 +180,7 @@ fn split_k_equals_the_cpu_path_and_the_one_row_kernel() {
 #[test]
 fn decode_equals_the_prefill_kernels_last_row() {
     let g = support::gpu::gpu();
-    let k = VarKernels::new(&g.device);
+    let k = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
     let mut rng = Rng::new(41);
     let keys = 200;
     let full = FusedShape {
@@ -196,12 +192,10 @@ fn decode_equals_the_prefill_kernels_last_row() {
     };
     let d = make(&mut rng, full, ImageSpan::new(10, 120), &[0, 30, 31]);
     let c = cfg(Convention::Released);
-    let fused = FusedAttention::new(&g.device, FusedSettings { head_dim: 64, var: true }).unwrap();
-    let mut prefill = HostAttention::new(&g.device, &k, &fused, full, HIDDEN, AttentionOptions { causal: true, scale: None }).unwrap();
-    prefill.prepare(&g.device, &g.queue, &c, &d.visual, 8).unwrap();
-    let all = prefill
-        .run_layer(&g.device, &g.queue, 3, Some(&d.hidden), &d.q, &d.k, &d.v)
-        .unwrap();
+    let fused = FusedAttention::new(&g.ctx, FusedSettings { head_dim: 64, var: true }).unwrap();
+    let mut prefill = HostAttention::new(&g.ctx, &k, &fused, full, HIDDEN, AttentionOptions { causal: true, scale: None }).unwrap();
+    prefill.prepare(&g.queue, &c, &d.visual, 8).unwrap();
+    let all = prefill.run_layer(&g.queue, 3, Some(&d.hidden), &d.q, &d.k, &d.v).unwrap();
     let last = FusedShape { queries: 1, ..full };
     let q_last: Vec<f32> = (0..4)
         .flat_map(|h| d.q[(h * keys + keys - 1) * 64..(h * keys + keys) * 64].to_vec())
@@ -227,7 +221,7 @@ fn decode_equals_the_prefill_kernels_last_row() {
 #[test]
 fn a_generation_loop_keeps_the_prefill_sinks() {
     let g = support::gpu::gpu();
-    let k = VarKernels::new(&g.device);
+    let k = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
     let mut rng = Rng::new(42);
     let (layers, heads, kv_heads, dim, prompt, steps) = (4, 4, 2, 64, 120, 4);
     let total = prompt + steps;
@@ -247,7 +241,7 @@ fn a_generation_loop_keeps_the_prefill_sinks() {
         ..cfg(Convention::Released)
     };
     let mut state = VarState::new(
-        &g.device,
+        &g.ctx,
         SequenceShape {
             tokens: prompt,
             hidden: HIDDEN,
@@ -258,9 +252,20 @@ fn a_generation_loop_keeps_the_prefill_sinks() {
     )
     .unwrap();
     state.prepare(&g.queue, &c, &visual_prompt, layers).unwrap();
-    let split = SplitAttention::new(&g.device, dim).unwrap();
+    let split = SplitAttention::new(&g.ctx, dim).unwrap();
     let opts = AttentionOptions { causal: true, scale: None };
-    let mut session = DecodeSession::new(&g.device, &state, &split, layers, heads, kv_heads, total, opts).unwrap();
+    let mut session = DecodeSession::new(
+        &state,
+        &split,
+        visattn::DecodeShape {
+            layers,
+            heads,
+            kv_heads,
+            capacity: total,
+        },
+        opts,
+    )
+    .unwrap();
 
     // Prefill: sinks per layer from the prompt's hidden states, captured; KV stored.
     let prompt_kv = |x: &[f32]| -> Vec<f32> {
@@ -268,18 +273,17 @@ fn a_generation_loop_keeps_the_prefill_sinks() {
             .flat_map(|h| x[h * total * dim..(h * total + prompt) * dim].to_vec())
             .collect()
     };
-    let max = g.device.limits().max_compute_workgroups_per_dimension;
     for (l, d) in data.iter().enumerate() {
         let hb = g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: None,
             contents: bytemuck::cast_slice(&d.hidden[..prompt * HIDDEN]),
             usage: wgpu::BufferUsages::STORAGE,
         });
-        let sb = state.bind_sinks(&g.device, &k, Some(hb.as_entire_buffer_binding())).unwrap();
+        let sb = state.bind_sinks(&k, Some(hb.as_entire_buffer_binding())).unwrap();
         let mut enc = g.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            state.encode_sinks(&k, &mut pass, &sb, l, max).unwrap();
+            sb.record(&mut pass, l).unwrap();
         }
         session.capture_classes(&mut enc, &state, l).unwrap();
         g.queue.submit([enc.finish()]);
@@ -308,7 +312,7 @@ fn a_generation_loop_keeps_the_prefill_sinks() {
                     .flat_map(|h| d.v[(h * total + pos) * dim..(h * total + pos + 1) * dim].to_vec())
                     .collect();
                 session.write_step(&g.queue, l, &q, &kk, &vv).unwrap();
-                session.encode_step(&g.device, &mut pass, &state, l).unwrap();
+                session.record_step(&mut pass, l).unwrap();
             }
         }
         g.queue.submit([enc.finish()]);

@@ -25,11 +25,11 @@ fn discover(name: &str) -> (visattn::discover::Discovery, Vec<String>) {
     let file = TensorFile::open(support::shared_data(name)).unwrap();
     let (layers, tokens, dim) = hidden_layers(&file);
     let g = support::gpu::gpu();
-    let kernel = DimMax::new(&g.device);
+    let kernel = DimMax::new(&g.ctx).unwrap();
     let mut stats = Vec::new();
     for h in &layers {
         let cpu = layer_dims(h, dim);
-        let gpu = kernel.run(&g.device, &g.queue, h, dim).unwrap();
+        let gpu = kernel.run(&g.queue, h, dim).unwrap();
         support::close::assert_close(&format!("{name} max phi"), &gpu, &cpu.max_phi, |c| 1e-5 * c.max(1.0));
         stats.push(LayerDims {
             max_phi: gpu,
@@ -82,15 +82,15 @@ fn fixture_dimensions_1415_and_2533() {
 #[test]
 fn gpu_dim_max_matches_on_random_shapes() {
     let g = support::gpu::gpu();
-    let kernel = DimMax::new(&g.device);
+    let kernel = DimMax::new(&g.ctx).unwrap();
     let mut rng = support::Rng::new(3);
     for (t, d) in [(1, 1), (63, 65), (577, 63), (65, 4096)] {
         let mut h: Vec<f32> = (0..t * d).map(|_| rng.normal() as f32).collect();
         h[(t / 2) * d + d / 3] = 1000.0;
-        let gpu = kernel.run(&g.device, &g.queue, &h, d).unwrap();
+        let gpu = kernel.run(&g.queue, &h, d).unwrap();
         let cpu = layer_dims(&h, d);
         support::close::assert_close(&format!("T={t} D={d} max phi"), &gpu, &cpu.max_phi, |c| 1e-5 * c.max(1.0));
     }
-    assert!(kernel.run(&g.device, &g.queue, &[1.0, f32::NAN], 2).is_err());
-    assert!(kernel.run(&g.device, &g.queue, &[1.0, 2.0, 3.0], 2).is_err());
+    assert!(kernel.run(&g.queue, &[1.0, f32::NAN], 2).is_err());
+    assert!(kernel.run(&g.queue, &[1.0, 2.0, 3.0], 2).is_err());
 }

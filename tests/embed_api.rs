@@ -50,7 +50,7 @@ fn shape() -> SequenceShape {
 #[test]
 fn host_buffers_at_offsets_recorded_into_the_hosts_encoder() {
     let g = support::gpu::gpu();
-    let kernels = pollster::block_on(VarKernels::new_checked(&g.device, visattn::KernelSettings::default())).expect("pipelines build");
+    let kernels = pollster::block_on(VarKernels::new_checked(&g.ctx, visattn::KernelSettings::default())).expect("pipelines build");
     let (hidden, probs, cfg, visual) = inputs(1);
     // The host keeps both tensors in one arena, after 512 bytes of its own data.
     let mut arena = vec![0u8; 512];
@@ -63,11 +63,10 @@ fn host_buffers_at_offsets_recorded_into_the_hosts_encoder() {
         contents: &arena,
         usage: BufferUsages::STORAGE | BufferUsages::COPY_SRC | BufferUsages::COPY_DST,
     });
-    let mut state = VarState::new(&g.device, shape(), Rows::All).unwrap();
+    let mut state = VarState::new(&g.ctx, shape(), Rows::All).unwrap();
     state.prepare(&g.queue, &cfg, &visual, 4).unwrap();
     let binding = state
         .bind(
-            &g.device,
             &kernels,
             Some(BufferBinding {
                 buffer: &buffer,
@@ -85,7 +84,7 @@ fn host_buffers_at_offsets_recorded_into_the_hosts_encoder() {
     let mut encoder = g.device.create_command_encoder(&Default::default());
     {
         let mut pass = encoder.begin_compute_pass(&Default::default());
-        state.encode(&g.device, &kernels, &mut pass, &binding, 2).unwrap();
+        binding.record(&mut pass, 2).unwrap();
     }
     g.queue.submit([encoder.finish()]);
 
@@ -111,9 +110,9 @@ fn host_buffers_at_offsets_recorded_into_the_hosts_encoder() {
 #[test]
 fn bad_inputs_get_typed_errors() {
     let g = support::gpu::gpu();
-    let kernels = VarKernels::new(&g.device);
+    let kernels = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
     let (hidden, probs, cfg, visual) = inputs(2);
-    let mut runner = HostRunner::new(&g.device, &kernels, shape(), Rows::All).unwrap();
+    let mut runner = HostRunner::new(&g.ctx, &kernels, shape(), Rows::All).unwrap();
 
     // Config checked against the model.
     let wide = VarConfig {
@@ -121,51 +120,48 @@ fn bad_inputs_get_typed_errors() {
         ..cfg.clone()
     };
     assert_eq!(
-        runner.prepare(&g.device, &g.queue, &wide, &visual, 4),
+        runner.prepare(&g.queue, &wide, &visual, 4),
         Err(Error::SinkDimOutOfRange { dim: D as u32, hidden: D })
     );
     let short = VisualTokens::from_spans(&[ImageSpan::new(0, 3)], T - 1).unwrap();
-    assert!(matches!(runner.prepare(&g.device, &g.queue, &cfg, &short, 4), Err(Error::Shape(_))));
+    assert!(matches!(runner.prepare(&g.queue, &cfg, &short, 4), Err(Error::Shape(_))));
     // Running before prepare.
     assert!(matches!(
-        runner.run_layer(&g.device, &g.queue, 2, Some(&hidden), &probs),
+        runner.run_layer(&g.queue, 2, Some(&hidden), &probs),
         Err(Error::Binding { name: "state", .. })
     ));
 
-    runner.prepare(&g.device, &g.queue, &cfg, &visual, 4).unwrap();
+    runner.prepare(&g.queue, &cfg, &visual, 4).unwrap();
     let mut nan = probs.clone();
     nan[77] = f32::NAN;
     assert!(matches!(
-        runner.run_layer(&g.device, &g.queue, 2, Some(&hidden), &nan),
+        runner.run_layer(&g.queue, 2, Some(&hidden), &nan),
         Err(Error::NonFinite { ref tensor, index: 77, .. }) if tensor == "attentions"
     ));
     let mut inf = hidden.clone();
     inf[5] = f32::INFINITY;
     assert!(matches!(
-        runner.run_layer(&g.device, &g.queue, 2, Some(&inf), &probs),
+        runner.run_layer(&g.queue, 2, Some(&inf), &probs),
         Err(Error::NonFinite { ref tensor, index: 5, .. }) if tensor == "hidden_states"
     ));
     assert!(matches!(
-        runner.run_layer(&g.device, &g.queue, 2, Some(&hidden), &probs[1..]),
+        runner.run_layer(&g.queue, 2, Some(&hidden), &probs[1..]),
         Err(Error::Shape(_))
     ));
     assert!(matches!(
-        runner.run_layer(&g.device, &g.queue, 2, Some(&hidden[1..]), &probs),
+        runner.run_layer(&g.queue, 2, Some(&hidden[1..]), &probs),
         Err(Error::Shape(_))
     ));
-    assert!(matches!(
-        runner.run_layer(&g.device, &g.queue, 2, None, &probs),
-        Err(Error::Shape(_))
-    ));
+    assert!(matches!(runner.run_layer(&g.queue, 2, None, &probs), Err(Error::Shape(_))));
     assert_eq!(
-        runner.run_layer(&g.device, &g.queue, 9, Some(&hidden), &probs),
+        runner.run_layer(&g.queue, 9, Some(&hidden), &probs),
         Err(Error::Layer { layer: 9, layers: 4 })
     );
     // Layer 0 does not detect: it needs no hidden states.
-    assert_eq!(runner.run_layer(&g.device, &g.queue, 0, None, &probs).unwrap().probs, probs);
+    assert_eq!(runner.run_layer(&g.queue, 0, None, &probs).unwrap().probs, probs);
 
     // Bindings.
-    let state = VarState::new(&g.device, shape(), Rows::All).unwrap();
+    let state = VarState::new(&g.ctx, shape(), Rows::All).unwrap();
     let buf = |usage, size| {
         g.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
@@ -177,7 +173,7 @@ fn bad_inputs_get_typed_errors() {
     let probs_bytes = (probs.len() * 4) as u64;
     let no_storage = buf(BufferUsages::COPY_DST, probs_bytes);
     let good = buf(BufferUsages::STORAGE, probs_bytes + 256);
-    let bind = |probs: BufferBinding| state.bind(&g.device, &kernels, None, probs, 0).map(|_| ());
+    let bind = |probs: BufferBinding| state.bind(&kernels, None, probs, 0).map(|_| ());
     assert!(matches!(
         bind(no_storage.as_entire_buffer_binding()),
         Err(Error::Binding { name: "probs", .. })
@@ -217,7 +213,6 @@ fn bad_inputs_get_typed_errors() {
     // Heads past the sequence's.
     assert!(matches!(
         state.bind(
-            &g.device,
             &kernels,
             None,
             BufferBinding {
@@ -232,7 +227,6 @@ fn bad_inputs_get_typed_errors() {
     let small_hidden = buf(BufferUsages::STORAGE, 64);
     assert!(matches!(
         state.bind(
-            &g.device,
             &kernels,
             Some(small_hidden.as_entire_buffer_binding()),
             good.as_entire_buffer_binding().clone(),
@@ -244,7 +238,7 @@ fn bad_inputs_get_typed_errors() {
     // Kernel settings.
     for lanes in [0, 3, 128] {
         assert!(matches!(
-            VarKernels::with_settings(&g.device, visattn::KernelSettings { lanes_per_row: lanes }),
+            VarKernels::new(&g.ctx, visattn::KernelSettings { lanes_per_row: lanes }),
             Err(Error::Config {
                 field: "lanes_per_row",
                 ..
@@ -254,11 +248,11 @@ fn bad_inputs_get_typed_errors() {
 
     // Shapes.
     assert!(matches!(
-        VarState::new(&g.device, SequenceShape { queries: T + 1, ..shape() }, Rows::All),
+        VarState::new(&g.ctx, SequenceShape { queries: T + 1, ..shape() }, Rows::All),
         Err(Error::Shape(_))
     ));
     assert!(matches!(
-        VarState::new(&g.device, SequenceShape { hidden: 0, ..shape() }, Rows::All),
+        VarState::new(&g.ctx, SequenceShape { hidden: 0, ..shape() }, Rows::All),
         Err(Error::Shape(_))
     ));
 
@@ -286,9 +280,9 @@ fn outputs_over_a_device_limit_are_refused_not_truncated() {
     };
     let g = support::gpu::gpu_with_limits(Some(limits));
     // A single head of 48 x 48 f32 is 9 KiB: cannot be split by heads any further.
-    let kernels = VarKernels::new(&g.device);
+    let kernels = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
     assert!(matches!(
-        HostRunner::new(&g.device, &kernels, shape(), Rows::All),
+        HostRunner::new(&g.ctx, &kernels, shape(), Rows::All),
         Err(Error::Limit { .. })
     ));
 }

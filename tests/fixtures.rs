@@ -57,15 +57,15 @@ fn official_parity(convention: Convention) {
     let cfg = official_config(convention);
 
     let g = support::gpu::gpu();
-    let kernels = VarKernels::new(&g.device);
+    let kernels = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
     let seq = SequenceShape {
         tokens: shape.keys,
         hidden: dim,
         heads: shape.heads,
         queries: shape.queries,
     };
-    let mut runner = HostRunner::new(&g.device, &kernels, seq, Rows::All).unwrap();
-    runner.prepare(&g.device, &g.queue, &cfg, &visual, layers).unwrap();
+    let mut runner = HostRunner::new(&g.ctx, &kernels, seq, Rows::All).unwrap();
+    runner.prepare(&g.queue, &cfg, &visual, layers).unwrap();
 
     let mut total_selected = 0;
     let mut total_changed = 0;
@@ -80,9 +80,7 @@ fn official_parity(convention: Convention) {
             &released_out
         };
 
-        let gpu = runner
-            .run_layer(&g.device, &g.queue, l, input.hidden.as_deref(), &input.probs)
-            .unwrap();
+        let gpu = runner.run_layer(&g.queue, l, input.hidden.as_deref(), &input.probs).unwrap();
         let gpu_sinks: Vec<u8> = gpu.sinks.iter().map(|&b| b as u8).collect();
         let gpu_selected: Vec<u8> = gpu.selected.iter().map(|&b| b as u8).collect();
         assert_eq!(gpu_sinks, want_sinks, "layer {l}: GPU sinks differ from the official code");
@@ -137,18 +135,18 @@ fn minilm_cls_is_the_only_sink() {
         ..VarConfig::paper()
     };
     let g = support::gpu::gpu();
-    let kernels = VarKernels::new(&g.device);
+    let kernels = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
     let seq = SequenceShape {
         tokens: shape.keys,
         hidden: dim,
         heads: shape.heads,
         queries: shape.queries,
     };
-    let mut runner = HostRunner::new(&g.device, &kernels, seq, Rows::All).unwrap();
-    runner.prepare(&g.device, &g.queue, &cfg, &visual, 6).unwrap();
+    let mut runner = HostRunner::new(&g.ctx, &kernels, seq, Rows::All).unwrap();
+    runner.prepare(&g.queue, &cfg, &visual, 6).unwrap();
     for (l, input) in inputs.iter().enumerate().skip(1) {
         let hidden = input.hidden.as_deref().unwrap();
-        let out = runner.run_layer(&g.device, &g.queue, l, Some(hidden), &input.probs).unwrap();
+        let out = runner.run_layer(&g.queue, l, Some(hidden), &input.probs).unwrap();
         let sinks: Vec<usize> = (0..shape.keys).filter(|&t| out.sinks[t]).collect();
         assert_eq!(sinks, vec![0], "layer {l}: GPU sinks");
         let phi = reference::phi(hidden, dim, &[99]);

@@ -174,11 +174,9 @@ fn check(
         causal: c.causal,
         scale: None,
     };
-    let mut host = HostAttention::new(&g.device, k, f, c.shape, HIDDEN, opts).unwrap();
-    host.prepare(&g.device, &g.queue, cfg, &d.visual, 8).unwrap();
-    let out = host
-        .run_layer(&g.device, &g.queue, layer, Some(&d.hidden), &d.q, &d.k, &d.v)
-        .unwrap();
+    let mut host = HostAttention::new(&g.ctx, k, f, c.shape, HIDDEN, opts).unwrap();
+    host.prepare(&g.queue, cfg, &d.visual, 8).unwrap();
+    let out = host.run_layer(&g.queue, layer, Some(&d.hidden), &d.q, &d.k, &d.v).unwrap();
 
     let role = if f.settings().var { cfg.role(layer, 8) } else { LayerRole::Off };
     let phi = reference::phi(&d.hidden, HIDDEN, &cfg.sink_dims);
@@ -226,11 +224,11 @@ fn check(
 #[test]
 fn fused_matches_the_unfused_path_on_odd_shapes() {
     let g = support::gpu::gpu();
-    let k = VarKernels::with_settings(&g.device, KernelSettings::for_adapter(&g.info)).unwrap();
+    let k = VarKernels::new(&g.ctx, KernelSettings::for_adapter(&g.info)).unwrap();
     let mut tally = Tally::default();
     for (n, c) in cases().iter().enumerate() {
         let f = FusedAttention::new(
-            &g.device,
+            &g.ctx,
             FusedSettings {
                 head_dim: c.shape.head_dim as u32,
                 var: true,
@@ -253,8 +251,8 @@ fn fused_matches_the_unfused_path_on_odd_shapes() {
 #[test]
 fn both_conventions_causal_and_not() {
     let g = support::gpu::gpu();
-    let k = VarKernels::new(&g.device);
-    let f = FusedAttention::new(&g.device, FusedSettings { head_dim: 64, var: true }).unwrap();
+    let k = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
+    let f = FusedAttention::new(&g.ctx, FusedSettings { head_dim: 64, var: true }).unwrap();
     let mut tally = Tally::default();
     for causal in [true, false] {
         for convention in [Convention::Paper, Convention::Released] {
@@ -276,9 +274,9 @@ fn both_conventions_causal_and_not() {
 #[test]
 fn unselected_rows_and_off_layers_equal_plain_attention() {
     let g = support::gpu::gpu();
-    let k = VarKernels::new(&g.device);
-    let on = FusedAttention::new(&g.device, FusedSettings { head_dim: 80, var: true }).unwrap();
-    let off = FusedAttention::new(&g.device, FusedSettings { head_dim: 80, var: false }).unwrap();
+    let k = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
+    let on = FusedAttention::new(&g.ctx, FusedSettings { head_dim: 80, var: true }).unwrap();
+    let off = FusedAttention::new(&g.ctx, FusedSettings { head_dim: 80, var: false }).unwrap();
     let c = Case {
         shape: FusedShape {
             heads: 4,
@@ -329,12 +327,12 @@ fn bad_shapes_are_typed_errors() {
     let g = support::gpu::gpu();
     for head_dim in [0, 6, 132] {
         assert!(matches!(
-            FusedAttention::new(&g.device, FusedSettings { head_dim, var: true }),
+            FusedAttention::new(&g.ctx, FusedSettings { head_dim, var: true }),
             Err(visattn::Error::Shape(_))
         ));
     }
-    let k = VarKernels::new(&g.device);
-    let f = FusedAttention::new(&g.device, FusedSettings { head_dim: 64, var: true }).unwrap();
+    let k = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
+    let f = FusedAttention::new(&g.ctx, FusedSettings { head_dim: 64, var: true }).unwrap();
     let opts = AttentionOptions { causal: true, scale: None };
     let bad = FusedShape {
         heads: 6,
@@ -344,7 +342,7 @@ fn bad_shapes_are_typed_errors() {
         head_dim: 64,
     };
     assert!(matches!(
-        HostAttention::new(&g.device, &k, &f, bad, 16, opts),
+        HostAttention::new(&g.ctx, &k, &f, bad, 16, opts),
         Err(visattn::Error::Shape(_))
     ));
     let wrong_dim = FusedShape {
@@ -355,7 +353,7 @@ fn bad_shapes_are_typed_errors() {
         head_dim: 128,
     };
     assert!(matches!(
-        HostAttention::new(&g.device, &k, &f, wrong_dim, 16, opts),
+        HostAttention::new(&g.ctx, &k, &f, wrong_dim, 16, opts),
         Err(visattn::Error::Shape(_))
     ));
     let shape = FusedShape {
@@ -365,10 +363,9 @@ fn bad_shapes_are_typed_errors() {
         keys: 8,
         head_dim: 64,
     };
-    let mut h = HostAttention::new(&g.device, &k, &f, shape, 16, opts).unwrap();
+    let mut h = HostAttention::new(&g.ctx, &k, &f, shape, 16, opts).unwrap();
     let visual = VisualTokens::from_spans(&[ImageSpan::new(1, 3)], 8).unwrap();
     h.prepare(
-        &g.device,
         &g.queue,
         &VarConfig {
             sink_dims: vec![3],
@@ -383,11 +380,11 @@ fn bad_shapes_are_typed_errors() {
     let hid = vec![1.0f32; 8 * 16];
     qv[3] = f32::NAN;
     assert!(matches!(
-        h.run_layer(&g.device, &g.queue, 3, Some(&hid), &qv, &kv, &kv),
+        h.run_layer(&g.queue, 3, Some(&hid), &qv, &kv, &kv),
         Err(visattn::Error::NonFinite { .. })
     ));
     assert!(matches!(
-        h.run_layer(&g.device, &g.queue, 3, Some(&hid), &kv, &kv, &kv),
+        h.run_layer(&g.queue, 3, Some(&hid), &kv, &kv, &kv),
         Err(visattn::Error::Shape(_))
     ));
 }
@@ -398,7 +395,7 @@ fn unfused_gpu_path_matches_the_reference() {
     use visattn::{Rows, SequenceShape, UnfusedAttention, VarState};
     use wgpu::util::DeviceExt;
     let g = support::gpu::gpu();
-    let k = VarKernels::with_settings(&g.device, KernelSettings::for_adapter(&g.info)).unwrap();
+    let k = VarKernels::new(&g.ctx, KernelSettings::for_adapter(&g.info)).unwrap();
     for (c, convention) in [
         (cases().remove(1), Convention::Paper),
         (cases().remove(6), Convention::Released),
@@ -407,7 +404,7 @@ fn unfused_gpu_path_matches_the_reference() {
         let d = make(&c);
         let s = c.shape;
         let cfg = config(convention);
-        let un = UnfusedAttention::new(&g.device, s.head_dim).unwrap();
+        let un = UnfusedAttention::new(&g.ctx, s.head_dim).unwrap();
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
         let up = |v: &[f32]| {
             g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -425,18 +422,19 @@ fn unfused_gpu_path_matches_the_reference() {
         };
         let ub = un
             .bind(
-                &g.device,
                 s,
                 opts,
-                qb.as_entire_buffer_binding(),
-                kb.as_entire_buffer_binding(),
-                vb.as_entire_buffer_binding(),
-                pb.as_entire_buffer_binding(),
-                ob.as_entire_buffer_binding(),
+                visattn::UnfusedInputs {
+                    q: qb.as_entire_buffer_binding(),
+                    k: kb.as_entire_buffer_binding(),
+                    v: vb.as_entire_buffer_binding(),
+                    probs: pb.as_entire_buffer_binding(),
+                    o: ob.as_entire_buffer_binding(),
+                },
             )
             .unwrap();
         let mut state = VarState::new(
-            &g.device,
+            &g.ctx,
             SequenceShape {
                 tokens: s.keys,
                 hidden: HIDDEN,
@@ -448,14 +446,14 @@ fn unfused_gpu_path_matches_the_reference() {
         .unwrap();
         state.prepare(&g.queue, &cfg, &d.visual, 8).unwrap();
         let lb = state
-            .bind(&g.device, &k, Some(hb.as_entire_buffer_binding()), pb.as_entire_buffer_binding(), 0)
+            .bind(&k, Some(hb.as_entire_buffer_binding()), pb.as_entire_buffer_binding(), 0)
             .unwrap();
         let mut enc = g.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            un.encode_probs(&g.device, &mut pass, &ub);
-            state.encode(&g.device, &k, &mut pass, &lb, 3).unwrap();
-            un.encode_pv(&g.device, &mut pass, &ub);
+            ub.record_probs(&mut pass);
+            lb.record(&mut pass, 3).unwrap();
+            ub.record_pv(&mut pass);
         }
         g.queue.submit([enc.finish()]);
         let o: Vec<f32> = read_vec(&g.device, &g.queue, &ob, s.q_len()).unwrap();

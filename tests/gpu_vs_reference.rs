@@ -119,10 +119,10 @@ fn seq(i: &Inputs, dim: usize) -> SequenceShape {
 fn run_gpu(g: &support::gpu::Gpu, k: &VarKernels, i: &Inputs, dim: usize, role: LayerRole, rows: Rows) -> LayerOutput {
     // Three layers: 0 Off, 1 Detect, 2 Redistribute under an explicit plan mapping.
     let (layer, layers, cfg) = role_layer(&i.cfg, role);
-    let mut r = HostRunner::new(&g.device, k, seq(i, dim), rows).unwrap();
-    r.prepare(&g.device, &g.queue, &cfg, &i.visual, layers).unwrap();
+    let mut r = HostRunner::new(&g.ctx, k, seq(i, dim), rows).unwrap();
+    r.prepare(&g.queue, &cfg, &i.visual, layers).unwrap();
     assert_eq!(r.role(layer).unwrap(), role);
-    r.run_layer(&g.device, &g.queue, layer, Some(&i.hidden), &i.probs).unwrap()
+    r.run_layer(&g.queue, layer, Some(&i.hidden), &i.probs).unwrap()
 }
 
 /// A config and layer index that give `role` under the config's own convention.
@@ -316,7 +316,7 @@ fn random_odd_shapes_match_the_reference_in_both_conventions() {
     // Every lanes-per-row specialisation: 64 (GPUs), 8 (CPU adapters), 1 and 2 (edge cases).
     for (n, case) in cases().into_iter().enumerate() {
         let lanes = [64, 8, 1, 2][n % 4];
-        let k = VarKernels::with_settings(&g.device, KernelSettings { lanes_per_row: lanes }).unwrap();
+        let k = VarKernels::new(&g.ctx, KernelSettings { lanes_per_row: lanes }).unwrap();
         for convention in [Convention::Paper, Convention::Released] {
             let i = make(&case, convention);
             let what = format!(
@@ -340,7 +340,7 @@ fn random_odd_shapes_match_the_reference_in_both_conventions() {
 #[test]
 fn layer_roles_off_and_detect() {
     let g = support::gpu::gpu();
-    let k = VarKernels::new(&g.device);
+    let k = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
     let case = &cases()[1];
     for convention in [Convention::Paper, Convention::Released] {
         let i = make(case, convention);
@@ -359,7 +359,7 @@ fn layer_roles_off_and_detect() {
 fn rows_may_change_mode_skips_only_rows_before_the_image() {
     let g = support::gpu::gpu();
     for (case, lanes) in [(&cases()[3], 64), (&cases()[7], 8), (&cases()[2], 4)] {
-        let k = VarKernels::with_settings(&g.device, KernelSettings { lanes_per_row: lanes }).unwrap();
+        let k = VarKernels::new(&g.ctx, KernelSettings { lanes_per_row: lanes }).unwrap();
         let i = make(case, Convention::Paper);
         let all = run_gpu(&g, &k, &i, case.dim, LayerRole::Redistribute, Rows::All);
         let fast = run_gpu(&g, &k, &i, case.dim, LayerRole::Redistribute, Rows::MayChange);
@@ -382,7 +382,7 @@ fn edge(
     tweak: impl Fn(&mut Inputs),
 ) -> (Inputs, LayerOutput, Compared) {
     let g = support::gpu::gpu();
-    let k = VarKernels::with_settings(&g.device, KernelSettings { lanes_per_row: 8 }).unwrap();
+    let k = VarKernels::new(&g.ctx, KernelSettings { lanes_per_row: 8 }).unwrap();
     let case = Case {
         tokens: 96,
         dim: 96,
@@ -447,7 +447,7 @@ fn layer_over_the_binding_limit_goes_through_in_chunks() {
         ..Default::default()
     };
     let g = support::gpu::gpu_with_limits(Some(limits));
-    let k = VarKernels::new(&g.device);
+    let k = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
     let case = Case {
         tokens: 96,
         dim: 96,
@@ -459,10 +459,10 @@ fn layer_over_the_binding_limit_goes_through_in_chunks() {
         seed: 12,
     };
     let i = make(&case, Convention::Paper);
-    let mut r = HostRunner::new(&g.device, &k, seq(&i, case.dim), Rows::All).unwrap();
+    let mut r = HostRunner::new(&g.ctx, &k, seq(&i, case.dim), Rows::All).unwrap();
     assert!(r.chunks() > 1, "the layer must be split");
-    r.prepare(&g.device, &g.queue, &i.cfg, &i.visual, 8).unwrap();
-    let out = r.run_layer(&g.device, &g.queue, 3, Some(&i.hidden), &i.probs).unwrap();
+    r.prepare(&g.queue, &i.cfg, &i.visual, 8).unwrap();
+    let out = r.run_layer(&g.queue, 3, Some(&i.hidden), &i.probs).unwrap();
     let c = compare(&i, case.dim, LayerRole::Redistribute, &out, "chunked");
     assert!(c.changed > 0);
 }

@@ -42,7 +42,7 @@ fn pixel(pixels: &[u8], (x, y): (u32, u32)) -> &[u8] {
 #[test]
 fn uploaded_values_land_on_their_patches() {
     let g = support::gpu::gpu();
-    let hm = Heatmap::new(&g.device, wgpu::TextureFormat::Rgba8Unorm);
+    let hm = Heatmap::new(&g.ctx, wgpu::TextureFormat::Rgba8Unorm).unwrap();
     let target = hm.target(&g.device, GRID, W, H).unwrap();
     let before: Vec<f32> = (0..GRID * GRID).map(|i| i as f32 / 35.0).collect();
     let after: Vec<f32> = (0..GRID * GRID).map(|i| 1.0 - i as f32 / 35.0).collect();
@@ -128,7 +128,7 @@ fn var_cools_a_sink_patch_and_warms_an_object_patch_in_the_picture() {
 
     // GPU: VAR in place, the row copied before and after, gathered and drawn; nothing read back
     // but the picture.
-    let k = VarKernels::new(&g.device);
+    let k = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
     let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
     let up = |x: &[f32]| {
         g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -154,7 +154,7 @@ fn var_cools_a_sink_patch_and_warms_an_object_patch_in_the_picture() {
         mapped_at_creation: false,
     });
     let mut state = VarState::new(
-        &g.device,
+        &g.ctx,
         SequenceShape {
             tokens: t,
             hidden: d,
@@ -166,13 +166,12 @@ fn var_cools_a_sink_patch_and_warms_an_object_patch_in_the_picture() {
     .unwrap();
     state.prepare(&g.queue, &cfg, &visual, 8).unwrap();
     let binding = state
-        .bind(&g.device, &k, Some(hb.as_entire_buffer_binding()), pb.as_entire_buffer_binding(), 0)
+        .bind(&k, Some(hb.as_entire_buffer_binding()), pb.as_entire_buffer_binding(), 0)
         .unwrap();
-    let hm = Heatmap::new(&g.device, wgpu::TextureFormat::Rgba8Unorm);
+    let hm = Heatmap::new(&g.ctx, wgpu::TextureFormat::Rgba8Unorm).unwrap();
     let target = hm.target(&g.device, GRID, W, H).unwrap();
     let gather = hm
         .bind_gather(
-            &g.device,
             &target,
             GatherInputs {
                 before: &before,
@@ -193,7 +192,7 @@ fn var_cools_a_sink_patch_and_warms_an_object_patch_in_the_picture() {
     }
     {
         let mut pass = enc.begin_compute_pass(&Default::default());
-        state.encode(&g.device, &k, &mut pass, &binding, 3).unwrap();
+        binding.record(&mut pass, 3).unwrap();
     }
     for h in 0..heads as u64 {
         enc.copy_buffer_to_buffer(&pb, (h * t as u64 + row as u64) * row_bytes, &after, h * row_bytes, row_bytes);
@@ -224,7 +223,7 @@ fn var_cools_a_sink_patch_and_warms_an_object_patch_in_the_picture() {
 fn a_picture_over_the_texture_limit_is_scaled_down_and_a_frame_over_it_refused() {
     let g = support::gpu::gpu();
     let max = g.device.limits().max_texture_dimension_2d;
-    let hm = Heatmap::new(&g.device, wgpu::TextureFormat::Rgba8Unorm);
+    let hm = Heatmap::new(&g.ctx, wgpu::TextureFormat::Rgba8Unorm).unwrap();
     // A panorama wider than the device's largest texture: the left half white, the right black.
     let (pw, ph) = (max + 808, 100u32);
     let mut rgba = Vec::with_capacity((pw * ph * 4) as usize);

@@ -13,10 +13,11 @@ fn check(name: &str, source: &str) {
     let (module, info) = naga::back::pipeline_constants::process_overrides(&module, &info, None, &Default::default())
         .unwrap_or_else(|e| panic!("{name}: overrides: {e}"));
     assert!(!module.entry_points.is_empty(), "{name}: no entry point");
-    let header = source.lines().take(3).collect::<String>();
+    let own = &source[visattn::shaders::PRELUDE.len()..];
+    let header = own.lines().take(3).collect::<String>();
     assert!(header.contains(name), "{name}: the header comment must name the kernel");
     assert!(
-        source.contains("Bindings") && (source.contains("Dispatch") || source.contains("Draw")),
+        own.contains("Bindings") && (own.contains("Dispatch") || own.contains("Draw")),
         "{name}: header must name bindings and dispatch"
     );
 
@@ -76,7 +77,7 @@ fn every_shader_validates_and_translates() {
     let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".wgsl"))
+        .filter(|n| n.ends_with(".wgsl") && n != "common.wgsl")
         .collect();
     on_disk.sort();
     let mut embedded: Vec<String> = visattn::shaders::ALL.iter().map(|(n, _)| n.to_string()).collect();
@@ -100,36 +101,46 @@ fn a_broken_shader_is_caught() {
     assert!(caught, "a type error in a shader must not validate");
 }
 
-/// WGSL has no includes, so the uniform structs are written out in each kernel: they must stay
-/// the same text as each other (and the Rust `uniforms` module checks their size).
+/// The prelude is a plain prepend: each embedded source is `common.wgsl` followed by the file on
+/// disk, byte for byte, and no kernel declares again a struct or constant the prelude holds (one
+/// definition of Config, Range, Seq, Attn, the class bits...). The prelude itself validates and
+/// declares no bindings or entry points.
 #[test]
-fn shared_structs_are_identical_in_every_kernel() {
-    let block = |src: &str, name: &str| {
-        let start = src
-            .find(&format!("struct {name} {{"))
-            .unwrap_or_else(|| panic!("struct {name} missing"));
-        src[start..start + src[start..].find('}').unwrap()].to_string()
-    };
-    for name in ["Config", "Range"] {
-        assert_eq!(
-            block(visattn::shaders::SINK_SCORE, name),
-            block(visattn::shaders::VAR_ROWS, name),
-            "struct {name}"
-        );
+fn every_kernel_is_the_prelude_then_its_file() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let prelude = std::fs::read_to_string(dir.join("common.wgsl")).unwrap();
+    assert_eq!(visattn::shaders::PRELUDE, prelude);
+    assert_eq!(visattn::shaders::PRELUDE_LINES, prelude.lines().count());
+    let module = naga::front::wgsl::parse_str(&prelude).unwrap_or_else(|e| panic!("common.wgsl: {}", e.emit_to_string(&prelude)));
+    Validator::new(ValidationFlags::all(), Capabilities::default())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("common.wgsl: {}", e.emit_to_string(&prelude)));
+    assert!(module.entry_points.is_empty() && module.global_variables.is_empty());
+    let structs: Vec<String> = module.types.iter().filter_map(|(_, t)| t.name.clone()).collect();
+    let consts: Vec<String> = module.constants.iter().filter_map(|(_, c)| c.name.clone()).collect();
+    for name in ["Config", "Range", "Seq", "Attn", "SplitParams", "CopyParams"] {
+        assert!(structs.iter().any(|s| s == name), "the prelude must hold struct {name}");
     }
-    assert_eq!(
-        block(visattn::shaders::SINK_SCORE, "Config"),
-        block(visattn::shaders::ATTENTION_VAR, "Config")
-    );
-    for other in [visattn::shaders::ATTENTION_SPLIT, visattn::shaders::ATTENTION_COMBINE] {
-        assert_eq!(block(visattn::shaders::SINK_SCORE, "Config"), block(other, "Config"));
+    for name in [
+        "CLASS_IMAGE",
+        "CLASS_SINK",
+        "CLASS_IMAGE_TILE",
+        "ROLE_OFF",
+        "ROLE_DETECT",
+        "ROLE_REDISTRIBUTE",
+        "WG",
+    ] {
+        assert!(consts.iter().any(|c| c == name), "the prelude must hold const {name}");
     }
-    assert_eq!(
-        block(visattn::shaders::ATTENTION_SPLIT, "SplitParams"),
-        block(visattn::shaders::ATTENTION_COMBINE, "SplitParams")
-    );
-    for other in [visattn::shaders::ATTENTION_PROBS, visattn::shaders::ATTENTION_PV] {
-        assert_eq!(block(visattn::shaders::ATTENTION_VAR, "Attn"), block(other, "Attn"));
+    for (name, source) in visattn::shaders::ALL {
+        let own = std::fs::read_to_string(dir.join(name)).unwrap();
+        assert_eq!(*source, format!("{prelude}{own}"), "{name}: not the prelude followed by the file");
+        for s in &structs {
+            assert!(!own.contains(&format!("struct {s} ")), "{name} declares struct {s} again");
+        }
+        for c in &consts {
+            assert!(!own.contains(&format!("const {c}:")), "{name} declares const {c} again");
+        }
     }
 }
 

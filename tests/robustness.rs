@@ -16,7 +16,7 @@ fn a_device_too_small_for_the_kernels_is_an_error_not_a_panic() {
         ..Default::default()
     };
     let g = support::gpu::gpu_with_limits(Some(limits));
-    match pollster::block_on(VarKernels::new_checked(&g.device, KernelSettings::default())) {
+    match pollster::block_on(VarKernels::new_checked(&g.ctx, KernelSettings::default())) {
         Err(Error::Gpu(message)) => assert!(!message.is_empty()),
         other => panic!("expected Error::Gpu, got {:?}", other.map(|_| ())),
     }
@@ -24,7 +24,7 @@ fn a_device_too_small_for_the_kernels_is_an_error_not_a_panic() {
     // the largest head_dim (wgpu does not check workgroup memory: tests/naga_shaders.rs does).
     let g = support::gpu::gpu_with_limits(Some(wgpu::Limits::default()));
     for var in [true, false] {
-        assert!(pollster::block_on(FusedAttention::new_checked(&g.device, FusedSettings { head_dim: 128, var })).is_ok());
+        assert!(pollster::block_on(FusedAttention::new_checked(&g.ctx, FusedSettings { head_dim: 128, var })).is_ok());
     }
     let limits = wgpu::Limits {
         max_storage_buffers_per_shader_stage: 5,
@@ -32,7 +32,7 @@ fn a_device_too_small_for_the_kernels_is_an_error_not_a_panic() {
     };
     let g = support::gpu::gpu_with_limits(Some(limits));
     assert!(matches!(
-        pollster::block_on(FusedAttention::new_checked(&g.device, FusedSettings { head_dim: 128, var: true })),
+        pollster::block_on(FusedAttention::new_checked(&g.ctx, FusedSettings { head_dim: 128, var: true })),
         Err(Error::Gpu(_))
     ));
 }
@@ -40,18 +40,17 @@ fn a_device_too_small_for_the_kernels_is_an_error_not_a_panic() {
 #[test]
 fn a_lost_device_is_an_error_not_a_panic() {
     let g = support::gpu::gpu();
-    let k = VarKernels::new(&g.device);
+    let k = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
     let shape = SequenceShape {
         tokens: 16,
         hidden: 8,
         heads: 2,
         queries: 16,
     };
-    let mut runner = HostRunner::new(&g.device, &k, shape, Rows::All).unwrap();
+    let mut runner = HostRunner::new(&g.ctx, &k, shape, Rows::All).unwrap();
     let visual = VisualTokens::from_spans(&[ImageSpan::new(2, 6)], 16).unwrap();
     runner
         .prepare(
-            &g.device,
             &g.queue,
             &VarConfig {
                 tau: 2.0,
@@ -64,9 +63,9 @@ fn a_lost_device_is_an_error_not_a_panic() {
         .unwrap();
     let probs = vec![1.0 / 16.0; 2 * 16 * 16];
     let hidden = vec![1.0; 16 * 8];
-    assert!(runner.run_layer(&g.device, &g.queue, 2, Some(&hidden), &probs).is_ok());
+    assert!(runner.run_layer(&g.queue, 2, Some(&hidden), &probs).is_ok());
     g.device.destroy();
-    match runner.run_layer(&g.device, &g.queue, 2, Some(&hidden), &probs) {
+    match runner.run_layer(&g.queue, 2, Some(&hidden), &probs) {
         Err(Error::Gpu(_)) => {}
         other => panic!("expected Error::Gpu after device loss, got {other:?}"),
     }

@@ -183,16 +183,16 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
         args.var.fit_tau(&mut cfg, hidden)?;
     }
 
-    let g = crate::gpu::try_gpu(None)?;
+    let g = visattn::util::gpu().map_err(|e| e.to_string())?;
     let kernels =
-        pollster::block_on(VarKernels::new_checked(&g.device, visattn::KernelSettings::for_adapter(&g.info))).map_err(|e| e.to_string())?;
+        pollster::block_on(VarKernels::new_checked(&g.ctx, visattn::KernelSettings::for_adapter(&g.info))).map_err(|e| e.to_string())?;
     let shape = SequenceShape {
         tokens: jobs.iter().map(|j| j.dump.attn.keys).max().unwrap_or(1),
         hidden,
         heads,
         queries: jobs.iter().map(|j| j.dump.attn.queries).max().unwrap_or(1),
     };
-    let mut runner = HostRunner::new_batch(&g.device, &kernels, shape, jobs.len(), Rows::All).map_err(|e| e.to_string())?;
+    let mut runner = HostRunner::new_batch(&g.ctx, &kernels, shape, jobs.len(), Rows::All).map_err(|e| e.to_string())?;
     let entries: Vec<BatchEntry> = jobs
         .iter()
         .map(|j| BatchEntry {
@@ -200,9 +200,7 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
             queries: j.dump.attn.queries,
         })
         .collect();
-    runner
-        .prepare_batch(&g.device, &g.queue, &cfg, &entries, layers)
-        .map_err(|e| e.to_string())?;
+    runner.prepare_batch(&g.queue, &cfg, &entries, layers).map_err(|e| e.to_string())?;
 
     let mut results: Vec<Vec<LayerResult>> = jobs.iter().map(|_| Vec::with_capacity(layers)).collect();
     let mut drawn = None;
@@ -225,7 +223,7 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
             })
             .collect();
         let outs = runner
-            .run_batch_layer(&g.device, &g.queue, l, &inputs)
+            .run_batch_layer(&g.queue, l, &inputs)
             .map_err(|e| format!("{}: {e}", jobs[0].path))?;
         if args.picture.png.is_some() && l == args.picture.layer_or(layers) {
             let (j, o) = (&jobs[0], &outs[0]);

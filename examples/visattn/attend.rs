@@ -88,28 +88,27 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
         args.var.fit_tau(&mut cfg, hidden_dim)?;
     }
 
-    let g = crate::gpu::try_gpu(None)?;
+    let g = visattn::util::gpu().map_err(|e| e.to_string())?;
     let kernels =
-        pollster::block_on(VarKernels::new_checked(&g.device, visattn::KernelSettings::for_adapter(&g.info))).map_err(|e| e.to_string())?;
+        pollster::block_on(VarKernels::new_checked(&g.ctx, visattn::KernelSettings::for_adapter(&g.info))).map_err(|e| e.to_string())?;
     let options = AttentionOptions { causal, scale: args.scale };
     // One query row (a decode step): split-K over the keys; otherwise the fused prefill kernel.
     let mut host = if shape.queries == 1 {
-        let split = pollster::block_on(SplitAttention::new_checked(&g.device, shape.head_dim)).map_err(|e| e.to_string())?;
-        HostAttention::new_split(&g.device, &kernels, &split, shape, hidden_dim, options)
+        let split = pollster::block_on(SplitAttention::new_checked(&g.ctx, shape.head_dim)).map_err(|e| e.to_string())?;
+        HostAttention::new_split(&g.ctx, &kernels, &split, shape, hidden_dim, options)
     } else {
         let fused = pollster::block_on(FusedAttention::new_checked(
-            &g.device,
+            &g.ctx,
             FusedSettings {
                 head_dim: shape.head_dim as u32,
                 var: true,
             },
         ))
         .map_err(|e| e.to_string())?;
-        HostAttention::new(&g.device, &kernels, &fused, shape, hidden_dim, options)
+        HostAttention::new(&g.ctx, &kernels, &fused, shape, hidden_dim, options)
     }
     .map_err(|e| e.to_string())?;
-    host.prepare(&g.device, &g.queue, &cfg, &visual, layers)
-        .map_err(|e| e.to_string())?;
+    host.prepare(&g.queue, &cfg, &visual, layers).map_err(|e| e.to_string())?;
 
     let mut tensors = Vec::new();
     let mut total_selected = 0;
@@ -122,7 +121,6 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
         };
         let out = host
             .run_layer(
-                &g.device,
                 &g.queue,
                 l,
                 hidden.as_deref(),

@@ -55,8 +55,8 @@ pub fn run(args: &DiscoverArgs) -> Result<(), String> {
         let s = drop_batch(&name, t.shape.clone(), 2).map_err(e)?;
         Ok((t.data, s[0], s[1]))
     };
-    let g = crate::gpu::try_gpu(None)?;
-    let kernel = visattn::scoped_blocking(&g.device, || DimMax::new(&g.device)).map_err(|e| e.to_string())?;
+    let g = visattn::util::gpu().map_err(|e| e.to_string())?;
+    let kernel = visattn::scoped_blocking(&g.device, || DimMax::new(&g.ctx).unwrap()).map_err(|e| e.to_string())?;
     let mut stats = Vec::new();
     let (mut tokens, mut dim) = (0, 0);
     for &l in &layers {
@@ -66,7 +66,7 @@ pub fn run(args: &DiscoverArgs) -> Result<(), String> {
         } else if (t, d) != (tokens, dim) {
             return Err(format!("{path}: hidden_states.{l} is [{t}, {d}], others are [{tokens}, {dim}]"));
         }
-        let max_phi = kernel.run(&g.device, &g.queue, &h, d).map_err(e)?;
+        let max_phi = kernel.run(&g.queue, &h, d).map_err(e)?;
         let max_median_ratio = layer_dims(&h, d).max_median_ratio;
         stats.push(LayerDims { max_phi, max_median_ratio });
     }

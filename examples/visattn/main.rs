@@ -5,8 +5,6 @@
 mod apply;
 mod attend;
 mod discover;
-#[path = "../../tests/support/gpu.rs"]
-mod gpu;
 mod picture;
 mod sample;
 
@@ -81,7 +79,7 @@ fn demo(pic: &picture::PictureArgs) -> Result<(), String> {
     use sample::*;
     pic.check(LAYERS, HEADS, TOKENS, IMAGE)?;
     let start = Instant::now();
-    let g = gpu::try_gpu(None)?;
+    let g = visattn::util::gpu().map_err(|e| e.to_string())?;
     println!("adapter: {} ({:?}, {:?})", g.info.name, g.info.backend, g.info.device_type);
     println!(
         "built-in prompt: LLaVA-1.5-7B shape, {LAYERS} layers x {HEADS} heads, T = {TOKENS} ({SYSTEM} system + {IMAGE} image on a {GRID}x{GRID} grid + {QUESTION} question), D = {HIDDEN}"
@@ -98,17 +96,15 @@ fn demo(pic: &picture::PictureArgs) -> Result<(), String> {
     );
     let visual = VisualTokens::from_spans(&[ImageSpan::new(SYSTEM, IMAGE)], TOKENS).map_err(|e| e.to_string())?;
     let kernels =
-        pollster::block_on(VarKernels::new_checked(&g.device, visattn::KernelSettings::for_adapter(&g.info))).map_err(|e| e.to_string())?;
+        pollster::block_on(VarKernels::new_checked(&g.ctx, visattn::KernelSettings::for_adapter(&g.info))).map_err(|e| e.to_string())?;
     let shape = SequenceShape {
         tokens: TOKENS,
         hidden: HIDDEN,
         heads: HEADS,
         queries: TOKENS,
     };
-    let mut runner = HostRunner::new(&g.device, &kernels, shape, Rows::All).map_err(|e| e.to_string())?;
-    runner
-        .prepare(&g.device, &g.queue, &cfg, &visual, LAYERS)
-        .map_err(|e| e.to_string())?;
+    let mut runner = HostRunner::new(&g.ctx, &kernels, shape, Rows::All).map_err(|e| e.to_string())?;
+    runner.prepare(&g.queue, &cfg, &visual, LAYERS).map_err(|e| e.to_string())?;
 
     println!();
     println!("layer  role          sinks text/visual  rows selected  rows changed  mass moved sink->image (mean per changed row)");
@@ -120,7 +116,7 @@ fn demo(pic: &picture::PictureArgs) -> Result<(), String> {
         let probs = attention(layer);
         let t0 = Instant::now();
         let out = runner
-            .run_layer(&g.device, &g.queue, layer, hidden.as_deref(), &probs)
+            .run_layer(&g.queue, layer, hidden.as_deref(), &probs)
             .map_err(|e| e.to_string())?;
         gpu_time += t0.elapsed().as_secs_f64();
         if let Some(path) = pic.png.as_deref().filter(|_| layer == pic.layer_or(LAYERS)) {

@@ -114,7 +114,7 @@ impl Drop for Staged {
 /// row's `selected` flags [H, Q], `sinks` [K], the image at keys `image_start..` as a square grid.
 #[allow(clippy::too_many_arguments)]
 pub fn draw(
-    g: &crate::gpu::Gpu,
+    g: &visattn::util::Gpu,
     args: &PictureArgs,
     heads: usize,
     queries: usize,
@@ -143,7 +143,7 @@ pub fn draw(
     let picture = args.image.as_deref().map(read_png).transpose()?;
     // Every GPU step inside an error scope: a validation error is a message, never a panic.
     let rgba = visattn::scoped_blocking(&g.device, || -> visattn::Result<Vec<u8>> {
-        let hm = Heatmap::new(&g.device, wgpu::TextureFormat::Rgba8Unorm);
+        let hm = Heatmap::new(&g.ctx, wgpu::TextureFormat::Rgba8Unorm).unwrap();
         let target = hm.target_over(
             &g.device,
             picture.as_ref().map(|(rgba, w)| (&g.queue, rgba.as_slice(), *w)),

@@ -7,7 +7,8 @@ mod sample;
 
 use visattn::dump::{Dump, TensorFile, patch_grid, sink_dims_for};
 use visattn::heatmap::Heatmap;
-use visattn::{ImageSpan, KernelSettings, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens};
+use visattn::readback::read_bytes_async;
+use visattn::{Context, ImageSpan, KernelSettings, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens};
 use wasm_bindgen::prelude::*;
 use wgpu::BufferUsages;
 
@@ -119,6 +120,7 @@ struct Loaded {
 /// A device and a data set, uploaded once; `run` recomputes for new settings.
 #[wasm_bindgen]
 pub struct Demo {
+    ctx: Context,
     device: wgpu::Device,
     queue: wgpu::Queue,
     kernels: VarKernels,
@@ -128,14 +130,15 @@ pub struct Demo {
     picture: Option<(Vec<u8>, u32)>,
 }
 
-fn upload(device: &wgpu::Device, kernels: &VarKernels, data: Data) -> Result<Loaded, String> {
+fn upload(ctx: &Context, kernels: &VarKernels, data: Data) -> Result<Loaded, String> {
+    let device = ctx.device();
     let shape = SequenceShape {
         tokens: data.tokens,
         hidden: data.hidden_dim,
         heads: data.heads,
         queries: data.queries,
     };
-    let state = VarState::new(device, shape, Rows::All).map_err(|e| e.to_string())?;
+    let state = VarState::new(ctx, shape, Rows::All).map_err(|e| e.to_string())?;
     let mut layers = Vec::new();
     for l in 0..data.layers {
         let hb = data.hidden[l].as_ref().map(|h| {
@@ -156,7 +159,6 @@ fn upload(device: &wgpu::Device, kernels: &VarKernels, data: Data) -> Result<Loa
         });
         let binding = state
             .bind(
-                device,
                 kernels,
                 hb.as_ref().map(|b| b.as_entire_buffer_binding()),
                 pb.as_entire_buffer_binding(),
@@ -189,11 +191,15 @@ pub async fn start() -> Result<Demo, JsValue> {
         })
         .await
         .map_err(js)?;
-    let kernels = VarKernels::new_checked(&device, KernelSettings::for_adapter(&info))
+    let ctx = Context::new(&device);
+    let kernels = VarKernels::new_checked(&ctx, KernelSettings::for_adapter(&info))
         .await
         .map_err(js)?;
-    let heatmap = Heatmap::new(&device, wgpu::TextureFormat::Rgba8Unorm);
-    let loaded = visattn::scoped(&device, || upload(&device, &kernels, Data::sample()))
+    let heatmap = visattn::scoped(&device, || Heatmap::new(&ctx, wgpu::TextureFormat::Rgba8Unorm))
+        .await
+        .map_err(js)?
+        .map_err(js)?;
+    let loaded = visattn::scoped(&device, || upload(&ctx, &kernels, Data::sample()))
         .await
         .map_err(js)?
         .map_err(js)?;
@@ -207,6 +213,7 @@ pub async fn start() -> Result<Demo, JsValue> {
         }
     );
     Ok(Demo {
+        ctx,
         device,
         queue,
         kernels,
@@ -222,25 +229,10 @@ fn fnv1a(bytes: impl Iterator<Item = u8>) -> u32 {
     bytes.fold(0x811c_9dc5, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193))
 }
 
-/// Maps a buffer for reading without blocking: the browser drives the callback.
+/// Reads a buffer back without blocking (the library's async readback; the browser drives the
+/// map callback).
 async fn read(device: &wgpu::Device, queue: &wgpu::Queue, src: &wgpu::Buffer, size: u64) -> Result<Vec<u8>, JsValue> {
-    let staging = device.create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size,
-        usage: BufferUsages::MAP_READ | BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut enc = device.create_command_encoder(&Default::default());
-    enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
-    queue.submit([enc.finish()]);
-    let (tx, rx) = futures::channel::oneshot::channel();
-    staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
-    rx.await.map_err(js)?.map_err(js)?;
-    let bytes = staging.slice(..).get_mapped_range().map_err(js)?.to_vec();
-    staging.unmap();
-    Ok(bytes)
+    read_bytes_async(device, queue, src, 0, size).await.map_err(js)
 }
 
 #[wasm_bindgen]
@@ -268,7 +260,7 @@ impl Demo {
             "{} layers, {} heads, {} tokens, image {}x{} at {}",
             data.layers, data.heads, data.tokens, data.grid, data.grid, data.image.start
         );
-        self.loaded = visattn::scoped(&self.device, || upload(&self.device, &self.kernels, data))
+        self.loaded = visattn::scoped(&self.device, || upload(&self.ctx, &self.kernels, data))
             .await
             .map_err(js)?
             .map_err(js)?;
@@ -319,7 +311,7 @@ impl Demo {
             let mut enc = self.device.create_command_encoder(&Default::default());
             {
                 let mut pass = enc.begin_compute_pass(&Default::default());
-                state.encode(&self.device, &self.kernels, &mut pass, binding, l).map_err(js)?;
+                binding.record(&mut pass, l).map_err(js)?;
             }
             self.queue.submit([enc.finish()]);
             let gpu_probs: Vec<f32> =
@@ -357,7 +349,7 @@ impl Demo {
                     "{{\"text_sinks\":{text},\"visual_sinks\":{vis},\"selected\":{n_sel},\"moved\":{moved:.6},\"selected_hash\":{selected_hash},\"sinks_hash\":{sinks_hash}}}"
                 )
             };
-            let gpu = stats(&gpu_probs, &|j| classes[j] & 2 != 0, &|r| selected[r] != 0);
+            let gpu = stats(&gpu_probs, &|j| classes[j] & visattn::var::CLASS_SINK != 0, &|r| selected[r] != 0);
             let reference = stats(&cpu, &|j| flags.sinks[j], &|r| flags.selected[r]);
             out.push_str(&format!(
                 "{}{{\"layer\":{l},\"gpu\":{gpu},\"reference\":{reference}}}",
@@ -382,7 +374,7 @@ impl Demo {
         let before: Vec<f32> = (0..cells).map(|c| mean(&data.probs[layer], start + c)).collect();
         let after: Vec<f32> = (0..cells).map(|c| mean(&gpu_probs, start + c)).collect();
         let after_cpu: Vec<f32> = (0..cells).map(|c| mean(&cpu, start + c)).collect();
-        let sinks: Vec<bool> = (0..cells).map(|c| classes[start + c] & 2 != 0).collect();
+        let sinks: Vec<bool> = (0..cells).map(|c| classes[start + c] & visattn::var::CLASS_SINK != 0).collect();
         let list = |v: &[f32]| v.iter().map(|x| format!("{x:.7}")).collect::<Vec<_>>().join(",");
         out.push_str(&format!(
             ",\"heatmap\":{{\"before\":[{}],\"after\":[{}],\"after_reference\":[{}]}}",

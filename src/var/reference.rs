@@ -6,12 +6,7 @@ use crate::error::{Error, Result};
 use crate::shape::AttnShape;
 use crate::visual::VisualTokens;
 
-/// The per-visual-token epsilon of section 2's sink ratio.
-pub const VIS_EPS: f64 = 1e-6;
-/// The RMS epsilon of section 1.
-pub const RMS_EPS: f64 = 1e-6;
-/// Section 3's guard on the visual non-sink mass.
-pub const GUARD: f64 = 1e-12;
+use super::{GUARD, RMS_EPS, VIS_EPS};
 
 /// phi(x_t) for every token of `hidden` [T, D] (section 1).
 pub fn phi(hidden: &[f32], dim: usize, sink_dims: &[u32]) -> Vec<f64> {

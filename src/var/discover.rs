@@ -3,8 +3,8 @@
 //! median |x|), never by absolute thresholds (var-spec.md section 1: small models show ratios of
 //! hundreds, LLaMA thousands).
 
+use super::RMS_EPS;
 use crate::error::{Error, Result};
-use crate::reference::RMS_EPS;
 
 /// One layer's per-dimension statistics.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,86 +167,62 @@ pub fn rank(stats: &[LayerDims], hidden: &dyn Fn(usize) -> Result<Vec<f32>>, tok
 /// The GPU side of discovery: `dim_max.wgsl` over one layer.
 #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
 pub struct DimMax {
-    pipeline: wgpu::ComputePipeline,
+    ctx: crate::kernel::Context,
+    pipeline: std::sync::Arc<crate::kernel::Pipeline>,
 }
 
 #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
 impl DimMax {
-    pub fn new(device: &wgpu::Device) -> Self {
-        use crate::kernels::{compute_pipeline, storage, uniform};
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("visattn dim_max"),
-            entries: &[uniform(0, 16, false), storage(1, true), storage(2, false)],
-        });
-        let pipeline = compute_pipeline(device, "visattn dim_max", crate::shaders::DIM_MAX, &layout, &[]);
-        Self { pipeline }
+    pub fn new(ctx: &crate::kernel::Context) -> Result<Self> {
+        Ok(Self {
+            ctx: ctx.clone(),
+            pipeline: ctx.pipeline::<crate::kernel::declarations::DimMaxKernel>(&[])?,
+        })
     }
 
     /// Max phi per dimension of hidden [T, D], computed on the GPU and read back.
-    pub fn run(&self, device: &wgpu::Device, queue: &wgpu::Queue, hidden: &[f32], dim: usize) -> Result<Vec<f32>> {
-        crate::error::scoped_blocking(device, || self.run_unscoped(device, queue, hidden, dim))?
+    pub fn run(&self, queue: &wgpu::Queue, hidden: &[f32], dim: usize) -> Result<Vec<f32>> {
+        crate::error::scoped_blocking(self.ctx.device(), || self.run_unscoped(queue, hidden, dim))?
     }
 
-    fn run_unscoped(&self, device: &wgpu::Device, queue: &wgpu::Queue, hidden: &[f32], dim: usize) -> Result<Vec<f32>> {
-        use wgpu::util::DeviceExt;
+    fn run_unscoped(&self, queue: &wgpu::Queue, hidden: &[f32], dim: usize) -> Result<Vec<f32>> {
+        use crate::kernel::Storage;
+        use crate::kernel::declarations::{DimMaxInputs, DimMaxKernel};
+        use crate::kernel::uniforms::DimUniform;
         if dim == 0 || hidden.is_empty() || hidden.len() % dim != 0 {
             return Err(Error::Shape(format!("{} values are not a [T, {dim}] matrix", hidden.len())));
         }
         crate::reference::check_finite("hidden_states", hidden)?;
-        let bytes = (hidden.len() * 4) as u64;
-        let limit = device.limits().max_storage_buffer_binding_size;
-        if bytes > limit {
-            return Err(Error::Limit {
-                name: "hidden",
-                needed: bytes,
-                limit,
-                limit_name: "max_storage_buffer_binding_size",
-            });
-        }
+        let ctx = &self.ctx;
+        let input = ctx.storage_buffer("hidden", (hidden.len() * 4) as u64, wgpu::BufferUsages::empty())?;
+        queue.write_buffer(&input, 0, bytemuck::cast_slice(hidden));
+        let best = ctx.storage_buffer("best", (dim * 4) as u64, wgpu::BufferUsages::empty())?;
         let tokens = (hidden.len() / dim) as u32;
-        let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents: bytemuck::cast_slice(&[tokens, dim as u32, 0, 0]),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let input = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents: bytemuck::cast_slice(hidden),
-            usage: wgpu::BufferUsages::STORAGE,
-        });
-        let best = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents: &vec![0u8; dim * 4],
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        });
-        let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &self.pipeline.get_bind_group_layout(0),
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: params.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: input.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: best.as_entire_binding(),
-                },
-            ],
-        });
-        let mut encoder = device.create_command_encoder(&Default::default());
+        let params = ctx.uniform_buffer(
+            "dim_max params",
+            &DimUniform {
+                tokens,
+                hidden: dim as u32,
+                pad0: 0,
+                pad1: 0,
+            },
+        );
+        let dispatch = ctx.bind::<DimMaxKernel>(
+            &self.pipeline,
+            DimMaxInputs {
+                params: params.as_entire_buffer_binding(),
+                hidden: Storage::whole(&input),
+                best: Storage::new(best.as_entire_buffer_binding(), dim),
+            },
+            tokens,
+        )?;
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&self.pipeline);
-            pass.set_bind_group(0, &group, &[]);
-            let (x, y) = crate::kernels::grid(tokens, device.limits().max_compute_workgroups_per_dimension);
-            pass.dispatch_workgroups(x, y, 1);
+            dispatch.record(&mut pass, &[]);
         }
         queue.submit([encoder.finish()]);
-        let bits: Vec<u32> = crate::readback::read_vec(device, queue, &best, dim)?;
+        let bits: Vec<u32> = crate::readback::read_vec(ctx.device(), queue, &best, dim)?;
         Ok(bits.into_iter().map(f32::from_bits).collect())
     }
 }

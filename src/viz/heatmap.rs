@@ -4,15 +4,19 @@
 //! (`heatmap_gather.wgsl`) that fills its per-patch buffer on the GPU, so a host can record
 //! VAR and the picture into one encoder without a round trip.
 
-use wgpu::{BindGroup, BindGroupLayout, Buffer, BufferUsages, ComputePass, ComputePipeline, Device, Queue, RenderPass, RenderPipeline};
+use std::num::NonZeroU64;
+use std::sync::Arc;
+
+use wgpu::{BindGroup, BindGroupLayout, Buffer, BufferUsages, ComputePass, Device, Queue, RenderPass, RenderPipeline};
 
 use crate::error::{Error, Result};
-use crate::kernels::{buffer_entry, compute_pipeline, storage, uniform};
+use crate::kernel::declarations::{HeatmapGather, HeatmapGatherInputs};
+use crate::kernel::uniforms::GatherUniform;
+use crate::kernel::{Context, Dispatch, Pipeline, Storage};
 use crate::shaders;
 
-/// WGSL `View` (heatmap.wgsl) and `GatherParams` (heatmap_gather.wgsl), in bytes.
+/// WGSL `View` (heatmap.wgsl), in bytes.
 const VIEW_SIZE: u64 = 16;
-const GATHER_PARAMS_SIZE: u64 = 32;
 
 /// Gather `head` = this for the mean over the row's selected heads.
 pub const MEAN_OF_SELECTED: u32 = u32::MAX;
@@ -20,10 +24,10 @@ pub const MEAN_OF_SELECTED: u32 = u32::MAX;
 /// The heatmap pipelines for one color target format.
 #[derive(Debug, Clone)]
 pub struct Heatmap {
+    ctx: Context,
     render_layout: BindGroupLayout,
-    gather_layout: BindGroupLayout,
     render: RenderPipeline,
-    gather: ComputePipeline,
+    gather: Arc<Pipeline>,
 }
 
 /// One picture's buffers: per-patch values [2, grid^2] (before, after), the shared scale, the
@@ -53,30 +57,37 @@ pub struct GatherInputs<'a> {
 
 /// Bind group of one gather.
 pub struct GatherBinding {
-    group: BindGroup,
-    cells: u32,
+    dispatch: Dispatch,
     _params: Buffer,
 }
 
-fn whole(binding: u32, b: &Buffer) -> wgpu::BindGroupEntry<'_> {
-    wgpu::BindGroupEntry {
+/// A fragment-stage storage or uniform buffer entry of the render layout.
+fn fragment_buffer(binding: u32, ty: wgpu::BufferBindingType, min_size: u64) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
         binding,
-        resource: b.as_entire_binding(),
+        visibility: wgpu::ShaderStages::FRAGMENT,
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: false,
+            min_binding_size: NonZeroU64::new(min_size),
+        },
+        count: None,
     }
 }
 
 impl Heatmap {
-    pub fn new(device: &Device, format: wgpu::TextureFormat) -> Self {
-        use wgpu::BufferBindingType::{Storage, Uniform};
+    pub fn new(ctx: &Context, format: wgpu::TextureFormat) -> Result<Self> {
+        use wgpu::BufferBindingType::Uniform;
+        let device = ctx.device();
         let frag = wgpu::ShaderStages::FRAGMENT;
-        let read = Storage { read_only: true };
+        let read = wgpu::BufferBindingType::Storage { read_only: true };
         let render_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("visattn heatmap"),
             entries: &[
-                buffer_entry(0, frag, Uniform, VIEW_SIZE, false),
-                buffer_entry(1, frag, read, 4, false),
-                buffer_entry(2, frag, read, 4, false),
-                buffer_entry(3, frag, read, 4, false),
+                fragment_buffer(0, Uniform, VIEW_SIZE),
+                fragment_buffer(1, read, 4),
+                fragment_buffer(2, read, 4),
+                fragment_buffer(3, read, 4),
                 wgpu::BindGroupLayoutEntry {
                     binding: 4,
                     visibility: frag,
@@ -93,19 +104,6 @@ impl Heatmap {
                     ty: wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
                     count: None,
                 },
-            ],
-        });
-        let gather_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("visattn heatmap_gather"),
-            entries: &[
-                uniform(0, GATHER_PARAMS_SIZE, false),
-                storage(1, true),
-                storage(2, true),
-                storage(3, true),
-                storage(4, true),
-                storage(5, false),
-                storage(6, false),
-                storage(7, false),
             ],
         });
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -142,13 +140,12 @@ impl Heatmap {
             multiview_mask: None,
             cache: None,
         });
-        let gather = compute_pipeline(device, "visattn heatmap_gather", shaders::HEATMAP_GATHER, &gather_layout, &[]);
-        Self {
+        Ok(Self {
+            gather: ctx.pipeline::<HeatmapGather>(&[])?,
+            ctx: ctx.clone(),
             render_layout,
-            gather_layout,
             render,
-            gather,
-        }
+        })
     }
 
     /// Buffers for a `grid` x `grid` patch picture drawn into a `width` x `height` target.
@@ -308,7 +305,7 @@ impl Heatmap {
     }
 
     /// GPU path: binds the row buffers the host's VAR pass used.
-    pub fn bind_gather(&self, device: &Device, target: &HeatmapTarget, inputs: GatherInputs) -> Result<GatherBinding> {
+    pub fn bind_gather(&self, target: &HeatmapTarget, inputs: GatherInputs) -> Result<GatherBinding> {
         let cells = target.grid * target.grid;
         if inputs.image_start + cells > inputs.keys
             || inputs.heads == 0
@@ -319,56 +316,35 @@ impl Heatmap {
                 target.grid, inputs.image_start, inputs.keys, inputs.head, inputs.heads
             )));
         }
-        for (name, b, len) in [
-            ("before", inputs.before, inputs.heads * inputs.keys),
-            ("after", inputs.after, inputs.heads * inputs.keys),
-            ("selected", inputs.selected, inputs.heads),
-            ("classes", inputs.classes, inputs.keys),
-        ] {
-            if b.size() < (len * 4) as u64 || !b.usage().contains(BufferUsages::STORAGE) {
-                return Err(Error::Binding {
-                    name,
-                    reason: format!("needs STORAGE usage and {len} x 4 bytes"),
-                });
-            }
-        }
-        let params: [u32; 8] = [
-            inputs.heads as u32,
-            inputs.keys as u32,
-            inputs.image_start as u32,
-            target.grid as u32,
-            inputs.head,
-            0,
-            0,
-            0,
-        ];
-        let pbuf = wgpu::util::DeviceExt::create_buffer_init(
-            device,
-            &wgpu::util::BufferInitDescriptor {
-                label: Some("visattn gather params"),
-                contents: bytemuck::cast_slice(&params),
-                usage: BufferUsages::UNIFORM,
+        let params = self.ctx.uniform_buffer(
+            "visattn gather params",
+            &GatherUniform {
+                heads: inputs.heads as u32,
+                keys: inputs.keys as u32,
+                image_start: inputs.image_start as u32,
+                grid: target.grid as u32,
+                head: inputs.head,
+                pad0: 0,
+                pad1: 0,
+                pad2: 0,
             },
         );
-        let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("visattn heatmap_gather"),
-            layout: &self.gather_layout,
-            entries: &[
-                whole(0, &pbuf),
-                whole(1, inputs.before),
-                whole(2, inputs.after),
-                whole(3, inputs.selected),
-                whole(4, inputs.classes),
-                whole(5, &target.values),
-                whole(6, &target.scale),
-                whole(7, &target.sinks),
-            ],
-        });
-        Ok(GatherBinding {
-            group,
-            cells: cells as u32,
-            _params: pbuf,
-        })
+        let row = inputs.heads * inputs.keys;
+        let dispatch = self.ctx.bind::<HeatmapGather>(
+            &self.gather,
+            HeatmapGatherInputs {
+                params: params.as_entire_buffer_binding(),
+                before: Storage::new(inputs.before.as_entire_buffer_binding(), row),
+                after: Storage::new(inputs.after.as_entire_buffer_binding(), row),
+                selected: Storage::new(inputs.selected.as_entire_buffer_binding(), inputs.heads),
+                classes: Storage::new(inputs.classes.as_entire_buffer_binding(), inputs.keys),
+                values: Storage::whole(&target.values),
+                scale: Storage::whole(&target.scale),
+                sinks: Storage::whole(&target.sinks),
+            },
+            cells as u32,
+        )?;
+        Ok(GatherBinding { dispatch, _params: params })
     }
 
     /// Clears the shared scale (an encoder command, before the pass that gathers).
@@ -378,9 +354,7 @@ impl Heatmap {
 
     /// Records the gather into the host's compute pass (after [`Heatmap::reset`]).
     pub fn gather(&self, pass: &mut ComputePass, binding: &GatherBinding) {
-        pass.set_pipeline(&self.gather);
-        pass.set_bind_group(0, &binding.group, &[]);
-        pass.dispatch_workgroups(binding.cells.div_ceil(64), 1, 1);
+        binding.dispatch.record(pass, &[]);
     }
 
     /// Records the picture into the host's render pass (one full-screen triangle).

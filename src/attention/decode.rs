@@ -1,0 +1,267 @@
+//! One generation on the GPU: the KV cache of every layer, the prefill's sink classes, and a
+//! split-K binding per layer whose key count follows the cache.
+
+use std::num::NonZeroU64;
+
+use wgpu::{Buffer, BufferBinding, BufferUsages, ComputePass, Queue};
+
+use super::split::{KvLayout, SplitAttention, SplitBinding, SplitInputs};
+use super::{AttentionOptions, FusedShape};
+use crate::error::{Error, Result};
+use crate::var::reference::check_finite;
+use crate::var::state::VarState;
+
+/// A generation's sizes: `layers` of `heads` query heads over `kv_heads` key/value heads, with
+/// room for `capacity` tokens (rounded up to a multiple of 64 so every layer's slice is aligned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeShape {
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub capacity: usize,
+}
+
+/// One generation: the KV cache of every layer with room for `capacity` tokens, the sink
+/// classes of every layer captured at prefill (new tokens are never sinks nor image tokens), and
+/// per layer a split-K binding whose key count follows the cache.
+pub struct DecodeSession {
+    layers: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    capacity: usize,
+    len: usize,
+    k: Buffer,
+    v: Buffer,
+    classes: Buffer,
+    q: Buffer,
+    o: Buffer,
+    selected: Buffer,
+    bindings: Vec<SplitBinding>,
+}
+
+fn range(b: &Buffer, at: usize, len: usize) -> BufferBinding<'_> {
+    BufferBinding {
+        buffer: b,
+        offset: (at * 4) as u64,
+        size: NonZeroU64::new((len * 4) as u64),
+    }
+}
+
+impl DecodeSession {
+    /// `state` is the prompt's prepared [`VarState`] (its config and roles).
+    pub fn new(state: &VarState, split: &SplitAttention, shape: DecodeShape, options: AttentionOptions) -> Result<Self> {
+        let DecodeShape {
+            layers,
+            heads,
+            kv_heads,
+            capacity,
+        } = shape;
+        let head_dim = split.head_dim();
+        let step = FusedShape {
+            heads,
+            kv_heads,
+            queries: 1,
+            keys: 1,
+            head_dim,
+        };
+        step.validate()?;
+        if state.batch() != 1 || state.shape().heads != heads {
+            return Err(Error::Shape(
+                "a decode session follows one sequence with the same heads as its VarState".into(),
+            ));
+        }
+        let capacity = capacity.max(1).next_multiple_of(64);
+        let ctx = state.context();
+        let buffer = |len: usize| ctx.storage_buffer("decode cache", (len * 4) as u64, BufferUsages::empty());
+        let layer_kv = kv_heads * capacity * head_dim;
+        let k = buffer(layers * layer_kv)?;
+        let v = buffer(layers * layer_kv)?;
+        let classes = buffer(layers * capacity)?;
+        let q = buffer(layers * heads * head_dim.next_multiple_of(64))?;
+        let o = buffer(layers * heads * head_dim.next_multiple_of(64))?;
+        let selected = buffer(layers * 64 * heads.div_ceil(64))?;
+        let mut bindings = Vec::with_capacity(layers);
+        for l in 0..layers {
+            let qo = heads * head_dim.next_multiple_of(64);
+            let sel = 64 * heads.div_ceil(64);
+            bindings.push(split.bind(
+                state,
+                step,
+                options,
+                KvLayout::new(capacity),
+                SplitInputs {
+                    q: range(&q, l * qo, heads * head_dim),
+                    k: range(&k, l * layer_kv, layer_kv),
+                    v: range(&v, l * layer_kv, layer_kv),
+                    classes: range(&classes, l * capacity, capacity),
+                    o: range(&o, l * qo, heads * head_dim),
+                    selected: range(&selected, l * sel, heads),
+                },
+            )?);
+        }
+        Ok(Self {
+            layers,
+            heads,
+            kv_heads,
+            head_dim,
+            capacity,
+            len: 0,
+            k,
+            v,
+            classes,
+            q,
+            o,
+            selected,
+            bindings,
+        })
+    }
+
+    /// Tokens in the cache.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn kv_offset(&self, layer: usize, kv_head: usize, token: usize) -> u64 {
+        (((layer * self.kv_heads + kv_head) * self.capacity + token) * self.head_dim * 4) as u64
+    }
+
+    /// Stores layer `layer`'s prefill keys and values, [Hkv, tokens, d] each.
+    pub fn write_prefill_kv(&mut self, queue: &Queue, layer: usize, tokens: usize, k: &[f32], v: &[f32]) -> Result<()> {
+        let per = tokens * self.head_dim;
+        if layer >= self.layers || tokens > self.capacity || k.len() != self.kv_heads * per || v.len() != k.len() {
+            return Err(Error::Shape(format!(
+                "prefill k/v of {} values for {tokens} tokens, layer {layer}",
+                k.len()
+            )));
+        }
+        check_finite("k", k)?;
+        check_finite("v", v)?;
+        for h in 0..self.kv_heads {
+            queue.write_buffer(
+                &self.k,
+                self.kv_offset(layer, h, 0),
+                bytemuck::cast_slice(&k[h * per..(h + 1) * per]),
+            );
+            queue.write_buffer(
+                &self.v,
+                self.kv_offset(layer, h, 0),
+                bytemuck::cast_slice(&v[h * per..(h + 1) * per]),
+            );
+        }
+        Ok(())
+    }
+
+    /// Copies the classes the VarState's sink kernel found for `layer` at prefill (record after
+    /// `encode_sinks` of that layer). They stay fixed for the whole generation.
+    pub fn capture_classes(&self, encoder: &mut wgpu::CommandEncoder, state: &VarState, layer: usize) -> Result<()> {
+        let tokens = state.shape().tokens;
+        if layer >= self.layers || tokens > self.capacity {
+            return Err(Error::Shape(format!(
+                "layer {layer} / {tokens} prefill tokens do not fit the session"
+            )));
+        }
+        encoder.copy_buffer_to_buffer(
+            state.classes_buffer(),
+            0,
+            &self.classes,
+            (layer * self.capacity * 4) as u64,
+            (tokens * 4) as u64,
+        );
+        Ok(())
+    }
+
+    /// After the prefill: `tokens` are in the cache.
+    pub fn start(&mut self, tokens: usize) -> Result<()> {
+        if tokens == 0 || tokens >= self.capacity {
+            return Err(Error::Shape(format!("{tokens} prefill tokens for a capacity of {}", self.capacity)));
+        }
+        self.len = tokens;
+        Ok(())
+    }
+
+    /// Before recording a step: every layer will attend over the cache plus the new token.
+    pub fn begin_step(&mut self, queue: &Queue) -> Result<()> {
+        if self.len + 1 > self.capacity {
+            return Err(Error::Limit {
+                name: "decode cache",
+                needed: (self.len + 1) as u64,
+                limit: self.capacity as u64,
+                limit_name: "session capacity",
+            });
+        }
+        for b in &mut self.bindings {
+            b.set_keys(queue, self.len + 1)?;
+        }
+        Ok(())
+    }
+
+    /// The new token's q [H, d], k and v [Hkv, d] for `layer`.
+    pub fn write_step(&self, queue: &Queue, layer: usize, q: &[f32], k: &[f32], v: &[f32]) -> Result<()> {
+        let d = self.head_dim;
+        if layer >= self.layers || q.len() != self.heads * d || k.len() != self.kv_heads * d || v.len() != k.len() {
+            return Err(Error::Shape(format!(
+                "step q/k/v of {}/{}/{} values for layer {layer}",
+                q.len(),
+                k.len(),
+                v.len()
+            )));
+        }
+        for (name, x) in [("q", q), ("k", k), ("v", v)] {
+            check_finite(name, x)?;
+        }
+        queue.write_buffer(
+            &self.q,
+            (layer * self.heads * d.next_multiple_of(64) * 4) as u64,
+            bytemuck::cast_slice(q),
+        );
+        for h in 0..self.kv_heads {
+            queue.write_buffer(
+                &self.k,
+                self.kv_offset(layer, h, self.len),
+                bytemuck::cast_slice(&k[h * d..(h + 1) * d]),
+            );
+            queue.write_buffer(
+                &self.v,
+                self.kv_offset(layer, h, self.len),
+                bytemuck::cast_slice(&v[h * d..(h + 1) * d]),
+            );
+        }
+        Ok(())
+    }
+
+    /// Records `layer`'s split-K attention of the new token.
+    pub fn record_step(&self, pass: &mut ComputePass, layer: usize) -> Result<()> {
+        let b = self.bindings.get(layer).ok_or(Error::Layer {
+            layer,
+            layers: self.layers,
+        })?;
+        b.record(pass, layer)
+    }
+
+    /// After the step's work is submitted: the new token is part of the cache.
+    pub fn end_step(&mut self) {
+        self.len += 1;
+    }
+
+    /// The output rows [H, d] of `layer` (within the o buffer: offset and length in f32).
+    pub fn output_range(&self, layer: usize) -> (u64, usize) {
+        (
+            (layer * self.heads * self.head_dim.next_multiple_of(64) * 4) as u64,
+            self.heads * self.head_dim,
+        )
+    }
+    /// The selected flags [H] of `layer` (offset in bytes, count).
+    pub fn selected_range(&self, layer: usize) -> (u64, usize) {
+        ((layer * 64 * self.heads.div_ceil(64) * 4) as u64, self.heads)
+    }
+    pub fn output_buffer(&self) -> &Buffer {
+        &self.o
+    }
+    pub fn selected_buffer(&self) -> &Buffer {
+        &self.selected
+    }
+}

@@ -1,0 +1,119 @@
+//! Fused attention with VAR inside (var-spec.md section 5): O = softmax(Q K^T * scale) V with
+//! VAR applied on the way, the attention matrix never in memory. Sinks come from the same
+//! [`VarState`] (record its sink kernel for the layer first); flags land in its `selected` buffer.
+
+use std::sync::Arc;
+
+use wgpu::{Buffer, BufferBinding, ComputePass};
+
+use super::{AttentionOptions, FusedShape, check_built_for, check_head_dim};
+use crate::error::{Error, Result};
+use crate::kernel::declarations::{AttentionVar, AttentionVarInputs};
+use crate::kernel::{Context, Dispatch, Pipeline, Storage};
+use crate::var::state::{SharedPlan, VarState, slot_offset};
+
+/// Query rows per workgroup of `attention_var.wgsl`.
+pub const ROWS_PER_WORKGROUP: u32 = 16;
+
+/// What the pipeline is specialised on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FusedSettings {
+    pub head_dim: u32,
+    /// false: plain attention (one accumulator), for measuring what VAR costs.
+    pub var: bool,
+}
+
+/// The fused kernel of one (head_dim, VAR on/off) specialisation.
+#[derive(Debug, Clone)]
+pub struct FusedAttention {
+    settings: FusedSettings,
+    pipeline: Arc<Pipeline>,
+}
+
+/// The caller's buffers of one fused attention: Q [H, Tq, d], K and V [Hkv, Tk, d] (read) and
+/// O [H, Tq, d] (written), f32.
+#[derive(Debug, Clone)]
+pub struct FusedInputs<'a> {
+    pub q: BufferBinding<'a>,
+    pub k: BufferBinding<'a>,
+    pub v: BufferBinding<'a>,
+    pub o: BufferBinding<'a>,
+}
+
+/// One set of Q, K, V, O buffers bound with a state's classes and flags: records itself.
+pub struct FusedBinding {
+    dispatch: Dispatch,
+    plan: SharedPlan,
+    _params: Buffer,
+}
+
+impl FusedAttention {
+    pub fn new(ctx: &Context, settings: FusedSettings) -> Result<Self> {
+        check_head_dim(settings.head_dim as usize)?;
+        let constants = [("D", settings.head_dim as f64), ("VAR", settings.var as u32 as f64)];
+        Ok(Self {
+            settings,
+            pipeline: ctx.pipeline::<AttentionVar>(&constants)?,
+        })
+    }
+
+    /// [`FusedAttention::new`] inside wgpu error scopes (a device whose limits the kernel
+    /// exceeds gives [`Error::Gpu`], not a panic in the uncaptured-error handler).
+    pub async fn new_checked(ctx: &Context, settings: FusedSettings) -> Result<Self> {
+        crate::error::scoped(ctx.device(), || Self::new(ctx, settings)).await?
+    }
+
+    pub fn settings(&self) -> FusedSettings {
+        self.settings
+    }
+
+    /// Binds the caller's buffers with `state`'s config, classes and flags. The state's shape
+    /// must agree: tokens = Tk, heads = H, queries = Tq.
+    pub fn bind(&self, state: &VarState, shape: FusedShape, options: AttentionOptions, inputs: FusedInputs) -> Result<FusedBinding> {
+        check_built_for(&shape, self.settings.head_dim as usize)?;
+        let s = state.shape();
+        if state.batch() != 1 {
+            return Err(Error::Shape(format!(
+                "the fused kernel runs one sequence; this VarState holds {}",
+                state.batch()
+            )));
+        }
+        if (s.tokens, s.heads, s.queries) != (shape.keys, shape.heads, shape.queries) {
+            return Err(Error::Shape(format!(
+                "VarState has T={} H={} Q={}, attention has Tk={} H={} Tq={}",
+                s.tokens, s.heads, s.queries, shape.keys, shape.heads, shape.queries
+            )));
+        }
+        let ctx = state.context();
+        let params = ctx.uniform_buffer("visattn attention params", &options.uniform(shape)?);
+        let dispatch = ctx.bind::<AttentionVar>(
+            &self.pipeline,
+            AttentionVarInputs {
+                cfg: state.config_binding(),
+                att: params.as_entire_buffer_binding(),
+                q: Storage::new(inputs.q, shape.q_len()),
+                k: Storage::new(inputs.k, shape.kv_len()),
+                v: Storage::new(inputs.v, shape.kv_len()),
+                classes: Storage::whole(state.classes_buffer()),
+                o: Storage::new(inputs.o, shape.q_len()),
+                selected: Storage::whole(state.selected_buffer()),
+            },
+            (shape.heads as u32) * (shape.queries as u32).div_ceil(ROWS_PER_WORKGROUP),
+        )?;
+        Ok(FusedBinding {
+            dispatch,
+            plan: state.plan(),
+            _params: params,
+        })
+    }
+}
+
+impl FusedBinding {
+    /// Records the attention of `layer` (its role picks the VAR behaviour). Record the state's
+    /// sink kernel for the layer before it.
+    pub fn record(&self, pass: &mut ComputePass, layer: usize) -> Result<()> {
+        let offset = slot_offset(&self.plan, layer)?;
+        self.dispatch.record(pass, &[offset]);
+        Ok(())
+    }
+}

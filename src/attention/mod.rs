@@ -1,0 +1,63 @@
+//! Attention with VAR inside: the fused kernel (prefill, the attention matrix never in memory),
+//! split-K (decode over long contexts, with [`DecodeSession`]) and the unfused path (eager
+//! engines, and the fused kernel's baseline).
+
+pub mod decode;
+pub mod fused;
+pub mod split;
+pub mod unfused;
+
+use crate::error::{Error, Result};
+use crate::kernel::uniforms::AttnUniform;
+pub(crate) use crate::shape::check_head_dim;
+pub use crate::shape::{FusedShape, MAX_HEAD_DIM};
+
+/// Per-binding attention options.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionOptions {
+    /// Bottom-right aligned causal mask: query row q sits at position keys - queries + q.
+    pub causal: bool,
+    /// Defaults to 1 / sqrt(head_dim).
+    pub scale: Option<f32>,
+}
+
+impl AttentionOptions {
+    /// The softmax scale: the given one, or 1 / sqrt(head_dim); refused when not finite.
+    pub fn resolve_scale(&self, head_dim: usize) -> Result<f32> {
+        let scale = self.scale.unwrap_or(1.0 / (head_dim as f32).sqrt());
+        if !scale.is_finite() {
+            return Err(Error::Config {
+                field: "scale",
+                value: scale.to_string(),
+                reason: "must be finite".into(),
+            });
+        }
+        Ok(scale)
+    }
+
+    /// The `Attn` uniform of `shape` under these options.
+    pub(crate) fn uniform(&self, shape: FusedShape) -> Result<AttnUniform> {
+        Ok(AttnUniform {
+            heads: shape.heads as u32,
+            kv_heads: shape.kv_heads as u32,
+            queries: shape.queries as u32,
+            keys: shape.keys as u32,
+            causal: self.causal as u32,
+            scale: self.resolve_scale(shape.head_dim)?,
+            pad0: 0,
+            pad1: 0,
+        })
+    }
+}
+
+/// A shape's head_dim against the one a pipeline was built for.
+pub(crate) fn check_built_for(shape: &FusedShape, head_dim: usize) -> Result<()> {
+    shape.validate()?;
+    if shape.head_dim != head_dim {
+        return Err(Error::Shape(format!(
+            "head_dim {} but this pipeline was built for {head_dim}",
+            shape.head_dim
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! Decode attention over long contexts: split-K blocks of keys write VAR's partial state, a
+//! combine pass merges them and applies VAR once (var-spec.md section 5). Sinks come from the
+//! prefill and stay fixed for the whole generation (section 1); [`DecodeSession`] keeps them,
+//! grows the KV cache, and makes each step's row eligible (section 3).
+//!
+//! [`DecodeSession`]: super::decode::DecodeSession
+
+use std::sync::Arc;
+
+use wgpu::{Buffer, BufferBinding, BufferUsages, ComputePass, Queue};
+
+use super::{AttentionOptions, FusedShape, check_built_for, check_head_dim};
+use crate::error::{Error, Result};
+use crate::kernel::declarations::{AttentionCombine, AttentionCombineInputs, AttentionSplit, AttentionSplitInputs};
+use crate::kernel::uniforms::SplitUniform;
+use crate::kernel::{Context, Dispatch, Pipeline, Storage};
+use crate::var::state::{SharedPlan, VarState, slot_offset};
+
+/// Keys per split-K block (at most 1024, the kernel's workgroup array).
+pub const DEFAULT_BLOCK: u32 = 256;
+const MAX_BLOCK: u32 = 1024;
+
+/// The split and combine kernels of one head_dim.
+#[derive(Debug, Clone)]
+pub struct SplitAttention {
+    head_dim: usize,
+    split: Arc<Pipeline>,
+    combine: Arc<Pipeline>,
+}
+
+/// The buffers of one split-K attention: Q [H, Tq, d]; K, V [Hkv, capacity, d] of which the
+/// first `keys` are used; the key classes [capacity]; outputs O [H, Tq, d] and selected [H, Tq].
+pub struct SplitInputs<'a> {
+    pub q: BufferBinding<'a>,
+    pub k: BufferBinding<'a>,
+    pub v: BufferBinding<'a>,
+    pub classes: BufferBinding<'a>,
+    pub o: BufferBinding<'a>,
+    pub selected: BufferBinding<'a>,
+}
+
+/// How the KV buffers are laid out: room for `capacity` keys, walked in blocks of `block`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvLayout {
+    pub capacity: usize,
+    pub block: u32,
+}
+
+impl KvLayout {
+    /// `capacity` keys in blocks of [`DEFAULT_BLOCK`].
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            block: DEFAULT_BLOCK,
+        }
+    }
+}
+
+/// The two dispatches, the block partials and the shape uniform (keys can grow:
+/// [`SplitBinding::set_keys`]).
+pub struct SplitBinding {
+    split: Dispatch,
+    combine: Dispatch,
+    params: Buffer,
+    uniform: SplitUniform,
+    plan: SharedPlan,
+    _partials: Buffer,
+}
+
+impl SplitAttention {
+    pub fn new(ctx: &Context, head_dim: usize) -> Result<Self> {
+        check_head_dim(head_dim)?;
+        let constants = [("D", head_dim as f64)];
+        Ok(Self {
+            head_dim,
+            split: ctx.pipeline::<AttentionSplit>(&constants)?,
+            combine: ctx.pipeline::<AttentionCombine>(&constants)?,
+        })
+    }
+
+    /// [`SplitAttention::new`] inside wgpu error scopes.
+    pub async fn new_checked(ctx: &Context, head_dim: usize) -> Result<Self> {
+        crate::error::scoped(ctx.device(), || Self::new(ctx, head_dim)).await?
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+    }
+
+    /// Binds a split-K attention of `shape` (keys = the keys in use now) over KV buffers laid
+    /// out as `kv`. `state` supplies the VAR config slots.
+    pub fn bind(
+        &self,
+        state: &VarState,
+        shape: FusedShape,
+        options: AttentionOptions,
+        kv: KvLayout,
+        inputs: SplitInputs,
+    ) -> Result<SplitBinding> {
+        check_built_for(&shape, self.head_dim)?;
+        let KvLayout { capacity, block } = kv;
+        if shape.keys > capacity {
+            return Err(Error::Shape(format!("{} keys over a capacity of {capacity}", shape.keys)));
+        }
+        if block == 0 || block > MAX_BLOCK {
+            return Err(Error::Config {
+                field: "block",
+                value: block.to_string(),
+                reason: format!("must be in 1..={MAX_BLOCK}"),
+            });
+        }
+        let ctx = state.context();
+        let d = shape.head_dim;
+        let kv_len = shape.kv_heads * capacity * d;
+        let max_blocks = capacity.div_ceil(block as usize);
+        let partials = ctx.storage_buffer(
+            "split partials",
+            (shape.heads * shape.queries * max_blocks * (8 + 3 * d) * 4) as u64,
+            BufferUsages::empty(),
+        )?;
+        let uniform = SplitUniform {
+            heads: shape.heads as u32,
+            kv_heads: shape.kv_heads as u32,
+            queries: shape.queries as u32,
+            keys: shape.keys as u32,
+            causal: options.causal as u32,
+            scale: options.resolve_scale(d)?,
+            block,
+            blocks: (shape.keys as u32).div_ceil(block),
+            capacity: capacity as u32,
+            pad0: 0,
+            pad1: 0,
+            pad2: 0,
+        };
+        let params = ctx.uniform_buffer("visattn split params", &uniform);
+        let rows = uniform.heads * uniform.queries;
+        let split = ctx.bind::<AttentionSplit>(
+            &self.split,
+            AttentionSplitInputs {
+                cfg: state.config_binding(),
+                att: params.as_entire_buffer_binding(),
+                q: Storage::new(inputs.q, shape.q_len()),
+                k: Storage::new(inputs.k, kv_len),
+                v: Storage::new(inputs.v, kv_len),
+                classes: Storage::new(inputs.classes.clone(), capacity),
+                partials: Storage::whole(&partials),
+            },
+            rows * uniform.blocks,
+        )?;
+        let combine = ctx.bind::<AttentionCombine>(
+            &self.combine,
+            AttentionCombineInputs {
+                cfg: state.config_binding(),
+                att: params.as_entire_buffer_binding(),
+                partials: Storage::whole(&partials),
+                classes: Storage::new(inputs.classes, capacity),
+                o: Storage::new(inputs.o, shape.q_len()),
+                selected: Storage::new(inputs.selected, shape.heads * shape.queries),
+            },
+            rows,
+        )?;
+        Ok(SplitBinding {
+            split,
+            combine,
+            params,
+            uniform,
+            plan: state.plan(),
+            _partials: partials,
+        })
+    }
+}
+
+impl SplitBinding {
+    /// Records the split pass and the combine pass for `layer` (its role from the state's plan).
+    pub fn record(&self, pass: &mut ComputePass, layer: usize) -> Result<()> {
+        let offset = slot_offset(&self.plan, layer)?;
+        self.split.record(pass, &[offset]);
+        self.combine.record(pass, &[offset]);
+        Ok(())
+    }
+
+    /// Keys in use now (the KV cache grew); takes effect for work submitted after it.
+    pub fn set_keys(&mut self, queue: &Queue, keys: usize) -> Result<()> {
+        if keys == 0 || keys > self.uniform.capacity as usize || (keys as u32) < self.uniform.queries {
+            return Err(Error::Shape(format!(
+                "{keys} keys for a capacity of {} and {} rows",
+                self.uniform.capacity, self.uniform.queries
+            )));
+        }
+        self.uniform.keys = keys as u32;
+        self.uniform.blocks = (keys as u32).div_ceil(self.uniform.block);
+        self.split
+            .set_items(self.uniform.heads * self.uniform.queries * self.uniform.blocks);
+        queue.write_buffer(&self.params, 0, bytemuck::bytes_of(&self.uniform));
+        Ok(())
+    }
+
+    pub fn keys(&self) -> usize {
+        self.uniform.keys as usize
+    }
+}

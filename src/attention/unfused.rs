@@ -1,0 +1,102 @@
+//! The unfused attention path, for engines with eager attention and as the fused kernel's
+//! baseline: softmax(Q K^T * scale) into a [H, Tq, Tk] buffer, VAR on it with [`VarState`]
+//! (`var_rows.wgsl`), then P V.
+//!
+//! [`VarState`]: crate::VarState
+
+use std::sync::Arc;
+
+use wgpu::{Buffer, BufferBinding, ComputePass};
+
+use super::{AttentionOptions, FusedShape, check_built_for, check_head_dim};
+use crate::error::Result;
+use crate::kernel::declarations::{AttentionProbs, AttentionProbsInputs, AttentionPv, AttentionPvInputs};
+use crate::kernel::{Context, Dispatch, Pipeline, Storage};
+
+/// The two unfused kernels of one head_dim.
+#[derive(Debug, Clone)]
+pub struct UnfusedAttention {
+    ctx: Context,
+    head_dim: usize,
+    probs: Arc<Pipeline>,
+    pv: Arc<Pipeline>,
+}
+
+/// The caller's buffers: Q, K, V (read), P [H, Tq, Tk] (written, then read) and O (written), f32.
+#[derive(Debug, Clone)]
+pub struct UnfusedInputs<'a> {
+    pub q: BufferBinding<'a>,
+    pub k: BufferBinding<'a>,
+    pub v: BufferBinding<'a>,
+    pub probs: BufferBinding<'a>,
+    pub o: BufferBinding<'a>,
+}
+
+/// The two dispatches of one set of Q, K, V, P, O buffers.
+pub struct UnfusedBinding {
+    probs: Dispatch,
+    pv: Dispatch,
+    _params: Buffer,
+}
+
+impl UnfusedAttention {
+    pub fn new(ctx: &Context, head_dim: usize) -> Result<Self> {
+        check_head_dim(head_dim)?;
+        let constants = [("D", head_dim as f64)];
+        Ok(Self {
+            ctx: ctx.clone(),
+            head_dim,
+            probs: ctx.pipeline::<AttentionProbs>(&constants)?,
+            pv: ctx.pipeline::<AttentionPv>(&constants)?,
+        })
+    }
+
+    /// [`UnfusedAttention::new`] inside wgpu error scopes.
+    pub async fn new_checked(ctx: &Context, head_dim: usize) -> Result<Self> {
+        crate::error::scoped(ctx.device(), || Self::new(ctx, head_dim)).await?
+    }
+
+    pub fn bind(&self, shape: FusedShape, options: AttentionOptions, inputs: UnfusedInputs) -> Result<UnfusedBinding> {
+        check_built_for(&shape, self.head_dim)?;
+        let params = self.ctx.uniform_buffer("visattn attention params", &options.uniform(shape)?);
+        let rows = (shape.heads * shape.queries) as u32;
+        let p_len = shape.heads * shape.queries * shape.keys;
+        let probs = self.ctx.bind::<AttentionProbs>(
+            &self.probs,
+            AttentionProbsInputs {
+                att: params.as_entire_buffer_binding(),
+                q: Storage::new(inputs.q, shape.q_len()),
+                k: Storage::new(inputs.k, shape.kv_len()),
+                probs: Storage::new(inputs.probs.clone(), p_len),
+            },
+            rows,
+        )?;
+        let pv = self.ctx.bind::<AttentionPv>(
+            &self.pv,
+            AttentionPvInputs {
+                att: params.as_entire_buffer_binding(),
+                probs: Storage::new(inputs.probs, p_len),
+                v: Storage::new(inputs.v, shape.kv_len()),
+                o: Storage::new(inputs.o, shape.q_len()),
+            },
+            rows,
+        )?;
+        Ok(UnfusedBinding {
+            probs,
+            pv,
+            _params: params,
+        })
+    }
+}
+
+impl UnfusedBinding {
+    /// Records P = softmax(Q K^T * scale).
+    pub fn record_probs(&self, pass: &mut ComputePass) {
+        self.probs.record(pass, &[]);
+    }
+
+    /// Records O = P V.
+    pub fn record_pv(&self, pass: &mut ComputePass) {
+        self.pv.record(pass, &[]);
+    }
+}

@@ -1,0 +1,265 @@
+//! What a kernel declares: its WGSL source, its bindings by name, kind, element type and
+//! access, its override constants and how many items one workgroup covers. Layouts, the typed
+//! inputs struct, the size checks and the bind group all follow from the declaration
+//! ([`kernel!`](crate::kernel!)); tests/kernel_decls.rs reflects each one against its WGSL.
+
+/// A uniform block's layout as Rust has it (size and field offsets), for the reflection test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UniformLayout {
+    /// The WGSL struct it mirrors (in `shaders/common.wgsl` or the kernel's file).
+    pub wgsl: &'static str,
+    pub size: u64,
+    /// (field name, byte offset), in declaration order.
+    pub fields: &'static [(&'static str, u64)],
+}
+
+/// A `#[repr(C)]` Rust struct laid out as a WGSL struct (see [`uniform_block!`](crate::uniform_block!)).
+pub trait UniformBlock: bytemuck::Pod {
+    const LAYOUT: UniformLayout;
+}
+
+/// How a storage binding is accessed (`var<storage, read>` or `read_write`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    ReadWrite,
+}
+
+/// The element type of a storage array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elem {
+    F32,
+    U32,
+    AtomicU32,
+    /// An array of structs.
+    Struct(UniformLayout),
+}
+
+impl Elem {
+    pub const fn bytes(&self) -> u64 {
+        match self {
+            Elem::F32 | Elem::U32 | Elem::AtomicU32 => 4,
+            Elem::Struct(l) => l.size,
+        }
+    }
+}
+
+/// One `@binding` of group 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingKind {
+    /// `var<uniform>`; `dynamic`: bound with a dynamic offset (the per-role config slots).
+    Uniform { block: UniformLayout, dynamic: bool },
+    /// `var<storage>` of an array of `elem`.
+    Storage { elem: Elem, access: Access },
+}
+
+/// A binding: `@binding(i)` is the i-th of [`KernelDecl::bindings`], named as the WGSL `var`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindingDecl {
+    pub name: &'static str,
+    pub kind: BindingKind,
+}
+
+/// Items (tokens, rows, row blocks...) one workgroup covers: the dispatch is
+/// ceil(items / per workgroup) workgroups on a 2-D grid within the per-dimension limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerWorkgroup {
+    Fixed(u32),
+    /// 64 / the named override (LANES: invocations per row).
+    WorkgroupOver(&'static str),
+}
+
+/// A compute kernel: the `main` entry point of `source`, one bind group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelDecl {
+    /// Its file in `shaders/` (also the pipeline's label and cache key).
+    pub file: &'static str,
+    /// The prelude and the file ([`crate::shaders`]).
+    pub source: &'static str,
+    pub bindings: &'static [BindingDecl],
+    /// The `override` constants a pipeline may set.
+    pub overrides: &'static [&'static str],
+    pub per_workgroup: PerWorkgroup,
+}
+
+/// A kernel type: its declaration and its typed inputs (one field per binding).
+pub trait Kernel {
+    const DECL: KernelDecl;
+    type Inputs<'a>: Inputs<'a>;
+}
+
+/// What a kernel's generated inputs struct hands to [`Context::bind`](crate::kernel::Context::bind):
+/// its fields in binding order.
+pub trait Inputs<'a> {
+    fn args(self) -> Vec<Arg<'a>>;
+}
+
+/// One bound buffer range.
+#[derive(Debug, Clone)]
+pub enum Arg<'a> {
+    Uniform(wgpu::BufferBinding<'a>),
+    Storage(Storage<'a>),
+}
+
+/// A storage range and the elements the kernel will touch in it: the one size rule is that the
+/// range holds at least `need` elements (larger is fine), lies inside its buffer at an aligned
+/// offset, and is within the device's binding limit.
+#[derive(Debug, Clone)]
+pub struct Storage<'a> {
+    pub binding: wgpu::BufferBinding<'a>,
+    pub need: u64,
+}
+
+impl<'a> Storage<'a> {
+    pub fn new(binding: wgpu::BufferBinding<'a>, need: usize) -> Self {
+        Self {
+            binding,
+            need: need as u64,
+        }
+    }
+    /// A whole buffer the library made itself, sized for the kernel (no minimum to check).
+    pub fn whole(buffer: &'a wgpu::Buffer) -> Self {
+        Self {
+            binding: buffer.as_entire_buffer_binding(),
+            need: 0,
+        }
+    }
+}
+
+/// Declares a `#[repr(C)]` uniform (or storage-element) struct mirroring a WGSL struct, with its
+/// layout for the reflection test.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! uniform_block {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident = $wgsl:literal { $($(#[$fmeta:meta])* $field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+        $vis struct $name {
+            $($(#[$fmeta])* pub $field: $ty),*
+        }
+        impl $crate::kernel::UniformBlock for $name {
+            const LAYOUT: $crate::kernel::UniformLayout = $crate::kernel::UniformLayout {
+                wgsl: $wgsl,
+                size: ::std::mem::size_of::<$name>() as u64,
+                fields: &[$((stringify!($field), ::std::mem::offset_of!($name, $field) as u64)),*],
+            };
+        }
+    };
+}
+
+/// One declaration per kernel: a marker type implementing [`Kernel`] and its inputs struct with
+/// one named field per binding, in `@binding` order. Field kinds:
+/// `uniform(Block)`, `uniform(Block, dynamic)`, `storage(f32 | u32 | atomic_u32 | Block, read | read_write)`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! kernel {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident, $inputs:ident = $file:literal, $source:expr;
+        overrides [$($ov:literal),* $(,)?];
+        per_workgroup $per:expr;
+        { $($field:ident: $kind:ident($($arg:tt)*)),* $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy)]
+        $vis struct $name;
+
+        #[doc = concat!("The buffers of `", $file, "`, one field per binding.")]
+        $vis struct $inputs<'a> {
+            $(pub $field: $crate::__kernel_field_ty!('a; $kind),)*
+        }
+
+        impl $crate::kernel::Kernel for $name {
+            const DECL: $crate::kernel::KernelDecl = $crate::kernel::KernelDecl {
+                file: $file,
+                source: $source,
+                bindings: &[$($crate::__kernel_binding!($field; $kind($($arg)*))),*],
+                overrides: &[$($ov),*],
+                per_workgroup: $per,
+            };
+            type Inputs<'a> = $inputs<'a>;
+        }
+
+        impl<'a> $crate::kernel::Inputs<'a> for $inputs<'a> {
+            fn args(self) -> Vec<$crate::kernel::Arg<'a>> {
+                vec![$($crate::__kernel_arg!($kind; self.$field)),*]
+            }
+        }
+    };
+}
+
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __kernel_field_ty {
+    ($lt:lifetime; uniform) => { wgpu::BufferBinding<$lt> };
+    ($lt:lifetime; storage) => { $crate::kernel::Storage<$lt> };
+}
+
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __kernel_arg {
+    (uniform; $e:expr) => {
+        $crate::kernel::Arg::Uniform($e)
+    };
+    (storage; $e:expr) => {
+        $crate::kernel::Arg::Storage($e)
+    };
+}
+
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __kernel_binding {
+    ($field:ident; uniform($block:ty)) => {
+        $crate::__kernel_binding!(@uniform $field, $block, false)
+    };
+    ($field:ident; uniform($block:ty, dynamic)) => {
+        $crate::__kernel_binding!(@uniform $field, $block, true)
+    };
+    (@uniform $field:ident, $block:ty, $dynamic:expr) => {
+        $crate::kernel::BindingDecl {
+            name: stringify!($field),
+            kind: $crate::kernel::BindingKind::Uniform {
+                block: <$block as $crate::kernel::UniformBlock>::LAYOUT,
+                dynamic: $dynamic,
+            },
+        }
+    };
+    ($field:ident; storage($elem:tt, $access:ident)) => {
+        $crate::kernel::BindingDecl {
+            name: stringify!($field),
+            kind: $crate::kernel::BindingKind::Storage {
+                elem: $crate::__kernel_elem!($elem),
+                access: $crate::__kernel_access!($access),
+            },
+        }
+    };
+}
+
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __kernel_elem {
+    (f32) => {
+        $crate::kernel::Elem::F32
+    };
+    (u32) => {
+        $crate::kernel::Elem::U32
+    };
+    (atomic_u32) => {
+        $crate::kernel::Elem::AtomicU32
+    };
+    ($block:ty) => {
+        $crate::kernel::Elem::Struct(<$block as $crate::kernel::UniformBlock>::LAYOUT)
+    };
+}
+
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __kernel_access {
+    (read) => {
+        $crate::kernel::Access::Read
+    };
+    (read_write) => {
+        $crate::kernel::Access::ReadWrite
+    };
+}

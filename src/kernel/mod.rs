@@ -1,0 +1,52 @@
+//! Kernels as declarations: each compute kernel is one [`kernel!`](crate::kernel!) entry
+//! (`declarations.rs`) naming its WGSL file, bindings, overrides and dispatch rule; a
+//! [`Context`] builds and caches its pipelines and turns a typed inputs struct into a
+//! [`Dispatch`] that records with `dispatch.record(&mut pass, offsets)`. Hosts declare their own
+//! kernels the same way (examples/llava).
+
+mod context;
+mod decl;
+pub(crate) mod declarations;
+pub(crate) mod uniforms;
+
+pub(crate) use context::check_binding;
+pub use context::{Context, Dispatch, Limits, Pipeline};
+pub use decl::{
+    Access, Arg, BindingDecl, BindingKind, Elem, Inputs, Kernel, KernelDecl, PerWorkgroup, Storage, UniformBlock, UniformLayout,
+};
+
+/// Invocations per workgroup of every built-in kernel (WGSL `WG` in common.wgsl).
+pub const WG: u32 = 64;
+
+/// Every built-in kernel's declaration, for validation tools and the reflection test.
+pub const KERNELS: &[KernelDecl] = {
+    use declarations::*;
+    &[
+        <SinkScore as Kernel>::DECL,
+        <VarRows as Kernel>::DECL,
+        <AttentionVar as Kernel>::DECL,
+        <AttentionSplit as Kernel>::DECL,
+        <AttentionCombine as Kernel>::DECL,
+        <AttentionProbs as Kernel>::DECL,
+        <AttentionPv as Kernel>::DECL,
+        <DimMaxKernel as Kernel>::DECL,
+        <HeatmapGather as Kernel>::DECL,
+        <CopyF32 as Kernel>::DECL,
+        <ReadF32 as Kernel>::DECL,
+    ]
+};
+
+/// Every uniform block and storage struct the built-in kernels read, for the reflection test.
+pub const UNIFORMS: &[UniformLayout] = {
+    use uniforms::*;
+    &[
+        ConfigUniform::LAYOUT,
+        RangeUniform::LAYOUT,
+        SeqUniform::LAYOUT,
+        AttnUniform::LAYOUT,
+        SplitUniform::LAYOUT,
+        CopyUniform::LAYOUT,
+        DimUniform::LAYOUT,
+        GatherUniform::LAYOUT,
+    ]
+};

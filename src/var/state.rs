@@ -1,0 +1,483 @@
+//! A sequence's VAR state on the GPU and the recording of one layer into the caller's pass.
+//!
+//! The embed pattern: a [`Context`] and [`VarKernels`] once per device, [`VarState::new`] once
+//! per sequence shape, [`VarState::prepare`] once per prompt (config, image spans),
+//! [`VarState::bind`] once per set of caller buffers, then [`LayerBinding::record`] per layer into
+//! the caller's compute pass: the binding carries what it needs.
+
+use std::sync::{Arc, RwLock};
+
+use wgpu::{Buffer, BufferBinding, BufferUsages, ComputePass, Queue};
+
+use super::config::{LayerRole, VarConfig};
+use super::kernels::VarKernels;
+use super::visual::VisualTokens;
+use super::{CLASS_IMAGE, CLASS_IMAGE_TILE, KEY_TILE, MAX_SINK_DIMS, VIS_EPS};
+use crate::error::{Error, Result};
+use crate::kernel::declarations::{SinkScore, SinkScoreInputs, VarRows, VarRowsInputs};
+use crate::kernel::uniforms::{ConfigUniform, ROLES, RangeUniform, SeqUniform, SlotShape};
+use crate::kernel::{Context, Dispatch, Storage, UniformBlock};
+
+const CONFIG_SIZE: u64 = ConfigUniform::LAYOUT.size;
+
+/// The sizes of one sequence: `tokens` = T = K, `hidden` = D, `heads` = H, `queries` = Q
+/// (Q = T in prefill, 1 in a decode step; query row q sits at position T - Q + q).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SequenceShape {
+    pub tokens: usize,
+    pub hidden: usize,
+    pub heads: usize,
+    pub queries: usize,
+}
+
+impl SequenceShape {
+    pub fn attn(&self) -> crate::AttnShape {
+        crate::AttnShape {
+            heads: self.heads,
+            queries: self.queries,
+            keys: self.tokens,
+        }
+    }
+    fn validate(&self) -> Result<()> {
+        if self.hidden == 0 {
+            return Err(Error::Shape("hidden size D must be > 0".into()));
+        }
+        crate::AttnShape::new(self.heads, self.queries, self.tokens)?;
+        if self.tokens.checked_mul(self.hidden).is_none_or(|n| n > u32::MAX as usize) {
+            return Err(Error::Shape(format!(
+                "hidden states {} x {} are too large",
+                self.tokens, self.hidden
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Which rows the row kernel visits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Rows {
+    /// Every (head, query row): `selected` is complete. What dumps and reports need.
+    #[default]
+    All,
+    /// Only rows at or after the end of the first image span (the rows that may change):
+    /// skips the bandwidth of the rest. `selected` entries of skipped rows are not written.
+    MayChange,
+}
+
+/// What `prepare` decided for the prompt: each layer's role and the first row the row kernel
+/// visits. Shared with the bindings, which read it when they record.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    roles: Vec<LayerRole>,
+    row_start: usize,
+    slot_stride: u64,
+}
+
+type Plan = Arc<RwLock<Option<Prepared>>>;
+
+fn role_of(plan: &Plan, layer: usize) -> Result<(LayerRole, u32, usize)> {
+    let guard = plan.read().unwrap_or_else(|e| e.into_inner());
+    let p = guard.as_ref().ok_or_else(|| Error::Binding {
+        name: "state",
+        reason: "VarState::prepare must run before recording".into(),
+    })?;
+    let role = *p.roles.get(layer).ok_or(Error::Layer {
+        layer,
+        layers: p.roles.len(),
+    })?;
+    Ok((role, (role as u64 * p.slot_stride) as u32, p.row_start))
+}
+
+/// Per-sequence GPU state: the role-slot uniforms, the image mask, the sink dims, and the
+/// outputs phi, classes and selected, which the caller may copy out after each layer.
+pub struct VarState {
+    ctx: Context,
+    shape: SequenceShape,
+    batch: usize,
+    rows: Rows,
+    slot_stride: u64,
+    config: Buffer,
+    sink_dims: Buffer,
+    seqs: Buffer,
+    visual: Buffer,
+    phi: Buffer,
+    classes: Buffer,
+    selected: Buffer,
+    placeholder: Buffer,
+    plan: Plan,
+}
+
+/// Bind groups for one set of caller buffers: the hidden states of a layer (optional for layers
+/// that do not detect) and a range of heads of its probabilities.
+pub struct LayerBinding {
+    sinks: SinkBinding,
+    rows: Dispatch,
+    heads: usize,
+    queries: usize,
+    rows_per_workgroup: u32,
+}
+
+/// The sink kernel's bind group: the caller's hidden states and the state's outputs.
+pub struct SinkBinding {
+    dispatch: Dispatch,
+    has_hidden: bool,
+    plan: Plan,
+}
+
+/// One sequence of a batch: its image tokens over its own keys, and its query rows. Shorter
+/// sequences are left-padded (as HF pads) to the state's [T] keys and [Q] rows.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchEntry<'a> {
+    pub visual: &'a VisualTokens,
+    pub queries: usize,
+}
+
+/// Where a sequence sits in the padded batch layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// First real key (and token) of the sequence: T - its keys.
+    pub key_offset: usize,
+    /// First real query row: Q - its rows.
+    pub row_offset: usize,
+}
+
+impl VarState {
+    /// Allocates the buffers of one sequence. Fails when an output would exceed a device limit.
+    pub fn new(ctx: &Context, shape: SequenceShape, rows: Rows) -> Result<Self> {
+        Self::new_batch(ctx, shape, 1, rows)
+    }
+
+    /// Allocates the buffers of a batch of `batch` sequences, each at most `shape` (the padded
+    /// sizes): hidden states [B, T, D], probabilities [B, H, Q, K] with heads counted over B x H.
+    pub fn new_batch(ctx: &Context, shape: SequenceShape, batch: usize, rows: Rows) -> Result<Self> {
+        shape.validate()?;
+        if batch == 0 {
+            return Err(Error::Shape("a batch needs at least one sequence".into()));
+        }
+        let align = ctx.limits().min_uniform_buffer_offset_alignment;
+        let slot_stride = CONFIG_SIZE.div_ceil(align) * align;
+        let config = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("visattn config slots"),
+            size: slot_stride * ROLES.len() as u64,
+            usage: BufferUsages::UNIFORM | BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let buffer = |name, len: usize| ctx.storage_buffer(name, (len * 4) as u64, BufferUsages::empty());
+        let tokens = batch * shape.tokens;
+        Ok(Self {
+            selected: buffer("selected", batch * shape.heads * shape.queries)?,
+            sink_dims: buffer("visattn sink dims", MAX_SINK_DIMS)?,
+            seqs: buffer("visattn sequences", batch * 4)?,
+            visual: buffer("visattn image mask", tokens)?,
+            phi: buffer("visattn phi", tokens)?,
+            classes: buffer("visattn classes", tokens)?,
+            placeholder: buffer("visattn no hidden states", 4)?,
+            ctx: ctx.clone(),
+            shape,
+            batch,
+            rows,
+            slot_stride,
+            config,
+            plan: Default::default(),
+        })
+    }
+
+    pub fn shape(&self) -> SequenceShape {
+        self.shape
+    }
+
+    /// Sequences in the batch (1 unless built with [`VarState::new_batch`]).
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Uploads a prompt's settings: the config for each layer role, the image mask and the
+    /// sink dims. Call once per prompt (sinks are per prompt, var-spec.md section 1).
+    pub fn prepare(&mut self, queue: &Queue, cfg: &VarConfig, visual: &VisualTokens, layers: usize) -> Result<()> {
+        if visual.tokens() != self.shape.tokens {
+            return Err(Error::Shape(format!(
+                "image mask covers {} tokens, the sequence has {}",
+                visual.tokens(),
+                self.shape.tokens
+            )));
+        }
+        let queries = self.shape.queries;
+        self.prepare_batch(queue, cfg, &[BatchEntry { visual, queries }], layers)
+            .map(|_| ())
+    }
+
+    /// [`prepare`](Self::prepare) for a batch: one entry per sequence, each with its own length,
+    /// rows and image spans. Returns where each sequence sits in the padded layout.
+    pub fn prepare_batch(&mut self, queue: &Queue, cfg: &VarConfig, entries: &[BatchEntry], layers: usize) -> Result<Vec<Placement>> {
+        cfg.validate_for(self.shape.hidden, layers)?;
+        if cfg.sink_dims.len() > MAX_SINK_DIMS {
+            return Err(Error::Config {
+                field: "sink_dims",
+                value: cfg.sink_dims.len().to_string(),
+                reason: format!("at most {MAX_SINK_DIMS} sink dimensions on the GPU"),
+            });
+        }
+        let s = self.shape;
+        if entries.len() != self.batch {
+            return Err(Error::Shape(format!(
+                "{} sequences given for a batch of {}",
+                entries.len(),
+                self.batch
+            )));
+        }
+        let mut placements = Vec::with_capacity(entries.len());
+        let mut seqs = Vec::with_capacity(entries.len());
+        let mut mask = vec![0u32; self.batch * s.tokens];
+        for (b, e) in entries.iter().enumerate() {
+            let keys = e.visual.tokens();
+            if keys > s.tokens || e.queries == 0 || e.queries > s.queries || e.queries > keys {
+                return Err(Error::Shape(format!(
+                    "sequence {b}: {} rows over {keys} keys does not fit the batch's {} rows over {} keys",
+                    e.queries, s.queries, s.tokens
+                )));
+            }
+            let p = Placement {
+                key_offset: s.tokens - keys,
+                row_offset: s.queries - e.queries,
+            };
+            let first = match self.rows {
+                Rows::All => 0,
+                Rows::MayChange => (e.visual.first_end() + e.queries).saturating_sub(keys).min(e.queries),
+            };
+            seqs.push(SeqUniform {
+                key_offset: p.key_offset as u32,
+                first_row: (p.row_offset + first) as u32,
+                first_image_end: (p.key_offset + e.visual.first_end()) as u32,
+                vis_eps: (e.visual.count() as f64 * VIS_EPS) as f32,
+            });
+            for (j, &m) in e.visual.mask().iter().enumerate() {
+                mask[b * s.tokens + p.key_offset + j] = if m { CLASS_IMAGE } else { 0 };
+            }
+            // The fused kernel finds its runs of image tiles with this bit, one load per tile
+            // instead of one per key.
+            for tile in mask[b * s.tokens..(b + 1) * s.tokens].chunks_mut(KEY_TILE) {
+                if tile.iter().any(|m| m & CLASS_IMAGE != 0) {
+                    tile.iter_mut().for_each(|m| *m |= CLASS_IMAGE_TILE);
+                }
+            }
+            placements.push(p);
+        }
+        let row_start = seqs.iter().map(|q| q.first_row as usize).min().unwrap_or(0);
+        let mut slots = vec![0u8; (self.slot_stride * ROLES.len() as u64) as usize];
+        for (i, role) in ROLES.iter().enumerate() {
+            // The single-sequence fields of Config (image end, epsilon) describe sequence 0:
+            // the fused kernel reads them and runs batches of one.
+            let u = ConfigUniform::new(
+                cfg,
+                *role,
+                SlotShape {
+                    tokens: s.tokens,
+                    hidden: s.hidden,
+                    heads: s.heads,
+                    queries: s.queries,
+                    row_start,
+                    first_image_end: seqs[0].first_image_end as usize,
+                    n_visual: entries[0].visual.count(),
+                },
+            );
+            let at = i * self.slot_stride as usize;
+            slots[at..at + CONFIG_SIZE as usize].copy_from_slice(bytemuck::bytes_of(&u));
+        }
+        queue.write_buffer(&self.config, 0, &slots);
+        queue.write_buffer(&self.sink_dims, 0, bytemuck::cast_slice(&cfg.sink_dims));
+        queue.write_buffer(&self.seqs, 0, bytemuck::cast_slice(&seqs));
+        queue.write_buffer(&self.visual, 0, bytemuck::cast_slice(&mask));
+        *self.plan.write().unwrap_or_else(|e| e.into_inner()) = Some(Prepared {
+            roles: (0..layers).map(|l| cfg.role(l, layers)).collect(),
+            row_start,
+            slot_stride: self.slot_stride,
+        });
+        Ok(placements)
+    }
+
+    /// Binds the caller's buffers: `hidden` holds [T, D] f32 (None when the bound layers never
+    /// detect sinks), `probs` holds heads `first_head..` of [H, Q, K] f32 (whole heads; a range
+    /// of heads lets a layer over the binding limit go through in chunks).
+    pub fn bind(
+        &self,
+        kernels: &VarKernels,
+        hidden: Option<BufferBinding>,
+        probs: BufferBinding,
+        first_head: usize,
+    ) -> Result<LayerBinding> {
+        let s = self.shape;
+        let row_bytes = (s.queries * s.tokens * 4) as u64;
+        let probs_size = crate::kernel::check_binding(self.ctx.limits(), "probs", &probs)?;
+        if probs_size == 0 || probs_size % row_bytes != 0 {
+            return Err(Error::Binding {
+                name: "probs",
+                reason: format!(
+                    "{probs_size} bytes is not a whole number of heads of Q x K = {} x {} f32",
+                    s.queries, s.tokens
+                ),
+            });
+        }
+        let heads = (probs_size / row_bytes) as usize;
+        if first_head + heads > self.batch * s.heads {
+            return Err(Error::Binding {
+                name: "probs",
+                reason: format!(
+                    "heads {first_head}..{} exceed the {} heads of {} sequence(s)",
+                    first_head + heads,
+                    s.heads,
+                    self.batch
+                ),
+            });
+        }
+        let sinks = self.bind_sinks(kernels, hidden)?;
+        let range = self.range_buffer(first_head, heads);
+        let rows = self.ctx.bind::<VarRows>(
+            &kernels.rows,
+            VarRowsInputs {
+                cfg: self.config_binding(),
+                rng: range.as_entire_buffer_binding(),
+                probs: Storage::new(probs, heads * s.queries * s.tokens),
+                classes: Storage::whole(&self.classes),
+                selected: Storage::whole(&self.selected),
+                seqs: Storage::whole(&self.seqs),
+            },
+            0,
+        )?;
+        Ok(LayerBinding {
+            sinks,
+            rows,
+            heads,
+            queries: s.queries,
+            rows_per_workgroup: kernels.settings.rows_per_workgroup(),
+        })
+    }
+
+    /// Binds only the hidden states [T, D] (None for layers that never detect), for kernels
+    /// that read the classes without a probability matrix (the fused attention).
+    pub fn bind_sinks(&self, kernels: &VarKernels, hidden: Option<BufferBinding>) -> Result<SinkBinding> {
+        let s = self.shape;
+        let hidden_len = self.batch * s.tokens * s.hidden;
+        let has_hidden = hidden.is_some();
+        let hidden = match hidden {
+            Some(h) => Storage::new(h, hidden_len),
+            None => Storage::whole(&self.placeholder),
+        };
+        let range = self.range_buffer(0, self.batch * s.heads);
+        let dispatch = self.ctx.bind::<SinkScore>(
+            &kernels.sink,
+            SinkScoreInputs {
+                cfg: self.config_binding(),
+                rng: range.as_entire_buffer_binding(),
+                hidden,
+                sink_dims: Storage::whole(&self.sink_dims),
+                visual: Storage::whole(&self.visual),
+                phi: Storage::whole(&self.phi),
+                classes: Storage::whole(&self.classes),
+                seqs: Storage::whole(&self.seqs),
+            },
+            (self.batch * s.tokens) as u32,
+        )?;
+        Ok(SinkBinding {
+            dispatch,
+            has_hidden,
+            plan: self.plan.clone(),
+        })
+    }
+
+    fn range_buffer(&self, first_head: usize, heads: usize) -> Buffer {
+        self.ctx.uniform_buffer(
+            "visattn range",
+            &RangeUniform {
+                head_offset: first_head as u32,
+                heads: heads as u32,
+                token_offset: 0,
+                tokens: (self.batch * self.shape.tokens) as u32,
+            },
+        )
+    }
+
+    /// One role slot of the config uniform (selected per layer by dynamic offset).
+    pub(crate) fn config_binding(&self) -> BufferBinding<'_> {
+        BufferBinding {
+            buffer: &self.config,
+            offset: 0,
+            size: std::num::NonZeroU64::new(CONFIG_SIZE),
+        }
+    }
+
+    /// What `layer` does under the prepared config.
+    pub fn role(&self, layer: usize) -> Result<LayerRole> {
+        role_of(&self.plan, layer).map(|(role, _, _)| role)
+    }
+
+    /// The prepared plan, shared with the attention bindings that read the config slots.
+    pub(crate) fn plan(&self) -> Plan {
+        self.plan.clone()
+    }
+
+    pub(crate) fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// phi per token, f32 [B, T], of the last layer encoded.
+    pub fn phi_buffer(&self) -> &Buffer {
+        &self.phi
+    }
+    /// Token classes, u32 [B, T]: bit 0 image token, bit 1 sink (0 for padding).
+    pub fn classes_buffer(&self) -> &Buffer {
+        &self.classes
+    }
+    /// Section 2's flag per (head, query row), u32 [B, H, Q].
+    pub fn selected_buffer(&self) -> &Buffer {
+        &self.selected
+    }
+}
+
+/// The config slot offset of `layer` under the prepared plan.
+pub(crate) fn slot_offset(plan: &Plan, layer: usize) -> Result<u32> {
+    role_of(plan, layer).map(|(_, offset, _)| offset)
+}
+
+pub(crate) type SharedPlan = Plan;
+
+impl SinkBinding {
+    /// Records sink scoring of `layer` (phi and classes for all tokens). Run it once per layer,
+    /// before the row kernel or the attention that reads the classes.
+    pub fn record(&self, pass: &mut ComputePass, layer: usize) -> Result<()> {
+        let (role, offset, _) = role_of(&self.plan, layer)?;
+        if role != LayerRole::Off && !self.has_hidden {
+            return Err(Error::Binding {
+                name: "hidden",
+                reason: format!("layer {layer} detects sinks but the binding has no hidden states"),
+            });
+        }
+        self.dispatch.record(pass, &[offset]);
+        Ok(())
+    }
+}
+
+impl LayerBinding {
+    /// The sink half of this binding (for [`SinkBinding::record`] once per layer when several
+    /// head ranges share one layer).
+    pub fn sinks(&self) -> &SinkBinding {
+        &self.sinks
+    }
+
+    /// Records the row kernel of `layer` over the binding's heads.
+    pub fn record_rows(&self, pass: &mut ComputePass, layer: usize) -> Result<()> {
+        let (_, offset, row_start) = role_of(&self.sinks.plan, layer)?;
+        let rows = self.heads * (self.queries - row_start);
+        if rows == 0 {
+            return Ok(());
+        }
+        self.rows
+            .record_workgroups(pass, &[offset], (rows as u32).div_ceil(self.rows_per_workgroup));
+        Ok(())
+    }
+
+    /// Records one whole layer (sinks, then rows) into the caller's compute pass.
+    pub fn record(&self, pass: &mut ComputePass, layer: usize) -> Result<()> {
+        self.sinks.record(pass, layer)?;
+        self.record_rows(pass, layer)
+    }
+}

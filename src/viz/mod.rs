@@ -1,0 +1,3 @@
+//! Pictures drawn by wgpu from the buffers VAR works on.
+
+pub mod heatmap;

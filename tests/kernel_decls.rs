@@ -1,0 +1,151 @@
+//! Every kernel declaration reflected against its WGSL with naga (no GPU): binding i has the
+//! declared name, kind, element type and access; each uniform block's size and field offsets
+//! are naga's; the overrides are the shader's. A declaration that drifts from its shader fails
+//! here, not as a wgpu validation error on someone's machine.
+
+use naga::{AddressSpace, ArraySize, Module, ScalarKind, StorageAccess, TypeInner};
+use visattn::kernel::{Access, BindingKind, Elem, KERNELS, KernelDecl, UNIFORMS, UniformLayout};
+
+fn module(decl: &KernelDecl) -> Module {
+    naga::front::wgsl::parse_str(decl.source).unwrap_or_else(|e| panic!("{}: {}", decl.file, e.emit_to_string(decl.source)))
+}
+
+/// The layout naga gives a struct type.
+fn layout_of(m: &Module, ty: naga::Handle<naga::Type>) -> (String, u64, Vec<(String, u64)>) {
+    let t = &m.types[ty];
+    match &t.inner {
+        TypeInner::Struct { members, span } => (
+            t.name.clone().unwrap_or_default(),
+            *span as u64,
+            members
+                .iter()
+                .map(|mb| (mb.name.clone().unwrap_or_default(), mb.offset as u64))
+                .collect(),
+        ),
+        other => panic!("expected a struct, got {other:?}"),
+    }
+}
+
+fn check_block(what: &str, m: &Module, ty: naga::Handle<naga::Type>, want: &UniformLayout) {
+    let (name, size, fields) = layout_of(m, ty);
+    assert_eq!(name, want.wgsl, "{what}: WGSL struct");
+    assert_eq!(size, want.size, "{what}: size of {name}");
+    let want_fields: Vec<(String, u64)> = want.fields.iter().map(|(n, o)| (n.to_string(), *o)).collect();
+    assert_eq!(fields, want_fields, "{what}: fields and offsets of {name}");
+}
+
+fn check_elem(what: &str, m: &Module, base: naga::Handle<naga::Type>, elem: &Elem) {
+    match (&m.types[base].inner, elem) {
+        (TypeInner::Scalar(s), Elem::F32) => assert_eq!((s.kind, s.width), (ScalarKind::Float, 4), "{what}"),
+        (TypeInner::Scalar(s), Elem::U32) => assert_eq!((s.kind, s.width), (ScalarKind::Uint, 4), "{what}"),
+        (TypeInner::Atomic(s), Elem::AtomicU32) => assert_eq!((s.kind, s.width), (ScalarKind::Uint, 4), "{what}"),
+        (TypeInner::Struct { .. }, Elem::Struct(layout)) => check_block(what, m, base, layout),
+        (other, e) => panic!("{what}: declared {e:?}, the shader has {other:?}"),
+    }
+}
+
+#[test]
+fn every_declaration_matches_its_shader() {
+    for decl in KERNELS {
+        let m = module(decl);
+        let mut globals: Vec<_> = m
+            .global_variables
+            .iter()
+            .filter_map(|(_, g)| g.binding.as_ref().map(|b| (b.group, b.binding, g)))
+            .collect();
+        globals.sort_by_key(|(g, b, _)| (*g, *b));
+        assert_eq!(globals.len(), decl.bindings.len(), "{}: binding count", decl.file);
+        for (i, ((group, binding, g), d)) in globals.iter().zip(decl.bindings).enumerate() {
+            let what = format!("{} binding {i} ({})", decl.file, d.name);
+            assert_eq!((*group, *binding), (0, i as u32), "{what}: group 0, bindings numbered in order");
+            assert_eq!(g.name.as_deref(), Some(d.name), "{what}: the WGSL var's name");
+            match (g.space, d.kind) {
+                (AddressSpace::Uniform, BindingKind::Uniform { block, .. }) => check_block(&what, &m, g.ty, &block),
+                (AddressSpace::Storage { access }, BindingKind::Storage { elem, access: declared }) => {
+                    let want = match declared {
+                        Access::Read => StorageAccess::LOAD,
+                        Access::ReadWrite => StorageAccess::LOAD | StorageAccess::STORE,
+                    };
+                    assert_eq!(access & (StorageAccess::LOAD | StorageAccess::STORE), want, "{what}: access");
+                    match &m.types[g.ty].inner {
+                        TypeInner::Array {
+                            base,
+                            size: ArraySize::Dynamic,
+                            ..
+                        } => check_elem(&what, &m, *base, &elem),
+                        other => panic!("{what}: expected a runtime-sized array, got {other:?}"),
+                    }
+                }
+                (space, kind) => panic!("{what}: declared {kind:?}, the shader has {space:?}"),
+            }
+        }
+        let mut overrides: Vec<&str> = m.overrides.iter().filter_map(|(_, o)| o.name.as_deref()).collect();
+        // attention_var's SLICE is derived from D inside the shader, never set by the host.
+        overrides.retain(|o| *o != "SLICE");
+        overrides.sort();
+        let mut declared = decl.overrides.to_vec();
+        declared.sort();
+        assert_eq!(overrides, declared, "{}: overrides", decl.file);
+        assert_eq!(
+            m.entry_points.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+            ["main"],
+            "{}",
+            decl.file
+        );
+    }
+}
+
+#[test]
+fn every_compute_shader_is_declared_once() {
+    let mut declared: Vec<&str> = KERNELS.iter().map(|d| d.file).collect();
+    declared.sort();
+    let before = declared.len();
+    declared.dedup();
+    assert_eq!(declared.len(), before, "a kernel declared twice");
+    let mut compute: Vec<&str> = visattn::shaders::ALL
+        .iter()
+        .filter(|(_, src)| src.contains("@compute"))
+        .map(|(name, _)| *name)
+        .collect();
+    compute.sort();
+    assert_eq!(declared, compute);
+    for (name, source) in visattn::shaders::ALL {
+        if let Some(d) = KERNELS.iter().find(|d| d.file == *name) {
+            assert_eq!(d.source, *source, "{name}: the declaration's source is the composed shader");
+        }
+    }
+}
+
+#[test]
+fn every_uniform_block_is_read_by_a_kernel_with_its_layout() {
+    for layout in UNIFORMS {
+        let used = KERNELS.iter().any(|d| {
+            d.bindings.iter().any(|b| match b.kind {
+                BindingKind::Uniform { block, .. } => block == *layout,
+                BindingKind::Storage { elem: Elem::Struct(s), .. } => s == *layout,
+                _ => false,
+            })
+        });
+        assert!(used, "{} is declared but no kernel binds it", layout.wgsl);
+    }
+}
+
+/// The checks see drift: a field moved in the WGSL of a copy of Config fails.
+#[test]
+fn a_drifted_declaration_is_caught() {
+    let decl = KERNELS.iter().find(|d| d.file == "var_rows.wgsl").unwrap();
+    let drifted = decl.source.replacen(
+        "    row_start: u32,\n    first_image_end: u32,",
+        "    first_image_end: u32,\n    row_start: u32,",
+        1,
+    );
+    assert_ne!(drifted, decl.source);
+    let m = naga::front::wgsl::parse_str(&drifted).unwrap();
+    let (_, g) = m.global_variables.iter().find(|(_, g)| g.name.as_deref() == Some("cfg")).unwrap();
+    let BindingKind::Uniform { block, .. } = decl.bindings[0].kind else {
+        panic!()
+    };
+    let (_, _, fields) = layout_of(&m, g.ty);
+    let want: Vec<(String, u64)> = block.fields.iter().map(|(n, o)| (n.to_string(), *o)).collect();
+    assert_ne!(fields, want);
+}
