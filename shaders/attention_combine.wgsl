@@ -16,13 +16,6 @@
 
 override D: u32 = 128u;
 
-@group(0) @binding(0) var<uniform> cfg: Config;
-@group(0) @binding(1) var<uniform> att: SplitParams;
-@group(0) @binding(2) var<storage, read> partials: array<f32>;
-@group(0) @binding(3) var<storage, read> classes: array<u32>;
-@group(0) @binding(4) var<storage, read_write> o: array<f32>;
-@group(0) @binding(5) var<storage, read_write> selected: array<u32>;
-
 @compute @workgroup_size(64)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,

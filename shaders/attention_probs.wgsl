@@ -13,11 +13,6 @@
 
 override D: u32 = 128u;
 
-@group(0) @binding(0) var<uniform> att: Attn;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read_write> probs: array<f32>;
-
 var<workgroup> red: array<f32, WG>;
 
 @compute @workgroup_size(64)

@@ -21,14 +21,6 @@ const MAX_BLOCK: u32 = 1024u;
 
 override D: u32 = 128u;
 
-@group(0) @binding(0) var<uniform> cfg: Config;
-@group(0) @binding(1) var<uniform> att: SplitParams;
-@group(0) @binding(2) var<storage, read> q: array<f32>;
-@group(0) @binding(3) var<storage, read> k: array<f32>;
-@group(0) @binding(4) var<storage, read> v: array<f32>;
-@group(0) @binding(5) var<storage, read> classes: array<u32>;
-@group(0) @binding(6) var<storage, read_write> partials: array<f32>;
-
 var<workgroup> q_row: array<f32, MAX_D>;
 var<workgroup> weights: array<f32, MAX_BLOCK>;
 var<workgroup> red: array<vec4<f32>, WG>;

@@ -41,15 +41,6 @@ override VAR: bool = true;
 // Output dims per lane, a pipeline constant so the inner loops have fixed trip counts.
 override SLICE: u32 = D / LANES;
 
-@group(0) @binding(0) var<uniform> cfg: Config;
-@group(0) @binding(1) var<uniform> att: Attn;
-@group(0) @binding(2) var<storage, read> q: array<f32>;
-@group(0) @binding(3) var<storage, read> k: array<f32>;
-@group(0) @binding(4) var<storage, read> v: array<f32>;
-@group(0) @binding(5) var<storage, read> classes: array<u32>;
-@group(0) @binding(6) var<storage, read_write> o: array<f32>;
-@group(0) @binding(7) var<storage, read_write> selected: array<u32>;
-
 var<workgroup> tile: array<f32, 2048>;      // BC x MAX_D: K, then V, of 16 keys
 var<workgroup> partial: array<f32, 1024>;   // WG x BC partial dot products
 var<workgroup> visual_sink_seen: atomic<u32>;

@@ -7,10 +7,6 @@
 //   2  storage, rw      dst: array<f32>
 // Dispatch: ceil(x / y) workgroups of 64 on a 2-D grid (min(n, 65535), ceil(n / 65535), 1).
 
-@group(0) @binding(0) var<uniform> params: CopyParams;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-
 @compute @workgroup_size(64)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,

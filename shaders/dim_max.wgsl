@@ -17,10 +17,6 @@ struct DimParams {
     pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: DimParams;
-@group(0) @binding(1) var<storage, read> hidden: array<f32>;
-@group(0) @binding(2) var<storage, read_write> best: array<atomic<u32>>;
-
 var<workgroup> partial: array<f32, WG>;
 
 @compute @workgroup_size(64)

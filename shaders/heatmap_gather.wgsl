@@ -27,15 +27,6 @@ struct GatherParams {
 
 const ALL: u32 = 0xffffffffu;
 
-@group(0) @binding(0) var<uniform> params: GatherParams;
-@group(0) @binding(1) var<storage, read> before: array<f32>;
-@group(0) @binding(2) var<storage, read> after: array<f32>;
-@group(0) @binding(3) var<storage, read> selected: array<u32>;
-@group(0) @binding(4) var<storage, read> classes: array<u32>;
-@group(0) @binding(5) var<storage, read_write> values: array<f32>;
-@group(0) @binding(6) var<storage, read_write> scale: array<atomic<u32>>;
-@group(0) @binding(7) var<storage, read_write> sinks: array<u32>;
-
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let cells = params.grid * params.grid;

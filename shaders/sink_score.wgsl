@@ -25,15 +25,6 @@ override LANES: u32 = 64u;
 // The image bits of visual[] (0 and 2) that classes[] carries on.
 const IMAGE_BITS: u32 = CLASS_IMAGE | CLASS_IMAGE_TILE;
 
-@group(0) @binding(0) var<uniform> cfg: Config;
-@group(0) @binding(1) var<uniform> rng: Range;
-@group(0) @binding(2) var<storage, read> hidden: array<f32>;
-@group(0) @binding(3) var<storage, read> sink_dims: array<u32>;
-@group(0) @binding(4) var<storage, read> visual: array<u32>;
-@group(0) @binding(5) var<storage, read_write> phi: array<f32>;
-@group(0) @binding(6) var<storage, read_write> classes: array<u32>;
-@group(0) @binding(7) var<storage, read> seqs: array<Seq>;
-
 var<workgroup> partial: array<f32, WG>;
 
 @compute @workgroup_size(64)

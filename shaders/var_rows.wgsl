@@ -29,13 +29,6 @@
 
 override LANES: u32 = 64u;
 
-@group(0) @binding(0) var<uniform> cfg: Config;
-@group(0) @binding(1) var<uniform> rng: Range;
-@group(0) @binding(2) var<storage, read_write> probs: array<f32>;
-@group(0) @binding(3) var<storage, read> classes: array<u32>;
-@group(0) @binding(4) var<storage, read_write> selected: array<u32>;
-@group(0) @binding(5) var<storage, read> seqs: array<Seq>;
-
 // x: visual, y: visual sinks, z: all sinks, w: visual non-sinks.
 var<workgroup> masses: array<vec4<f32>, WG>;
 var<workgroup> visual_sink_seen: array<u32, WG>;

@@ -5,7 +5,7 @@ mod support;
 
 use support::Rng;
 use visattn::{
-    BatchEntry, Convention, HostRunner, ImageSpan, KernelSettings, LayerOutput, Rows, SequenceInput, SequenceShape, VarConfig, VarKernels,
+    BatchEntry, Convention, HostSession, ImageSpan, KernelSettings, LayerOutput, Rows, SequenceInput, SequenceShape, VarConfig, VarKernels,
     VisualTokens,
 };
 
@@ -65,7 +65,7 @@ fn alone(g: &support::gpu::Gpu, k: &VarKernels, cfg: &VarConfig, s: &Seq, layer:
         heads: H,
         queries: s.queries,
     };
-    let mut r = HostRunner::new(&g.ctx, k, shape, rows).unwrap();
+    let mut r = HostSession::rows(&g.ctx, k, shape, rows).unwrap();
     r.prepare(&g.queue, cfg, &s.visual, 8).unwrap();
     r.run_layer(&g.queue, layer, Some(&s.hidden), &s.probs).unwrap()
 }
@@ -77,7 +77,7 @@ fn batched(g: &support::gpu::Gpu, k: &VarKernels, cfg: &VarConfig, seqs: &[Seq],
         heads: H,
         queries: seqs.iter().map(|s| s.queries).max().unwrap(),
     };
-    let mut r = HostRunner::new_batch(&g.ctx, k, shape, seqs.len(), rows).unwrap();
+    let mut r = HostSession::rows_batch(&g.ctx, k, shape, seqs.len(), rows).unwrap();
     let entries: Vec<BatchEntry> = seqs
         .iter()
         .map(|s| BatchEntry {

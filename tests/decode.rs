@@ -10,7 +10,7 @@ use support::Rng;
 use visattn::readback::read_vec;
 use visattn::reference::{self, RowStats};
 use visattn::{
-    AttentionOptions, Convention, DecodeSession, FusedAttention, FusedSettings, FusedShape, HostAttention, ImageSpan, LayerPlan, Rows,
+    AttentionOptions, Convention, DecodeSession, FusedAttention, FusedSettings, FusedShape, HostSession, ImageSpan, LayerPlan, Rows,
     SequenceShape, SplitAttention, SplitInputs, VarConfig, VarKernels, VarState, VisualTokens,
 };
 use wgpu::util::DeviceExt;
@@ -148,9 +148,17 @@ fn split_k_equals_the_cpu_path_and_the_one_row_kernel() {
                     },
                 )
                 .unwrap();
-                let mut one = HostAttention::new(&g.ctx, &k, &fused, s, HIDDEN, AttentionOptions { causal: true, scale: None }).unwrap();
+                let mut one = HostSession::attention(
+                    &g.ctx,
+                    &k,
+                    visattn::Attention::Fused(&fused),
+                    s,
+                    HIDDEN,
+                    AttentionOptions { causal: true, scale: None },
+                )
+                .unwrap();
                 one.prepare(&g.queue, &c, &d.visual, 8).unwrap();
-                one.run_layer(&g.queue, 3, Some(&d.hidden), &d.q, &d.k, &d.v).unwrap()
+                one.run_attention(&g.queue, 3, Some(&d.hidden), &d.q, &d.k, &d.v).unwrap()
             });
             let vm = vmax(&d.v);
             for (r, st) in stats.iter().enumerate() {
@@ -193,9 +201,17 @@ fn decode_equals_the_prefill_kernels_last_row() {
     let d = make(&mut rng, full, ImageSpan::new(10, 120), &[0, 30, 31]);
     let c = cfg(Convention::Released);
     let fused = FusedAttention::new(&g.ctx, FusedSettings { head_dim: 64, var: true }).unwrap();
-    let mut prefill = HostAttention::new(&g.ctx, &k, &fused, full, HIDDEN, AttentionOptions { causal: true, scale: None }).unwrap();
+    let mut prefill = HostSession::attention(
+        &g.ctx,
+        &k,
+        visattn::Attention::Fused(&fused),
+        full,
+        HIDDEN,
+        AttentionOptions { causal: true, scale: None },
+    )
+    .unwrap();
     prefill.prepare(&g.queue, &c, &d.visual, 8).unwrap();
-    let all = prefill.run_layer(&g.queue, 3, Some(&d.hidden), &d.q, &d.k, &d.v).unwrap();
+    let all = prefill.run_attention(&g.queue, 3, Some(&d.hidden), &d.q, &d.k, &d.v).unwrap();
     let last = FusedShape { queries: 1, ..full };
     let q_last: Vec<f32> = (0..4)
         .flat_map(|h| d.q[(h * keys + keys - 1) * 64..(h * keys + keys) * 64].to_vec())

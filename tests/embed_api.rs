@@ -7,7 +7,7 @@ use std::num::NonZeroU64;
 
 use support::Rng;
 use visattn::readback::read_vec;
-use visattn::{AttnShape, Error, HostRunner, ImageSpan, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens, reference};
+use visattn::{AttnShape, Error, HostSession, ImageSpan, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens, reference};
 use wgpu::util::DeviceExt;
 use wgpu::{BufferBinding, BufferUsages};
 
@@ -112,7 +112,7 @@ fn bad_inputs_get_typed_errors() {
     let g = support::gpu::gpu();
     let kernels = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
     let (hidden, probs, cfg, visual) = inputs(2);
-    let mut runner = HostRunner::new(&g.ctx, &kernels, shape(), Rows::All).unwrap();
+    let mut runner = HostSession::rows(&g.ctx, &kernels, shape(), Rows::All).unwrap();
 
     // Config checked against the model.
     let wide = VarConfig {
@@ -282,7 +282,7 @@ fn outputs_over_a_device_limit_are_refused_not_truncated() {
     // A single head of 48 x 48 f32 is 9 KiB: cannot be split by heads any further.
     let kernels = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
     assert!(matches!(
-        HostRunner::new(&g.ctx, &kernels, shape(), Rows::All),
+        HostSession::rows(&g.ctx, &kernels, shape(), Rows::All),
         Err(Error::Limit { .. })
     ));
 }

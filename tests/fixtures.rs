@@ -5,7 +5,7 @@ mod support;
 
 use visattn::dump::{TensorFile, drop_batch, spans_from_metadata};
 use visattn::reference;
-use visattn::{AttnShape, Convention, HostRunner, LayerPlan, Rows, SequenceShape, VarConfig, VarKernels, VisualTokens};
+use visattn::{AttnShape, Convention, HostSession, LayerPlan, Rows, SequenceShape, VarConfig, VarKernels, VisualTokens};
 
 struct Layer {
     hidden: Option<Vec<f32>>,
@@ -64,7 +64,7 @@ fn official_parity(convention: Convention) {
         heads: shape.heads,
         queries: shape.queries,
     };
-    let mut runner = HostRunner::new(&g.ctx, &kernels, seq, Rows::All).unwrap();
+    let mut runner = HostSession::rows(&g.ctx, &kernels, seq, Rows::All).unwrap();
     runner.prepare(&g.queue, &cfg, &visual, layers).unwrap();
 
     let mut total_selected = 0;
@@ -142,7 +142,7 @@ fn minilm_cls_is_the_only_sink() {
         heads: shape.heads,
         queries: shape.queries,
     };
-    let mut runner = HostRunner::new(&g.ctx, &kernels, seq, Rows::All).unwrap();
+    let mut runner = HostSession::rows(&g.ctx, &kernels, seq, Rows::All).unwrap();
     runner.prepare(&g.queue, &cfg, &visual, 6).unwrap();
     for (l, input) in inputs.iter().enumerate().skip(1) {
         let hidden = input.hidden.as_deref().unwrap();

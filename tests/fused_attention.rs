@@ -13,8 +13,8 @@ mod support;
 use support::Rng;
 use visattn::reference::{self, RowStats};
 use visattn::{
-    AttentionOptions, Convention, FusedAttention, FusedSettings, FusedShape, HostAttention, ImageSpan, KernelSettings, LayerRole,
-    VarConfig, VarKernels, VisualTokens,
+    AttentionOptions, Convention, FusedAttention, FusedSettings, FusedShape, HostSession, ImageSpan, KernelSettings, LayerRole, VarConfig,
+    VarKernels, VisualTokens,
 };
 
 const HIDDEN: usize = 64;
@@ -174,9 +174,9 @@ fn check(
         causal: c.causal,
         scale: None,
     };
-    let mut host = HostAttention::new(&g.ctx, k, f, c.shape, HIDDEN, opts).unwrap();
+    let mut host = HostSession::attention(&g.ctx, k, visattn::Attention::Fused(f), c.shape, HIDDEN, opts).unwrap();
     host.prepare(&g.queue, cfg, &d.visual, 8).unwrap();
-    let out = host.run_layer(&g.queue, layer, Some(&d.hidden), &d.q, &d.k, &d.v).unwrap();
+    let out = host.run_attention(&g.queue, layer, Some(&d.hidden), &d.q, &d.k, &d.v).unwrap();
 
     let role = if f.settings().var { cfg.role(layer, 8) } else { LayerRole::Off };
     let phi = reference::phi(&d.hidden, HIDDEN, &cfg.sink_dims);
@@ -342,7 +342,7 @@ fn bad_shapes_are_typed_errors() {
         head_dim: 64,
     };
     assert!(matches!(
-        HostAttention::new(&g.ctx, &k, &f, bad, 16, opts),
+        HostSession::attention(&g.ctx, &k, visattn::Attention::Fused(&f), bad, 16, opts),
         Err(visattn::Error::Shape(_))
     ));
     let wrong_dim = FusedShape {
@@ -353,7 +353,7 @@ fn bad_shapes_are_typed_errors() {
         head_dim: 128,
     };
     assert!(matches!(
-        HostAttention::new(&g.ctx, &k, &f, wrong_dim, 16, opts),
+        HostSession::attention(&g.ctx, &k, visattn::Attention::Fused(&f), wrong_dim, 16, opts),
         Err(visattn::Error::Shape(_))
     ));
     let shape = FusedShape {
@@ -363,7 +363,7 @@ fn bad_shapes_are_typed_errors() {
         keys: 8,
         head_dim: 64,
     };
-    let mut h = HostAttention::new(&g.ctx, &k, &f, shape, 16, opts).unwrap();
+    let mut h = HostSession::attention(&g.ctx, &k, visattn::Attention::Fused(&f), shape, 16, opts).unwrap();
     let visual = VisualTokens::from_spans(&[ImageSpan::new(1, 3)], 8).unwrap();
     h.prepare(
         &g.queue,
@@ -380,11 +380,11 @@ fn bad_shapes_are_typed_errors() {
     let hid = vec![1.0f32; 8 * 16];
     qv[3] = f32::NAN;
     assert!(matches!(
-        h.run_layer(&g.queue, 3, Some(&hid), &qv, &kv, &kv),
+        h.run_attention(&g.queue, 3, Some(&hid), &qv, &kv, &kv),
         Err(visattn::Error::NonFinite { .. })
     ));
     assert!(matches!(
-        h.run_layer(&g.queue, 3, Some(&hid), &kv, &kv, &kv),
+        h.run_attention(&g.queue, 3, Some(&hid), &kv, &kv, &kv),
         Err(visattn::Error::Shape(_))
     ));
 }

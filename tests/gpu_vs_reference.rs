@@ -11,7 +11,7 @@ mod support;
 use support::Rng;
 use visattn::reference::{self, RowStats};
 use visattn::{
-    AttnShape, Convention, HostRunner, ImageSpan, KernelSettings, LayerOutput, LayerPlan, LayerRole, Rows, SequenceShape, VarConfig,
+    AttnShape, Convention, HostSession, ImageSpan, KernelSettings, LayerOutput, LayerPlan, LayerRole, Rows, SequenceShape, VarConfig,
     VarKernels, VisualTokens,
 };
 
@@ -119,7 +119,7 @@ fn seq(i: &Inputs, dim: usize) -> SequenceShape {
 fn run_gpu(g: &support::gpu::Gpu, k: &VarKernels, i: &Inputs, dim: usize, role: LayerRole, rows: Rows) -> LayerOutput {
     // Three layers: 0 Off, 1 Detect, 2 Redistribute under an explicit plan mapping.
     let (layer, layers, cfg) = role_layer(&i.cfg, role);
-    let mut r = HostRunner::new(&g.ctx, k, seq(i, dim), rows).unwrap();
+    let mut r = HostSession::rows(&g.ctx, k, seq(i, dim), rows).unwrap();
     r.prepare(&g.queue, &cfg, &i.visual, layers).unwrap();
     assert_eq!(r.role(layer).unwrap(), role);
     r.run_layer(&g.queue, layer, Some(&i.hidden), &i.probs).unwrap()
@@ -459,7 +459,7 @@ fn layer_over_the_binding_limit_goes_through_in_chunks() {
         seed: 12,
     };
     let i = make(&case, Convention::Paper);
-    let mut r = HostRunner::new(&g.ctx, &k, seq(&i, case.dim), Rows::All).unwrap();
+    let mut r = HostSession::rows(&g.ctx, &k, seq(&i, case.dim), Rows::All).unwrap();
     assert!(r.chunks() > 1, "the layer must be split");
     r.prepare(&g.queue, &i.cfg, &i.visual, 8).unwrap();
     let out = r.run_layer(&g.queue, 3, Some(&i.hidden), &i.probs).unwrap();

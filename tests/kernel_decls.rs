@@ -7,7 +7,8 @@ use naga::{AddressSpace, ArraySize, Module, ScalarKind, StorageAccess, TypeInner
 use visattn::kernel::{Access, BindingKind, Elem, KERNELS, KernelDecl, UNIFORMS, UniformLayout};
 
 fn module(decl: &KernelDecl) -> Module {
-    naga::front::wgsl::parse_str(decl.source).unwrap_or_else(|e| panic!("{}: {}", decl.file, e.emit_to_string(decl.source)))
+    let source = decl.wgsl();
+    naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| panic!("{}: {}", decl.file, e.emit_to_string(&source)))
 }
 
 /// The layout naga gives a struct type.
@@ -111,7 +112,7 @@ fn every_compute_shader_is_declared_once() {
     assert_eq!(declared, compute);
     for (name, source) in visattn::shaders::ALL {
         if let Some(d) = KERNELS.iter().find(|d| d.file == *name) {
-            assert_eq!(d.source, *source, "{name}: the declaration's source is the composed shader");
+            assert_eq!(d.body, *source, "{name}: the declaration's body is the file");
         }
     }
 }
@@ -134,12 +135,13 @@ fn every_uniform_block_is_read_by_a_kernel_with_its_layout() {
 #[test]
 fn a_drifted_declaration_is_caught() {
     let decl = KERNELS.iter().find(|d| d.file == "var_rows.wgsl").unwrap();
-    let drifted = decl.source.replacen(
+    let source = decl.wgsl();
+    let drifted = source.replacen(
         "    row_start: u32,\n    first_image_end: u32,",
         "    first_image_end: u32,\n    row_start: u32,",
         1,
     );
-    assert_ne!(drifted, decl.source);
+    assert_ne!(drifted, source);
     let m = naga::front::wgsl::parse_str(&drifted).unwrap();
     let (_, g) = m.global_variables.iter().find(|(_, g)| g.name.as_deref() == Some("cfg")).unwrap();
     let BindingKind::Uniform { block, .. } = decl.bindings[0].kind else {

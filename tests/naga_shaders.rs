@@ -4,7 +4,17 @@
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
-fn check(name: &str, source: &str) {
+/// What a pipeline compiles for `name`: a declared kernel's prelude, generated bindings and file;
+/// the heatmap's render shader as it is.
+fn composed(name: &str, raw: &str) -> String {
+    match visattn::kernel::KERNELS.iter().find(|d| d.file == name) {
+        Some(d) => d.wgsl(),
+        None => raw.to_string(),
+    }
+}
+
+fn check(name: &str, own: &str) {
+    let source = &composed(name, own);
     let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
     let info = Validator::new(ValidationFlags::all(), Capabilities::default())
         .validate(&module)
@@ -13,7 +23,6 @@ fn check(name: &str, source: &str) {
     let (module, info) = naga::back::pipeline_constants::process_overrides(&module, &info, None, &Default::default())
         .unwrap_or_else(|e| panic!("{name}: overrides: {e}"));
     assert!(!module.entry_points.is_empty(), "{name}: no entry point");
-    let own = &source[visattn::shaders::PRELUDE.len()..];
     let header = own.lines().take(3).collect::<String>();
     assert!(header.contains(name), "{name}: the header comment must name the kernel");
     assert!(
@@ -90,7 +99,7 @@ fn every_shader_validates_and_translates() {
 
 #[test]
 fn a_broken_shader_is_caught() {
-    let broken = visattn::shaders::VAR_ROWS.replace("m.w > GUARD", "m.w > 1u");
+    let broken = composed("var_rows.wgsl", visattn::shaders::VAR_ROWS).replace("m.w > GUARD", "m.w > 1u");
     let module = naga::front::wgsl::parse_str(&broken);
     let caught = match module {
         Err(_) => true,
@@ -101,16 +110,16 @@ fn a_broken_shader_is_caught() {
     assert!(caught, "a type error in a shader must not validate");
 }
 
-/// The prelude is a plain prepend: each embedded source is `common.wgsl` followed by the file on
-/// disk, byte for byte, and no kernel declares again a struct or constant the prelude holds (one
-/// definition of Config, Range, Seq, Attn, the class bits...). The prelude itself validates and
-/// declares no bindings or entry points.
+/// The composition is a plain prepend: each declared kernel compiles as `common.wgsl`, the
+/// `@binding` lines its declaration generates, then its file on disk byte for byte; the files
+/// declare no bindings of their own (the declaration is their one list), and no file declares
+/// again a struct or constant the prelude holds (one definition of Config, Range, Seq, Attn, the
+/// class bits...). The prelude itself validates and declares no bindings or entry points.
 #[test]
-fn every_kernel_is_the_prelude_then_its_file() {
+fn every_kernel_is_the_prelude_its_bindings_then_its_file() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
     let prelude = std::fs::read_to_string(dir.join("common.wgsl")).unwrap();
     assert_eq!(visattn::shaders::PRELUDE, prelude);
-    assert_eq!(visattn::shaders::PRELUDE_LINES, prelude.lines().count());
     let module = naga::front::wgsl::parse_str(&prelude).unwrap_or_else(|e| panic!("common.wgsl: {}", e.emit_to_string(&prelude)));
     Validator::new(ValidationFlags::all(), Capabilities::default())
         .validate(&module)
@@ -134,12 +143,20 @@ fn every_kernel_is_the_prelude_then_its_file() {
     }
     for (name, source) in visattn::shaders::ALL {
         let own = std::fs::read_to_string(dir.join(name)).unwrap();
-        assert_eq!(*source, format!("{prelude}{own}"), "{name}: not the prelude followed by the file");
-        for s in &structs {
-            assert!(!own.contains(&format!("struct {s} ")), "{name} declares struct {s} again");
-        }
-        for c in &consts {
-            assert!(!own.contains(&format!("const {c}:")), "{name} declares const {c} again");
+        assert_eq!(*source, own, "{name}: the embedded file is the file on disk");
+        if let Some(d) = visattn::kernel::KERNELS.iter().find(|d| d.file == *name) {
+            assert_eq!(
+                d.wgsl(),
+                format!("{prelude}{}{own}", d.binding_lines()),
+                "{name}: not prelude + bindings + file"
+            );
+            assert!(!own.contains("@binding("), "{name} declares bindings of its own");
+            for s in &structs {
+                assert!(!own.contains(&format!("struct {s} ")), "{name} declares struct {s} again");
+            }
+            for c in &consts {
+                assert!(!own.contains(&format!("const {c}:")), "{name} declares const {c} again");
+            }
         }
     }
 }
@@ -159,15 +176,13 @@ fn workgroup_bytes(source: &str) -> u32 {
 #[test]
 fn every_kernel_fits_webgpu_default_workgroup_memory() {
     for (name, source) in visattn::shaders::ALL {
-        let bytes = workgroup_bytes(source);
+        let bytes = workgroup_bytes(&composed(name, source));
         assert!(bytes <= 16 << 10, "{name}: {bytes} bytes of workgroup memory, over 16 KiB");
     }
     // The fused kernel's budget, as its header states: tile 8 KiB + partials 4 KiB + stash 3 KiB
     // (+ 3 flags); a stash of 64 per row would not fit.
-    assert_eq!(
-        workgroup_bytes(visattn::shaders::ATTENTION_VAR),
-        8192 + 4096 + 16 * 48 * 4 + 48 * 4 + 8
-    );
-    let over = visattn::shaders::ATTENTION_VAR.replace("const DEFER_CAP: u32 = 48u;", "const DEFER_CAP: u32 = 64u;");
+    let fused = composed("attention_var.wgsl", visattn::shaders::ATTENTION_VAR);
+    assert_eq!(workgroup_bytes(&fused), 8192 + 4096 + 16 * 48 * 4 + 48 * 4 + 8);
+    let over = fused.replace("const DEFER_CAP: u32 = 48u;", "const DEFER_CAP: u32 = 64u;");
     assert!(workgroup_bytes(&over) > 16 << 10);
 }

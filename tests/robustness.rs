@@ -5,7 +5,7 @@ mod support;
 
 use visattn::dump::TensorFile;
 use visattn::{
-    Error, FusedAttention, FusedSettings, HostRunner, ImageSpan, KernelSettings, Rows, SequenceShape, VarConfig, VarKernels, VisualTokens,
+    Error, FusedAttention, FusedSettings, HostSession, ImageSpan, KernelSettings, Rows, SequenceShape, VarConfig, VarKernels, VisualTokens,
 };
 
 #[test]
@@ -47,7 +47,7 @@ fn a_lost_device_is_an_error_not_a_panic() {
         heads: 2,
         queries: 16,
     };
-    let mut runner = HostRunner::new(&g.ctx, &k, shape, Rows::All).unwrap();
+    let mut runner = HostSession::rows(&g.ctx, &k, shape, Rows::All).unwrap();
     let visual = VisualTokens::from_spans(&[ImageSpan::new(2, 6)], 16).unwrap();
     runner
         .prepare(

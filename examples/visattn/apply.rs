@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use visattn::dump::{Dump, LayerResult, parse_spans, sink_dims_for, write_results};
 use visattn::{
-    BatchEntry, Convention, HostRunner, ImageSpan, LayerPlan, LayerRole, Rows, SequenceInput, SequenceShape, VarConfig, VarKernels,
+    BatchEntry, Convention, HostSession, ImageSpan, LayerPlan, LayerRole, Rows, SequenceInput, SequenceShape, VarConfig, VarKernels,
     VisualTokens,
 };
 
@@ -192,7 +192,7 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
         heads,
         queries: jobs.iter().map(|j| j.dump.attn.queries).max().unwrap_or(1),
     };
-    let mut runner = HostRunner::new_batch(&g.ctx, &kernels, shape, jobs.len(), Rows::All).map_err(|e| e.to_string())?;
+    let mut runner = HostSession::rows_batch(&g.ctx, &kernels, shape, jobs.len(), Rows::All).map_err(|e| e.to_string())?;
     let entries: Vec<BatchEntry> = jobs
         .iter()
         .map(|j| BatchEntry {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use visattn::dump::{OutTensor, TensorFile, drop_batch, layer_count, write_tensors};
 use visattn::{
-    AttentionOptions, FusedAttention, FusedSettings, FusedShape, HostAttention, LayerRole, SplitAttention, VarKernels, VisualTokens,
+    AttentionOptions, FusedAttention, FusedSettings, FusedShape, HostSession, LayerRole, SplitAttention, VarKernels, VisualTokens,
 };
 
 use crate::apply::{VarArgs, config_metadata};
@@ -95,7 +95,7 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
     // One query row (a decode step): split-K over the keys; otherwise the fused prefill kernel.
     let mut host = if shape.queries == 1 {
         let split = pollster::block_on(SplitAttention::new_checked(&g.ctx, shape.head_dim)).map_err(|e| e.to_string())?;
-        HostAttention::new_split(&g.ctx, &kernels, &split, shape, hidden_dim, options)
+        HostSession::attention(&g.ctx, &kernels, visattn::Attention::Split(&split), shape, hidden_dim, options)
     } else {
         let fused = pollster::block_on(FusedAttention::new_checked(
             &g.ctx,
@@ -105,7 +105,7 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
             },
         ))
         .map_err(|e| e.to_string())?;
-        HostAttention::new(&g.ctx, &kernels, &fused, shape, hidden_dim, options)
+        HostSession::attention(&g.ctx, &kernels, visattn::Attention::Fused(&fused), shape, hidden_dim, options)
     }
     .map_err(|e| e.to_string())?;
     host.prepare(&g.queue, &cfg, &visual, layers).map_err(|e| e.to_string())?;
@@ -120,7 +120,7 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
             None
         };
         let out = host
-            .run_layer(
+            .run_attention(
                 &g.queue,
                 l,
                 hidden.as_deref(),

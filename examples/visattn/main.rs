@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use visattn::{HostRunner, ImageSpan, LayerRole, Rows, SequenceShape, VarConfig, VarKernels, VisualTokens};
+use visattn::{HostSession, ImageSpan, LayerRole, Rows, SequenceShape, VarConfig, VarKernels, VisualTokens};
 
 #[derive(Parser)]
 #[command(
@@ -103,7 +103,7 @@ fn demo(pic: &picture::PictureArgs) -> Result<(), String> {
         heads: HEADS,
         queries: TOKENS,
     };
-    let mut runner = HostRunner::new(&g.ctx, &kernels, shape, Rows::All).map_err(|e| e.to_string())?;
+    let mut runner = HostSession::rows(&g.ctx, &kernels, shape, Rows::All).map_err(|e| e.to_string())?;
     runner.prepare(&g.queue, &cfg, &visual, LAYERS).map_err(|e| e.to_string())?;
 
     println!();

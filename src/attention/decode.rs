@@ -8,7 +8,7 @@ use wgpu::{Buffer, BufferBinding, BufferUsages, ComputePass, Queue};
 use super::split::{KvLayout, SplitAttention, SplitBinding, SplitInputs};
 use super::{AttentionOptions, FusedShape};
 use crate::error::{Error, Result};
-use crate::var::reference::check_finite;
+use crate::var::check_finite;
 use crate::var::state::VarState;
 
 /// A generation's sizes: `layers` of `heads` query heads over `kv_heads` key/value heads, with

@@ -9,8 +9,8 @@ pub mod unfused;
 
 use crate::error::{Error, Result};
 use crate::kernel::uniforms::AttnUniform;
+pub(crate) use crate::shape::FusedShape;
 pub(crate) use crate::shape::check_head_dim;
-pub use crate::shape::{FusedShape, MAX_HEAD_DIM};
 
 /// Per-binding attention options.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -7,10 +7,10 @@ use std::path::Path;
 pub use safetensors::Dtype;
 use safetensors::SafeTensors;
 
-use crate::config::{LayerRole, PRESETS, VarConfig, preset};
 use crate::error::{Error, Result};
 use crate::shape::AttnShape;
-use crate::visual::{ImageSpan, VisualTokens};
+use crate::var::config::{LayerRole, PRESETS, VarConfig, preset};
+use crate::var::visual::{ImageSpan, VisualTokens};
 
 /// A tensor upcast to f32, with its shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,7 +99,7 @@ impl TensorFile {
                 )));
             }
         };
-        crate::reference::check_finite(name, &data)?;
+        crate::var::check_finite(name, &data)?;
         Ok(Tensor {
             shape: v.shape().to_vec(),
             data,

@@ -256,7 +256,7 @@ fn build(device: &Device, decl: KernelDecl, overrides: &[(&str, f64)], per_workg
     });
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(decl.file),
-        source: wgpu::ShaderSource::Wgsl(decl.source.into()),
+        source: wgpu::ShaderSource::Wgsl(decl.wgsl().into()),
     });
     let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
         label: Some(decl.file),

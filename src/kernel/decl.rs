@@ -69,17 +69,52 @@ pub enum PerWorkgroup {
     WorkgroupOver(&'static str),
 }
 
-/// A compute kernel: the `main` entry point of `source`, one bind group.
+/// A compute kernel: the `main` entry point of [`KernelDecl::wgsl`], one bind group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelDecl {
-    /// Its file in `shaders/` (also the pipeline's label and cache key).
+    /// Its file (also the pipeline's label and cache key).
     pub file: &'static str,
-    /// The prelude and the file ([`crate::shaders`]).
-    pub source: &'static str,
+    /// WGSL put before the bindings: [`crate::shaders::PRELUDE`] for visattn's kernels, a
+    /// host's own (or nothing) for its kernels.
+    pub prelude: &'static str,
+    /// The file's text: everything but the `@binding` declarations, which come from `bindings`.
+    pub body: &'static str,
     pub bindings: &'static [BindingDecl],
     /// The `override` constants a pipeline may set.
     pub overrides: &'static [&'static str],
     pub per_workgroup: PerWorkgroup,
+}
+
+impl KernelDecl {
+    /// The `@group(0) @binding(i)` line of every binding, as the WGSL must declare them.
+    pub fn binding_lines(&self) -> String {
+        let mut out = format!("// {}: bindings generated from its Rust declaration\n", self.file);
+        for (i, b) in self.bindings.iter().enumerate() {
+            let (space, ty) = match b.kind {
+                BindingKind::Uniform { block, .. } => ("uniform".to_string(), block.wgsl.to_string()),
+                BindingKind::Storage { elem, access } => {
+                    let access = match access {
+                        Access::Read => "read",
+                        Access::ReadWrite => "read_write",
+                    };
+                    let elem = match elem {
+                        Elem::F32 => "f32",
+                        Elem::U32 => "u32",
+                        Elem::AtomicU32 => "atomic<u32>",
+                        Elem::Struct(l) => l.wgsl,
+                    };
+                    (format!("storage, {access}"), format!("array<{elem}>"))
+                }
+            };
+            out.push_str(&format!("@group(0) @binding({i}) var<{space}> {}: {ty};\n", b.name));
+        }
+        out
+    }
+
+    /// The source a pipeline compiles: the prelude, the binding lines, the file.
+    pub fn wgsl(&self) -> String {
+        format!("{}{}{}", self.prelude, self.binding_lines(), self.body)
+    }
 }
 
 /// A kernel type: its declaration and its typed inputs (one field per binding).
@@ -156,7 +191,7 @@ macro_rules! uniform_block {
 macro_rules! kernel {
     (
         $(#[$meta:meta])*
-        $vis:vis struct $name:ident, $inputs:ident = $file:literal, $source:expr;
+        $vis:vis struct $name:ident, $inputs:ident = $file:literal, $body:expr, prelude $prelude:expr;
         overrides [$($ov:literal),* $(,)?];
         per_workgroup $per:expr;
         { $($field:ident: $kind:ident($($arg:tt)*)),* $(,)? }
@@ -173,7 +208,8 @@ macro_rules! kernel {
         impl $crate::kernel::Kernel for $name {
             const DECL: $crate::kernel::KernelDecl = $crate::kernel::KernelDecl {
                 file: $file,
-                source: $source,
+                prelude: $prelude,
+                body: $body,
                 bindings: &[$($crate::__kernel_binding!($field; $kind($($arg)*))),*],
                 overrides: &[$($ov),*],
                 per_workgroup: $per,

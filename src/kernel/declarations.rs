@@ -9,7 +9,7 @@ use crate::shaders;
 
 kernel! {
     /// Phi and the class of every token of one layer (var-spec.md section 1).
-    pub struct SinkScore, SinkScoreInputs = "sink_score.wgsl", shaders::SINK_SCORE;
+    pub struct SinkScore, SinkScoreInputs = "sink_score.wgsl", shaders::SINK_SCORE, prelude shaders::PRELUDE;
     overrides ["LANES"];
     per_workgroup WorkgroupOver("LANES");
     {
@@ -26,7 +26,7 @@ kernel! {
 
 kernel! {
     /// Row selection and redistribution in place (sections 2 and 3).
-    pub struct VarRows, VarRowsInputs = "var_rows.wgsl", shaders::VAR_ROWS;
+    pub struct VarRows, VarRowsInputs = "var_rows.wgsl", shaders::VAR_ROWS, prelude shaders::PRELUDE;
     overrides ["LANES"];
     per_workgroup WorkgroupOver("LANES");
     {
@@ -41,7 +41,7 @@ kernel! {
 
 kernel! {
     /// Fused attention with VAR inside (section 5); items: heads x blocks of 16 query rows.
-    pub struct AttentionVar, AttentionVarInputs = "attention_var.wgsl", shaders::ATTENTION_VAR;
+    pub struct AttentionVar, AttentionVarInputs = "attention_var.wgsl", shaders::ATTENTION_VAR, prelude shaders::PRELUDE;
     overrides ["D", "VAR"];
     per_workgroup Fixed(1);
     {
@@ -58,7 +58,7 @@ kernel! {
 
 kernel! {
     /// Split-K blocks of decode attention with VAR's partial state; items: head x row x block.
-    pub struct AttentionSplit, AttentionSplitInputs = "attention_split.wgsl", shaders::ATTENTION_SPLIT;
+    pub struct AttentionSplit, AttentionSplitInputs = "attention_split.wgsl", shaders::ATTENTION_SPLIT, prelude shaders::PRELUDE;
     overrides ["D"];
     per_workgroup Fixed(1);
     {
@@ -74,7 +74,7 @@ kernel! {
 
 kernel! {
     /// Merges the split-K blocks and applies VAR once; items: head x row.
-    pub struct AttentionCombine, AttentionCombineInputs = "attention_combine.wgsl", shaders::ATTENTION_COMBINE;
+    pub struct AttentionCombine, AttentionCombineInputs = "attention_combine.wgsl", shaders::ATTENTION_COMBINE, prelude shaders::PRELUDE;
     overrides ["D"];
     per_workgroup Fixed(1);
     {
@@ -89,7 +89,7 @@ kernel! {
 
 kernel! {
     /// The unfused path's softmax(Q K^T * scale); items: head x query row.
-    pub struct AttentionProbs, AttentionProbsInputs = "attention_probs.wgsl", shaders::ATTENTION_PROBS;
+    pub struct AttentionProbs, AttentionProbsInputs = "attention_probs.wgsl", shaders::ATTENTION_PROBS, prelude shaders::PRELUDE;
     overrides ["D"];
     per_workgroup Fixed(1);
     {
@@ -102,7 +102,7 @@ kernel! {
 
 kernel! {
     /// The unfused path's P V; items: head x query row.
-    pub struct AttentionPv, AttentionPvInputs = "attention_pv.wgsl", shaders::ATTENTION_PV;
+    pub struct AttentionPv, AttentionPvInputs = "attention_pv.wgsl", shaders::ATTENTION_PV, prelude shaders::PRELUDE;
     overrides ["D"];
     per_workgroup Fixed(1);
     {
@@ -115,7 +115,7 @@ kernel! {
 
 kernel! {
     /// Max phi per hidden dimension, for sink-dimension discovery; items: tokens.
-    pub struct DimMaxKernel, DimMaxInputs = "dim_max.wgsl", shaders::DIM_MAX;
+    pub struct DimMaxKernel, DimMaxInputs = "dim_max.wgsl", shaders::DIM_MAX, prelude shaders::PRELUDE;
     overrides [];
     per_workgroup Fixed(1);
     {
@@ -127,7 +127,7 @@ kernel! {
 
 kernel! {
     /// One attention row per image patch for the heatmap; items: patches.
-    pub struct HeatmapGather, HeatmapGatherInputs = "heatmap_gather.wgsl", shaders::HEATMAP_GATHER;
+    pub struct HeatmapGather, HeatmapGatherInputs = "heatmap_gather.wgsl", shaders::HEATMAP_GATHER, prelude shaders::PRELUDE;
     overrides [];
     per_workgroup Fixed(64);
     {
@@ -144,7 +144,7 @@ kernel! {
 
 kernel! {
     /// The copy baseline (`dst = src`); items: workgroups (`len / per_workgroup`).
-    pub struct CopyF32, CopyF32Inputs = "copy_f32.wgsl", shaders::COPY_F32;
+    pub struct CopyF32, CopyF32Inputs = "copy_f32.wgsl", shaders::COPY_F32, prelude shaders::PRELUDE;
     overrides [];
     per_workgroup Fixed(1);
     {
@@ -156,7 +156,7 @@ kernel! {
 
 kernel! {
     /// The read-only baseline (a partial sum per invocation); items: workgroups.
-    pub struct ReadF32, ReadF32Inputs = "read_f32.wgsl", shaders::READ_F32;
+    pub struct ReadF32, ReadF32Inputs = "read_f32.wgsl", shaders::READ_F32, prelude shaders::PRELUDE;
     overrides [];
     per_workgroup Fixed(1);
     {

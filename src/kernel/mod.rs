@@ -4,13 +4,14 @@
 //! [`Dispatch`] that records with `dispatch.record(&mut pass, offsets)`. Hosts declare their own
 //! kernels the same way (examples/llava).
 
-mod context;
+pub(crate) mod context;
 mod decl;
 pub(crate) mod declarations;
 pub(crate) mod uniforms;
 
+pub(crate) use context::Context;
 pub(crate) use context::check_binding;
-pub use context::{Context, Dispatch, Limits, Pipeline};
+pub use context::{Dispatch, Limits, Pipeline};
 pub use decl::{
     Access, Arg, BindingDecl, BindingKind, Elem, Inputs, Kernel, KernelDecl, PerWorkgroup, Storage, UniformBlock, UniformLayout,
 };

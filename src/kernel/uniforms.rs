@@ -2,9 +2,9 @@
 //! structs of `shaders/common.wgsl` and the kernels' own files; tests/kernel_decls.rs checks
 //! each size and field offset against naga's layout of the WGSL.
 
-use crate::config::{LayerRole, VarConfig};
 use crate::uniform_block;
 use crate::var::VIS_EPS;
+use crate::var::config::{LayerRole, VarConfig};
 
 uniform_block! {
     /// WGSL `Config`: the sequence's shape and VAR's settings for one layer role.

@@ -192,7 +192,7 @@ impl DimMax {
         if dim == 0 || hidden.is_empty() || hidden.len() % dim != 0 {
             return Err(Error::Shape(format!("{} values are not a [T, {dim}] matrix", hidden.len())));
         }
-        crate::reference::check_finite("hidden_states", hidden)?;
+        crate::var::check_finite("hidden_states", hidden)?;
         let ctx = &self.ctx;
         let input = ctx.storage_buffer("hidden", (hidden.len() * 4) as u64, wgpu::BufferUsages::empty())?;
         queue.write_buffer(&input, 0, bytemuck::cast_slice(hidden));

@@ -26,5 +26,19 @@ pub const CLASS_IMAGE_TILE: u32 = 4;
 /// Keys per tile of the fused attention kernel (`BC` in attention_var.wgsl).
 pub const KEY_TILE: usize = 16;
 
+use crate::error::{Error, Result};
+
+/// Refuses NaN and infinities, naming the tensor and the first bad index.
+pub fn check_finite(tensor: &str, data: &[f32]) -> Result<()> {
+    match data.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(index) => Err(Error::NonFinite {
+            tensor: tensor.to_string(),
+            index,
+            value: data[index],
+        }),
+    }
+}
+
 /// The most sink dimensions a config may name on the GPU (the presets use at most 3).
 pub const MAX_SINK_DIMS: usize = 64;

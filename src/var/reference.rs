@@ -1,12 +1,12 @@
 //! The CPU reference: var-spec.md sections 1-3 written as plainly as possible, accumulating in
 //! f64. Every GPU kernel is tested against these functions.
 
-use crate::config::{LayerRole, VarConfig};
 use crate::error::{Error, Result};
 use crate::shape::AttnShape;
-use crate::visual::VisualTokens;
+use crate::var::config::{LayerRole, VarConfig};
+use crate::var::visual::VisualTokens;
 
-use super::{GUARD, RMS_EPS, VIS_EPS};
+use super::{GUARD, RMS_EPS, VIS_EPS, check_finite};
 
 /// phi(x_t) for every token of `hidden` [T, D] (section 1).
 pub fn phi(hidden: &[f32], dim: usize, sink_dims: &[u32]) -> Vec<f64> {
@@ -101,18 +101,6 @@ pub struct LayerFlags {
     pub sinks: Vec<bool>,
     /// Section 2's flag per (head, query row), for every row.
     pub selected: Vec<bool>,
-}
-
-/// Refuses NaN and infinities, naming the tensor and the first bad index.
-pub fn check_finite(tensor: &str, data: &[f32]) -> Result<()> {
-    match data.iter().position(|v| !v.is_finite()) {
-        None => Ok(()),
-        Some(index) => Err(Error::NonFinite {
-            tensor: tensor.to_string(),
-            index,
-            value: data[index],
-        }),
-    }
 }
 
 /// One whole layer: sinks from `hidden` [T, D] (needed unless the role is Off), flags for every

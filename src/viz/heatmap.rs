@@ -293,8 +293,8 @@ impl Heatmap {
         if before.len() != cells || after.len() != cells || sinks.len() != cells {
             return Err(Error::Shape(format!("heatmap needs {cells} values per panel and sink flags")));
         }
-        crate::reference::check_finite("heatmap", before)?;
-        crate::reference::check_finite("heatmap", after)?;
+        crate::var::check_finite("heatmap", before)?;
+        crate::var::check_finite("heatmap", after)?;
         let top = before.iter().chain(after).fold(0.0f32, |m, &v| m.max(v));
         queue.write_buffer(&target.values, 0, bytemuck::cast_slice(before));
         queue.write_buffer(&target.values, (cells * 4) as u64, bytemuck::cast_slice(after));

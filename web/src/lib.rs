@@ -349,7 +349,7 @@ impl Demo {
                     "{{\"text_sinks\":{text},\"visual_sinks\":{vis},\"selected\":{n_sel},\"moved\":{moved:.6},\"selected_hash\":{selected_hash},\"sinks_hash\":{sinks_hash}}}"
                 )
             };
-            let gpu = stats(&gpu_probs, &|j| classes[j] & visattn::var::CLASS_SINK != 0, &|r| selected[r] != 0);
+            let gpu = stats(&gpu_probs, &|j| classes[j] & visattn::CLASS_SINK != 0, &|r| selected[r] != 0);
             let reference = stats(&cpu, &|j| flags.sinks[j], &|r| flags.selected[r]);
             out.push_str(&format!(
                 "{}{{\"layer\":{l},\"gpu\":{gpu},\"reference\":{reference}}}",
@@ -374,7 +374,7 @@ impl Demo {
         let before: Vec<f32> = (0..cells).map(|c| mean(&data.probs[layer], start + c)).collect();
         let after: Vec<f32> = (0..cells).map(|c| mean(&gpu_probs, start + c)).collect();
         let after_cpu: Vec<f32> = (0..cells).map(|c| mean(&cpu, start + c)).collect();
-        let sinks: Vec<bool> = (0..cells).map(|c| classes[start + c] & visattn::var::CLASS_SINK != 0).collect();
+        let sinks: Vec<bool> = (0..cells).map(|c| classes[start + c] & visattn::CLASS_SINK != 0).collect();
         let list = |v: &[f32]| v.iter().map(|x| format!("{x:.7}")).collect::<Vec<_>>().join(",");
         out.push_str(&format!(
             ",\"heatmap\":{{\"before\":[{}],\"after\":[{}],\"after_reference\":[{}]}}",
