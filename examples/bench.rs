@@ -663,11 +663,13 @@ fn decode(g: &visattn::util::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, c
                 block: 256,
             },
             SplitInputs {
-                q: qb.as_entire_buffer_binding(),
-                k: kb.as_entire_buffer_binding(),
-                v: vb.as_entire_buffer_binding(),
+                attention: visattn::AttentionInputs {
+                    q: qb.as_entire_buffer_binding(),
+                    k: kb.as_entire_buffer_binding(),
+                    v: vb.as_entire_buffer_binding(),
+                    o: ob.as_entire_buffer_binding(),
+                },
                 classes: state.classes_buffer().as_entire_buffer_binding(),
-                o: ob.as_entire_buffer_binding(),
                 selected: state.selected_buffer().as_entire_buffer_binding(),
             },
         )
@@ -685,7 +687,7 @@ fn decode(g: &visattn::util::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, c
                 &state,
                 shape,
                 opts,
-                visattn::FusedInputs {
+                visattn::AttentionInputs {
                     q: qb.as_entire_buffer_binding(),
                     k: kb.as_entire_buffer_binding(),
                     v: vb.as_entire_buffer_binding(),
@@ -761,7 +763,7 @@ fn attention(
             &state,
             shape,
             opts,
-            visattn::FusedInputs {
+            visattn::AttentionInputs {
                 q: qb.as_entire_buffer_binding(),
                 k: kb.as_entire_buffer_binding(),
                 v: vb.as_entire_buffer_binding(),
@@ -798,13 +800,13 @@ fn attention(
         .bind(
             shape,
             opts,
-            visattn::UnfusedInputs {
+            visattn::AttentionInputs {
                 q: qb.as_entire_buffer_binding(),
                 k: kb.as_entire_buffer_binding(),
                 v: vb.as_entire_buffer_binding(),
-                probs: pb.as_entire_buffer_binding(),
                 o: ob.as_entire_buffer_binding(),
             },
+            pb.as_entire_buffer_binding(),
         )
         .unwrap();
     let lb = state

@@ -84,7 +84,7 @@ fn run(png: Option<String>) -> Result<(), String> {
             0,
         )
         .map_err(e)?;
-    let heatmap = Heatmap::new(&g.ctx, wgpu::TextureFormat::Rgba8Unorm).unwrap();
+    let heatmap = Heatmap::new(&g.ctx, wgpu::TextureFormat::Rgba8Unorm).map_err(e)?;
     let target = heatmap.target(&g.device, GRID, WIDTH, HEIGHT).map_err(e)?;
     let gather = heatmap
         .bind_gather(

@@ -53,15 +53,15 @@ pub use viz::heatmap;
 pub use wgpu;
 
 #[cfg(feature = "gpu")]
-pub use attention::AttentionOptions;
-#[cfg(feature = "gpu")]
 pub use attention::decode::{DecodeSession, DecodeShape};
 #[cfg(feature = "gpu")]
-pub use attention::fused::{FusedAttention, FusedBinding, FusedInputs, FusedSettings, ROWS_PER_WORKGROUP};
+pub use attention::fused::{FusedAttention, FusedBinding, FusedSettings, ROWS_PER_WORKGROUP};
 #[cfg(feature = "gpu")]
 pub use attention::split::{DEFAULT_BLOCK, KvLayout, SplitAttention, SplitBinding, SplitInputs};
 #[cfg(feature = "gpu")]
-pub use attention::unfused::{UnfusedAttention, UnfusedBinding, UnfusedInputs};
+pub use attention::unfused::{UnfusedAttention, UnfusedBinding};
+#[cfg(feature = "gpu")]
+pub use attention::{AttentionInputs, AttentionOptions};
 #[cfg(feature = "gpu")]
 pub use error::scoped;
 #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]

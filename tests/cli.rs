@@ -385,7 +385,21 @@ fn check_attend_output(got: &TensorFile, raw: &[Vec<f32>], cfg: &visattn::VarCon
         } else {
             visattn::reference::sink_mask(&visattn::reference::phi(hid, 64, &[7]), 5.0)
         };
-        let (want, stats) = visattn::reference::attention_var(cfg, role, &visual, &sinks, &rows, k, v, shape, true, 0.125).unwrap();
+        let (want, stats) = visattn::reference::attention_var(
+            cfg,
+            role,
+            &visual,
+            &sinks,
+            visattn::reference::Qkv {
+                q: &rows,
+                k,
+                v,
+                shape,
+                causal: true,
+                scale: 0.125,
+            },
+        )
+        .unwrap();
         let o = got.f32(&format!("o.{l}")).unwrap().data;
         let vmax = support::close::max_abs(v);
         support::close::assert_close(&format!("layer {l} O"), &o, &want, |_| 2e-6 * vmax);

@@ -88,11 +88,13 @@ fn split_gpu(g: &support::gpu::Gpu, k: &VarKernels, s: FusedShape, d: &Data, cfg
             AttentionOptions { causal: true, scale: None },
             visattn::KvLayout { capacity: s.keys, block },
             SplitInputs {
-                q: qb.as_entire_buffer_binding(),
-                k: kb.as_entire_buffer_binding(),
-                v: vb.as_entire_buffer_binding(),
+                attention: visattn::AttentionInputs {
+                    q: qb.as_entire_buffer_binding(),
+                    k: kb.as_entire_buffer_binding(),
+                    v: vb.as_entire_buffer_binding(),
+                    o: ob.as_entire_buffer_binding(),
+                },
                 classes: state.classes_buffer().as_entire_buffer_binding(),
-                o: ob.as_entire_buffer_binding(),
                 selected: state.selected_buffer().as_entire_buffer_binding(),
             },
         )
@@ -136,8 +138,21 @@ fn split_k_equals_the_cpu_path_and_the_one_row_kernel() {
             let (o, selected) = split_gpu(&g, &k, s, &d, &c, if keys > 4096 { 1024 } else { 256 });
             let sink_mask = reference::sink_mask(&reference::phi(&d.hidden, HIDDEN, &[3]), 5.0);
             let scale = 1.0 / (head_dim as f64).sqrt();
-            let (want, stats) =
-                reference::attention_var(&c, c.role(3, 8), &d.visual, &sink_mask, &d.q, &d.k, &d.v, s, true, scale).unwrap();
+            let (want, stats) = reference::attention_var(
+                &c,
+                c.role(3, 8),
+                &d.visual,
+                &sink_mask,
+                reference::Qkv {
+                    q: &d.q,
+                    k: &d.k,
+                    v: &d.v,
+                    shape: s,
+                    causal: true,
+                    scale,
+                },
+            )
+            .unwrap();
             // The one-row fused kernel on the same row.
             let row = (keys <= 4096).then(|| {
                 let fused = FusedAttention::new(
@@ -366,8 +381,21 @@ fn a_generation_loop_keeps_the_prefill_sinks() {
             sinks.resize(keys, false);
             let visual = VisualTokens::from_spans(&[image], keys).unwrap();
             let scale = 1.0 / (dim as f64).sqrt();
-            let (want, stats) =
-                reference::attention_var(&c, c.role(l, layers), &visual, &sinks, &q, &cut(&d.k), &cut(&d.v), s1, true, scale).unwrap();
+            let (want, stats) = reference::attention_var(
+                &c,
+                c.role(l, layers),
+                &visual,
+                &sinks,
+                reference::Qkv {
+                    q: &q,
+                    k: &cut(&d.k),
+                    v: &cut(&d.v),
+                    shape: s1,
+                    causal: true,
+                    scale,
+                },
+            )
+            .unwrap();
             let vm = vmax(&d.v);
             for (h, st) in stats.iter().enumerate() {
                 if near(st, &c, &mut skips) {

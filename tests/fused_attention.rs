@@ -187,7 +187,21 @@ fn check(
     };
     assert_eq!(out.sinks, sinks, "sink sets");
     let scale = 1.0 / (c.shape.head_dim as f64).sqrt();
-    let (want, stats) = reference::attention_var(cfg, role, &d.visual, &sinks, &d.q, &d.k, &d.v, c.shape, c.causal, scale).unwrap();
+    let (want, stats) = reference::attention_var(
+        cfg,
+        role,
+        &d.visual,
+        &sinks,
+        reference::Qkv {
+            q: &d.q,
+            k: &d.k,
+            v: &d.v,
+            shape: c.shape,
+            causal: c.causal,
+            scale,
+        },
+    )
+    .unwrap();
     let vmax = support::close::max_abs(&d.v);
     let dim = c.shape.head_dim;
     assert_eq!(out.o.len(), want.len(), "{:?}: GPU O", c.shape);
@@ -424,13 +438,13 @@ fn unfused_gpu_path_matches_the_reference() {
             .bind(
                 s,
                 opts,
-                visattn::UnfusedInputs {
+                visattn::AttentionInputs {
                     q: qb.as_entire_buffer_binding(),
                     k: kb.as_entire_buffer_binding(),
                     v: vb.as_entire_buffer_binding(),
-                    probs: pb.as_entire_buffer_binding(),
                     o: ob.as_entire_buffer_binding(),
                 },
+                pb.as_entire_buffer_binding(),
             )
             .unwrap();
         let mut state = VarState::new(
@@ -459,8 +473,21 @@ fn unfused_gpu_path_matches_the_reference() {
         let o: Vec<f32> = read_vec(&g.device, &g.queue, &ob, s.q_len()).unwrap();
         let sinks = reference::sink_mask(&reference::phi(&d.hidden, HIDDEN, &cfg.sink_dims), cfg.tau);
         let scale = 1.0 / (s.head_dim as f64).sqrt();
-        let (want, stats) =
-            reference::attention_var(&cfg, cfg.role(3, 8), &d.visual, &sinks, &d.q, &d.k, &d.v, s, c.causal, scale).unwrap();
+        let (want, stats) = reference::attention_var(
+            &cfg,
+            cfg.role(3, 8),
+            &d.visual,
+            &sinks,
+            reference::Qkv {
+                q: &d.q,
+                k: &d.k,
+                v: &d.v,
+                shape: s,
+                causal: c.causal,
+                scale,
+            },
+        )
+        .unwrap();
         let vmax = support::close::max_abs(&d.v);
         assert_eq!(o.len(), want.len());
         let mut skips = support::close::Skips::default();

@@ -231,15 +231,18 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
             drawn = Some(crate::picture::draw(
                 &g,
                 &args.picture,
-                a.heads,
-                a.queries,
-                a.keys,
-                &probs[0],
-                &o.probs,
-                &o.selected,
-                &o.sinks,
-                j.spans[0].start,
-                j.spans[0].len,
+                crate::picture::Layer {
+                    shape: visattn::AttnShape {
+                        heads: a.heads,
+                        queries: a.queries,
+                        keys: a.keys,
+                    },
+                    before: &probs[0],
+                    after: &o.probs,
+                    selected: &o.selected,
+                    sinks: &o.sinks,
+                },
+                visattn::ImageSpan::new(j.spans[0].start, j.spans[0].len),
             )?);
         }
         for (b, out) in outs.into_iter().enumerate() {

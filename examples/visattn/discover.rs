@@ -56,7 +56,9 @@ pub fn run(args: &DiscoverArgs) -> Result<(), String> {
         Ok((t.data, s[0], s[1]))
     };
     let g = visattn::util::gpu().map_err(|e| e.to_string())?;
-    let kernel = visattn::scoped_blocking(&g.device, || DimMax::new(&g.ctx).unwrap()).map_err(|e| e.to_string())?;
+    let kernel = visattn::scoped_blocking(&g.device, || DimMax::new(&g.ctx))
+        .and_then(|k| k)
+        .map_err(|e| e.to_string())?;
     let mut stats = Vec::new();
     let (mut tokens, mut dim) = (0, 0);
     for &l in &layers {

@@ -123,15 +123,18 @@ fn demo(pic: &picture::PictureArgs) -> Result<(), String> {
             let drawn = picture::draw(
                 &g,
                 pic,
-                HEADS,
-                TOKENS,
-                TOKENS,
-                &probs,
-                &out.probs,
-                &out.selected,
-                &out.sinks,
-                SYSTEM,
-                IMAGE,
+                crate::picture::Layer {
+                    shape: visattn::AttnShape {
+                        heads: HEADS,
+                        queries: TOKENS,
+                        keys: TOKENS,
+                    },
+                    before: &probs,
+                    after: &out.probs,
+                    selected: &out.selected,
+                    sinks: &out.sinks,
+                },
+                visattn::ImageSpan::new(SYSTEM, IMAGE),
             )?;
             drawn.stage(path)?.commit()?;
         }

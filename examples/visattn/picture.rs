@@ -110,22 +110,27 @@ impl Drop for Staged {
     }
 }
 
-/// Draws row `args.row` (default the last) of `layer`: `before` / `after` [H, Q, K], the
-/// row's `selected` flags [H, Q], `sinks` [K], the image at keys `image_start..` as a square grid.
-#[allow(clippy::too_many_arguments)]
-pub fn draw(
-    g: &visattn::util::Gpu,
-    args: &PictureArgs,
-    heads: usize,
-    queries: usize,
-    keys: usize,
-    before: &[f32],
-    after: &[f32],
-    selected: &[bool],
-    sinks: &[bool],
-    image_start: usize,
-    image_len: usize,
-) -> Result<Drawn, String> {
+/// One layer's attention before and after VAR: `before` / `after` [H, Q, K], the rows'
+/// `selected` flags [H, Q], `sinks` [K].
+pub struct Layer<'a> {
+    pub shape: visattn::AttnShape,
+    pub before: &'a [f32],
+    pub after: &'a [f32],
+    pub selected: &'a [bool],
+    pub sinks: &'a [bool],
+}
+
+/// Draws row `args.row` (default the last) of `layer`, the image span as a square grid.
+pub fn draw(g: &visattn::util::Gpu, args: &PictureArgs, layer: Layer, image: visattn::ImageSpan) -> Result<Drawn, String> {
+    let Layer {
+        shape,
+        before,
+        after,
+        selected,
+        sinks,
+    } = layer;
+    let (heads, queries, keys) = (shape.heads, shape.queries, shape.keys);
+    let (image_start, image_len) = (image.start, image.len);
     let (width, height) = args.size()?;
     let grid = (image_len as f64).sqrt().round() as usize;
     let row = args.row.unwrap_or(queries - 1);
@@ -143,7 +148,7 @@ pub fn draw(
     let picture = args.image.as_deref().map(read_png).transpose()?;
     // Every GPU step inside an error scope: a validation error is a message, never a panic.
     let rgba = visattn::scoped_blocking(&g.device, || -> visattn::Result<Vec<u8>> {
-        let hm = Heatmap::new(&g.ctx, wgpu::TextureFormat::Rgba8Unorm).unwrap();
+        let hm = Heatmap::new(&g.ctx, wgpu::TextureFormat::Rgba8Unorm)?;
         let target = hm.target_over(
             &g.device,
             picture.as_ref().map(|(rgba, w)| (&g.queue, rgba.as_slice(), *w)),

@@ -6,7 +6,7 @@ use std::num::NonZeroU64;
 use wgpu::{Buffer, BufferBinding, BufferUsages, ComputePass, Queue};
 
 use super::split::{KvLayout, SplitAttention, SplitBinding, SplitInputs};
-use super::{AttentionOptions, FusedShape};
+use super::{AttentionInputs, AttentionOptions, FusedShape};
 use crate::error::{Error, Result};
 use crate::var::check_finite;
 use crate::var::state::VarState;
@@ -91,11 +91,13 @@ impl DecodeSession {
                 options,
                 KvLayout::new(capacity),
                 SplitInputs {
-                    q: range(&q, l * qo, heads * head_dim),
-                    k: range(&k, l * layer_kv, layer_kv),
-                    v: range(&v, l * layer_kv, layer_kv),
+                    attention: AttentionInputs {
+                        q: range(&q, l * qo, heads * head_dim),
+                        k: range(&k, l * layer_kv, layer_kv),
+                        v: range(&v, l * layer_kv, layer_kv),
+                        o: range(&o, l * qo, heads * head_dim),
+                    },
                     classes: range(&classes, l * capacity, capacity),
-                    o: range(&o, l * qo, heads * head_dim),
                     selected: range(&selected, l * sel, heads),
                 },
             )?);

@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use wgpu::{Buffer, BufferBinding, ComputePass};
+use wgpu::{Buffer, ComputePass};
 
-use super::{AttentionOptions, FusedShape, check_built_for, check_head_dim};
+use super::{AttentionInputs, AttentionOptions, FusedShape, check_built_for, check_head_dim};
 use crate::error::{Error, Result};
 use crate::kernel::declarations::{AttentionVar, AttentionVarInputs};
-use crate::kernel::{Context, Dispatch, Pipeline, Storage};
-use crate::var::state::{SharedPlan, VarState, slot_offset};
+use crate::kernel::{Context, Pipeline, Storage};
+use crate::var::state::{PlannedDispatch, VarState};
 
 /// Query rows per workgroup of `attention_var.wgsl`.
 pub const ROWS_PER_WORKGROUP: u32 = 16;
@@ -30,20 +30,9 @@ pub struct FusedAttention {
     pipeline: Arc<Pipeline>,
 }
 
-/// The caller's buffers of one fused attention: Q [H, Tq, d], K and V [Hkv, Tk, d] (read) and
-/// O [H, Tq, d] (written), f32.
-#[derive(Debug, Clone)]
-pub struct FusedInputs<'a> {
-    pub q: BufferBinding<'a>,
-    pub k: BufferBinding<'a>,
-    pub v: BufferBinding<'a>,
-    pub o: BufferBinding<'a>,
-}
-
 /// One set of Q, K, V, O buffers bound with a state's classes and flags: records itself.
 pub struct FusedBinding {
-    dispatch: Dispatch,
-    plan: SharedPlan,
+    dispatch: PlannedDispatch,
     _params: Buffer,
 }
 
@@ -69,7 +58,7 @@ impl FusedAttention {
 
     /// Binds the caller's buffers with `state`'s config, classes and flags. The state's shape
     /// must agree: tokens = Tk, heads = H, queries = Tq.
-    pub fn bind(&self, state: &VarState, shape: FusedShape, options: AttentionOptions, inputs: FusedInputs) -> Result<FusedBinding> {
+    pub fn bind(&self, state: &VarState, shape: FusedShape, options: AttentionOptions, inputs: AttentionInputs) -> Result<FusedBinding> {
         check_built_for(&shape, self.settings.head_dim as usize)?;
         let s = state.shape();
         if state.batch() != 1 {
@@ -101,8 +90,7 @@ impl FusedAttention {
             (shape.heads as u32) * (shape.queries as u32).div_ceil(ROWS_PER_WORKGROUP),
         )?;
         Ok(FusedBinding {
-            dispatch,
-            plan: state.plan(),
+            dispatch: state.planned(vec![dispatch]),
             _params: params,
         })
     }
@@ -112,8 +100,6 @@ impl FusedBinding {
     /// Records the attention of `layer` (its role picks the VAR behaviour). Record the state's
     /// sink kernel for the layer before it.
     pub fn record(&self, pass: &mut ComputePass, layer: usize) -> Result<()> {
-        let offset = slot_offset(&self.plan, layer)?;
-        self.dispatch.record(pass, &[offset]);
-        Ok(())
+        self.dispatch.record(pass, layer)
     }
 }

@@ -12,6 +12,16 @@ use crate::kernel::uniforms::AttnUniform;
 pub(crate) use crate::shape::FusedShape;
 pub(crate) use crate::shape::check_head_dim;
 
+/// The caller's buffers of one attention: Q [H, Tq, d], K and V [Hkv, Tk, d] (read) and O
+/// [H, Tq, d] (written), f32. Split-K's K and V hold `capacity` keys per kv head.
+#[derive(Debug, Clone)]
+pub struct AttentionInputs<'a> {
+    pub q: wgpu::BufferBinding<'a>,
+    pub k: wgpu::BufferBinding<'a>,
+    pub v: wgpu::BufferBinding<'a>,
+    pub o: wgpu::BufferBinding<'a>,
+}
+
 /// Per-binding attention options.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AttentionOptions {

@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use wgpu::{Buffer, BufferBinding, BufferUsages, ComputePass, Queue};
 
-use super::{AttentionOptions, FusedShape, check_built_for, check_head_dim};
+use super::{AttentionInputs, AttentionOptions, FusedShape, check_built_for, check_head_dim};
 use crate::error::{Error, Result};
 use crate::kernel::declarations::{AttentionCombine, AttentionCombineInputs, AttentionSplit, AttentionSplitInputs};
 use crate::kernel::uniforms::SplitUniform;
-use crate::kernel::{Context, Dispatch, Pipeline, Storage};
-use crate::var::state::{SharedPlan, VarState, slot_offset};
+use crate::kernel::{Context, Pipeline, Storage};
+use crate::var::state::{PlannedDispatch, VarState};
 
 /// Keys per split-K block (at most 1024, the kernel's workgroup array).
 pub const DEFAULT_BLOCK: u32 = 256;
@@ -28,14 +28,11 @@ pub struct SplitAttention {
     combine: Arc<Pipeline>,
 }
 
-/// The buffers of one split-K attention: Q [H, Tq, d]; K, V [Hkv, capacity, d] of which the
-/// first `keys` are used; the key classes [capacity]; outputs O [H, Tq, d] and selected [H, Tq].
+/// The buffers of one split-K attention: Q, K, V, O (K and V [Hkv, capacity, d], of which the
+/// first `keys` are used), the key classes [capacity] and the selected flags [H, Tq].
 pub struct SplitInputs<'a> {
-    pub q: BufferBinding<'a>,
-    pub k: BufferBinding<'a>,
-    pub v: BufferBinding<'a>,
+    pub attention: AttentionInputs<'a>,
     pub classes: BufferBinding<'a>,
-    pub o: BufferBinding<'a>,
     pub selected: BufferBinding<'a>,
 }
 
@@ -59,11 +56,10 @@ impl KvLayout {
 /// The two dispatches, the block partials and the shape uniform (keys can grow:
 /// [`SplitBinding::set_keys`]).
 pub struct SplitBinding {
-    split: Dispatch,
-    combine: Dispatch,
+    /// The split pass, then the combine pass.
+    dispatches: PlannedDispatch,
     params: Buffer,
     uniform: SplitUniform,
-    plan: SharedPlan,
     _partials: Buffer,
 }
 
@@ -139,9 +135,9 @@ impl SplitAttention {
             AttentionSplitInputs {
                 cfg: state.config_binding(),
                 att: params.as_entire_buffer_binding(),
-                q: Storage::new(inputs.q, shape.q_len()),
-                k: Storage::new(inputs.k, kv_len),
-                v: Storage::new(inputs.v, kv_len),
+                q: Storage::new(inputs.attention.q, shape.q_len()),
+                k: Storage::new(inputs.attention.k, kv_len),
+                v: Storage::new(inputs.attention.v, kv_len),
                 classes: Storage::new(inputs.classes.clone(), capacity),
                 partials: Storage::whole(&partials),
             },
@@ -154,17 +150,15 @@ impl SplitAttention {
                 att: params.as_entire_buffer_binding(),
                 partials: Storage::whole(&partials),
                 classes: Storage::new(inputs.classes, capacity),
-                o: Storage::new(inputs.o, shape.q_len()),
+                o: Storage::new(inputs.attention.o, shape.q_len()),
                 selected: Storage::new(inputs.selected, shape.heads * shape.queries),
             },
             rows,
         )?;
         Ok(SplitBinding {
-            split,
-            combine,
+            dispatches: state.planned(vec![split, combine]),
             params,
             uniform,
-            plan: state.plan(),
             _partials: partials,
         })
     }
@@ -173,10 +167,7 @@ impl SplitAttention {
 impl SplitBinding {
     /// Records the split pass and the combine pass for `layer` (its role from the state's plan).
     pub fn record(&self, pass: &mut ComputePass, layer: usize) -> Result<()> {
-        let offset = slot_offset(&self.plan, layer)?;
-        self.split.record(pass, &[offset]);
-        self.combine.record(pass, &[offset]);
-        Ok(())
+        self.dispatches.record(pass, layer)
     }
 
     /// Keys in use now (the KV cache grew); takes effect for work submitted after it.
@@ -189,8 +180,7 @@ impl SplitBinding {
         }
         self.uniform.keys = keys as u32;
         self.uniform.blocks = (keys as u32).div_ceil(self.uniform.block);
-        self.split
-            .set_items(self.uniform.heads * self.uniform.queries * self.uniform.blocks);
+        self.dispatches.dispatches[0].set_items(self.uniform.heads * self.uniform.queries * self.uniform.blocks);
         queue.write_buffer(&self.params, 0, bytemuck::bytes_of(&self.uniform));
         Ok(())
     }

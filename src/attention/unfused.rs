@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use wgpu::{Buffer, BufferBinding, ComputePass};
 
-use super::{AttentionOptions, FusedShape, check_built_for, check_head_dim};
+use super::{AttentionInputs, AttentionOptions, FusedShape, check_built_for, check_head_dim};
 use crate::error::Result;
 use crate::kernel::declarations::{AttentionProbs, AttentionProbsInputs, AttentionPv, AttentionPvInputs};
 use crate::kernel::{Context, Dispatch, Pipeline, Storage};
@@ -20,16 +20,6 @@ pub struct UnfusedAttention {
     head_dim: usize,
     probs: Arc<Pipeline>,
     pv: Arc<Pipeline>,
-}
-
-/// The caller's buffers: Q, K, V (read), P [H, Tq, Tk] (written, then read) and O (written), f32.
-#[derive(Debug, Clone)]
-pub struct UnfusedInputs<'a> {
-    pub q: BufferBinding<'a>,
-    pub k: BufferBinding<'a>,
-    pub v: BufferBinding<'a>,
-    pub probs: BufferBinding<'a>,
-    pub o: BufferBinding<'a>,
 }
 
 /// The two dispatches of one set of Q, K, V, P, O buffers.
@@ -56,7 +46,8 @@ impl UnfusedAttention {
         crate::error::scoped(ctx.device(), || Self::new(ctx, head_dim)).await?
     }
 
-    pub fn bind(&self, shape: FusedShape, options: AttentionOptions, inputs: UnfusedInputs) -> Result<UnfusedBinding> {
+    /// Binds Q, K, V, O and the probabilities `p` [H, Tq, Tk] f32 (written, then read).
+    pub fn bind(&self, shape: FusedShape, options: AttentionOptions, inputs: AttentionInputs, p: BufferBinding) -> Result<UnfusedBinding> {
         check_built_for(&shape, self.head_dim)?;
         let params = self.ctx.uniform_buffer("visattn attention params", &options.uniform(shape)?);
         let rows = (shape.heads * shape.queries) as u32;
@@ -67,7 +58,7 @@ impl UnfusedAttention {
                 att: params.as_entire_buffer_binding(),
                 q: Storage::new(inputs.q, shape.q_len()),
                 k: Storage::new(inputs.k, shape.kv_len()),
-                probs: Storage::new(inputs.probs.clone(), p_len),
+                probs: Storage::new(p.clone(), p_len),
             },
             rows,
         )?;
@@ -75,7 +66,7 @@ impl UnfusedAttention {
             &self.pv,
             AttentionPvInputs {
                 att: params.as_entire_buffer_binding(),
-                probs: Storage::new(inputs.probs, p_len),
+                probs: Storage::new(p, p_len),
                 v: Storage::new(inputs.v, shape.kv_len()),
                 o: Storage::new(inputs.o, shape.q_len()),
             },

@@ -10,9 +10,9 @@ use wgpu::{Buffer, BufferUsages, Queue};
 
 pub use batch::SequenceInput;
 
-use crate::attention::fused::{FusedAttention, FusedBinding, FusedInputs};
+use crate::attention::fused::{FusedAttention, FusedBinding};
 use crate::attention::split::{KvLayout, SplitAttention, SplitBinding, SplitInputs};
-use crate::attention::{AttentionOptions, FusedShape};
+use crate::attention::{AttentionInputs, AttentionOptions, FusedShape};
 use crate::error::{Error, Result, scoped_blocking};
 use crate::kernel::Context;
 use crate::readback::{read_bytes, read_vec};
@@ -151,7 +151,7 @@ impl HostSession {
                     &state,
                     shape,
                     options,
-                    FusedInputs {
+                    AttentionInputs {
                         q: q.as_entire_buffer_binding(),
                         k: k.as_entire_buffer_binding(),
                         v: v.as_entire_buffer_binding(),
@@ -164,11 +164,13 @@ impl HostSession {
                     options,
                     KvLayout::new(shape.keys),
                     SplitInputs {
-                        q: q.as_entire_buffer_binding(),
-                        k: k.as_entire_buffer_binding(),
-                        v: v.as_entire_buffer_binding(),
+                        attention: AttentionInputs {
+                            q: q.as_entire_buffer_binding(),
+                            k: k.as_entire_buffer_binding(),
+                            v: v.as_entire_buffer_binding(),
+                            o: o.as_entire_buffer_binding(),
+                        },
                         classes: state.classes_buffer().as_entire_buffer_binding(),
-                        o: o.as_entire_buffer_binding(),
                         selected: state.selected_buffer().as_entire_buffer_binding(),
                     },
                 )?),

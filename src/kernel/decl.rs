@@ -228,7 +228,7 @@ macro_rules! kernel {
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __kernel_field_ty {
-    ($lt:lifetime; uniform) => { wgpu::BufferBinding<$lt> };
+    ($lt:lifetime; uniform) => { $crate::wgpu::BufferBinding<$lt> };
     ($lt:lifetime; storage) => { $crate::kernel::Storage<$lt> };
 }
 

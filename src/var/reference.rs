@@ -156,22 +156,36 @@ pub fn apply_layer(
     Ok(LayerFlags { phi, sinks, selected })
 }
 
+/// One attention's inputs for [`attention_var`]: Q [H, Tq, d], K and V [Hkv, Tk, d], the mask
+/// and the softmax scale.
+#[derive(Debug, Clone, Copy)]
+pub struct Qkv<'a> {
+    pub q: &'a [f32],
+    pub k: &'a [f32],
+    pub v: &'a [f32],
+    pub shape: crate::shape::FusedShape,
+    pub causal: bool,
+    pub scale: f64,
+}
+
 /// The unfused path the fused kernel must equal: materialise Q K^T * scale, softmax (with the
 /// bottom-right causal mask), VAR on every row (sections 2 and 3, in f64), multiply by V.
 /// Returns O [H, Tq, d] and section 2's statistics per (head, row).
-#[allow(clippy::too_many_arguments)]
 pub fn attention_var(
     cfg: &VarConfig,
     role: LayerRole,
     visual: &VisualTokens,
     sinks: &[bool],
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    shape: crate::shape::FusedShape,
-    causal: bool,
-    scale: f64,
+    attn: Qkv,
 ) -> Result<(Vec<f64>, Vec<RowStats>)> {
+    let Qkv {
+        q,
+        k,
+        v,
+        shape,
+        causal,
+        scale,
+    } = attn;
     shape.validate()?;
     let (h_n, tq, tk, d) = (shape.heads, shape.queries, shape.keys, shape.head_dim);
     if q.len() != shape.q_len() || k.len() != shape.kv_len() || v.len() != shape.kv_len() {

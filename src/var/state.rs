@@ -410,9 +410,12 @@ impl VarState {
         role_of(&self.plan, layer).map(|(role, _, _)| role)
     }
 
-    /// The prepared plan, shared with the attention bindings that read the config slots.
-    pub(crate) fn plan(&self) -> Plan {
-        self.plan.clone()
+    /// `dispatches` recording with this state's config slots (the attention bindings).
+    pub(crate) fn planned(&self, dispatches: Vec<Dispatch>) -> PlannedDispatch {
+        PlannedDispatch {
+            plan: self.plan.clone(),
+            dispatches,
+        }
     }
 
     pub(crate) fn context(&self) -> &Context {
@@ -433,12 +436,22 @@ impl VarState {
     }
 }
 
-/// The config slot offset of `layer` under the prepared plan.
-pub(crate) fn slot_offset(plan: &Plan, layer: usize) -> Result<u32> {
-    role_of(plan, layer).map(|(_, offset, _)| offset)
+/// Dispatches that read the state's config slots: each records with the slot of the layer's
+/// role under the plan prepared last.
+pub(crate) struct PlannedDispatch {
+    plan: Plan,
+    pub(crate) dispatches: Vec<Dispatch>,
 }
 
-pub(crate) type SharedPlan = Plan;
+impl PlannedDispatch {
+    pub(crate) fn record(&self, pass: &mut ComputePass, layer: usize) -> Result<()> {
+        let (_, offset, _) = role_of(&self.plan, layer)?;
+        for d in &self.dispatches {
+            d.record(pass, &[offset]);
+        }
+        Ok(())
+    }
+}
 
 impl SinkBinding {
     /// Records sink scoring of `layer` (phi and classes for all tokens). Run it once per layer,
