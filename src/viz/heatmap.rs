@@ -172,17 +172,10 @@ impl Heatmap {
             )));
         }
         let cells = grid * grid;
-        let buffer = |label, len: usize, extra| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: (len * 4) as u64,
-                usage: BufferUsages::STORAGE | BufferUsages::COPY_DST | extra,
-                mapped_at_creation: false,
-            })
-        };
-        let values = buffer("visattn heatmap values", 2 * cells, BufferUsages::COPY_SRC);
-        let scale = buffer("visattn heatmap scale", 1, BufferUsages::COPY_SRC);
-        let sinks = buffer("visattn heatmap sinks", cells, BufferUsages::empty());
+        let buffer = |name, len: usize| self.ctx.storage_buffer(name, (len * 4) as u64, BufferUsages::empty());
+        let values = buffer("heatmap values", 2 * cells)?;
+        let scale = buffer("heatmap scale", 1)?;
+        let sinks = buffer("heatmap sinks", cells)?;
         let picture = match picture {
             Some((queue, rgba, pw)) if pw > 0 && rgba.len() % (4 * pw as usize) == 0 && !rgba.is_empty() => {
                 let ph = (rgba.len() / (4 * pw as usize)) as u32;
