@@ -114,6 +114,20 @@ impl TensorFile {
         }
         Ok((v.shape().to_vec(), v.data().to_vec()))
     }
+
+    /// An i64 tensor (token ids, as HF writes them).
+    pub fn i64(&self, name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
+        let v = self.view(name)?;
+        if v.dtype() != Dtype::I64 {
+            return Err(Error::Dump(format!("tensor '{name}' has dtype {:?}; expected i64", v.dtype())));
+        }
+        let values = v
+            .data()
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .collect();
+        Ok((v.shape().to_vec(), values))
+    }
 }
 
 /// Drops a leading batch axis of size 1; any other batch size is an error.

@@ -1,0 +1,80 @@
+//! A LLaVA-1.5 host on wgpu that embeds visattn through its public API (issue "Answers with
+//! VAR"). Built so far: the folder's config, shards and tokenizer, checked against each other,
+//! and the prompt's input ids (`--tokens`). The forward pass is the next step.
+
+mod config;
+mod prompt;
+mod weights;
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// LLaVA-1.5 from a HF model folder: image + question in, answer out, VAR on or off.
+#[derive(Parser, Debug)]
+#[command(name = "llava")]
+struct Args {
+    /// HF folder: config.json, *.safetensors (+ index), tokenizer.json.
+    #[arg(long)]
+    model: PathBuf,
+    /// The question.
+    #[arg(long, default_value = "What is in the picture?")]
+    prompt: String,
+    /// Print the prompt's input ids (JSON) and exit.
+    #[arg(long)]
+    tokens: bool,
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let dir = &args.model;
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cfg = config::LlavaConfig::parse(&text).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let weights = weights::Weights::open(dir)?;
+    let prompter = prompt::Prompter::open(dir, &cfg)?;
+    let ids = prompter.input_ids(&args.prompt)?;
+    if ids.len() > cfg.text.max_positions {
+        return Err(format!(
+            "the prompt is {} tokens with the picture, over the model's context of {}",
+            ids.len(),
+            cfg.text.max_positions
+        ));
+    }
+    if args.tokens {
+        // Every tensor read (one shard at a time), upcast and checked finite.
+        let mut parameters = 0usize;
+        weights.for_each(|_, shape, _| {
+            parameters += shape.iter().product::<usize>();
+            Ok(())
+        })?;
+        let json = serde_json::json!({
+            "input_ids": ids,
+            "text": prompter.decode(&ids)?,
+            "shards": weights.shards.len(),
+            "tensors": weights.tensors(),
+            "parameters": parameters,
+        });
+        println!("{json}");
+        return Ok(());
+    }
+    Err("the forward pass is not built yet (issue \"Answers with VAR\"): only --tokens runs".into())
+}
+
+fn main() {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) if e.use_stderr() => {
+            let first = e.to_string().lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
+            eprintln!("error: {first} (see --help)");
+            std::process::exit(1);
+        }
+        Err(e) => {
+            print!("{e}");
+            return;
+        }
+    };
+    if let Err(e) = run(args) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,104 @@
+//! The LLaVA host (examples/llava) on the tiny model of tests/data/tiny-llava
+//! (tools/make_tiny_llava.py): the prompt's input ids equal HF's, every shard loads, and bad
+//! folders get one clear error each. The forward pass's tests come with it.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn tiny() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llava")
+}
+
+fn llava(args: &[&str]) -> std::process::Output {
+    Command::new(support::example("llava")).args(args).output().unwrap()
+}
+
+/// A copy of the tiny folder to break.
+fn copy_of_tiny(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("visattn-llava-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(tiny()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+fn one_error_line(out: &std::process::Output, what: &str, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{what}: exit 1 expected, stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "{what}: one error line, got: {err}");
+    assert!(
+        err.starts_with("error: ") && err.contains(needle),
+        "{what}: '{needle}' not in: {err}"
+    );
+}
+
+#[test]
+fn input_ids_match_hf() {
+    let expected = visattn::dump::TensorFile::open(tiny().join("expected.safetensors")).unwrap();
+    let prompt = expected.metadata()["prompt"].clone();
+    let out = llava(&["--model", tiny().to_str().unwrap(), "--prompt", &prompt, "--tokens"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<i64> = v["input_ids"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
+    let (shape, want) = expected.i64("input_ids").unwrap();
+    assert_eq!(shape, vec![want.len()]);
+    assert_eq!(got, want, "input ids differ from HF's processor");
+    assert_eq!(v["shards"], 4);
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tiny().join("model.safetensors.index.json")).unwrap()).unwrap();
+    assert_eq!(v["parameters"], index["metadata"]["total_parameters"]);
+}
+
+#[test]
+fn bad_folders_get_one_clear_error_each() {
+    let missing = copy_of_tiny("shard");
+    std::fs::remove_file(missing.join("model-00003-of-00004.safetensors")).unwrap();
+    one_error_line(
+        &llava(&["--model", missing.to_str().unwrap(), "--tokens"]),
+        "missing shard",
+        "shard model-00003-of-00004.safetensors is missing",
+    );
+
+    let other = copy_of_tiny("arch");
+    let cfg = std::fs::read_to_string(other.join("config.json")).unwrap();
+    std::fs::write(
+        other.join("config.json"),
+        cfg.replacen("\"model_type\": \"llava\"", "\"model_type\": \"qwen2_vl\"", 1),
+    )
+    .unwrap();
+    one_error_line(
+        &llava(&["--model", other.to_str().unwrap(), "--tokens"]),
+        "another architecture",
+        "model_type 'qwen2_vl'",
+    );
+
+    let mismatch = copy_of_tiny("tokenizer");
+    let cfg = std::fs::read_to_string(mismatch.join("config.json")).unwrap();
+    std::fs::write(
+        mismatch.join("config.json"),
+        cfg.replacen("\"image_token_index\": 400", "\"image_token_index\": 7", 1),
+    )
+    .unwrap();
+    one_error_line(
+        &llava(&["--model", mismatch.to_str().unwrap(), "--tokens"]),
+        "tokenizer mismatch",
+        "a tokenizer of another model",
+    );
+
+    let long = "the picture shows a bowl of fruit on a wooden table ".repeat(20);
+    one_error_line(
+        &llava(&["--model", tiny().to_str().unwrap(), "--prompt", &long, "--tokens"]),
+        "prompt too long",
+        "over the model's context of 128",
+    );
+
+    one_error_line(&llava(&["--model", "/nonexistent", "--tokens"]), "no folder", "config.json");
+    for dir in [missing, other, mismatch] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
