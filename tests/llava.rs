@@ -54,6 +54,41 @@ fn input_ids_match_hf() {
     assert_eq!(v["parameters"], index["metadata"]["total_parameters"]);
 }
 
+/// HF's CLIP processor (PIL backend) on picture.png: resize of the shortest side with PIL's
+/// bicubic, center crop, rescale, normalise. Bit for bit.
+#[test]
+fn pixel_values_match_hf_bit_for_bit() {
+    let expected = visattn::dump::TensorFile::open(tiny().join("expected.safetensors")).unwrap();
+    let want = expected.f32("pixel_values").unwrap();
+    let picture = tiny().join("picture.png");
+    let out = llava(&[
+        "--model",
+        tiny().to_str().unwrap(),
+        "--image",
+        picture.to_str().unwrap(),
+        "--tokens",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = &v["pixel_values"];
+    assert_eq!(
+        vec![3, p["height"].as_u64().unwrap() as usize, p["width"].as_u64().unwrap() as usize],
+        want.shape
+    );
+    let got: Vec<f32> = p["values"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    assert_eq!(got.len(), want.data.len());
+    let off: Vec<usize> = (0..got.len()).filter(|&i| got[i].to_bits() != want.data[i].to_bits()).collect();
+    assert!(
+        off.is_empty(),
+        "{} of {} values differ, first at {}: {} vs {}",
+        off.len(),
+        got.len(),
+        off[0],
+        got[off[0]],
+        want.data[off[0]]
+    );
+}
+
 #[test]
 fn bad_folders_get_one_clear_error_each() {
     let missing = copy_of_tiny("shard");
@@ -98,6 +133,15 @@ fn bad_folders_get_one_clear_error_each() {
     );
 
     one_error_line(&llava(&["--model", "/nonexistent", "--tokens"]), "no folder", "config.json");
+
+    let junk = std::env::temp_dir().join(format!("visattn-llava-junk-{}.png", std::process::id()));
+    std::fs::write(&junk, b"not a picture at all").unwrap();
+    one_error_line(
+        &llava(&["--model", tiny().to_str().unwrap(), "--image", junk.to_str().unwrap(), "--tokens"]),
+        "undecodable image",
+        "cannot decode the picture",
+    );
+    let _ = std::fs::remove_file(junk);
     for dir in [missing, other, mismatch] {
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -3,6 +3,7 @@
 //! and the prompt's input ids (`--tokens`). The forward pass is the next step.
 
 mod config;
+mod image;
 mod prompt;
 mod weights;
 
@@ -20,7 +21,10 @@ struct Args {
     /// The question.
     #[arg(long, default_value = "What is in the picture?")]
     prompt: String,
-    /// Print the prompt's input ids (JSON) and exit.
+    /// The picture (PNG or JPEG).
+    #[arg(long)]
+    image: Option<PathBuf>,
+    /// Print the prompt's input ids and the picture's pixel_values (JSON) and exit.
     #[arg(long)]
     tokens: bool,
 }
@@ -33,6 +37,11 @@ fn run(args: Args) -> Result<(), String> {
     let weights = weights::Weights::open(dir)?;
     let prompter = prompt::Prompter::open(dir, &cfg)?;
     let ids = prompter.input_ids(&args.prompt)?;
+    let preprocess = image::Preprocess::from_dir(dir)?;
+    let pixels = match &args.image {
+        Some(path) => Some(preprocess.pixel_values(&image::load(path)?)?),
+        None => None,
+    };
     if ids.len() > cfg.text.max_positions {
         return Err(format!(
             "the prompt is {} tokens with the picture, over the model's context of {}",
@@ -53,6 +62,7 @@ fn run(args: Args) -> Result<(), String> {
             "shards": weights.shards.len(),
             "tensors": weights.tensors(),
             "parameters": parameters,
+            "pixel_values": pixels.map(|(h, w, v)| serde_json::json!({ "height": h, "width": w, "values": v })),
         });
         println!("{json}");
         return Ok(());
