@@ -89,6 +89,34 @@ fn pixel_values_match_hf_bit_for_bit() {
     );
 }
 
+/// The host's CPU reference of the whole model (CLIP tower, projector, LLaMA) against HF's
+/// recorded logits of every prompt position, within 1e-4 of the largest logit (measured: 7.5e-7),
+/// and the same 12 greedy tokens.
+#[test]
+fn reference_logits_and_greedy_answer_match_hf() {
+    let expected = visattn::dump::TensorFile::open(tiny().join("expected.safetensors")).unwrap();
+    let want = expected.f32("logits").unwrap();
+    let (_, generated) = expected.i64("generated").unwrap();
+    let picture = tiny().join("picture.png");
+    let out = llava(&[
+        "--model",
+        tiny().to_str().unwrap(),
+        "--image",
+        picture.to_str().unwrap(),
+        "--reference",
+        "--max-tokens",
+        &generated.len().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<f32> = v["logits"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    let scale = want.data.iter().fold(0f32, |m, x| m.max(x.abs()));
+    support::close::assert_close("reference logits", &got, &want.data, |_| 1e-4 * scale as f64);
+    let greedy: Vec<i64> = v["greedy"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
+    assert_eq!(greedy, generated, "greedy tokens differ from HF's generate");
+    assert_eq!(v["answer"].as_str().unwrap(), expected.metadata()["answer"]);
+}
+
 #[test]
 fn bad_folders_get_one_clear_error_each() {
     let missing = copy_of_tiny("shard");

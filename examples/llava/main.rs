@@ -5,6 +5,7 @@
 mod config;
 mod image;
 mod prompt;
+mod reference;
 mod weights;
 
 use std::path::PathBuf;
@@ -27,6 +28,13 @@ struct Args {
     /// Print the prompt's input ids and the picture's pixel_values (JSON) and exit.
     #[arg(long)]
     tokens: bool,
+    /// Run the CPU reference of the model (slow, f64 sums): print the logits of every prompt
+    /// position and the greedy answer (JSON) and exit.
+    #[arg(long)]
+    reference: bool,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 32)]
+    max_tokens: usize,
 }
 
 fn run(args: Args) -> Result<(), String> {
@@ -67,7 +75,21 @@ fn run(args: Args) -> Result<(), String> {
         println!("{json}");
         return Ok(());
     }
-    Err("the forward pass is not built yet (issue \"Answers with VAR\"): only --tokens runs".into())
+    if args.reference {
+        let (_, _, pixels) = pixels.ok_or("--reference needs --image")?;
+        let model = reference::Model::load(&cfg, &weights)?;
+        let image = model.image_features(&pixels)?;
+        let logits = model.logits(&ids, Some(&image))?;
+        let greedy = model.greedy(&ids, Some(&image), args.max_tokens)?;
+        let json = serde_json::json!({
+            "logits": logits,
+            "greedy": greedy,
+            "answer": prompter.decode(&greedy)?,
+        });
+        println!("{json}");
+        return Ok(());
+    }
+    Err("the GPU forward pass is not built yet (issue \"Answers with VAR\"): only --tokens and --reference run".into())
 }
 
 fn main() {

@@ -1,0 +1,394 @@
+//! The model in plain Rust on the CPU (f32 weights, f64 sums): the spec in code that the GPU
+//! forward pass is tested against, and itself tested against HF's recorded logits. Written to
+//! follow transformers' LlavaForConditionalGeneration, CLIPVisionModel and LlamaForCausalLM
+//! line by line, not to be fast.
+
+use std::collections::HashMap;
+
+use crate::config::LlavaConfig;
+use crate::weights::Weights;
+
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+pub struct Model {
+    cfg: LlavaConfig,
+    w: HashMap<String, Tensor>,
+}
+
+/// The names this host uses for a tensor of either HF layout (llava-hf's
+/// `vision_tower.vision_model.` and transformers 5's `model.` prefixes).
+pub fn canonical(name: &str) -> String {
+    for (from, to) in [
+        ("vision_tower.vision_model.", "vision_tower."),
+        ("model.vision_tower.", "vision_tower."),
+        ("model.multi_modal_projector.", "multi_modal_projector."),
+        ("model.language_model.", "language_model.model."),
+        ("lm_head.", "language_model.lm_head."),
+    ] {
+        if let Some(rest) = name.strip_prefix(from) {
+            return format!("{to}{rest}");
+        }
+    }
+    name.to_string()
+}
+
+/// x [n, k] times w [m, k]^T (+ b [m]): [n, m].
+fn linear(x: &[f32], n: usize, w: &Tensor, b: Option<&Tensor>) -> Vec<f32> {
+    let (m, k) = (w.shape[0], w.shape[1]);
+    assert_eq!(x.len(), n * k, "linear: input width");
+    let mut out = vec![0f32; n * m];
+    for i in 0..n {
+        let row = &x[i * k..(i + 1) * k];
+        for j in 0..m {
+            let wr = &w.data[j * k..(j + 1) * k];
+            let s: f64 = row.iter().zip(wr).map(|(&a, &b)| a as f64 * b as f64).sum();
+            out[i * m + j] = (s + b.map_or(0.0, |b| b.data[j] as f64)) as f32;
+        }
+    }
+    out
+}
+
+fn layer_norm(x: &[f32], d: usize, w: &Tensor, b: &Tensor, eps: f64) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let mean = row.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
+        let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
+        let inv = 1.0 / (var + eps).sqrt();
+        for i in 0..d {
+            o[i] = ((row[i] as f64 - mean) * inv * w.data[i] as f64 + b.data[i] as f64) as f32;
+        }
+    }
+    out
+}
+
+fn rms_norm(x: &[f32], d: usize, w: &Tensor, eps: f64) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let ms = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / d as f64;
+        let inv = 1.0 / (ms + eps).sqrt();
+        for i in 0..d {
+            o[i] = (row[i] as f64 * inv * w.data[i] as f64) as f32;
+        }
+    }
+    out
+}
+
+/// erf to about 1e-7 relative (Numerical Recipes' erfc, Chebyshev fit): std has none.
+fn erf(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let y = t
+        * (-z * z - 1.26551223
+            + t * (1.00002368
+                + t * (0.37409196
+                    + t * (0.09678418
+                        + t * (-0.18628806
+                            + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
+            .exp();
+    if x >= 0.0 { 1.0 - y } else { y - 1.0 }
+}
+
+fn act(name: &str, x: f32) -> Result<f32, String> {
+    let v = x as f64;
+    Ok(match name {
+        "quick_gelu" => v / (1.0 + (-1.702 * v).exp()),
+        "gelu" => 0.5 * v * (1.0 + erf(v / std::f64::consts::SQRT_2)),
+        "silu" => v / (1.0 + (-v).exp()),
+        other => return Err(format!("activation '{other}' is not implemented")),
+    } as f32)
+}
+
+/// The sizes of one attention: `heads` query heads over `kv_heads`, `n` queries over `m` keys of
+/// `d` dims; query i sits at position m - n + i when causal.
+struct Dims {
+    heads: usize,
+    kv_heads: usize,
+    n: usize,
+    m: usize,
+    d: usize,
+    causal: bool,
+}
+
+/// Softmax attention of q [H, n, d] over k, v [Hkv, m, d] (query head h reads kv head h /
+/// (H / Hkv)). Returns [n, H * d].
+fn attention(q: &[f32], k: &[f32], v: &[f32], dims: Dims) -> Vec<f32> {
+    let Dims {
+        heads,
+        kv_heads,
+        n,
+        m,
+        d,
+        causal,
+    } = dims;
+    let scale = 1.0 / (d as f64).sqrt();
+    let mut out = vec![0f32; n * heads * d];
+    for h in 0..heads {
+        let kv = h / (heads / kv_heads);
+        for i in 0..n {
+            let visible = if causal { m - n + i + 1 } else { m };
+            let qr = &q[(h * n + i) * d..][..d];
+            let s: Vec<f64> = (0..visible)
+                .map(|j| {
+                    scale
+                        * qr.iter()
+                            .zip(&k[(kv * m + j) * d..][..d])
+                            .map(|(&a, &b)| a as f64 * b as f64)
+                            .sum::<f64>()
+                })
+                .collect();
+            let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = s.iter().map(|&x| (x - mx).exp()).collect();
+            let total: f64 = e.iter().sum();
+            for t in 0..d {
+                let acc: f64 = (0..visible).map(|j| e[j] * v[(kv * m + j) * d + t] as f64).sum();
+                out[i * heads * d + h * d + t] = (acc / total) as f32;
+            }
+        }
+    }
+    out
+}
+
+/// [n, H * d] rows to [H, n, d].
+fn heads_first(x: &[f32], n: usize, heads: usize, d: usize) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    for i in 0..n {
+        for h in 0..heads {
+            out[(h * n + i) * d..][..d].copy_from_slice(&x[(i * heads + h) * d..][..d]);
+        }
+    }
+    out
+}
+
+impl Model {
+    pub fn load(cfg: &LlavaConfig, weights: &Weights) -> Result<Self, String> {
+        let mut w = HashMap::new();
+        weights.for_each(|name, shape, data| {
+            w.insert(
+                canonical(name),
+                Tensor {
+                    shape: shape.to_vec(),
+                    data,
+                },
+            );
+            Ok(())
+        })?;
+        Ok(Self { cfg: cfg.clone(), w })
+    }
+
+    fn t(&self, name: &str) -> Result<&Tensor, String> {
+        self.w.get(name).ok_or_else(|| format!("weights: tensor {name} is missing"))
+    }
+
+    /// The image features [tokens, text hidden] of pixel_values [3, S, S].
+    pub fn image_features(&self, pixels: &[f32]) -> Result<Vec<f32>, String> {
+        let v = &self.cfg.vision;
+        let (s, p, d) = (v.image_size, v.patch_size, v.hidden);
+        let side = s / p;
+        let n = side * side + 1;
+        if pixels.len() != 3 * s * s {
+            return Err(format!("pixel_values of {} values for a {s}x{s} vision tower", pixels.len()));
+        }
+        let conv = self.t("vision_tower.embeddings.patch_embedding.weight")?;
+        let cls = self.t("vision_tower.embeddings.class_embedding")?;
+        let pos = self.t("vision_tower.embeddings.position_embedding.weight")?;
+        let mut x = vec![0f32; n * d];
+        for (x, (c, p)) in x[..d].iter_mut().zip(cls.data.iter().zip(&pos.data)) {
+            *x = (*c as f64 + *p as f64) as f32;
+        }
+        for (patch, (py, px)) in (0..side).flat_map(|y| (0..side).map(move |x| (y, x))).enumerate() {
+            for o in 0..d {
+                let mut acc = 0f64;
+                for c in 0..3 {
+                    for i in 0..p {
+                        for j in 0..p {
+                            let wv = conv.data[((o * 3 + c) * p + i) * p + j] as f64;
+                            acc += wv * pixels[(c * s + py * p + i) * s + px * p + j] as f64;
+                        }
+                    }
+                }
+                let at = (patch + 1) * d + o;
+                x[at] = (acc as f32 as f64 + pos.data[at] as f64) as f32;
+            }
+        }
+        let eps = v.layer_norm_eps;
+        let mut x = layer_norm(
+            &x,
+            d,
+            self.t("vision_tower.pre_layrnorm.weight")?,
+            self.t("vision_tower.pre_layrnorm.bias")?,
+            eps,
+        );
+        let mut states = vec![x.clone()];
+        let hd = d / v.heads;
+        for l in 0..v.layers {
+            let pre = format!("vision_tower.encoder.layers.{l}.");
+            let t = |s: &str| self.t(&format!("{pre}{s}"));
+            let h = layer_norm(&x, d, t("layer_norm1.weight")?, t("layer_norm1.bias")?, eps);
+            let q = heads_first(
+                &linear(&h, n, t("self_attn.q_proj.weight")?, Some(t("self_attn.q_proj.bias")?)),
+                n,
+                v.heads,
+                hd,
+            );
+            let k = heads_first(
+                &linear(&h, n, t("self_attn.k_proj.weight")?, Some(t("self_attn.k_proj.bias")?)),
+                n,
+                v.heads,
+                hd,
+            );
+            let vv = heads_first(
+                &linear(&h, n, t("self_attn.v_proj.weight")?, Some(t("self_attn.v_proj.bias")?)),
+                n,
+                v.heads,
+                hd,
+            );
+            let a = attention(
+                &q,
+                &k,
+                &vv,
+                Dims {
+                    heads: v.heads,
+                    kv_heads: v.heads,
+                    n,
+                    m: n,
+                    d: hd,
+                    causal: false,
+                },
+            );
+            let a = linear(&a, n, t("self_attn.out_proj.weight")?, Some(t("self_attn.out_proj.bias")?));
+            x.iter_mut().zip(&a).for_each(|(x, a)| *x += a);
+            let h = layer_norm(&x, d, t("layer_norm2.weight")?, t("layer_norm2.bias")?, eps);
+            let mut f = linear(&h, n, t("mlp.fc1.weight")?, Some(t("mlp.fc1.bias")?));
+            for y in &mut f {
+                *y = act(&v.act, *y)?;
+            }
+            let f = linear(&f, n, t("mlp.fc2.weight")?, Some(t("mlp.fc2.bias")?));
+            x.iter_mut().zip(&f).for_each(|(x, f)| *x += f);
+            states.push(x.clone());
+        }
+        let fl = self.cfg.feature_layer;
+        let idx = if fl < 0 { states.len() as i64 + fl } else { fl } as usize;
+        let feat = &states[idx];
+        let feat = if self.cfg.keep_cls { feat.clone() } else { feat[d..].to_vec() };
+        let tokens = feat.len() / d;
+        let mut h = linear(
+            &feat,
+            tokens,
+            self.t("multi_modal_projector.linear_1.weight")?,
+            self.w.get("multi_modal_projector.linear_1.bias"),
+        );
+        for y in &mut h {
+            *y = act(&self.cfg.projector_act, *y)?;
+        }
+        Ok(linear(
+            &h,
+            tokens,
+            self.t("multi_modal_projector.linear_2.weight")?,
+            self.w.get("multi_modal_projector.linear_2.bias"),
+        ))
+    }
+
+    /// Logits [T, vocab] of every position of `ids`, image tokens replaced by `image` [n, D].
+    pub fn logits(&self, ids: &[u32], image: Option<&[f32]>) -> Result<Vec<f32>, String> {
+        let c = &self.cfg.text;
+        let (d, t_n) = (c.hidden, ids.len());
+        let emb = self.t("language_model.model.embed_tokens.weight")?;
+        let mut x = vec![0f32; t_n * d];
+        let mut next_image = 0;
+        for (i, &id) in ids.iter().enumerate() {
+            let row = if id == self.cfg.image_token {
+                let img = image.ok_or("the prompt has image tokens but no picture")?;
+                let r = img
+                    .get(next_image * d..(next_image + 1) * d)
+                    .ok_or("more image tokens than image features")?;
+                next_image += 1;
+                r
+            } else {
+                emb.data
+                    .get(id as usize * d..(id as usize + 1) * d)
+                    .ok_or_else(|| format!("token {id} is outside the vocabulary"))?
+            };
+            x[i * d..(i + 1) * d].copy_from_slice(row);
+        }
+        if let Some(img) = image
+            && next_image * d != img.len()
+        {
+            return Err(format!("{next_image} image tokens for {} image features", img.len() / d));
+        }
+        let hd = c.head_dim;
+        let half = hd / 2;
+        let inv_freq: Vec<f64> = (0..half).map(|i| 1.0 / c.rope_theta.powf(2.0 * i as f64 / hd as f64)).collect();
+        let rope = |v: &mut [f32], heads: usize| {
+            for h in 0..heads {
+                for i in 0..t_n {
+                    let r = &mut v[(h * t_n + i) * hd..][..hd];
+                    for j in 0..half {
+                        let (cos, sin) = ((i as f64 * inv_freq[j]).cos(), (i as f64 * inv_freq[j]).sin());
+                        let (a, b) = (r[j] as f64, r[j + half] as f64);
+                        r[j] = (a * cos - b * sin) as f32;
+                        r[j + half] = (b * cos + a * sin) as f32;
+                    }
+                }
+            }
+        };
+        for l in 0..c.layers {
+            let pre = format!("language_model.model.layers.{l}.");
+            let t = |s: &str| self.t(&format!("{pre}{s}"));
+            let h = rms_norm(&x, d, t("input_layernorm.weight")?, c.rms_eps);
+            let mut q = heads_first(&linear(&h, t_n, t("self_attn.q_proj.weight")?, None), t_n, c.heads, hd);
+            let mut k = heads_first(&linear(&h, t_n, t("self_attn.k_proj.weight")?, None), t_n, c.kv_heads, hd);
+            let v = heads_first(&linear(&h, t_n, t("self_attn.v_proj.weight")?, None), t_n, c.kv_heads, hd);
+            rope(&mut q, c.heads);
+            rope(&mut k, c.kv_heads);
+            let a = attention(
+                &q,
+                &k,
+                &v,
+                Dims {
+                    heads: c.heads,
+                    kv_heads: c.kv_heads,
+                    n: t_n,
+                    m: t_n,
+                    d: hd,
+                    causal: true,
+                },
+            );
+            let a = linear(&a, t_n, t("self_attn.o_proj.weight")?, None);
+            x.iter_mut().zip(&a).for_each(|(x, a)| *x += a);
+            let h = rms_norm(&x, d, t("post_attention_layernorm.weight")?, c.rms_eps);
+            let g = linear(&h, t_n, t("mlp.gate_proj.weight")?, None);
+            let u = linear(&h, t_n, t("mlp.up_proj.weight")?, None);
+            let gu: Vec<f32> = g
+                .iter()
+                .zip(&u)
+                .map(|(&g, &u)| act("silu", g).map(|s| s * u))
+                .collect::<Result<_, _>>()?;
+            let f = linear(&gu, t_n, t("mlp.down_proj.weight")?, None);
+            x.iter_mut().zip(&f).for_each(|(x, f)| *x += f);
+        }
+        let h = rms_norm(&x, d, self.t("language_model.model.norm.weight")?, c.rms_eps);
+        Ok(linear(&h, t_n, self.t("language_model.lm_head.weight")?, None))
+    }
+
+    /// Greedy continuation of `ids` (recomputing the whole prefix each step: the reference is
+    /// not a cache), stopping at an eos token or after `max` tokens.
+    pub fn greedy(&self, ids: &[u32], image: Option<&[f32]>, max: usize) -> Result<Vec<u32>, String> {
+        let vocab = self.cfg.text.vocab;
+        let mut seq = ids.to_vec();
+        let mut out = Vec::new();
+        for _ in 0..max {
+            let logits = self.logits(&seq, image)?;
+            let last = &logits[(seq.len() - 1) * vocab..];
+            let next = (0..vocab).max_by(|&a, &b| last[a].total_cmp(&last[b]).then(b.cmp(&a))).unwrap_or(0) as u32;
+            if self.cfg.text.eos.contains(&next) {
+                break;
+            }
+            out.push(next);
+            seq.push(next);
+        }
+        Ok(out)
+    }
+}
