@@ -2,7 +2,9 @@
 //! VAR"). Built so far: the folder's config, shards and tokenizer, checked against each other,
 //! and the prompt's input ids (`--tokens`). The forward pass is the next step.
 
+mod check;
 mod config;
+mod gpu;
 mod image;
 mod prompt;
 mod reference;
@@ -18,7 +20,7 @@ use clap::Parser;
 struct Args {
     /// HF folder: config.json, *.safetensors (+ index), tokenizer.json.
     #[arg(long)]
-    model: PathBuf,
+    model: Option<PathBuf>,
     /// The question.
     #[arg(long, default_value = "What is in the picture?")]
     prompt: String,
@@ -32,13 +34,20 @@ struct Args {
     /// position and the greedy answer (JSON) and exit.
     #[arg(long)]
     reference: bool,
+    /// Run every GPU kernel of the host against the CPU reference (JSON) and exit.
+    #[arg(long)]
+    check_kernels: bool,
     /// Most tokens to generate.
     #[arg(long, default_value_t = 32)]
     max_tokens: usize,
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let dir = &args.model;
+    if args.check_kernels {
+        println!("{}", check::run()?);
+        return Ok(());
+    }
+    let dir = args.model.as_ref().ok_or("--model DIR is required (see --help)")?;
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let cfg = config::LlavaConfig::parse(&text).map_err(|e| format!("{}: {e}", dir.display()))?;

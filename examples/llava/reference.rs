@@ -36,7 +36,7 @@ pub fn canonical(name: &str) -> String {
 }
 
 /// x [n, k] times w [m, k]^T (+ b [m]): [n, m].
-fn linear(x: &[f32], n: usize, w: &Tensor, b: Option<&Tensor>) -> Vec<f32> {
+pub fn linear(x: &[f32], n: usize, w: &Tensor, b: Option<&Tensor>) -> Vec<f32> {
     let (m, k) = (w.shape[0], w.shape[1]);
     assert_eq!(x.len(), n * k, "linear: input width");
     let mut out = vec![0f32; n * m];

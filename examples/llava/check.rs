@@ -1,0 +1,75 @@
+//! `--check-kernels`: every GPU kernel of the host against the CPU reference on odd shapes
+//! and random inputs, on the adapter at hand. tests/llava.rs runs it; its tolerances are there.
+
+use crate::gpu::linear::{Linear, upload};
+use crate::reference::{self, Tensor};
+
+/// Uniform in [-1, 1), reproducible.
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+pub fn run() -> Result<serde_json::Value, String> {
+    let g = visattn::util::gpu().map_err(|e| e.to_string())?;
+    let e = |e: visattn::Error| e.to_string();
+    let linear = Linear::new(&g.ctx).map_err(e)?;
+    let mut cases = Vec::new();
+    for (i, &(n, m, k, bias)) in [
+        (1, 1, 1, false),
+        (1, 402, 64, false),
+        (35, 160, 64, true),
+        (63, 65, 17, true),
+        (17, 577, 33, false),
+        (65, 64, 160, true),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let x = random(n * k, 3 * i as u64 + 1);
+        let w = random(m * k, 3 * i as u64 + 2);
+        let b = random(m, 3 * i as u64 + 3);
+        let (xb, wb, bb) = (
+            upload(&g.ctx, &g.queue, "x", &x).map_err(e)?,
+            upload(&g.ctx, &g.queue, "w", &w).map_err(e)?,
+            upload(&g.ctx, &g.queue, "b", &b).map_err(e)?,
+        );
+        let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; n * m]).map_err(e)?;
+        let got = visattn::scoped_blocking(&g.device, || -> Result<Vec<f32>, visattn::Error> {
+            let bound = linear.bind((n, m, k), &xb, &wb, bias.then_some(&bb), &out)?;
+            let mut enc = g.device.create_command_encoder(&Default::default());
+            bound.dispatch.record(&mut enc.begin_compute_pass(&Default::default()), &[]);
+            g.queue.submit([enc.finish()]);
+            visattn::readback::read_vec(&g.device, &g.queue, &out, n * m)
+        })
+        .and_then(|r| r)
+        .map_err(e)?;
+        let wt = Tensor {
+            shape: vec![m, k],
+            data: w,
+        };
+        let bt = Tensor { shape: vec![m], data: b };
+        let want = reference::linear(&x, n, &wt, bias.then_some(&bt));
+        // Error relative to the sum of |terms| a dot product of k random values can reach.
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(&a, &b)| {
+                if a.is_finite() {
+                    ((a - b).abs() / k as f32) as f64
+                } else {
+                    f64::INFINITY
+                }
+            })
+            .fold(0.0, f64::max);
+        cases.push(serde_json::json!({ "kernel": "linear", "n": n, "m": m, "k": k, "bias": bias, "error": worst }));
+    }
+    Ok(serde_json::json!({ "adapter": g.info.name, "cases": cases }))
+}

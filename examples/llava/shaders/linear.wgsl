@@ -1,0 +1,77 @@
+// linear.wgsl: out = x W^T + b, the model host's matmul: x [n, k], W [m, k] (a HF Linear's
+// weight as stored), b [m] (ignored when p.bias is 0), out [n, m], f32, f32 accumulation.
+//
+// Bindings (group 0, generated from the declaration in examples/llava/gpu/linear.rs):
+//   0  uniform          p: LinearParams      n, m, k, bias
+//   1  storage, read    x: array<f32>        [n, k]
+//   2  storage, read    w: array<f32>        [m, k]
+//   3  storage, read    b: array<f32>        [m] (any 1-element buffer when p.bias is 0)
+//   4  storage, rw      out: array<f32>      [n, m]
+// Dispatch: workgroups of 64 (8 x 8 invocations), one per 16 x 16 tile of out, tiles row-major
+//   over ceil(m / 16) columns, n = ceil(n / 16) x ceil(m / 16) on a 2-D grid
+//   (min(n, 65535), ceil(n / 65535), 1). Each invocation computes 2 x 2 outputs; x and W go
+//   through workgroup memory in 16 x 16 tiles of k: 2 KiB.
+
+struct LinearParams {
+    n: u32,
+    m: u32,
+    k: u32,
+    bias: u32,
+}
+
+const TILE: u32 = 16u;
+
+var<workgroup> xs: array<f32, 256>;
+var<workgroup> ws: array<f32, 256>;
+
+@compute @workgroup_size(8, 8)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let tiles_m = (p.m + TILE - 1u) / TILE;
+    let tile = wg.x + wg.y * nwg.x;
+    let tiles = tiles_m * ((p.n + TILE - 1u) / TILE);
+    // Workgroups past the end still share the barriers; they write nothing.
+    let live = tile < tiles;
+    let row0 = (tile / tiles_m) * TILE;
+    let col0 = (tile % tiles_m) * TILE;
+    let flat = lid.y * 8u + lid.x;
+    var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+    for (var k0 = 0u; k0 < p.k; k0 += TILE) {
+        // 256 elements of each tile, 4 per invocation.
+        for (var e = 0u; e < 4u; e++) {
+            let i = flat + e * 64u;
+            let r = i / TILE;
+            let c = i % TILE;
+            let xr = row0 + r;
+            let wr = col0 + r;
+            let kk = k0 + c;
+            xs[i] = select(0.0, x[min(xr, p.n - 1u) * p.k + min(kk, p.k - 1u)], live && xr < p.n && kk < p.k);
+            ws[i] = select(0.0, w[min(wr, p.m - 1u) * p.k + min(kk, p.k - 1u)], live && wr < p.m && kk < p.k);
+        }
+        workgroupBarrier();
+        for (var c = 0u; c < TILE; c++) {
+            let x0 = xs[(lid.y * 2u) * TILE + c];
+            let x1 = xs[(lid.y * 2u + 1u) * TILE + c];
+            let w0 = ws[(lid.x * 2u) * TILE + c];
+            let w1 = ws[(lid.x * 2u + 1u) * TILE + c];
+            acc[0] += x0 * w0;
+            acc[1] += x0 * w1;
+            acc[2] += x1 * w0;
+            acc[3] += x1 * w1;
+        }
+        workgroupBarrier();
+    }
+    if (!live) {
+        return;
+    }
+    for (var e = 0u; e < 4u; e++) {
+        let r = row0 + lid.y * 2u + e / 2u;
+        let c = col0 + lid.x * 2u + e % 2u;
+        if (r < p.n && c < p.m) {
+            out[r * p.m + c] = acc[e] + select(0.0, b[c], p.bias != 0u);
+        }
+    }
+}
