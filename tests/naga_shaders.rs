@@ -1,6 +1,8 @@
 //! Every shader parsed, validated and translated to SPIR-V, MSL, HLSL and GLSL with naga:
 //! no GPU needed, so a shader that one backend rejects fails here, not on a user's machine.
 
+mod support;
+
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
@@ -14,7 +16,11 @@ fn composed(name: &str, raw: &str) -> String {
 }
 
 fn check(name: &str, own: &str) {
-    let source = &composed(name, own);
+    check_composed(name, own, &composed(name, own), true);
+}
+
+/// `library`: visattn's kernels are 1-D workgroups of 64 (`WG`); a host's may be any shape of 64.
+fn check_composed(name: &str, own: &str, source: &str, library: bool) {
     let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
     let info = Validator::new(ValidationFlags::all(), Capabilities::default())
         .validate(&module)
@@ -72,10 +78,20 @@ fn check(name: &str, own: &str) {
             .and_then(|mut w| w.write())
             .unwrap_or_else(|e| panic!("{what}: GLSL: {e}"));
         if entry.stage == naga::ShaderStage::Compute {
-            assert_eq!(entry.workgroup_size, [64, 1, 1], "{what}: workgroup size");
+            let [x, y, z] = entry.workgroup_size;
+            if library {
+                assert_eq!(entry.workgroup_size, [64, 1, 1], "{what}: workgroup size");
+            }
+            assert_eq!(x * y * z, 64, "{what}: workgroups of 64 invocations");
             assert!(msl_src.contains("kernel"), "{what}: MSL has no kernel");
-            assert!(hlsl_src.contains("numthreads(64"), "{what}: HLSL lost the workgroup size");
-            assert!(glsl_src.contains("local_size_x = 64"), "{what}: GLSL lost the workgroup size");
+            assert!(
+                hlsl_src.contains(&format!("numthreads({x}, {y}, {z})")),
+                "{what}: HLSL lost the workgroup size"
+            );
+            assert!(
+                glsl_src.contains(&format!("local_size_x = {x}, local_size_y = {y}")),
+                "{what}: GLSL lost the workgroup size"
+            );
         }
     }
 }
@@ -185,4 +201,35 @@ fn every_kernel_fits_webgpu_default_workgroup_memory() {
     assert_eq!(workgroup_bytes(&fused), 8192 + 4096 + 16 * 48 * 4 + 48 * 4 + 8);
     let over = fused.replace("const DEFER_CAP: u32 = 48u;", "const DEFER_CAP: u32 = 64u;");
     assert!(workgroup_bytes(&over) > 16 << 10);
+}
+
+/// The model host's kernels (examples/llava/shaders/), as their declarations compose them:
+/// the example writes each composed source (`--wgsl-out`), and each goes through the same checks.
+#[test]
+fn every_host_shader_validates_and_translates() {
+    let out_dir = std::env::temp_dir().join(format!("visattn-host-wgsl-{}", std::process::id()));
+    let status = std::process::Command::new(support::example("llava"))
+        .arg("--wgsl-out")
+        .arg(&out_dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let files = |dir: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".wgsl"))
+            .collect();
+        v.sort();
+        v
+    };
+    let own = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/llava/shaders");
+    assert_eq!(files(&out_dir), files(&own), "every host shader must be declared and written");
+    for name in files(&out_dir) {
+        let composed = std::fs::read_to_string(out_dir.join(&name)).unwrap();
+        let raw = std::fs::read_to_string(own.join(&name)).unwrap();
+        assert!(composed.ends_with(&raw), "{name}: the composed source ends with the file");
+        check_composed(&name, &raw, &composed, false);
+    }
+    let _ = std::fs::remove_dir_all(out_dir);
 }

@@ -37,12 +37,24 @@ struct Args {
     /// Run every GPU kernel of the host against the CPU reference (JSON) and exit.
     #[arg(long)]
     check_kernels: bool,
+    /// Write every host kernel's composed WGSL (prelude, generated bindings, file) into DIR and
+    /// exit.
+    #[arg(long, value_name = "DIR")]
+    wgsl_out: Option<PathBuf>,
     /// Most tokens to generate.
     #[arg(long, default_value_t = 32)]
     max_tokens: usize,
 }
 
 fn run(args: Args) -> Result<(), String> {
+    if let Some(out) = &args.wgsl_out {
+        std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+        for k in gpu::KERNELS {
+            let path = out.join(k.file);
+            std::fs::write(&path, k.wgsl()).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        return Ok(());
+    }
     if args.check_kernels {
         println!("{}", check::run()?);
         return Ok(());

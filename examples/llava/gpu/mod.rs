@@ -2,3 +2,7 @@
 //! examples/llava/shaders/, run through the library's `Context` like the VAR kernels.
 
 pub mod linear;
+
+/// Every kernel of the host, for `--wgsl-out` (tests/naga_shaders.rs validates and translates
+/// what it writes).
+pub const KERNELS: &[visattn::kernel::KernelDecl] = &[<linear::LinearKernel as visattn::kernel::Kernel>::DECL];
