@@ -2,6 +2,7 @@
 //! and random inputs, on the adapter at hand. tests/llava.rs runs it; its tolerances are there.
 
 use crate::gpu::linear::{Linear, upload};
+use crate::gpu::norm::RmsNorm;
 use crate::reference::{self, Tensor};
 
 /// Uniform in [-1, 1), reproducible.
@@ -70,6 +71,44 @@ pub fn run() -> Result<serde_json::Value, String> {
             })
             .fold(0.0, f64::max);
         cases.push(serde_json::json!({ "kernel": "linear", "n": n, "m": m, "k": k, "bias": bias, "error": worst }));
+    }
+    let norm = RmsNorm::new(&g.ctx).map_err(e)?;
+    for (i, &(rows, dim)) in [(1, 1), (1, 64), (35, 64), (63, 65), (3, 577), (70, 4096)].iter().enumerate() {
+        // Rows of different scales, so the normalisation matters.
+        let x: Vec<f32> = random(rows * dim, 100 + i as u64)
+            .iter()
+            .enumerate()
+            .map(|(j, v)| v * (1 + j / dim) as f32)
+            .collect();
+        let w = random(dim, 200 + i as u64);
+        let (xb, wb) = (
+            upload(&g.ctx, &g.queue, "x", &x).map_err(e)?,
+            upload(&g.ctx, &g.queue, "w", &w).map_err(e)?,
+        );
+        let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; rows * dim]).map_err(e)?;
+        let got = visattn::scoped_blocking(&g.device, || -> Result<Vec<f32>, visattn::Error> {
+            let bound = norm.bind((rows, dim), 1e-5, &xb, &wb, &out)?;
+            let mut enc = g.device.create_command_encoder(&Default::default());
+            bound.dispatch.record(&mut enc.begin_compute_pass(&Default::default()), &[]);
+            g.queue.submit([enc.finish()]);
+            visattn::readback::read_vec(&g.device, &g.queue, &out, rows * dim)
+        })
+        .and_then(|r| r)
+        .map_err(e)?;
+        let want = reference::rms_norm(&x, dim, &Tensor { shape: vec![dim], data: w }, 1e-5);
+        // Relative to each output's size (|w| <= 1, normalised x ~ 1).
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(&a, &b)| {
+                if a.is_finite() {
+                    ((a - b).abs() / (b.abs() + 1.0)) as f64
+                } else {
+                    f64::INFINITY
+                }
+            })
+            .fold(0.0, f64::max);
+        cases.push(serde_json::json!({ "kernel": "rms_norm", "n": rows, "m": dim, "error": worst }));
     }
     Ok(serde_json::json!({ "adapter": g.info.name, "cases": cases }))
 }

@@ -2,7 +2,11 @@
 //! examples/llava/shaders/, run through the library's `Context` like the VAR kernels.
 
 pub mod linear;
+pub mod norm;
 
 /// Every kernel of the host, for `--wgsl-out` (tests/naga_shaders.rs validates and translates
 /// what it writes).
-pub const KERNELS: &[visattn::kernel::KernelDecl] = &[<linear::LinearKernel as visattn::kernel::Kernel>::DECL];
+pub const KERNELS: &[visattn::kernel::KernelDecl] = &[
+    <linear::LinearKernel as visattn::kernel::Kernel>::DECL,
+    <norm::RmsNormKernel as visattn::kernel::Kernel>::DECL,
+];
