@@ -180,15 +180,25 @@ fn bad_folders_get_one_clear_error_each() {
 /// - linear (1 x 1 x 1 up to 17 x 577 x 33, with and without bias): |gpu - cpu| <= 1e-6 x k
 ///   (f32 sums of k terms against f64; measured 4.5e-8 x k on lavapipe);
 /// - rms_norm (rows x dim from 1 x 1 to 70 x 4096, rows of different scales):
-///   |gpu - cpu| <= 1e-6 x (|cpu| + 1) (measured 1.2e-7).
+///   |gpu - cpu| <= 1e-6 x (|cpu| + 1) (measured 1.2e-7);
+/// - add, mul (exact) and quick_gelu, gelu (erf form), silu on lengths 1, 255, 256, 257, 70001
+///   of inputs in [-6, 6): the same bound (measured 9.5e-8).
 #[test]
 fn host_kernels_match_the_cpu_reference() {
     let out = llava(&["--check-kernels"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let cases = v["cases"].as_array().unwrap();
-    for kernel in ["linear", "rms_norm"] {
-        assert!(cases.iter().filter(|c| c["kernel"] == kernel).count() >= 6, "{kernel} cases");
+    for (kernel, n) in [
+        ("linear", 6),
+        ("rms_norm", 6),
+        ("add", 5),
+        ("mul", 5),
+        ("quick_gelu", 5),
+        ("gelu", 5),
+        ("silu", 5),
+    ] {
+        assert_eq!(cases.iter().filter(|c| c["kernel"] == kernel).count(), n, "{kernel} cases");
     }
     for c in cases {
         let err = c["error"].as_f64().expect("a finite error");

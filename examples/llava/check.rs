@@ -1,9 +1,11 @@
 //! `--check-kernels`: every GPU kernel of the host against the CPU reference on odd shapes
 //! and random inputs, on the adapter at hand. tests/llava.rs runs it; its tolerances are there.
 
+use crate::gpu::elementwise::{Act, Elementwise, Op};
 use crate::gpu::linear::{Linear, upload};
 use crate::gpu::norm::RmsNorm;
 use crate::reference::{self, Tensor};
+use visattn::kernel::Dispatch;
 
 /// Uniform in [-1, 1), reproducible.
 fn random(n: usize, seed: u64) -> Vec<f32> {
@@ -16,6 +18,38 @@ fn random(n: usize, seed: u64) -> Vec<f32> {
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
+}
+
+/// Records `make`'s dispatch, runs it and reads `len` values of `out`, all in an error scope.
+fn run_one(
+    g: &visattn::util::Gpu,
+    make: impl FnOnce() -> Result<Dispatch, visattn::Error>,
+    out: &visattn::wgpu::Buffer,
+    len: usize,
+) -> Result<Vec<f32>, String> {
+    visattn::scoped_blocking(&g.device, || -> Result<Vec<f32>, visattn::Error> {
+        let dispatch = make()?;
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        dispatch.record(&mut enc.begin_compute_pass(&Default::default()), &[]);
+        g.queue.submit([enc.finish()]);
+        visattn::readback::read_vec(&g.device, &g.queue, out, len)
+    })
+    .and_then(|r| r)
+    .map_err(|e| e.to_string())
+}
+
+/// Worst |a - b| / (|b| + 1), infinite where the GPU left a NaN.
+fn worst_relative(got: &[f32], want: &[f32]) -> f64 {
+    got.iter()
+        .zip(want)
+        .map(|(&a, &b)| {
+            if a.is_finite() {
+                ((a - b).abs() / (b.abs() + 1.0)) as f64
+            } else {
+                f64::INFINITY
+            }
+        })
+        .fold(0.0, f64::max)
 }
 
 pub fn run() -> Result<serde_json::Value, String> {
@@ -109,6 +143,32 @@ pub fn run() -> Result<serde_json::Value, String> {
             })
             .fold(0.0, f64::max);
         cases.push(serde_json::json!({ "kernel": "rms_norm", "n": rows, "m": dim, "error": worst }));
+    }
+    let ew = Elementwise::new(&g.ctx).map_err(e)?;
+    for (i, &len) in [1usize, 255, 256, 257, 70001].iter().enumerate() {
+        let x: Vec<f32> = random(len, 300 + i as u64).iter().map(|v| v * 6.0).collect();
+        let y = random(len, 400 + i as u64);
+        let yb = upload(&g.ctx, &g.queue, "y", &y).map_err(e)?;
+        for (op, name) in [(Op::Add, "add"), (Op::Mul, "mul")] {
+            let xb = upload(&g.ctx, &g.queue, "x", &x).map_err(e)?;
+            let got = run_one(&g, || ew.binary(op, len, &xb, &yb).map(|b| b.dispatch), &xb, len)?;
+            let want: Vec<f32> = x.iter().zip(&y).map(|(&a, &b)| if op == Op::Add { a + b } else { a * b }).collect();
+            cases.push(serde_json::json!({ "kernel": name, "n": len, "error": worst_relative(&got, &want) }));
+        }
+        for name in ["quick_gelu", "gelu", "silu"] {
+            let xb = upload(&g.ctx, &g.queue, "x", &x).map_err(e)?;
+            let got = run_one(
+                &g,
+                || {
+                    ew.activation(Act::parse(name).expect("a known activation"), len, &xb)
+                        .map(|b| b.dispatch)
+                },
+                &xb,
+                len,
+            )?;
+            let want: Vec<f32> = x.iter().map(|&v| reference::act(name, v)).collect::<Result<_, _>>()?;
+            cases.push(serde_json::json!({ "kernel": name, "n": len, "error": worst_relative(&got, &want) }));
+        }
     }
     Ok(serde_json::json!({ "adapter": g.info.name, "cases": cases }))
 }

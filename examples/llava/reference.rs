@@ -91,7 +91,7 @@ fn erf(x: f64) -> f64 {
     if x >= 0.0 { 1.0 - y } else { y - 1.0 }
 }
 
-fn act(name: &str, x: f32) -> Result<f32, String> {
+pub fn act(name: &str, x: f32) -> Result<f32, String> {
     let v = x as f64;
     Ok(match name {
         "quick_gelu" => v / (1.0 + (-1.702 * v).exp()),

@@ -1,6 +1,7 @@
 //! The model's kernels on wgpu, each one `visattn::kernel!` declaration over its WGSL in
 //! examples/llava/shaders/, run through the library's `Context` like the VAR kernels.
 
+pub mod elementwise;
 pub mod linear;
 pub mod norm;
 
@@ -9,4 +10,6 @@ pub mod norm;
 pub const KERNELS: &[visattn::kernel::KernelDecl] = &[
     <linear::LinearKernel as visattn::kernel::Kernel>::DECL,
     <norm::RmsNormKernel as visattn::kernel::Kernel>::DECL,
+    <elementwise::BinaryKernel as visattn::kernel::Kernel>::DECL,
+    <elementwise::ActivationKernel as visattn::kernel::Kernel>::DECL,
 ];

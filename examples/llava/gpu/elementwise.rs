@@ -1,0 +1,132 @@
+//! In-place elementwise kernels: the residual add and gate product (shaders/binary.wgsl) and
+//! the activations (shaders/activation.wgsl).
+
+use std::sync::Arc;
+
+use visattn::kernel::{Dispatch, PerWorkgroup, Pipeline, Storage};
+use visattn::wgpu::Buffer;
+use visattn::{Context, kernel, uniform_block};
+
+uniform_block! {
+    /// WGSL `Len`.
+    pub struct LenParams = "Len" {
+        len: u32,
+        pad0: u32,
+        pad1: u32,
+        pad2: u32,
+    }
+}
+
+kernel! {
+    /// x = x + y or x * y (override OP), 4 elements per invocation.
+    pub struct BinaryKernel, BinaryInputs = "binary.wgsl", include_str!("../shaders/binary.wgsl"), prelude "";
+    overrides ["OP"];
+    per_workgroup PerWorkgroup::Fixed(256);
+    {
+        p: uniform(LenParams),
+        x: storage(f32, read_write),
+        y: storage(f32, read),
+    }
+}
+
+kernel! {
+    /// x = act(x) (override ACT), 4 elements per invocation.
+    pub struct ActivationKernel, ActivationInputs = "activation.wgsl", include_str!("../shaders/activation.wgsl"), prelude "";
+    overrides ["ACT"];
+    per_workgroup PerWorkgroup::Fixed(256);
+    {
+        p: uniform(LenParams),
+        x: storage(f32, read_write),
+    }
+}
+
+/// The binary operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Add = 0,
+    Mul = 1,
+}
+
+/// The activations, by HF's `hidden_act` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    QuickGelu = 0,
+    Gelu = 1,
+    Silu = 2,
+}
+
+impl Act {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "quick_gelu" => Ok(Act::QuickGelu),
+            "gelu" => Ok(Act::Gelu),
+            "silu" => Ok(Act::Silu),
+            other => Err(format!("activation '{other}' is not implemented")),
+        }
+    }
+}
+
+/// A bound elementwise kernel and its length uniform.
+pub struct Bound {
+    pub dispatch: Dispatch,
+    _params: Buffer,
+}
+
+pub struct Elementwise {
+    ctx: Context,
+    binary: [Arc<Pipeline>; 2],
+    activation: [Arc<Pipeline>; 3],
+}
+
+impl Elementwise {
+    pub fn new(ctx: &Context) -> Result<Self, visattn::Error> {
+        let b = |op: f64| ctx.pipeline::<BinaryKernel>(&[("OP", op)]);
+        let a = |act: f64| ctx.pipeline::<ActivationKernel>(&[("ACT", act)]);
+        Ok(Self {
+            ctx: ctx.clone(),
+            binary: [b(0.0)?, b(1.0)?],
+            activation: [a(0.0)?, a(1.0)?, a(2.0)?],
+        })
+    }
+
+    fn len(&self, len: usize) -> Buffer {
+        self.ctx.uniform_buffer(
+            "elementwise len",
+            &LenParams {
+                len: len as u32,
+                pad0: 0,
+                pad1: 0,
+                pad2: 0,
+            },
+        )
+    }
+
+    /// x [len] op= y [len].
+    pub fn binary(&self, op: Op, len: usize, x: &Buffer, y: &Buffer) -> Result<Bound, visattn::Error> {
+        let params = self.len(len);
+        let dispatch = self.ctx.bind::<BinaryKernel>(
+            &self.binary[op as usize],
+            BinaryInputs {
+                p: params.as_entire_buffer_binding(),
+                x: Storage::new(x.as_entire_buffer_binding(), len),
+                y: Storage::new(y.as_entire_buffer_binding(), len),
+            },
+            len as u32,
+        )?;
+        Ok(Bound { dispatch, _params: params })
+    }
+
+    /// x [len] = act(x).
+    pub fn activation(&self, act: Act, len: usize, x: &Buffer) -> Result<Bound, visattn::Error> {
+        let params = self.len(len);
+        let dispatch = self.ctx.bind::<ActivationKernel>(
+            &self.activation[act as usize],
+            ActivationInputs {
+                p: params.as_entire_buffer_binding(),
+                x: Storage::new(x.as_entire_buffer_binding(), len),
+            },
+            len as u32,
+        )?;
+        Ok(Bound { dispatch, _params: params })
+    }
+}
