@@ -3,7 +3,7 @@
 
 use crate::gpu::elementwise::{Act, Elementwise, Op};
 use crate::gpu::linear::{Linear, upload};
-use crate::gpu::norm::RmsNorm;
+use crate::gpu::norm::Norm;
 use crate::reference::{self, Tensor};
 use visattn::kernel::Dispatch;
 
@@ -106,43 +106,41 @@ pub fn run() -> Result<serde_json::Value, String> {
             .fold(0.0, f64::max);
         cases.push(serde_json::json!({ "kernel": "linear", "n": n, "m": m, "k": k, "bias": bias, "error": worst }));
     }
-    let norm = RmsNorm::new(&g.ctx).map_err(e)?;
+    let norm = Norm::new(&g.ctx).map_err(e)?;
     for (i, &(rows, dim)) in [(1, 1), (1, 64), (35, 64), (63, 65), (3, 577), (70, 4096)].iter().enumerate() {
-        // Rows of different scales, so the normalisation matters.
+        // Rows of different scales and offsets, so both normalisations matter.
         let x: Vec<f32> = random(rows * dim, 100 + i as u64)
             .iter()
             .enumerate()
-            .map(|(j, v)| v * (1 + j / dim) as f32)
+            .map(|(j, v)| v * (1 + j / dim) as f32 + (j / dim) as f32 * 0.5)
             .collect();
         let w = random(dim, 200 + i as u64);
-        let (xb, wb) = (
+        let b = random(dim, 250 + i as u64);
+        let (xb, wb, bb) = (
             upload(&g.ctx, &g.queue, "x", &x).map_err(e)?,
             upload(&g.ctx, &g.queue, "w", &w).map_err(e)?,
+            upload(&g.ctx, &g.queue, "b", &b).map_err(e)?,
         );
-        let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; rows * dim]).map_err(e)?;
-        let got = visattn::scoped_blocking(&g.device, || -> Result<Vec<f32>, visattn::Error> {
-            let bound = norm.bind((rows, dim), 1e-5, &xb, &wb, &out)?;
-            let mut enc = g.device.create_command_encoder(&Default::default());
-            bound.dispatch.record(&mut enc.begin_compute_pass(&Default::default()), &[]);
-            g.queue.submit([enc.finish()]);
-            visattn::readback::read_vec(&g.device, &g.queue, &out, rows * dim)
-        })
-        .and_then(|r| r)
-        .map_err(e)?;
-        let want = reference::rms_norm(&x, dim, &Tensor { shape: vec![dim], data: w }, 1e-5);
-        // Relative to each output's size (|w| <= 1, normalised x ~ 1).
-        let worst = got
-            .iter()
-            .zip(&want)
-            .map(|(&a, &b)| {
-                if a.is_finite() {
-                    ((a - b).abs() / (b.abs() + 1.0)) as f64
-                } else {
-                    f64::INFINITY
-                }
-            })
-            .fold(0.0, f64::max);
-        cases.push(serde_json::json!({ "kernel": "rms_norm", "n": rows, "m": dim, "error": worst }));
+        let (wt, bt) = (Tensor { shape: vec![dim], data: w }, Tensor { shape: vec![dim], data: b });
+        for layer in [false, true] {
+            let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; rows * dim]).map_err(e)?;
+            let got = run_one(
+                &g,
+                || {
+                    norm.bind((rows, dim), 1e-5, &xb, &wb, layer.then_some(&bb), &out)
+                        .map(|b| b.dispatch)
+                },
+                &out,
+                rows * dim,
+            )?;
+            let want = if layer {
+                reference::layer_norm(&x, dim, &wt, &bt, 1e-5)
+            } else {
+                reference::rms_norm(&x, dim, &wt, 1e-5)
+            };
+            let name = if layer { "layer_norm" } else { "rms_norm" };
+            cases.push(serde_json::json!({ "kernel": name, "n": rows, "m": dim, "error": worst_relative(&got, &want) }));
+        }
     }
     let ew = Elementwise::new(&g.ctx).map_err(e)?;
     for (i, &len) in [1usize, 255, 256, 257, 70001].iter().enumerate() {

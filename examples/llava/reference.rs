@@ -51,7 +51,7 @@ pub fn linear(x: &[f32], n: usize, w: &Tensor, b: Option<&Tensor>) -> Vec<f32> {
     out
 }
 
-fn layer_norm(x: &[f32], d: usize, w: &Tensor, b: &Tensor, eps: f64) -> Vec<f32> {
+pub fn layer_norm(x: &[f32], d: usize, w: &Tensor, b: &Tensor, eps: f64) -> Vec<f32> {
     let mut out = vec![0f32; x.len()];
     for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
         let mean = row.iter().map(|&v| v as f64).sum::<f64>() / d as f64;

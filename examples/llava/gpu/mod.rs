@@ -9,7 +9,7 @@ pub mod norm;
 /// what it writes).
 pub const KERNELS: &[visattn::kernel::KernelDecl] = &[
     <linear::LinearKernel as visattn::kernel::Kernel>::DECL,
-    <norm::RmsNormKernel as visattn::kernel::Kernel>::DECL,
+    <norm::NormKernel as visattn::kernel::Kernel>::DECL,
     <elementwise::BinaryKernel as visattn::kernel::Kernel>::DECL,
     <elementwise::ActivationKernel as visattn::kernel::Kernel>::DECL,
 ];

@@ -1,4 +1,4 @@
-//! LLaMA's RMSNorm on the GPU (shaders/rms_norm.wgsl).
+//! LLaMA's RMSNorm and CLIP's LayerNorm on the GPU (shaders/norm.wgsl).
 
 use std::sync::Arc;
 
@@ -17,47 +17,53 @@ uniform_block! {
 }
 
 kernel! {
-    /// out [rows, dim] = RMSNorm(x) * w, one workgroup per row.
-    pub struct RmsNormKernel, RmsNormInputs = "rms_norm.wgsl", include_str!("../shaders/rms_norm.wgsl"), prelude "";
-    overrides [];
+    /// out [rows, dim] = RMSNorm(x) * w or LayerNorm(x) * w + b (override LAYER), one
+    /// workgroup per row.
+    pub struct NormKernel, NormInputs = "norm.wgsl", include_str!("../shaders/norm.wgsl"), prelude "";
+    overrides ["LAYER"];
     per_workgroup PerWorkgroup::Fixed(1);
     {
         p: uniform(NormParams),
         x: storage(f32, read),
         w: storage(f32, read),
+        b: storage(f32, read),
         out: storage(f32, read_write),
     }
 }
 
-pub struct RmsNorm {
+pub struct Norm {
     ctx: Context,
-    pipeline: Arc<Pipeline>,
+    rms: Arc<Pipeline>,
+    layer: Arc<Pipeline>,
 }
 
-pub struct RmsNormBinding {
+pub struct NormBinding {
     pub dispatch: Dispatch,
     _params: Buffer,
 }
 
-impl RmsNorm {
+impl Norm {
     pub fn new(ctx: &Context) -> Result<Self, visattn::Error> {
         Ok(Self {
             ctx: ctx.clone(),
-            pipeline: ctx.pipeline::<RmsNormKernel>(&[])?,
+            rms: ctx.pipeline::<NormKernel>(&[("LAYER", 0.0)])?,
+            layer: ctx.pipeline::<NormKernel>(&[("LAYER", 1.0)])?,
         })
     }
 
-    /// Binds x [rows, dim], w [dim] and out [rows, dim].
+    /// Binds x [rows, dim], w [dim] and out [rows, dim]: with a bias b [dim] the LayerNorm,
+    /// without it the RMSNorm.
     pub fn bind(
         &self,
         (rows, dim): (usize, usize),
         eps: f64,
         x: &Buffer,
         w: &Buffer,
+        b: Option<&Buffer>,
         out: &Buffer,
-    ) -> Result<RmsNormBinding, visattn::Error> {
+    ) -> Result<NormBinding, visattn::Error> {
         let params = self.ctx.uniform_buffer(
-            "rms_norm params",
+            "norm params",
             &NormParams {
                 rows: rows as u32,
                 dim: dim as u32,
@@ -65,16 +71,17 @@ impl RmsNorm {
                 pad0: 0,
             },
         );
-        let dispatch = self.ctx.bind::<RmsNormKernel>(
-            &self.pipeline,
-            RmsNormInputs {
+        let dispatch = self.ctx.bind::<NormKernel>(
+            if b.is_some() { &self.layer } else { &self.rms },
+            NormInputs {
                 p: params.as_entire_buffer_binding(),
                 x: Storage::new(x.as_entire_buffer_binding(), rows * dim),
                 w: Storage::new(w.as_entire_buffer_binding(), dim),
+                b: Storage::new(b.unwrap_or(w).as_entire_buffer_binding(), dim),
                 out: Storage::new(out.as_entire_buffer_binding(), rows * dim),
             },
             rows as u32,
         )?;
-        Ok(RmsNormBinding { dispatch, _params: params })
+        Ok(NormBinding { dispatch, _params: params })
     }
 }
