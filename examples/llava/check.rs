@@ -4,6 +4,7 @@
 use crate::gpu::elementwise::{Act, Elementwise, Op};
 use crate::gpu::linear::{Linear, upload};
 use crate::gpu::norm::Norm;
+use crate::gpu::rope::Rope;
 use crate::reference::{self, Tensor};
 use visattn::kernel::Dispatch;
 
@@ -167,6 +168,26 @@ pub fn run() -> Result<serde_json::Value, String> {
             let want: Vec<f32> = x.iter().map(|&v| reference::act(name, v)).collect::<Result<_, _>>()?;
             cases.push(serde_json::json!({ "kernel": name, "n": len, "error": worst_relative(&got, &want) }));
         }
+    }
+    // RoPE at LLaMA's theta and head dims, up to 4096 positions (where f32 angles would drift:
+    // the host's table is computed in f64).
+    for (i, &(heads, tokens, d, pos0, theta)) in [
+        (1, 1, 4, 0, 10000.0),
+        (4, 35, 16, 0, 10000.0),
+        (2, 1, 16, 34, 10000.0),
+        (3, 63, 128, 7, 10000.0),
+        (2, 5, 128, 4090, 500000.0),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let rope = Rope::new(&g.ctx, &g.queue, pos0 + tokens, d, theta).map_err(e)?;
+        let x = random(heads * tokens * d, 500 + i as u64);
+        let xb = upload(&g.ctx, &g.queue, "x", &x).map_err(e)?;
+        let got = run_one(&g, || rope.bind((heads, tokens), pos0, &xb).map(|b| b.dispatch), &xb, x.len())?;
+        let mut want = x.clone();
+        reference::rope(&mut want, (heads, tokens, d), pos0, theta);
+        cases.push(serde_json::json!({ "kernel": "rope", "n": heads * tokens, "m": d, "error": worst_relative(&got, &want) }));
     }
     Ok(serde_json::json!({ "adapter": g.info.name, "cases": cases }))
 }

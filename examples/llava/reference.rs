@@ -151,6 +151,23 @@ fn attention(q: &[f32], k: &[f32], v: &[f32], dims: Dims) -> Vec<f32> {
     out
 }
 
+/// HF's default RoPE in place on v [heads, tokens, d] at positions pos0.. (rotate-half pairs).
+pub fn rope(v: &mut [f32], (heads, tokens, d): (usize, usize, usize), pos0: usize, theta: f64) {
+    let half = d / 2;
+    for h in 0..heads {
+        for t in 0..tokens {
+            let r = &mut v[(h * tokens + t) * d..][..d];
+            for j in 0..half {
+                let angle = (pos0 + t) as f64 / theta.powf(2.0 * j as f64 / d as f64);
+                let (cos, sin) = (angle.cos(), angle.sin());
+                let (a, b) = (r[j] as f64, r[j + half] as f64);
+                r[j] = (a * cos - b * sin) as f32;
+                r[j + half] = (b * cos + a * sin) as f32;
+            }
+        }
+    }
+}
+
 /// [n, H * d] rows to [H, n, d].
 fn heads_first(x: &[f32], n: usize, heads: usize, d: usize) -> Vec<f32> {
     let mut out = vec![0f32; x.len()];
@@ -319,21 +336,6 @@ impl Model {
             return Err(format!("{next_image} image tokens for {} image features", img.len() / d));
         }
         let hd = c.head_dim;
-        let half = hd / 2;
-        let inv_freq: Vec<f64> = (0..half).map(|i| 1.0 / c.rope_theta.powf(2.0 * i as f64 / hd as f64)).collect();
-        let rope = |v: &mut [f32], heads: usize| {
-            for h in 0..heads {
-                for i in 0..t_n {
-                    let r = &mut v[(h * t_n + i) * hd..][..hd];
-                    for j in 0..half {
-                        let (cos, sin) = ((i as f64 * inv_freq[j]).cos(), (i as f64 * inv_freq[j]).sin());
-                        let (a, b) = (r[j] as f64, r[j + half] as f64);
-                        r[j] = (a * cos - b * sin) as f32;
-                        r[j + half] = (b * cos + a * sin) as f32;
-                    }
-                }
-            }
-        };
         for l in 0..c.layers {
             let pre = format!("language_model.model.layers.{l}.");
             let t = |s: &str| self.t(&format!("{pre}{s}"));
@@ -341,8 +343,8 @@ impl Model {
             let mut q = heads_first(&linear(&h, t_n, t("self_attn.q_proj.weight")?, None), t_n, c.heads, hd);
             let mut k = heads_first(&linear(&h, t_n, t("self_attn.k_proj.weight")?, None), t_n, c.kv_heads, hd);
             let v = heads_first(&linear(&h, t_n, t("self_attn.v_proj.weight")?, None), t_n, c.kv_heads, hd);
-            rope(&mut q, c.heads);
-            rope(&mut k, c.kv_heads);
+            rope(&mut q, (c.heads, t_n, hd), 0, c.rope_theta);
+            rope(&mut k, (c.kv_heads, t_n, hd), 0, c.rope_theta);
             let a = attention(
                 &q,
                 &k,

@@ -4,6 +4,7 @@
 pub mod elementwise;
 pub mod linear;
 pub mod norm;
+pub mod rope;
 
 /// Every kernel of the host, for `--wgsl-out` (tests/naga_shaders.rs validates and translates
 /// what it writes).
@@ -12,4 +13,5 @@ pub const KERNELS: &[visattn::kernel::KernelDecl] = &[
     <norm::NormKernel as visattn::kernel::Kernel>::DECL,
     <elementwise::BinaryKernel as visattn::kernel::Kernel>::DECL,
     <elementwise::ActivationKernel as visattn::kernel::Kernel>::DECL,
+    <rope::RopeKernel as visattn::kernel::Kernel>::DECL,
 ];
