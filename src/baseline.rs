@@ -52,7 +52,6 @@ pub struct BaselineBinding {
     /// Bytes one run reads and writes.
     pub bytes_read: u64,
     pub bytes_written: u64,
-    _params: Buffer,
 }
 
 impl Baseline {
@@ -119,7 +118,6 @@ impl Baseline {
             dispatch,
             bytes_read: read,
             bytes_written: written,
-            _params: params,
         })
     }
 }

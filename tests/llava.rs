@@ -27,6 +27,15 @@ fn copy_of_tiny(name: &str) -> PathBuf {
     dir
 }
 
+/// A copy of the tiny folder whose config.json has `from` replaced by `to`.
+fn tiny_with_config(name: &str, from: &str, to: &str) -> PathBuf {
+    let dir = copy_of_tiny(name);
+    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    assert!(cfg.contains(from), "{from} is not in config.json");
+    std::fs::write(dir.join("config.json"), cfg.replacen(from, to, 1)).unwrap();
+    dir
+}
+
 fn one_error_line(out: &std::process::Output, what: &str, needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{what}: exit 1 expected, stderr: {err}");
@@ -127,26 +136,14 @@ fn bad_folders_get_one_clear_error_each() {
         "shard model-00003-of-00004.safetensors is missing",
     );
 
-    let other = copy_of_tiny("arch");
-    let cfg = std::fs::read_to_string(other.join("config.json")).unwrap();
-    std::fs::write(
-        other.join("config.json"),
-        cfg.replacen("\"model_type\": \"llava\"", "\"model_type\": \"qwen2_vl\"", 1),
-    )
-    .unwrap();
+    let other = tiny_with_config("arch", "\"model_type\": \"llava\"", "\"model_type\": \"qwen2_vl\"");
     one_error_line(
         &llava(&["--model", other.to_str().unwrap(), "--tokens"]),
         "another architecture",
         "model_type 'qwen2_vl'",
     );
 
-    let mismatch = copy_of_tiny("tokenizer");
-    let cfg = std::fs::read_to_string(mismatch.join("config.json")).unwrap();
-    std::fs::write(
-        mismatch.join("config.json"),
-        cfg.replacen("\"image_token_index\": 400", "\"image_token_index\": 7", 1),
-    )
-    .unwrap();
+    let mismatch = tiny_with_config("tokenizer", "\"image_token_index\": 400", "\"image_token_index\": 7");
     one_error_line(
         &llava(&["--model", mismatch.to_str().unwrap(), "--tokens"]),
         "tokenizer mismatch",

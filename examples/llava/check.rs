@@ -78,15 +78,7 @@ pub fn run() -> Result<serde_json::Value, String> {
             upload(&g.ctx, &g.queue, "b", &b).map_err(e)?,
         );
         let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; n * m]).map_err(e)?;
-        let got = visattn::scoped_blocking(&g.device, || -> Result<Vec<f32>, visattn::Error> {
-            let bound = linear.bind((n, m, k), &xb, &wb, bias.then_some(&bb), &out)?;
-            let mut enc = g.device.create_command_encoder(&Default::default());
-            bound.dispatch.record(&mut enc.begin_compute_pass(&Default::default()), &[]);
-            g.queue.submit([enc.finish()]);
-            visattn::readback::read_vec(&g.device, &g.queue, &out, n * m)
-        })
-        .and_then(|r| r)
-        .map_err(e)?;
+        let got = run_one(&g, || linear.bind((n, m, k), &xb, &wb, bias.then_some(&bb), &out), &out, n * m)?;
         let wt = Tensor {
             shape: vec![m, k],
             data: w,
@@ -127,10 +119,7 @@ pub fn run() -> Result<serde_json::Value, String> {
             let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; rows * dim]).map_err(e)?;
             let got = run_one(
                 &g,
-                || {
-                    norm.bind((rows, dim), 1e-5, &xb, &wb, layer.then_some(&bb), &out)
-                        .map(|b| b.dispatch)
-                },
+                || norm.bind((rows, dim), 1e-5, &xb, &wb, layer.then_some(&bb), &out),
                 &out,
                 rows * dim,
             )?;
@@ -150,7 +139,7 @@ pub fn run() -> Result<serde_json::Value, String> {
         let yb = upload(&g.ctx, &g.queue, "y", &y).map_err(e)?;
         for (op, name) in [(Op::Add, "add"), (Op::Mul, "mul")] {
             let xb = upload(&g.ctx, &g.queue, "x", &x).map_err(e)?;
-            let got = run_one(&g, || ew.binary(op, len, &xb, &yb).map(|b| b.dispatch), &xb, len)?;
+            let got = run_one(&g, || ew.binary(op, len, &xb, &yb), &xb, len)?;
             let want: Vec<f32> = x.iter().zip(&y).map(|(&a, &b)| if op == Op::Add { a + b } else { a * b }).collect();
             cases.push(serde_json::json!({ "kernel": name, "n": len, "error": worst_relative(&got, &want) }));
         }
@@ -158,10 +147,7 @@ pub fn run() -> Result<serde_json::Value, String> {
             let xb = upload(&g.ctx, &g.queue, "x", &x).map_err(e)?;
             let got = run_one(
                 &g,
-                || {
-                    ew.activation(Act::parse(name).expect("a known activation"), len, &xb)
-                        .map(|b| b.dispatch)
-                },
+                || ew.activation(Act::parse(name).expect("a known activation"), len, &xb),
                 &xb,
                 len,
             )?;
@@ -184,7 +170,7 @@ pub fn run() -> Result<serde_json::Value, String> {
         let rope = Rope::new(&g.ctx, &g.queue, pos0 + tokens, d, theta).map_err(e)?;
         let x = random(heads * tokens * d, 500 + i as u64);
         let xb = upload(&g.ctx, &g.queue, "x", &x).map_err(e)?;
-        let got = run_one(&g, || rope.bind((heads, tokens), pos0, &xb).map(|b| b.dispatch), &xb, x.len())?;
+        let got = run_one(&g, || rope.bind((heads, tokens), pos0, &xb), &xb, x.len())?;
         let mut want = x.clone();
         reference::rope(&mut want, (heads, tokens, d), pos0, theta);
         cases.push(serde_json::json!({ "kernel": "rope", "n": heads * tokens, "m": d, "error": worst_relative(&got, &want) }));

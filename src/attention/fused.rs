@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use wgpu::{Buffer, ComputePass};
+use wgpu::ComputePass;
 
 use super::{AttentionInputs, AttentionOptions, FusedShape, check_built_for, check_head_dim};
 use crate::error::{Error, Result};
@@ -33,7 +33,6 @@ pub struct FusedAttention {
 /// One set of Q, K, V, O buffers bound with a state's classes and flags: records itself.
 pub struct FusedBinding {
     dispatch: PlannedDispatch,
-    _params: Buffer,
 }
 
 impl FusedAttention {
@@ -91,7 +90,6 @@ impl FusedAttention {
         )?;
         Ok(FusedBinding {
             dispatch: state.planned(vec![dispatch]),
-            _params: params,
         })
     }
 }

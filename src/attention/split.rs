@@ -60,7 +60,6 @@ pub struct SplitBinding {
     dispatches: PlannedDispatch,
     params: Buffer,
     uniform: SplitUniform,
-    _partials: Buffer,
 }
 
 impl SplitAttention {
@@ -159,7 +158,6 @@ impl SplitAttention {
             dispatches: state.planned(vec![split, combine]),
             params,
             uniform,
-            _partials: partials,
         })
     }
 }

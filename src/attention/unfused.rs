@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use wgpu::{Buffer, BufferBinding, ComputePass};
+use wgpu::{BufferBinding, ComputePass};
 
 use super::{AttentionInputs, AttentionOptions, FusedShape, check_built_for, check_head_dim};
 use crate::error::Result;
@@ -26,7 +26,6 @@ pub struct UnfusedAttention {
 pub struct UnfusedBinding {
     probs: Dispatch,
     pv: Dispatch,
-    _params: Buffer,
 }
 
 impl UnfusedAttention {
@@ -72,11 +71,7 @@ impl UnfusedAttention {
             },
             rows,
         )?;
-        Ok(UnfusedBinding {
-            probs,
-            pv,
-            _params: params,
-        })
+        Ok(UnfusedBinding { probs, pv })
     }
 }
 

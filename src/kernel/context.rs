@@ -39,7 +39,9 @@ pub struct Pipeline {
     per_workgroup: u32,
 }
 
-/// A pipeline with its bind group and its grid: what one dispatch needs, nothing else.
+/// A pipeline with its bind group and its grid: what one dispatch needs, nothing else. The bind
+/// group keeps the buffers it binds alive (uniforms made at bind time included), so bindings
+/// built on a `Dispatch` hold no buffer only to keep it.
 #[derive(Debug, Clone)]
 pub struct Dispatch {
     pipeline: Arc<Pipeline>,
@@ -198,15 +200,16 @@ impl Context {
 impl Dispatch {
     /// Records the dispatch into the caller's pass (`offsets`: the dynamic uniform offsets).
     pub fn record(&self, pass: &mut ComputePass, offsets: &[u32]) {
-        pass.set_pipeline(&self.pipeline.pipeline);
-        pass.set_bind_group(0, &self.group, offsets);
-        pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
+        self.record_grid(pass, offsets, self.grid);
     }
 
-    /// Records `workgroups` workgroups instead of the bound count (a count the plan sets at
+    /// Records the dispatch over `items` instead of the bound count (a count the plan sets at
     /// prepare time, after binding).
-    pub fn record_workgroups(&self, pass: &mut ComputePass, offsets: &[u32], workgroups: u32) {
-        let (x, y) = grid(workgroups, self.max_per_dim);
+    pub fn record_items(&self, pass: &mut ComputePass, offsets: &[u32], items: u32) {
+        self.record_grid(pass, offsets, grid(items.div_ceil(self.pipeline.per_workgroup), self.max_per_dim));
+    }
+
+    fn record_grid(&self, pass: &mut ComputePass, offsets: &[u32], (x, y): (u32, u32)) {
         pass.set_pipeline(&self.pipeline.pipeline);
         pass.set_bind_group(0, &self.group, offsets);
         pass.dispatch_workgroups(x, y, 1);

@@ -114,7 +114,6 @@ pub struct LayerBinding {
     rows: Dispatch,
     heads: usize,
     queries: usize,
-    rows_per_workgroup: u32,
 }
 
 /// The sink kernel's bind group: the caller's hidden states and the state's outputs.
@@ -348,7 +347,6 @@ impl VarState {
             rows,
             heads,
             queries: s.queries,
-            rows_per_workgroup: kernels.settings.rows_per_workgroup(),
         })
     }
 
@@ -483,8 +481,7 @@ impl LayerBinding {
         if rows == 0 {
             return Ok(());
         }
-        self.rows
-            .record_workgroups(pass, &[offset], (rows as u32).div_ceil(self.rows_per_workgroup));
+        self.rows.record_items(pass, &[offset], rows as u32);
         Ok(())
     }
 

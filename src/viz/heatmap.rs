@@ -58,7 +58,6 @@ pub struct GatherInputs<'a> {
 /// Bind group of one gather.
 pub struct GatherBinding {
     dispatch: Dispatch,
-    _params: Buffer,
 }
 
 /// A fragment-stage storage or uniform buffer entry of the render layout.
@@ -337,7 +336,7 @@ impl Heatmap {
             },
             cells as u32,
         )?;
-        Ok(GatherBinding { dispatch, _params: params })
+        Ok(GatherBinding { dispatch })
     }
 
     /// Clears the shared scale (an encoder command, before the pass that gathers).

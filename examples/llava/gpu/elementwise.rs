@@ -66,12 +66,6 @@ impl Act {
     }
 }
 
-/// A bound elementwise kernel and its length uniform.
-pub struct Bound {
-    pub dispatch: Dispatch,
-    _params: Buffer,
-}
-
 pub struct Elementwise {
     ctx: Context,
     binary: [Arc<Pipeline>; 2],
@@ -102,9 +96,9 @@ impl Elementwise {
     }
 
     /// x [len] op= y [len].
-    pub fn binary(&self, op: Op, len: usize, x: &Buffer, y: &Buffer) -> Result<Bound, visattn::Error> {
+    pub fn binary(&self, op: Op, len: usize, x: &Buffer, y: &Buffer) -> Result<Dispatch, visattn::Error> {
         let params = self.len(len);
-        let dispatch = self.ctx.bind::<BinaryKernel>(
+        self.ctx.bind::<BinaryKernel>(
             &self.binary[op as usize],
             BinaryInputs {
                 p: params.as_entire_buffer_binding(),
@@ -112,21 +106,19 @@ impl Elementwise {
                 y: Storage::new(y.as_entire_buffer_binding(), len),
             },
             len as u32,
-        )?;
-        Ok(Bound { dispatch, _params: params })
+        )
     }
 
     /// x [len] = act(x).
-    pub fn activation(&self, act: Act, len: usize, x: &Buffer) -> Result<Bound, visattn::Error> {
+    pub fn activation(&self, act: Act, len: usize, x: &Buffer) -> Result<Dispatch, visattn::Error> {
         let params = self.len(len);
-        let dispatch = self.ctx.bind::<ActivationKernel>(
+        self.ctx.bind::<ActivationKernel>(
             &self.activation[act as usize],
             ActivationInputs {
                 p: params.as_entire_buffer_binding(),
                 x: Storage::new(x.as_entire_buffer_binding(), len),
             },
             len as u32,
-        )?;
-        Ok(Bound { dispatch, _params: params })
+        )
     }
 }

@@ -37,12 +37,6 @@ pub struct Linear {
     pipeline: Arc<Pipeline>,
 }
 
-/// One bound matmul: records with `dispatch.record(pass, &[])`.
-pub struct LinearBinding {
-    pub dispatch: Dispatch,
-    _params: Buffer,
-}
-
 impl Linear {
     pub fn new(ctx: &Context) -> Result<Self, visattn::Error> {
         Ok(Self {
@@ -59,7 +53,7 @@ impl Linear {
         w: &Buffer,
         b: Option<&Buffer>,
         out: &Buffer,
-    ) -> Result<LinearBinding, visattn::Error> {
+    ) -> Result<Dispatch, visattn::Error> {
         let params = self.ctx.uniform_buffer(
             "linear params",
             &LinearParams {
@@ -70,7 +64,7 @@ impl Linear {
             },
         );
         let tiles = (n.div_ceil(TILE) * m.div_ceil(TILE)) as u32;
-        let dispatch = self.ctx.bind::<LinearKernel>(
+        self.ctx.bind::<LinearKernel>(
             &self.pipeline,
             LinearInputs {
                 p: params.as_entire_buffer_binding(),
@@ -80,8 +74,7 @@ impl Linear {
                 out: Storage::new(out.as_entire_buffer_binding(), n * m),
             },
             tiles,
-        )?;
-        Ok(LinearBinding { dispatch, _params: params })
+        )
     }
 }
 

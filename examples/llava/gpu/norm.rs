@@ -37,11 +37,6 @@ pub struct Norm {
     layer: Arc<Pipeline>,
 }
 
-pub struct NormBinding {
-    pub dispatch: Dispatch,
-    _params: Buffer,
-}
-
 impl Norm {
     pub fn new(ctx: &Context) -> Result<Self, visattn::Error> {
         Ok(Self {
@@ -61,7 +56,7 @@ impl Norm {
         w: &Buffer,
         b: Option<&Buffer>,
         out: &Buffer,
-    ) -> Result<NormBinding, visattn::Error> {
+    ) -> Result<Dispatch, visattn::Error> {
         let params = self.ctx.uniform_buffer(
             "norm params",
             &NormParams {
@@ -71,7 +66,7 @@ impl Norm {
                 pad0: 0,
             },
         );
-        let dispatch = self.ctx.bind::<NormKernel>(
+        self.ctx.bind::<NormKernel>(
             if b.is_some() { &self.layer } else { &self.rms },
             NormInputs {
                 p: params.as_entire_buffer_binding(),
@@ -81,7 +76,6 @@ impl Norm {
                 out: Storage::new(out.as_entire_buffer_binding(), rows * dim),
             },
             rows as u32,
-        )?;
-        Ok(NormBinding { dispatch, _params: params })
+        )
     }
 }

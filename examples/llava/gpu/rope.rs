@@ -53,11 +53,6 @@ pub struct Rope {
     dim: usize,
 }
 
-pub struct RopeBinding {
-    pub dispatch: Dispatch,
-    _params: Buffer,
-}
-
 impl Rope {
     /// The table for `positions` positions of head dim `dim`, uploaded once.
     pub fn new(ctx: &Context, queue: &Queue, positions: usize, dim: usize, theta: f64) -> Result<Self, visattn::Error> {
@@ -73,7 +68,7 @@ impl Rope {
     }
 
     /// Binds x [heads, tokens, dim] for positions pos0..pos0 + tokens.
-    pub fn bind(&self, (heads, tokens): (usize, usize), pos0: usize, x: &Buffer) -> Result<RopeBinding, visattn::Error> {
+    pub fn bind(&self, (heads, tokens): (usize, usize), pos0: usize, x: &Buffer) -> Result<Dispatch, visattn::Error> {
         if pos0 + tokens > self.positions {
             return Err(visattn::Error::Shape(format!(
                 "positions {pos0}..{} past the rotary table's {}",
@@ -90,7 +85,7 @@ impl Rope {
                 pos0: pos0 as u32,
             },
         );
-        let dispatch = self.ctx.bind::<RopeKernel>(
+        self.ctx.bind::<RopeKernel>(
             &self.pipeline,
             RopeInputs {
                 p: params.as_entire_buffer_binding(),
@@ -99,7 +94,6 @@ impl Rope {
                 sin: Storage::whole(&self.sin),
             },
             (heads * tokens * self.dim / 2) as u32,
-        )?;
-        Ok(RopeBinding { dispatch, _params: params })
+        )
     }
 }
