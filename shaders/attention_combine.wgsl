@@ -23,11 +23,11 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let row_index = wg.x + wg.y * nwg.x;
-    if (row_index >= att.heads * att.queries) {
+    if (row_index >= att.attn.heads * att.attn.queries) {
         return;
     }
-    let row = row_index % att.queries;
-    let pos = att.keys - att.queries + row;
+    let row = row_index % att.attn.queries;
+    let pos = att.attn.keys - att.attn.queries + row;
     let stride_p = 8u + 3u * D;
     let base = row_index * att.blocks * stride_p;
 

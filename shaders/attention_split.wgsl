@@ -8,7 +8,7 @@
 //   0  uniform          cfg: Config      VarState's per-layer-role slot, dynamic offset
 //   1  uniform          att: SplitParams shapes, scale, causal, block length, blocks per row
 //   2  storage, read    q: array<f32>          [H, Tq, D]
-//   3  storage, read    k: array<f32>          [Hkv, capacity, D] (keys 0..att.keys used;
+//   3  storage, read    k: array<f32>          [Hkv, capacity, D] (keys 0..att.attn.keys used;
 //   4  storage, read    v: array<f32>          [Hkv, capacity, D]  head h reads h / (H / Hkv))
 //   5  storage, read    classes: array<u32>    [capacity], bit 0 = image token, bit 1 = sink
 //   6  storage, rw      partials: array<f32>   [H, Tq, blocks, 8 + 3 D]
@@ -33,22 +33,22 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let index = wg.x + wg.y * nwg.x;
-    if (index >= att.heads * att.queries * att.blocks) {
+    if (index >= att.attn.heads * att.attn.queries * att.blocks) {
         return;
     }
     let block = index % att.blocks;
     let row_index = index / att.blocks;
-    let head = row_index / att.queries;
-    let row = row_index % att.queries;
-    let pos = att.keys - att.queries + row;
-    let visible = select(att.keys, pos + 1u, att.causal != 0u);
+    let head = row_index / att.attn.queries;
+    let row = row_index % att.attn.queries;
+    let pos = att.attn.keys - att.attn.queries + row;
+    let visible = select(att.attn.keys, pos + 1u, att.attn.causal != 0u);
     let k0 = block * att.block;
-    let k_all = min(k0 + att.block, att.keys);
+    let k_all = min(k0 + att.block, att.attn.keys);
     let k1 = min(k_all, visible);
-    let kv_base = (head / (att.heads / att.kv_heads)) * att.capacity * D;
+    let kv_base = (head / (att.attn.heads / att.attn.kv_heads)) * att.capacity * D;
 
     for (var t = lid; t < D; t += WG) {
-        q_row[t] = q[row_index * D + t] * att.scale;
+        q_row[t] = q[row_index * D + t] * att.attn.scale;
     }
     workgroupBarrier();
 

@@ -76,18 +76,11 @@ struct Attn {
 
 // Attn plus the split-K blocks of decode attention.
 struct SplitParams {
-    heads: u32,
-    kv_heads: u32,
-    queries: u32,
-    keys: u32,
-    causal: u32,
-    scale: f32,
+    attn: Attn,
     block: u32,
     blocks: u32,
     capacity: u32,
     pad0: u32,
-    pad1: u32,
-    pad2: u32,
 }
 
 // Elements and work per workgroup of the bandwidth baselines.

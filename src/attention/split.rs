@@ -114,21 +114,14 @@ impl SplitAttention {
             BufferUsages::empty(),
         )?;
         let uniform = SplitUniform {
-            heads: shape.heads as u32,
-            kv_heads: shape.kv_heads as u32,
-            queries: shape.queries as u32,
-            keys: shape.keys as u32,
-            causal: options.causal as u32,
-            scale: options.resolve_scale(d)?,
+            attn: options.uniform(shape)?,
             block,
             blocks: (shape.keys as u32).div_ceil(block),
             capacity: capacity as u32,
             pad0: 0,
-            pad1: 0,
-            pad2: 0,
         };
         let params = ctx.uniform_buffer("visattn split params", &uniform);
-        let rows = uniform.heads * uniform.queries;
+        let rows = uniform.attn.heads * uniform.attn.queries;
         let split = ctx.bind::<AttentionSplit>(
             &self.split,
             AttentionSplitInputs {
@@ -170,20 +163,20 @@ impl SplitBinding {
 
     /// Keys in use now (the KV cache grew); takes effect for work submitted after it.
     pub fn set_keys(&mut self, queue: &Queue, keys: usize) -> Result<()> {
-        if keys == 0 || keys > self.uniform.capacity as usize || (keys as u32) < self.uniform.queries {
+        if keys == 0 || keys > self.uniform.capacity as usize || (keys as u32) < self.uniform.attn.queries {
             return Err(Error::Shape(format!(
                 "{keys} keys for a capacity of {} and {} rows",
-                self.uniform.capacity, self.uniform.queries
+                self.uniform.capacity, self.uniform.attn.queries
             )));
         }
-        self.uniform.keys = keys as u32;
+        self.uniform.attn.keys = keys as u32;
         self.uniform.blocks = (keys as u32).div_ceil(self.uniform.block);
-        self.dispatches.dispatches[0].set_items(self.uniform.heads * self.uniform.queries * self.uniform.blocks);
+        self.dispatches.dispatches[0].set_items(self.uniform.attn.heads * self.uniform.attn.queries * self.uniform.blocks);
         queue.write_buffer(&self.params, 0, bytemuck::bytes_of(&self.uniform));
         Ok(())
     }
 
     pub fn keys(&self) -> usize {
-        self.uniform.keys as usize
+        self.uniform.attn.keys as usize
     }
 }

@@ -65,18 +65,11 @@ uniform_block! {
 uniform_block! {
     /// WGSL `SplitParams`: `Attn` plus split-K's blocks.
     pub struct SplitUniform = "SplitParams" {
-        heads: u32,
-        kv_heads: u32,
-        queries: u32,
-        keys: u32,
-        causal: u32,
-        scale: f32,
+        attn: AttnUniform,
         block: u32,
         blocks: u32,
         capacity: u32,
         pad0: u32,
-        pad1: u32,
-        pad2: u32,
     }
 }
 
