@@ -55,7 +55,7 @@ pub use wgpu;
 #[cfg(feature = "gpu")]
 pub use attention::decode::{DecodeSession, DecodeShape};
 #[cfg(feature = "gpu")]
-pub use attention::fused::{FusedAttention, FusedBinding, FusedSettings, ROWS_PER_WORKGROUP};
+pub use attention::fused::{FusedAttention, FusedBinding, FusedSettings, PlainBinding, ROWS_PER_WORKGROUP};
 #[cfg(feature = "gpu")]
 pub use attention::split::{DEFAULT_BLOCK, KvLayout, SplitAttention, SplitBinding, SplitInputs};
 #[cfg(feature = "gpu")]

@@ -505,3 +505,70 @@ fn unfused_gpu_path_matches_the_reference() {
         skips.assert_few(&format!("unfused {s:?}"));
     }
 }
+
+/// `bind_plain` (no VarState: a vision tower, a VAR-off run) is plain softmax attention, causal
+/// or not, within the tolerance above; a VAR kernel refuses it.
+#[test]
+fn plain_binding_needs_no_state() {
+    let g = support::gpu::gpu();
+    let off = FusedAttention::new(&g.ctx, FusedSettings { head_dim: 16, var: false }).unwrap();
+    let on = FusedAttention::new(&g.ctx, FusedSettings { head_dim: 16, var: true }).unwrap();
+    for (i, (heads, kv_heads, queries, keys, causal)) in [(2, 2, 17, 17, false), (4, 2, 35, 35, true), (1, 1, 1, 1, false), (3, 1, 65, 65, false)]
+        .into_iter()
+        .enumerate()
+    {
+        let shape = FusedShape {
+            heads,
+            kv_heads,
+            queries,
+            keys,
+            head_dim: 16,
+        };
+        let c = Case {
+            shape,
+            causal,
+            spans: vec![ImageSpan::new(0, 1)],
+            sinks: vec![],
+            seed: 40 + i as u64,
+        };
+        let d = make(&c);
+        let up = |name, x: &[f32]| {
+            let b = g.ctx.storage_buffer(name, (x.len() * 4) as u64, visattn::wgpu::BufferUsages::empty()).unwrap();
+            g.queue.write_buffer(&b, 0, bytemuck::cast_slice(x));
+            b
+        };
+        let (q, kb, v, o) = (up("q", &d.q), up("k", &d.k), up("v", &d.v), up("o", &vec![f32::NAN; d.q.len()]));
+        let opts = AttentionOptions { causal, scale: None };
+        let inputs = || visattn::AttentionInputs {
+            q: q.as_entire_buffer_binding(),
+            k: kb.as_entire_buffer_binding(),
+            v: v.as_entire_buffer_binding(),
+            o: o.as_entire_buffer_binding(),
+        };
+        assert!(matches!(on.bind_plain(&g.ctx, shape, opts, inputs()), Err(visattn::Error::Binding { .. })));
+        let binding = off.bind_plain(&g.ctx, shape, opts, inputs()).unwrap();
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        binding.record(&mut enc.begin_compute_pass(&Default::default()));
+        g.queue.submit([enc.finish()]);
+        let got: Vec<f32> = visattn::readback::read_vec(&g.device, &g.queue, &o, d.q.len()).unwrap();
+        let (want, _) = reference::attention_var(
+            &config(Convention::Paper),
+            LayerRole::Off,
+            &d.visual,
+            &vec![false; keys],
+            reference::Qkv {
+                q: &d.q,
+                k: &d.k,
+                v: &d.v,
+                shape,
+                causal,
+                scale: 0.25,
+            },
+        )
+        .unwrap();
+        let vmax = support::close::max_abs(&d.v);
+        for (j, (&a, &b)) in got.iter().zip(&want).enumerate() {
+            assert!((a as f64 - b).abs() <= 2e-6 * vmax, "{shape:?} causal {causal} at {j}: GPU {a} ref {b}");
+        }
+    }
+}

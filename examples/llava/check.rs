@@ -2,6 +2,7 @@
 //! and random inputs, on the adapter at hand. tests/llava.rs runs it; its tolerances are there.
 
 use crate::gpu::elementwise::{Act, Elementwise, Op};
+use crate::gpu::layout::Layout;
 use crate::gpu::linear::{Linear, upload};
 use crate::gpu::norm::Norm;
 use crate::gpu::rope::Rope;
@@ -174,6 +175,29 @@ pub fn run() -> Result<serde_json::Value, String> {
         let mut want = x.clone();
         reference::rope(&mut want, (heads, tokens, d), pos0, theta);
         cases.push(serde_json::json!({ "kernel": "rope", "n": heads * tokens, "m": d, "error": worst_relative(&got, &want) }));
+    }
+    let layout = Layout::new(&g.ctx).map_err(e)?;
+    for (i, &(a, b, c)) in [(1, 1, 1), (35, 4, 16), (17, 2, 16), (1, 32, 128), (63, 5, 7)].iter().enumerate() {
+        let x = random(a * b * c, 600 + i as u64);
+        let xb = upload(&g.ctx, &g.queue, "x", &x).map_err(e)?;
+        let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; x.len()]).map_err(e)?;
+        let got = run_one(&g, || layout.swap((a, b, c), &xb, &out), &out, x.len())?;
+        let mut want = vec![0f32; x.len()];
+        for (j, row) in x.chunks_exact(c).enumerate() {
+            let (ia, ib) = (j / b, j % b);
+            want[(ib * a + ia) * c..][..c].copy_from_slice(row);
+        }
+        cases.push(serde_json::json!({ "kernel": "swap", "n": a * b, "m": c, "error": worst_relative(&got, &want) }));
+    }
+    for (i, &(tokens, dim, vocab)) in [(1, 1, 1), (35, 64, 402), (7, 33, 5), (513, 16, 1000)].iter().enumerate() {
+        let table = random(vocab * dim, 700 + i as u64);
+        let ids: Vec<u32> = (0..tokens).map(|t| ((t * 7919 + i) % vocab) as u32).collect();
+        let tb = upload(&g.ctx, &g.queue, "table", &table).map_err(e)?;
+        let ib = upload(&g.ctx, &g.queue, "ids", bytemuck::cast_slice(&ids)).map_err(e)?;
+        let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; tokens * dim]).map_err(e)?;
+        let got = run_one(&g, || layout.embed((tokens, dim, vocab), &ib, &tb, &out), &out, tokens * dim)?;
+        let want: Vec<f32> = ids.iter().flat_map(|&id| table[id as usize * dim..][..dim].to_vec()).collect();
+        cases.push(serde_json::json!({ "kernel": "embed", "n": tokens, "m": dim, "error": worst_relative(&got, &want) }));
     }
     Ok(serde_json::json!({ "adapter": g.info.name, "cases": cases }))
 }

@@ -1,13 +1,18 @@
-//! A LLaVA-1.5 host on wgpu that embeds visattn through its public API (issue "Answers with
-//! VAR"). Built so far: the folder's config, shards and tokenizer, checked against each other,
-//! and the prompt's input ids (`--tokens`). The forward pass is the next step.
+//! A LLaVA-1.5 host on wgpu that embeds visattn through its public API, as a third-party engine
+//! would: the folder's config, shards and tokenizer checked against each other, the picture
+//! preprocessed as HF's CLIP processor does, the vision tower, projector and language model on
+//! the GPU, VAR inside the language model's fused attention (prefill) and split-K decode.
 
 mod check;
 mod config;
+mod generate;
 mod gpu;
 mod image;
 mod prompt;
 mod reference;
+mod sampling;
+#[path = "../visattn/var_args.rs"]
+mod var_args;
 mod weights;
 
 use std::path::PathBuf;
@@ -44,6 +49,30 @@ struct Args {
     /// Most tokens to generate.
     #[arg(long, default_value_t = 32)]
     max_tokens: usize,
+    /// on: VAR in the language model; off: plain attention; compare: both, side by side.
+    #[arg(long, default_value = "on", value_parser = ["on", "off", "compare"])]
+    var: String,
+    /// 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    /// Nucleus sampling: the smallest set of tokens holding this much probability.
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f64,
+    /// Seed of the sampler (temperature > 0).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print JSON: per mode the answer, its tokens, per-layer counts and timings.
+    #[arg(long)]
+    json: bool,
+    /// With --json: the logits of every prompt position too.
+    #[arg(long, requires = "json")]
+    logits: bool,
+    /// With --json: every layer's input hidden states, q, k, v and attention output of the
+    /// prefill too (tests; small models only).
+    #[arg(long, requires = "json")]
+    capture: bool,
+    #[command(flatten)]
+    var_flags: var_args::VarArgs,
 }
 
 fn run(args: Args) -> Result<(), String> {
@@ -110,7 +139,8 @@ fn run(args: Args) -> Result<(), String> {
         println!("{json}");
         return Ok(());
     }
-    Err("the GPU forward pass is not built yet (issue \"Answers with VAR\"): only --tokens and --reference run".into())
+    let (_, _, pixels) = pixels.ok_or("--image is required: LLaVA answers about a picture")?;
+    generate::run(&args, &cfg, &weights, &prompter, &ids, &pixels)
 }
 
 fn main() {

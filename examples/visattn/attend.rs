@@ -10,7 +10,7 @@ use visattn::{
     AttentionOptions, FusedAttention, FusedSettings, FusedShape, HostSession, LayerRole, SplitAttention, VarKernels, VisualTokens,
 };
 
-use crate::apply::{VarArgs, config_metadata};
+use crate::apply::{ImageArgs, VarArgs, config_metadata};
 
 #[derive(Args, Debug)]
 pub struct AttendArgs {
@@ -26,6 +26,8 @@ pub struct AttendArgs {
     pub scale: Option<f32>,
     #[command(flatten)]
     pub var: VarArgs,
+    #[command(flatten)]
+    pub image: ImageArgs,
 }
 
 fn shape3(file: &TensorFile, name: &str) -> Result<Vec<usize>, String> {
@@ -62,7 +64,7 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
     }
     shape.validate().map_err(e)?;
     let mut cfg = args.var.config(&meta)?;
-    let spans = visattn::dump::image_spans(&meta, args.var.spans()?).map_err(|e| e.to_string())?;
+    let spans = visattn::dump::image_spans(&meta, args.image.spans()?).map_err(|e| e.to_string())?;
     let visual = VisualTokens::from_spans(&spans, shape.keys).map_err(|e| e.to_string())?;
     let causal = args.causal || meta.get("causal").is_some_and(|v| v == "true");
 

@@ -7,6 +7,7 @@ mod attend;
 mod discover;
 mod picture;
 mod sample;
+mod var_args;
 
 use std::process::ExitCode;
 use std::time::Instant;

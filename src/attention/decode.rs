@@ -157,6 +157,71 @@ impl DecodeSession {
         Ok(())
     }
 
+    /// [`Self::write_prefill_kv`] from the host's GPU buffers: k and v [Hkv, tokens, d] from
+    /// offset 0 of buffers with COPY_SRC usage, copied on the GPU (record outside a pass).
+    pub fn copy_prefill_kv(&self, encoder: &mut wgpu::CommandEncoder, layer: usize, tokens: usize, k: &Buffer, v: &Buffer) -> Result<()> {
+        let per = (tokens * self.head_dim * 4) as u64;
+        let need = per * self.kv_heads as u64;
+        if layer >= self.layers || tokens > self.capacity || k.size() < need || v.size() < need {
+            return Err(Error::Shape(format!(
+                "prefill k/v buffers of {} / {} bytes for {tokens} tokens of layer {layer} (need {need})",
+                k.size(),
+                v.size()
+            )));
+        }
+        for h in 0..self.kv_heads {
+            let at = self.kv_offset(layer, h, 0);
+            encoder.copy_buffer_to_buffer(k, h as u64 * per, &self.k, at, per);
+            encoder.copy_buffer_to_buffer(v, h as u64 * per, &self.v, at, per);
+        }
+        Ok(())
+    }
+
+    /// [`Self::write_step`] from the host's GPU buffers: q [H, d], k and v [Hkv, d] from offset
+    /// 0 of buffers with COPY_SRC usage, copied on the GPU (record outside a pass, after
+    /// [`Self::begin_step`]).
+    pub fn copy_step(&self, encoder: &mut wgpu::CommandEncoder, layer: usize, q: &Buffer, k: &Buffer, v: &Buffer) -> Result<()> {
+        let d = (self.head_dim * 4) as u64;
+        let (nq, nkv) = (d * self.heads as u64, d * self.kv_heads as u64);
+        if layer >= self.layers || q.size() < nq || k.size() < nkv || v.size() < nkv {
+            return Err(Error::Shape(format!(
+                "step q/k/v buffers of {}/{}/{} bytes for layer {layer} (need {nq}/{nkv}/{nkv})",
+                q.size(),
+                k.size(),
+                v.size()
+            )));
+        }
+        if self.len >= self.capacity {
+            return Err(Error::Limit {
+                name: "decode cache",
+                needed: (self.len + 1) as u64,
+                limit: self.capacity as u64,
+                limit_name: "session capacity",
+            });
+        }
+        encoder.copy_buffer_to_buffer(q, 0, &self.q, (layer * self.heads * self.head_dim.next_multiple_of(64) * 4) as u64, nq);
+        for h in 0..self.kv_heads {
+            let at = self.kv_offset(layer, h, self.len);
+            encoder.copy_buffer_to_buffer(k, h as u64 * d, &self.k, at, d);
+            encoder.copy_buffer_to_buffer(v, h as u64 * d, &self.v, at, d);
+        }
+        Ok(())
+    }
+
+    /// Copies `layer`'s step output [H, d] into the host's `out` (offset 0, COPY_DST usage).
+    pub fn copy_output(&self, encoder: &mut wgpu::CommandEncoder, layer: usize, out: &Buffer) -> Result<()> {
+        let (offset, len) = self.output_range(layer);
+        if layer >= self.layers || out.size() < (len * 4) as u64 {
+            return Err(Error::Shape(format!(
+                "step output buffer of {} bytes for layer {layer} (need {})",
+                out.size(),
+                len * 4
+            )));
+        }
+        encoder.copy_buffer_to_buffer(&self.o, offset, out, 0, (len * 4) as u64);
+        Ok(())
+    }
+
     /// Copies the classes the VarState's sink kernel found for `layer` at prefill (record after
     /// `encode_sinks` of that layer). They stay fixed for the whole generation.
     pub fn capture_classes(&self, encoder: &mut wgpu::CommandEncoder, state: &VarState, layer: usize) -> Result<()> {

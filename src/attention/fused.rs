@@ -9,7 +9,8 @@ use wgpu::ComputePass;
 use super::{AttentionInputs, AttentionOptions, FusedShape, check_built_for, check_head_dim};
 use crate::error::{Error, Result};
 use crate::kernel::declarations::{AttentionVar, AttentionVarInputs};
-use crate::kernel::{Context, Pipeline, Storage};
+use crate::kernel::uniforms::ConfigUniform;
+use crate::kernel::{Context, Dispatch, Pipeline, Storage};
 use crate::var::state::{PlannedDispatch, VarState};
 
 /// Query rows per workgroup of `attention_var.wgsl`.
@@ -33,6 +34,12 @@ pub struct FusedAttention {
 /// One set of Q, K, V, O buffers bound with a state's classes and flags: records itself.
 pub struct FusedBinding {
     dispatch: PlannedDispatch,
+}
+
+/// Plain attention (a `var: false` kernel) over the caller's buffers, bound without a
+/// [`VarState`]: towers that never see VAR (a vision encoder) and VAR-off runs of a model.
+pub struct PlainBinding {
+    dispatch: Dispatch,
 }
 
 impl FusedAttention {
@@ -91,6 +98,47 @@ impl FusedAttention {
         Ok(FusedBinding {
             dispatch: state.planned(vec![dispatch]),
         })
+    }
+}
+
+impl FusedAttention {
+    /// Binds Q, K, V, O for plain softmax attention: needs a kernel built with `var: false`
+    /// (a VAR kernel without a state would have no sinks to act on, so it is refused).
+    pub fn bind_plain(&self, ctx: &Context, shape: FusedShape, options: AttentionOptions, inputs: AttentionInputs) -> Result<PlainBinding> {
+        if self.settings.var {
+            return Err(Error::Binding {
+                name: "state",
+                reason: "a VAR attention kernel binds with a VarState (FusedAttention::bind); plain attention wants FusedSettings { var: false }".into(),
+            });
+        }
+        check_built_for(&shape, self.settings.head_dim as usize)?;
+        let params = ctx.uniform_buffer("visattn attention params", &options.uniform(shape)?);
+        // The plain kernel reads neither the config nor the classes; the layout still names
+        // them, so they get stand-ins. It writes a false flag per row, so those are sized.
+        let cfg = ctx.uniform_buffer("visattn plain config", &<ConfigUniform as bytemuck::Zeroable>::zeroed());
+        let unused = ctx.storage_buffer("visattn plain classes", 4, wgpu::BufferUsages::empty())?;
+        let flags = ctx.storage_buffer("visattn plain flags", (shape.heads * shape.queries * 4) as u64, wgpu::BufferUsages::empty())?;
+        let dispatch = ctx.bind::<AttentionVar>(
+            &self.pipeline,
+            AttentionVarInputs {
+                cfg: cfg.as_entire_buffer_binding(),
+                att: params.as_entire_buffer_binding(),
+                q: Storage::new(inputs.q, shape.q_len()),
+                k: Storage::new(inputs.k, shape.kv_len()),
+                v: Storage::new(inputs.v, shape.kv_len()),
+                classes: Storage::whole(&unused),
+                o: Storage::new(inputs.o, shape.q_len()),
+                selected: Storage::whole(&flags),
+            },
+            (shape.heads as u32) * (shape.queries as u32).div_ceil(ROWS_PER_WORKGROUP),
+        )?;
+        Ok(PlainBinding { dispatch })
+    }
+}
+
+impl PlainBinding {
+    pub fn record(&self, pass: &mut ComputePass) {
+        self.dispatch.record(pass, &[0]);
     }
 }
 

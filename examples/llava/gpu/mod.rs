@@ -2,7 +2,9 @@
 //! examples/llava/shaders/, run through the library's `Context` like the VAR kernels.
 
 pub mod elementwise;
+pub mod layout;
 pub mod linear;
+pub mod model;
 pub mod norm;
 pub mod rope;
 
@@ -14,4 +16,6 @@ pub const KERNELS: &[visattn::kernel::KernelDecl] = &[
     <elementwise::BinaryKernel as visattn::kernel::Kernel>::DECL,
     <elementwise::ActivationKernel as visattn::kernel::Kernel>::DECL,
     <rope::RopeKernel as visattn::kernel::Kernel>::DECL,
+    <layout::SwapKernel as visattn::kernel::Kernel>::DECL,
+    <layout::EmbedKernel as visattn::kernel::Kernel>::DECL,
 ];

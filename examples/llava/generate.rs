@@ -1,0 +1,168 @@
+//! A generation per VAR mode: load the weights onto the GPU (a progress line), encode the
+//! picture once, prefill and decode per mode, print the answers (side by side for `compare`),
+//! per-layer sink and selected-row counts and tokens/s.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Instant;
+
+use crate::config::LlavaConfig;
+use crate::gpu::model::{GpuModel, LayerCounts, VarMode};
+use crate::prompt::Prompter;
+use crate::sampling::Sampler;
+use crate::weights::Weights;
+
+pub struct Answer {
+    pub mode: &'static str,
+    pub tokens: Vec<u32>,
+    pub text: String,
+    pub counts: Vec<LayerCounts>,
+    pub prefill_s: f64,
+    pub decode_s: f64,
+    /// Decode steps run (the first token comes from the prefill's logits).
+    pub steps: usize,
+    /// Every prompt position's logits (with --logits).
+    pub prompt_logits: Vec<f32>,
+    pub captures: Vec<crate::gpu::model::LayerCapture>,
+}
+
+/// The VAR config the flags give (D_sink has no default: a preset or a list).
+fn var_config(args: &crate::Args, cfg: &LlavaConfig) -> Result<visattn::VarConfig, String> {
+    let v = &args.var_flags;
+    if v.preset.is_none() && v.sink_dims.is_none() {
+        return Err(
+            "VAR needs the model's sink dimensions: --preset (llava-1.5-7b, ...) or --sink-dims (find them with `visattn discover`), or --var off"
+                .into(),
+        );
+    }
+    let mut c = v.config(&HashMap::new())?;
+    v.fit_tau(&mut c, cfg.text.hidden)?;
+    c.validate_for(cfg.text.hidden, cfg.text.layers).map_err(|e| e.to_string())?;
+    Ok(c)
+}
+
+fn generate(
+    model: &GpuModel,
+    ids: &[u32],
+    image: &(visattn::wgpu::Buffer, usize),
+    (mode, var): (&'static str, &VarMode),
+    args: &crate::Args,
+    prompter: &Prompter,
+) -> Result<Answer, String> {
+    let text = &model.cfg.text;
+    let room = text.max_positions.saturating_sub(ids.len());
+    let max = args.max_tokens.min(room);
+    let mut sampler = Sampler::new(args.temperature, args.top_p, args.seed)?;
+    let t0 = Instant::now();
+    let mut generation = model.prefill(ids, Some(image), var, ids.len() + max + 1, args.logits, args.capture)?;
+    let prefill_s = t0.elapsed().as_secs_f64();
+    let last = generation.logits[generation.logits.len() - text.vocab..].to_vec();
+    let t1 = Instant::now();
+    let mut tokens = Vec::new();
+    let mut steps = 0;
+    let mut next = sampler.next(&last)?;
+    while !text.eos.contains(&next) && tokens.len() < max {
+        tokens.push(next);
+        if tokens.len() == max {
+            break;
+        }
+        let logits = model.step(&mut generation, next)?;
+        steps += 1;
+        next = sampler.next(&logits)?;
+    }
+    let decode_s = t1.elapsed().as_secs_f64();
+    Ok(Answer {
+        mode,
+        text: prompter.decode(&tokens)?,
+        tokens,
+        counts: std::mem::take(&mut generation.counts),
+        prefill_s,
+        decode_s,
+        steps,
+        prompt_logits: if args.logits { std::mem::take(&mut generation.logits) } else { Vec::new() },
+        captures: std::mem::take(&mut generation.captures),
+    })
+}
+
+pub fn run(args: &crate::Args, cfg: &LlavaConfig, weights: &Weights, prompter: &Prompter, ids: &[u32], pixels: &[f32]) -> Result<(), String> {
+    let modes: Vec<(&'static str, VarMode)> = match args.var.as_str() {
+        "off" => vec![("off", VarMode::Off)],
+        "on" => vec![("on", VarMode::On(var_config(args, cfg)?))],
+        _ => vec![("off", VarMode::Off), ("on", VarMode::On(var_config(args, cfg)?))],
+    };
+    let g = visattn::util::gpu().map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let mut shown = t0;
+    let model = GpuModel::load(&g, cfg, weights, |done, total| {
+        // A line that rewrites itself, at most ten times a second.
+        if !args.json && (done == total || shown.elapsed().as_millis() >= 100) {
+            shown = Instant::now();
+            eprint!("\rloading weights onto {}: {done}/{total} tensors", g.info.name);
+            if done == total {
+                eprintln!(" ({:.1} s)", t0.elapsed().as_secs_f64());
+            }
+            let _ = std::io::stderr().flush();
+        }
+    })?;
+    let image = model.image_features(pixels)?;
+    let mut answers = Vec::new();
+    for (name, var) in &modes {
+        answers.push(generate(&model, ids, &image, (name, var), args, prompter)?);
+    }
+    let span = ids.iter().position(|&i| i == cfg.image_token).map(|s| [s, image.1]);
+    if args.json {
+        let json: Vec<_> = answers
+            .iter()
+            .map(|a| {
+                let mut v = serde_json::json!({
+                    "var": a.mode,
+                    "answer": a.text,
+                    "tokens": a.tokens,
+                    "layers": a.counts.iter().map(|c| serde_json::json!({ "sinks": c.sinks, "selected_rows": c.selected_rows })).collect::<Vec<_>>(),
+                    "prefill_tokens_per_s": ids.len() as f64 / a.prefill_s,
+                    "decode_tokens_per_s": a.steps as f64 / a.decode_s.max(1e-9),
+                    "image_span": span,
+                });
+                if args.logits {
+                    v["logits"] = serde_json::json!(a.prompt_logits);
+                }
+                if args.capture {
+                    v["capture"] = a
+                        .captures
+                        .iter()
+                        .map(|c| serde_json::json!({ "hidden": c.hidden, "q": c.q, "k": c.k, "v": c.v, "o": c.o }))
+                        .collect();
+                }
+                v
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "adapter": g.info.name, "input_ids": ids, "answers": json }));
+        return Ok(());
+    }
+    print_answers(&answers, ids.len(), cfg.text.layers);
+    Ok(())
+}
+
+fn print_answers(answers: &[Answer], prompt: usize, layers: usize) {
+    for a in answers {
+        println!("VAR {:<3} | {}", a.mode, a.text.trim());
+    }
+    for a in answers {
+        let decoded = a.steps;
+        println!(
+            "VAR {:<3} | prefill {prompt} tokens {:.1} ms ({:.1} tokens/s), decode {} tokens {:.1} ms ({:.1} tokens/s)",
+            a.mode,
+            a.prefill_s * 1e3,
+            prompt as f64 / a.prefill_s,
+            decoded,
+            a.decode_s * 1e3,
+            decoded as f64 / a.decode_s.max(1e-9)
+        );
+    }
+    if let Some(on) = answers.iter().find(|a| a.mode == "on") {
+        println!("layer | sinks | selected (head, row) pairs");
+        for l in 0..layers {
+            println!("{l:>5} | {:>5} | {:>5}", on.counts[l].sinks, on.counts[l].selected_rows);
+        }
+    }
+}

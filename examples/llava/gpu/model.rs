@@ -1,0 +1,609 @@
+//! The forward pass on the GPU: vision tower, projector, language model (prefill through
+//! visattn's fused attention with VAR inside, decode through its `DecodeSession`). A host as a
+//! third-party engine would write it: its own buffers and kernels, visattn's public API.
+
+use std::collections::HashMap;
+
+use visattn::wgpu::{self, Buffer, BufferUsages, CommandEncoder, ComputePass};
+use visattn::{
+    AttentionInputs, AttentionOptions, Context, DecodeSession, DecodeShape, FusedAttention, FusedSettings, FusedShape, ImageSpan,
+    KernelSettings, LayerPlan, Rows, SequenceShape, SplitAttention, VarConfig, VarKernels, VarState, VisualTokens,
+};
+
+use super::elementwise::{Act, Elementwise, Op};
+use super::layout::Layout;
+use super::linear::{Linear, upload};
+use super::norm::Norm;
+use super::rope::Rope;
+use crate::config::LlavaConfig;
+use crate::reference::canonical;
+use crate::weights::Weights;
+
+type Result<T> = std::result::Result<T, String>;
+
+fn gpu_err(e: visattn::Error) -> String {
+    e.to_string()
+}
+
+/// The host's kernels and visattn's, built once per model.
+struct Kernels {
+    linear: Linear,
+    norm: Norm,
+    ew: Elementwise,
+    layout: Layout,
+    var: VarKernels,
+    /// VAR inside the text attention, and the same kernel without VAR (VAR off, and its cost).
+    text_var: FusedAttention,
+    text_plain: FusedAttention,
+    vision: FusedAttention,
+    split: SplitAttention,
+}
+
+/// A model's weights on the device and its kernels.
+pub struct GpuModel {
+    pub cfg: LlavaConfig,
+    ctx: Context,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    w: HashMap<String, Buffer>,
+    k: Kernels,
+    rope: Rope,
+    vision_act: Act,
+    projector_act: Act,
+}
+
+/// What the language model does with VAR in one generation.
+#[derive(Debug, Clone)]
+pub enum VarMode {
+    Off,
+    On(VarConfig),
+}
+
+/// One layer's tensors in the prefill, read back for tests (`--capture`).
+#[derive(Debug, Clone, Default)]
+pub struct LayerCapture {
+    /// The layer's input hidden states [T, D] (what VAR scores sinks on).
+    pub hidden: Vec<f32>,
+    /// q [H, T, d], k and v [Hkv, T, d] after RoPE.
+    pub q: Vec<f32>,
+    pub k: Vec<f32>,
+    pub v: Vec<f32>,
+    /// The attention's output [H, T, d].
+    pub o: Vec<f32>,
+}
+
+/// Per-layer counts of the prefill under VAR.
+#[derive(Debug, Clone, Default)]
+pub struct LayerCounts {
+    pub sinks: usize,
+    pub selected_rows: usize,
+}
+
+/// A prefilled prompt, ready to decode.
+pub struct Generation {
+    session: DecodeSession,
+    /// Logits of every prompt position [T, V], or of the last one [V].
+    pub logits: Vec<f32>,
+    pub counts: Vec<LayerCounts>,
+    pub captures: Vec<LayerCapture>,
+    step: StepBuffers,
+}
+
+/// Buffers of one token's pass.
+struct StepBuffers {
+    id: Buffer,
+    x: Buffer,
+    h: Buffer,
+    q: Buffer,
+    k: Buffer,
+    v: Buffer,
+    o: Buffer,
+    f: Buffer,
+    g: Buffer,
+    u: Buffer,
+    logits: Buffer,
+}
+
+fn pass(enc: &mut CommandEncoder) -> ComputePass<'_> {
+    enc.begin_compute_pass(&Default::default())
+}
+
+impl GpuModel {
+    /// Uploads every tensor, one shard in host memory at a time; `progress(done, total)` after
+    /// each tensor.
+    pub fn load(g: &visattn::util::Gpu, cfg: &LlavaConfig, weights: &Weights, mut progress: impl FnMut(usize, usize)) -> Result<Self> {
+        let ctx = g.ctx.clone();
+        let total = weights.tensors();
+        let mut w = HashMap::new();
+        weights.for_each(|name, _shape, data| {
+            let b = upload(&ctx, &g.queue, "weight", &data).map_err(|e| format!("{name}: {e}"))?;
+            w.insert(canonical(name), b);
+            progress(w.len(), total);
+            Ok(())
+        })?;
+        let t = &cfg.text;
+        let vd = cfg.vision.hidden / cfg.vision.heads;
+        let fused = |head_dim: usize, var: bool| FusedAttention::new(&ctx, FusedSettings { head_dim: head_dim as u32, var });
+        let k = Kernels {
+            linear: Linear::new(&ctx).map_err(gpu_err)?,
+            norm: Norm::new(&ctx).map_err(gpu_err)?,
+            ew: Elementwise::new(&ctx).map_err(gpu_err)?,
+            layout: Layout::new(&ctx).map_err(gpu_err)?,
+            var: VarKernels::new(&ctx, KernelSettings::for_adapter(&g.info)).map_err(gpu_err)?,
+            text_var: fused(t.head_dim, true).map_err(|e| format!("text attention: {e}"))?,
+            text_plain: fused(t.head_dim, false).map_err(|e| format!("text attention: {e}"))?,
+            vision: fused(vd, false).map_err(|e| format!("vision attention: {e}"))?,
+            split: SplitAttention::new(&ctx, t.head_dim).map_err(gpu_err)?,
+        };
+        let rope = Rope::new(&ctx, &g.queue, t.max_positions, t.head_dim, t.rope_theta).map_err(gpu_err)?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            ctx,
+            device: g.device.clone(),
+            queue: g.queue.clone(),
+            w,
+            k,
+            rope,
+            vision_act: Act::parse(&cfg.vision.act)?,
+            projector_act: Act::parse(&cfg.projector_act)?,
+        })
+    }
+
+    fn w(&self, name: &str) -> Result<&Buffer> {
+        self.w.get(name).ok_or_else(|| format!("weights: tensor {name} is missing"))
+    }
+
+    fn buffer(&self, name: &'static str, floats: usize) -> Result<Buffer> {
+        self.ctx.storage_buffer(name, (floats * 4) as u64, BufferUsages::empty()).map_err(gpu_err)
+    }
+
+    fn read(&self, b: &Buffer, len: usize) -> Result<Vec<f32>> {
+        visattn::readback::read_vec(&self.device, &self.queue, b, len).map_err(gpu_err)
+    }
+
+    /// x [n, k] W^T (+ b) into out, W and b by name.
+    fn linear(&self, pass: &mut ComputePass, (n, m, k): (usize, usize, usize), x: &Buffer, w: &str, bias: bool, out: &Buffer) -> Result<()> {
+        let b = if bias { Some(self.w(&format!("{w}.bias"))?) } else { None };
+        self.k
+            .linear
+            .bind((n, m, k), x, self.w(&format!("{w}.weight"))?, b, out)
+            .map_err(gpu_err)?
+            .record(pass, &[]);
+        Ok(())
+    }
+
+    fn norm(&self, pass: &mut ComputePass, (rows, dim): (usize, usize), eps: f64, x: &Buffer, w: &str, bias: bool, out: &Buffer) -> Result<()> {
+        let b = if bias { Some(self.w(&format!("{w}.bias"))?) } else { None };
+        self.k
+            .norm
+            .bind((rows, dim), eps, x, self.w(&format!("{w}.weight"))?, b, out)
+            .map_err(gpu_err)?
+            .record(pass, &[]);
+        Ok(())
+    }
+
+    fn binary(&self, pass: &mut ComputePass, op: Op, len: usize, x: &Buffer, y: &Buffer) -> Result<()> {
+        self.k.ew.binary(op, len, x, y).map_err(gpu_err)?.record(pass, &[]);
+        Ok(())
+    }
+
+    fn act(&self, pass: &mut ComputePass, act: Act, len: usize, x: &Buffer) -> Result<()> {
+        self.k.ew.activation(act, len, x).map_err(gpu_err)?.record(pass, &[]);
+        Ok(())
+    }
+
+    fn swap(&self, pass: &mut ComputePass, dims: (usize, usize, usize), x: &Buffer, out: &Buffer) -> Result<()> {
+        self.k.layout.swap(dims, x, out).map_err(gpu_err)?.record(pass, &[]);
+        Ok(())
+    }
+
+    /// The image features [tokens, text hidden] of pixel_values [3, S, S], left on the GPU.
+    pub fn image_features(&self, pixels: &[f32]) -> Result<(Buffer, usize)> {
+        let v = &self.cfg.vision;
+        let (s, p, d) = (v.image_size, v.patch_size, v.hidden);
+        let side = s / p;
+        let (patches, n) = (side * side, side * side + 1);
+        if pixels.len() != 3 * s * s {
+            return Err(format!("pixel_values of {} values for a {s}x{s} vision tower", pixels.len()));
+        }
+        // The patch convolution as a matmul: the pixels regrouped per patch in the conv
+        // weight's (channel, row, column) order. A permutation, done where the pixels are.
+        let kk = 3 * p * p;
+        let mut cols = Vec::with_capacity(patches * kk);
+        for (py, px) in (0..side).flat_map(|y| (0..side).map(move |x| (y, x))) {
+            for c in 0..3 {
+                for i in 0..p {
+                    let row = (c * s + py * p + i) * s + px * p;
+                    cols.extend_from_slice(&pixels[row..row + p]);
+                }
+            }
+        }
+        let cols = upload(&self.ctx, &self.queue, "patches", &cols).map_err(gpu_err)?;
+        let pe = self.buffer("patch embeds", patches * d)?;
+        let x0 = self.buffer("vision embeddings", n * d)?;
+        let x = self.buffer("vision hidden", n * d)?;
+        let h = self.buffer("vision normed", n * d)?;
+        let (qr, kr, vr) = (self.buffer("vq", n * d)?, self.buffer("vk", n * d)?, self.buffer("vv", n * d)?);
+        let (q, k, vv, o) = (self.buffer("vq'", n * d)?, self.buffer("vk'", n * d)?, self.buffer("vv'", n * d)?, self.buffer("vo", n * d)?);
+        let f = self.buffer("vision mlp", n * v.intermediate.max(d))?;
+        let conv = self.w("vision_tower.embeddings.patch_embedding.weight")?;
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        self.k
+            .linear
+            .bind((patches, d, kk), &cols, conv, None, &pe)
+            .map_err(gpu_err)?
+            .record(&mut pass(&mut enc), &[]);
+        enc.copy_buffer_to_buffer(self.w("vision_tower.embeddings.class_embedding")?, 0, &x0, 0, (d * 4) as u64);
+        enc.copy_buffer_to_buffer(&pe, 0, &x0, (d * 4) as u64, (patches * d * 4) as u64);
+        let eps = v.layer_norm_eps;
+        let idx = if self.cfg.feature_layer < 0 {
+            (v.layers as i64 + 1 + self.cfg.feature_layer) as usize
+        } else {
+            self.cfg.feature_layer as usize
+        };
+        let hd = d / v.heads;
+        let shape = FusedShape {
+            heads: v.heads,
+            kv_heads: v.heads,
+            queries: n,
+            keys: n,
+            head_dim: hd,
+        };
+        let attention = self
+            .k
+            .vision
+            .bind_plain(
+                &self.ctx,
+                shape,
+                AttentionOptions {
+                    causal: false,
+                    scale: None,
+                },
+                AttentionInputs {
+                    q: q.as_entire_buffer_binding(),
+                    k: k.as_entire_buffer_binding(),
+                    v: vv.as_entire_buffer_binding(),
+                    o: o.as_entire_buffer_binding(),
+                },
+            )
+            .map_err(gpu_err)?;
+        {
+            let mut pass = pass(&mut enc);
+            self.binary(&mut pass, Op::Add, n * d, &x0, self.w("vision_tower.embeddings.position_embedding.weight")?)?;
+            self.norm(&mut pass, (n, d), eps, &x0, "vision_tower.pre_layrnorm", true, &x)?;
+            // Only the layers up to the feature layer: what comes after it is never used.
+            for l in 0..idx {
+                let pre = format!("vision_tower.encoder.layers.{l}.");
+                let nm = |s: &str| format!("{pre}{s}");
+                self.norm(&mut pass, (n, d), eps, &x, &nm("layer_norm1"), true, &h)?;
+                for (proj, rows, heads) in [("q_proj", &qr, &q), ("k_proj", &kr, &k), ("v_proj", &vr, &vv)] {
+                    self.linear(&mut pass, (n, d, d), &h, &nm(&format!("self_attn.{proj}")), true, rows)?;
+                    self.swap(&mut pass, (n, v.heads, hd), rows, heads)?;
+                }
+                attention.record(&mut pass);
+                self.swap(&mut pass, (v.heads, n, hd), &o, &qr)?;
+                self.linear(&mut pass, (n, d, d), &qr, &nm("self_attn.out_proj"), true, &h)?;
+                self.binary(&mut pass, Op::Add, n * d, &x, &h)?;
+                self.norm(&mut pass, (n, d), eps, &x, &nm("layer_norm2"), true, &h)?;
+                self.linear(&mut pass, (n, v.intermediate, d), &h, &nm("mlp.fc1"), true, &f)?;
+                self.act(&mut pass, self.vision_act, n * v.intermediate, &f)?;
+                self.linear(&mut pass, (n, d, v.intermediate), &f, &nm("mlp.fc2"), true, &h)?;
+                self.binary(&mut pass, Op::Add, n * d, &x, &h)?;
+            }
+        }
+        let first = if self.cfg.keep_cls { 0 } else { 1 };
+        let tokens = n - first;
+        let feat = self.buffer("image features", tokens * d)?;
+        enc.copy_buffer_to_buffer(&x, (first * d * 4) as u64, &feat, 0, (tokens * d * 4) as u64);
+        let td = self.cfg.text.hidden;
+        let mid_w = self.w("multi_modal_projector.linear_1.weight")?;
+        let mid = (mid_w.size() / 4) as usize / d;
+        let hmid = self.buffer("projector hidden", tokens * mid)?;
+        let out = self.buffer("image features (text)", tokens * td)?;
+        let bias1 = self.w.contains_key("multi_modal_projector.linear_1.bias");
+        let bias2 = self.w.contains_key("multi_modal_projector.linear_2.bias");
+        {
+            let mut pass = pass(&mut enc);
+            self.linear(&mut pass, (tokens, mid, d), &feat, "multi_modal_projector.linear_1", bias1, &hmid)?;
+            self.act(&mut pass, self.projector_act, tokens * mid, &hmid)?;
+            self.linear(&mut pass, (tokens, td, mid), &hmid, "multi_modal_projector.linear_2", bias2, &out)?;
+        }
+        self.queue.submit([enc.finish()]);
+        Ok((out, tokens))
+    }
+
+    /// The prompt through the language model: `ids` with the image's tokens (one contiguous run
+    /// of the config's image token) replaced by `image` [n, D]. Returns the generation, ready
+    /// for [`Self::step`]; `all_logits` keeps every position's logits, `capture` every layer's
+    /// tensors (tests).
+    pub fn prefill(
+        &self,
+        ids: &[u32],
+        image: Option<&(Buffer, usize)>,
+        var: &VarMode,
+        capacity: usize,
+        all_logits: bool,
+        capture: bool,
+    ) -> Result<Generation> {
+        let c = &self.cfg.text;
+        let (t_n, d, hd) = (ids.len(), c.hidden, c.head_dim);
+        let (heads, kvh, inter) = (c.heads, c.kv_heads, c.intermediate);
+        if t_n == 0 {
+            return Err("an empty prompt".into());
+        }
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= c.vocab) {
+            return Err(format!("token {id} is outside the vocabulary of {}", c.vocab));
+        }
+        let image_at: Vec<usize> = (0..t_n).filter(|&i| ids[i] == self.cfg.image_token).collect();
+        let span = match (image_at.first(), image) {
+            (None, _) => None,
+            (Some(_), None) => return Err("the prompt has image tokens but no picture".into()),
+            (Some(&s), Some((_, n))) => {
+                if image_at.len() != *n || image_at.last() != Some(&(s + n - 1)) {
+                    return Err(format!(
+                        "{} image tokens (contiguous: {}) for {n} image features",
+                        image_at.len(),
+                        image_at.last() == Some(&(s + image_at.len() - 1))
+                    ));
+                }
+                Some(ImageSpan::new(s, *n))
+            }
+        };
+        let visual = VisualTokens::from_spans(span.as_slice(), t_n).map_err(gpu_err)?;
+        let (cfg, var_on) = match var {
+            VarMode::On(cfg) => (cfg.clone(), true),
+            // Every layer off: the state only carries the decode session's (empty) classes.
+            VarMode::Off => (
+                VarConfig {
+                    sink_dims: vec![0],
+                    layers: LayerPlan::Only(vec![]),
+                    ..VarConfig::paper()
+                },
+                false,
+            ),
+        };
+        cfg.validate_for(d, c.layers).map_err(gpu_err)?;
+        let mut state = VarState::new(
+            &self.ctx,
+            SequenceShape {
+                tokens: t_n,
+                hidden: d,
+                heads,
+                queries: t_n,
+            },
+            Rows::MayChange,
+        )
+        .map_err(gpu_err)?;
+        state.prepare(&self.queue, &cfg, &visual, c.layers).map_err(gpu_err)?;
+        let mut session = DecodeSession::new(
+            &state,
+            &self.k.split,
+            DecodeShape {
+                layers: c.layers,
+                heads,
+                kv_heads: kvh,
+                capacity: capacity.max(t_n + 1),
+            },
+            AttentionOptions {
+                causal: true,
+                scale: None,
+            },
+        )
+        .map_err(gpu_err)?;
+
+        let idb = upload(&self.ctx, &self.queue, "input ids", bytemuck::cast_slice(ids)).map_err(gpu_err)?;
+        let x = self.buffer("hidden", t_n * d)?;
+        let h = self.buffer("normed", t_n * d)?;
+        let (qr, kr, vr) = (
+            self.buffer("q rows", t_n * heads * hd)?,
+            self.buffer("k rows", t_n * kvh * hd)?,
+            self.buffer("v rows", t_n * kvh * hd)?,
+        );
+        let (q, k, v, o) = (
+            self.buffer("q", t_n * heads * hd)?,
+            self.buffer("k", t_n * kvh * hd)?,
+            self.buffer("v", t_n * kvh * hd)?,
+            self.buffer("o", t_n * heads * hd)?,
+        );
+        let (gb, ub) = (self.buffer("gate", t_n * inter)?, self.buffer("up", t_n * inter)?);
+        let classes = self.buffer("classes per layer", c.layers * t_n)?;
+        let selected = self.buffer("selected per layer", c.layers * heads * t_n)?;
+
+        let shape = FusedShape {
+            heads,
+            kv_heads: kvh,
+            queries: t_n,
+            keys: t_n,
+            head_dim: hd,
+        };
+        let opts = AttentionOptions {
+            causal: true,
+            scale: None,
+        };
+        let inputs = AttentionInputs {
+            q: q.as_entire_buffer_binding(),
+            k: k.as_entire_buffer_binding(),
+            v: v.as_entire_buffer_binding(),
+            o: o.as_entire_buffer_binding(),
+        };
+        let (fused, plain) = if var_on {
+            (Some(self.k.text_var.bind(&state, shape, opts, inputs).map_err(gpu_err)?), None)
+        } else {
+            (None, Some(self.k.text_plain.bind_plain(&self.ctx, shape, opts, inputs).map_err(gpu_err)?))
+        };
+        let sinks = state.bind_sinks(&self.k.var, Some(x.as_entire_buffer_binding())).map_err(gpu_err)?;
+
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        self.k
+            .layout
+            .embed((t_n, d, c.vocab), &idb, self.w("language_model.model.embed_tokens.weight")?, &x)
+            .map_err(gpu_err)?
+            .record(&mut pass(&mut enc), &[]);
+        if let (Some(span), Some((img, n))) = (span, image) {
+            enc.copy_buffer_to_buffer(img, 0, &x, (span.start * d * 4) as u64, (n * d * 4) as u64);
+        }
+        let mut captures = Vec::new();
+        for l in 0..c.layers {
+            let pre = format!("language_model.model.layers.{l}.");
+            let nm = |s: &str| format!("{pre}{s}");
+            {
+                let mut pass = pass(&mut enc);
+                if var_on {
+                    sinks.record(&mut pass, l).map_err(gpu_err)?;
+                }
+                self.norm(&mut pass, (t_n, d), c.rms_eps, &x, &nm("input_layernorm"), false, &h)?;
+                for (proj, rows, out, nh) in [("q_proj", &qr, &q, heads), ("k_proj", &kr, &k, kvh), ("v_proj", &vr, &v, kvh)] {
+                    self.linear(&mut pass, (t_n, nh * hd, d), &h, &nm(&format!("self_attn.{proj}")), false, rows)?;
+                    self.swap(&mut pass, (t_n, nh, hd), rows, out)?;
+                }
+                for (buf, nh) in [(&q, heads), (&k, kvh)] {
+                    self.rope.bind((nh, t_n), 0, buf).map_err(gpu_err)?.record(&mut pass, &[]);
+                }
+                match (&fused, &plain) {
+                    (Some(f), _) => f.record(&mut pass, l).map_err(gpu_err)?,
+                    (_, Some(p)) => p.record(&mut pass),
+                    _ => unreachable!("one of the two is bound"),
+                }
+            }
+            session.copy_prefill_kv(&mut enc, l, t_n, &k, &v).map_err(gpu_err)?;
+            if var_on {
+                session.capture_classes(&mut enc, &state, l).map_err(gpu_err)?;
+                enc.copy_buffer_to_buffer(state.classes_buffer(), 0, &classes, (l * t_n * 4) as u64, (t_n * 4) as u64);
+                enc.copy_buffer_to_buffer(
+                    state.selected_buffer(),
+                    0,
+                    &selected,
+                    (l * heads * t_n * 4) as u64,
+                    (heads * t_n * 4) as u64,
+                );
+            }
+            if capture {
+                self.queue.submit([std::mem::replace(&mut enc, self.device.create_command_encoder(&Default::default())).finish()]);
+                captures.push(LayerCapture {
+                    hidden: self.read(&x, t_n * d)?,
+                    q: self.read(&q, t_n * heads * hd)?,
+                    k: self.read(&k, t_n * kvh * hd)?,
+                    v: self.read(&v, t_n * kvh * hd)?,
+                    o: self.read(&o, t_n * heads * hd)?,
+                });
+            }
+            let mut pass = pass(&mut enc);
+            self.swap(&mut pass, (heads, t_n, hd), &o, &qr)?;
+            self.linear(&mut pass, (t_n, d, heads * hd), &qr, &nm("self_attn.o_proj"), false, &h)?;
+            self.binary(&mut pass, Op::Add, t_n * d, &x, &h)?;
+            self.mlp(&mut pass, l, t_n, &x, &h, (&gb, &ub))?;
+        }
+        let rows = if all_logits { t_n } else { 1 };
+        let last = self.buffer("last hidden", rows * d)?;
+        enc.copy_buffer_to_buffer(&x, ((t_n - rows) * d * 4) as u64, &last, 0, (rows * d * 4) as u64);
+        let logits = self.buffer("logits", rows * c.vocab)?;
+        self.head(&mut pass(&mut enc), rows, &last, &h, &logits)?;
+        self.queue.submit([enc.finish()]);
+        let logits = self.read(&logits, rows * c.vocab)?;
+        let counts = if var_on {
+            let cl: Vec<u32> = visattn::readback::read_vec(&self.device, &self.queue, &classes, c.layers * t_n).map_err(gpu_err)?;
+            let se: Vec<u32> =
+                visattn::readback::read_vec(&self.device, &self.queue, &selected, c.layers * heads * t_n).map_err(gpu_err)?;
+            (0..c.layers)
+                .map(|l| LayerCounts {
+                    sinks: cl[l * t_n..(l + 1) * t_n].iter().filter(|&&x| x & 2 != 0).count(),
+                    selected_rows: se[l * heads * t_n..(l + 1) * heads * t_n].iter().filter(|&&x| x != 0).count(),
+                })
+                .collect()
+        } else {
+            vec![LayerCounts::default(); c.layers]
+        };
+        session.start(t_n).map_err(gpu_err)?;
+        let one = |name| self.buffer(name, d.max(heads * hd));
+        let step = StepBuffers {
+            id: upload(&self.ctx, &self.queue, "step id", &[0.0]).map_err(gpu_err)?,
+            x: one("step hidden")?,
+            h: one("step normed")?,
+            q: one("step q")?,
+            k: one("step k")?,
+            v: one("step v")?,
+            o: one("step o")?,
+            f: one("step f")?,
+            g: self.buffer("step gate", inter)?,
+            u: self.buffer("step up", inter)?,
+            logits: self.buffer("step logits", c.vocab)?,
+        };
+        Ok(Generation {
+            session,
+            logits,
+            counts,
+            captures,
+            step,
+        })
+    }
+
+    /// The SiLU-gated MLP of layer `l` on x [rows, D], added into x (h is scratch).
+    fn mlp(&self, pass: &mut ComputePass, l: usize, rows: usize, x: &Buffer, h: &Buffer, (g, u): (&Buffer, &Buffer)) -> Result<()> {
+        let c = &self.cfg.text;
+        let (d, inter) = (c.hidden, c.intermediate);
+        let pre = format!("language_model.model.layers.{l}.");
+        self.norm(pass, (rows, d), c.rms_eps, x, &format!("{pre}post_attention_layernorm"), false, h)?;
+        self.linear(pass, (rows, inter, d), h, &format!("{pre}mlp.gate_proj"), false, g)?;
+        self.linear(pass, (rows, inter, d), h, &format!("{pre}mlp.up_proj"), false, u)?;
+        self.act(pass, Act::Silu, rows * inter, g)?;
+        self.binary(pass, Op::Mul, rows * inter, g, u)?;
+        self.linear(pass, (rows, d, inter), g, &format!("{pre}mlp.down_proj"), false, h)?;
+        self.binary(pass, Op::Add, rows * d, x, h)
+    }
+
+    /// Final norm and LM head of x [rows, D] into logits [rows, V] (h is scratch).
+    fn head(&self, pass: &mut ComputePass, rows: usize, x: &Buffer, h: &Buffer, logits: &Buffer) -> Result<()> {
+        let c = &self.cfg.text;
+        self.norm(pass, (rows, c.hidden), c.rms_eps, x, "language_model.model.norm", false, h)?;
+        self.linear(pass, (rows, c.vocab, c.hidden), h, "language_model.lm_head", false, logits)
+    }
+
+    /// One decode step: `token` at the next position; returns the logits [V].
+    pub fn step(&self, run: &mut Generation, token: u32) -> Result<Vec<f32>> {
+        let c = &self.cfg.text;
+        let (d, hd, heads, kvh) = (c.hidden, c.head_dim, c.heads, c.kv_heads);
+        if token as usize >= c.vocab {
+            return Err(format!("token {token} is outside the vocabulary of {}", c.vocab));
+        }
+        let pos = run.session.len();
+        if pos >= c.max_positions {
+            return Err(format!("position {pos} is past the model's context of {}", c.max_positions));
+        }
+        run.session.begin_step(&self.queue).map_err(gpu_err)?;
+        let s = &run.step;
+        self.queue.write_buffer(&s.id, 0, bytemuck::bytes_of(&token));
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        self.k
+            .layout
+            .embed((1, d, c.vocab), &s.id, self.w("language_model.model.embed_tokens.weight")?, &s.x)
+            .map_err(gpu_err)?
+            .record(&mut pass(&mut enc), &[]);
+        for l in 0..c.layers {
+            let pre = format!("language_model.model.layers.{l}.");
+            let nm = |x: &str| format!("{pre}{x}");
+            {
+                let mut pass = pass(&mut enc);
+                self.norm(&mut pass, (1, d), c.rms_eps, &s.x, &nm("input_layernorm"), false, &s.h)?;
+                // One token's rows [1, H * d] are already heads-first [H, 1, d].
+                for (proj, out, nh) in [("q_proj", &s.q, heads), ("k_proj", &s.k, kvh), ("v_proj", &s.v, kvh)] {
+                    self.linear(&mut pass, (1, nh * hd, d), &s.h, &nm(&format!("self_attn.{proj}")), false, out)?;
+                }
+                for (buf, nh) in [(&s.q, heads), (&s.k, kvh)] {
+                    self.rope.bind((nh, 1), pos, buf).map_err(gpu_err)?.record(&mut pass, &[]);
+                }
+            }
+            run.session.copy_step(&mut enc, l, &s.q, &s.k, &s.v).map_err(gpu_err)?;
+            run.session.record_step(&mut pass(&mut enc), l).map_err(gpu_err)?;
+            run.session.copy_output(&mut enc, l, &s.o).map_err(gpu_err)?;
+            let mut pass = pass(&mut enc);
+            self.linear(&mut pass, (1, d, heads * hd), &s.o, &nm("self_attn.o_proj"), false, &s.h)?;
+            self.binary(&mut pass, Op::Add, d, &s.x, &s.h)?;
+            self.mlp(&mut pass, l, 1, &s.x, &s.h, (&s.g, &s.u))?;
+        }
+        self.head(&mut pass(&mut enc), 1, &s.x, &s.f, &s.logits)?;
+        self.queue.submit([enc.finish()]);
+        let logits = self.read(&s.logits, c.vocab)?;
+        run.session.end_step();
+        Ok(logits)
+    }
+}
