@@ -316,3 +316,21 @@ fn host_kernels_match_the_cpu_reference() {
         assert!(err <= if exact { 0.0 } else { 1e-6 }, "{c}");
     }
 }
+
+/// Generation flags that cannot work: one clear error each, before any GPU work.
+#[test]
+fn bad_generation_flags_get_one_clear_error_each() {
+    let (dir, picture) = (tiny(), tiny().join("picture.png"));
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--model", dir.to_str().unwrap(), "--image", picture.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        llava(&args)
+    };
+    one_error_line(&run(&["--var", "on"]), "no sink dims", "--sink-dims");
+    one_error_line(&run(&["--var", "on", "--sink-dims", "64"]), "sink dim past D", "64");
+    one_error_line(&run(&["--var", "off", "--temperature=-1"]), "negative temperature", "--temperature");
+    one_error_line(&run(&["--var", "off", "--top-p", "0"]), "top-p 0", "--top-p");
+    one_error_line(&run(&["--var", "sometimes"]), "unknown mode", "sometimes");
+    let no_picture = llava(&["--model", dir.to_str().unwrap(), "--var", "off"]);
+    one_error_line(&no_picture, "no picture", "--image");
+}

@@ -36,8 +36,8 @@ fn var_config(args: &crate::Args, cfg: &LlavaConfig) -> Result<visattn::VarConfi
         );
     }
     let mut c = v.config(&HashMap::new())?;
-    v.fit_tau(&mut c, cfg.text.hidden)?;
     c.validate_for(cfg.text.hidden, cfg.text.layers).map_err(|e| e.to_string())?;
+    v.fit_tau(&mut c, cfg.text.hidden)?;
     Ok(c)
 }
 
@@ -85,6 +85,8 @@ fn generate(
 }
 
 pub fn run(args: &crate::Args, cfg: &LlavaConfig, weights: &Weights, prompter: &Prompter, ids: &[u32], pixels: &[f32]) -> Result<(), String> {
+    // Every flag checked before any weight is uploaded.
+    Sampler::new(args.temperature, args.top_p, args.seed)?;
     let modes: Vec<(&'static str, VarMode)> = match args.var.as_str() {
         "off" => vec![("off", VarMode::Off)],
         "on" => vec![("on", VarMode::On(var_config(args, cfg)?))],

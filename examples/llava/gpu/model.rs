@@ -161,9 +161,9 @@ impl GpuModel {
         visattn::readback::read_vec(&self.device, &self.queue, b, len).map_err(gpu_err)
     }
 
-    /// x [n, k] W^T (+ b) into out, W and b by name.
-    fn linear(&self, pass: &mut ComputePass, (n, m, k): (usize, usize, usize), x: &Buffer, w: &str, bias: bool, out: &Buffer) -> Result<()> {
-        let b = if bias { Some(self.w(&format!("{w}.bias"))?) } else { None };
+    /// x [n, k] W^T (+ b where the folder has `{w}.bias`, as HF's module has one) into out.
+    fn linear(&self, pass: &mut ComputePass, (n, m, k): (usize, usize, usize), x: &Buffer, w: &str, out: &Buffer) -> Result<()> {
+        let b = self.w.get(&format!("{w}.bias"));
         self.k
             .linear
             .bind((n, m, k), x, self.w(&format!("{w}.weight"))?, b, out)
@@ -172,8 +172,9 @@ impl GpuModel {
         Ok(())
     }
 
-    fn norm(&self, pass: &mut ComputePass, (rows, dim): (usize, usize), eps: f64, x: &Buffer, w: &str, bias: bool, out: &Buffer) -> Result<()> {
-        let b = if bias { Some(self.w(&format!("{w}.bias"))?) } else { None };
+    /// LayerNorm where the folder has `{w}.bias` (CLIP's), RMSNorm where not (LLaMA's).
+    fn norm(&self, pass: &mut ComputePass, (rows, dim): (usize, usize), eps: f64, x: &Buffer, w: &str, out: &Buffer) -> Result<()> {
+        let b = self.w.get(&format!("{w}.bias"));
         self.k
             .norm
             .bind((rows, dim), eps, x, self.w(&format!("{w}.weight"))?, b, out)
@@ -270,24 +271,24 @@ impl GpuModel {
         {
             let mut pass = pass(&mut enc);
             self.binary(&mut pass, Op::Add, n * d, &x0, self.w("vision_tower.embeddings.position_embedding.weight")?)?;
-            self.norm(&mut pass, (n, d), eps, &x0, "vision_tower.pre_layrnorm", true, &x)?;
+            self.norm(&mut pass, (n, d), eps, &x0, "vision_tower.pre_layrnorm", &x)?;
             // Only the layers up to the feature layer: what comes after it is never used.
             for l in 0..idx {
                 let pre = format!("vision_tower.encoder.layers.{l}.");
                 let nm = |s: &str| format!("{pre}{s}");
-                self.norm(&mut pass, (n, d), eps, &x, &nm("layer_norm1"), true, &h)?;
+                self.norm(&mut pass, (n, d), eps, &x, &nm("layer_norm1"), &h)?;
                 for (proj, rows, heads) in [("q_proj", &qr, &q), ("k_proj", &kr, &k), ("v_proj", &vr, &vv)] {
-                    self.linear(&mut pass, (n, d, d), &h, &nm(&format!("self_attn.{proj}")), true, rows)?;
+                    self.linear(&mut pass, (n, d, d), &h, &nm(&format!("self_attn.{proj}")), rows)?;
                     self.swap(&mut pass, (n, v.heads, hd), rows, heads)?;
                 }
                 attention.record(&mut pass);
                 self.swap(&mut pass, (v.heads, n, hd), &o, &qr)?;
-                self.linear(&mut pass, (n, d, d), &qr, &nm("self_attn.out_proj"), true, &h)?;
+                self.linear(&mut pass, (n, d, d), &qr, &nm("self_attn.out_proj"), &h)?;
                 self.binary(&mut pass, Op::Add, n * d, &x, &h)?;
-                self.norm(&mut pass, (n, d), eps, &x, &nm("layer_norm2"), true, &h)?;
-                self.linear(&mut pass, (n, v.intermediate, d), &h, &nm("mlp.fc1"), true, &f)?;
+                self.norm(&mut pass, (n, d), eps, &x, &nm("layer_norm2"), &h)?;
+                self.linear(&mut pass, (n, v.intermediate, d), &h, &nm("mlp.fc1"), &f)?;
                 self.act(&mut pass, self.vision_act, n * v.intermediate, &f)?;
-                self.linear(&mut pass, (n, d, v.intermediate), &f, &nm("mlp.fc2"), true, &h)?;
+                self.linear(&mut pass, (n, d, v.intermediate), &f, &nm("mlp.fc2"), &h)?;
                 self.binary(&mut pass, Op::Add, n * d, &x, &h)?;
             }
         }
@@ -300,13 +301,11 @@ impl GpuModel {
         let mid = (mid_w.size() / 4) as usize / d;
         let hmid = self.buffer("projector hidden", tokens * mid)?;
         let out = self.buffer("image features (text)", tokens * td)?;
-        let bias1 = self.w.contains_key("multi_modal_projector.linear_1.bias");
-        let bias2 = self.w.contains_key("multi_modal_projector.linear_2.bias");
         {
             let mut pass = pass(&mut enc);
-            self.linear(&mut pass, (tokens, mid, d), &feat, "multi_modal_projector.linear_1", bias1, &hmid)?;
+            self.linear(&mut pass, (tokens, mid, d), &feat, "multi_modal_projector.linear_1", &hmid)?;
             self.act(&mut pass, self.projector_act, tokens * mid, &hmid)?;
-            self.linear(&mut pass, (tokens, td, mid), &hmid, "multi_modal_projector.linear_2", bias2, &out)?;
+            self.linear(&mut pass, (tokens, td, mid), &hmid, "multi_modal_projector.linear_2", &out)?;
         }
         self.queue.submit([enc.finish()]);
         Ok((out, tokens))
@@ -451,9 +450,9 @@ impl GpuModel {
                 if var_on {
                     sinks.record(&mut pass, l).map_err(gpu_err)?;
                 }
-                self.norm(&mut pass, (t_n, d), c.rms_eps, &x, &nm("input_layernorm"), false, &h)?;
+                self.norm(&mut pass, (t_n, d), c.rms_eps, &x, &nm("input_layernorm"), &h)?;
                 for (proj, rows, out, nh) in [("q_proj", &qr, &q, heads), ("k_proj", &kr, &k, kvh), ("v_proj", &vr, &v, kvh)] {
-                    self.linear(&mut pass, (t_n, nh * hd, d), &h, &nm(&format!("self_attn.{proj}")), false, rows)?;
+                    self.linear(&mut pass, (t_n, nh * hd, d), &h, &nm(&format!("self_attn.{proj}")), rows)?;
                     self.swap(&mut pass, (t_n, nh, hd), rows, out)?;
                 }
                 for (buf, nh) in [(&q, heads), (&k, kvh)] {
@@ -489,7 +488,7 @@ impl GpuModel {
             }
             let mut pass = pass(&mut enc);
             self.swap(&mut pass, (heads, t_n, hd), &o, &qr)?;
-            self.linear(&mut pass, (t_n, d, heads * hd), &qr, &nm("self_attn.o_proj"), false, &h)?;
+            self.linear(&mut pass, (t_n, d, heads * hd), &qr, &nm("self_attn.o_proj"), &h)?;
             self.binary(&mut pass, Op::Add, t_n * d, &x, &h)?;
             self.mlp(&mut pass, l, t_n, &x, &h, (&gb, &ub))?;
         }
@@ -542,20 +541,20 @@ impl GpuModel {
         let c = &self.cfg.text;
         let (d, inter) = (c.hidden, c.intermediate);
         let pre = format!("language_model.model.layers.{l}.");
-        self.norm(pass, (rows, d), c.rms_eps, x, &format!("{pre}post_attention_layernorm"), false, h)?;
-        self.linear(pass, (rows, inter, d), h, &format!("{pre}mlp.gate_proj"), false, g)?;
-        self.linear(pass, (rows, inter, d), h, &format!("{pre}mlp.up_proj"), false, u)?;
+        self.norm(pass, (rows, d), c.rms_eps, x, &format!("{pre}post_attention_layernorm"), h)?;
+        self.linear(pass, (rows, inter, d), h, &format!("{pre}mlp.gate_proj"), g)?;
+        self.linear(pass, (rows, inter, d), h, &format!("{pre}mlp.up_proj"), u)?;
         self.act(pass, Act::Silu, rows * inter, g)?;
         self.binary(pass, Op::Mul, rows * inter, g, u)?;
-        self.linear(pass, (rows, d, inter), g, &format!("{pre}mlp.down_proj"), false, h)?;
+        self.linear(pass, (rows, d, inter), g, &format!("{pre}mlp.down_proj"), h)?;
         self.binary(pass, Op::Add, rows * d, x, h)
     }
 
     /// Final norm and LM head of x [rows, D] into logits [rows, V] (h is scratch).
     fn head(&self, pass: &mut ComputePass, rows: usize, x: &Buffer, h: &Buffer, logits: &Buffer) -> Result<()> {
         let c = &self.cfg.text;
-        self.norm(pass, (rows, c.hidden), c.rms_eps, x, "language_model.model.norm", false, h)?;
-        self.linear(pass, (rows, c.vocab, c.hidden), h, "language_model.lm_head", false, logits)
+        self.norm(pass, (rows, c.hidden), c.rms_eps, x, "language_model.model.norm", h)?;
+        self.linear(pass, (rows, c.vocab, c.hidden), h, "language_model.lm_head", logits)
     }
 
     /// One decode step: `token` at the next position; returns the logits [V].
@@ -583,10 +582,10 @@ impl GpuModel {
             let nm = |x: &str| format!("{pre}{x}");
             {
                 let mut pass = pass(&mut enc);
-                self.norm(&mut pass, (1, d), c.rms_eps, &s.x, &nm("input_layernorm"), false, &s.h)?;
+                self.norm(&mut pass, (1, d), c.rms_eps, &s.x, &nm("input_layernorm"), &s.h)?;
                 // One token's rows [1, H * d] are already heads-first [H, 1, d].
                 for (proj, out, nh) in [("q_proj", &s.q, heads), ("k_proj", &s.k, kvh), ("v_proj", &s.v, kvh)] {
-                    self.linear(&mut pass, (1, nh * hd, d), &s.h, &nm(&format!("self_attn.{proj}")), false, out)?;
+                    self.linear(&mut pass, (1, nh * hd, d), &s.h, &nm(&format!("self_attn.{proj}")), out)?;
                 }
                 for (buf, nh) in [(&s.q, heads), (&s.k, kvh)] {
                     self.rope.bind((nh, 1), pos, buf).map_err(gpu_err)?.record(&mut pass, &[]);
@@ -596,7 +595,7 @@ impl GpuModel {
             run.session.record_step(&mut pass(&mut enc), l).map_err(gpu_err)?;
             run.session.copy_output(&mut enc, l, &s.o).map_err(gpu_err)?;
             let mut pass = pass(&mut enc);
-            self.linear(&mut pass, (1, d, heads * hd), &s.o, &nm("self_attn.o_proj"), false, &s.h)?;
+            self.linear(&mut pass, (1, d, heads * hd), &s.o, &nm("self_attn.o_proj"), &s.h)?;
             self.binary(&mut pass, Op::Add, d, &s.x, &s.h)?;
             self.mlp(&mut pass, l, 1, &s.x, &s.h, (&s.g, &s.u))?;
         }
