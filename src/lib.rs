@@ -42,6 +42,7 @@ mod var;
 mod viz;
 
 pub use io::dump;
+pub use io::half;
 #[cfg(feature = "gpu")]
 pub use io::readback;
 pub use var::{discover, reference};

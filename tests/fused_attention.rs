@@ -513,9 +513,14 @@ fn plain_binding_needs_no_state() {
     let g = support::gpu::gpu();
     let off = FusedAttention::new(&g.ctx, FusedSettings { head_dim: 16, var: false }).unwrap();
     let on = FusedAttention::new(&g.ctx, FusedSettings { head_dim: 16, var: true }).unwrap();
-    for (i, (heads, kv_heads, queries, keys, causal)) in [(2, 2, 17, 17, false), (4, 2, 35, 35, true), (1, 1, 1, 1, false), (3, 1, 65, 65, false)]
-        .into_iter()
-        .enumerate()
+    for (i, (heads, kv_heads, queries, keys, causal)) in [
+        (2, 2, 17, 17, false),
+        (4, 2, 35, 35, true),
+        (1, 1, 1, 1, false),
+        (3, 1, 65, 65, false),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let shape = FusedShape {
             heads,
@@ -533,7 +538,10 @@ fn plain_binding_needs_no_state() {
         };
         let d = make(&c);
         let up = |name, x: &[f32]| {
-            let b = g.ctx.storage_buffer(name, (x.len() * 4) as u64, visattn::wgpu::BufferUsages::empty()).unwrap();
+            let b = g
+                .ctx
+                .storage_buffer(name, (x.len() * 4) as u64, visattn::wgpu::BufferUsages::empty())
+                .unwrap();
             g.queue.write_buffer(&b, 0, bytemuck::cast_slice(x));
             b
         };
@@ -545,7 +553,10 @@ fn plain_binding_needs_no_state() {
             v: v.as_entire_buffer_binding(),
             o: o.as_entire_buffer_binding(),
         };
-        assert!(matches!(on.bind_plain(&g.ctx, shape, opts, inputs()), Err(visattn::Error::Binding { .. })));
+        assert!(matches!(
+            on.bind_plain(&g.ctx, shape, opts, inputs()),
+            Err(visattn::Error::Binding { .. })
+        ));
         let binding = off.bind_plain(&g.ctx, shape, opts, inputs()).unwrap();
         let mut enc = g.device.create_command_encoder(&Default::default());
         binding.record(&mut enc.begin_compute_pass(&Default::default()));
@@ -568,7 +579,10 @@ fn plain_binding_needs_no_state() {
         .unwrap();
         let vmax = support::close::max_abs(&d.v);
         for (j, (&a, &b)) in got.iter().zip(&want).enumerate() {
-            assert!((a as f64 - b).abs() <= 2e-6 * vmax, "{shape:?} causal {causal} at {j}: GPU {a} ref {b}");
+            assert!(
+                (a as f64 - b).abs() <= 2e-6 * vmax,
+                "{shape:?} causal {causal} at {j}: GPU {a} ref {b}"
+            );
         }
     }
 }

@@ -7,39 +7,8 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use visattn::dump::{Dtype, OutTensor, TensorFile, serialize_tensors, spans_from_metadata};
+use visattn::half::{f32_to_bf16, f32_to_f16};
 use visattn::{Convention, VarConfig, VisualTokens};
-
-fn f32_to_bf16(x: f32) -> u16 {
-    let b = x.to_bits();
-    // Round to nearest even on the 16 dropped bits.
-    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
-}
-
-fn f32_to_f16(x: f32) -> u16 {
-    let b = x.to_bits();
-    let sign = ((b >> 16) & 0x8000) as u16;
-    let exp = ((b >> 23) & 0xff) as i32 - 127 + 15;
-    let mant = b & 0x7f_ffff;
-    if exp >= 0x1f {
-        return sign | 0x7c00;
-    }
-    if exp <= 0 {
-        if exp < -10 {
-            return sign;
-        }
-        let m = mant | 0x80_0000;
-        let shift = (14 - exp) as u32;
-        let half = 1u32 << (shift - 1);
-        let rounded = (m + half - 1 + ((m >> shift) & 1)) >> shift;
-        return sign | rounded as u16;
-    }
-    let rounded = (mant + 0xfff + ((mant >> 13) & 1)) >> 13;
-    let (exp, rounded) = if rounded == 0x400 { (exp + 1, 0) } else { (exp, rounded) };
-    if exp >= 0x1f {
-        return sign | 0x7c00;
-    }
-    sign | ((exp as u16) << 10) | rounded as u16
-}
 
 fn reencode(src: &TensorFile, dtype: Dtype, path: &std::path::Path) {
     let mut tensors = Vec::new();
@@ -83,17 +52,6 @@ fn apply(input: &std::path::Path, output: &std::path::Path) {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
-#[test]
-fn conversions_round_to_nearest_even() {
-    assert_eq!(f32_to_f16(1.0), 0x3c00);
-    assert_eq!(f32_to_f16(-2.0), 0xc000);
-    assert_eq!(f32_to_f16(65504.0), 0x7bff);
-    assert_eq!(f32_to_f16(1e6), 0x7c00);
-    assert_eq!(f32_to_f16(2f32.powi(-24)), 0x0001);
-    assert_eq!(f32_to_bf16(1.0), 0x3f80);
-    assert_eq!(f32_to_bf16(-3.0), 0xc040);
 }
 
 #[test]

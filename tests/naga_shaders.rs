@@ -20,9 +20,18 @@ fn check(name: &str, own: &str) {
 }
 
 /// `library`: visattn's kernels are 1-D workgroups of 64 (`WG`); a host's may be any shape of 64.
+/// A source that starts with `enable f16;` validates with naga's f16 capability, translates to
+/// HLSL at shader model 6.2 (the first with 16-bit types) and skips GLSL: GL adapters have no
+/// SHADER_F16, so hosts give them a kernel without f16 (the LLaVA host's packed variants).
 fn check_composed(name: &str, own: &str, source: &str, library: bool) {
+    let f16 = source.trim_start().starts_with("enable f16;");
     let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
-    let info = Validator::new(ValidationFlags::all(), Capabilities::default())
+    // pack2x16float / unpack2x16float (core WGSL; naga asks for this capability, which wgpu
+    // grants on every backend with DownlevelFlags::SHADER_F16_IN_F32: Vulkan, Metal, DX12, GL ES 3).
+    let caps = Capabilities::default()
+        | Capabilities::SHADER_FLOAT16_IN_FLOAT32
+        | if f16 { Capabilities::SHADER_FLOAT16 } else { Capabilities::empty() };
+    let info = Validator::new(ValidationFlags::all(), caps)
         .validate(&module)
         .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
     // Resolve `override` constants (none need values today; defaults apply) as a pipeline would.
@@ -55,12 +64,24 @@ fn check_composed(name: &str, own: &str, source: &str, library: bool) {
         assert!(!msl_src.is_empty());
 
         let mut hlsl_src = String::new();
-        let hlsl_options = hlsl::Options::default();
+        let hlsl_options = hlsl::Options {
+            shader_model: if f16 {
+                hlsl::ShaderModel::V6_2
+            } else {
+                hlsl::Options::default().shader_model
+            },
+            ..Default::default()
+        };
         let hlsl_pipeline = hlsl::PipelineOptions { entry_point: ep };
         hlsl::Writer::new(&mut hlsl_src, &hlsl_options, &hlsl_pipeline)
             .write(&module, &info, None)
             .unwrap_or_else(|e| panic!("{what}: HLSL: {e}"));
 
+        if f16 {
+            assert!(msl_src.contains("half"), "{what}: MSL lost the f16 type");
+            assert!(hlsl_src.contains("half"), "{what}: HLSL lost the f16 type");
+            continue;
+        }
         let mut glsl_src = String::new();
         let glsl_options = glsl::Options {
             version: glsl::Version::Embedded {
@@ -223,13 +244,25 @@ fn every_host_shader_validates_and_translates() {
         v.sort();
         v
     };
+    // A declaration variant (the same file with another prelude, e.g. f16 weights) is written
+    // as `{file stem}.{variant}.wgsl`.
+    let file_of = |name: &str| match name.split('.').collect::<Vec<_>>()[..] {
+        [stem, _variant, "wgsl"] => format!("{stem}.wgsl"),
+        _ => name.to_string(),
+    };
     let own = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/llava/shaders");
-    assert_eq!(files(&out_dir), files(&own), "every host shader must be declared and written");
+    let mut declared: Vec<String> = files(&out_dir).iter().map(|n| file_of(n)).collect();
+    declared.dedup();
+    assert_eq!(declared, files(&own), "every host shader must be declared and written");
+    assert!(
+        files(&out_dir).iter().any(|n| n.ends_with(".f16.wgsl")),
+        "the f16 variants are checked too"
+    );
     for name in files(&out_dir) {
         let composed = std::fs::read_to_string(out_dir.join(&name)).unwrap();
-        let raw = std::fs::read_to_string(own.join(&name)).unwrap();
+        let raw = std::fs::read_to_string(own.join(file_of(&name))).unwrap();
         assert!(composed.ends_with(&raw), "{name}: the composed source ends with the file");
-        check_composed(&name, &raw, &composed, false);
+        check_composed(&file_of(&name), &raw, &composed, false);
     }
     let _ = std::fs::remove_dir_all(out_dir);
 }

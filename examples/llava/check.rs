@@ -4,6 +4,7 @@
 use crate::gpu::elementwise::{Act, Elementwise, Op};
 use crate::gpu::layout::Layout;
 use crate::gpu::linear::{Linear, upload};
+use crate::gpu::matrix::{Matrix, WeightFormat};
 use crate::gpu::norm::Norm;
 use crate::gpu::rope::Rope;
 use crate::reference::{self, Tensor};
@@ -29,10 +30,25 @@ fn run_one(
     out: &visattn::wgpu::Buffer,
     len: usize,
 ) -> Result<Vec<f32>, String> {
+    run_all(g, || make().map(|d| vec![d]), out, len)
+}
+
+/// [`run_one`] for a kernel that records one dispatch per weight chunk.
+fn run_all(
+    g: &visattn::util::Gpu,
+    make: impl FnOnce() -> Result<Vec<Dispatch>, visattn::Error>,
+    out: &visattn::wgpu::Buffer,
+    len: usize,
+) -> Result<Vec<f32>, String> {
     visattn::scoped_blocking(&g.device, || -> Result<Vec<f32>, visattn::Error> {
-        let dispatch = make()?;
+        let dispatches = make()?;
         let mut enc = g.device.create_command_encoder(&Default::default());
-        dispatch.record(&mut enc.begin_compute_pass(&Default::default()), &[]);
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for d in &dispatches {
+                d.record(&mut pass, &[]);
+            }
+        }
         g.queue.submit([enc.finish()]);
         visattn::readback::read_vec(&g.device, &g.queue, out, len)
     })
@@ -54,51 +70,76 @@ fn worst_relative(got: &[f32], want: &[f32]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The weight formats the adapter runs: f16 where it has SHADER_F16.
+fn formats(g: &visattn::util::Gpu) -> Vec<WeightFormat> {
+    let mut v = vec![WeightFormat::F32, WeightFormat::F16Packed];
+    if g.device.features().contains(visattn::wgpu::Features::SHADER_F16) {
+        v.insert(1, WeightFormat::F16);
+    }
+    v
+}
+
+fn kernel_name(base: &str, format: WeightFormat) -> String {
+    match format {
+        WeightFormat::F32 => base.to_string(),
+        WeightFormat::F16 => format!("{base}_f16"),
+        WeightFormat::F16Packed => format!("{base}_packed"),
+    }
+}
+
 pub fn run() -> Result<serde_json::Value, String> {
-    let g = visattn::util::gpu().map_err(|e| e.to_string())?;
+    let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, None).map_err(|e| e.to_string())?;
     let e = |e: visattn::Error| e.to_string();
-    let linear = Linear::new(&g.ctx).map_err(e)?;
     let mut cases = Vec::new();
-    for (i, &(n, m, k, bias)) in [
-        (1, 1, 1, false),
-        (1, 402, 64, false),
-        (35, 160, 64, true),
-        (63, 65, 17, true),
-        (17, 577, 33, false),
-        (65, 64, 160, true),
-    ]
-    .iter()
-    .enumerate()
-    {
-        let x = random(n * k, 3 * i as u64 + 1);
-        let w = random(m * k, 3 * i as u64 + 2);
-        let b = random(m, 3 * i as u64 + 3);
-        let (xb, wb, bb) = (
-            upload(&g.ctx, &g.queue, "x", &x).map_err(e)?,
-            upload(&g.ctx, &g.queue, "w", &w).map_err(e)?,
-            upload(&g.ctx, &g.queue, "b", &b).map_err(e)?,
-        );
-        let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; n * m]).map_err(e)?;
-        let got = run_one(&g, || linear.bind((n, m, k), &xb, &wb, bias.then_some(&bb), &out), &out, n * m)?;
-        let wt = Tensor {
-            shape: vec![m, k],
-            data: w,
-        };
-        let bt = Tensor { shape: vec![m], data: b };
-        let want = reference::linear(&x, n, &wt, bias.then_some(&bt));
-        // Error relative to the sum of |terms| a dot product of k random values can reach.
-        let worst = got
-            .iter()
-            .zip(&want)
-            .map(|(&a, &b)| {
-                if a.is_finite() {
-                    ((a - b).abs() / k as f32) as f64
-                } else {
-                    f64::INFINITY
-                }
-            })
-            .fold(0.0, f64::max);
-        cases.push(serde_json::json!({ "kernel": "linear", "n": n, "m": m, "k": k, "bias": bias, "error": worst }));
+    // (n, m, k, bias, rows per chunk): odd shapes, and W split into row chunks of odd sizes
+    // (an odd count of f16 per chunk when packed).
+    let shapes: [(usize, usize, usize, bool, Option<usize>); 7] = [
+        (1, 1, 1, false, None),
+        (1, 402, 64, false, None),
+        (35, 160, 64, true, None),
+        (63, 65, 17, true, None),
+        (17, 577, 33, false, None),
+        (65, 64, 160, true, None),
+        (17, 577, 33, true, Some(101)),
+    ];
+    for format in formats(&g) {
+        let linear = Linear::new(&g.ctx, format).map_err(e)?;
+        for (i, &(n, m, k, bias, chunk)) in shapes.iter().enumerate() {
+            let x = random(n * k, 3 * i as u64 + 1);
+            // The reference multiplies the values the device holds.
+            let w: Vec<f32> = random(m * k, 3 * i as u64 + 2).into_iter().map(|v| format.round(v)).collect();
+            let b = random(m, 3 * i as u64 + 3);
+            let max_chunk = chunk.map_or(g.ctx.max_binding(), |rows| (rows * k * format.bytes()) as u64);
+            let wm = Matrix::from_f32(&g.ctx, &g.queue, "w", (m, k), &w, format, max_chunk)?;
+            let (xb, bb) = (
+                upload(&g.ctx, &g.queue, "x", &x).map_err(e)?,
+                upload(&g.ctx, &g.queue, "b", &b).map_err(e)?,
+            );
+            let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; n * m]).map_err(e)?;
+            let got = run_all(&g, || linear.bind(n, &xb, &wm, bias.then_some(&bb), &out), &out, n * m)?;
+            let wt = Tensor {
+                shape: vec![m, k],
+                data: w,
+            };
+            let bt = Tensor { shape: vec![m], data: b };
+            let want = reference::linear(&x, n, &wt, bias.then_some(&bt));
+            // Error relative to the sum of |terms| a dot product of k random values can reach.
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(&a, &b)| {
+                    if a.is_finite() {
+                        ((a - b).abs() / k as f32) as f64
+                    } else {
+                        f64::INFINITY
+                    }
+                })
+                .fold(0.0, f64::max);
+            cases.push(serde_json::json!({
+                "kernel": kernel_name("linear", format), "n": n, "m": m, "k": k, "bias": bias,
+                "chunks": wm.chunks.len(), "error": worst,
+            }));
+        }
     }
     let norm = Norm::new(&g.ctx).map_err(e)?;
     for (i, &(rows, dim)) in [(1, 1), (1, 64), (35, 64), (63, 65), (3, 577), (70, 4096)].iter().enumerate() {
@@ -176,7 +217,7 @@ pub fn run() -> Result<serde_json::Value, String> {
         reference::rope(&mut want, (heads, tokens, d), pos0, theta);
         cases.push(serde_json::json!({ "kernel": "rope", "n": heads * tokens, "m": d, "error": worst_relative(&got, &want) }));
     }
-    let layout = Layout::new(&g.ctx).map_err(e)?;
+    let layout = Layout::new(&g.ctx, WeightFormat::F32).map_err(e)?;
     for (i, &(a, b, c)) in [(1, 1, 1), (35, 4, 16), (17, 2, 16), (1, 32, 128), (63, 5, 7)].iter().enumerate() {
         let x = random(a * b * c, 600 + i as u64);
         let xb = upload(&g.ctx, &g.queue, "x", &x).map_err(e)?;
@@ -189,15 +230,34 @@ pub fn run() -> Result<serde_json::Value, String> {
         }
         cases.push(serde_json::json!({ "kernel": "swap", "n": a * b, "m": c, "error": worst_relative(&got, &want) }));
     }
-    for (i, &(tokens, dim, vocab)) in [(1, 1, 1), (35, 64, 402), (7, 33, 5), (513, 16, 1000)].iter().enumerate() {
-        let table = random(vocab * dim, 700 + i as u64);
-        let ids: Vec<u32> = (0..tokens).map(|t| ((t * 7919 + i) % vocab) as u32).collect();
-        let tb = upload(&g.ctx, &g.queue, "table", &table).map_err(e)?;
-        let ib = upload(&g.ctx, &g.queue, "ids", bytemuck::cast_slice(&ids)).map_err(e)?;
-        let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; tokens * dim]).map_err(e)?;
-        let got = run_one(&g, || layout.embed((tokens, dim, vocab), &ib, &tb, &out), &out, tokens * dim)?;
-        let want: Vec<f32> = ids.iter().flat_map(|&id| table[id as usize * dim..][..dim].to_vec()).collect();
-        cases.push(serde_json::json!({ "kernel": "embed", "n": tokens, "m": dim, "error": worst_relative(&got, &want) }));
+    // (tokens, dim, vocab, rows per chunk): the table split into chunks of odd sizes too.
+    let tables: [(usize, usize, usize, Option<usize>); 5] = [
+        (1, 1, 1, None),
+        (35, 64, 402, None),
+        (7, 33, 5, None),
+        (513, 16, 1000, None),
+        (513, 17, 1000, Some(301)),
+    ];
+    for format in formats(&g) {
+        let layout = Layout::new(&g.ctx, format).map_err(e)?;
+        for (i, &(tokens, dim, vocab, chunk)) in tables.iter().enumerate() {
+            let table: Vec<f32> = random(vocab * dim, 700 + i as u64).into_iter().map(|v| format.round(v)).collect();
+            let ids: Vec<u32> = (0..tokens).map(|t| ((t * 7919 + i) % vocab) as u32).collect();
+            let max_chunk = chunk.map_or(g.ctx.max_binding(), |rows| (rows * dim * format.bytes()) as u64);
+            let tm = Matrix::from_f32(&g.ctx, &g.queue, "table", (vocab, dim), &table, format, max_chunk)?;
+            let ib = upload(&g.ctx, &g.queue, "ids", bytemuck::cast_slice(&ids)).map_err(e)?;
+            let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; tokens * dim]).map_err(e)?;
+            let got = run_all(&g, || layout.embed(tokens, &ib, &tm, &out), &out, tokens * dim)?;
+            let want: Vec<f32> = ids.iter().flat_map(|&id| table[id as usize * dim..][..dim].to_vec()).collect();
+            cases.push(serde_json::json!({
+                "kernel": kernel_name("embed", format), "n": tokens, "m": dim, "chunks": tm.chunks.len(),
+                "error": worst_relative(&got, &want),
+            }));
+        }
     }
-    Ok(serde_json::json!({ "adapter": g.info.name, "cases": cases }))
+    Ok(serde_json::json!({
+        "adapter": g.info.name,
+        "shader_f16": g.device.features().contains(visattn::wgpu::Features::SHADER_F16),
+        "cases": cases,
+    }))
 }

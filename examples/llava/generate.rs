@@ -7,6 +7,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use crate::config::LlavaConfig;
+use crate::gpu::matrix::WeightFormat;
 use crate::gpu::model::{GpuModel, LayerCounts, VarMode};
 use crate::prompt::Prompter;
 use crate::sampling::Sampler;
@@ -23,11 +24,13 @@ pub struct Answer {
     pub steps: usize,
     /// Every prompt position's logits (with --logits).
     pub prompt_logits: Vec<f32>,
+    /// The logits the first answer token was chosen from (the last prompt position's).
+    pub next_logits: Vec<f32>,
     pub captures: Vec<crate::gpu::model::LayerCapture>,
 }
 
 /// The VAR config the flags give (D_sink has no default: a preset or a list).
-fn var_config(args: &crate::Args, cfg: &LlavaConfig) -> Result<visattn::VarConfig, String> {
+pub fn var_config(args: &crate::Args, cfg: &LlavaConfig) -> Result<visattn::VarConfig, String> {
     let v = &args.var_flags;
     if v.preset.is_none() && v.sink_dims.is_none() {
         return Err(
@@ -79,12 +82,24 @@ fn generate(
         prefill_s,
         decode_s,
         steps,
-        prompt_logits: if args.logits { std::mem::take(&mut generation.logits) } else { Vec::new() },
+        prompt_logits: if args.logits {
+            std::mem::take(&mut generation.logits)
+        } else {
+            Vec::new()
+        },
+        next_logits: last,
         captures: std::mem::take(&mut generation.captures),
     })
 }
 
-pub fn run(args: &crate::Args, cfg: &LlavaConfig, weights: &Weights, prompter: &Prompter, ids: &[u32], pixels: &[f32]) -> Result<(), String> {
+pub fn run(
+    args: &crate::Args,
+    cfg: &LlavaConfig,
+    weights: &Weights,
+    prompter: &Prompter,
+    ids: &[u32],
+    pixels: &[f32],
+) -> Result<(), String> {
     // Every flag checked before any weight is uploaded.
     Sampler::new(args.temperature, args.top_p, args.seed)?;
     let modes: Vec<(&'static str, VarMode)> = match args.var.as_str() {
@@ -92,14 +107,23 @@ pub fn run(args: &crate::Args, cfg: &LlavaConfig, weights: &Weights, prompter: &
         "on" => vec![("on", VarMode::On(var_config(args, cfg)?))],
         _ => vec![("off", VarMode::Off), ("on", VarMode::On(var_config(args, cfg)?))],
     };
-    let g = visattn::util::gpu().map_err(|e| e.to_string())?;
+    let limits = args.max_binding.map(|bytes| visattn::wgpu::Limits {
+        max_storage_buffer_binding_size: bytes,
+        ..visattn::wgpu::Limits::default()
+    });
+    let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, limits).map_err(|e| e.to_string())?;
+    let format = WeightFormat::choose(&args.dtype, weights.stored_dtype()?, &g.device)?;
     let t0 = Instant::now();
     let mut shown = t0;
-    let model = GpuModel::load(&g, cfg, weights, |done, total| {
+    let model = GpuModel::load(&g, cfg, weights, format, g.ctx.max_binding(), |done, total| {
         // A line that rewrites itself, at most ten times a second.
         if !args.json && (done == total || shown.elapsed().as_millis() >= 100) {
             shown = Instant::now();
-            eprint!("\rloading weights onto {}: {done}/{total} tensors", g.info.name);
+            eprint!(
+                "\rloading weights onto {} as {}: {done}/{total} tensors",
+                g.info.name,
+                format.name()
+            );
             if done == total {
                 eprintln!(" ({:.1} s)", t0.elapsed().as_secs_f64());
             }
@@ -124,6 +148,7 @@ pub fn run(args: &crate::Args, cfg: &LlavaConfig, weights: &Weights, prompter: &
                     "prefill_tokens_per_s": ids.len() as f64 / a.prefill_s,
                     "decode_tokens_per_s": a.steps as f64 / a.decode_s.max(1e-9),
                     "image_span": span,
+                    "next_logits": a.next_logits,
                 });
                 if args.logits {
                     v["logits"] = serde_json::json!(a.prompt_logits);
@@ -138,7 +163,13 @@ pub fn run(args: &crate::Args, cfg: &LlavaConfig, weights: &Weights, prompter: &
                 v
             })
             .collect();
-        println!("{}", serde_json::json!({ "adapter": g.info.name, "input_ids": ids, "answers": json }));
+        println!(
+            "{}",
+            serde_json::json!({
+                "adapter": g.info.name, "weights": format.name(), "chunked_matrices": model.chunked(),
+                "input_ids": ids, "answers": json,
+            })
+        );
         return Ok(());
     }
     print_answers(&answers, ids.len(), cfg.text.layers);
@@ -159,6 +190,22 @@ fn print_answers(answers: &[Answer], prompt: usize, layers: usize) {
             decoded,
             a.decode_s * 1e3,
             decoded as f64 / a.decode_s.max(1e-9)
+        );
+    }
+    if let [off, on] = answers {
+        // Greedy answers can agree while VAR moved the distribution: say by how much.
+        let change = off
+            .next_logits
+            .iter()
+            .zip(&on.next_logits)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        let mut sorted = off.next_logits.clone();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        println!(
+            "VAR moved the first answer token's logits by up to {change:.4} (VAR off: top logit {:.4}, margin to the second {:.4})",
+            sorted[0],
+            sorted[0] - sorted.get(1).copied().unwrap_or(sorted[0])
         );
     }
     if let Some(on) = answers.iter().find(|a| a.mode == "on") {

@@ -3,6 +3,7 @@
 //! preprocessed as HF's CLIP processor does, the vision tower, projector and language model on
 //! the GPU, VAR inside the language model's fused attention (prefill) and split-K decode.
 
+mod bench;
 mod check;
 mod config;
 mod generate;
@@ -61,6 +62,38 @@ struct Args {
     /// Seed of the sampler (temperature > 0).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Weights on the device: auto (f16 for a folder saved in f16 or bf16, else f32), f32,
+    /// f16 (the f16 kernels where the adapter has SHADER_F16, packed u32 pairs where not),
+    /// f16-packed (always the packed kernels).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "f32", "f16", "f16-packed"])]
+    dtype: String,
+    /// Ask the device for this storage-binding limit in bytes instead of WebGPU's 128 MiB
+    /// (tests: small limits make the host split its weights into row chunks).
+    #[arg(long, value_name = "BYTES")]
+    max_binding: Option<u64>,
+    /// Benchmark prefill and decode tokens/s, VAR off and on: `tiny` (the --model folder, the
+    /// tiny fixture by default) or `llama-7b` (random LLaMA-7B-shaped weights made on the GPU).
+    #[arg(long, value_name = "MODEL", value_parser = ["tiny", "llama-7b"])]
+    bench: Option<String>,
+    /// --bench llama-7b: layers of LLaMA-7B's 32 (each is 0.4 GB of f16 weights).
+    #[arg(long, default_value_t = 2)]
+    bench_layers: usize,
+    /// --bench llama-7b: prompt tokens (LLaVA-1.5's prompts are ~640 with 576 image tokens).
+    #[arg(long, default_value_t = 128)]
+    bench_prompt: usize,
+    /// --bench llama-7b: image tokens in the prompt.
+    #[arg(long, default_value_t = 64)]
+    bench_image: usize,
+    /// --bench: decode steps timed after each prefill.
+    #[arg(long, default_value_t = 8)]
+    bench_steps: usize,
+    /// --bench: timed runs per mode (the median is printed).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// --bench: also time HF transformers on this CPU (tools/bench_llava_torch.py, with
+    /// VISATTN_PYTHON or python3) and print the ratios.
+    #[arg(long)]
+    torch: bool,
     /// Print JSON: per mode the answer, its tokens, per-layer counts and timings.
     #[arg(long)]
     json: bool,
@@ -87,6 +120,9 @@ fn run(args: Args) -> Result<(), String> {
     if args.check_kernels {
         println!("{}", check::run()?);
         return Ok(());
+    }
+    if args.bench.is_some() {
+        return bench::run(&args);
     }
     let dir = args.model.as_ref().ok_or("--model DIR is required (see --help)")?;
     let path = dir.join("config.json");

@@ -34,7 +34,11 @@ impl Sampler {
         if let Some(i) = logits.iter().position(|v| !v.is_finite()) {
             return Err(format!("logit {i} is {}: the forward pass went wrong", logits[i]));
         }
-        let greedy = || (0..logits.len()).max_by(|&a, &b| logits[a].total_cmp(&logits[b]).then(b.cmp(&a))).unwrap_or(0) as u32;
+        let greedy = || {
+            (0..logits.len())
+                .max_by(|&a, &b| logits[a].total_cmp(&logits[b]).then(b.cmp(&a)))
+                .unwrap_or(0) as u32
+        };
         if self.temperature == 0.0 {
             return Ok(greedy());
         }

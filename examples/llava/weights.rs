@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use visattn::dump::TensorFile;
+use visattn::dump::{Dtype, TensorFile};
 
 pub struct Weights {
     /// Shard files in the index's order, and which tensors each holds.
@@ -60,13 +60,53 @@ impl Weights {
 
     /// Calls `f(name, shape, values as f32)` for every tensor, one shard in memory at a time.
     pub fn for_each(&self, mut f: impl FnMut(&str, &[usize], Vec<f32>) -> Result<(), String>) -> Result<(), String> {
+        self.for_each_stored(|name, dtype, shape, bytes| f(name, shape, crate::gpu::matrix::to_f32(name, dtype, bytes)?))
+    }
+
+    /// Calls `f(name, dtype, shape, bytes as stored)` for every tensor, one shard in memory at
+    /// a time.
+    pub fn for_each_stored(&self, mut f: impl FnMut(&str, Dtype, &[usize], &[u8]) -> Result<(), String>) -> Result<(), String> {
         for (path, names) in &self.shards {
             let file = TensorFile::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
             for name in names {
-                let t = file.f32(name).map_err(|e| format!("{}: {e}", path.display()))?;
-                f(name, &t.shape, t.data)?;
+                let (dtype, shape, bytes) = file.raw(name).map_err(|e| format!("{}: {e}", path.display()))?;
+                f(name, dtype, &shape, bytes)?;
             }
         }
         Ok(())
+    }
+
+    /// The dtype most of the first shard's bytes are stored in (HF writes one throughout),
+    /// from its header alone.
+    pub fn stored_dtype(&self) -> Result<Dtype, String> {
+        use std::io::Read;
+        let path = &self.shards.first().ok_or("no shards")?.0;
+        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+        let mut file = std::fs::File::open(path).map_err(|e| err(&e))?;
+        let mut len = [0u8; 8];
+        file.read_exact(&mut len).map_err(|e| err(&e))?;
+        let len = u64::from_le_bytes(len);
+        if len > 100 << 20 {
+            return Err(err(&format!("a header of {len} bytes")));
+        }
+        let mut header = vec![0u8; len as usize];
+        file.read_exact(&mut header).map_err(|e| err(&e))?;
+        let header: serde_json::Value = serde_json::from_slice(&header).map_err(|e| err(&e))?;
+        let mut by_dtype: BTreeMap<String, u64> = BTreeMap::new();
+        for (name, t) in header.as_object().ok_or_else(|| err(&"a header that is not an object"))? {
+            if name == "__metadata__" {
+                continue;
+            }
+            let (Some(dtype), Some([a, b])) = (t["dtype"].as_str(), t["data_offsets"].as_array().map(|v| v.as_slice())) else {
+                return Err(err(&format!("tensor {name} has no dtype or offsets")));
+            };
+            *by_dtype.entry(dtype.to_string()).or_default() += b.as_u64().unwrap_or(0).saturating_sub(a.as_u64().unwrap_or(0));
+        }
+        match by_dtype.into_iter().max_by_key(|&(_, n)| n).map(|(d, _)| d).as_deref() {
+            Some("F32") => Ok(Dtype::F32),
+            Some("F16") => Ok(Dtype::F16),
+            Some("BF16") => Ok(Dtype::BF16),
+            other => Err(err(&format!("weights stored as {other:?}, expected F32, F16 or BF16"))),
+        }
     }
 }

@@ -8,8 +8,7 @@ use visattn::dump::{Dump, LayerResult, parse_spans, write_results};
 
 pub use crate::var_args::VarArgs;
 use visattn::{
-    BatchEntry, HostSession, ImageSpan, LayerPlan, LayerRole, Rows, SequenceInput, SequenceShape, VarConfig, VarKernels,
-    VisualTokens,
+    BatchEntry, HostSession, ImageSpan, LayerPlan, LayerRole, Rows, SequenceInput, SequenceShape, VarConfig, VarKernels, VisualTokens,
 };
 
 /// Where the image tokens are, when the dump's metadata does not say.

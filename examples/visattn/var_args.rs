@@ -81,5 +81,4 @@ impl VarArgs {
         }
         Ok(())
     }
-
 }

@@ -21,7 +21,9 @@ pub struct DecodeShape {
     pub capacity: usize,
 }
 
-/// One generation: the KV cache of every layer with room for `capacity` tokens, the sink
+/// One generation: the KV cache of every layer with room for `capacity` tokens (a buffer per
+/// layer for keys and one for values, so a model's cache is bounded by the binding limit per
+/// layer, not in all: LLaMA-7B's 32 layers at 704 tokens are 369 MB of keys), the sink
 /// classes of every layer captured at prefill (new tokens are never sinks nor image tokens), and
 /// per layer a split-K binding whose key count follows the cache.
 pub struct DecodeSession {
@@ -31,8 +33,8 @@ pub struct DecodeSession {
     head_dim: usize,
     capacity: usize,
     len: usize,
-    k: Buffer,
-    v: Buffer,
+    k: Vec<Buffer>,
+    v: Vec<Buffer>,
     classes: Buffer,
     q: Buffer,
     o: Buffer,
@@ -75,8 +77,8 @@ impl DecodeSession {
         let ctx = state.context();
         let buffer = |len: usize| ctx.storage_buffer("decode cache", (len * 4) as u64, BufferUsages::empty());
         let layer_kv = kv_heads * capacity * head_dim;
-        let k = buffer(layers * layer_kv)?;
-        let v = buffer(layers * layer_kv)?;
+        let k = (0..layers).map(|_| buffer(layer_kv)).collect::<Result<Vec<_>>>()?;
+        let v = (0..layers).map(|_| buffer(layer_kv)).collect::<Result<Vec<_>>>()?;
         let classes = buffer(layers * capacity)?;
         let q = buffer(layers * heads * head_dim.next_multiple_of(64))?;
         let o = buffer(layers * heads * head_dim.next_multiple_of(64))?;
@@ -93,8 +95,8 @@ impl DecodeSession {
                 SplitInputs {
                     attention: AttentionInputs {
                         q: range(&q, l * qo, heads * head_dim),
-                        k: range(&k, l * layer_kv, layer_kv),
-                        v: range(&v, l * layer_kv, layer_kv),
+                        k: range(&k[l], 0, layer_kv),
+                        v: range(&v[l], 0, layer_kv),
                         o: range(&o, l * qo, heads * head_dim),
                     },
                     classes: range(&classes, l * capacity, capacity),
@@ -127,8 +129,9 @@ impl DecodeSession {
         self.len == 0
     }
 
-    fn kv_offset(&self, layer: usize, kv_head: usize, token: usize) -> u64 {
-        (((layer * self.kv_heads + kv_head) * self.capacity + token) * self.head_dim * 4) as u64
+    /// Where (kv_head, token) starts in a layer's key or value buffer.
+    fn kv_offset(&self, kv_head: usize, token: usize) -> u64 {
+        ((kv_head * self.capacity + token) * self.head_dim * 4) as u64
     }
 
     /// Stores layer `layer`'s prefill keys and values, [Hkv, tokens, d] each.
@@ -144,13 +147,13 @@ impl DecodeSession {
         check_finite("v", v)?;
         for h in 0..self.kv_heads {
             queue.write_buffer(
-                &self.k,
-                self.kv_offset(layer, h, 0),
+                &self.k[layer],
+                self.kv_offset(h, 0),
                 bytemuck::cast_slice(&k[h * per..(h + 1) * per]),
             );
             queue.write_buffer(
-                &self.v,
-                self.kv_offset(layer, h, 0),
+                &self.v[layer],
+                self.kv_offset(h, 0),
                 bytemuck::cast_slice(&v[h * per..(h + 1) * per]),
             );
         }
@@ -170,9 +173,9 @@ impl DecodeSession {
             )));
         }
         for h in 0..self.kv_heads {
-            let at = self.kv_offset(layer, h, 0);
-            encoder.copy_buffer_to_buffer(k, h as u64 * per, &self.k, at, per);
-            encoder.copy_buffer_to_buffer(v, h as u64 * per, &self.v, at, per);
+            let at = self.kv_offset(h, 0);
+            encoder.copy_buffer_to_buffer(k, h as u64 * per, &self.k[layer], at, per);
+            encoder.copy_buffer_to_buffer(v, h as u64 * per, &self.v[layer], at, per);
         }
         Ok(())
     }
@@ -199,11 +202,17 @@ impl DecodeSession {
                 limit_name: "session capacity",
             });
         }
-        encoder.copy_buffer_to_buffer(q, 0, &self.q, (layer * self.heads * self.head_dim.next_multiple_of(64) * 4) as u64, nq);
+        encoder.copy_buffer_to_buffer(
+            q,
+            0,
+            &self.q,
+            (layer * self.heads * self.head_dim.next_multiple_of(64) * 4) as u64,
+            nq,
+        );
         for h in 0..self.kv_heads {
-            let at = self.kv_offset(layer, h, self.len);
-            encoder.copy_buffer_to_buffer(k, h as u64 * d, &self.k, at, d);
-            encoder.copy_buffer_to_buffer(v, h as u64 * d, &self.v, at, d);
+            let at = self.kv_offset(h, self.len);
+            encoder.copy_buffer_to_buffer(k, h as u64 * d, &self.k[layer], at, d);
+            encoder.copy_buffer_to_buffer(v, h as u64 * d, &self.v[layer], at, d);
         }
         Ok(())
     }
@@ -287,13 +296,13 @@ impl DecodeSession {
         );
         for h in 0..self.kv_heads {
             queue.write_buffer(
-                &self.k,
-                self.kv_offset(layer, h, self.len),
+                &self.k[layer],
+                self.kv_offset(h, self.len),
                 bytemuck::cast_slice(&k[h * d..(h + 1) * d]),
             );
             queue.write_buffer(
-                &self.v,
-                self.kv_offset(layer, h, self.len),
+                &self.v[layer],
+                self.kv_offset(h, self.len),
                 bytemuck::cast_slice(&v[h * d..(h + 1) * d]),
             );
         }

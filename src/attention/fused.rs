@@ -117,7 +117,11 @@ impl FusedAttention {
         // them, so they get stand-ins. It writes a false flag per row, so those are sized.
         let cfg = ctx.uniform_buffer("visattn plain config", &<ConfigUniform as bytemuck::Zeroable>::zeroed());
         let unused = ctx.storage_buffer("visattn plain classes", 4, wgpu::BufferUsages::empty())?;
-        let flags = ctx.storage_buffer("visattn plain flags", (shape.heads * shape.queries * 4) as u64, wgpu::BufferUsages::empty())?;
+        let flags = ctx.storage_buffer(
+            "visattn plain flags",
+            (shape.heads * shape.queries * 4) as u64,
+            wgpu::BufferUsages::empty(),
+        )?;
         let dispatch = ctx.bind::<AttentionVar>(
             &self.pipeline,
             AttentionVarInputs {

@@ -19,24 +19,7 @@ pub struct Tensor {
     pub data: Vec<f32>,
 }
 
-fn f16_to_f32(bits: u16) -> f32 {
-    let sign = ((bits >> 15) as u32) << 31;
-    let exp = ((bits >> 10) & 0x1f) as u32;
-    let frac = (bits & 0x3ff) as u32;
-    let out = match (exp, frac) {
-        (0, 0) => sign,
-        (0, _) => {
-            // Subnormal: renormalise into an f32 exponent.
-            let shift = frac.leading_zeros() - 21;
-            let frac = (frac << shift) & 0x3ff;
-            sign | ((127 - 15 + 1 - shift) << 23) | (frac << 13)
-        }
-        (0x1f, 0) => sign | 0x7f80_0000,
-        (0x1f, _) => sign | 0x7fc0_0000 | (frac << 13),
-        _ => sign | ((exp + 127 - 15) << 23) | (frac << 13),
-    };
-    f32::from_bits(out)
-}
+use super::half::{bf16_to_f32, f16_to_f32};
 
 /// The raw bytes of a safetensors file, parsed on demand.
 pub struct TensorFile {
@@ -89,10 +72,7 @@ impl TensorFile {
         let data: Vec<f32> = match v.dtype() {
             Dtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             Dtype::F16 => raw.chunks_exact(2).map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect(),
-            Dtype::BF16 => raw
-                .chunks_exact(2)
-                .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
-                .collect(),
+            Dtype::BF16 => raw.chunks_exact(2).map(|b| bf16_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect(),
             other => {
                 return Err(Error::Dump(format!(
                     "tensor '{name}' has dtype {other:?}; expected f32, f16 or bf16"
@@ -104,6 +84,12 @@ impl TensorFile {
             shape: v.shape().to_vec(),
             data,
         })
+    }
+
+    /// A tensor as stored: its dtype, shape and little-endian bytes (no copy, no check).
+    pub fn raw(&self, name: &str) -> Result<(Dtype, Vec<usize>, &[u8])> {
+        let v = self.view(name)?;
+        Ok((v.dtype(), v.shape().to_vec(), v.data()))
     }
 
     /// A u8 tensor (flags).
@@ -492,16 +478,6 @@ pub fn layer_count(file: &TensorFile, prefix: &str) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[test]
-    fn f16_decodes() {
-        assert_eq!(f16_to_f32(0x3c00), 1.0);
-        assert_eq!(f16_to_f32(0xc000), -2.0);
-        assert_eq!(f16_to_f32(0x7bff), 65504.0);
-        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
-        assert_eq!(f16_to_f32(0x0200), 2f32.powi(-15));
-        assert!(f16_to_f32(0x7c00).is_infinite());
-        assert!(f16_to_f32(0x7e00).is_nan());
-    }
     #[test]
     fn spans_parse() {
         assert_eq!(

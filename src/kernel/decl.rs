@@ -29,6 +29,9 @@ pub enum Access {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Elem {
     F32,
+    /// `f16`: the kernel's WGSL starts with `enable f16;` (its prelude) and needs a device with
+    /// `Features::SHADER_F16`.
+    F16,
     U32,
     AtomicU32,
     /// An array of structs.
@@ -39,6 +42,7 @@ impl Elem {
     pub const fn bytes(&self) -> u64 {
         match self {
             Elem::F32 | Elem::U32 | Elem::AtomicU32 => 4,
+            Elem::F16 => 2,
             Elem::Struct(l) => l.size,
         }
     }
@@ -99,6 +103,7 @@ impl KernelDecl {
                     };
                     let elem = match elem {
                         Elem::F32 => "f32",
+                        Elem::F16 => "f16",
                         Elem::U32 => "u32",
                         Elem::AtomicU32 => "atomic<u32>",
                         Elem::Struct(l) => l.wgsl,
@@ -185,7 +190,7 @@ macro_rules! uniform_block {
 
 /// One declaration per kernel: a marker type implementing [`Kernel`] and its inputs struct with
 /// one named field per binding, in `@binding` order. Field kinds:
-/// `uniform(Block)`, `uniform(Block, dynamic)`, `storage(f32 | u32 | atomic_u32 | Block, read | read_write)`.
+/// `uniform(Block)`, `uniform(Block, dynamic)`, `storage(f32 | f16 | u32 | atomic_u32 | Block, read | read_write)`.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! kernel {
@@ -277,6 +282,9 @@ macro_rules! __kernel_binding {
 macro_rules! __kernel_elem {
     (f32) => {
         $crate::kernel::Elem::F32
+    };
+    (f16) => {
+        $crate::kernel::Elem::F16
     };
     (u32) => {
         $crate::kernel::Elem::U32

@@ -1,10 +1,12 @@
-//! out = x W^T + b on the GPU (shaders/linear.wgsl).
+//! out = x W^T + b on the GPU (shaders/linear.wgsl), W an f32 or f16 [`Matrix`] in row chunks.
 
 use std::sync::Arc;
 
 use visattn::kernel::{Dispatch, PerWorkgroup, Pipeline, Storage};
 use visattn::wgpu::{self, Buffer, BufferUsages};
 use visattn::{Context, kernel, uniform_block};
+
+use super::matrix::{LOAD_F16, LOAD_F32, LOAD_PACKED, Matrix, WeightFormat};
 
 uniform_block! {
     /// WGSL `LinearParams`.
@@ -13,68 +15,111 @@ uniform_block! {
         m: u32,
         k: u32,
         bias: u32,
+        ldo: u32,
+        col0: u32,
+        pad0: u32,
+        pad1: u32,
     }
 }
 
-kernel! {
-    /// out [n, m] = x [n, k] W [m, k]^T + b [m], 16 x 16 output tiles.
-    pub struct LinearKernel, LinearInputs = "linear.wgsl", include_str!("../shaders/linear.wgsl"), prelude "";
-    overrides [];
-    per_workgroup PerWorkgroup::Fixed(1);
-    {
-        p: uniform(LinearParams),
-        x: storage(f32, read),
-        w: storage(f32, read),
-        b: storage(f32, read),
-        out: storage(f32, read_write),
-    }
+/// One declaration per weight format: the same file, W's element type and `load_w` differ.
+macro_rules! linear_kernel {
+    ($name:ident, $inputs:ident, $file:literal, $elem:tt, $prelude:expr) => {
+        kernel! {
+            /// out [n, ldo] at col0.. = x [n, k] W [m, k]^T + b, 16 x 16 output tiles.
+            pub struct $name, $inputs = $file, include_str!("../shaders/linear.wgsl"), prelude $prelude;
+            overrides [];
+            per_workgroup PerWorkgroup::Fixed(1);
+            {
+                p: uniform(LinearParams),
+                x: storage(f32, read),
+                w: storage($elem, read),
+                b: storage(f32, read),
+                out: storage(f32, read_write),
+            }
+        }
+    };
 }
+
+linear_kernel!(LinearKernel, LinearInputs, "linear.wgsl", f32, LOAD_F32);
+linear_kernel!(LinearF16Kernel, LinearF16Inputs, "linear.f16.wgsl", f16, LOAD_F16);
+linear_kernel!(LinearPackedKernel, LinearPackedInputs, "linear.packed.wgsl", u32, LOAD_PACKED);
 
 const TILE: usize = 16;
 
 pub struct Linear {
     ctx: Context,
+    format: WeightFormat,
     pipeline: Arc<Pipeline>,
 }
 
 impl Linear {
-    pub fn new(ctx: &Context) -> Result<Self, visattn::Error> {
+    /// The kernel for matrices of `format` (an f16 one needs a device with SHADER_F16).
+    pub fn new(ctx: &Context, format: WeightFormat) -> Result<Self, visattn::Error> {
+        let pipeline = match format {
+            WeightFormat::F32 => ctx.pipeline::<LinearKernel>(&[])?,
+            WeightFormat::F16 => ctx.pipeline::<LinearF16Kernel>(&[])?,
+            WeightFormat::F16Packed => ctx.pipeline::<LinearPackedKernel>(&[])?,
+        };
         Ok(Self {
             ctx: ctx.clone(),
-            pipeline: ctx.pipeline::<LinearKernel>(&[])?,
+            format,
+            pipeline,
         })
     }
 
-    /// Binds x [n, k], w [m, k], an optional bias [m] and out [n, m].
-    pub fn bind(
-        &self,
-        (n, m, k): (usize, usize, usize),
-        x: &Buffer,
-        w: &Buffer,
-        b: Option<&Buffer>,
-        out: &Buffer,
-    ) -> Result<Dispatch, visattn::Error> {
-        let params = self.ctx.uniform_buffer(
-            "linear params",
-            &LinearParams {
-                n: n as u32,
-                m: m as u32,
-                k: k as u32,
-                bias: b.is_some() as u32,
-            },
-        );
-        let tiles = (n.div_ceil(TILE) * m.div_ceil(TILE)) as u32;
-        self.ctx.bind::<LinearKernel>(
-            &self.pipeline,
-            LinearInputs {
-                p: params.as_entire_buffer_binding(),
-                x: Storage::new(x.as_entire_buffer_binding(), n * k),
-                w: Storage::new(w.as_entire_buffer_binding(), m * k),
-                b: Storage::new(b.unwrap_or(x).as_entire_buffer_binding(), if b.is_some() { m } else { 1 }),
-                out: Storage::new(out.as_entire_buffer_binding(), n * m),
-            },
-            tiles,
-        )
+    /// Binds x [n, w.cols], w [m, k], an optional bias [m] and out [n, m]: one dispatch per row
+    /// chunk of w, each writing its columns of out.
+    pub fn bind(&self, n: usize, x: &Buffer, w: &Matrix, b: Option<&Buffer>, out: &Buffer) -> Result<Vec<Dispatch>, visattn::Error> {
+        if w.format != self.format {
+            return Err(visattn::Error::Binding {
+                name: "w",
+                reason: format!("a {} matrix for the {} kernel", w.format.name(), self.format.name()),
+            });
+        }
+        let (m, k) = (w.rows, w.cols);
+        w.chunks
+            .iter()
+            .map(|chunk| {
+                let params = self.ctx.uniform_buffer(
+                    "linear params",
+                    &LinearParams {
+                        n: n as u32,
+                        m: chunk.rows as u32,
+                        k: k as u32,
+                        bias: b.is_some() as u32,
+                        ldo: m as u32,
+                        col0: chunk.row0 as u32,
+                        pad0: 0,
+                        pad1: 0,
+                    },
+                );
+                let tiles = (n.div_ceil(TILE) * chunk.rows.div_ceil(TILE)) as u32;
+                macro_rules! bind_as {
+                    ($k:ty, $i:ident) => {
+                        self.ctx.bind::<$k>(
+                            &self.pipeline,
+                            $i {
+                                p: params.as_entire_buffer_binding(),
+                                x: Storage::new(x.as_entire_buffer_binding(), n * k),
+                                w: Storage::new(chunk.buffer.as_entire_buffer_binding(), w.elements(chunk)),
+                                b: Storage::new(
+                                    b.unwrap_or(x).as_entire_buffer_binding(),
+                                    if b.is_some() { m } else { 1 },
+                                ),
+                                out: Storage::new(out.as_entire_buffer_binding(), n * m),
+                            },
+                            tiles,
+                        )
+                    };
+                }
+                match self.format {
+                    WeightFormat::F32 => bind_as!(LinearKernel, LinearInputs),
+                    WeightFormat::F16 => bind_as!(LinearF16Kernel, LinearF16Inputs),
+                    WeightFormat::F16Packed => bind_as!(LinearPackedKernel, LinearPackedInputs),
+                }
+            })
+            .collect()
     }
 }
 

@@ -13,6 +13,7 @@ use visattn::{
 use super::elementwise::{Act, Elementwise, Op};
 use super::layout::Layout;
 use super::linear::{Linear, upload};
+use super::matrix::{Matrix, WeightFormat};
 use super::norm::Norm;
 use super::rope::Rope;
 use crate::config::LlavaConfig;
@@ -45,7 +46,11 @@ pub struct GpuModel {
     ctx: Context,
     device: wgpu::Device,
     queue: wgpu::Queue,
-    w: HashMap<String, Buffer>,
+    /// Weight matrices (linear layers, embeddings) in the model's format.
+    mats: HashMap<String, Matrix>,
+    /// Everything else (norms, biases, class and position embeddings), f32.
+    vectors: HashMap<String, Buffer>,
+    format: WeightFormat,
     k: Kernels,
     rope: Rope,
     vision_act: Act,
@@ -104,31 +109,146 @@ struct StepBuffers {
     logits: Buffer,
 }
 
+/// The tensors the host keeps as weight matrices (read by the linear and embedding kernels);
+/// the rest (norms, biases, class and position embeddings) are vectors added or scaled in f32.
+fn is_matrix(name: &str) -> bool {
+    name.ends_with(".weight")
+        && [
+            "_proj.",
+            "fc1.",
+            "fc2.",
+            "linear_1.",
+            "linear_2.",
+            "lm_head.",
+            "embed_tokens.",
+            "patch_embedding.",
+        ]
+        .iter()
+        .any(|part| name.contains(part))
+}
+
 fn pass(enc: &mut CommandEncoder) -> ComputePass<'_> {
     enc.begin_compute_pass(&Default::default())
 }
 
 impl GpuModel {
-    /// Uploads every tensor, one shard in host memory at a time; `progress(done, total)` after
+    /// Uploads every tensor, one shard in host memory at a time: matrices as `format` in row
+    /// chunks of at most `max_chunk` bytes, the rest as f32 (rounded to f16 values when
+    /// `format` is f16, as a folder saved in f16 holds them); `progress(done, total)` after
     /// each tensor.
-    pub fn load(g: &visattn::util::Gpu, cfg: &LlavaConfig, weights: &Weights, mut progress: impl FnMut(usize, usize)) -> Result<Self> {
-        let ctx = g.ctx.clone();
+    pub fn load(
+        g: &visattn::util::Gpu,
+        cfg: &LlavaConfig,
+        weights: &Weights,
+        format: WeightFormat,
+        max_chunk: u64,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Self> {
+        let ctx = &g.ctx;
         let total = weights.tensors();
-        let mut w = HashMap::new();
-        weights.for_each(|name, _shape, data| {
-            let b = upload(&ctx, &g.queue, "weight", &data).map_err(|e| format!("{name}: {e}"))?;
-            w.insert(canonical(name), b);
-            progress(w.len(), total);
+        let (mut mats, mut vectors) = (HashMap::new(), HashMap::new());
+        weights.for_each_stored(|name, dtype, shape, bytes| {
+            let key = canonical(name);
+            if is_matrix(&key) {
+                let rows = *shape.first().unwrap_or(&0);
+                let cols = shape.iter().skip(1).product::<usize>();
+                let m = Matrix::upload(ctx, &g.queue, name, (rows, cols), (dtype, bytes), format, max_chunk)?;
+                mats.insert(key, m);
+            } else {
+                let v: Vec<f32> = crate::gpu::matrix::to_f32(name, dtype, bytes)?
+                    .into_iter()
+                    .map(|x| format.round(x))
+                    .collect();
+                vectors.insert(key, upload(ctx, &g.queue, "weight", &v).map_err(|e| format!("{name}: {e}"))?);
+            }
+            progress(mats.len() + vectors.len(), total);
             Ok(())
         })?;
+        Self::assemble(g, cfg, format, mats, vectors)
+    }
+
+    /// A language model of `cfg.text`'s shape with random weights made on the device (no vision
+    /// tower: prefill takes image features as given), for benchmarks of shapes nobody stores:
+    /// matrices uniform with std 1/sqrt(fan-in), embeddings in [-1, 1), norm weights 1.
+    pub fn random(g: &visattn::util::Gpu, cfg: &LlavaConfig, format: WeightFormat, max_chunk: u64, seed: u32) -> Result<Self> {
+        let t = &cfg.text;
+        let (d, kvd) = (t.hidden, t.kv_heads * t.head_dim);
+        let fill = super::fill::Fill::new(&g.ctx).map_err(gpu_err)?;
+        let (mut mats, mut vectors) = (HashMap::new(), HashMap::new());
+        let mut shapes = vec![
+            ("language_model.model.embed_tokens.weight".to_string(), (t.vocab, d)),
+            ("language_model.lm_head.weight".to_string(), (t.vocab, d)),
+        ];
+        let mut norms = vec!["language_model.model.norm.weight".to_string()];
+        for l in 0..t.layers {
+            let pre = format!("language_model.model.layers.{l}.");
+            for (name, shape) in [
+                ("self_attn.q_proj", (t.heads * t.head_dim, d)),
+                ("self_attn.k_proj", (kvd, d)),
+                ("self_attn.v_proj", (kvd, d)),
+                ("self_attn.o_proj", (d, t.heads * t.head_dim)),
+                ("mlp.gate_proj", (t.intermediate, d)),
+                ("mlp.up_proj", (t.intermediate, d)),
+                ("mlp.down_proj", (d, t.intermediate)),
+            ] {
+                shapes.push((format!("{pre}{name}.weight"), shape));
+            }
+            norms.push(format!("{pre}input_layernorm.weight"));
+            norms.push(format!("{pre}post_attention_layernorm.weight"));
+        }
+        // One submission per matrix: the queue, not the encoder, holds a 7B model's fills.
+        for (i, (name, (rows, cols))) in shapes.into_iter().enumerate() {
+            let mut enc = g.device.create_command_encoder(&Default::default());
+            let scale = if name.contains("embed_tokens") {
+                1.0
+            } else {
+                (3.0 / cols as f32).sqrt()
+            };
+            let m = Matrix::random(
+                &g.ctx,
+                &fill,
+                &mut pass(&mut enc),
+                &name,
+                (rows, cols),
+                format,
+                max_chunk,
+                (seed ^ (i as u32 * 0x9e37), scale),
+            )?;
+            g.queue.submit([enc.finish()]);
+            mats.insert(name, m);
+        }
+        let ones = vec![1f32; d];
+        for name in norms {
+            vectors.insert(name, upload(&g.ctx, &g.queue, "weight", &ones).map_err(gpu_err)?);
+        }
+        Self::assemble(g, cfg, format, mats, vectors)
+    }
+
+    /// The model's kernels over its weights.
+    fn assemble(
+        g: &visattn::util::Gpu,
+        cfg: &LlavaConfig,
+        format: WeightFormat,
+        mats: HashMap<String, Matrix>,
+        vectors: HashMap<String, Buffer>,
+    ) -> Result<Self> {
+        let ctx = g.ctx.clone();
         let t = &cfg.text;
         let vd = cfg.vision.hidden / cfg.vision.heads;
-        let fused = |head_dim: usize, var: bool| FusedAttention::new(&ctx, FusedSettings { head_dim: head_dim as u32, var });
+        let fused = |head_dim: usize, var: bool| {
+            FusedAttention::new(
+                &ctx,
+                FusedSettings {
+                    head_dim: head_dim as u32,
+                    var,
+                },
+            )
+        };
         let k = Kernels {
-            linear: Linear::new(&ctx).map_err(gpu_err)?,
+            linear: Linear::new(&ctx, format).map_err(gpu_err)?,
             norm: Norm::new(&ctx).map_err(gpu_err)?,
             ew: Elementwise::new(&ctx).map_err(gpu_err)?,
-            layout: Layout::new(&ctx).map_err(gpu_err)?,
+            layout: Layout::new(&ctx, format).map_err(gpu_err)?,
             var: VarKernels::new(&ctx, KernelSettings::for_adapter(&g.info)).map_err(gpu_err)?,
             text_var: fused(t.head_dim, true).map_err(|e| format!("text attention: {e}"))?,
             text_plain: fused(t.head_dim, false).map_err(|e| format!("text attention: {e}"))?,
@@ -141,7 +261,9 @@ impl GpuModel {
             ctx,
             device: g.device.clone(),
             queue: g.queue.clone(),
-            w,
+            mats,
+            vectors,
+            format,
             k,
             rope,
             vision_act: Act::parse(&cfg.vision.act)?,
@@ -149,32 +271,60 @@ impl GpuModel {
         })
     }
 
+    /// How the weight matrices are stored.
+    pub fn format(&self) -> WeightFormat {
+        self.format
+    }
+
+    /// Matrices held in more than one row chunk (over the binding limit).
+    pub fn chunked(&self) -> usize {
+        self.mats.values().filter(|m| m.chunks.len() > 1).count()
+    }
+
     fn w(&self, name: &str) -> Result<&Buffer> {
-        self.w.get(name).ok_or_else(|| format!("weights: tensor {name} is missing"))
+        self.vectors.get(name).ok_or_else(|| format!("weights: tensor {name} is missing"))
+    }
+
+    fn mat(&self, name: &str) -> Result<&Matrix> {
+        self.mats.get(name).ok_or_else(|| format!("weights: tensor {name} is missing"))
+    }
+
+    /// Records one dispatch per chunk.
+    fn record(pass: &mut ComputePass, dispatches: std::result::Result<Vec<visattn::kernel::Dispatch>, visattn::Error>) -> Result<()> {
+        for d in dispatches.map_err(gpu_err)? {
+            d.record(pass, &[]);
+        }
+        Ok(())
     }
 
     fn buffer(&self, name: &'static str, floats: usize) -> Result<Buffer> {
-        self.ctx.storage_buffer(name, (floats * 4) as u64, BufferUsages::empty()).map_err(gpu_err)
+        self.ctx
+            .storage_buffer(name, (floats * 4) as u64, BufferUsages::empty())
+            .map_err(gpu_err)
     }
 
     fn read(&self, b: &Buffer, len: usize) -> Result<Vec<f32>> {
         visattn::readback::read_vec(&self.device, &self.queue, b, len).map_err(gpu_err)
     }
 
-    /// x [n, k] W^T (+ b where the folder has `{w}.bias`, as HF's module has one) into out.
+    /// x [n, k] W^T (+ b where the folder has `{w}.bias`, as HF's module has one) into
+    /// out [n, m], checking W is [m, k].
     fn linear(&self, pass: &mut ComputePass, (n, m, k): (usize, usize, usize), x: &Buffer, w: &str, out: &Buffer) -> Result<()> {
-        let b = self.w.get(&format!("{w}.bias"));
-        self.k
-            .linear
-            .bind((n, m, k), x, self.w(&format!("{w}.weight"))?, b, out)
-            .map_err(gpu_err)?
-            .record(pass, &[]);
-        Ok(())
+        let b = self.vectors.get(&format!("{w}.bias"));
+        let name = format!("{w}.weight");
+        let mat = self.mat(&name)?;
+        if (mat.rows, mat.cols) != (m, k) {
+            return Err(format!(
+                "weights: {name} is [{}, {}], the config implies [{m}, {k}]",
+                mat.rows, mat.cols
+            ));
+        }
+        Self::record(pass, self.k.linear.bind(n, x, mat, b, out))
     }
 
     /// LayerNorm where the folder has `{w}.bias` (CLIP's), RMSNorm where not (LLaMA's).
     fn norm(&self, pass: &mut ComputePass, (rows, dim): (usize, usize), eps: f64, x: &Buffer, w: &str, out: &Buffer) -> Result<()> {
-        let b = self.w.get(&format!("{w}.bias"));
+        let b = self.vectors.get(&format!("{w}.bias"));
         self.k
             .norm
             .bind((rows, dim), eps, x, self.w(&format!("{w}.weight"))?, b, out)
@@ -225,15 +375,21 @@ impl GpuModel {
         let x = self.buffer("vision hidden", n * d)?;
         let h = self.buffer("vision normed", n * d)?;
         let (qr, kr, vr) = (self.buffer("vq", n * d)?, self.buffer("vk", n * d)?, self.buffer("vv", n * d)?);
-        let (q, k, vv, o) = (self.buffer("vq'", n * d)?, self.buffer("vk'", n * d)?, self.buffer("vv'", n * d)?, self.buffer("vo", n * d)?);
+        let (q, k, vv, o) = (
+            self.buffer("vq'", n * d)?,
+            self.buffer("vk'", n * d)?,
+            self.buffer("vv'", n * d)?,
+            self.buffer("vo", n * d)?,
+        );
         let f = self.buffer("vision mlp", n * v.intermediate.max(d))?;
-        let conv = self.w("vision_tower.embeddings.patch_embedding.weight")?;
         let mut enc = self.device.create_command_encoder(&Default::default());
-        self.k
-            .linear
-            .bind((patches, d, kk), &cols, conv, None, &pe)
-            .map_err(gpu_err)?
-            .record(&mut pass(&mut enc), &[]);
+        self.linear(
+            &mut pass(&mut enc),
+            (patches, d, kk),
+            &cols,
+            "vision_tower.embeddings.patch_embedding",
+            &pe,
+        )?;
         enc.copy_buffer_to_buffer(self.w("vision_tower.embeddings.class_embedding")?, 0, &x0, 0, (d * 4) as u64);
         enc.copy_buffer_to_buffer(&pe, 0, &x0, (d * 4) as u64, (patches * d * 4) as u64);
         let eps = v.layer_norm_eps;
@@ -270,7 +426,13 @@ impl GpuModel {
             .map_err(gpu_err)?;
         {
             let mut pass = pass(&mut enc);
-            self.binary(&mut pass, Op::Add, n * d, &x0, self.w("vision_tower.embeddings.position_embedding.weight")?)?;
+            self.binary(
+                &mut pass,
+                Op::Add,
+                n * d,
+                &x0,
+                self.w("vision_tower.embeddings.position_embedding.weight")?,
+            )?;
             self.norm(&mut pass, (n, d), eps, &x0, "vision_tower.pre_layrnorm", &x)?;
             // Only the layers up to the feature layer: what comes after it is never used.
             for l in 0..idx {
@@ -297,8 +459,7 @@ impl GpuModel {
         let feat = self.buffer("image features", tokens * d)?;
         enc.copy_buffer_to_buffer(&x, (first * d * 4) as u64, &feat, 0, (tokens * d * 4) as u64);
         let td = self.cfg.text.hidden;
-        let mid_w = self.w("multi_modal_projector.linear_1.weight")?;
-        let mid = (mid_w.size() / 4) as usize / d;
+        let mid = self.mat("multi_modal_projector.linear_1.weight")?.rows;
         let hmid = self.buffer("projector hidden", tokens * mid)?;
         let out = self.buffer("image features (text)", tokens * td)?;
         {
@@ -383,10 +544,7 @@ impl GpuModel {
                 kv_heads: kvh,
                 capacity: capacity.max(t_n + 1),
             },
-            AttentionOptions {
-                causal: true,
-                scale: None,
-            },
+            AttentionOptions { causal: true, scale: None },
         )
         .map_err(gpu_err)?;
 
@@ -415,10 +573,7 @@ impl GpuModel {
             keys: t_n,
             head_dim: hd,
         };
-        let opts = AttentionOptions {
-            causal: true,
-            scale: None,
-        };
+        let opts = AttentionOptions { causal: true, scale: None };
         let inputs = AttentionInputs {
             q: q.as_entire_buffer_binding(),
             k: k.as_entire_buffer_binding(),
@@ -428,16 +583,15 @@ impl GpuModel {
         let (fused, plain) = if var_on {
             (Some(self.k.text_var.bind(&state, shape, opts, inputs).map_err(gpu_err)?), None)
         } else {
-            (None, Some(self.k.text_plain.bind_plain(&self.ctx, shape, opts, inputs).map_err(gpu_err)?))
+            (
+                None,
+                Some(self.k.text_plain.bind_plain(&self.ctx, shape, opts, inputs).map_err(gpu_err)?),
+            )
         };
         let sinks = state.bind_sinks(&self.k.var, Some(x.as_entire_buffer_binding())).map_err(gpu_err)?;
 
         let mut enc = self.device.create_command_encoder(&Default::default());
-        self.k
-            .layout
-            .embed((t_n, d, c.vocab), &idb, self.w("language_model.model.embed_tokens.weight")?, &x)
-            .map_err(gpu_err)?
-            .record(&mut pass(&mut enc), &[]);
+        self.embed(&mut pass(&mut enc), t_n, &idb, &x)?;
         if let (Some(span), Some((img, n))) = (span, image) {
             enc.copy_buffer_to_buffer(img, 0, &x, (span.start * d * 4) as u64, (n * d * 4) as u64);
         }
@@ -477,7 +631,8 @@ impl GpuModel {
                 );
             }
             if capture {
-                self.queue.submit([std::mem::replace(&mut enc, self.device.create_command_encoder(&Default::default())).finish()]);
+                self.queue
+                    .submit([std::mem::replace(&mut enc, self.device.create_command_encoder(&Default::default())).finish()]);
                 captures.push(LayerCapture {
                     hidden: self.read(&x, t_n * d)?,
                     q: self.read(&q, t_n * heads * hd)?,
@@ -536,6 +691,20 @@ impl GpuModel {
         })
     }
 
+    /// The token embeddings of `tokens` ids into x [tokens, D].
+    fn embed(&self, pass: &mut ComputePass, tokens: usize, ids: &Buffer, x: &Buffer) -> Result<()> {
+        let c = &self.cfg.text;
+        let name = "language_model.model.embed_tokens.weight";
+        let table = self.mat(name)?;
+        if (table.rows, table.cols) != (c.vocab, c.hidden) {
+            return Err(format!(
+                "weights: {name} is [{}, {}], the config implies [{}, {}]",
+                table.rows, table.cols, c.vocab, c.hidden
+            ));
+        }
+        Self::record(pass, self.k.layout.embed(tokens, ids, table, x))
+    }
+
     /// The SiLU-gated MLP of layer `l` on x [rows, D], added into x (h is scratch).
     fn mlp(&self, pass: &mut ComputePass, l: usize, rows: usize, x: &Buffer, h: &Buffer, (g, u): (&Buffer, &Buffer)) -> Result<()> {
         let c = &self.cfg.text;
@@ -572,11 +741,7 @@ impl GpuModel {
         let s = &run.step;
         self.queue.write_buffer(&s.id, 0, bytemuck::bytes_of(&token));
         let mut enc = self.device.create_command_encoder(&Default::default());
-        self.k
-            .layout
-            .embed((1, d, c.vocab), &s.id, self.w("language_model.model.embed_tokens.weight")?, &s.x)
-            .map_err(gpu_err)?
-            .record(&mut pass(&mut enc), &[]);
+        self.embed(&mut pass(&mut enc), 1, &s.id, &s.x)?;
         for l in 0..c.layers {
             let pre = format!("language_model.model.layers.{l}.");
             let nm = |x: &str| format!("{pre}{x}");

@@ -1,12 +1,14 @@
-// linear.wgsl: out = x W^T + b, the model host's matmul: x [n, k], W [m, k] (a HF Linear's
-// weight as stored), b [m] (ignored when p.bias is 0), out [n, m], f32, f32 accumulation.
+// linear.wgsl: out = x W^T + b, the model host's matmul: x [n, k], W [m, k] (rows of a HF
+// Linear's weight as stored, or one row chunk of it), b [m], out [n, ldo] written at columns
+// col0 .. col0 + m, f32 accumulation. W's element type is the declaration's: f32, f16, or f16
+// pairs in u32 (its prelude defines load_w for each).
 //
 // Bindings (group 0, generated from the declaration in examples/llava/gpu/linear.rs):
-//   0  uniform          p: LinearParams      n, m, k, bias
+//   0  uniform          p: LinearParams      n, m, k, bias, ldo, col0
 //   1  storage, read    x: array<f32>        [n, k]
-//   2  storage, read    w: array<f32>        [m, k]
-//   3  storage, read    b: array<f32>        [m] (any 1-element buffer when p.bias is 0)
-//   4  storage, rw      out: array<f32>      [n, m]
+//   2  storage, read    w: array<f32 | f16 | u32>  [m, k] (u32: ceil(m k / 2) pairs)
+//   3  storage, read    b: array<f32>        [col0 + m] (any 1-element buffer when p.bias is 0)
+//   4  storage, rw      out: array<f32>      [n, ldo]
 // Dispatch: workgroups of 64 (8 x 8 invocations), one per 16 x 16 tile of out, tiles row-major
 //   over ceil(m / 16) columns, n = ceil(n / 16) x ceil(m / 16) on a 2-D grid
 //   (min(n, 65535), ceil(n / 65535), 1). Each invocation computes 2 x 2 outputs; x and W go
@@ -17,6 +19,10 @@ struct LinearParams {
     m: u32,
     k: u32,
     bias: u32,
+    ldo: u32,
+    col0: u32,
+    pad0: u32,
+    pad1: u32,
 }
 
 const TILE: u32 = 16u;
@@ -49,7 +55,7 @@ fn main(
             let wr = col0 + r;
             let kk = k0 + c;
             xs[i] = select(0.0, x[min(xr, p.n - 1u) * p.k + min(kk, p.k - 1u)], live && xr < p.n && kk < p.k);
-            ws[i] = select(0.0, w[min(wr, p.m - 1u) * p.k + min(kk, p.k - 1u)], live && wr < p.m && kk < p.k);
+            ws[i] = select(0.0, load_w(min(wr, p.m - 1u) * p.k + min(kk, p.k - 1u)), live && wr < p.m && kk < p.k);
         }
         workgroupBarrier();
         for (var c = 0u; c < TILE; c++) {
@@ -71,7 +77,7 @@ fn main(
         let r = row0 + lid.y * 2u + e / 2u;
         let c = col0 + lid.x * 2u + e % 2u;
         if (r < p.n && c < p.m) {
-            out[r * p.m + c] = acc[e] + select(0.0, b[c], p.bias != 0u);
+            out[r * p.ldo + p.col0 + c] = acc[e] + select(0.0, b[p.col0 + c], p.bias != 0u);
         }
     }
 }

@@ -1,0 +1,239 @@
+//! `--bench`: prefill and decode tokens/s of the language model, VAR off and on, against HF
+//! transformers on this machine's CPU (tools/bench_llava_torch.py) in the same run, as ratios.
+//! `tiny` is the folder's model with its own prompt and picture; `llama-7b` a LLaMA-7B-shaped
+//! model (D 4096, 32 heads, MLP 11008, vocab 32064) whose random weights are made on the device,
+//! `--bench-layers` of its 32 layers, a prompt of `--bench-prompt` tokens with `--bench-image`
+//! image tokens, massive activations planted in the image features (dim 2533 every 37th token,
+//! as LLaVA's visual sinks) so VAR has sinks to find.
+
+use std::time::Instant;
+
+use visattn::wgpu;
+
+use crate::config::{LlavaConfig, TextConfig, VisionConfig};
+use crate::gpu::matrix::WeightFormat;
+use crate::gpu::model::{GpuModel, VarMode};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// LLaMA-2-7B's language model (LLaVA-1.5-7B's), `layers` of its 32.
+fn llama_7b(layers: usize) -> LlavaConfig {
+    LlavaConfig {
+        text: TextConfig {
+            hidden: 4096,
+            intermediate: 11008,
+            layers,
+            heads: 32,
+            kv_heads: 32,
+            head_dim: 128,
+            vocab: 32064,
+            rms_eps: 1e-5,
+            rope_theta: 10000.0,
+            max_positions: 4096,
+            eos: vec![2],
+        },
+        // Unused: the bench gives image features directly.
+        vision: VisionConfig {
+            hidden: 64,
+            intermediate: 64,
+            layers: 1,
+            heads: 1,
+            image_size: 14,
+            patch_size: 14,
+            layer_norm_eps: 1e-5,
+            act: "quick_gelu".into(),
+        },
+        image_token: 32000,
+        feature_layer: -2,
+        keep_cls: false,
+        projector_act: "gelu".into(),
+    }
+}
+
+/// Seconds of one prefill and of `steps` greedy decode steps.
+fn time_once(model: &GpuModel, ids: &[u32], image: &(wgpu::Buffer, usize), var: &VarMode, steps: usize) -> Result<(f64, f64), String> {
+    let vocab = model.cfg.text.vocab;
+    let t0 = Instant::now();
+    let mut run = model.prefill(ids, Some(image), var, ids.len() + steps + 1, false, false)?;
+    let prefill = t0.elapsed().as_secs_f64();
+    let argmax = |l: &[f32]| {
+        l.iter()
+            .enumerate()
+            .fold((0, f32::MIN), |b, (i, &x)| if x > b.1 { (i, x) } else { b })
+            .0 as u32
+    };
+    let mut token = argmax(&run.logits[run.logits.len() - vocab..]);
+    let t1 = Instant::now();
+    for _ in 0..steps {
+        token = argmax(&model.step(&mut run, token)?);
+    }
+    Ok((prefill, t1.elapsed().as_secs_f64()))
+}
+
+/// The torch anchor's JSON, or why there is none.
+fn torch(spec: serde_json::Value) -> Result<serde_json::Value, String> {
+    let python = std::env::var("VISATTN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/bench_llava_torch.py");
+    let has = std::process::Command::new(&python)
+        .args(["-c", "import torch, transformers"])
+        .output();
+    if !has.map(|o| o.status.success()).unwrap_or(false) {
+        return Err(format!("{python} has no torch and transformers (set VISATTN_PYTHON)"));
+    }
+    let out = std::process::Command::new(&python)
+        .arg(script)
+        .arg(spec.to_string())
+        .output()
+        .map_err(|e| format!("{python}: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("tools/bench_llava_torch.py failed: {}", err.lines().last().unwrap_or("")));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or("")).map_err(|e| format!("torch bench output: {e}"))
+}
+
+pub fn run(args: &crate::Args) -> Result<(), String> {
+    let g = visattn::util::gpu_with(wgpu::Features::SHADER_F16, None).map_err(|e| e.to_string())?;
+    let (steps, repeats) = (args.bench_steps, args.repeats.max(1));
+    let shape = args.bench.as_deref().unwrap_or("tiny");
+    let (model, ids, image, var, what, torch_spec) = match shape {
+        "tiny" => {
+            let dir = args
+                .model
+                .clone()
+                .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llava"));
+            let text = std::fs::read_to_string(dir.join("config.json")).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let cfg = LlavaConfig::parse(&text)?;
+            let weights = crate::weights::Weights::open(&dir)?;
+            let ids = crate::prompt::Prompter::open(&dir, &cfg)?.input_ids(&args.prompt)?;
+            let picture = args.image.clone().unwrap_or_else(|| dir.join("picture.png"));
+            let (_, _, pixels) = crate::image::Preprocess::from_dir(&dir)?.pixel_values(&crate::image::load(&picture)?)?;
+            let format = WeightFormat::choose(&args.dtype, weights.stored_dtype()?, &g.device)?;
+            let model = GpuModel::load(&g, &cfg, &weights, format, g.ctx.max_binding(), |_, _| {})?;
+            let image = model.image_features(&pixels)?;
+            let var = crate::generate::var_config(args, &cfg)?;
+            let what = format!("{} ({} layers), its prompt of {} tokens", dir.display(), cfg.text.layers, ids.len());
+            let spec = serde_json::json!({ "model": dir, "prompt": ids.len() });
+            (model, ids, image, var, what, spec)
+        }
+        "llama-7b" => {
+            let cfg = llama_7b(args.bench_layers);
+            let (t, n_img) = (args.bench_prompt, args.bench_image);
+            if n_img + 36 > t {
+                return Err(format!(
+                    "--bench-prompt {t} has no room for 35 system tokens, {n_img} image tokens and a question"
+                ));
+            }
+            let format = match args.dtype.as_str() {
+                "auto" => WeightFormat::choose("f16", visattn::dump::Dtype::F16, &g.device)?,
+                other => WeightFormat::choose(other, visattn::dump::Dtype::F16, &g.device)?,
+            };
+            eprintln!(
+                "making {} layers of random LLaMA-7B weights on {} as {}",
+                cfg.text.layers,
+                g.info.name,
+                format.name()
+            );
+            let model = GpuModel::random(&g, &cfg, format, g.ctx.max_binding(), 7)?;
+            // A prompt as LLaVA's: system text, the image's tokens, the question.
+            let ids: Vec<u32> = (0..t)
+                .map(|i| {
+                    if (35..35 + n_img).contains(&i) {
+                        cfg.image_token
+                    } else {
+                        ((i * 7919 + 13) % 31999 + 1) as u32
+                    }
+                })
+                .collect();
+            let mut feats: Vec<f32> = (0..n_img * cfg.text.hidden)
+                .map(|i| ((i * 2654435761) % 2001) as f32 / 1000.0 - 1.0)
+                .collect();
+            for j in (10..n_img).step_by(37) {
+                feats[j * cfg.text.hidden + 2533] = 150.0;
+            }
+            let buf = crate::gpu::linear::upload(&g.ctx, &g.queue, "image features", &feats).map_err(|e| e.to_string())?;
+            let var = visattn::VarConfig::preset("llava-1.5-7b").map_err(|e| e.to_string())?;
+            var.validate_for(cfg.text.hidden, cfg.text.layers).map_err(|e| e.to_string())?;
+            let what = format!(
+                "LLaMA-7B-shaped, {} of 32 layers, random weights; prompt {t} tokens ({n_img} image)",
+                cfg.text.layers
+            );
+            let t = &cfg.text;
+            let spec = serde_json::json!({
+                "hidden": t.hidden, "intermediate": t.intermediate, "layers": t.layers, "heads": t.heads,
+                "kv_heads": t.kv_heads, "vocab": t.vocab, "prompt": ids.len(),
+            });
+            (model, ids, (buf, n_img), var, what, spec)
+        }
+        other => return Err(format!("--bench {other}: expected tiny or llama-7b")),
+    };
+    let format = model.format();
+    println!(
+        "llava bench on {} ({:?}), weights {}: {what}; {steps} decode steps, median of {repeats}",
+        g.info.name,
+        g.info.backend,
+        format.name()
+    );
+    let mut rows = Vec::new();
+    for (name, mode) in [("off", VarMode::Off), ("on", VarMode::On(var.clone()))] {
+        // The first run builds pipelines and allocates: not timed.
+        time_once(&model, &ids, &image, &mode, 1)?;
+        let (mut pre, mut dec) = (Vec::new(), Vec::new());
+        for _ in 0..repeats {
+            let (p, d) = time_once(&model, &ids, &image, &mode, steps)?;
+            pre.push(p);
+            dec.push(d);
+        }
+        rows.push((name, median(pre), median(dec)));
+    }
+    let tps = |n: usize, s: f64| n as f64 / s.max(1e-12);
+    println!("{:<36} | {:>13} | {:>12}", "", "prefill tok/s", "decode tok/s");
+    for (name, p, d) in &rows {
+        println!(
+            "{:<36} | {:>13.1} | {:>12.2}",
+            format!("visattn, VAR {name}"),
+            tps(ids.len(), *p),
+            tps(steps, *d)
+        );
+    }
+    let (off, on) = (&rows[0], &rows[1]);
+    println!(
+        "VAR's cost: prefill {:+.1}%, decode {:+.1}% (on / off - 1)",
+        (on.1 / off.1 - 1.0) * 100.0,
+        (on.2 / off.2 - 1.0) * 100.0
+    );
+    if !args.torch {
+        println!("torch: not run (--torch runs HF transformers on this CPU in the same run)");
+        return Ok(());
+    }
+    let mut spec = torch_spec;
+    spec["decode"] = steps.into();
+    spec["repeats"] = repeats.into();
+    spec["dtype"] = if format == WeightFormat::F32 { "float32" } else { "float16" }.into();
+    match torch(spec) {
+        Ok(t) => {
+            let (tp, td) = (
+                t["prefill_s"].as_f64().unwrap_or(f64::NAN),
+                t["decode_s"].as_f64().unwrap_or(f64::NAN),
+            );
+            let label = format!(
+                "torch {} CPU, {} threads, {}",
+                t["torch"].as_str().unwrap_or("?"),
+                t["threads"],
+                t["dtype"].as_str().unwrap_or("?")
+            );
+            println!("{:<36} | {:>13.1} | {:>12.2}", label, tps(ids.len(), tp), tps(steps, td));
+            println!(
+                "visattn VAR off / torch: prefill {:.2}x, decode {:.2}x (tokens/s ratios; > 1 is faster than torch)",
+                tp / off.1,
+                td / off.2
+            );
+        }
+        Err(why) => println!("torch: skipped: {why}"),
+    }
+    Ok(())
+}
