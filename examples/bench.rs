@@ -150,6 +150,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 struct Report<'a> {
     json: bool,
+    /// Run the torch anchor after the prefill.
+    torch: bool,
+    /// Rows of the README's markdown table instead of the text lines.
+    markdown: bool,
     adapter: String,
     backend: String,
     timer: &'a str,
@@ -181,22 +185,48 @@ impl Report<'_> {
         let gbps = moved.map(|m| m.total() / seconds / 1e9);
         let ratio = |rate: fn(&Rates) -> f64| gbps.zip(base).map(|(a, b)| a / rate(b));
         let (to_copy, to_read) = (ratio(|b| b.copy), ratio(|b| b.read));
+        let to_memcpy = |one: bool| {
+            gbps.zip(base.and_then(|b| b.memcpy))
+                .map(|(a, (m1, mall))| a / if one { m1 } else { mall })
+        };
         let opt = |v: Option<f64>, p: usize| v.map_or("null".to_string(), |v| format!("{v:.p$}"));
         if self.json {
             println!(
-                "{{\"kernel\":\"{kernel}\",\"shape\":\"{shape}\",\"seconds\":{seconds:.6e},\"bytes_read\":{},\"bytes_written\":{},\"gbps\":{},\"ratio_to_copy\":{},\"ratio_to_read\":{},\"adapter\":{:?},\"backend\":\"{}\",\"timer\":\"{}\"}}",
+                "{{\"kernel\":\"{kernel}\",\"shape\":\"{shape}\",\"seconds\":{seconds:.6e},\"bytes_read\":{},\"bytes_written\":{},\"gbps\":{},\"ratio_to_copy\":{},\"ratio_to_read\":{},\"ratio_to_memcpy_1_thread\":{},\"ratio_to_memcpy_all_threads\":{},\"adapter\":{:?},\"backend\":\"{}\",\"timer\":\"{}\"}}",
                 opt(moved.map(|m| m.read), 0),
                 opt(moved.map(|m| m.written), 0),
                 opt(gbps, 3),
                 opt(to_copy, 3),
                 opt(to_read, 3),
+                opt(to_memcpy(true), 3),
+                opt(to_memcpy(false), 3),
                 self.adapter,
                 self.backend,
                 self.timer
             );
-        } else {
+        } else if self.markdown {
+            let time = if seconds >= 0.1 {
+                format!("{seconds:.3} s")
+            } else {
+                format!("{:.3} ms", seconds * 1e3)
+            };
+            let dash = |v: Option<f64>, p: usize| v.map_or("".to_string(), |v| format!("{v:.p$}"));
             println!(
-                "{kernel:<22} {shape:<14} {:>10.3} ms {:>9} MB {:>8} GB/s  ratio_to_copy {:>6}  ratio_to_read {:>6}",
+                "| {kernel} | {shape} | {time} | {} | {} | {} | {} | {} / {} |",
+                dash(moved.map(|m| m.total() / 1e6), 1),
+                dash(gbps, 2),
+                dash(to_copy, 2),
+                dash(to_read, 2),
+                dash(to_memcpy(true), 2),
+                dash(to_memcpy(false), 2),
+            );
+        } else {
+            let memcpy = match (to_memcpy(true), to_memcpy(false)) {
+                (Some(a), Some(b)) => format!("  ratio_to_memcpy {a:>5.2} / {b:>5.2}"),
+                _ => String::new(),
+            };
+            println!(
+                "{kernel:<22} {shape:<14} {:>10.3} ms {:>9} MB {:>8} GB/s  ratio_to_copy {:>6}  ratio_to_read {:>6}{memcpy}",
                 seconds * 1e3,
                 opt(moved.map(|m| m.total() / 1e6), 1),
                 opt(gbps, 2),
@@ -207,7 +237,7 @@ impl Report<'_> {
     }
 
     fn note(&self, text: &str) {
-        if !self.json {
+        if !self.json && !self.markdown {
             println!("  note: {text}");
         }
     }
@@ -284,6 +314,33 @@ struct Rates {
     read_written: u64,
     /// The buffer both ran over: the size asked for, capped at the binding limit.
     bytes: u64,
+    /// On CPU adapters, the host's own memcpy of the same bytes (GB/s counted as the copy's,
+    /// read plus write): one thread, all threads. How far the emulated GPU is from the memory.
+    memcpy: Option<(f64, f64)>,
+}
+
+/// A host memcpy of `bytes` (counted read + write, as the copy kernel), one thread and
+/// `available_parallelism` threads, median of `repeats` after a warm-up.
+fn memcpy_rates(bytes: u64, repeats: usize) -> (f64, f64) {
+    let src: Vec<u8> = (0..bytes).map(|i| (i % 251) as u8).collect();
+    let mut dst = vec![0u8; bytes as usize];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut time = |parts: usize| {
+        let mut run = || {
+            let chunk = src.len().div_ceil(parts);
+            let t0 = Instant::now();
+            std::thread::scope(|scope| {
+                for (d, s) in dst.chunks_mut(chunk).zip(src.chunks(chunk)) {
+                    scope.spawn(move || d.copy_from_slice(s));
+                }
+            });
+            t0.elapsed().as_secs_f64()
+        };
+        run();
+        let secs = median((0..repeats).map(|_| run()).collect());
+        2.0 * bytes as f64 / secs / 1e9
+    };
+    (time(1), time(threads))
 }
 
 fn rates(g: &visattn::util::Gpu, timer: &Timer, bytes: u64, repeats: usize) -> Rates {
@@ -309,6 +366,7 @@ fn rates(g: &visattn::util::Gpu, timer: &Timer, bytes: u64, repeats: usize) -> R
     };
     let (copy, copy_secs, _) = best(BaselineKind::Copy);
     let (read, read_secs, read_written) = best(BaselineKind::Read);
+    let memcpy = (g.info.device_type == wgpu::DeviceType::Cpu).then(|| memcpy_rates(bytes, repeats));
     Rates {
         copy,
         read,
@@ -316,6 +374,7 @@ fn rates(g: &visattn::util::Gpu, timer: &Timer, bytes: u64, repeats: usize) -> R
         read_secs,
         read_written,
         bytes,
+        memcpy,
     }
 }
 
@@ -356,12 +415,21 @@ struct Args {
     /// Timed runs per measurement, after one warm-up (at least 1).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     repeats: u32,
-    /// Lanes per row of the row kernels (a power of two up to 64) instead of the adapter's default.
-    #[arg(long)]
-    lanes: Option<u32>,
+    /// Row-kernel settings (`lanes=4,keys=4`, as KernelSettings::to_string writes them) instead
+    /// of autotuning them on this adapter.
+    #[arg(long, value_parser = |s: &str| visattn::KernelSettings::parse(s).map_err(|e| e.to_string()))]
+    settings: Option<visattn::KernelSettings>,
     /// Only the fused / unfused attention measurement.
     #[arg(long)]
     attention_only: bool,
+    /// The README's table: markdown rows, the run's date and adapter first.
+    #[arg(long, conflicts_with = "json")]
+    markdown: bool,
+    /// Also time the same prefill as vectorised torch on this CPU (tools/torch_var_prefill.py,
+    /// with VISATTN_PYTHON or python3) and print var_prefill's ratio to it; skipped with a
+    /// message where python has no torch.
+    #[arg(long)]
+    torch: bool,
 }
 
 fn parse_args() -> Args {
@@ -403,27 +471,40 @@ fn main() {
     };
     let rep = Report {
         json,
+        markdown: args.markdown,
+        torch: args.torch,
         adapter: g.info.name.clone(),
         backend: format!("{:?}", g.info.backend),
         timer: timer.name(),
     };
     if !json {
         println!(
-            "adapter: {} ({}), timer: {}, median of {repeats}",
-            rep.adapter, rep.backend, rep.timer
+            "adapter: {} ({}), timer: {}, median of {repeats}{}",
+            rep.adapter,
+            rep.backend,
+            rep.timer,
+            if args.markdown {
+                format!(", {} (UTC)", today())
+            } else {
+                String::new()
+            }
         );
     }
-    let settings = args
-        .lanes
-        .map_or(visattn::KernelSettings::for_adapter(&g.info), |lanes| visattn::KernelSettings {
-            lanes_per_row: lanes,
-        });
+    if args.markdown {
+        println!();
+        println!("| kernel | shape | time | MB moved | GB/s | ratio_to_copy | ratio_to_read | ratio_to_memcpy (1 thread / all) |");
+        println!("|---|---|---|---|---|---|---|---|");
+    }
+    let settings = match args.settings {
+        Some(s) => s,
+        None => autotune_lines(&g, &timer, &rep),
+    };
     let k = VarKernels::new(&g.ctx, settings).unwrap_or_else(|e| {
         eprintln!("error: {e}");
         std::process::exit(1)
     });
-    if !json {
-        println!("row kernel: {} lanes per row", settings.lanes_per_row);
+    if !json && !args.markdown {
+        println!("row kernel settings: {settings}");
     }
     let cfg = VarConfig::paper();
     // Only the fused/unfused attention measurement (profiling the fused kernel).
@@ -443,6 +524,118 @@ fn main() {
             decode(&g, &timer, &rep, &k, &cfg, keys, repeats);
         }
     }
+}
+
+/// Today's date (UTC) from the system clock, as the README's tables are dated.
+fn today() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400) as i64;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The same prefill as a few vectorised torch ops per layer on this CPU
+/// (tools/torch_var_prefill.py, all cores), and var_prefill's speed as a ratio to it.
+fn torch_anchor(rep: &Report, shape: &str, gpu_secs: f64) {
+    let python = std::env::var("VISATTN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).to_string();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/torch_var_prefill.py");
+    let out = std::process::Command::new(&python).arg(&script).args(["29", &threads]).output();
+    let text = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).to_string(),
+        Ok(o) if String::from_utf8_lossy(&o.stderr).contains("No module named 'torch'") => {
+            println!("torch: skipped: {python} has no torch (set VISATTN_PYTHON)");
+            return;
+        }
+        Ok(o) => {
+            println!(
+                "torch: skipped: {} failed: {}",
+                script.display(),
+                String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+            );
+            return;
+        }
+        Err(e) => {
+            println!("torch: skipped: {python}: {e}");
+            return;
+        }
+    };
+    // "... min 0.251 s, median 0.262 s"
+    let Some(secs) = text
+        .split("min ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|t| t.parse::<f64>().ok())
+    else {
+        println!("torch: skipped: unexpected output {text:?}");
+        return;
+    };
+    rep.line(&format!("torch_prefill ({threads} threads)"), shape, secs, None, None);
+    if !rep.json {
+        println!(
+            "var_prefill: {:.2}x the speed of vectorised torch on this CPU (torch best of 3 / visattn median)",
+            secs / gpu_secs
+        );
+    }
+}
+
+/// Autotunes the row kernels on this adapter and prints each candidate's rate on the probe
+/// against a copy of the probe's bytes; returns the winner.
+fn autotune_lines(g: &visattn::util::Gpu, timer: &Timer, rep: &Report) -> visattn::KernelSettings {
+    let t0 = Instant::now();
+    let tuned = visattn::KernelSettings::autotune(&g.device, &g.queue).unwrap_or_else(|e| {
+        eprintln!("error: autotune: {e}");
+        std::process::exit(1)
+    });
+    let took = t0.elapsed().as_secs_f64();
+    let base = rates(g, timer, tuned.probe_bytes, 3);
+    let fastest = tuned.timings.iter().map(|t| t.1).fold(f64::INFINITY, f64::min);
+    for (s, secs) in &tuned.timings {
+        let gbps = tuned.probe_bytes as f64 / secs / 1e9;
+        if rep.markdown {
+            println!(
+                "| autotune {s} | probe | {:.3} ms | {:.1} | {gbps:.2} | {:.2} | | ratio_to_best {:.2}{} |",
+                secs * 1e3,
+                tuned.probe_bytes as f64 / 1e6,
+                gbps / base.copy,
+                fastest / secs,
+                if *s == tuned.best { ", chosen" } else { "" }
+            );
+        } else if rep.json {
+            println!(
+                "{{\"autotune\":\"{s}\",\"seconds\":{secs:.6e},\"gbps\":{gbps:.3},\"ratio_to_copy\":{:.3},\"ratio_to_best\":{:.3},\"best\":{}}}",
+                gbps / base.copy,
+                fastest / secs,
+                *s == tuned.best
+            );
+        } else {
+            println!(
+                "autotune {:<16} {:>8.3} ms  {:>6.2} GB/s  ratio_to_copy {:>5.2}  ratio_to_best {:>5.2}{}",
+                s.to_string(),
+                secs * 1e3,
+                gbps,
+                gbps / base.copy,
+                fastest / secs,
+                if *s == tuned.best { "  <- chosen" } else { "" }
+            );
+        }
+    }
+    rep.note(&format!(
+        "autotune: {} candidates on a {:.1} MB probe layer (wall time, median of 3 after a warm-up; pipeline builds included) in {took:.2} s",
+        tuned.timings.len(),
+        tuned.probe_bytes as f64 / 1e6
+    ));
+    tuned.best
 }
 
 /// A 32-layer prefill's state for one of the shapes: every query row, prepared with `cfg`.
@@ -590,6 +783,9 @@ fn row_kernels(
         }
         let cpu = start.elapsed().as_secs_f64();
         rep.line("cpu_reference_prefill", s.name, cpu, None, None);
+        if rep.torch {
+            torch_anchor(rep, s.name, gpu_secs);
+        }
         if !rep.json {
             println!(
                 "var_prefill: GPU {:.1}x faster than the CPU reference (f64, one thread)",

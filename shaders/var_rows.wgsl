@@ -14,13 +14,18 @@
 //   3  storage, read    classes: array<u32>    [B, K], bit 0 = image token, bit 1 = sink
 //   4  storage, rw      selected: array<u32>   [B, H, Q], 1 = the row passes section 2
 //   5  storage, read    seqs: array<Seq>       [B], each sequence's left padding and image
+// The prelude (src/shaders.rs PRELUDE_ROWS_SCALAR: common.wgsl and load4 / class4 / scale4)
+// reads and scales groups of 4 keys; a vec4-array variant of it was measured on lavapipe and
+// gained nothing once it had to handle groups off 16-byte boundaries (README, Performance).
 // A batch is B sequences left-padded to [B, H, Q, K] (as HF pads): sequence b's keys start at
 // seqs[b].key_offset and its rows at seqs[b].first_row; heads are counted over B x H, so a
-// binding's head range may cross sequences. Keys are visited from the sequence's first key, so
-// each sequence sums in exactly the order it would alone.
-// Override: LANES (1, 2, 4, ..., 64) invocations per row, so 64 / LANES rows per workgroup.
-//   64 suits GPUs (coalesced loads, K / 64 keys per invocation); CPU-emulated adapters pay per
-//   barrier and per workgroup, and run faster with few lanes per row.
+// binding's head range may cross sequences. Keys are visited in groups of 4 from the
+// sequence's first key, so each sequence sums in exactly the order it would alone.
+// Overrides: LANES (1, 2, 4, ..., 64) invocations per row, so 64 / LANES rows per workgroup;
+//   KEYS (4, 8, 16) consecutive keys a lane takes per step (lane l: keys KEYS l .. from the
+//   sequence's first key, then every LANES x KEYS). 64 x 4 suits GPUs; CPU-emulated adapters
+//   pay per invocation, per load and per barrier, and run faster with few lanes and more keys
+//   each. KernelSettings::autotune measures which.
 // Dispatch: workgroups of 64 over rows = rng.heads x (Q - cfg.row_start) (row_start > 0 skips
 //   the rows before the image when only rows that may change are wanted):
 //   n = ceil(rows / (64 / LANES)) on a 2-D grid (min(n, 65535), ceil(n / 65535), 1).
@@ -28,6 +33,7 @@
 // Role 0 (layer does not detect) writes selected = 0 without reading probs.
 
 override LANES: u32 = 64u;
+override KEYS: u32 = 4u;
 
 // x: visual, y: visual sinks, z: all sinks, w: visual non-sinks.
 var<workgroup> masses: array<vec4<f32>, WG>;
@@ -68,16 +74,24 @@ fn main(
     var vns_mass = 0.0;
     var seen = 0u;
     let end = select(0u, cfg.tokens, valid);
-    for (var j = sq.key_offset + lane; j < end; j += LANES) {
-        let a = probs[base + j];
-        let c = classes[class_base + j];
-        let on_image = select(0.0, a, (c & CLASS_IMAGE) != 0u);
-        let is_sink = (c & CLASS_SINK) != 0u;
-        vis_mass += on_image;
-        sink_mass += select(0.0, a, is_sink);
-        vis_sink_mass += select(0.0, on_image, is_sink);
-        vns_mass += select(on_image, 0.0, is_sink);
-        seen |= c & (c >> 1u); // bit 0: this key is an image token and a sink
+    for (var j0 = sq.key_offset + lane * KEYS; j0 < end; j0 += LANES * KEYS) {
+        for (var g = 0u; g < KEYS; g += 4u) {
+            let j = j0 + g;
+            if (j < end) {
+                // Keys past the row's end load as 0 of class 0: they add nothing.
+                let a = load4(base + j, base + end);
+                let c = class4(class_base + j, class_base + end);
+                let on_image = select(vec4<f32>(0.0), a, (c & vec4<u32>(CLASS_IMAGE)) != vec4<u32>(0u));
+                let is_sink = (c & vec4<u32>(CLASS_SINK)) != vec4<u32>(0u);
+                vis_mass += sum4(on_image);
+                sink_mass += sum4(select(vec4<f32>(0.0), a, is_sink));
+                vis_sink_mass += sum4(select(vec4<f32>(0.0), on_image, is_sink));
+                vns_mass += sum4(select(on_image, vec4<f32>(0.0), is_sink));
+                // Bit 0: this key is an image token and a sink.
+                let both = c & (c >> vec4<u32>(1u));
+                seen |= both.x | both.y | both.z | both.w;
+            }
+        }
     }
     masses[lid] = vec4<f32>(vis_mass, vis_sink_mass, sink_mass, vns_mass);
     visual_sink_seen[lid] = seen;
@@ -102,16 +116,29 @@ fn main(
 
     // Pass 2, only for rows that change: one multiply per sink and per visual non-sink.
     let pos = cfg.tokens - cfg.queries + q;
-    let may_change = pos >= sq.first_image_end && (classes[class_base + pos] & CLASS_IMAGE) == 0u;
+    let may_change = pos >= sq.first_image_end && (class_at(class_base + pos, class_base + cfg.tokens) & CLASS_IMAGE) == 0u;
     if (is_selected && may_change && cfg.role == ROLE_REDISTRIBUTE && m.w > GUARD) {
         let gain = 1.0 + cfg.p * m.z / m.w;
-        for (var j = sq.key_offset + lane; j < cfg.tokens; j += LANES) {
-            let c = classes[class_base + j];
-            if ((c & CLASS_SINK) != 0u) {
-                probs[base + j] = probs[base + j] * cfg.keep;
-            } else if ((c & CLASS_IMAGE) != 0u) {
-                probs[base + j] = probs[base + j] * gain;
+        let row_end = base + cfg.tokens;
+        for (var j0 = sq.key_offset + lane * KEYS; j0 < cfg.tokens; j0 += LANES * KEYS) {
+            for (var g = 0u; g < KEYS; g += 4u) {
+                let j = j0 + g;
+                if (j < cfg.tokens) {
+                    let c = class4(class_base + j, class_base + cfg.tokens);
+                    let on_image = (c & vec4<u32>(CLASS_IMAGE)) != vec4<u32>(0u);
+                    let is_sink = (c & vec4<u32>(CLASS_SINK)) != vec4<u32>(0u);
+                    let f = select(select(vec4<f32>(1.0), vec4<f32>(gain), on_image), vec4<f32>(cfg.keep), is_sink);
+                    // Other keys are not written.
+                    if (any(on_image | is_sink)) {
+                        scale4(base + j, row_end, f, on_image | is_sink);
+                    }
+                }
             }
         }
     }
+}
+
+// The 4 lanes summed in a fixed order.
+fn sum4(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
 }

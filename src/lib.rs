@@ -73,9 +73,11 @@ pub use host::{Attention, AttentionOutput, HostSession, LayerOutput, SequenceInp
 #[cfg(feature = "gpu")]
 pub use kernel::context::Context;
 pub use shape::{AttnShape, FusedShape, MAX_HEAD_DIM};
+#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+pub use var::autotune::{Autotune, CANDIDATES};
 pub use var::config::{Convention, LayerPlan, LayerRole, PRESETS, Preset, VarConfig, preset};
 #[cfg(feature = "gpu")]
-pub use var::kernels::{KernelSettings, VarKernels};
+pub use var::kernels::{KernelSettings, MAX_KEYS_PER_LANE, VarKernels};
 #[cfg(feature = "gpu")]
 pub use var::state::{BatchEntry, LayerBinding, Placement, Rows, SequenceShape, SinkBinding, VarState};
 pub use var::visual::{ImageSpan, VisualTokens};

@@ -13,6 +13,34 @@ pub const SINK_SCORE: &str = include_str!("../shaders/sink_score.wgsl");
 /// `shaders/var_rows.wgsl`: row selection and redistribution.
 pub const VAR_ROWS: &str = include_str!("../shaders/var_rows.wgsl");
 
+/// The row kernel's prelude over scalar arrays (any K): `load4` / `class4` read keys i .. i + 3
+/// (0 past `end`), `scale4` multiplies the ones `mask` names.
+pub const PRELUDE_ROWS_SCALAR: &str = concat!(
+    include_str!("../shaders/common.wgsl"),
+    r#"
+// var_rows over array<f32> probs and array<u32> classes (any K).
+fn prob_at(i: u32, end: u32) -> f32 {
+    return select(0.0, probs[min(i, end - 1u)], i < end);
+}
+fn class_at(i: u32, end: u32) -> u32 {
+    return select(0u, classes[min(i, end - 1u)], i < end);
+}
+fn load4(i: u32, end: u32) -> vec4<f32> {
+    return vec4<f32>(prob_at(i, end), prob_at(i + 1u, end), prob_at(i + 2u, end), prob_at(i + 3u, end));
+}
+fn class4(i: u32, end: u32) -> vec4<u32> {
+    return vec4<u32>(class_at(i, end), class_at(i + 1u, end), class_at(i + 2u, end), class_at(i + 3u, end));
+}
+fn scale4(i: u32, end: u32, f: vec4<f32>, mask: vec4<bool>) {
+    for (var e = 0u; e < 4u; e++) {
+        if (mask[e] && i + e < end) {
+            probs[i + e] = probs[i + e] * f[e];
+        }
+    }
+}
+"#
+);
+
 /// `shaders/attention_var.wgsl`: fused attention with VAR inside.
 pub const ATTENTION_VAR: &str = include_str!("../shaders/attention_var.wgsl");
 /// `shaders/attention_split.wgsl`: split-K blocks of decode attention with VAR's partial state.

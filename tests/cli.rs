@@ -838,7 +838,9 @@ fn bench_refuses_bad_flags_with_one_line() {
         (&["--repeats", "many"][..], "many"),
         (&["--repeats", "0"][..], "0"),
         (&["--shape", "huge"][..], "huge"),
-        (&["--lanes", "four"][..], "four"),
+        (&["--settings", "lanes=four,keys=4"][..], "four"),
+        (&["--settings", "lanes=4,keys=3"][..], "keys_per_lane"),
+        (&["--markdown", "--json"][..], "--json"),
         (&["--shape"][..], "--shape"),
     ] {
         let out = Command::new(&bench).args(args).env("RUST_BACKTRACE", "0").output().unwrap();

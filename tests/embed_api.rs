@@ -238,12 +238,47 @@ fn bad_inputs_get_typed_errors() {
     // Kernel settings.
     for lanes in [0, 3, 128] {
         assert!(matches!(
-            VarKernels::new(&g.ctx, visattn::KernelSettings { lanes_per_row: lanes }),
+            VarKernels::new(
+                &g.ctx,
+                visattn::KernelSettings {
+                    lanes_per_row: lanes,
+                    keys_per_lane: 4
+                }
+            ),
             Err(Error::Config {
                 field: "lanes_per_row",
                 ..
             })
         ));
+    }
+    for keys in [0, 1, 2, 3, 32] {
+        assert!(matches!(
+            VarKernels::new(
+                &g.ctx,
+                visattn::KernelSettings {
+                    lanes_per_row: 4,
+                    keys_per_lane: keys
+                }
+            ),
+            Err(Error::Config {
+                field: "keys_per_lane",
+                ..
+            })
+        ));
+    }
+    // The cache-key form round-trips and refuses what it cannot mean.
+    for s in [visattn::KernelSettings::default(), visattn::KernelSettings::for_adapter(&g.info)] {
+        assert_eq!(visattn::KernelSettings::parse(&s.to_string()).unwrap(), s);
+    }
+    for bad in [
+        "",
+        "lanes=4",
+        "lanes=4,keys=3",
+        "lanes=x,keys=1",
+        "lanes=4,keys=1,rows=2",
+        "lanes:4",
+    ] {
+        assert!(matches!(visattn::KernelSettings::parse(bad), Err(Error::Config { .. })), "{bad}");
     }
 
     // Shapes.
@@ -285,4 +320,24 @@ fn outputs_over_a_device_limit_are_refused_not_truncated() {
         HostSession::rows(&g.ctx, &kernels, shape(), Rows::All),
         Err(Error::Limit { .. })
     ));
+}
+
+/// Autotuning times every candidate on the adapter at hand and returns the fastest (no speed is
+/// asserted: machines differ; the bench prints the timings). Its answer round-trips through the
+/// cache-key form and builds kernels.
+#[test]
+fn autotune_measures_every_candidate_and_returns_the_fastest() {
+    let g = support::gpu::gpu();
+    let tuned = visattn::KernelSettings::autotune(&g.device, &g.queue).unwrap();
+    assert_eq!(tuned.timings.len(), visattn::CANDIDATES.len());
+    for ((s, secs), c) in tuned.timings.iter().zip(visattn::CANDIDATES) {
+        assert_eq!(*s, c);
+        assert!(secs.is_finite() && *secs > 0.0, "{s}: {secs}");
+    }
+    let fastest = tuned.timings.iter().map(|t| t.1).fold(f64::INFINITY, f64::min);
+    assert_eq!(tuned.timings.iter().find(|t| t.0 == tuned.best).unwrap().1, fastest);
+    let again = visattn::KernelSettings::parse(&tuned.best.to_string()).unwrap();
+    assert_eq!(again, tuned.best);
+    VarKernels::new(&g.ctx, again).unwrap();
+    assert!(tuned.probe_bytes > 4 << 20);
 }

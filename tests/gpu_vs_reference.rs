@@ -313,14 +313,23 @@ fn cases() -> Vec<Case> {
 fn random_odd_shapes_match_the_reference_in_both_conventions() {
     let g = support::gpu::gpu();
     let (mut selected, mut changed, mut rows) = (0, 0, 0);
-    // Every lanes-per-row specialisation: 64 (GPUs), 8 (CPU adapters), 1 and 2 (edge cases).
+    // Lanes-per-row and keys-per-lane specialisations: 64 x 4 (GPUs), 8 x 4 and 4 x 16 (CPU
+    // adapters), 1 x 4, 2 x 8 and 1 x 16 (edge cases; groups that overrun odd row ends); odd
+    // token counts take the scalar kernel, multiples of 4 the vec4 one.
     for (n, case) in cases().into_iter().enumerate() {
-        let lanes = [64, 8, 1, 2][n % 4];
-        let k = VarKernels::new(&g.ctx, KernelSettings { lanes_per_row: lanes }).unwrap();
+        let (lanes, keys) = [(64, 4), (8, 4), (1, 4), (2, 8), (4, 16), (1, 16)][n % 6];
+        let k = VarKernels::new(
+            &g.ctx,
+            KernelSettings {
+                lanes_per_row: lanes,
+                keys_per_lane: keys,
+            },
+        )
+        .unwrap();
         for convention in [Convention::Paper, Convention::Released] {
             let i = make(&case, convention);
             let what = format!(
-                "T={} D={} H={} Q={} {convention:?} lanes {lanes}",
+                "T={} D={} H={} Q={} {convention:?} lanes {lanes} keys {keys}",
                 case.tokens, case.dim, case.heads, case.queries
             );
             let out = run_gpu(&g, &k, &i, case.dim, LayerRole::Redistribute, Rows::All);
@@ -358,8 +367,15 @@ fn layer_roles_off_and_detect() {
 #[test]
 fn rows_may_change_mode_skips_only_rows_before_the_image() {
     let g = support::gpu::gpu();
-    for (case, lanes) in [(&cases()[3], 64), (&cases()[7], 8), (&cases()[2], 4)] {
-        let k = VarKernels::new(&g.ctx, KernelSettings { lanes_per_row: lanes }).unwrap();
+    for (case, lanes, keys) in [(&cases()[3], 64, 4), (&cases()[7], 8, 8), (&cases()[2], 4, 16)] {
+        let k = VarKernels::new(
+            &g.ctx,
+            KernelSettings {
+                lanes_per_row: lanes,
+                keys_per_lane: keys,
+            },
+        )
+        .unwrap();
         let i = make(case, Convention::Paper);
         let all = run_gpu(&g, &k, &i, case.dim, LayerRole::Redistribute, Rows::All);
         let fast = run_gpu(&g, &k, &i, case.dim, LayerRole::Redistribute, Rows::MayChange);
@@ -382,7 +398,14 @@ fn edge(
     tweak: impl Fn(&mut Inputs),
 ) -> (Inputs, LayerOutput, Compared) {
     let g = support::gpu::gpu();
-    let k = VarKernels::new(&g.ctx, KernelSettings { lanes_per_row: 8 }).unwrap();
+    let k = VarKernels::new(
+        &g.ctx,
+        KernelSettings {
+            lanes_per_row: 8,
+            keys_per_lane: 4,
+        },
+    )
+    .unwrap();
     let case = Case {
         tokens: 96,
         dim: 96,

@@ -132,6 +132,14 @@ fn every_shader_validates_and_translates() {
     for (name, source) in visattn::shaders::ALL {
         check(name, source);
     }
+    // Variants, if any: the same file under another prelude.
+    let variants: Vec<_> = visattn::kernel::KERNELS
+        .iter()
+        .filter(|d| !embedded.iter().any(|n| n == d.file))
+        .collect();
+    for d in variants {
+        check_composed(d.file.split('.').next().unwrap(), d.body, &d.wgsl(), true);
+    }
 }
 
 #[test]
@@ -181,10 +189,17 @@ fn every_kernel_is_the_prelude_its_bindings_then_its_file() {
     for (name, source) in visattn::shaders::ALL {
         let own = std::fs::read_to_string(dir.join(name)).unwrap();
         assert_eq!(*source, own, "{name}: the embedded file is the file on disk");
-        if let Some(d) = visattn::kernel::KERNELS.iter().find(|d| d.file == *name) {
+        // The file and its variants (`{stem}.{variant}.wgsl`), whose preludes add functions to
+        // common.wgsl (the row kernel's load4 over scalar or vec4 arrays).
+        let stem = name.trim_end_matches(".wgsl");
+        for d in visattn::kernel::KERNELS
+            .iter()
+            .filter(|d| d.file == *name || d.file.starts_with(&format!("{stem}.")))
+        {
+            assert!(d.prelude.starts_with(&prelude), "{}: the prelude starts with common.wgsl", d.file);
             assert_eq!(
                 d.wgsl(),
-                format!("{prelude}{}{own}", d.binding_lines()),
+                format!("{}{}{own}", d.prelude, d.binding_lines()),
                 "{name}: not prelude + bindings + file"
             );
             assert!(!own.contains("@binding("), "{name} declares bindings of its own");

@@ -183,8 +183,9 @@ pub fn run(args: &crate::Args) -> Result<(), String> {
         // The first run builds pipelines and allocates: not timed.
         time_once(&model, &ids, &image, &mode, 1)?;
         let (mut pre, mut dec) = (Vec::new(), Vec::new());
-        for _ in 0..repeats {
+        for r in 0..repeats {
             let (p, d) = time_once(&model, &ids, &image, &mode, steps)?;
+            eprintln!("  VAR {name}, run {}: prefill {p:.3} s, {steps} decode steps {d:.3} s", r + 1);
             pre.push(p);
             dec.push(d);
         }

@@ -76,7 +76,8 @@ pub enum PerWorkgroup {
 /// A compute kernel: the `main` entry point of [`KernelDecl::wgsl`], one bind group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelDecl {
-    /// Its file (also the pipeline's label and cache key).
+    /// Its file (also the pipeline's label and cache key). A variant of a file (the same body
+    /// with another prelude and element types) is named `{stem}.{variant}.wgsl`.
     pub file: &'static str,
     /// WGSL put before the bindings: [`crate::shaders::PRELUDE`] for visattn's kernels, a
     /// host's own (or nothing) for its kernels.

@@ -26,8 +26,8 @@ kernel! {
 
 kernel! {
     /// Row selection and redistribution in place (sections 2 and 3).
-    pub struct VarRows, VarRowsInputs = "var_rows.wgsl", shaders::VAR_ROWS, prelude shaders::PRELUDE;
-    overrides ["LANES"];
+    pub struct VarRows, VarRowsInputs = "var_rows.wgsl", shaders::VAR_ROWS, prelude shaders::PRELUDE_ROWS_SCALAR;
+    overrides ["LANES", "KEYS"];
     per_workgroup WorkgroupOver("LANES");
     {
         cfg: uniform(ConfigUniform, dynamic),

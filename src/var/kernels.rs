@@ -17,29 +17,43 @@ pub struct VarKernels {
 }
 
 /// The kernel settings pipelines are specialised on (WGSL `override` constants). Shapes never
-/// are: they travel in uniforms.
+/// are: they travel in uniforms. [`KernelSettings::autotune`] measures the fastest on the
+/// adapter at hand; [`KernelSettings::for_adapter`] is the no-probe default. `to_string` /
+/// `parse` give a cache key's text form (`lanes=4,keys=4`), so a host measures once per adapter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KernelSettings {
     /// Invocations per row of the row kernel and per token of the sink kernel (a power of two,
     /// 1..=64): 64 / lanes rows (tokens) share a workgroup. 64 for GPUs; CPU-emulated adapters
     /// (lavapipe, SwiftShader, WARP) pay per barrier and run faster with fewer.
     pub lanes_per_row: u32,
+    /// Consecutive keys one row-kernel lane takes per step, in groups of 4 (4, 8 or 16): more
+    /// work per loop trip, which CPU-emulated adapters pay for per invocation.
+    pub keys_per_lane: u32,
 }
 
 impl Default for KernelSettings {
     fn default() -> Self {
-        Self { lanes_per_row: WG }
+        Self {
+            lanes_per_row: WG,
+            keys_per_lane: 4,
+        }
     }
 }
 
 const CPU_LANES: u32 = 4;
+const CPU_KEYS: u32 = 4;
+/// The most keys per lane a pipeline is specialised on.
+pub const MAX_KEYS_PER_LANE: u32 = 16;
 
 impl KernelSettings {
-    /// What suits an adapter: fewer lanes per row on CPU adapters (measured on lavapipe with
-    /// `examples/bench.rs --lanes`), 64 elsewhere.
+    /// What suits an adapter without measuring: few lanes and more keys each on CPU adapters,
+    /// 64 lanes of 4 keys elsewhere. [`KernelSettings::autotune`] measures instead.
     pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
         match info.device_type {
-            wgpu::DeviceType::Cpu => Self { lanes_per_row: CPU_LANES },
+            wgpu::DeviceType::Cpu => Self {
+                lanes_per_row: CPU_LANES,
+                keys_per_lane: CPU_KEYS,
+            },
             _ => Self::default(),
         }
     }
@@ -52,12 +66,57 @@ impl KernelSettings {
                 reason: format!("must be a power of two in 1..={WG}"),
             });
         }
+        if !self.keys_per_lane.is_power_of_two() || !(4..=MAX_KEYS_PER_LANE).contains(&self.keys_per_lane) {
+            return Err(Error::Config {
+                field: "keys_per_lane",
+                value: self.keys_per_lane.to_string(),
+                reason: format!("must be 4, 8 or {MAX_KEYS_PER_LANE}"),
+            });
+        }
         Ok(())
     }
 
     /// Rows one row-kernel workgroup covers.
     pub fn rows_per_workgroup(&self) -> u32 {
         WG / self.lanes_per_row
+    }
+
+    /// The text form `to_string` writes (`lanes=4,keys=4`), checked.
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = |reason: String| Error::Config {
+            field: "kernel settings",
+            value: text.to_string(),
+            reason,
+        };
+        let (mut lanes, mut keys) = (None, None);
+        for part in text.split(',') {
+            let (key, value) = part.split_once('=').ok_or_else(|| bad(format!("'{part}' is not key=value")))?;
+            let value: u32 = value.trim().parse().map_err(|_| bad(format!("'{value}' is not a number")))?;
+            match key.trim() {
+                "lanes" => lanes = Some(value),
+                "keys" => keys = Some(value),
+                other => return Err(bad(format!("unknown setting '{other}' (lanes, keys)"))),
+            }
+        }
+        let settings = Self {
+            lanes_per_row: lanes.ok_or_else(|| bad("no lanes=".into()))?,
+            keys_per_lane: keys.ok_or_else(|| bad("no keys=".into()))?,
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+}
+
+impl std::fmt::Display for KernelSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "lanes={},keys={}", self.lanes_per_row, self.keys_per_lane)
+    }
+}
+
+impl std::str::FromStr for KernelSettings {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
     }
 }
 
@@ -67,11 +126,12 @@ impl VarKernels {
     /// returns it as an [`Error`] instead.
     pub fn new(ctx: &Context, settings: KernelSettings) -> Result<Self> {
         settings.validate()?;
-        let lanes = [("LANES", settings.lanes_per_row as f64)];
+        let lanes = ("LANES", settings.lanes_per_row as f64);
+        let rows = [lanes, ("KEYS", settings.keys_per_lane as f64)];
         Ok(Self {
             settings,
-            sink: ctx.pipeline::<SinkScore>(&lanes)?,
-            rows: ctx.pipeline::<VarRows>(&lanes)?,
+            sink: ctx.pipeline::<SinkScore>(&[lanes])?,
+            rows: ctx.pipeline::<VarRows>(&rows)?,
         })
     }
 

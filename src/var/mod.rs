@@ -2,6 +2,8 @@
 //! sink-dimension discovery, and on the GPU the per-sequence state and its two kernels. The
 //! constants the reference and the kernels must agree on live here, once.
 
+#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+pub(crate) mod autotune;
 pub mod config;
 pub mod discover;
 #[cfg(feature = "gpu")]

@@ -43,6 +43,10 @@ impl Fill {
         })
     }
 
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
     /// Fills the first `words` u32 of `out`: f32 values, or f16 pairs when `pairs`.
     pub fn bind(
         &self,

@@ -157,7 +157,6 @@ impl Matrix {
     /// A matrix of `offset + scale x uniform[-1, 1)` values made on the device (no upload):
     /// one fill dispatch per chunk, recorded into `pass`.
     pub fn random(
-        ctx: &Context,
         fill: &super::fill::Fill,
         pass: &mut wgpu::ComputePass,
         name: &str,
@@ -174,7 +173,8 @@ impl Matrix {
                 WeightFormat::F32 => n * cols,
                 _ => (n * cols).div_ceil(2),
             };
-            let buffer = ctx
+            let buffer = fill
+                .context()
                 .storage_buffer("weight", (words * 4) as u64, BufferUsages::empty())
                 .map_err(|e| format!("{name}: {e}"))?;
             fill.bind(

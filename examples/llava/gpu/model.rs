@@ -205,7 +205,6 @@ impl GpuModel {
                 (3.0 / cols as f32).sqrt()
             };
             let m = Matrix::random(
-                &g.ctx,
                 &fill,
                 &mut pass(&mut enc),
                 &name,

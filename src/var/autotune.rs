@@ -1,0 +1,133 @@
+//! Which [`KernelSettings`] are fastest on the adapter at hand, measured rather than guessed: a
+//! small probe layer (sink scoring and the row kernel over every row, the work whose speed the
+//! settings change) timed once per candidate. Hosts cache the answer by adapter
+//! (`KernelSettings::to_string` / `parse`) and pay the probe once.
+
+use std::time::Instant;
+
+use wgpu::util::DeviceExt;
+use wgpu::{BufferUsages, Device, Queue};
+
+use super::config::VarConfig;
+use super::kernels::{KernelSettings, VarKernels};
+use super::state::{Rows, SequenceShape, VarState};
+use super::visual::{ImageSpan, VisualTokens};
+use crate::error::{Error, Result};
+use crate::kernel::Context;
+
+/// The candidates: lanes per row from one to a workgroup, 4 to 16 keys per lane.
+pub const CANDIDATES: [KernelSettings; 6] = {
+    const fn s(lanes_per_row: u32, keys_per_lane: u32) -> KernelSettings {
+        KernelSettings {
+            lanes_per_row,
+            keys_per_lane,
+        }
+    }
+    [s(1, 4), s(1, 16), s(4, 4), s(4, 16), s(16, 4), s(64, 4)]
+};
+
+/// What the probe measured.
+#[derive(Debug, Clone)]
+pub struct Autotune {
+    /// The fastest candidate.
+    pub best: KernelSettings,
+    /// Every candidate with its median seconds on the probe, in [`CANDIDATES`] order.
+    pub timings: Vec<(KernelSettings, f64)>,
+    /// Bytes of attention probabilities and hidden states the probe layer reads.
+    pub probe_bytes: u64,
+}
+
+// The probe: a LLaVA-like layer, small enough to time in milliseconds, large enough that
+// bandwidth, not dispatch, dominates (4.7 MB of probabilities).
+const TOKENS: usize = 384;
+const HEADS: usize = 8;
+const HIDDEN: usize = 512;
+const REPEATS: usize = 3;
+
+impl KernelSettings {
+    /// Times every [`CANDIDATES`] entry on a probe layer (sink scoring and the row kernel over
+    /// all 3072 rows of 8 heads x 384 tokens, 4.7 MB) on this device, median of 3 runs each
+    /// after a warm-up, and returns the fastest with every timing. Waits for the GPU (native only;
+    /// a browser host measures in a worker or uses [`KernelSettings::for_adapter`]). Pipelines
+    /// are built in a context of its own: the host's cache only gets the winner when it uses it.
+    pub fn autotune(device: &Device, queue: &Queue) -> Result<Autotune> {
+        let ctx = Context::new(device);
+        let shape = SequenceShape {
+            tokens: TOKENS,
+            hidden: HIDDEN,
+            heads: HEADS,
+            queries: TOKENS,
+        };
+        let visual = VisualTokens::from_spans(&[ImageSpan::new(16, 288)], TOKENS)?;
+        let cfg = VarConfig {
+            sink_dims: vec![7],
+            tau: 0.5 * (HIDDEN as f64).sqrt(),
+            ..VarConfig::paper()
+        };
+        let mut state = VarState::new(&ctx, shape, Rows::All)?;
+        state.prepare(queue, &cfg, &visual, 32)?;
+        // Sinks at BOS and every 50th image token; causal rows leaning on BOS and the image.
+        let hidden: Vec<f32> = (0..TOKENS * HIDDEN)
+            .map(|i| {
+                let (t, d) = (i / HIDDEN, i % HIDDEN);
+                let sink = d == 7 && (t == 0 || ((16..304).contains(&t) && (t - 16) % 50 == 3));
+                if sink {
+                    40.0
+                } else {
+                    ((i * 2_654_435_761) % 1000) as f32 / 1000.0 - 0.5
+                }
+            })
+            .collect();
+        let mut probs = vec![0f32; HEADS * TOKENS * TOKENS];
+        for (r, row) in probs.chunks_exact_mut(TOKENS).enumerate() {
+            let q = r % TOKENS;
+            let n = (q + 1) as f32;
+            for (j, p) in row.iter_mut().enumerate().take(q + 1) {
+                *p = if j == 0 { 0.3 } else { 0.7 / n };
+            }
+        }
+        let usage = BufferUsages::STORAGE | BufferUsages::COPY_DST;
+        let upload = |data: &[f32]| {
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("autotune probe"),
+                contents: bytemuck::cast_slice(data),
+                usage,
+            })
+        };
+        let (hidden_buf, probs_buf) = (upload(&hidden), upload(&probs));
+        let mut timings = Vec::with_capacity(CANDIDATES.len());
+        for settings in CANDIDATES {
+            let kernels = VarKernels::new(&ctx, settings)?;
+            let binding = state.bind(
+                &kernels,
+                Some(hidden_buf.as_entire_buffer_binding()),
+                probs_buf.as_entire_buffer_binding(),
+                0,
+            )?;
+            let run = || -> Result<f64> {
+                let t0 = Instant::now();
+                let mut encoder = device.create_command_encoder(&Default::default());
+                binding.record(&mut encoder.begin_compute_pass(&Default::default()), 3)?;
+                queue.submit([encoder.finish()]);
+                device
+                    .poll(wgpu::PollType::wait_indefinitely())
+                    .map_err(|e| Error::Gpu(format!("autotune: {e}")))?;
+                Ok(t0.elapsed().as_secs_f64())
+            };
+            run()?;
+            let mut times = (0..REPEATS).map(|_| run()).collect::<Result<Vec<f64>>>()?;
+            times.sort_by(f64::total_cmp);
+            timings.push((settings, times[REPEATS / 2]));
+        }
+        let best = timings
+            .iter()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|&(s, _)| s)
+            .unwrap_or_default();
+        Ok(Autotune {
+            best,
+            timings,
+            probe_bytes: ((probs.len() + hidden.len()) * 4) as u64,
+        })
+    }
+}
