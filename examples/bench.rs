@@ -422,6 +422,9 @@ struct Args {
     /// Only the fused / unfused attention measurement.
     #[arg(long)]
     attention_only: bool,
+    /// Only the row kernels, sink scoring and the prefill (no attention, no decode).
+    #[arg(long, conflicts_with = "attention_only")]
+    rows_only: bool,
     /// The README's table: markdown rows, the run's date and adapter first.
     #[arg(long, conflicts_with = "json")]
     markdown: bool,
@@ -515,11 +518,11 @@ fn main() {
         if !attention_only {
             row_kernels(&g, &timer, &rep, &k, s, &cfg, &visual, repeats);
         }
-        if s.name != "long" {
+        if s.name != "long" && !args.rows_only {
             attention(&g, &timer, &rep, &k, s, &cfg, &visual, repeats);
         }
     }
-    if !attention_only && only.as_deref().is_none_or(|o| o == "decode") {
+    if !attention_only && !args.rows_only && only.as_deref().is_none_or(|o| o == "decode") {
         for keys in [640, 4096, 32768] {
             decode(&g, &timer, &rep, &k, &cfg, keys, repeats);
         }

@@ -21,7 +21,8 @@
 // seqs[b].key_offset and its rows at seqs[b].first_row; heads are counted over B x H, so a
 // binding's head range may cross sequences. Keys are visited in groups of 4 from the
 // sequence's first key, so each sequence sums in exactly the order it would alone.
-// Overrides: LANES (1, 2, 4, ..., 64) invocations per row, so 64 / LANES rows per workgroup;
+// Overrides: PACKED (below); LANES (1, 2, 4, ..., 64) invocations per row, so 64 / LANES rows
+//   per workgroup;
 //   KEYS (4, 8, 16) consecutive keys a lane takes per step (lane l: keys KEYS l .. from the
 //   sequence's first key, then every LANES x KEYS). 64 x 4 suits GPUs; CPU-emulated adapters
 //   pay per invocation, per load and per barrier, and run faster with few lanes and more keys
@@ -29,7 +30,7 @@
 // Dispatch: workgroups of 64 over rows = rng.heads x (Q - cfg.row_start) (row_start > 0 skips
 //   the rows before the image when only rows that may change are wanted):
 //   n = ceil(rows / (64 / LANES)) on a 2-D grid (min(n, 65535), ceil(n / 65535), 1).
-//   Workgroup memory: 1280 B.
+//   Workgroup memory: 1280 B + 8 KiB of packed classes (sequences up to 32768 keys).
 // Role 0 (layer does not detect) writes selected = 0 without reading probs.
 
 override LANES: u32 = 64u;
@@ -38,6 +39,15 @@ override KEYS: u32 = 4u;
 // x: visual, y: visual sinks, z: all sinks, w: visual non-sinks.
 var<workgroup> masses: array<vec4<f32>, WG>;
 var<workgroup> visual_sink_seen: array<u32, WG>;
+// PACKED: the classes of the sequence, 2 bits a key (image, sink), 16 keys a word, packed once
+// per workgroup, so its rows read one word per 16 keys instead of one u32 per key (on CPU
+// adapters the class loads were 60% of the kernel). The host sets it for one sequence of at
+// most 16 x PACKED_WORDS keys; batches (rows of a workgroup may span sequences) and longer
+// sequences read classes[] directly. An override, not a branch: CPU adapters pay for both
+// sides of a branch they cannot prove uniform.
+override PACKED: bool = false;
+const PACKED_WORDS: u32 = 2048u;
+var<workgroup> packed_classes: array<u32, PACKED_WORDS>;
 
 @compute @workgroup_size(64)
 fn main(
@@ -65,6 +75,20 @@ fn main(
         }
         return;
     }
+    let packed = PACKED;
+    if (packed) {
+        let words = min((cfg.tokens + 15u) / 16u, PACKED_WORDS);
+        for (var w = lid; w < words; w += WG) {
+            var word = 0u;
+            for (var e = 0u; e < 16u; e++) {
+                let j = min(w * 16u + e, cfg.tokens - 1u);
+                let c = select(0u, classes[j] & 3u, w * 16u + e < cfg.tokens);
+                word |= c << (2u * e);
+            }
+            packed_classes[w] = word;
+        }
+        workgroupBarrier();
+    }
 
     // Pass 1: the four masses; every row reads every class, so "the layer has a visual sink"
     // comes for free. VNS is accumulated directly: V - Vs cancels when sinks dominate.
@@ -75,12 +99,14 @@ fn main(
     var seen = 0u;
     let end = select(0u, cfg.tokens, valid);
     for (var j0 = sq.key_offset + lane * KEYS; j0 < end; j0 += LANES * KEYS) {
+        // A step's KEYS <= 16 keys lie in at most two packed words.
+        let words = packed_pair(packed, j0);
         for (var g = 0u; g < KEYS; g += 4u) {
             let j = j0 + g;
             if (j < end) {
                 // Keys past the row's end load as 0 of class 0: they add nothing.
                 let a = load4(base + j, base + end);
-                let c = class4(class_base + j, class_base + end);
+                let c = classes4(packed, words, j0, j, class_base, end);
                 let on_image = select(vec4<f32>(0.0), a, (c & vec4<u32>(CLASS_IMAGE)) != vec4<u32>(0u));
                 let is_sink = (c & vec4<u32>(CLASS_SINK)) != vec4<u32>(0u);
                 vis_mass += sum4(on_image);
@@ -121,10 +147,11 @@ fn main(
         let gain = 1.0 + cfg.p * m.z / m.w;
         let row_end = base + cfg.tokens;
         for (var j0 = sq.key_offset + lane * KEYS; j0 < cfg.tokens; j0 += LANES * KEYS) {
+            let words = packed_pair(packed, j0);
             for (var g = 0u; g < KEYS; g += 4u) {
                 let j = j0 + g;
                 if (j < cfg.tokens) {
-                    let c = class4(class_base + j, class_base + cfg.tokens);
+                    let c = classes4(packed, words, j0, j, class_base, cfg.tokens);
                     let on_image = (c & vec4<u32>(CLASS_IMAGE)) != vec4<u32>(0u);
                     let is_sink = (c & vec4<u32>(CLASS_SINK)) != vec4<u32>(0u);
                     let f = select(select(vec4<f32>(1.0), vec4<f32>(gain), on_image), vec4<f32>(cfg.keep), is_sink);
@@ -136,6 +163,31 @@ fn main(
             }
         }
     }
+}
+
+// The packed words holding keys j0 and j0 + KEYS - 1 (zeros when not packed).
+fn packed_pair(packed: bool, j0: u32) -> vec2<u32> {
+    if (!packed) {
+        return vec2<u32>(0u);
+    }
+    let w0 = min(j0 / 16u, PACKED_WORDS - 1u);
+    let w1 = min((j0 + KEYS - 1u) / 16u, PACKED_WORDS - 1u);
+    return vec2<u32>(packed_classes[w0], packed_classes[w1]);
+}
+
+// The classes (image, sink bits) of keys j .. j + 3 of a row, 0 at and past end: from the packed
+// words of the step that starts at j0, or from classes[] at class_base.
+fn classes4(packed: bool, words: vec2<u32>, j0: u32, j: u32, class_base: u32, end: u32) -> vec4<u32> {
+    if (!packed) {
+        return class4(class_base + j, class_base + end);
+    }
+    var c = vec4<u32>(0u);
+    for (var e = 0u; e < 4u; e++) {
+        let k = j + e;
+        let word = select(words.x, words.y, k / 16u != j0 / 16u);
+        c[e] = select(0u, (word >> (2u * (k % 16u))) & 3u, k < end);
+    }
+    return c;
 }
 
 // The 4 lanes summed in a fixed order.

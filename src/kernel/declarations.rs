@@ -27,7 +27,7 @@ kernel! {
 kernel! {
     /// Row selection and redistribution in place (sections 2 and 3).
     pub struct VarRows, VarRowsInputs = "var_rows.wgsl", shaders::VAR_ROWS, prelude shaders::PRELUDE_ROWS_SCALAR;
-    overrides ["LANES", "KEYS"];
+    overrides ["LANES", "KEYS", "PACKED"];
     per_workgroup WorkgroupOver("LANES");
     {
         cfg: uniform(ConfigUniform, dynamic),

@@ -14,7 +14,13 @@ pub struct VarKernels {
     pub(crate) settings: KernelSettings,
     pub(crate) sink: Arc<Pipeline>,
     pub(crate) rows: Arc<Pipeline>,
+    /// The row kernel with the sequence's classes packed in workgroup memory (one sequence of
+    /// at most [`MAX_PACKED_TOKENS`] keys).
+    pub(crate) rows_packed: Arc<Pipeline>,
 }
+
+/// The longest sequence the packed row kernel holds (8 KiB of workgroup memory, 2 bits a key).
+pub const MAX_PACKED_TOKENS: usize = 16 * 2048;
 
 /// The kernel settings pipelines are specialised on (WGSL `override` constants). Shapes never
 /// are: they travel in uniforms. [`KernelSettings::autotune`] measures the fastest on the
@@ -127,11 +133,12 @@ impl VarKernels {
     pub fn new(ctx: &Context, settings: KernelSettings) -> Result<Self> {
         settings.validate()?;
         let lanes = ("LANES", settings.lanes_per_row as f64);
-        let rows = [lanes, ("KEYS", settings.keys_per_lane as f64)];
+        let keys = ("KEYS", settings.keys_per_lane as f64);
         Ok(Self {
             settings,
             sink: ctx.pipeline::<SinkScore>(&[lanes])?,
-            rows: ctx.pipeline::<VarRows>(&rows)?,
+            rows: ctx.pipeline::<VarRows>(&[lanes, keys, ("PACKED", 0.0)])?,
+            rows_packed: ctx.pipeline::<VarRows>(&[lanes, keys, ("PACKED", 1.0)])?,
         })
     }
 

@@ -330,8 +330,10 @@ impl VarState {
         }
         let sinks = self.bind_sinks(kernels, hidden)?;
         let range = self.range_buffer(first_head, heads);
+        // One sequence: its classes packed once per workgroup (a batch's rows may span two).
+        let packed = self.batch == 1 && s.tokens <= crate::var::kernels::MAX_PACKED_TOKENS;
         let rows = self.ctx.bind::<VarRows>(
-            &kernels.rows,
+            if packed { &kernels.rows_packed } else { &kernels.rows },
             VarRowsInputs {
                 cfg: self.config_binding(),
                 rng: range.as_entire_buffer_binding(),
