@@ -5,7 +5,13 @@
 //! timed. GPU timestamps when the adapter has TIMESTAMP_QUERY, else wall time around
 //! submit + wait. Median of the repeats after one warm-up.
 //!
-//!     cargo run --release --example bench [-- --json] [--shape llava-1.5-7b|long|small|decode] [--repeats N] [--lanes L] [--attention-only]
+//! The row kernels' settings are autotuned on the adapter first (each candidate's rate is
+//! printed) unless `--settings` names them; on CPU adapters a host memcpy of the same bytes (one
+//! thread, all threads) is a third baseline; `--torch` times the same prefill as vectorised
+//! torch on this CPU; `--markdown` prints the README's table.
+//!
+//!     cargo run --release --example bench [-- --json | --markdown] [--shape llava-1.5-7b|long|small|decode]
+//!         [--repeats N] [--settings lanes=1,keys=16] [--attention-only | --rows-only] [--torch]
 
 use clap::Parser;
 
@@ -149,6 +155,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 struct Report<'a> {
+    /// Summary lines held back until the markdown table ends.
+    summaries: std::cell::RefCell<Vec<String>>,
     json: bool,
     /// Run the torch anchor after the prefill.
     torch: bool,
@@ -233,6 +241,19 @@ impl Report<'_> {
                 opt(to_copy, 2),
                 opt(to_read, 2)
             );
+        }
+    }
+
+    /// A finding of the run (a ratio, a cost): a line of its own, or after the table in
+    /// markdown, so the table stays one table.
+    fn summary(&self, text: String) {
+        if self.json {
+            return;
+        }
+        if self.markdown {
+            self.summaries.borrow_mut().push(text);
+        } else {
+            println!("{text}");
         }
     }
 
@@ -473,6 +494,7 @@ fn main() {
         }),
     };
     let rep = Report {
+        summaries: Default::default(),
         json,
         markdown: args.markdown,
         torch: args.torch,
@@ -527,6 +549,12 @@ fn main() {
             decode(&g, &timer, &rep, &k, &cfg, keys, repeats);
         }
     }
+    if args.markdown {
+        println!();
+        for line in rep.summaries.borrow().iter() {
+            println!("- {line}");
+        }
+    }
 }
 
 /// Today's date (UTC) from the system clock, as the README's tables are dated.
@@ -557,7 +585,7 @@ fn torch_anchor(rep: &Report, shape: &str, gpu_secs: f64) {
     let text = match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).to_string(),
         Ok(o) if String::from_utf8_lossy(&o.stderr).contains("No module named 'torch'") => {
-            println!("torch: skipped: {python} has no torch (set VISATTN_PYTHON)");
+            rep.summary(format!("torch: skipped: {python} has no torch (set VISATTN_PYTHON)"));
             return;
         }
         Ok(o) => {
@@ -569,7 +597,7 @@ fn torch_anchor(rep: &Report, shape: &str, gpu_secs: f64) {
             return;
         }
         Err(e) => {
-            println!("torch: skipped: {python}: {e}");
+            rep.summary(format!("torch: skipped: {python}: {e}"));
             return;
         }
     };
@@ -580,16 +608,14 @@ fn torch_anchor(rep: &Report, shape: &str, gpu_secs: f64) {
         .and_then(|t| t.split(' ').next())
         .and_then(|t| t.parse::<f64>().ok())
     else {
-        println!("torch: skipped: unexpected output {text:?}");
+        rep.summary(format!("torch: skipped: unexpected output {text:?}"));
         return;
     };
     rep.line(&format!("torch_prefill ({threads} threads)"), shape, secs, None, None);
-    if !rep.json {
-        println!(
-            "var_prefill: {:.2}x the speed of vectorised torch on this CPU (torch best of 3 / visattn median)",
-            secs / gpu_secs
-        );
-    }
+    rep.summary(format!(
+        "var_prefill: {:.2}x the speed of vectorised torch on this CPU (torch best of 3 / visattn median)",
+        secs / gpu_secs
+    ));
 }
 
 /// Autotunes the row kernels on this adapter and prints each candidate's rate on the probe
@@ -789,12 +815,10 @@ fn row_kernels(
         if rep.torch {
             torch_anchor(rep, s.name, gpu_secs);
         }
-        if !rep.json {
-            println!(
-                "var_prefill: GPU {:.1}x faster than the CPU reference (f64, one thread)",
-                cpu / gpu_secs
-            );
-        }
+        rep.summary(format!(
+            "var_prefill: GPU {:.1}x faster than the CPU reference (f64, one thread)",
+            cpu / gpu_secs
+        ));
     }
 }
 
@@ -904,14 +928,12 @@ fn decode(g: &visattn::util::Gpu, timer: &Timer, rep: &Report, k: &VarKernels, c
         );
         one_row.push(secs);
     }
-    if !rep.json {
-        println!(
-            "decode {keys} keys: split-K is {:.1}x the one-row kernel; VAR costs {:+.1}% in split-K, {:+.1}% in the one-row kernel",
-            one_row[0] / split_var,
-            (split_var / split_off - 1.0) * 100.0,
-            (one_row[0] / one_row[1] - 1.0) * 100.0
-        );
-    }
+    rep.summary(format!(
+        "decode {keys} keys: split-K is {:.1}x the one-row kernel; VAR costs {:+.1}% in split-K, {:+.1}% in the one-row kernel",
+        one_row[0] / split_var,
+        (split_var / split_off - 1.0) * 100.0,
+        (one_row[0] / one_row[1] - 1.0) * 100.0
+    ));
 }
 
 /// Fused attention with VAR on and off, and the unfused GPU path, at the shape's prefill (32
@@ -1017,12 +1039,10 @@ fn attention(
         ub.record_pv(pass);
     });
     rep.line("unfused_attention_var", s.name, unfused, None, None);
-    if !rep.json {
-        println!(
+    rep.summary(format!(
             "attention {}: VAR costs {:+.1}% over the same fused kernel without it (median of paired runs); fused is {:.2}x the unfused GPU path",
             s.name,
             var_cost * 100.0,
             unfused / seconds[1]
-        );
-    }
+    ));
 }

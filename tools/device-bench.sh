@@ -1,13 +1,15 @@
 #!/bin/bash
 # The one prepared, short bench run for a session that the `device` tool lends a GPU (issue #6):
-# the four shapes with GPU timestamps, as JSON lines in $OUT/bench.jsonl, for the README's table.
+# the four shapes with GPU timestamps, as JSON lines in $OUT/bench.jsonl, for the README's table,
+# then the LLaVA host's LLaMA-7B-shaped prefill and decode (random f16 weights made on the GPU,
+# 13.5 GB) in $OUT/llava.txt (issue #17; no torch there: its ratio comes from this machine's CPU).
 #
 # Here, first (the device machine has no Rust toolchain and no network):
-#   cargo build --release --example bench
-#   mkdir -p .devbench && cp target/release/examples/bench .devbench/
+#   cargo build --release --example bench --example llava
+#   mkdir -p .devbench && cp target/release/examples/bench target/release/examples/llava .devbench/
 #   echo /.devbench/ >> .git/info/exclude; echo /.gl/ >> .git/info/exclude
 #   and the Vulkan loader debs into .gl/ as ../.library/device/README.md says.
-# Then: run(command = "bash tools/device-bench.sh", carry = [".devbench", ".gl"], timeout_s = 480),
+# Then: run(command = "bash tools/device-bench.sh", carry = [".devbench", ".gl"], timeout_s = 600),
 # and give the machine back. Untested on a device so far: the binary is built against this
 # machine's glibc; if it does not start there, that is the first thing the log says.
 set -u
@@ -21,3 +23,5 @@ for shape in llava-1.5-7b long small decode; do
     timeout 110 .devbench/bench --json --shape "$shape" --repeats 9 >> "$OUT/bench.jsonl" 2>> "$OUT/bench.log"
 done
 cat "$OUT/bench.log" "$OUT/bench.jsonl"
+timeout 150 .devbench/llava --bench llama-7b --bench-layers 32 --bench-prompt 640 --bench-image 576 --dtype f16 > "$OUT/llava.txt" 2>&1
+cat "$OUT/llava.txt"
