@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use visattn::baseline::{Baseline, BaselineKind};
 use visattn::{AttentionOptions, FusedAttention, FusedSettings, FusedShape, SplitAttention, SplitInputs, UnfusedAttention};
-use visattn::{ImageSpan, LayerBinding, LayerRole, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens, reference};
+use visattn::{ImageSpan, LayerBinding, LayerRole, Phi, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens, reference};
 use wgpu::util::DeviceExt;
 use wgpu::{Buffer, BufferUsages, ComputePass};
 
@@ -310,6 +310,51 @@ fn make_layer(g: &visattn::util::Gpu, k: &VarKernels, state: &VarState, s: &Shap
         p,
         h,
     )
+}
+
+/// A layer's buffers bound to another state, head chunks as `make_layer` cut them.
+fn bind_layer(k: &VarKernels, state: &VarState, s: &Shape, layer: &Layer) -> Vec<LayerBinding> {
+    let head_bytes = (s.tokens * s.tokens * 4) as u64;
+    let mut first = 0;
+    layer
+        .probs
+        .iter()
+        .map(|b| {
+            let binding = state
+                .bind(
+                    k,
+                    Some(layer.hidden.as_entire_buffer_binding()),
+                    b.as_entire_buffer_binding(),
+                    first,
+                )
+                .unwrap();
+            first += (b.size() / head_bytes) as usize;
+            binding
+        })
+        .collect()
+}
+
+/// The share of the hidden states Phi::SinksOnly reads: per token, values up to the first
+/// checkpoint (64, 256, ... as in sink_score.wgsl) where the partial sum of squares rules it
+/// out, or all of them (f64 here; the kernel's margin makes the GPU read at least as much).
+fn early_read_fraction(cfg: &VarConfig, hidden: &[f32], dim: usize) -> f64 {
+    let tau2 = cfg.tau * cfg.tau;
+    let mut read = 0usize;
+    for x in hidden.chunks_exact(dim) {
+        let top = cfg.sink_dims.iter().map(|&d| (x[d as usize] as f64).abs()).fold(0.0, f64::max);
+        let (mut sum, mut at, mut stop) = (0.0f64, 0usize, 64usize);
+        loop {
+            let end = stop.min(dim);
+            sum += x[at..end].iter().map(|&v| v as f64 * v as f64).sum::<f64>();
+            at = end;
+            if end == dim || top * top <= tau2 * (sum / dim as f64 + 1e-6) * (1.0 - 1e-4) {
+                break;
+            }
+            stop *= 4;
+        }
+        read += at + cfg.sink_dims.len();
+    }
+    read as f64 / hidden.len() as f64
 }
 
 fn restore(g: &visattn::util::Gpu, layers: &[&Layer]) {
@@ -695,6 +740,8 @@ fn row_kernels(
 ) {
     let all = prefill_state(g, s, cfg, visual, Rows::All);
     let fast = prefill_state(g, s, cfg, visual, Rows::MayChange);
+    // What an engine binds: rows that may change, phi only where the classes need it.
+    let engine = prefill_state(g, s, cfg, visual, Rows::MayChange).with_phi(Phi::SinksOnly);
     let (layer, p, h) = make_layer(g, k, &all, s, 3);
     let fast_bindings: Vec<LayerBinding> = layer
         .probs
@@ -747,6 +794,20 @@ fn row_kernels(
     time_pass(g, timer, &sink_run);
     let secs = median((0..repeats).map(|_| time_pass(g, timer, &sink_run)).collect());
     rep.line("sink_score", s.name, secs, Some(sink_moved), Some(&hidden_rates));
+    // Phi::SinksOnly: the same classes, most rows read in part. Its rate counts the bytes the
+    // full kernel moves (an effective rate); the note says how much it reads.
+    let early = engine.bind_sinks(k, Some(layer.hidden.as_entire_buffer_binding())).unwrap();
+    let early_run = |pass: &mut ComputePass| early.record(pass, 3).unwrap();
+    time_pass(g, timer, &early_run);
+    let early_secs = median((0..repeats).map(|_| time_pass(g, timer, &early_run)).collect());
+    rep.line("sink_score_sinks_only", s.name, early_secs, Some(sink_moved), Some(&hidden_rates));
+    let fraction = early_read_fraction(cfg, &h, s.hidden);
+    rep.summary(format!(
+        "sink_score {}: Phi::SinksOnly reads {:.1}% of the hidden states ({:.1}x faster than every phi; same classes)",
+        s.name,
+        100.0 * fraction,
+        secs / early_secs
+    ));
 
     for (name, bindings, rows) in [
         ("var_rows_all", &layer.bindings, s.heads * s.tokens),
@@ -769,26 +830,34 @@ fn row_kernels(
     }
 
     if s.name == "llava-1.5-7b" {
-        // One whole prefill: 32 layers, sinks and rows in every layer, one pass.
+        // One whole prefill: 32 layers, sinks and rows in every layer, one pass; every phi
+        // (`fast`), then as an engine binds it (`engine`: phi only where the classes need it).
         let layers: Vec<(Layer, Vec<f32>, Vec<f32>)> = (0..32).map(|l| make_layer(g, k, &fast, s, l)).collect();
-        let run = |pass: &mut ComputePass| {
-            for (l, (layer, _, _)) in layers.iter().enumerate() {
-                layer.bindings[0].sinks().record(pass, l).unwrap();
-                for b in &layer.bindings {
-                    b.record_rows(pass, l).unwrap();
+        let refs: Vec<&Layer> = layers.iter().map(|(l, _, _)| l).collect();
+        let engine_bindings: Vec<Vec<LayerBinding>> = refs.iter().map(|l| bind_layer(k, &engine, s, l)).collect();
+        let every_phi: Vec<&[LayerBinding]> = layers.iter().map(|(l, _, _)| &l.bindings[..]).collect();
+        let engine_refs: Vec<&[LayerBinding]> = engine_bindings.iter().map(|b| &b[..]).collect();
+        let time_prefill = |bindings: &[&[LayerBinding]]| {
+            let run = |pass: &mut ComputePass| {
+                for (l, layer) in bindings.iter().enumerate() {
+                    layer[0].sinks().record(pass, l).unwrap();
+                    for b in layer.iter() {
+                        b.record_rows(pass, l).unwrap();
+                    }
+                }
+            };
+            let mut times = Vec::new();
+            for i in 0..=repeats.min(3) {
+                restore(g, &refs);
+                let t = time_pass(g, timer, &run);
+                if i > 0 {
+                    times.push(t);
                 }
             }
+            median(times)
         };
-        let refs: Vec<&Layer> = layers.iter().map(|(l, _, _)| l).collect();
-        let mut times = Vec::new();
-        for i in 0..=repeats.min(3) {
-            restore(g, &refs);
-            let t = time_pass(g, timer, &run);
-            if i > 0 {
-                times.push(t);
-            }
-        }
-        let gpu_secs = median(times);
+        let every_phi_secs = time_prefill(&every_phi);
+        let gpu_secs = time_prefill(&engine_refs);
         // Off layers need nothing; a detecting layer scores sinks; a redistributing one also
         // reads the rows that may change and writes those that do.
         let mut moved = Moved::default();
@@ -803,7 +872,12 @@ fn row_kernels(
             }
         }
         // Mostly hidden-state reads: the hidden-sized baselines are the like-for-like rates.
+        rep.line("var_prefill_every_phi", s.name, every_phi_secs, Some(moved), Some(&hidden_rates));
         rep.line("var_prefill", s.name, gpu_secs, Some(moved), Some(&hidden_rates));
+        rep.summary(format!(
+            "var_prefill: phi only where the classes need it (Phi::SinksOnly, what engines bind) is {:.2}x the prefill with every phi; its ratios count the bytes the full prefill moves",
+            every_phi_secs / gpu_secs
+        ));
 
         let start = Instant::now();
         for (l, (_, p, h)) in layers.iter().enumerate() {

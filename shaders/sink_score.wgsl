@@ -14,14 +14,27 @@
 //                                               bit 2 = visual's bit 2
 //   7  storage, read    seqs: array<Seq>        [B]: left padding (tokens before key_offset
 //                                               are padding: phi 0, class 0, not read)
-// Override: LANES (1, 2, 4, ..., 64) invocations per token, 64 / LANES tokens per workgroup
-//   (as in var_rows.wgsl: 64 on GPUs, few on CPU-emulated adapters).
+// Overrides: LANES (1, 2, 4, ..., 64) invocations per token, 64 / LANES tokens per workgroup
+//   (as in var_rows.wgsl: 64 on GPUs, few on CPU-emulated adapters); EARLY (below): stop
+//   reading a row once it cannot be a sink (checkpoints after 64, 256, 1024, ... values).
 // Dispatch: workgroups of 64, n = ceil(rng.tokens / (64 / LANES)), on a 2-D grid
 //   (min(n, 65535), ceil(n / 65535), 1). Workgroup memory: 256 B.
 // Role 0 (layer does not detect) writes phi = 0 and no sink bit without reading hidden.
 // classes[] is what the row kernel reads: one u32 per key instead of two masks.
 
 override LANES: u32 = 64u;
+// EARLY (Phi::SinksOnly): a token stops reading its row at a checkpoint once the part already
+// read proves phi <= tau (its sum of squares can only grow), and gets phi = PHI_NOT_SCORED.
+// Sinks, and tokens within EARLY_MARGIN of tau, read the whole row and get the phi and class
+// the full kernel gives, bit for bit (same loads, same order, same final expression).
+override EARLY: bool = false;
+// Values per token read before the first checkpoint; each later one reads 4x as many.
+const FIRST_CHECK: u32 = 64u;
+// Relative margin on the squared test: the checkpoint's lane sums are combined as the final
+// sum's are, but sqrt and division need not round monotonically on every adapter.
+const EARLY_MARGIN: f32 = 1e-4;
+// phi of a token ruled out early (Rust PHI_NOT_SCORED): not a score, phi <= tau.
+const PHI_NOT_SCORED: f32 = -1.0;
 // The image bits of visual[] (0 and 2) that classes[] carries on.
 const IMAGE_BITS: u32 = CLASS_IMAGE | CLASS_IMAGE_TILE;
 
@@ -52,25 +65,44 @@ fn main(
         return;
     }
 
-    // Each invocation sums D / LANES squares; coalesced across a token's lanes.
     let base = local_token * cfg.hidden;
-    var sum_sq = 0.0;
-    let end = select(0u, cfg.hidden, valid);
-    for (var k = lane; k < end; k += LANES) {
-        let x = hidden[base + k];
-        sum_sq += x * x;
-    }
-    partial[lid] = sum_sq;
-    workgroupBarrier();
-    for (var stride = LANES / 2u; stride > 0u; stride >>= 1u) {
-        if (lane < stride) {
-            partial[lid] += partial[lid + stride];
+    // A sink needs top^2 > tau^2 (sum_sq / D + 1e-6): the early test's left side.
+    var top = 0.0;
+    if (EARLY && valid) {
+        for (var i = 0u; i < cfg.n_sink_dims; i++) {
+            top = max(top, abs(hidden[base + sink_dims[i]]));
         }
-        workgroupBarrier();
     }
+    // Each invocation sums D / LANES squares, coalesced across a token's lanes, in the same
+    // order with or without checkpoints.
+    var reading = valid;
+    var sum_sq = 0.0;
+    var k = lane;
+    var stop = select(cfg.hidden, FIRST_CHECK, EARLY);
+    loop {
+        let end = select(0u, min(stop, cfg.hidden), reading);
+        for (; k < end; k += LANES) {
+            let x = hidden[base + k];
+            sum_sq += x * x;
+        }
+        if (stop >= cfg.hidden) {
+            break;
+        }
+        let part = token_sum(lid, lane, sum_sq);
+        if (top * top <= cfg.tau * cfg.tau * (part / f32(cfg.hidden) + 1e-6) * (1.0 - EARLY_MARGIN)) {
+            reading = false;
+        }
+        stop = select(stop * 4u, cfg.hidden, stop >= cfg.hidden / 4u);
+    }
+    let total = token_sum(lid, lane, sum_sq);
 
     if (valid && lane == 0u) {
-        let rms = sqrt(partial[lid] / f32(cfg.hidden) + 1e-6);
+        if (!reading) {
+            phi[token] = PHI_NOT_SCORED;
+            classes[token] = visual[token] & IMAGE_BITS;
+            return;
+        }
+        let rms = sqrt(total / f32(cfg.hidden) + 1e-6);
         var score = 0.0;
         for (var i = 0u; i < cfg.n_sink_dims; i++) {
             score = max(score, abs(hidden[base + sink_dims[i]] / rms));
@@ -78,4 +110,23 @@ fn main(
         phi[token] = score;
         classes[token] = (visual[token] & IMAGE_BITS) | select(0u, CLASS_SINK, score > cfg.tau);
     }
+}
+
+// The sum of `value` over a token's LANES lanes (a tree in workgroup memory), in every lane.
+// Called by the whole workgroup.
+fn token_sum(lid: u32, lane: u32, value: f32) -> f32 {
+    if (LANES == 1u) {
+        return value;
+    }
+    partial[lid] = value;
+    workgroupBarrier();
+    for (var stride = LANES / 2u; stride > 0u; stride >>= 1u) {
+        if (lane < stride) {
+            partial[lid] += partial[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    let total = partial[lid - lane];
+    workgroupBarrier();
+    return total;
 }

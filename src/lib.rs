@@ -79,6 +79,6 @@ pub use var::config::{Convention, LayerPlan, LayerRole, PRESETS, Preset, VarConf
 #[cfg(feature = "gpu")]
 pub use var::kernels::{KernelSettings, MAX_KEYS_PER_LANE, VarKernels};
 #[cfg(feature = "gpu")]
-pub use var::state::{BatchEntry, LayerBinding, Placement, Rows, SequenceShape, SinkBinding, VarState};
+pub use var::state::{BatchEntry, LayerBinding, PHI_NOT_SCORED, Phi, Placement, Rows, SequenceShape, SinkBinding, VarState};
 pub use var::visual::{ImageSpan, VisualTokens};
 pub use var::{CLASS_IMAGE, CLASS_IMAGE_TILE, CLASS_SINK, GUARD, KEY_TILE, MAX_SINK_DIMS, RMS_EPS, VIS_EPS, check_finite};

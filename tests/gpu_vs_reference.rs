@@ -9,10 +9,11 @@
 mod support;
 
 use support::Rng;
+use visattn::readback::read_vec;
 use visattn::reference::{self, RowStats};
 use visattn::{
-    AttnShape, Convention, HostSession, ImageSpan, KernelSettings, LayerOutput, LayerPlan, LayerRole, Rows, SequenceShape, VarConfig,
-    VarKernels, VisualTokens,
+    AttnShape, Convention, HostSession, ImageSpan, KernelSettings, LayerOutput, LayerPlan, LayerRole, PHI_NOT_SCORED, Phi, Rows,
+    SequenceShape, VarConfig, VarKernels, VarState, VisualTokens,
 };
 
 const REL: f64 = 1e-5;
@@ -488,4 +489,95 @@ fn layer_over_the_binding_limit_goes_through_in_chunks() {
     let out = r.run_layer(&g.queue, 3, Some(&i.hidden), &i.probs).unwrap();
     let c = compare(&i, case.dim, LayerRole::Redistribute, &out, "chunked");
     assert!(c.changed > 0);
+}
+
+/// phi and classes of one detecting layer through the embed API, with `phi` scoring.
+fn sink_outputs(g: &support::gpu::Gpu, k: &VarKernels, i: &Inputs, dim: usize, phi: Phi) -> (Vec<f32>, Vec<u32>) {
+    use wgpu::util::DeviceExt;
+    let (layer, layers, cfg) = role_layer(&i.cfg, LayerRole::Detect);
+    let mut state = VarState::new(&g.ctx, seq(i, dim), Rows::All).unwrap().with_phi(phi);
+    state.prepare(&g.queue, &cfg, &i.visual, layers).unwrap();
+    let hidden = g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: None,
+        contents: bytemuck::cast_slice(&i.hidden),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    let sinks = state.bind_sinks(k, Some(hidden.as_entire_buffer_binding())).unwrap();
+    let mut e = g.device.create_command_encoder(&Default::default());
+    sinks.record(&mut e.begin_compute_pass(&Default::default()), layer).unwrap();
+    g.queue.submit([e.finish()]);
+    let t = i.shape.keys;
+    (
+        read_vec(&g.device, &g.queue, state.phi_buffer(), t).unwrap(),
+        read_vec(&g.device, &g.queue, state.classes_buffer(), t).unwrap(),
+    )
+}
+
+#[test]
+fn phi_of_sinks_only_gives_the_classes_of_every_phi() {
+    // Phi::SinksOnly stops reading a token's hidden state once part of it proves phi <= tau.
+    // Its classes must equal Phi::All's bit for bit, its scored phi too, and every token it did
+    // not score must have a reference phi <= tau. Tokens that put all their energy in the first
+    // 64 values and sit at tau x (1 +- 1e-7 .. 1e-3) are decided at the first checkpoint unless
+    // the kernel's margin holds: they test it.
+    let g = support::gpu::gpu();
+    let (mut skipped, mut scored, mut borderline) = (0, 0, 0);
+    for (n, case) in cases().into_iter().enumerate() {
+        let lanes = [1, 4, 64][n % 3];
+        let k = VarKernels::new(
+            &g.ctx,
+            KernelSettings {
+                lanes_per_row: lanes,
+                keys_per_lane: 4,
+            },
+        )
+        .unwrap();
+        let mut i = make(&case, Convention::Paper);
+        let d = case.dim;
+        if d > 64 {
+            let dim = i.cfg.sink_dims[0] as usize;
+            for (b, rel) in [1e-7, -1e-7, 1e-5, -1e-5, 1e-3, -1e-3].into_iter().enumerate() {
+                let tok = (b * 7 + 3) % case.tokens;
+                if case.planted.contains(&tok) {
+                    continue;
+                }
+                // The first 64 values hold all the energy but the sink dim's: phi(x) = |x_s| /
+                // sqrt((e + x_s^2) / D + 1e-6) = tau (1 + rel), solved for x_s.
+                let row = &mut i.hidden[tok * d..(tok + 1) * d];
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = if j < 64 { if j % 2 == 0 { 1.0 } else { -0.5 } } else { 0.0 };
+                }
+                let e: f64 = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>() - (row[dim] as f64).powi(2);
+                let target = i.cfg.tau * (1.0 + rel);
+                let a = target * target / d as f64;
+                assert!(a < 1.0, "{target} is over sqrt(D)");
+                row[dim] = (target * target * (e / d as f64 + 1e-6) / (1.0 - a)).sqrt() as f32;
+                borderline += 1;
+            }
+        }
+        let what = format!("T={} D={d} lanes {lanes}", case.tokens);
+        let want = reference::phi(&i.hidden, d, &i.cfg.sink_dims);
+        let (phi_all, classes_all) = sink_outputs(&g, &k, &i, d, Phi::All);
+        let (phi, classes) = sink_outputs(&g, &k, &i, d, Phi::SinksOnly);
+        assert_eq!(classes, classes_all, "{what}: classes");
+        for t in 0..case.tokens {
+            if phi[t] == PHI_NOT_SCORED {
+                assert!(
+                    want[t] <= i.cfg.tau,
+                    "{what}: token {t} not scored, phi {} > tau {}",
+                    want[t],
+                    i.cfg.tau
+                );
+                assert_eq!(classes[t] & 2, 0, "{what}: token {t} not scored yet a sink");
+                skipped += 1;
+            } else {
+                assert_eq!(phi[t].to_bits(), phi_all[t].to_bits(), "{what}: token {t} phi");
+                scored += 1;
+            }
+        }
+    }
+    assert!(
+        borderline > 30 && skipped > 1000 && scored > 40,
+        "skipped {skipped}, scored {scored}"
+    );
 }

@@ -10,7 +10,7 @@ use crate::shaders;
 kernel! {
     /// Phi and the class of every token of one layer (var-spec.md section 1).
     pub struct SinkScore, SinkScoreInputs = "sink_score.wgsl", shaders::SINK_SCORE, prelude shaders::PRELUDE;
-    overrides ["LANES"];
+    overrides ["LANES", "EARLY"];
     per_workgroup WorkgroupOver("LANES");
     {
         cfg: uniform(ConfigUniform, dynamic),

@@ -13,6 +13,8 @@ use crate::kernel::{Context, Pipeline, WG};
 pub struct VarKernels {
     pub(crate) settings: KernelSettings,
     pub(crate) sink: Arc<Pipeline>,
+    /// Sink scoring that stops reading a token once it cannot be a sink ([`crate::Phi::SinksOnly`]).
+    pub(crate) sink_early: Arc<Pipeline>,
     pub(crate) rows: Arc<Pipeline>,
     /// The row kernel with the sequence's classes packed in workgroup memory (one sequence of
     /// at most [`MAX_PACKED_TOKENS`] keys).
@@ -136,7 +138,8 @@ impl VarKernels {
         let keys = ("KEYS", settings.keys_per_lane as f64);
         Ok(Self {
             settings,
-            sink: ctx.pipeline::<SinkScore>(&[lanes])?,
+            sink: ctx.pipeline::<SinkScore>(&[lanes, ("EARLY", 0.0)])?,
+            sink_early: ctx.pipeline::<SinkScore>(&[lanes, ("EARLY", 1.0)])?,
             rows: ctx.pipeline::<VarRows>(&[lanes, keys, ("PACKED", 0.0)])?,
             rows_packed: ctx.pipeline::<VarRows>(&[lanes, keys, ("PACKED", 1.0)])?,
         })

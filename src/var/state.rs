@@ -64,6 +64,23 @@ pub enum Rows {
     MayChange,
 }
 
+/// Which tokens get a phi score (the classes are the same either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Phi {
+    /// Every token's phi: what reports, heatmaps and dumps show.
+    #[default]
+    All,
+    /// Only what the classes need: the sink kernel stops reading a token's hidden state at a
+    /// checkpoint (after 64, 256, 1024, ... values) once the part read proves phi <= tau (the
+    /// sum of squares only grows), and writes [`PHI_NOT_SCORED`] for it. Sinks and tokens near
+    /// tau read their whole row and get the phi and class of [`Phi::All`], bit for bit. What
+    /// engines want: most tokens are ruled out after a few percent of their row.
+    SinksOnly,
+}
+
+/// The phi [`Phi::SinksOnly`] writes for a token it ruled out early (its phi is <= tau).
+pub const PHI_NOT_SCORED: f32 = -1.0;
+
 /// What `prepare` decided for the prompt: each layer's role and the first row the row kernel
 /// visits. Shared with the bindings, which read it when they record.
 #[derive(Debug)]
@@ -95,6 +112,7 @@ pub struct VarState {
     shape: SequenceShape,
     batch: usize,
     rows: Rows,
+    phi_mode: Phi,
     slot_stride: u64,
     config: Buffer,
     sink_dims: Buffer,
@@ -175,6 +193,7 @@ impl VarState {
             shape,
             batch,
             rows,
+            phi_mode: Phi::All,
             slot_stride,
             config,
             plan: Default::default(),
@@ -183,6 +202,16 @@ impl VarState {
 
     pub fn shape(&self) -> SequenceShape {
         self.shape
+    }
+
+    /// Which tokens get a phi score from bindings made after this call (default [`Phi::All`]).
+    pub fn with_phi(mut self, phi: Phi) -> Self {
+        self.phi_mode = phi;
+        self
+    }
+
+    pub fn phi(&self) -> Phi {
+        self.phi_mode
     }
 
     /// Sequences in the batch (1 unless built with [`VarState::new_batch`]).
@@ -363,8 +392,12 @@ impl VarState {
             None => Storage::whole(&self.placeholder),
         };
         let range = self.range_buffer(0, self.batch * s.heads);
+        let pipeline = match self.phi_mode {
+            Phi::All => &kernels.sink,
+            Phi::SinksOnly => &kernels.sink_early,
+        };
         let dispatch = self.ctx.bind::<SinkScore>(
-            &kernels.sink,
+            pipeline,
             SinkScoreInputs {
                 cfg: self.config_binding(),
                 rng: range.as_entire_buffer_binding(),
@@ -422,7 +455,8 @@ impl VarState {
         &self.ctx
     }
 
-    /// phi per token, f32 [B, T], of the last layer encoded.
+    /// phi per token, f32 [B, T], of the last layer encoded ([`PHI_NOT_SCORED`] for tokens
+    /// [`Phi::SinksOnly`] ruled out early).
     pub fn phi_buffer(&self) -> &Buffer {
         &self.phi
     }

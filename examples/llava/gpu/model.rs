@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use visattn::wgpu::{self, Buffer, BufferUsages, CommandEncoder, ComputePass};
 use visattn::{
     AttentionInputs, AttentionOptions, Context, DecodeSession, DecodeShape, FusedAttention, FusedSettings, FusedShape, ImageSpan,
-    KernelSettings, LayerPlan, Rows, SequenceShape, SplitAttention, VarConfig, VarKernels, VarState, VisualTokens,
+    KernelSettings, LayerPlan, Phi, Rows, SequenceShape, SplitAttention, VarConfig, VarKernels, VarState, VisualTokens,
 };
 
 use super::elementwise::{Act, Elementwise, Op};
@@ -532,7 +532,9 @@ impl GpuModel {
             },
             Rows::MayChange,
         )
-        .map_err(gpu_err)?;
+        .map_err(gpu_err)?
+        // The host reads the classes, never phi: most tokens are ruled out early.
+        .with_phi(Phi::SinksOnly);
         state.prepare(&self.queue, &cfg, &visual, c.layers).map_err(gpu_err)?;
         let mut session = DecodeSession::new(
             &state,
