@@ -14,9 +14,11 @@
 //   3  storage, read    classes: array<u32>    [B, K], bit 0 = image token, bit 1 = sink
 //   4  storage, rw      selected: array<u32>   [B, H, Q], 1 = the row passes section 2
 //   5  storage, read    seqs: array<Seq>       [B], each sequence's left padding and image
-// The prelude (src/shaders.rs PRELUDE_ROWS_SCALAR: common.wgsl and load4 / class4 / scale4)
-// reads and scales groups of 4 keys; a vec4-array variant of it was measured on lavapipe and
-// gained nothing once it had to handle groups off 16-byte boundaries (README, Performance).
+// Two preludes give the group accessors load4 / class4 / scale4 (src/shaders.rs):
+// PRELUDE_ROWS_SCALAR over array<f32> (any K, any padding) and PRELUDE_ROWS_VEC4 over
+// array<vec4<f32>> (declaration var_rows.vec4.wgsl), one load and one store per group, for a
+// sequence whose K and first key are multiples of 4, so every group sits on 16 bytes; the host
+// records it when the prepared prompt allows (LayerBinding::record_rows).
 // A batch is B sequences left-padded to [B, H, Q, K] (as HF pads): sequence b's keys start at
 // seqs[b].key_offset and its rows at seqs[b].first_row; heads are counted over B x H, so a
 // binding's head range may cross sequences. Keys are visited in groups of 4 from the
@@ -103,10 +105,11 @@ fn main(
         let words = packed_pair(packed, j0);
         for (var g = 0u; g < KEYS; g += 4u) {
             let j = j0 + g;
-            if (j < end) {
-                // Keys past the row's end load as 0 of class 0: they add nothing.
+            // Keys past the row's end are of class 0; groups of only other keys add nothing
+            // and are not loaded (the rows' text before and after the image).
+            let c = classes4(packed, words, j0, j, class_base, end);
+            if (j < end && any(c != vec4<u32>(0u))) {
                 let a = load4(base + j, base + end);
-                let c = classes4(packed, words, j0, j, class_base, end);
                 let on_image = select(vec4<f32>(0.0), a, (c & vec4<u32>(CLASS_IMAGE)) != vec4<u32>(0u));
                 let is_sink = (c & vec4<u32>(CLASS_SINK)) != vec4<u32>(0u);
                 vis_mass += sum4(on_image);

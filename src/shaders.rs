@@ -41,6 +41,30 @@ fn scale4(i: u32, end: u32, f: vec4<f32>, mask: vec4<bool>) {
 "#
 );
 
+/// The row kernel's prelude over `array<vec4<f32>>` probabilities: one load (and one store) per
+/// group of 4 keys instead of four, which CPU-emulated adapters pay per invocation. Only for
+/// rows whose groups all sit on 16 bytes inside the row (K and every sequence's first key
+/// multiples of 4): the host picks it when they are.
+pub const PRELUDE_ROWS_VEC4: &str = concat!(
+    include_str!("../shaders/common.wgsl"),
+    r#"
+// var_rows over array<vec4<f32>> probs (K % 4 == 0, groups from a multiple of 4) and array<u32> classes.
+fn class_at(i: u32, end: u32) -> u32 {
+    return select(0u, classes[min(i, end - 1u)], i < end);
+}
+fn load4(i: u32, end: u32) -> vec4<f32> {
+    return probs[i / 4u];
+}
+fn class4(i: u32, end: u32) -> vec4<u32> {
+    return vec4<u32>(class_at(i, end), class_at(i + 1u, end), class_at(i + 2u, end), class_at(i + 3u, end));
+}
+fn scale4(i: u32, end: u32, f: vec4<f32>, mask: vec4<bool>) {
+    let v = probs[i / 4u];
+    probs[i / 4u] = select(v, v * f, mask);
+}
+"#
+);
+
 /// `shaders/attention_var.wgsl`: fused attention with VAR inside.
 pub const ATTENTION_VAR: &str = include_str!("../shaders/attention_var.wgsl");
 /// `shaders/attention_split.wgsl`: split-K blocks of decode attention with VAR's partial state.

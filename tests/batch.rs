@@ -198,3 +198,59 @@ fn head_chunks_may_cross_sequences() {
         same(&together[b], &alone(&big, &kb, &cfg, s, 3, Rows::All), &format!("chunked seq {b}"));
     }
 }
+
+#[test]
+fn a_padded_batch_of_one_equals_the_sequence_alone() {
+    // One sequence left-padded into 100 keys: its first key at 29 (off 16 bytes: the scalar row
+    // kernel) or 28 (the vec4 one); alone, 71 keys take the scalar kernel and 72 the vec4 one.
+    let g = support::gpu::gpu();
+    let mut rng = Rng::new(8);
+    let cfg = VarConfig {
+        tau: 6.0,
+        sink_dims: vec![5],
+        ..VarConfig::paper()
+    };
+    let mut changed = 0;
+    for (lanes, keys) in [(1, 16), (4, 4), (64, 8)] {
+        let k = VarKernels::new(
+            &g.ctx,
+            KernelSettings {
+                lanes_per_row: lanes,
+                keys_per_lane: keys,
+            },
+        )
+        .unwrap();
+        for tokens in [71, 72] {
+            let s = seq(&mut rng, tokens, tokens, &[ImageSpan::new(5, 40)], &[0, 12, 13]);
+            for rows in [Rows::All, Rows::MayChange] {
+                let shape = SequenceShape {
+                    tokens: 100,
+                    hidden: D,
+                    heads: H,
+                    queries: 100,
+                };
+                let mut r = HostSession::rows_batch(&g.ctx, &k, shape, 1, rows).unwrap();
+                let entry = BatchEntry {
+                    visual: &s.visual,
+                    queries: s.queries,
+                };
+                r.prepare_batch(&g.queue, &cfg, &[entry], 8).unwrap();
+                let input = SequenceInput {
+                    hidden: Some(&s.hidden),
+                    probs: &s.probs,
+                    queries: s.queries,
+                    keys: s.tokens,
+                };
+                let padded = r.run_batch_layer(&g.queue, 3, &[input]).unwrap();
+                let one = alone(&g, &k, &cfg, &s, 3, rows);
+                changed += one.probs.iter().zip(&s.probs).filter(|(a, b)| a != b).count();
+                same(
+                    &padded[0],
+                    &one,
+                    &format!("{tokens} keys in 100, lanes {lanes} keys {keys} {rows:?}"),
+                );
+            }
+        }
+    }
+    assert!(changed > 0, "VAR must change the padded layers");
+}

@@ -38,6 +38,9 @@ fn check_block(what: &str, m: &Module, ty: naga::Handle<naga::Type>, want: &Unif
 fn check_elem(what: &str, m: &Module, base: naga::Handle<naga::Type>, elem: &Elem) {
     match (&m.types[base].inner, elem) {
         (TypeInner::Scalar(s), Elem::F32) => assert_eq!((s.kind, s.width), (ScalarKind::Float, 4), "{what}"),
+        (TypeInner::Vector { size, scalar: s }, Elem::Vec4F32) => {
+            assert_eq!((*size, s.kind, s.width), (naga::VectorSize::Quad, ScalarKind::Float, 4), "{what}")
+        }
         (TypeInner::Scalar(s), Elem::F16) => assert_eq!((s.kind, s.width), (ScalarKind::Float, 2), "{what}"),
         (TypeInner::Scalar(s), Elem::U32) => assert_eq!((s.kind, s.width), (ScalarKind::Uint, 4), "{what}"),
         (TypeInner::Atomic(s), Elem::AtomicU32) => assert_eq!((s.kind, s.width), (ScalarKind::Uint, 4), "{what}"),

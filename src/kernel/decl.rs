@@ -29,6 +29,8 @@ pub enum Access {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Elem {
     F32,
+    /// `vec4<f32>`: four f32 a load, on 16-byte boundaries.
+    Vec4F32,
     /// `f16`: the kernel's WGSL starts with `enable f16;` (its prelude) and needs a device with
     /// `Features::SHADER_F16`.
     F16,
@@ -42,6 +44,7 @@ impl Elem {
     pub const fn bytes(&self) -> u64 {
         match self {
             Elem::F32 | Elem::U32 | Elem::AtomicU32 => 4,
+            Elem::Vec4F32 => 16,
             Elem::F16 => 2,
             Elem::Struct(l) => l.size,
         }
@@ -104,6 +107,7 @@ impl KernelDecl {
                     };
                     let elem = match elem {
                         Elem::F32 => "f32",
+                        Elem::Vec4F32 => "vec4<f32>",
                         Elem::F16 => "f16",
                         Elem::U32 => "u32",
                         Elem::AtomicU32 => "atomic<u32>",
@@ -286,6 +290,9 @@ macro_rules! __kernel_elem {
     };
     (f16) => {
         $crate::kernel::Elem::F16
+    };
+    (vec4_f32) => {
+        $crate::kernel::Elem::Vec4F32
     };
     (u32) => {
         $crate::kernel::Elem::U32

@@ -40,6 +40,22 @@ kernel! {
 }
 
 kernel! {
+    /// [`VarRows`] over `vec4<f32>` probabilities, for rows whose groups of 4 keys all sit on
+    /// 16 bytes (K and every sequence's first key multiples of 4).
+    pub struct VarRowsVec4, VarRowsVec4Inputs = "var_rows.vec4.wgsl", shaders::VAR_ROWS, prelude shaders::PRELUDE_ROWS_VEC4;
+    overrides ["LANES", "KEYS", "PACKED"];
+    per_workgroup WorkgroupOver("LANES");
+    {
+        cfg: uniform(ConfigUniform, dynamic),
+        rng: uniform(RangeUniform),
+        probs: storage(vec4_f32, read_write),
+        classes: storage(u32, read),
+        selected: storage(u32, read_write),
+        seqs: storage(SeqUniform, read),
+    }
+}
+
+kernel! {
     /// Fused attention with VAR inside (section 5); items: heads x blocks of 16 query rows.
     pub struct AttentionVar, AttentionVarInputs = "attention_var.wgsl", shaders::ATTENTION_VAR, prelude shaders::PRELUDE;
     overrides ["D", "VAR"];

@@ -25,6 +25,7 @@ pub const KERNELS: &[KernelDecl] = {
     &[
         <SinkScore as Kernel>::DECL,
         <VarRows as Kernel>::DECL,
+        <VarRowsVec4 as Kernel>::DECL,
         <AttentionVar as Kernel>::DECL,
         <AttentionSplit as Kernel>::DECL,
         <AttentionCombine as Kernel>::DECL,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::kernel::declarations::{SinkScore, VarRows};
+use crate::kernel::declarations::{SinkScore, VarRows, VarRowsVec4};
 use crate::kernel::{Context, Pipeline, WG};
 
 /// The compiled VAR kernels (sink scoring, row selection and redistribution) of one
@@ -19,6 +19,8 @@ pub struct VarKernels {
     /// The row kernel with the sequence's classes packed in workgroup memory (one sequence of
     /// at most [`MAX_PACKED_TOKENS`] keys).
     pub(crate) rows_packed: Arc<Pipeline>,
+    /// `rows_packed` over vec4 probabilities (K and the sequence's first key multiples of 4).
+    pub(crate) rows_vec4: Arc<Pipeline>,
 }
 
 /// The longest sequence the packed row kernel holds (8 KiB of workgroup memory, 2 bits a key).
@@ -142,6 +144,7 @@ impl VarKernels {
             sink_early: ctx.pipeline::<SinkScore>(&[lanes, ("EARLY", 1.0)])?,
             rows: ctx.pipeline::<VarRows>(&[lanes, keys, ("PACKED", 0.0)])?,
             rows_packed: ctx.pipeline::<VarRows>(&[lanes, keys, ("PACKED", 1.0)])?,
+            rows_vec4: ctx.pipeline::<VarRowsVec4>(&[lanes, keys, ("PACKED", 1.0)])?,
         })
     }
 

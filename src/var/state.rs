@@ -14,7 +14,7 @@ use super::kernels::VarKernels;
 use super::visual::VisualTokens;
 use super::{CLASS_IMAGE, CLASS_IMAGE_TILE, KEY_TILE, MAX_SINK_DIMS, VIS_EPS};
 use crate::error::{Error, Result};
-use crate::kernel::declarations::{SinkScore, SinkScoreInputs, VarRows, VarRowsInputs};
+use crate::kernel::declarations::{SinkScore, SinkScoreInputs, VarRows, VarRowsInputs, VarRowsVec4, VarRowsVec4Inputs};
 use crate::kernel::uniforms::{ConfigUniform, ROLES, RangeUniform, SeqUniform, SlotShape};
 use crate::kernel::{Context, Dispatch, Storage, UniformBlock};
 
@@ -88,9 +88,16 @@ pub(crate) struct Prepared {
     roles: Vec<LayerRole>,
     row_start: usize,
     slot_stride: u64,
+    /// Every sequence's first key is a multiple of 4 (the vec4 row kernel's groups align).
+    keys_aligned: bool,
 }
 
 type Plan = Arc<RwLock<Option<Prepared>>>;
+
+fn keys_aligned(plan: &Plan) -> bool {
+    let guard = plan.read().unwrap_or_else(|e| e.into_inner());
+    guard.as_ref().is_some_and(|p| p.keys_aligned)
+}
 
 fn role_of(plan: &Plan, layer: usize) -> Result<(LayerRole, u32, usize)> {
     let guard = plan.read().unwrap_or_else(|e| e.into_inner());
@@ -130,6 +137,9 @@ pub struct VarState {
 pub struct LayerBinding {
     sinks: SinkBinding,
     rows: Dispatch,
+    /// The row kernel over vec4 probabilities, where K is a multiple of 4; recorded instead
+    /// of `rows` when the prepared sequence's first key is one too.
+    rows_vec4: Option<Dispatch>,
     heads: usize,
     queries: usize,
 }
@@ -319,6 +329,7 @@ impl VarState {
             roles: (0..layers).map(|l| cfg.role(l, layers)).collect(),
             row_start,
             slot_stride: self.slot_stride,
+            keys_aligned: placements.iter().all(|p| p.key_offset % 4 == 0),
         });
         Ok(placements)
     }
@@ -361,21 +372,40 @@ impl VarState {
         let range = self.range_buffer(first_head, heads);
         // One sequence: its classes packed once per workgroup (a batch's rows may span two).
         let packed = self.batch == 1 && s.tokens <= crate::var::kernels::MAX_PACKED_TOKENS;
+        let elements = heads * s.queries * s.tokens;
         let rows = self.ctx.bind::<VarRows>(
             if packed { &kernels.rows_packed } else { &kernels.rows },
             VarRowsInputs {
                 cfg: self.config_binding(),
                 rng: range.as_entire_buffer_binding(),
-                probs: Storage::new(probs, heads * s.queries * s.tokens),
+                probs: Storage::new(probs.clone(), elements),
                 classes: Storage::whole(&self.classes),
                 selected: Storage::whole(&self.selected),
                 seqs: Storage::whole(&self.seqs),
             },
             0,
         )?;
+        // On CPU adapters every load costs per invocation: a vec4 one reads 4 keys for 1.
+        let rows_vec4 = if packed && s.tokens % 4 == 0 {
+            Some(self.ctx.bind::<VarRowsVec4>(
+                &kernels.rows_vec4,
+                VarRowsVec4Inputs {
+                    cfg: self.config_binding(),
+                    rng: range.as_entire_buffer_binding(),
+                    probs: Storage::new(probs, elements / 4),
+                    classes: Storage::whole(&self.classes),
+                    selected: Storage::whole(&self.selected),
+                    seqs: Storage::whole(&self.seqs),
+                },
+                0,
+            )?)
+        } else {
+            None
+        };
         Ok(LayerBinding {
             sinks,
             rows,
+            rows_vec4,
             heads,
             queries: s.queries,
         })
@@ -517,7 +547,11 @@ impl LayerBinding {
         if rows == 0 {
             return Ok(());
         }
-        self.rows.record_items(pass, &[offset], rows as u32);
+        let dispatch = match &self.rows_vec4 {
+            Some(vec4) if keys_aligned(&self.sinks.plan) => vec4,
+            _ => &self.rows,
+        };
+        dispatch.record_items(pass, &[offset], rows as u32);
         Ok(())
     }
 
