@@ -94,8 +94,7 @@ impl Context {
             }
         }
         let key: Key = (decl.file, overrides.iter().map(|&(n, v)| (n, v.to_bits())).collect());
-        let mut cache = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = cache.get(&key) {
+        if let Some(p) = self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return Ok(p.clone());
         }
         let per_workgroup = match decl.per_workgroup {
@@ -109,9 +108,11 @@ impl Context {
                 super::WG / v.max(1)
             }
         };
+        // Built outside the lock, so threads building different kernels compile in parallel;
+        // when two built the same one, the first in the cache stays.
         let p = Arc::new(build(&self.device, decl, overrides, per_workgroup));
-        cache.insert(key, p.clone());
-        Ok(p)
+        let mut cache = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(cache.entry(key).or_insert(p).clone())
     }
 
     /// Checks every input against `pipeline`'s declaration with the one size rule and builds the

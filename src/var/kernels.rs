@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::state::Phi;
 use crate::error::{Error, Result};
 use crate::kernel::declarations::{SinkScore, VarRows, VarRowsVec4};
 use crate::kernel::{Context, Pipeline, WG};
@@ -9,18 +10,12 @@ use crate::kernel::{Context, Pipeline, WG};
 /// The compiled VAR kernels (sink scoring, row selection and redistribution) of one
 /// [`Context`]. Pipelines depend only on kernel settings, never on tensor shapes (those travel
 /// in uniforms), so one `VarKernels` serves every sequence and every layer; cloning it is cheap.
+/// [`VarKernels::new`] builds every specialisation the bindings may pick (into the context's
+/// cache, which bindings read them from).
 #[derive(Debug, Clone)]
 pub struct VarKernels {
     pub(crate) settings: KernelSettings,
-    pub(crate) sink: Arc<Pipeline>,
-    /// Sink scoring that stops reading a token once it cannot be a sink ([`crate::Phi::SinksOnly`]).
-    pub(crate) sink_early: Arc<Pipeline>,
-    pub(crate) rows: Arc<Pipeline>,
-    /// The row kernel with the sequence's classes packed in workgroup memory (one sequence of
-    /// at most [`MAX_PACKED_TOKENS`] keys).
-    pub(crate) rows_packed: Arc<Pipeline>,
-    /// `rows_packed` over vec4 probabilities (K and the sequence's first key multiples of 4).
-    pub(crate) rows_vec4: Arc<Pipeline>,
+    ctx: Context,
 }
 
 /// The longest sequence the packed row kernel holds (8 KiB of workgroup memory, 2 bits a key).
@@ -135,17 +130,49 @@ impl VarKernels {
     /// the device refuses through its uncaptured-error handler; [`VarKernels::new_checked`]
     /// returns it as an [`Error`] instead.
     pub fn new(ctx: &Context, settings: KernelSettings) -> Result<Self> {
+        let kernels = Self::on_demand(ctx, settings)?;
+        kernels.sink(Phi::All)?;
+        kernels.sink(Phi::SinksOnly)?;
+        kernels.rows(false)?;
+        kernels.rows(true)?;
+        kernels.rows_vec4()?;
+        Ok(kernels)
+    }
+
+    /// Pipelines built at first use (the autotune probe compiles only what it records).
+    pub(crate) fn on_demand(ctx: &Context, settings: KernelSettings) -> Result<Self> {
         settings.validate()?;
-        let lanes = ("LANES", settings.lanes_per_row as f64);
-        let keys = ("KEYS", settings.keys_per_lane as f64);
         Ok(Self {
             settings,
-            sink: ctx.pipeline::<SinkScore>(&[lanes, ("EARLY", 0.0)])?,
-            sink_early: ctx.pipeline::<SinkScore>(&[lanes, ("EARLY", 1.0)])?,
-            rows: ctx.pipeline::<VarRows>(&[lanes, keys, ("PACKED", 0.0)])?,
-            rows_packed: ctx.pipeline::<VarRows>(&[lanes, keys, ("PACKED", 1.0)])?,
-            rows_vec4: ctx.pipeline::<VarRowsVec4>(&[lanes, keys, ("PACKED", 1.0)])?,
+            ctx: ctx.clone(),
         })
+    }
+
+    fn lanes(&self) -> (&'static str, f64) {
+        ("LANES", self.settings.lanes_per_row as f64)
+    }
+
+    fn keys(&self) -> (&'static str, f64) {
+        ("KEYS", self.settings.keys_per_lane as f64)
+    }
+
+    /// Sink scoring; [`Phi::SinksOnly`] stops reading tokens that cannot be sinks.
+    pub(crate) fn sink(&self, phi: Phi) -> Result<Arc<Pipeline>> {
+        let early = if phi == Phi::SinksOnly { 1.0 } else { 0.0 };
+        self.ctx.pipeline::<SinkScore>(&[self.lanes(), ("EARLY", early)])
+    }
+
+    /// The row kernel over f32 probabilities; `packed`: the sequence's classes packed in
+    /// workgroup memory (one sequence of at most [`MAX_PACKED_TOKENS`] keys).
+    pub(crate) fn rows(&self, packed: bool) -> Result<Arc<Pipeline>> {
+        self.ctx
+            .pipeline::<VarRows>(&[self.lanes(), self.keys(), ("PACKED", if packed { 1.0 } else { 0.0 })])
+    }
+
+    /// The packed row kernel over vec4 probabilities (K and the sequence's first key multiples
+    /// of 4).
+    pub(crate) fn rows_vec4(&self) -> Result<Arc<Pipeline>> {
+        self.ctx.pipeline::<VarRowsVec4>(&[self.lanes(), self.keys(), ("PACKED", 1.0)])
     }
 
     /// [`VarKernels::new`] inside a validation error scope.

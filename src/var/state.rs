@@ -374,7 +374,7 @@ impl VarState {
         let packed = self.batch == 1 && s.tokens <= crate::var::kernels::MAX_PACKED_TOKENS;
         let elements = heads * s.queries * s.tokens;
         let rows = self.ctx.bind::<VarRows>(
-            if packed { &kernels.rows_packed } else { &kernels.rows },
+            &kernels.rows(packed)?,
             VarRowsInputs {
                 cfg: self.config_binding(),
                 rng: range.as_entire_buffer_binding(),
@@ -388,7 +388,7 @@ impl VarState {
         // On CPU adapters every load costs per invocation: a vec4 one reads 4 keys for 1.
         let rows_vec4 = if packed && s.tokens % 4 == 0 {
             Some(self.ctx.bind::<VarRowsVec4>(
-                &kernels.rows_vec4,
+                &kernels.rows_vec4()?,
                 VarRowsVec4Inputs {
                     cfg: self.config_binding(),
                     rng: range.as_entire_buffer_binding(),
@@ -422,12 +422,8 @@ impl VarState {
             None => Storage::whole(&self.placeholder),
         };
         let range = self.range_buffer(0, self.batch * s.heads);
-        let pipeline = match self.phi_mode {
-            Phi::All => &kernels.sink,
-            Phi::SinksOnly => &kernels.sink_early,
-        };
         let dispatch = self.ctx.bind::<SinkScore>(
-            pipeline,
+            &kernels.sink(self.phi_mode)?,
             SinkScoreInputs {
                 cfg: self.config_binding(),
                 rng: range.as_entire_buffer_binding(),
