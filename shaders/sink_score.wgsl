@@ -30,8 +30,8 @@ override LANES: u32 = 64u;
 override EARLY: bool = false;
 // Values per token read before the first checkpoint; each later one reads 4x as many.
 const FIRST_CHECK: u32 = 64u;
-// Relative margin on the squared test: the checkpoint's lane sums are combined as the final
-// sum's are, but sqrt and division need not round monotonically on every adapter.
+// Relative margin on the test: the checkpoint's lane sums are combined as the final sum's
+// are, but sqrt and division need not round monotonically on every adapter.
 const EARLY_MARGIN: f32 = 1e-4;
 // phi of a token ruled out early (Rust PHI_NOT_SCORED): not a score, phi <= tau.
 const PHI_NOT_SCORED: f32 = -1.0;
@@ -66,7 +66,8 @@ fn main(
     }
 
     let base = local_token * cfg.hidden;
-    // A sink needs top^2 > tau^2 (sum_sq / D + 1e-6): the early test's left side.
+    // A sink needs top > tau sqrt(sum_sq / D + 1e-6): the early test's left side (not squared:
+    // tau and top squared underflow for tiny tau).
     var top = 0.0;
     if (EARLY && valid) {
         for (var i = 0u; i < cfg.n_sink_dims; i++) {
@@ -89,7 +90,7 @@ fn main(
             break;
         }
         let part = token_sum(lid, lane, sum_sq);
-        if (top * top <= cfg.tau * cfg.tau * (part / f32(cfg.hidden) + 1e-6) * (1.0 - EARLY_MARGIN)) {
+        if (top <= cfg.tau * sqrt(part / f32(cfg.hidden) + 1e-6) * (1.0 - EARLY_MARGIN)) {
             reading = false;
         }
         stop = select(stop * 4u, cfg.hidden, stop >= cfg.hidden / 4u);

@@ -108,7 +108,7 @@ fn main(
             // Keys past the row's end are of class 0; groups of only other keys add nothing
             // and are not loaded (the rows' text before and after the image).
             let c = classes4(packed, words, j0, j, class_base, end);
-            if (j < end && any(c != vec4<u32>(0u))) {
+            if (j < end && any((c & vec4<u32>(CLASS_IMAGE | CLASS_SINK)) != vec4<u32>(0u))) {
                 let a = load4(base + j, base + end);
                 let on_image = select(vec4<f32>(0.0), a, (c & vec4<u32>(CLASS_IMAGE)) != vec4<u32>(0u));
                 let is_sink = (c & vec4<u32>(CLASS_SINK)) != vec4<u32>(0u);

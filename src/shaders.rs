@@ -58,6 +58,7 @@ fn load4(i: u32, end: u32) -> vec4<f32> {
 fn class4(i: u32, end: u32) -> vec4<u32> {
     return vec4<u32>(class_at(i, end), class_at(i + 1u, end), class_at(i + 2u, end), class_at(i + 3u, end));
 }
+// Keys outside `mask` are written back as they were (one 16-byte store).
 fn scale4(i: u32, end: u32, f: vec4<f32>, mask: vec4<bool>) {
     let v = probs[i / 4u];
     probs[i / 4u] = select(v, v * f, mask);

@@ -339,8 +339,4 @@ fn autotune_measures_every_candidate_and_returns_the_fastest() {
     let again = visattn::KernelSettings::parse(&tuned.best.to_string()).unwrap();
     assert_eq!(again, tuned.best);
     VarKernels::new(&g.ctx, again).unwrap();
-    assert!(
-        tuned.probe_bytes > 2 << 20,
-        "a probe large enough that bandwidth, not dispatch, dominates"
-    );
 }

@@ -161,7 +161,12 @@ fn build(ctx: &Context, settings: KernelSettings) -> Result<()> {
 #[cfg(not(target_arch = "wasm32"))]
 fn build_all(ctx: &Context) -> Result<()> {
     std::thread::scope(|scope| {
-        let builds: Vec<_> = CANDIDATES.iter().map(|&s| scope.spawn(move || build(ctx, s))).collect();
+        // Error scopes belong to a thread: each worker opens its own, so a shader the device
+        // refuses comes back as an error, not to the uncaptured-error handler.
+        let builds: Vec<_> = CANDIDATES
+            .iter()
+            .map(|&s| scope.spawn(move || crate::error::scoped_blocking(ctx.device(), || build(ctx, s))?))
+            .collect();
         builds.into_iter().try_for_each(|b| {
             b.join()
                 .unwrap_or_else(|_| Err(Error::Gpu("autotune: a pipeline build panicked".into())))

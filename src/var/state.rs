@@ -385,8 +385,9 @@ impl VarState {
             },
             0,
         )?;
-        // On CPU adapters every load costs per invocation: a vec4 one reads 4 keys for 1.
-        let rows_vec4 = if packed && s.tokens % 4 == 0 {
+        // One load and one store per group of 4 keys, where every group sits on 16 bytes (the
+        // binding's offset too: some drivers align storage offsets to 4 only).
+        let rows_vec4 = if packed && s.tokens % 4 == 0 && probs.offset % 16 == 0 {
             Some(self.ctx.bind::<VarRowsVec4>(
                 &kernels.rows_vec4()?,
                 VarRowsVec4Inputs {
@@ -536,7 +537,8 @@ impl LayerBinding {
         &self.sinks
     }
 
-    /// Records the row kernel of `layer` over the binding's heads.
+    /// Records the row kernel of `layer` over the binding's heads, for the prompt prepared last
+    /// (its roles, first row and key alignment are read now: prepare before recording).
     pub fn record_rows(&self, pass: &mut ComputePass, layer: usize) -> Result<()> {
         let (_, offset, row_start) = role_of(&self.sinks.plan, layer)?;
         let rows = self.heads * (self.queries - row_start);
