@@ -338,7 +338,6 @@ fn bind_layer(k: &VarKernels, state: &VarState, s: &Shape, layer: &Layer) -> Vec
 /// checkpoint (64, 256, ... as in sink_score.wgsl) where the partial sum of squares rules it
 /// out, or all of them (f64 here; the kernel's margin makes the GPU read at least as much).
 fn early_read_fraction(cfg: &VarConfig, hidden: &[f32], dim: usize) -> f64 {
-    let tau2 = cfg.tau * cfg.tau;
     let mut read = 0usize;
     for x in hidden.chunks_exact(dim) {
         let top = cfg.sink_dims.iter().map(|&d| (x[d as usize] as f64).abs()).fold(0.0, f64::max);
@@ -347,7 +346,7 @@ fn early_read_fraction(cfg: &VarConfig, hidden: &[f32], dim: usize) -> f64 {
             let end = stop.min(dim);
             sum += x[at..end].iter().map(|&v| v as f64 * v as f64).sum::<f64>();
             at = end;
-            if end == dim || top * top <= tau2 * (sum / dim as f64 + 1e-6) * (1.0 - 1e-4) {
+            if end == dim || top <= cfg.tau * (sum / dim as f64 + 1e-6).sqrt() * (1.0 - 1e-4) {
                 break;
             }
             stop *= 4;
@@ -743,21 +742,7 @@ fn row_kernels(
     // What an engine binds: rows that may change, phi only where the classes need it.
     let engine = prefill_state(g, s, cfg, visual, Rows::MayChange).with_phi(Phi::SinksOnly);
     let (layer, p, h) = make_layer(g, k, &all, s, 3);
-    let fast_bindings: Vec<LayerBinding> = layer
-        .probs
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            let first = i * (s.heads / layer.probs.len().max(1));
-            fast.bind(
-                k,
-                Some(layer.hidden.as_entire_buffer_binding()),
-                b.as_entire_buffer_binding(),
-                first,
-            )
-            .unwrap()
-        })
-        .collect();
+    let fast_bindings = bind_layer(k, &fast, s, &layer);
 
     // Bytes as every row counts them: what the kernel must read plus what it must write.
     // Sink scoring reads [T, D] hidden states and the image mask, writes phi and classes; the
@@ -1118,9 +1103,9 @@ fn attention(
     });
     rep.line("unfused_attention_var", s.name, unfused, None, None);
     rep.summary(format!(
-            "attention {}: VAR costs {:+.1}% over the same fused kernel without it (median of paired runs); fused is {:.2}x the unfused GPU path",
-            s.name,
-            var_cost * 100.0,
-            unfused / seconds[1]
+        "attention {}: VAR costs {:+.1}% over the same fused kernel without it (median of paired runs); fused is {:.2}x the unfused GPU path",
+        s.name,
+        var_cost * 100.0,
+        unfused / seconds[1]
     ));
 }

@@ -5,8 +5,7 @@ mod support;
 
 use support::Rng;
 use visattn::{
-    BatchEntry, Convention, HostSession, ImageSpan, KernelSettings, LayerOutput, Rows, SequenceInput, SequenceShape, VarConfig, VarKernels,
-    VisualTokens,
+    BatchEntry, Convention, HostSession, ImageSpan, LayerOutput, Rows, SequenceInput, SequenceShape, VarConfig, VarKernels, VisualTokens,
 };
 
 const H: usize = 3;
@@ -122,14 +121,7 @@ fn a_batch_equals_each_sequence_alone() {
     // Keys per lane count from each sequence's first key, so padding of any width keeps the
     // order of every sum.
     for (lanes, keys) in [(4, 4), (64, 4), (2, 16)] {
-        let k = VarKernels::new(
-            &g.ctx,
-            KernelSettings {
-                lanes_per_row: lanes,
-                keys_per_lane: keys,
-            },
-        )
-        .unwrap();
+        let k = support::gpu::kernels(&g, lanes, keys);
         for convention in [Convention::Paper, Convention::Released] {
             let cfg = VarConfig {
                 tau: 6.0,
@@ -212,14 +204,7 @@ fn a_padded_batch_of_one_equals_the_sequence_alone() {
     };
     let mut changed = 0;
     for (lanes, keys) in [(1, 16), (4, 4), (64, 8)] {
-        let k = VarKernels::new(
-            &g.ctx,
-            KernelSettings {
-                lanes_per_row: lanes,
-                keys_per_lane: keys,
-            },
-        )
-        .unwrap();
+        let k = support::gpu::kernels(&g, lanes, keys);
         for tokens in [71, 72] {
             let s = seq(&mut rng, tokens, tokens, &[ImageSpan::new(5, 40)], &[0, 12, 13]);
             for rows in [Rows::All, Rows::MayChange] {

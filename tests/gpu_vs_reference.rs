@@ -319,14 +319,7 @@ fn random_odd_shapes_match_the_reference_in_both_conventions() {
     // token counts take the scalar kernel, multiples of 4 the vec4 one.
     for (n, case) in cases().into_iter().enumerate() {
         let (lanes, keys) = [(64, 4), (8, 4), (1, 4), (2, 8), (4, 16), (1, 16)][n % 6];
-        let k = VarKernels::new(
-            &g.ctx,
-            KernelSettings {
-                lanes_per_row: lanes,
-                keys_per_lane: keys,
-            },
-        )
-        .unwrap();
+        let k = support::gpu::kernels(&g, lanes, keys);
         for convention in [Convention::Paper, Convention::Released] {
             let i = make(&case, convention);
             let what = format!(
@@ -369,14 +362,7 @@ fn layer_roles_off_and_detect() {
 fn rows_may_change_mode_skips_only_rows_before_the_image() {
     let g = support::gpu::gpu();
     for (case, lanes, keys) in [(&cases()[3], 64, 4), (&cases()[7], 8, 8), (&cases()[2], 4, 16)] {
-        let k = VarKernels::new(
-            &g.ctx,
-            KernelSettings {
-                lanes_per_row: lanes,
-                keys_per_lane: keys,
-            },
-        )
-        .unwrap();
+        let k = support::gpu::kernels(&g, lanes, keys);
         let i = make(case, Convention::Paper);
         let all = run_gpu(&g, &k, &i, case.dim, LayerRole::Redistribute, Rows::All);
         let fast = run_gpu(&g, &k, &i, case.dim, LayerRole::Redistribute, Rows::MayChange);
@@ -399,14 +385,7 @@ fn edge(
     tweak: impl Fn(&mut Inputs),
 ) -> (Inputs, LayerOutput, Compared) {
     let g = support::gpu::gpu();
-    let k = VarKernels::new(
-        &g.ctx,
-        KernelSettings {
-            lanes_per_row: 8,
-            keys_per_lane: 4,
-        },
-    )
-    .unwrap();
+    let k = support::gpu::kernels(&g, 8, 4);
     let case = Case {
         tokens: 96,
         dim: 96,
@@ -523,14 +502,7 @@ fn phi_of_sinks_only_gives_the_classes_of_every_phi() {
     let g = support::gpu::gpu();
     let (mut skipped, mut scored, mut borderline) = (0, 0, 0);
     for (case, lanes) in cases().into_iter().flat_map(|c| [1, 4, 64].map(|l| (c.clone(), l))) {
-        let k = VarKernels::new(
-            &g.ctx,
-            KernelSettings {
-                lanes_per_row: lanes,
-                keys_per_lane: 4,
-            },
-        )
-        .unwrap();
+        let k = support::gpu::kernels(&g, lanes, 4);
         let mut i = make(&case, Convention::Paper);
         let d = case.dim;
         if d > 64 {

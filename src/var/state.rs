@@ -94,12 +94,16 @@ pub(crate) struct Prepared {
 
 type Plan = Arc<RwLock<Option<Prepared>>>;
 
-fn keys_aligned(plan: &Plan) -> bool {
-    let guard = plan.read().unwrap_or_else(|e| e.into_inner());
-    guard.as_ref().is_some_and(|p| p.keys_aligned)
+/// What recording `layer` needs from the plan prepared last, read under one lock.
+struct LayerPlanned {
+    role: LayerRole,
+    /// The dynamic offset of the role's config slot.
+    offset: u32,
+    row_start: usize,
+    keys_aligned: bool,
 }
 
-fn role_of(plan: &Plan, layer: usize) -> Result<(LayerRole, u32, usize)> {
+fn role_of(plan: &Plan, layer: usize) -> Result<LayerPlanned> {
     let guard = plan.read().unwrap_or_else(|e| e.into_inner());
     let p = guard.as_ref().ok_or_else(|| Error::Binding {
         name: "state",
@@ -109,7 +113,12 @@ fn role_of(plan: &Plan, layer: usize) -> Result<(LayerRole, u32, usize)> {
         layer,
         layers: p.roles.len(),
     })?;
-    Ok((role, (role as u64 * p.slot_stride) as u32, p.row_start))
+    Ok(LayerPlanned {
+        role,
+        offset: (role as u64 * p.slot_stride) as u32,
+        row_start: p.row_start,
+        keys_aligned: p.keys_aligned,
+    })
 }
 
 /// Per-sequence GPU state: the role-slot uniforms, the image mask, the sink dims, and the
@@ -467,7 +476,7 @@ impl VarState {
 
     /// What `layer` does under the prepared config.
     pub fn role(&self, layer: usize) -> Result<LayerRole> {
-        role_of(&self.plan, layer).map(|(role, _, _)| role)
+        role_of(&self.plan, layer).map(|p| p.role)
     }
 
     /// `dispatches` recording with this state's config slots (the attention bindings).
@@ -506,7 +515,7 @@ pub(crate) struct PlannedDispatch {
 
 impl PlannedDispatch {
     pub(crate) fn record(&self, pass: &mut ComputePass, layer: usize) -> Result<()> {
-        let (_, offset, _) = role_of(&self.plan, layer)?;
+        let offset = role_of(&self.plan, layer)?.offset;
         for d in &self.dispatches {
             d.record(pass, &[offset]);
         }
@@ -518,7 +527,7 @@ impl SinkBinding {
     /// Records sink scoring of `layer` (phi and classes for all tokens). Run it once per layer,
     /// before the row kernel or the attention that reads the classes.
     pub fn record(&self, pass: &mut ComputePass, layer: usize) -> Result<()> {
-        let (role, offset, _) = role_of(&self.plan, layer)?;
+        let LayerPlanned { role, offset, .. } = role_of(&self.plan, layer)?;
         if role != LayerRole::Off && !self.has_hidden {
             return Err(Error::Binding {
                 name: "hidden",
@@ -540,16 +549,16 @@ impl LayerBinding {
     /// Records the row kernel of `layer` over the binding's heads, for the prompt prepared last
     /// (its roles, first row and key alignment are read now: prepare before recording).
     pub fn record_rows(&self, pass: &mut ComputePass, layer: usize) -> Result<()> {
-        let (_, offset, row_start) = role_of(&self.sinks.plan, layer)?;
-        let rows = self.heads * (self.queries - row_start);
+        let planned = role_of(&self.sinks.plan, layer)?;
+        let rows = self.heads * (self.queries - planned.row_start);
         if rows == 0 {
             return Ok(());
         }
         let dispatch = match &self.rows_vec4 {
-            Some(vec4) if keys_aligned(&self.sinks.plan) => vec4,
+            Some(vec4) if planned.keys_aligned => vec4,
             _ => &self.rows,
         };
-        dispatch.record_items(pass, &[offset], rows as u32);
+        dispatch.record_items(pass, &[planned.offset], rows as u32);
         Ok(())
     }
 

@@ -13,3 +13,13 @@ pub fn gpu() -> Gpu {
 pub fn gpu_with_limits(limits: Option<wgpu::Limits>) -> Gpu {
     visattn::util::gpu_with(wgpu::Features::empty(), limits).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// The VAR kernels specialised on `lanes` lanes per row and `keys` keys per lane.
+#[allow(dead_code)]
+pub fn kernels(g: &Gpu, lanes: u32, keys: u32) -> visattn::VarKernels {
+    let settings = visattn::KernelSettings {
+        lanes_per_row: lanes,
+        keys_per_lane: keys,
+    };
+    visattn::VarKernels::new(&g.ctx, settings).unwrap_or_else(|e| panic!("{settings}: {e}"))
+}
