@@ -149,6 +149,40 @@ fn time_pass(g: &visattn::util::Gpu, timer: &Timer, record: &dyn Fn(&mut Compute
     }
 }
 
+/// Seconds what `record` puts in an encoder takes (its own passes, copies between them): GPU
+/// timestamps at the start of an empty pass before it and the end of one after it.
+fn time_encoder(g: &visattn::util::Gpu, timer: &Timer, record: &dyn Fn(&mut wgpu::CommandEncoder)) -> f64 {
+    let mut encoder = g.device.create_command_encoder(&Default::default());
+    let mark = |encoder: &mut wgpu::CommandEncoder, begin: bool| {
+        let timestamp_writes = timer.query.as_ref().map(|(q, _, _)| wgpu::ComputePassTimestampWrites {
+            query_set: q,
+            beginning_of_pass_write_index: begin.then_some(0),
+            end_of_pass_write_index: (!begin).then_some(1),
+        });
+        encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("bench mark"),
+            timestamp_writes,
+        });
+    };
+    mark(&mut encoder, true);
+    record(&mut encoder);
+    mark(&mut encoder, false);
+    if let Some((q, resolve, _)) = &timer.query {
+        encoder.resolve_query_set(q, 0..2, resolve, 0);
+    }
+    let start = Instant::now();
+    g.queue.submit([encoder.finish()]);
+    g.device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
+    let wall = start.elapsed().as_secs_f64();
+    match &timer.query {
+        None => wall,
+        Some((_, resolve, period)) => {
+            let ts: Vec<u64> = visattn::readback::read_vec(&g.device, &g.queue, resolve, 2).unwrap();
+            (ts[1].saturating_sub(ts[0])) as f64 * period * 1e-9
+        }
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -802,20 +836,22 @@ fn row_kernels(
         ("var_rows_all", &layer.bindings, s.heads * s.tokens),
         ("var_rows_may_change", &fast_bindings, rows_after),
     ] {
-        let run = |pass: &mut ComputePass| {
+        // encode: the rows staged in a texture where the settings say so.
+        let run = |encoder: &mut wgpu::CommandEncoder| {
             for b in bindings.iter() {
-                b.record_rows(pass, 3).unwrap();
+                b.encode_rows(encoder, 3).unwrap();
             }
         };
         let mut times = Vec::new();
         for i in 0..=repeats {
             restore(g, &[&layer]);
-            let t = time_pass(g, timer, &run);
+            let t = time_encoder(g, timer, &run);
             if i > 0 {
                 times.push(t);
             }
         }
         rep.line(name, s.name, median(times), Some(rows_moved(rows, changed)), Some(&probs_rates));
+
     }
 
     if s.name == "llava-1.5-7b" {
@@ -827,18 +863,18 @@ fn row_kernels(
         let every_phi: Vec<&[LayerBinding]> = layers.iter().map(|(l, _, _)| &l.bindings[..]).collect();
         let engine_refs: Vec<&[LayerBinding]> = engine_bindings.iter().map(|b| &b[..]).collect();
         let time_prefill = |bindings: &[&[LayerBinding]]| {
-            let run = |pass: &mut ComputePass| {
+            let run = |encoder: &mut wgpu::CommandEncoder| {
                 for (l, layer) in bindings.iter().enumerate() {
-                    layer[0].sinks().record(pass, l).unwrap();
-                    for b in layer.iter() {
-                        b.record_rows(pass, l).unwrap();
+                    layer[0].encode(encoder, l).unwrap();
+                    for b in &layer[1..] {
+                        b.encode_rows(encoder, l).unwrap();
                     }
                 }
             };
             let mut times = Vec::new();
             for i in 0..=repeats.min(3) {
                 restore(g, &refs);
-                let t = time_pass(g, timer, &run);
+                let t = time_encoder(g, timer, &run);
                 if i > 0 {
                     times.push(t);
                 }

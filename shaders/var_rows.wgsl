@@ -14,11 +14,14 @@
 //   3  storage, read    classes: array<u32>    [B, K], bit 0 = image token, bit 1 = sink
 //   4  storage, rw      selected: array<u32>   [B, H, Q], 1 = the row passes section 2
 //   5  storage, read    seqs: array<Seq>       [B], each sequence's left padding and image
-// Two preludes give the group accessors load4 / class4 / scale4 (src/shaders.rs):
-// PRELUDE_ROWS_SCALAR over array<f32> (any K, any padding) and PRELUDE_ROWS_VEC4 over
+//   6  texture_2d<f32>  staged                 (var_rows.staged.wgsl only) a copy of the rows
+// Three preludes give the group accessors begin_row / load4 / class4 / scale4 (src/shaders.rs):
+// PRELUDE_ROWS_SCALAR over array<f32> (any K, any padding); PRELUDE_ROWS_VEC4 over
 // array<vec4<f32>> (declaration var_rows.vec4.wgsl), one load and one store per group, for a
 // sequence whose K and first key are multiples of 4, so every group sits on 16 bytes; the host
-// records it when the prepared prompt allows (LayerBinding::record_rows).
+// records it when the prepared prompt allows (LayerBinding::record_rows); PRELUDE_ROWS_STAGED
+// (var_rows.staged.wgsl), the vec4 kernel loading from an rgba32float copy of the rows that
+// LayerBinding::encode makes first (CPU adapters fetch texels much faster than storage).
 // A batch is B sequences left-padded to [B, H, Q, K] (as HF pads): sequence b's keys start at
 // seqs[b].key_offset and its rows at seqs[b].first_row; heads are counted over B x H, so a
 // binding's head range may cross sequences. Keys are visited in groups of 4 from the
@@ -50,6 +53,9 @@ var<workgroup> visual_sink_seen: array<u32, WG>;
 override PACKED: bool = false;
 const PACKED_WORDS: u32 = 2048u;
 var<workgroup> packed_classes: array<u32, PACKED_WORDS>;
+// Packed: bit 0 set when a key of the sequence is an image token and a sink, found while
+// packing (every row reads every key of its sequence, so it is the same for all of them).
+var<workgroup> packed_visual_sink: atomic<u32>;
 
 @compute @workgroup_size(64)
 fn main(
@@ -71,6 +77,7 @@ fn main(
     let base = (head * cfg.queries + q) * cfg.tokens;
     let flag = batch_head * cfg.queries + q;
     let class_base = b * cfg.tokens;
+    begin_row(head, q, base);
     if (cfg.role == ROLE_OFF) {
         if (valid && lane == 0u) {
             selected[flag] = 0u;
@@ -88,6 +95,9 @@ fn main(
                 word |= c << (2u * e);
             }
             packed_classes[w] = word;
+            if ((word & (word >> 1u) & 0x55555555u) != 0u) {
+                atomicOr(&packed_visual_sink, 1u);
+            }
         }
         workgroupBarrier();
     }
@@ -107,20 +117,26 @@ fn main(
             let j = j0 + g;
             // Keys past the row's end are of class 0; groups of only other keys add nothing
             // and are not loaded (the rows' text before and after the image).
-            let c = classes4(packed, words, j0, j, class_base, end);
-            if (j < end && any((c & vec4<u32>(CLASS_IMAGE | CLASS_SINK)) != vec4<u32>(0u))) {
+            let bits = group_bits(packed, words, j0, j, class_base, end);
+            if (j < end && bits != 0u) {
                 let a = load4(base + j, base + end);
+                let c = (vec4<u32>(bits) >> vec4<u32>(0u, 2u, 4u, 6u)) & vec4<u32>(3u);
                 let on_image = select(vec4<f32>(0.0), a, (c & vec4<u32>(CLASS_IMAGE)) != vec4<u32>(0u));
                 let is_sink = (c & vec4<u32>(CLASS_SINK)) != vec4<u32>(0u);
                 vis_mass += sum4(on_image);
                 sink_mass += sum4(select(vec4<f32>(0.0), a, is_sink));
                 vis_sink_mass += sum4(select(vec4<f32>(0.0), on_image, is_sink));
                 vns_mass += sum4(select(on_image, vec4<f32>(0.0), is_sink));
-                // Bit 0: this key is an image token and a sink.
-                let both = c & (c >> vec4<u32>(1u));
-                seen |= both.x | both.y | both.z | both.w;
+                if (!packed) {
+                    // Bit 0: this key is an image token and a sink.
+                    let both = c & (c >> vec4<u32>(1u));
+                    seen |= both.x | both.y | both.z | both.w;
+                }
             }
         }
+    }
+    if (packed) {
+        seen = atomicLoad(&packed_visual_sink);
     }
     masses[lid] = vec4<f32>(vis_mass, vis_sink_mass, sink_mass, vns_mass);
     visual_sink_seen[lid] = seen;
@@ -153,15 +169,14 @@ fn main(
             let words = packed_pair(packed, j0);
             for (var g = 0u; g < KEYS; g += 4u) {
                 let j = j0 + g;
-                if (j < cfg.tokens) {
-                    let c = classes4(packed, words, j0, j, class_base, cfg.tokens);
+                let bits = group_bits(packed, words, j0, j, class_base, cfg.tokens);
+                // Other keys are not written.
+                if (j < cfg.tokens && bits != 0u) {
+                    let c = (vec4<u32>(bits) >> vec4<u32>(0u, 2u, 4u, 6u)) & vec4<u32>(3u);
                     let on_image = (c & vec4<u32>(CLASS_IMAGE)) != vec4<u32>(0u);
                     let is_sink = (c & vec4<u32>(CLASS_SINK)) != vec4<u32>(0u);
                     let f = select(select(vec4<f32>(1.0), vec4<f32>(gain), on_image), vec4<f32>(cfg.keep), is_sink);
-                    // Other keys are not written.
-                    if (any(on_image | is_sink)) {
-                        scale4(base + j, row_end, f, on_image | is_sink);
-                    }
+                    scale4(base + j, row_end, f, on_image | is_sink);
                 }
             }
         }
@@ -178,19 +193,25 @@ fn packed_pair(packed: bool, j0: u32) -> vec2<u32> {
     return vec2<u32>(packed_classes[w0], packed_classes[w1]);
 }
 
-// The classes (image, sink bits) of keys j .. j + 3 of a row, 0 at and past end: from the packed
-// words of the step that starts at j0, or from classes[] at class_base.
-fn classes4(packed: bool, words: vec2<u32>, j0: u32, j: u32, class_base: u32, end: u32) -> vec4<u32> {
+// The classes (image, sink bits) of keys j .. j + 3 of a row as 8 bits, key j's lowest, 0 for
+// keys at and past end: from the packed words of the step that starts at j0 (key j's word, and
+// words.y for keys of the group past it), or from classes[] at class_base.
+fn group_bits(packed: bool, words: vec2<u32>, j0: u32, j: u32, class_base: u32, end: u32) -> u32 {
     if (!packed) {
-        return class4(class_base + j, class_base + end);
+        let c = class4(class_base + j, class_base + end) & vec4<u32>(3u);
+        return c.x | (c.y << 2u) | (c.z << 4u) | (c.w << 6u);
     }
-    var c = vec4<u32>(0u);
-    for (var e = 0u; e < 4u; e++) {
-        let k = j + e;
-        let word = select(words.x, words.y, k / 16u != j0 / 16u);
-        c[e] = select(0u, (word >> (2u * (k % 16u))) & 3u, k < end);
+    // Straight-line: CPU adapters run both sides of a branch their lanes may not agree on.
+    // Groups on multiples of 4 (GROUPS_ALIGNED, from the prelude) never straddle a word or
+    // the row's end.
+    let shift = 2u * (j % 16u);
+    let low = select(words.x, words.y, j / 16u != j0 / 16u) >> shift;
+    if (GROUPS_ALIGNED) {
+        return select(0u, low & 0xFFu, j < end);
     }
-    return c;
+    let high = select(0u, words.y << ((32u - shift) & 31u), shift > 24u);
+    let left = min(end - min(j, end), 4u);
+    return (low | high) & ((1u << (2u * left)) - 1u);
 }
 
 // The 4 lanes summed in a fixed order.

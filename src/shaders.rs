@@ -19,6 +19,7 @@ pub const PRELUDE_ROWS_SCALAR: &str = concat!(
     include_str!("../shaders/common.wgsl"),
     r#"
 // var_rows over array<f32> probs and array<u32> classes (any K).
+const GROUPS_ALIGNED: bool = false;
 fn prob_at(i: u32, end: u32) -> f32 {
     return select(0.0, probs[min(i, end - 1u)], i < end);
 }
@@ -31,6 +32,7 @@ fn load4(i: u32, end: u32) -> vec4<f32> {
 fn class4(i: u32, end: u32) -> vec4<u32> {
     return vec4<u32>(class_at(i, end), class_at(i + 1u, end), class_at(i + 2u, end), class_at(i + 3u, end));
 }
+fn begin_row(head: u32, q: u32, base: u32) {}
 fn scale4(i: u32, end: u32, f: vec4<f32>, mask: vec4<bool>) {
     for (var e = 0u; e < 4u; e++) {
         if (mask[e] && i + e < end) {
@@ -49,6 +51,7 @@ pub const PRELUDE_ROWS_VEC4: &str = concat!(
     include_str!("../shaders/common.wgsl"),
     r#"
 // var_rows over array<vec4<f32>> probs (K % 4 == 0, groups from a multiple of 4) and array<u32> classes.
+const GROUPS_ALIGNED: bool = true;
 fn class_at(i: u32, end: u32) -> u32 {
     return select(0u, classes[min(i, end - 1u)], i < end);
 }
@@ -58,9 +61,54 @@ fn load4(i: u32, end: u32) -> vec4<f32> {
 fn class4(i: u32, end: u32) -> vec4<u32> {
     return vec4<u32>(class_at(i, end), class_at(i + 1u, end), class_at(i + 2u, end), class_at(i + 3u, end));
 }
+fn begin_row(head: u32, q: u32, base: u32) {}
 // Keys outside `mask` are written back as they were (one 16-byte store).
 fn scale4(i: u32, end: u32, f: vec4<f32>, mask: vec4<bool>) {
     let v = probs[i / 4u];
+    probs[i / 4u] = select(v, v * f, mask);
+}
+"#
+);
+
+/// The row kernel's prelude reading the probabilities from `staged`, an rgba32float copy of the
+/// rows it visits made just before the dispatch, and writing them to `array<vec4<f32>>` probs.
+/// lavapipe loads storage one SIMD lane at a time (a loop with a branch and a bounds check per
+/// float) but fetches texels as a vector gather, about 5x faster, and copies a buffer into a
+/// texture at memcpy speed. Same conditions as the vec4 prelude.
+pub const PRELUDE_ROWS_STAGED: &str = concat!(
+    include_str!("../shaders/common.wgsl"),
+    r#"
+// var_rows reading probs from the texture `staged` (K % 4 == 0, groups from a multiple of 4).
+// The texture holds each bound head's rows row_start.. as consecutive texels, 4 keys a texel,
+// STAGE_WIDTH texels a texture row, every head from a texture row of its own
+// (StagingLayout in src/var/staging.rs).
+const GROUPS_ALIGNED: bool = true;
+const STAGE_WIDTH: u32 = 4096u;
+var<private> stage_texel: u32;
+var<private> stage_base: u32;
+fn class_at(i: u32, end: u32) -> u32 {
+    return select(0u, classes[min(i, end - 1u)], i < end);
+}
+fn class4(i: u32, end: u32) -> vec4<u32> {
+    return vec4<u32>(class_at(i, end), class_at(i + 1u, end), class_at(i + 2u, end), class_at(i + 3u, end));
+}
+// The row that starts at element `base` is row q of the binding's head `head`.
+fn begin_row(head: u32, q: u32, base: u32) {
+    let texels = (cfg.queries - cfg.row_start) * (cfg.tokens / 4u);
+    let rows_per_head = (texels + STAGE_WIDTH - 1u) / STAGE_WIDTH;
+    stage_texel = head * rows_per_head * STAGE_WIDTH + (q - cfg.row_start) * (cfg.tokens / 4u);
+    stage_base = base;
+}
+fn staged_at(i: u32) -> vec4<f32> {
+    let t = stage_texel + (i - stage_base) / 4u;
+    return textureLoad(staged, vec2<u32>(t % STAGE_WIDTH, t / STAGE_WIDTH), 0);
+}
+fn load4(i: u32, end: u32) -> vec4<f32> {
+    return staged_at(i);
+}
+// Keys outside `mask` are written back as they were (one 16-byte store).
+fn scale4(i: u32, end: u32, f: vec4<f32>, mask: vec4<bool>) {
+    let v = staged_at(i);
     probs[i / 4u] = select(v, v * f, mask);
 }
 "#

@@ -242,7 +242,8 @@ fn bad_inputs_get_typed_errors() {
                 &g.ctx,
                 visattn::KernelSettings {
                     lanes_per_row: lanes,
-                    keys_per_lane: 4
+                    keys_per_lane: 4,
+                    stage_in_texture: false,
                 }
             ),
             Err(Error::Config {
@@ -257,7 +258,8 @@ fn bad_inputs_get_typed_errors() {
                 &g.ctx,
                 visattn::KernelSettings {
                     lanes_per_row: 4,
-                    keys_per_lane: keys
+                    keys_per_lane: keys,
+                    stage_in_texture: true,
                 }
             ),
             Err(Error::Config {
@@ -270,12 +272,18 @@ fn bad_inputs_get_typed_errors() {
     for s in [visattn::KernelSettings::default(), visattn::KernelSettings::for_adapter(&g.info)] {
         assert_eq!(visattn::KernelSettings::parse(&s.to_string()).unwrap(), s);
     }
+    let staged = visattn::KernelSettings::parse("lanes=1,keys=16,staging=texture").unwrap();
+    assert!(staged.stage_in_texture && staged.to_string() == "lanes=1,keys=16,staging=texture");
+    // The form before staging existed reads as no staging.
+    assert!(!visattn::KernelSettings::parse("lanes=4,keys=4").unwrap().stage_in_texture);
     for bad in [
         "",
         "lanes=4",
         "lanes=4,keys=3",
         "lanes=x,keys=1",
         "lanes=4,keys=1,rows=2",
+        "lanes=4,keys=4,staging=yes",
+        "lanes=4,keys=4,lanes=8",
         "lanes:4",
     ] {
         assert!(matches!(visattn::KernelSettings::parse(bad), Err(Error::Config { .. })), "{bad}");

@@ -317,13 +317,14 @@ fn random_odd_shapes_match_the_reference_in_both_conventions() {
     // Lanes-per-row and keys-per-lane specialisations: 64 x 4 (GPUs), 8 x 4 and 4 x 16 (CPU
     // adapters), 1 x 4, 2 x 8 and 1 x 16 (edge cases; groups that overrun odd row ends); odd
     // token counts take the scalar kernel, multiples of 4 the vec4 one.
-    for (n, case) in cases().into_iter().enumerate() {
+    // Each case also with its rows staged in a texture (where K is a multiple of 4).
+    for ((n, case), staged) in cases().into_iter().enumerate().flat_map(|c| [(c.clone(), false), (c, true)]) {
         let (lanes, keys) = [(64, 4), (8, 4), (1, 4), (2, 8), (4, 16), (1, 16)][n % 6];
-        let k = support::gpu::kernels(&g, lanes, keys);
+        let k = support::gpu::kernels_staged(&g, lanes, keys, staged);
         for convention in [Convention::Paper, Convention::Released] {
             let i = make(&case, convention);
             let what = format!(
-                "T={} D={} H={} Q={} {convention:?} lanes {lanes} keys {keys}",
+                "T={} D={} H={} Q={} {convention:?} lanes {lanes} keys {keys} staged {staged}",
                 case.tokens, case.dim, case.heads, case.queries
             );
             let out = run_gpu(&g, &k, &i, case.dim, LayerRole::Redistribute, Rows::All);
@@ -361,8 +362,14 @@ fn layer_roles_off_and_detect() {
 #[test]
 fn rows_may_change_mode_skips_only_rows_before_the_image() {
     let g = support::gpu::gpu();
-    for (case, lanes, keys) in [(&cases()[3], 64, 4), (&cases()[7], 8, 8), (&cases()[2], 4, 16)] {
-        let k = support::gpu::kernels(&g, lanes, keys);
+    for (case, lanes, keys, staged) in [
+        (&cases()[3], 64, 4, false),
+        (&cases()[7], 8, 8, false),
+        (&cases()[2], 4, 16, false),
+        (&cases()[7], 1, 16, true),
+        (&cases()[6], 4, 4, true),
+    ] {
+        let k = support::gpu::kernels_staged(&g, lanes, keys, staged);
         let i = make(case, Convention::Paper);
         let all = run_gpu(&g, &k, &i, case.dim, LayerRole::Redistribute, Rows::All);
         let fast = run_gpu(&g, &k, &i, case.dim, LayerRole::Redistribute, Rows::MayChange);
@@ -450,7 +457,6 @@ fn layer_over_the_binding_limit_goes_through_in_chunks() {
         ..Default::default()
     };
     let g = support::gpu::gpu_with_limits(Some(limits));
-    let k = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
     let case = Case {
         tokens: 96,
         dim: 96,
@@ -462,12 +468,16 @@ fn layer_over_the_binding_limit_goes_through_in_chunks() {
         seed: 12,
     };
     let i = make(&case, Convention::Paper);
-    let mut r = HostSession::rows(&g.ctx, &k, seq(&i, case.dim), Rows::All).unwrap();
-    assert!(r.chunks() > 1, "the layer must be split");
-    r.prepare(&g.queue, &i.cfg, &i.visual, 8).unwrap();
-    let out = r.run_layer(&g.queue, 3, Some(&i.hidden), &i.probs).unwrap();
-    let c = compare(&i, case.dim, LayerRole::Redistribute, &out, "chunked");
-    assert!(c.changed > 0);
+    // Each chunk staged too: the chunks share the state's staging texture.
+    for settings in [KernelSettings::default(), KernelSettings::parse("lanes=4,keys=16,staging=texture").unwrap()] {
+        let k = VarKernels::new(&g.ctx, settings).unwrap();
+        let mut r = HostSession::rows(&g.ctx, &k, seq(&i, case.dim), Rows::All).unwrap();
+        assert!(r.chunks() > 1, "the layer must be split");
+        r.prepare(&g.queue, &i.cfg, &i.visual, 8).unwrap();
+        let out = r.run_layer(&g.queue, 3, Some(&i.hidden), &i.probs).unwrap();
+        let c = compare(&i, case.dim, LayerRole::Redistribute, &out, &format!("chunked {settings}"));
+        assert!(c.changed > 0);
+    }
 }
 
 /// phi and classes of one detecting layer through the embed API, with `phi` scoring.

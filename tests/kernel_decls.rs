@@ -81,6 +81,14 @@ fn every_declaration_matches_its_shader() {
                         other => panic!("{what}: expected a runtime-sized array, got {other:?}"),
                     }
                 }
+                (AddressSpace::Handle, BindingKind::Texture) => match &m.types[g.ty].inner {
+                    TypeInner::Image {
+                        dim: naga::ImageDimension::D2,
+                        arrayed: false,
+                        class: naga::ImageClass::Sampled { kind: ScalarKind::Float, multi: false },
+                    } => {}
+                    other => panic!("{what}: declared texture_2d<f32>, the shader has {other:?}"),
+                },
                 (space, kind) => panic!("{what}: declared {kind:?}, the shader has {space:?}"),
             }
         }

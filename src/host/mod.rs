@@ -327,13 +327,14 @@ impl HostSession {
             encoder.clear_buffer(self.state.selected_buffer(), 0, None);
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("visattn layer"),
+                    label: Some("visattn sinks"),
                     timestamp_writes: None,
                 });
                 chunks[0].binding.sinks().record(&mut pass, layer)?;
-                for c in chunks {
-                    c.binding.record_rows(&mut pass, layer)?;
-                }
+            }
+            // Into the encoder: chunks whose settings stage their rows copy them first.
+            for c in chunks {
+                c.binding.encode_rows(&mut encoder, layer)?;
             }
             queue.submit([encoder.finish()]);
             Ok(())

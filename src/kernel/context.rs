@@ -125,13 +125,16 @@ impl Context {
         let mut entries = Vec::with_capacity(args.len());
         for (i, (arg, b)) in args.into_iter().zip(decl.bindings).enumerate() {
             let resource = match (arg, b.kind) {
-                (Arg::Uniform(u), BindingKind::Uniform { .. }) => u,
-                (Arg::Storage(s), BindingKind::Storage { elem, .. }) => self.check(b.name, &s, elem.bytes())?,
+                (Arg::Uniform(u), BindingKind::Uniform { .. }) => wgpu::BindingResource::Buffer(u),
+                (Arg::Storage(s), BindingKind::Storage { elem, .. }) => {
+                    wgpu::BindingResource::Buffer(self.check(b.name, &s, elem.bytes())?)
+                }
+                (Arg::Texture(view), BindingKind::Texture) => wgpu::BindingResource::TextureView(view),
                 _ => unreachable!("the kernel! macro pairs each field with its declared kind"),
             };
             entries.push(wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource: wgpu::BindingResource::Buffer(resource),
+                resource,
             });
         }
         let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -232,24 +235,30 @@ fn build(device: &Device, decl: KernelDecl, overrides: &[(&str, f64)], per_workg
         .iter()
         .enumerate()
         .map(|(i, b)| {
-            let (ty, min, dynamic) = match b.kind {
-                BindingKind::Uniform { block, dynamic } => (wgpu::BufferBindingType::Uniform, block.size, dynamic),
-                BindingKind::Storage { elem, access } => (
+            let buffer = |ty, min, dynamic| wgpu::BindingType::Buffer {
+                ty,
+                has_dynamic_offset: dynamic,
+                min_binding_size: NonZeroU64::new(min),
+            };
+            let ty = match b.kind {
+                BindingKind::Uniform { block, dynamic } => buffer(wgpu::BufferBindingType::Uniform, block.size, dynamic),
+                BindingKind::Storage { elem, access } => buffer(
                     wgpu::BufferBindingType::Storage {
                         read_only: access == Access::Read,
                     },
                     elem.bytes(),
                     false,
                 ),
+                BindingKind::Texture => wgpu::BindingType::Texture {
+                    sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                    view_dimension: wgpu::TextureViewDimension::D2,
+                    multisampled: false,
+                },
             };
             wgpu::BindGroupLayoutEntry {
                 binding: i as u32,
                 visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty,
-                    has_dynamic_offset: dynamic,
-                    min_binding_size: NonZeroU64::new(min),
-                },
+                ty,
                 count: None,
             }
         })

@@ -58,6 +58,9 @@ pub enum BindingKind {
     Uniform { block: UniformLayout, dynamic: bool },
     /// `var<storage>` of an array of `elem`.
     Storage { elem: Elem, access: Access },
+    /// `texture_2d<f32>` read with `textureLoad` (unfilterable: rgba32float is): a copy of a
+    /// storage range the kernel reads faster than the range itself on some adapters.
+    Texture,
 }
 
 /// A binding: `@binding(i)` is the i-th of [`KernelDecl::bindings`], named as the WGSL `var`.
@@ -115,6 +118,10 @@ impl KernelDecl {
                     };
                     (format!("storage, {access}"), format!("array<{elem}>"))
                 }
+                BindingKind::Texture => {
+                    out.push_str(&format!("@group(0) @binding({i}) var {}: texture_2d<f32>;\n", b.name));
+                    continue;
+                }
             };
             out.push_str(&format!("@group(0) @binding({i}) var<{space}> {}: {ty};\n", b.name));
         }
@@ -144,6 +151,7 @@ pub trait Inputs<'a> {
 pub enum Arg<'a> {
     Uniform(wgpu::BufferBinding<'a>),
     Storage(Storage<'a>),
+    Texture(&'a wgpu::TextureView),
 }
 
 /// A storage range and the elements the kernel will touch in it: the one size rule is that the
@@ -195,7 +203,8 @@ macro_rules! uniform_block {
 
 /// One declaration per kernel: a marker type implementing [`Kernel`] and its inputs struct with
 /// one named field per binding, in `@binding` order. Field kinds:
-/// `uniform(Block)`, `uniform(Block, dynamic)`, `storage(f32 | f16 | u32 | atomic_u32 | Block, read | read_write)`.
+/// `uniform(Block)`, `uniform(Block, dynamic)`, `storage(f32 | f16 | u32 | atomic_u32 | Block, read | read_write)`,
+/// `texture()` (a `texture_2d<f32>`, bound as a `&TextureView`).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! kernel {
@@ -240,6 +249,7 @@ macro_rules! kernel {
 macro_rules! __kernel_field_ty {
     ($lt:lifetime; uniform) => { $crate::wgpu::BufferBinding<$lt> };
     ($lt:lifetime; storage) => { $crate::kernel::Storage<$lt> };
+    ($lt:lifetime; texture) => { &$lt $crate::wgpu::TextureView };
 }
 
 #[macro_export]
@@ -250,6 +260,9 @@ macro_rules! __kernel_arg {
     };
     (storage; $e:expr) => {
         $crate::kernel::Arg::Storage($e)
+    };
+    (texture; $e:expr) => {
+        $crate::kernel::Arg::Texture($e)
     };
 }
 
@@ -269,6 +282,12 @@ macro_rules! __kernel_binding {
                 block: <$block as $crate::kernel::UniformBlock>::LAYOUT,
                 dynamic: $dynamic,
             },
+        }
+    };
+    ($field:ident; texture()) => {
+        $crate::kernel::BindingDecl {
+            name: stringify!($field),
+            kind: $crate::kernel::BindingKind::Texture,
         }
     };
     ($field:ident; storage($elem:tt, $access:ident)) => {

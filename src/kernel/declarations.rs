@@ -56,6 +56,23 @@ kernel! {
 }
 
 kernel! {
+    /// [`VarRowsVec4`] loading the probabilities from `staged`, an rgba32float texture copy of
+    /// the rows it visits (LayerBinding::encode copies them first); stores go to `probs`.
+    pub struct VarRowsStaged, VarRowsStagedInputs = "var_rows.staged.wgsl", shaders::VAR_ROWS, prelude shaders::PRELUDE_ROWS_STAGED;
+    overrides ["LANES", "KEYS", "PACKED"];
+    per_workgroup WorkgroupOver("LANES");
+    {
+        cfg: uniform(ConfigUniform, dynamic),
+        rng: uniform(RangeUniform),
+        probs: storage(vec4_f32, read_write),
+        classes: storage(u32, read),
+        selected: storage(u32, read_write),
+        seqs: storage(SeqUniform, read),
+        staged: texture(),
+    }
+}
+
+kernel! {
     /// Fused attention with VAR inside (section 5); items: heads x blocks of 16 query rows.
     pub struct AttentionVar, AttentionVarInputs = "attention_var.wgsl", shaders::ATTENTION_VAR, prelude shaders::PRELUDE;
     overrides ["D", "VAR"];

@@ -26,6 +26,7 @@ pub const KERNELS: &[KernelDecl] = {
         <SinkScore as Kernel>::DECL,
         <VarRows as Kernel>::DECL,
         <VarRowsVec4 as Kernel>::DECL,
+        <VarRowsStaged as Kernel>::DECL,
         <AttentionVar as Kernel>::DECL,
         <AttentionSplit as Kernel>::DECL,
         <AttentionCombine as Kernel>::DECL,

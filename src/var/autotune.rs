@@ -15,15 +15,28 @@ use super::visual::{ImageSpan, VisualTokens};
 use crate::error::{Error, Result};
 use crate::kernel::Context;
 
-/// The candidates: lanes per row from one to a workgroup, 4 to 16 keys per lane.
-pub const CANDIDATES: [KernelSettings; 6] = {
-    const fn s(lanes_per_row: u32, keys_per_lane: u32) -> KernelSettings {
+/// The candidates: lanes per row from one to a workgroup, 4 to 16 keys per lane, loading the
+/// rows from the caller's buffer or from a texture copy of them.
+pub const CANDIDATES: [KernelSettings; 10] = {
+    const fn s(lanes_per_row: u32, keys_per_lane: u32, stage_in_texture: bool) -> KernelSettings {
         KernelSettings {
             lanes_per_row,
             keys_per_lane,
+            stage_in_texture,
         }
     }
-    [s(1, 4), s(1, 16), s(4, 4), s(4, 16), s(16, 4), s(64, 4)]
+    [
+        s(1, 4, false),
+        s(1, 16, false),
+        s(4, 4, false),
+        s(4, 16, false),
+        s(16, 4, false),
+        s(64, 4, false),
+        s(1, 4, true),
+        s(1, 16, true),
+        s(4, 16, true),
+        s(64, 4, true),
+    ]
 };
 
 /// What the probe measured.
@@ -91,7 +104,7 @@ impl KernelSettings {
                 *p = if j == 0 { 0.3 } else { 0.7 / n };
             }
         }
-        let usage = BufferUsages::STORAGE | BufferUsages::COPY_DST;
+        let usage = BufferUsages::STORAGE | BufferUsages::COPY_DST | BufferUsages::COPY_SRC;
         let upload = |data: &[f32]| {
             device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("autotune probe"),
@@ -113,7 +126,7 @@ impl KernelSettings {
             let run = || -> Result<f64> {
                 let t0 = Instant::now();
                 let mut encoder = device.create_command_encoder(&Default::default());
-                binding.record(&mut encoder.begin_compute_pass(&Default::default()), 3)?;
+                binding.encode(&mut encoder, 3)?;
                 queue.submit([encoder.finish()]);
                 device
                     .poll(wgpu::PollType::wait_indefinitely())
@@ -153,6 +166,9 @@ fn build(ctx: &Context, settings: KernelSettings) -> Result<()> {
     kernels.sink(Phi::All)?;
     kernels.rows(true)?;
     kernels.rows_vec4()?;
+    if settings.stage_in_texture {
+        kernels.rows_staged()?;
+    }
     Ok(())
 }
 

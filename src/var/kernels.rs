@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::state::Phi;
 use crate::error::{Error, Result};
-use crate::kernel::declarations::{SinkScore, VarRows, VarRowsVec4};
+use crate::kernel::declarations::{SinkScore, VarRows, VarRowsStaged, VarRowsVec4};
 use crate::kernel::{Context, Pipeline, WG};
 
 /// The compiled VAR kernels (sink scoring, row selection and redistribution) of one
@@ -24,7 +24,8 @@ pub const MAX_PACKED_TOKENS: usize = 16 * 2048;
 /// The kernel settings pipelines are specialised on (WGSL `override` constants). Shapes never
 /// are: they travel in uniforms. [`KernelSettings::autotune`] measures the fastest on the
 /// adapter at hand; [`KernelSettings::for_adapter`] is the no-probe default. `to_string` /
-/// `parse` give a cache key's text form (`lanes=4,keys=4`), so a host measures once per adapter.
+/// `parse` give a cache key's text form (`lanes=4,keys=4,staging=none`), so a host measures once
+/// per adapter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KernelSettings {
     /// Invocations per row of the row kernel and per token of the sink kernel (a power of two,
@@ -34,6 +35,12 @@ pub struct KernelSettings {
     /// Consecutive keys one row-kernel lane takes per step, in groups of 4 (4, 8 or 16): more
     /// work per loop trip, which CPU-emulated adapters pay for per invocation.
     pub keys_per_lane: u32,
+    /// Copy the rows the row kernel reads into an rgba32float texture first and load them from
+    /// there ([`LayerBinding::encode`](crate::LayerBinding::encode) records the copy; `record`
+    /// into a pass cannot, and reads the buffer). CPU adapters fetch texels about 5x faster than
+    /// they load storage (lavapipe: one lane at a time, a branch and a bounds check per float);
+    /// on GPUs the copy is work the kernel did not need.
+    pub stage_in_texture: bool,
 }
 
 impl Default for KernelSettings {
@@ -41,6 +48,7 @@ impl Default for KernelSettings {
         Self {
             lanes_per_row: WG,
             keys_per_lane: 4,
+            stage_in_texture: false,
         }
     }
 }
@@ -51,13 +59,15 @@ const CPU_KEYS: u32 = 4;
 pub const MAX_KEYS_PER_LANE: u32 = 16;
 
 impl KernelSettings {
-    /// What suits an adapter without measuring: few lanes and more keys each on CPU adapters,
-    /// 64 lanes of 4 keys elsewhere. [`KernelSettings::autotune`] measures instead.
+    /// What suits an adapter without measuring: few lanes and more keys each, the rows staged in
+    /// a texture, on CPU adapters; 64 lanes of 4 keys elsewhere. [`KernelSettings::autotune`]
+    /// measures instead.
     pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
         match info.device_type {
             wgpu::DeviceType::Cpu => Self {
                 lanes_per_row: CPU_LANES,
                 keys_per_lane: CPU_KEYS,
+                stage_in_texture: true,
             },
             _ => Self::default(),
         }
@@ -86,26 +96,44 @@ impl KernelSettings {
         WG / self.lanes_per_row
     }
 
-    /// The text form `to_string` writes (`lanes=4,keys=4`), checked.
+    /// The text form `to_string` writes (`lanes=4,keys=4,staging=none`), checked; `staging=`
+    /// may be left out (none: the form before it existed).
     pub fn parse(text: &str) -> Result<Self> {
         let bad = |reason: String| Error::Config {
             field: "kernel settings",
             value: text.to_string(),
             reason,
         };
-        let (mut lanes, mut keys) = (None, None);
+        let (mut lanes, mut keys, mut staging) = (None, None, None);
         for part in text.split(',') {
             let (key, value) = part.split_once('=').ok_or_else(|| bad(format!("'{part}' is not key=value")))?;
-            let value: u32 = value.trim().parse().map_err(|_| bad(format!("'{value}' is not a number")))?;
-            match key.trim() {
-                "lanes" => lanes = Some(value),
-                "keys" => keys = Some(value),
-                other => return Err(bad(format!("unknown setting '{other}' (lanes, keys)"))),
+            let (key, value) = (key.trim(), value.trim());
+            let number = || value.parse::<u32>().map_err(|_| bad(format!("'{value}' is not a number")));
+            let once = |seen: bool| if seen { Err(bad(format!("{key}= given twice"))) } else { Ok(()) };
+            match key {
+                "lanes" => {
+                    once(lanes.is_some())?;
+                    lanes = Some(number()?)
+                }
+                "keys" => {
+                    once(keys.is_some())?;
+                    keys = Some(number()?)
+                }
+                "staging" => {
+                    once(staging.is_some())?;
+                    staging = Some(match value {
+                        "texture" => true,
+                        "none" => false,
+                        other => return Err(bad(format!("staging '{other}' is not texture or none"))),
+                    })
+                }
+                other => return Err(bad(format!("unknown setting '{other}' (lanes, keys, staging)"))),
             }
         }
         let settings = Self {
             lanes_per_row: lanes.ok_or_else(|| bad("no lanes=".into()))?,
             keys_per_lane: keys.ok_or_else(|| bad("no keys=".into()))?,
+            stage_in_texture: staging.unwrap_or(false),
         };
         settings.validate()?;
         Ok(settings)
@@ -114,7 +142,8 @@ impl KernelSettings {
 
 impl std::fmt::Display for KernelSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "lanes={},keys={}", self.lanes_per_row, self.keys_per_lane)
+        let staging = if self.stage_in_texture { "texture" } else { "none" };
+        write!(f, "lanes={},keys={},staging={staging}", self.lanes_per_row, self.keys_per_lane)
     }
 }
 
@@ -136,6 +165,9 @@ impl VarKernels {
         kernels.rows(false)?;
         kernels.rows(true)?;
         kernels.rows_vec4()?;
+        if settings.stage_in_texture {
+            kernels.rows_staged()?;
+        }
         Ok(kernels)
     }
 
@@ -173,6 +205,11 @@ impl VarKernels {
     /// of 4).
     pub(crate) fn rows_vec4(&self) -> Result<Arc<Pipeline>> {
         self.ctx.pipeline::<VarRowsVec4>(&[self.lanes(), self.keys(), ("PACKED", 1.0)])
+    }
+
+    /// The packed vec4 row kernel loading from a texture copy of the rows.
+    pub(crate) fn rows_staged(&self) -> Result<Arc<Pipeline>> {
+        self.ctx.pipeline::<VarRowsStaged>(&[self.lanes(), self.keys(), ("PACKED", 1.0)])
     }
 
     /// [`VarKernels::new`] inside a validation error scope.

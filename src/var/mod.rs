@@ -10,6 +10,8 @@ pub mod discover;
 pub(crate) mod kernels;
 pub mod reference;
 #[cfg(feature = "gpu")]
+pub(crate) mod staging;
+#[cfg(feature = "gpu")]
 pub(crate) mod state;
 pub mod visual;
 

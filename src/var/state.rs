@@ -3,18 +3,22 @@
 //! The embed pattern: a [`Context`] and [`VarKernels`] once per device, [`VarState::new`] once
 //! per sequence shape, [`VarState::prepare`] once per prompt (config, image spans),
 //! [`VarState::bind`] once per set of caller buffers, then [`LayerBinding::record`] per layer into
-//! the caller's compute pass: the binding carries what it needs.
+//! the caller's compute pass (or [`LayerBinding::encode`] into its encoder, which may stage the
+//! rows in a texture first): the binding carries what it needs.
 
 use std::sync::{Arc, RwLock};
 
-use wgpu::{Buffer, BufferBinding, BufferUsages, ComputePass, Queue};
+use wgpu::{Buffer, BufferBinding, BufferUsages, CommandEncoder, ComputePass, Queue};
 
 use super::config::{LayerRole, VarConfig};
 use super::kernels::VarKernels;
+use super::staging::{STAGE_WIDTH, StagingLayout, StagingTextures};
 use super::visual::VisualTokens;
 use super::{CLASS_IMAGE, CLASS_IMAGE_TILE, KEY_TILE, MAX_SINK_DIMS, VIS_EPS};
 use crate::error::{Error, Result};
-use crate::kernel::declarations::{SinkScore, SinkScoreInputs, VarRows, VarRowsInputs, VarRowsVec4, VarRowsVec4Inputs};
+use crate::kernel::declarations::{
+    SinkScore, SinkScoreInputs, VarRows, VarRowsInputs, VarRowsStaged, VarRowsStagedInputs, VarRowsVec4, VarRowsVec4Inputs,
+};
 use crate::kernel::uniforms::{ConfigUniform, ROLES, RangeUniform, SeqUniform, SlotShape};
 use crate::kernel::{Context, Dispatch, Storage, UniformBlock};
 
@@ -139,6 +143,7 @@ pub struct VarState {
     selected: Buffer,
     placeholder: Buffer,
     plan: Plan,
+    staging: StagingTextures,
 }
 
 /// Bind groups for one set of caller buffers: the hidden states of a layer (optional for layers
@@ -149,8 +154,20 @@ pub struct LayerBinding {
     /// The row kernel over vec4 probabilities, where K is a multiple of 4; recorded instead
     /// of `rows` when the prepared sequence's first key is one too.
     rows_vec4: Option<Dispatch>,
+    /// The vec4 row kernel reading a texture copy of the rows, where the settings stage them
+    /// and the caller's buffer can be copied from; recorded by [`LayerBinding::encode`].
+    staged: Option<Staged>,
     heads: usize,
     queries: usize,
+}
+
+/// The staged row kernel's bind group and what its copy needs.
+struct Staged {
+    dispatch: Dispatch,
+    texture: wgpu::Texture,
+    buffer: Buffer,
+    offset: u64,
+    layout: StagingLayout,
 }
 
 /// The sink kernel's bind group: the caller's hidden states and the state's outputs.
@@ -216,6 +233,7 @@ impl VarState {
             slot_stride,
             config,
             plan: Default::default(),
+            staging: Default::default(),
         })
     }
 
@@ -396,13 +414,14 @@ impl VarState {
         )?;
         // One load and one store per group of 4 keys, where every group sits on 16 bytes (the
         // binding's offset too: some drivers align storage offsets to 4 only).
-        let rows_vec4 = if packed && s.tokens % 4 == 0 && probs.offset % 16 == 0 {
+        let vec4 = packed && s.tokens % 4 == 0 && probs.offset % 16 == 0;
+        let rows_vec4 = if vec4 {
             Some(self.ctx.bind::<VarRowsVec4>(
                 &kernels.rows_vec4()?,
                 VarRowsVec4Inputs {
                     cfg: self.config_binding(),
                     rng: range.as_entire_buffer_binding(),
-                    probs: Storage::new(probs, elements / 4),
+                    probs: Storage::new(probs.clone(), elements / 4),
                     classes: Storage::whole(&self.classes),
                     selected: Storage::whole(&self.selected),
                     seqs: Storage::whole(&self.seqs),
@@ -412,10 +431,49 @@ impl VarState {
         } else {
             None
         };
+        // Staged where the copy is possible (the caller's buffer allows COPY_SRC) and the rows
+        // fit a texture; otherwise encode records the buffer kernels, with the same results.
+        let layout = StagingLayout {
+            heads,
+            queries: s.queries,
+            tokens: s.tokens,
+        };
+        let max_side = self.ctx.device().limits().max_texture_dimension_2d;
+        let staged = if vec4
+            && kernels.settings.stage_in_texture
+            && probs.buffer.usage().contains(BufferUsages::COPY_SRC)
+            && STAGE_WIDTH <= max_side
+            && layout.height() <= max_side as u64
+        {
+            let (texture, view) = self.staging.get(self.ctx.device(), layout.height() as u32);
+            let dispatch = self.ctx.bind::<VarRowsStaged>(
+                &kernels.rows_staged()?,
+                VarRowsStagedInputs {
+                    cfg: self.config_binding(),
+                    rng: range.as_entire_buffer_binding(),
+                    probs: Storage::new(probs.clone(), elements / 4),
+                    classes: Storage::whole(&self.classes),
+                    selected: Storage::whole(&self.selected),
+                    seqs: Storage::whole(&self.seqs),
+                    staged: &view,
+                },
+                0,
+            )?;
+            Some(Staged {
+                dispatch,
+                texture,
+                buffer: probs.buffer.clone(),
+                offset: probs.offset,
+                layout,
+            })
+        } else {
+            None
+        };
         Ok(LayerBinding {
             sinks,
             rows,
             rows_vec4,
+            staged,
             heads,
             queries: s.queries,
         })
@@ -566,5 +624,47 @@ impl LayerBinding {
     pub fn record(&self, pass: &mut ComputePass, layer: usize) -> Result<()> {
         self.sinks.record(pass, layer)?;
         self.record_rows(pass, layer)
+    }
+
+    /// Whether [`encode`](Self::encode) stages this binding's rows in a texture (when the
+    /// prepared prompt's keys sit on multiples of 4 too).
+    pub fn stages(&self) -> bool {
+        self.staged.is_some()
+    }
+
+    /// Records one whole layer into the caller's encoder: where the binding stages its rows
+    /// ([`KernelSettings::stage_in_texture`](crate::KernelSettings), a caller buffer with
+    /// `COPY_SRC`, K a multiple of 4), the copy of the rows the kernel visits, then a compute
+    /// pass with the sinks and the rows; else one pass as [`record`](Self::record) makes. The
+    /// results are the same bit for bit either way.
+    pub fn encode(&self, encoder: &mut CommandEncoder, layer: usize) -> Result<()> {
+        self.encode_with(encoder, layer, true)
+    }
+
+    /// [`encode`](Self::encode) without the sinks (several head ranges of one layer: record
+    /// [`sinks`](Self::sinks) once, then this per range).
+    pub fn encode_rows(&self, encoder: &mut CommandEncoder, layer: usize) -> Result<()> {
+        self.encode_with(encoder, layer, false)
+    }
+
+    fn encode_with(&self, encoder: &mut CommandEncoder, layer: usize, sinks: bool) -> Result<()> {
+        let planned = role_of(&self.sinks.plan, layer)?;
+        let staged = self.staged.as_ref().filter(|_| planned.keys_aligned);
+        let rows = self.heads * (self.queries - planned.row_start);
+        if let Some(st) = staged.filter(|_| rows > 0 && planned.role != LayerRole::Off) {
+            st.layout.copy(encoder, &st.buffer, st.offset, &st.texture, planned.row_start);
+        }
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("visattn layer"),
+            timestamp_writes: None,
+        });
+        if sinks {
+            self.sinks.record(&mut pass, layer)?;
+        }
+        match staged {
+            Some(st) if rows > 0 => st.dispatch.record_items(&mut pass, &[planned.offset], rows as u32),
+            _ => self.record_rows(&mut pass, layer)?,
+        }
+        Ok(())
     }
 }

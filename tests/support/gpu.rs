@@ -17,9 +17,16 @@ pub fn gpu_with_limits(limits: Option<wgpu::Limits>) -> Gpu {
 /// The VAR kernels specialised on `lanes` lanes per row and `keys` keys per lane.
 #[allow(dead_code)]
 pub fn kernels(g: &Gpu, lanes: u32, keys: u32) -> visattn::VarKernels {
+    kernels_staged(g, lanes, keys, false)
+}
+
+/// [`kernels`], staging the rows in a texture where a binding allows (`LayerBinding::encode`).
+#[allow(dead_code)]
+pub fn kernels_staged(g: &Gpu, lanes: u32, keys: u32, stage_in_texture: bool) -> visattn::VarKernels {
     let settings = visattn::KernelSettings {
         lanes_per_row: lanes,
         keys_per_lane: keys,
+        stage_in_texture,
     };
     visattn::VarKernels::new(&g.ctx, settings).unwrap_or_else(|e| panic!("{settings}: {e}"))
 }
