@@ -112,15 +112,14 @@ fn main(
     let end = select(0u, cfg.tokens, valid);
     for (var j0 = sq.key_offset + lane * KEYS; j0 < end; j0 += LANES * KEYS) {
         // A step's KEYS <= 16 keys lie in at most two packed words.
-        let words = packed_pair(packed, j0);
+        let step = step_classes(packed, j0);
         for (var g = 0u; g < KEYS; g += 4u) {
             let j = j0 + g;
             // Keys past the row's end are of class 0; groups of only other keys add nothing
             // and are not loaded (the rows' text before and after the image).
-            let bits = group_bits(packed, words, j0, j, class_base, end);
-            if (j < end && bits != 0u) {
+            let c = classes4(packed, step, g, j, class_base, end);
+            if (j < end && any(c != vec4<u32>(0u))) {
                 let a = load4(base + j, base + end);
-                let c = (vec4<u32>(bits) >> vec4<u32>(0u, 2u, 4u, 6u)) & vec4<u32>(3u);
                 let on_image = select(vec4<f32>(0.0), a, (c & vec4<u32>(CLASS_IMAGE)) != vec4<u32>(0u));
                 let is_sink = (c & vec4<u32>(CLASS_SINK)) != vec4<u32>(0u);
                 vis_mass += sum4(on_image);
@@ -166,13 +165,12 @@ fn main(
         let gain = 1.0 + cfg.p * m.z / m.w;
         let row_end = base + cfg.tokens;
         for (var j0 = sq.key_offset + lane * KEYS; j0 < cfg.tokens; j0 += LANES * KEYS) {
-            let words = packed_pair(packed, j0);
+            let step = step_classes(packed, j0);
             for (var g = 0u; g < KEYS; g += 4u) {
                 let j = j0 + g;
-                let bits = group_bits(packed, words, j0, j, class_base, cfg.tokens);
+                let c = classes4(packed, step, g, j, class_base, cfg.tokens);
                 // Other keys are not written.
-                if (j < cfg.tokens && bits != 0u) {
-                    let c = (vec4<u32>(bits) >> vec4<u32>(0u, 2u, 4u, 6u)) & vec4<u32>(3u);
+                if (j < cfg.tokens && any(c != vec4<u32>(0u))) {
                     let on_image = (c & vec4<u32>(CLASS_IMAGE)) != vec4<u32>(0u);
                     let is_sink = (c & vec4<u32>(CLASS_SINK)) != vec4<u32>(0u);
                     let f = select(select(vec4<f32>(1.0), vec4<f32>(gain), on_image), vec4<f32>(cfg.keep), is_sink);
@@ -183,35 +181,26 @@ fn main(
     }
 }
 
-// The packed words holding keys j0 and j0 + KEYS - 1 (zeros when not packed).
-fn packed_pair(packed: bool, j0: u32) -> vec2<u32> {
+// The classes of the step's keys j0 .. j0 + KEYS - 1 (KEYS <= 16), 2 bits a key from bit 0,
+// from the one or two packed words they lie in (0 when not packed).
+fn step_classes(packed: bool, j0: u32) -> u32 {
     if (!packed) {
-        return vec2<u32>(0u);
+        return 0u;
     }
-    let w0 = min(j0 / 16u, PACKED_WORDS - 1u);
-    let w1 = min((j0 + KEYS - 1u) / 16u, PACKED_WORDS - 1u);
-    return vec2<u32>(packed_classes[w0], packed_classes[w1]);
+    let w0 = packed_classes[min(j0 / 16u, PACKED_WORDS - 1u)];
+    let w1 = packed_classes[min((j0 + KEYS - 1u) / 16u, PACKED_WORDS - 1u)];
+    let s = 2u * (j0 % 16u);
+    return (w0 >> s) | select(0u, w1 << ((32u - s) & 31u), s != 0u);
 }
 
-// The classes (image, sink bits) of keys j .. j + 3 of a row as 8 bits, key j's lowest, 0 for
-// keys at and past end: from the packed words of the step that starts at j0 (key j's word, and
-// words.y for keys of the group past it), or from classes[] at class_base.
-fn group_bits(packed: bool, words: vec2<u32>, j0: u32, j: u32, class_base: u32, end: u32) -> u32 {
+// The classes (image, sink bits) of keys j .. j + 3 of a row (group g of its step), 0 at and
+// past end: from the step's packed classes, or from classes[] at class_base.
+fn classes4(packed: bool, step: u32, g: u32, j: u32, class_base: u32, end: u32) -> vec4<u32> {
     if (!packed) {
-        let c = class4(class_base + j, class_base + end) & vec4<u32>(3u);
-        return c.x | (c.y << 2u) | (c.z << 4u) | (c.w << 6u);
+        return class4(class_base + j, class_base + end) & vec4<u32>(CLASS_IMAGE | CLASS_SINK);
     }
-    // Straight-line: CPU adapters run both sides of a branch their lanes may not agree on.
-    // Groups on multiples of 4 (GROUPS_ALIGNED, from the prelude) never straddle a word or
-    // the row's end.
-    let shift = 2u * (j % 16u);
-    let low = select(words.x, words.y, j / 16u != j0 / 16u) >> shift;
-    if (GROUPS_ALIGNED) {
-        return select(0u, low & 0xFFu, j < end);
-    }
-    let high = select(0u, words.y << ((32u - shift) & 31u), shift > 24u);
-    let left = min(end - min(j, end), 4u);
-    return (low | high) & ((1u << (2u * left)) - 1u);
+    let c = (vec4<u32>(step >> (2u * g)) >> vec4<u32>(0u, 2u, 4u, 6u)) & vec4<u32>(3u);
+    return select(vec4<u32>(0u), c, vec4<u32>(j) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(end));
 }
 
 // The 4 lanes summed in a fixed order.

@@ -19,7 +19,6 @@ pub const PRELUDE_ROWS_SCALAR: &str = concat!(
     include_str!("../shaders/common.wgsl"),
     r#"
 // var_rows over array<f32> probs and array<u32> classes (any K).
-const GROUPS_ALIGNED: bool = false;
 fn prob_at(i: u32, end: u32) -> f32 {
     return select(0.0, probs[min(i, end - 1u)], i < end);
 }
@@ -51,7 +50,6 @@ pub const PRELUDE_ROWS_VEC4: &str = concat!(
     include_str!("../shaders/common.wgsl"),
     r#"
 // var_rows over array<vec4<f32>> probs (K % 4 == 0, groups from a multiple of 4) and array<u32> classes.
-const GROUPS_ALIGNED: bool = true;
 fn class_at(i: u32, end: u32) -> u32 {
     return select(0u, classes[min(i, end - 1u)], i < end);
 }
@@ -82,7 +80,6 @@ pub const PRELUDE_ROWS_STAGED: &str = concat!(
 // The texture holds each bound head's rows row_start.. as consecutive texels, 4 keys a texel,
 // STAGE_WIDTH texels a texture row, every head from a texture row of its own
 // (StagingLayout in src/var/staging.rs).
-const GROUPS_ALIGNED: bool = true;
 const STAGE_WIDTH: u32 = 4096u;
 var<private> stage_texel: u32;
 var<private> stage_base: u32;

@@ -17,7 +17,7 @@ use crate::kernel::Context;
 
 /// The candidates: lanes per row from one to a workgroup, 4 to 16 keys per lane, loading the
 /// rows from the caller's buffer or from a texture copy of them.
-pub const CANDIDATES: [KernelSettings; 10] = {
+pub const CANDIDATES: [KernelSettings; 8] = {
     const fn s(lanes_per_row: u32, keys_per_lane: u32, stage_in_texture: bool) -> KernelSettings {
         KernelSettings {
             lanes_per_row,
@@ -26,13 +26,11 @@ pub const CANDIDATES: [KernelSettings; 10] = {
         }
     }
     [
-        s(1, 4, false),
         s(1, 16, false),
         s(4, 4, false),
         s(4, 16, false),
         s(16, 4, false),
         s(64, 4, false),
-        s(1, 4, true),
         s(1, 16, true),
         s(4, 16, true),
         s(64, 4, true),
