@@ -851,11 +851,10 @@ fn row_kernels(
             }
         }
         rep.line(name, s.name, median(times), Some(rows_moved(rows, changed)), Some(&probs_rates));
-
     }
 
     if s.name == "llava-1.5-7b" {
-        // One whole prefill: 32 layers, sinks and rows in every layer, one pass; every phi
+        // One whole prefill: 32 layers, sinks and rows in every layer, one encoder; every phi
         // (`fast`), then as an engine binds it (`engine`: phi only where the classes need it).
         let layers: Vec<(Layer, Vec<f32>, Vec<f32>)> = (0..32).map(|l| make_layer(g, k, &fast, s, l)).collect();
         let refs: Vec<&Layer> = layers.iter().map(|(l, _, _)| l).collect();

@@ -35,7 +35,7 @@
 // Dispatch: workgroups of 64 over rows = rng.heads x (Q - cfg.row_start) (row_start > 0 skips
 //   the rows before the image when only rows that may change are wanted):
 //   n = ceil(rows / (64 / LANES)) on a 2-D grid (min(n, 65535), ceil(n / 65535), 1).
-//   Workgroup memory: 1280 B + 8 KiB of packed classes (sequences up to 32768 keys).
+//   Workgroup memory: 1284 B + 8 KiB of packed classes (sequences up to 32768 keys).
 // Role 0 (layer does not detect) writes selected = 0 without reading probs.
 
 override LANES: u32 = 64u;

@@ -344,9 +344,10 @@ fn random_odd_shapes_match_the_reference_in_both_conventions() {
 #[test]
 fn layer_roles_off_and_detect() {
     let g = support::gpu::gpu();
-    let k = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
-    let case = &cases()[1];
-    for convention in [Convention::Paper, Convention::Released] {
+    // 200 keys: the staged kernel's Off layers record no copy, its Detect layers one.
+    let case = &cases()[7];
+    for (convention, staged) in [Convention::Paper, Convention::Released].into_iter().flat_map(|c| [(c, false), (c, true)]) {
+        let k = support::gpu::kernels_staged(&g, 4, 16, staged);
         let i = make(case, convention);
         let off = run_gpu(&g, &k, &i, case.dim, LayerRole::Off, Rows::All);
         assert_eq!(off.probs, i.probs);

@@ -36,7 +36,7 @@ fn layer(seed: u64, tokens: usize, queries: usize, heads: usize, image: ImageSpa
     let visual = VisualTokens::from_spans(&[image], tokens).unwrap();
     let mut probs = Vec::with_capacity(heads * queries * tokens);
     for h in 0..heads {
-        let image_bias = [2.0, -1.0, 1.0][h % 3];
+        let image_bias = [2.0, 1.0, -1.0][h % 3];
         for q in 0..queries {
             let pos = tokens - queries + q;
             let e: Vec<f64> = (0..tokens)
@@ -87,26 +87,41 @@ fn upload(g: &support::gpu::Gpu, data: &[f32], usage: BufferUsages) -> Buffer {
     })
 }
 
-/// Layer 3 of `l` through the embed API: bound in head ranges of `chunk` heads, sinks once,
-/// then each range by `encode` (`staged`: through `LayerBinding::encode_rows`) or `record_rows`
-/// into one pass. Returns the outputs and whether every range staged.
+/// Where each range sits in its buffer: after 256 bytes of the host's own.
+const AT: u64 = 256;
+
+/// Layer 3 of `l` through the embed API: bound in head ranges of `chunk` heads (each at byte
+/// `AT` of its buffer), sinks once, then each range by `encode` (`staged`: through
+/// `LayerBinding::encode_rows`) or `record_rows` into one pass. Encoding first runs a layer of
+/// junk through the same state, so rows a copy misses read junk, not zeros. Returns the outputs
+/// and whether every range staged.
 fn run(g: &support::gpu::Gpu, k: &VarKernels, l: &Layer, rows: Rows, chunk: usize, usage: BufferUsages, encode: bool) -> (Out, bool) {
     let s = l.shape;
     let mut state = VarState::new(&g.ctx, s, rows).unwrap();
     state.prepare(&g.queue, &l.cfg, &l.visual, 8).unwrap();
     let hidden = upload(g, &l.hidden, BufferUsages::STORAGE);
     let head = s.queries * s.tokens;
-    let bufs: Vec<Buffer> = l.probs.chunks(chunk * head).map(|p| upload(g, p, usage)).collect();
+    let pad = vec![0.0f32; AT as usize / 4];
+    let bufs: Vec<Buffer> = l.probs.chunks(chunk * head).map(|p| upload(g, &[&pad[..], p].concat(), usage)).collect();
+    fn range(b: &Buffer) -> wgpu::BufferBinding<'_> {
+        wgpu::BufferBinding {
+            buffer: b,
+            offset: AT,
+            size: None,
+        }
+    }
     let bindings: Vec<LayerBinding> = bufs
         .iter()
         .enumerate()
-        .map(|(c, b)| {
-            state
-                .bind(k, Some(hidden.as_entire_buffer_binding()), b.as_entire_buffer_binding(), c * chunk)
-                .unwrap()
-        })
+        .map(|(c, b)| state.bind(k, Some(hidden.as_entire_buffer_binding()), range(b), c * chunk).unwrap())
         .collect();
+    let junk_values: Vec<f32> = (0..(bufs[0].size() / 4) as usize).map(|i| 3.0 + (i % 7) as f32).collect();
+    let junk = upload(g, &junk_values, usage);
+    let junk_binding = state.bind(k, Some(hidden.as_entire_buffer_binding()), range(&junk), 0).unwrap();
     let mut encoder = g.device.create_command_encoder(&Default::default());
+    if encode {
+        junk_binding.encode_rows(&mut encoder, 3).unwrap();
+    }
     encoder.clear_buffer(state.selected_buffer(), 0, None);
     if encode && bindings.len() == 1 {
         bindings[0].encode(&mut encoder, 3).unwrap();
@@ -123,7 +138,8 @@ fn run(g: &support::gpu::Gpu, k: &VarKernels, l: &Layer, rows: Rows, chunk: usiz
     g.queue.submit([encoder.finish()]);
     let mut probs = Vec::new();
     for b in &bufs {
-        probs.extend(read_vec::<f32>(&g.device, &g.queue, b, (b.size() / 4) as usize).unwrap());
+        let all = read_vec::<f32>(&g.device, &g.queue, b, (b.size() / 4) as usize).unwrap();
+        probs.extend_from_slice(&all[AT as usize / 4..]);
     }
     let out = Out {
         probs,
@@ -145,10 +161,11 @@ const USAGE: BufferUsages = BufferUsages::STORAGE.union(BufferUsages::COPY_SRC).
 #[test]
 fn staged_rows_equal_the_buffer_kernel_bit_for_bit() {
     let g = support::gpu::gpu();
-    // (tokens, queries, heads, image): 256 x 256: whole texture rows, one copy; 128 x 128 and
-    // 640 x 1: one row per head at the head stride; 580 x 580 (84100 texels a head) and 644 x 1
-    // (a head stride off 256 bytes): per-head copies with a partial row. Rows::MayChange starts
-    // the copies after the first image.
+    // (tokens, queries, heads, image): 256 x 256 and 128 x 128: whole texture rows, one copy
+    // (Rows::All), one row per head at the head stride (Rows::MayChange, whose copies start
+    // after the first image); 640 x 1: one row per head; 580 x 580 (84100 texels a head) and
+    // 644 x 1 (a head stride off 256 bytes): per-head copies with a partial row. Every head
+    // with a positive image bias (the first two of three) must change.
     let shapes = [
         (256, 256, 3, ImageSpan::new(8, 200)),
         (128, 128, 2, ImageSpan::new(4, 100)),
@@ -170,6 +187,11 @@ fn staged_rows_equal_the_buffer_kernel_bit_for_bit() {
                 same(&got, &want, &what);
                 changed += got.probs.iter().zip(&l.probs).filter(|(a, b)| a != b).count();
                 selected += got.selected.iter().filter(|&&s| s == 1).count();
+                let head = queries * tokens;
+                for h in (0..heads).filter(|h| h % 3 < 2) {
+                    let span = h * head..(h + 1) * head;
+                    assert!(got.probs[span.clone()] != l.probs[span], "{what}: head {h} must change");
+                }
             }
         }
     }

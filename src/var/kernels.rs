@@ -59,8 +59,9 @@ const CPU_KEYS: u32 = 4;
 pub const MAX_KEYS_PER_LANE: u32 = 16;
 
 impl KernelSettings {
-    /// What suits an adapter without measuring: few lanes and more keys each, the rows staged in
-    /// a texture, on CPU adapters; 64 lanes of 4 keys elsewhere. [`KernelSettings::autotune`]
+    /// What suits an adapter without measuring: 4 lanes of 4 keys a row and the rows staged in
+    /// a texture on CPU adapters (a host that only `record`s into passes compiles the staged
+    /// kernel for nothing there); 64 lanes of 4 keys elsewhere. [`KernelSettings::autotune`]
     /// measures instead.
     pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
         match info.device_type {

@@ -585,14 +585,19 @@ impl SinkBinding {
     /// Records sink scoring of `layer` (phi and classes for all tokens). Run it once per layer,
     /// before the row kernel or the attention that reads the classes.
     pub fn record(&self, pass: &mut ComputePass, layer: usize) -> Result<()> {
-        let LayerPlanned { role, offset, .. } = role_of(&self.plan, layer)?;
-        if role != LayerRole::Off && !self.has_hidden {
+        let planned = role_of(&self.plan, layer)?;
+        self.check(layer, &planned)?;
+        self.dispatch.record(pass, &[planned.offset]);
+        Ok(())
+    }
+
+    fn check(&self, layer: usize, planned: &LayerPlanned) -> Result<()> {
+        if planned.role != LayerRole::Off && !self.has_hidden {
             return Err(Error::Binding {
                 name: "hidden",
                 reason: format!("layer {layer} detects sinks but the binding has no hidden states"),
             });
         }
-        self.dispatch.record(pass, &[offset]);
         Ok(())
     }
 }
@@ -608,16 +613,20 @@ impl LayerBinding {
     /// (its roles, first row and key alignment are read now: prepare before recording).
     pub fn record_rows(&self, pass: &mut ComputePass, layer: usize) -> Result<()> {
         let planned = role_of(&self.sinks.plan, layer)?;
+        self.record_rows_planned(pass, &planned);
+        Ok(())
+    }
+
+    fn record_rows_planned(&self, pass: &mut ComputePass, planned: &LayerPlanned) {
         let rows = self.heads * (self.queries - planned.row_start);
         if rows == 0 {
-            return Ok(());
+            return;
         }
         let dispatch = match &self.rows_vec4 {
             Some(vec4) if planned.keys_aligned => vec4,
             _ => &self.rows,
         };
         dispatch.record_items(pass, &[planned.offset], rows as u32);
-        Ok(())
     }
 
     /// Records one whole layer (sinks, then rows) into the caller's compute pass.
@@ -626,17 +635,21 @@ impl LayerBinding {
         self.record_rows(pass, layer)
     }
 
-    /// Whether [`encode`](Self::encode) stages this binding's rows in a texture (when the
-    /// prepared prompt's keys sit on multiples of 4 too).
+    /// Whether [`encode`](Self::encode) stages this binding's rows in a texture: the settings
+    /// ask for it and the binding allows it (one sequence of K <= 32768 keys, K a multiple of 4,
+    /// the probabilities' range at a multiple of 16 bytes in a buffer with `COPY_SRC`, its rows
+    /// within `max_texture_dimension_2d` texture rows of 4096 texels). A prompt prepared with its
+    /// first key off a multiple of 4 (a padded batch of one) is encoded unstaged.
     pub fn stages(&self) -> bool {
         self.staged.is_some()
     }
 
-    /// Records one whole layer into the caller's encoder: where the binding stages its rows
-    /// ([`KernelSettings::stage_in_texture`](crate::KernelSettings), a caller buffer with
-    /// `COPY_SRC`, K a multiple of 4), the copy of the rows the kernel visits, then a compute
-    /// pass with the sinks and the rows; else one pass as [`record`](Self::record) makes. The
-    /// results are the same bit for bit either way.
+    /// Records one whole layer into the caller's encoder: where the binding
+    /// [`stages`](Self::stages) its rows, the copy of the rows the kernel visits into the
+    /// state's staging texture, then a compute pass with the sinks and the rows reading it; else
+    /// one pass as [`record`](Self::record) makes. The results are the same bit for bit either
+    /// way. The copy reads the first row prepared now: prepare before encoding, and submit before
+    /// the next prepare.
     pub fn encode(&self, encoder: &mut CommandEncoder, layer: usize) -> Result<()> {
         self.encode_with(encoder, layer, true)
     }
@@ -648,9 +661,15 @@ impl LayerBinding {
     }
 
     fn encode_with(&self, encoder: &mut CommandEncoder, layer: usize, sinks: bool) -> Result<()> {
+        // One read of the plan for the copy and both dispatches; errors before anything is
+        // recorded.
         let planned = role_of(&self.sinks.plan, layer)?;
+        if sinks {
+            self.sinks.check(layer, &planned)?;
+        }
         let staged = self.staged.as_ref().filter(|_| planned.keys_aligned);
         let rows = self.heads * (self.queries - planned.row_start);
+        // An Off layer's rows only clear their flags: nothing reads the texture.
         if let Some(st) = staged.filter(|_| rows > 0 && planned.role != LayerRole::Off) {
             st.layout.copy(encoder, &st.buffer, st.offset, &st.texture, planned.row_start);
         }
@@ -659,11 +678,11 @@ impl LayerBinding {
             timestamp_writes: None,
         });
         if sinks {
-            self.sinks.record(&mut pass, layer)?;
+            self.sinks.dispatch.record(&mut pass, &[planned.offset]);
         }
         match staged {
             Some(st) if rows > 0 => st.dispatch.record_items(&mut pass, &[planned.offset], rows as u32),
-            _ => self.record_rows(&mut pass, layer)?,
+            _ => self.record_rows_planned(&mut pass, &planned),
         }
         Ok(())
     }
