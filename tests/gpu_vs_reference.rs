@@ -346,7 +346,10 @@ fn layer_roles_off_and_detect() {
     let g = support::gpu::gpu();
     // 200 keys: the staged kernel's Off layers record no copy, its Detect layers one.
     let case = &cases()[7];
-    for (convention, staged) in [Convention::Paper, Convention::Released].into_iter().flat_map(|c| [(c, false), (c, true)]) {
+    for (convention, staged) in [Convention::Paper, Convention::Released]
+        .into_iter()
+        .flat_map(|c| [(c, false), (c, true)])
+    {
         let k = support::gpu::kernels_staged(&g, 4, 16, staged);
         let i = make(case, convention);
         let off = run_gpu(&g, &k, &i, case.dim, LayerRole::Off, Rows::All);
@@ -470,7 +473,10 @@ fn layer_over_the_binding_limit_goes_through_in_chunks() {
     };
     let i = make(&case, Convention::Paper);
     // Each chunk staged too: the chunks share the state's staging texture.
-    for settings in [KernelSettings::default(), KernelSettings::parse("lanes=4,keys=16,staging=texture").unwrap()] {
+    for settings in [
+        KernelSettings::default(),
+        KernelSettings::parse("lanes=4,keys=16,staging=texture").unwrap(),
+    ] {
         let k = VarKernels::new(&g.ctx, settings).unwrap();
         let mut r = HostSession::rows(&g.ctx, &k, seq(&i, case.dim), Rows::All).unwrap();
         assert!(r.chunks() > 1, "the layer must be split");

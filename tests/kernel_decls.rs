@@ -85,7 +85,11 @@ fn every_declaration_matches_its_shader() {
                     TypeInner::Image {
                         dim: naga::ImageDimension::D2,
                         arrayed: false,
-                        class: naga::ImageClass::Sampled { kind: ScalarKind::Float, multi: false },
+                        class:
+                            naga::ImageClass::Sampled {
+                                kind: ScalarKind::Float,
+                                multi: false,
+                            },
                     } => {}
                     other => panic!("{what}: declared texture_2d<f32>, the shader has {other:?}"),
                 },

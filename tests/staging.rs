@@ -45,7 +45,13 @@ fn layer(seed: u64, tokens: usize, queries: usize, heads: usize, image: ImageSpa
                         return 0.0;
                     }
                     // BOS soaks attention; the image's sinks a little more than their neighbours.
-                    let sink = if j == 0 { 3.0 } else if planted.contains(&j) { 1.0 } else { 0.0 };
+                    let sink = if j == 0 {
+                        3.0
+                    } else if planted.contains(&j) {
+                        1.0
+                    } else {
+                        0.0
+                    };
                     let x = rng.normal() + if visual.is_visual(j) { image_bias } else { 0.0 } + sink;
                     x.exp()
                 })
@@ -102,7 +108,11 @@ fn run(g: &support::gpu::Gpu, k: &VarKernels, l: &Layer, rows: Rows, chunk: usiz
     let hidden = upload(g, &l.hidden, BufferUsages::STORAGE);
     let head = s.queries * s.tokens;
     let pad = vec![0.0f32; AT as usize / 4];
-    let bufs: Vec<Buffer> = l.probs.chunks(chunk * head).map(|p| upload(g, &[&pad[..], p].concat(), usage)).collect();
+    let bufs: Vec<Buffer> = l
+        .probs
+        .chunks(chunk * head)
+        .map(|p| upload(g, &[&pad[..], p].concat(), usage))
+        .collect();
     fn range(b: &Buffer) -> wgpu::BufferBinding<'_> {
         wgpu::BufferBinding {
             buffer: b,
@@ -195,7 +205,10 @@ fn staged_rows_equal_the_buffer_kernel_bit_for_bit() {
             }
         }
     }
-    assert!(changed > 1000 && selected > 100, "VAR must act: {changed} values changed, {selected} rows selected");
+    assert!(
+        changed > 1000 && selected > 100,
+        "VAR must act: {changed} values changed, {selected} rows selected"
+    );
 }
 
 #[test]
@@ -237,7 +250,12 @@ fn bindings_that_cannot_stage_read_the_buffer() {
     let hidden = upload(&g, &even.hidden, BufferUsages::STORAGE);
     let probs = upload(&g, &even.probs, BufferUsages::STORAGE);
     let binding = state
-        .bind(&staged, Some(hidden.as_entire_buffer_binding()), probs.as_entire_buffer_binding(), 0)
+        .bind(
+            &staged,
+            Some(hidden.as_entire_buffer_binding()),
+            probs.as_entire_buffer_binding(),
+            0,
+        )
         .unwrap();
     assert!(!binding.stages(), "a buffer without COPY_SRC cannot stage");
     let encoded = visattn::scoped_blocking(&g.device, || {
