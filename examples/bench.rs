@@ -133,20 +133,7 @@ fn time_pass(g: &visattn::util::Gpu, timer: &Timer, record: &dyn Fn(&mut Compute
         });
         record(&mut pass);
     }
-    if let Some((q, resolve, _)) = &timer.query {
-        encoder.resolve_query_set(q, 0..2, resolve, 0);
-    }
-    let start = Instant::now();
-    g.queue.submit([encoder.finish()]);
-    g.device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
-    let wall = start.elapsed().as_secs_f64();
-    match &timer.query {
-        None => wall,
-        Some((_, resolve, period)) => {
-            let ts: Vec<u64> = visattn::readback::read_vec(&g.device, &g.queue, resolve, 2).unwrap();
-            (ts[1].saturating_sub(ts[0])) as f64 * period * 1e-9
-        }
-    }
+    submit_timed(g, timer, encoder)
 }
 
 /// Seconds what `record` puts in an encoder takes (its own passes, copies between them): GPU
@@ -167,6 +154,12 @@ fn time_encoder(g: &visattn::util::Gpu, timer: &Timer, record: &dyn Fn(&mut wgpu
     mark(&mut encoder, true);
     record(&mut encoder);
     mark(&mut encoder, false);
+    submit_timed(g, timer, encoder)
+}
+
+/// Submits `encoder` (which wrote timestamps 0 and 1 when the adapter has them) and returns the
+/// seconds between them, else the wall time of submit + wait.
+fn submit_timed(g: &visattn::util::Gpu, timer: &Timer, mut encoder: wgpu::CommandEncoder) -> f64 {
     if let Some((q, resolve, _)) = &timer.query {
         encoder.resolve_query_set(q, 0..2, resolve, 0);
     }

@@ -13,23 +13,36 @@ pub const SINK_SCORE: &str = include_str!("../shaders/sink_score.wgsl");
 /// `shaders/var_rows.wgsl`: row selection and redistribution.
 pub const VAR_ROWS: &str = include_str!("../shaders/var_rows.wgsl");
 
+/// A row-kernel prelude: common.wgsl, the class accessors every variant shares (`class_at`,
+/// `class4`: classes of keys i .. i + 3 from array<u32> classes, 0 past `end`), then the
+/// variant's own probability accessors.
+macro_rules! rows_prelude {
+    ($variant:literal) => {
+        concat!(
+            include_str!("../shaders/common.wgsl"),
+            r#"
+fn class_at(i: u32, end: u32) -> u32 {
+    return select(0u, classes[min(i, end - 1u)], i < end);
+}
+fn class4(i: u32, end: u32) -> vec4<u32> {
+    return vec4<u32>(class_at(i, end), class_at(i + 1u, end), class_at(i + 2u, end), class_at(i + 3u, end));
+}
+"#,
+            $variant
+        )
+    };
+}
+
 /// The row kernel's prelude over scalar arrays (any K): `load4` / `class4` read keys i .. i + 3
 /// (0 past `end`), `scale4` multiplies the ones `mask` names.
-pub const PRELUDE_ROWS_SCALAR: &str = concat!(
-    include_str!("../shaders/common.wgsl"),
+pub const PRELUDE_ROWS_SCALAR: &str = rows_prelude!(
     r#"
 // var_rows over array<f32> probs and array<u32> classes (any K).
 fn prob_at(i: u32, end: u32) -> f32 {
     return select(0.0, probs[min(i, end - 1u)], i < end);
 }
-fn class_at(i: u32, end: u32) -> u32 {
-    return select(0u, classes[min(i, end - 1u)], i < end);
-}
 fn load4(i: u32, end: u32) -> vec4<f32> {
     return vec4<f32>(prob_at(i, end), prob_at(i + 1u, end), prob_at(i + 2u, end), prob_at(i + 3u, end));
-}
-fn class4(i: u32, end: u32) -> vec4<u32> {
-    return vec4<u32>(class_at(i, end), class_at(i + 1u, end), class_at(i + 2u, end), class_at(i + 3u, end));
 }
 fn begin_row(head: u32, q: u32, base: u32) {}
 fn scale4(i: u32, end: u32, f: vec4<f32>, mask: vec4<bool>) {
@@ -46,18 +59,11 @@ fn scale4(i: u32, end: u32, f: vec4<f32>, mask: vec4<bool>) {
 /// group of 4 keys instead of four, which CPU-emulated adapters pay per invocation. Only for
 /// rows whose groups all sit on 16 bytes inside the row (K and every sequence's first key
 /// multiples of 4): the host picks it when they are.
-pub const PRELUDE_ROWS_VEC4: &str = concat!(
-    include_str!("../shaders/common.wgsl"),
+pub const PRELUDE_ROWS_VEC4: &str = rows_prelude!(
     r#"
 // var_rows over array<vec4<f32>> probs (K % 4 == 0, groups from a multiple of 4) and array<u32> classes.
-fn class_at(i: u32, end: u32) -> u32 {
-    return select(0u, classes[min(i, end - 1u)], i < end);
-}
 fn load4(i: u32, end: u32) -> vec4<f32> {
     return probs[i / 4u];
-}
-fn class4(i: u32, end: u32) -> vec4<u32> {
-    return vec4<u32>(class_at(i, end), class_at(i + 1u, end), class_at(i + 2u, end), class_at(i + 3u, end));
 }
 fn begin_row(head: u32, q: u32, base: u32) {}
 // Keys outside `mask` are written back as they were (one 16-byte store).
@@ -73,8 +79,7 @@ fn scale4(i: u32, end: u32, f: vec4<f32>, mask: vec4<bool>) {
 /// lavapipe loads storage one SIMD lane at a time (a loop with a branch and a bounds check per
 /// float) but fetches texels as a vector gather, about 5x faster, and copies a buffer into a
 /// texture at memcpy speed. Same conditions as the vec4 prelude.
-pub const PRELUDE_ROWS_STAGED: &str = concat!(
-    include_str!("../shaders/common.wgsl"),
+pub const PRELUDE_ROWS_STAGED: &str = rows_prelude!(
     r#"
 // var_rows reading probs from the texture `staged` (K % 4 == 0, groups from a multiple of 4).
 // The texture holds each bound head's rows row_start.. as consecutive texels, 4 keys a texel,
@@ -83,12 +88,6 @@ pub const PRELUDE_ROWS_STAGED: &str = concat!(
 const STAGE_WIDTH: u32 = 4096u;
 var<private> stage_texel: u32;
 var<private> stage_base: u32;
-fn class_at(i: u32, end: u32) -> u32 {
-    return select(0u, classes[min(i, end - 1u)], i < end);
-}
-fn class4(i: u32, end: u32) -> vec4<u32> {
-    return vec4<u32>(class_at(i, end), class_at(i + 1u, end), class_at(i + 2u, end), class_at(i + 3u, end));
-}
 // The row that starts at element `base` is row q of the binding's head `head`.
 fn begin_row(head: u32, q: u32, base: u32) {
     let texels = (cfg.queries - cfg.row_start) * (cfg.tokens / 4u);

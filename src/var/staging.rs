@@ -134,3 +134,15 @@ impl StagingTextures {
         (texture, view)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_staged_prelude_reads_the_layout_the_copies_write() {
+        let wgsl = format!("const STAGE_WIDTH: u32 = {}u;", super::STAGE_WIDTH);
+        assert!(
+            crate::shaders::PRELUDE_ROWS_STAGED.contains(&wgsl),
+            "the WGSL STAGE_WIDTH must be {wgsl}"
+        );
+    }
+}
