@@ -35,7 +35,8 @@
 // Dispatch: workgroups of 64 over rows = rng.heads x (Q - cfg.row_start) (row_start > 0 skips
 //   the rows before the image when only rows that may change are wanted):
 //   n = ceil(rows / (64 / LANES)) on a 2-D grid (min(n, 65535), ceil(n / 65535), 1).
-//   Workgroup memory: 1284 B + 8 KiB of packed classes (sequences up to 32768 keys).
+//   Workgroup memory: 1284 B + 8 KiB of packed classes (sequences up to 32768 keys) + 4.5 KiB
+//   of step lists.
 // Role 0 (layer does not detect) writes selected = 0 without reading probs.
 
 override LANES: u32 = 64u;
@@ -56,6 +57,22 @@ var<workgroup> packed_classes: array<u32, PACKED_WORDS>;
 // Packed: bit 0 set when a key of the sequence is an image token and a sink, found while
 // packing (every row reads every key of its sequence, so it is the same for all of them).
 var<workgroup> packed_visual_sink: atomic<u32>;
+// Step lists (PACKED only). A lane's keys come in steps of KEYS (step s: keys from
+// key_offset + s x KEYS; lane l takes the steps s = l mod LANES, in order). Most steps of a
+// LLaVA row are "pure", only image non-sinks: their masses need one sum per group of 4 and their
+// edit one multiply, where the other steps need the class arithmetic. CPU adapters run both
+// sides of every `if` and at least one trip of every loop, so the kinds get loops of their own,
+// over lists built once per workgroup (by its first invocation, after the packing): for each
+// lane residue, its pure steps, then its other steps with an image or sink key (text-only steps
+// are in neither). Sums stay in key order per kind: a lane adds each pure step's sum to P and
+// every other step's to M, and V = P + M_V, VNS = P + M_VNS, the same bits however the steps
+// were found (the unpacked path, a batch's, routes each step by its classes instead).
+// step_list: step indices, two u16 a word; list_at[k]: where pure residue k (k < LANES), other
+// residue k - LANES and the end (2 LANES) begin; more than MAX_LISTED steps: no lists.
+const MAX_LISTED: u32 = 2048u;
+var<workgroup> step_list: array<u32, MAX_LISTED / 2u>;
+var<workgroup> list_at: array<u32, 2u * WG + 1u>;
+var<workgroup> steps_listed: u32;
 
 @compute @workgroup_size(64)
 fn main(
@@ -100,32 +117,58 @@ fn main(
             }
         }
         workgroupBarrier();
+        if (lid == 0u) {
+            build_step_lists(steps_of(sq.key_offset), sq.key_offset);
+        }
+        workgroupBarrier();
     }
+    let listed = packed && steps_listed != 0u;
+    let steps = steps_of(sq.key_offset);
+    // This lane's steps when they are not listed: s = lane, lane + LANES, ... < steps.
+    let lane_steps = (steps + LANES - 1u - min(lane, steps)) / LANES;
+    let pure_lo = select(0u, list_at[lane], listed);
+    let pure_hi = select(0u, list_at[lane + 1u], listed);
+    let other_lo = select(0u, list_at[LANES + lane], listed);
+    let other_hi = select(0u, list_at[LANES + lane + 1u], listed);
+    let n_other = select(lane_steps, other_hi - other_lo, listed);
 
     // Pass 1: the four masses; every row reads every class, so "the layer has a visual sink"
     // comes for free. VNS is accumulated directly: V - Vs cancels when sinks dominate.
-    var vis_mass = 0.0;
-    var vis_sink_mass = 0.0;
-    var sink_mass = 0.0;
-    var vns_mass = 0.0;
+    // P (pure_mass): the pure steps' sums; M (other_mass): V, Vs, S and VNS of the other steps.
+    var pure_mass = 0.0;
+    var other_mass = vec4<f32>(0.0);
     var seen = 0u;
     let end = select(0u, cfg.tokens, valid);
-    for (var j0 = sq.key_offset + lane * KEYS; j0 < end; j0 += LANES * KEYS) {
+    for (var k = pure_lo; k < select(pure_lo, pure_hi, valid); k++) {
+        let j0 = sq.key_offset + listed_step(k) * KEYS;
+        var v = 0.0;
+        for (var g = 0u; g < KEYS; g += 4u) {
+            v += sum4(load4(base + j0 + g, base + end));
+        }
+        pure_mass += v;
+    }
+    for (var k = 0u; k < select(0u, n_other, valid); k++) {
+        let s = select(lane + k * LANES, listed_step(other_lo + k), listed);
+        let j0 = sq.key_offset + s * KEYS;
         // A step's KEYS <= 16 keys lie in at most two packed words.
         let step = step_classes(packed, j0);
+        // This step's V, Vs, S, VNS, and whether its keys are all image non-sinks.
+        var part = vec4<f32>(0.0);
+        var pure = true;
         for (var g = 0u; g < KEYS; g += 4u) {
             let j = j0 + g;
             // Keys past the row's end are of class 0; groups of only other keys add nothing
             // and are not loaded (the rows' text before and after the image).
             let c = classes4(packed, step, g, j, class_base, end);
+            pure = pure && all(c == vec4<u32>(CLASS_IMAGE));
             if (j < end && any(c != vec4<u32>(0u))) {
                 let a = load4(base + j, base + end);
                 let on_image = select(vec4<f32>(0.0), a, (c & vec4<u32>(CLASS_IMAGE)) != vec4<u32>(0u));
                 let is_sink = (c & vec4<u32>(CLASS_SINK)) != vec4<u32>(0u);
-                vis_mass += sum4(on_image);
-                sink_mass += sum4(select(vec4<f32>(0.0), a, is_sink));
-                vis_sink_mass += sum4(select(vec4<f32>(0.0), on_image, is_sink));
-                vns_mass += sum4(select(on_image, vec4<f32>(0.0), is_sink));
+                part.x += sum4(on_image);
+                part.y += sum4(select(vec4<f32>(0.0), on_image, is_sink));
+                part.z += sum4(select(vec4<f32>(0.0), a, is_sink));
+                part.w += sum4(select(on_image, vec4<f32>(0.0), is_sink));
                 if (!packed) {
                     // Bit 0: this key is an image token and a sink.
                     let both = c & (c >> vec4<u32>(1u));
@@ -133,11 +176,14 @@ fn main(
                 }
             }
         }
+        // Unlisted steps are routed here by their classes (listed other steps are never pure).
+        pure_mass += select(0.0, part.x, pure);
+        other_mass += select(part, vec4<f32>(0.0), pure);
     }
     if (packed) {
         seen = atomicLoad(&packed_visual_sink);
     }
-    masses[lid] = vec4<f32>(vis_mass, vis_sink_mass, sink_mass, vns_mass);
+    masses[lid] = vec4<f32>(pure_mass + other_mass.x, other_mass.y, other_mass.z, pure_mass + other_mass.w);
     visual_sink_seen[lid] = seen;
     workgroupBarrier();
     for (var stride = LANES / 2u; stride > 0u; stride >>= 1u) {
@@ -164,7 +210,14 @@ fn main(
     if (is_selected && may_change && cfg.role == ROLE_REDISTRIBUTE && m.w > GUARD) {
         let gain = 1.0 + cfg.p * m.z / m.w;
         let row_end = base + cfg.tokens;
-        for (var j0 = sq.key_offset + lane * KEYS; j0 < cfg.tokens; j0 += LANES * KEYS) {
+        for (var k = pure_lo; k < pure_hi; k++) {
+            let j0 = sq.key_offset + listed_step(k) * KEYS;
+            for (var g = 0u; g < KEYS; g += 4u) {
+                scale4(base + j0 + g, row_end, vec4<f32>(gain), vec4<bool>(true));
+            }
+        }
+        for (var k = 0u; k < n_other; k++) {
+            let j0 = sq.key_offset + select(lane + k * LANES, listed_step(other_lo + k), listed) * KEYS;
             let step = step_classes(packed, j0);
             for (var g = 0u; g < KEYS; g += 4u) {
                 let j = j0 + g;
@@ -179,6 +232,49 @@ fn main(
             }
         }
     }
+}
+
+// Steps of KEYS keys from the sequence's first key to the end of the row.
+fn steps_of(key_offset: u32) -> u32 {
+    return (cfg.tokens - min(key_offset, cfg.tokens) + KEYS - 1u) / KEYS;
+}
+
+// Entry k of step_list.
+fn listed_step(k: u32) -> u32 {
+    return (step_list[min(k / 2u, MAX_LISTED / 2u - 1u)] >> (16u * (k % 2u))) & 0xffffu;
+}
+
+// 0: step s's keys are all text (or past the row), 1: all image non-sinks, 2: anything else.
+fn step_kind(key_offset: u32, s: u32) -> u32 {
+    let width = 2u * KEYS;
+    let mask = select(0xffffffffu, (1u << (width & 31u)) - 1u, width < 32u);
+    let bits = step_classes(true, key_offset + s * KEYS) & mask;
+    if (bits == 0u) {
+        return 0u;
+    }
+    return select(2u, 1u, bits == (0x55555555u & mask));
+}
+
+// Packed, one invocation: the step lists and list_at (see step_list), steps_listed = 1 when
+// they fit.
+fn build_step_lists(steps: u32, key_offset: u32) {
+    var n = 0u;
+    for (var kind = 1u; kind <= 2u; kind++) {
+        for (var r = 0u; r < LANES; r++) {
+            list_at[(kind - 1u) * LANES + r] = n;
+            for (var s = r; s < steps; s += LANES) {
+                if (step_kind(key_offset, s) == kind) {
+                    if (n < MAX_LISTED) {
+                        let w = n / 2u;
+                        step_list[w] = select(s, step_list[w] | (s << 16u), n % 2u == 1u);
+                    }
+                    n += 1u;
+                }
+            }
+        }
+    }
+    list_at[2u * LANES] = n;
+    steps_listed = select(0u, 1u, n <= MAX_LISTED);
 }
 
 // The classes of the step's keys j0 .. j0 + KEYS - 1 (KEYS <= 16), 2 bits a key from bit 0,

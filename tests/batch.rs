@@ -120,7 +120,7 @@ fn a_batch_equals_each_sequence_alone() {
     let mut changed = 0;
     // Keys per lane count from each sequence's first key, so padding of any width keeps the
     // order of every sum.
-    for (lanes, keys) in [(4, 4), (64, 4), (2, 16)] {
+    for (lanes, keys) in [(4, 4), (64, 4), (2, 16), (1, 16)] {
         let k = support::gpu::kernels(&g, lanes, keys);
         for convention in [Convention::Paper, Convention::Released] {
             let cfg = VarConfig {
@@ -142,6 +142,35 @@ fn a_batch_equals_each_sequence_alone() {
                     }
                 }
             }
+        }
+    }
+    assert!(changed > 0, "the batch must redistribute something");
+}
+
+/// Alone, a sequence's steps of image non-sinks get a loop of their own from lists the row
+/// kernel builds per workgroup, up to 2048 steps; past that (here 2050 steps of 4 keys) it runs
+/// every step through the class arithmetic, as a batch always does. Both give the batch's bits.
+#[test]
+fn a_sequence_too_long_for_the_step_lists_equals_itself_in_a_batch() {
+    let g = support::gpu::gpu();
+    let mut rng = Rng::new(5);
+    let seqs = vec![
+        seq(&mut rng, 8200, 3, &[ImageSpan::new(1, 8198)], &[0, 40, 41, 3000, 8100]),
+        seq(&mut rng, 71, 2, &[ImageSpan::new(5, 40)], &[0, 12]),
+    ];
+    let cfg = VarConfig {
+        tau: 6.0,
+        sink_dims: vec![5],
+        ..VarConfig::for_convention(Convention::Paper)
+    };
+    let mut changed = 0;
+    for (lanes, keys) in [(1, 4), (4, 4), (1, 16)] {
+        let k = support::gpu::kernels(&g, lanes, keys);
+        let together = batched(&g, &k, &cfg, &seqs, 3, Rows::All);
+        for (b, s) in seqs.iter().enumerate() {
+            let one = alone(&g, &k, &cfg, s, 3, Rows::All);
+            same(&together[b], &one, &format!("seq {b} lanes {lanes} keys {keys}"));
+            changed += one.probs.iter().zip(&s.probs).filter(|(a, b)| a != b).count();
         }
     }
     assert!(changed > 0, "the batch must redistribute something");
