@@ -846,6 +846,70 @@ fn row_kernels(
         rep.line(name, s.name, median(times), Some(rows_moved(rows, changed)), Some(&probs_rates));
     }
 
+    if s.name == "small" {
+        // A host that holds every layer at once (dumps) runs the layers that share a role as a
+        // batch, sequence b = layer b: one copy and one dispatch for all their rows.
+        const LAYERS: usize = 32;
+        let role_layer = 3;
+        let seq = SequenceShape {
+            tokens: s.tokens,
+            hidden: s.hidden,
+            heads: s.heads,
+            queries: s.tokens,
+        };
+        let usage = BufferUsages::STORAGE | BufferUsages::COPY_SRC | BufferUsages::COPY_DST;
+        let (mut all_p, mut all_h, mut changed) = (Vec::new(), Vec::new(), 0);
+        for l in 0..LAYERS {
+            let (p, h) = (probs(s, l), hidden(s, l));
+            let mut want = p.clone();
+            reference::apply_layer(cfg, cfg.role(role_layer, 32), visual, Some((&h, s.hidden)), &mut want, shape).unwrap();
+            changed += want
+                .chunks_exact(s.tokens)
+                .zip(p.chunks_exact(s.tokens))
+                .filter(|(a, b)| a != b)
+                .count();
+            all_p.extend(p);
+            all_h.extend(h);
+        }
+        let hidden_buf = upload(g, &all_h, usage);
+        let probs_buf = upload(g, &all_p, usage);
+        for (name, rows_mode, rows) in [
+            ("var_rows_all_32_layers", Rows::All, LAYERS * s.heads * s.tokens),
+            ("var_rows_may_change_32_layers", Rows::MayChange, LAYERS * rows_after),
+        ] {
+            let mut state = VarState::new_batch(&g.ctx, seq, LAYERS, rows_mode).unwrap();
+            let entries: Vec<visattn::BatchEntry> = (0..LAYERS).map(|_| visattn::BatchEntry { visual, queries: s.tokens }).collect();
+            state.prepare_batch(&g.queue, cfg, &entries, 32).unwrap();
+            let binding = state
+                .bind(
+                    k,
+                    Some(hidden_buf.as_entire_buffer_binding()),
+                    probs_buf.as_entire_buffer_binding(),
+                    0,
+                )
+                .unwrap();
+            let layer = Layer {
+                probs: vec![probs_buf.clone()],
+                pristine: vec![upload(g, &all_p, BufferUsages::COPY_SRC)],
+                hidden: hidden_buf.clone(),
+                bindings: vec![],
+            };
+            time_pass(g, timer, &|pass: &mut ComputePass| {
+                binding.sinks().record(pass, role_layer).unwrap()
+            });
+            let run = |encoder: &mut wgpu::CommandEncoder| binding.encode_rows(encoder, role_layer).unwrap();
+            let mut times = Vec::new();
+            for i in 0..=repeats {
+                restore(g, &[&layer]);
+                let t = time_encoder(g, timer, &run);
+                if i > 0 {
+                    times.push(t);
+                }
+            }
+            rep.line(name, s.name, median(times), Some(rows_moved(rows, changed)), Some(&probs_rates));
+        }
+    }
+
     if s.name == "llava-1.5-7b" {
         // One whole prefill: 32 layers, sinks and rows in every layer, one encoder; every phi
         // (`fast`), then as an engine binds it (`engine`: phi only where the classes need it).

@@ -33,8 +33,10 @@
 //   pay per invocation, per load and per barrier, and run faster with few lanes and more keys
 //   each. KernelSettings::autotune measures which.
 // Dispatch: workgroups of 64 over rows = rng.heads x (Q - cfg.row_start) (row_start > 0 skips
-//   the rows before the image when only rows that may change are wanted):
-//   n = ceil(rows / (64 / LANES)) on a 2-D grid (min(n, 65535), ceil(n / 65535), 1).
+//   the rows before the image when only rows that may change are wanted), in blocks of
+//   block_heads = min(rng.heads, cfg.heads) heads when PACKED (else one block of every head):
+//   n = (rng.heads / block_heads) x ceil(block_heads x (Q - row_start) / (64 / LANES))
+//   on a 2-D grid (min(n, 65535), ceil(n / 65535), 1).
 //   Workgroup memory: 1284 B + 8 KiB of packed classes (sequences up to 32768 keys) + 4.5 KiB
 //   of step lists.
 // Role 0 (layer does not detect) writes selected = 0 without reading probs.
@@ -47,9 +49,10 @@ var<workgroup> masses: array<vec4<f32>, WG>;
 var<workgroup> visual_sink_seen: array<u32, WG>;
 // PACKED: the classes of the sequence, 2 bits a key (image, sink), 16 keys a word, packed once
 // per workgroup, so its rows read one word per 16 keys instead of one u32 per key (on CPU
-// adapters the class loads were 60% of the kernel). The host sets it for one sequence of at
-// most 16 x PACKED_WORDS keys; batches (rows of a workgroup may span sequences) and longer
-// sequences read classes[] directly. An override, not a branch: CPU adapters pay for both
+// adapters the class loads were 60% of the kernel). The host sets it for sequences of at most
+// 16 x PACKED_WORDS keys bound alone or in whole sequences (every workgroup's rows then lie in
+// one sequence); head ranges that cut a batch's sequences and longer sequences read classes[]
+// directly. An override, not a branch: CPU adapters pay for both
 // sides of a branch they cannot prove uniform.
 override PACKED: bool = false;
 const PACKED_WORDS: u32 = 2048u;
@@ -82,12 +85,23 @@ fn main(
 ) {
     let rows_per_head = cfg.queries - cfg.row_start;
     let lane = lid % LANES;
-    let index = (wg.x + wg.y * nwg.x) * (WG / LANES) + lid / LANES;
-    let head = index / rows_per_head;
-    let q = cfg.row_start + index % rows_per_head;
+    // Packed, the rows come in blocks of heads of one sequence, each from a workgroup of its
+    // own (one block: the binding's heads of a sequence alone; a batch binding of whole
+    // sequences: one block a sequence), so every workgroup packs one sequence's classes.
+    // Unpacked: one block of every row.
+    let per_wg = WG / LANES;
+    let block_heads = select(rng.heads, min(rng.heads, cfg.heads), PACKED);
+    let block_rows = block_heads * rows_per_head;
+    let wgs_per_block = (block_rows + per_wg - 1u) / per_wg;
+    let wg_index = wg.x + wg.y * nwg.x;
+    let local = (wg_index % wgs_per_block) * per_wg + lid / LANES;
+    let block_start = (wg_index / wgs_per_block) * block_heads;
+    let head = block_start + local / rows_per_head;
+    let q = cfg.row_start + local % rows_per_head;
     // Rows past the end, and padding rows, still take part in the barriers; they load nothing.
-    var valid = index < rng.heads * rows_per_head;
-    let batch_head = rng.head_offset + min(head, rng.heads - 1u);
+    var valid = local < block_rows && head < rng.heads;
+    // Past the block's rows, a lane reads its block's last head: the sequence it packs.
+    let batch_head = rng.head_offset + min(head, min(block_start + block_heads, rng.heads) - 1u);
     let b = batch_head / cfg.heads;
     let sq = seqs[b];
     valid = valid && q >= sq.first_row;
@@ -107,7 +121,7 @@ fn main(
         for (var w = lid; w < words; w += WG) {
             var word = 0u;
             for (var e = 0u; e < 16u; e++) {
-                let j = min(w * 16u + e, cfg.tokens - 1u);
+                let j = class_base + min(w * 16u + e, cfg.tokens - 1u);
                 let c = select(0u, classes[j] & 3u, w * 16u + e < cfg.tokens);
                 word |= c << (2u * e);
             }

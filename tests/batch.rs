@@ -113,32 +113,42 @@ fn prefill_pair() -> Vec<Seq> {
     ]
 }
 
+/// Lengths 72 and 96: every sequence's first key on a multiple of 4, so a batch can stage.
+fn aligned_pair() -> Vec<Seq> {
+    let mut rng = Rng::new(22);
+    vec![
+        seq(&mut rng, 72, 72, &[ImageSpan::new(5, 40)], &[0, 12, 13]),
+        seq(&mut rng, 96, 96, &[ImageSpan::new(3, 60)], &[0, 10, 55, 80]),
+    ]
+}
+
 #[test]
 fn a_batch_equals_each_sequence_alone() {
     let g = support::gpu::gpu();
-    let seqs = prefill_pair();
     let mut changed = 0;
     // Keys per lane count from each sequence's first key, so padding of any width keeps the
-    // order of every sum.
-    for (lanes, keys) in [(4, 4), (64, 4), (2, 16), (1, 16)] {
-        let k = support::gpu::kernels(&g, lanes, keys);
-        for convention in [Convention::Paper, Convention::Released] {
-            let cfg = VarConfig {
-                tau: 6.0,
-                sink_dims: vec![5],
-                ..VarConfig::for_convention(convention)
-            };
-            for rows in [Rows::All, Rows::MayChange] {
-                for layer in [3, 7] {
-                    let together = batched(&g, &k, &cfg, &seqs, layer, rows);
-                    for (b, s) in seqs.iter().enumerate() {
-                        let one = alone(&g, &k, &cfg, s, layer, rows);
-                        same(
-                            &together[b],
-                            &one,
-                            &format!("seq {b} lanes {lanes} {convention:?} {rows:?} layer {layer}"),
-                        );
-                        changed += one.probs.iter().zip(&s.probs).filter(|(a, b)| a != b).count();
+    // order of every sum. Staged: the aligned pair stages, the other reads the buffer.
+    for (lanes, keys, staged) in [(4, 4, false), (64, 4, false), (2, 16, false), (1, 16, false), (1, 16, true)] {
+        let k = support::gpu::kernels_staged(&g, lanes, keys, staged);
+        for seqs in [prefill_pair(), aligned_pair()] {
+            for convention in [Convention::Paper, Convention::Released] {
+                let cfg = VarConfig {
+                    tau: 6.0,
+                    sink_dims: vec![5],
+                    ..VarConfig::for_convention(convention)
+                };
+                for rows in [Rows::All, Rows::MayChange] {
+                    for layer in [3, 7] {
+                        let together = batched(&g, &k, &cfg, &seqs, layer, rows);
+                        for (b, s) in seqs.iter().enumerate() {
+                            let one = alone(&g, &k, &cfg, s, layer, rows);
+                            same(
+                                &together[b],
+                                &one,
+                                &format!("seq {b} lanes {lanes} keys {keys} staged {staged} {convention:?} {rows:?} layer {layer}"),
+                            );
+                            changed += one.probs.iter().zip(&s.probs).filter(|(a, b)| a != b).count();
+                        }
                     }
                 }
             }

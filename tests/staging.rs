@@ -277,6 +277,33 @@ fn bindings_that_cannot_stage_read_the_buffer() {
     same(&got, &want, "small textures");
 }
 
+/// A batch binding of whole sequences runs the packed kernels (one sequence a workgroup) and
+/// stages; a head range that cuts a sequence of a batch runs the unpacked scalar kernel and
+/// does not (tests/batch.rs checks both give each sequence's bits alone).
+#[test]
+fn whole_sequences_of_a_batch_stage() {
+    let g = support::gpu::gpu();
+    let k = support::gpu::kernels_staged(&g, 1, 16, true);
+    let l = layer(7, 64, 64, 2, ImageSpan::new(5, 40));
+    let state = VarState::new_batch(&g.ctx, l.shape, 2, Rows::All).unwrap();
+    let head = (64 * 64 * 4) as u64;
+    let probs = g.device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 4 * head,
+        usage: USAGE,
+        mapped_at_creation: false,
+    });
+    let range = |first: u64, heads: u64| wgpu::BufferBinding {
+        buffer: &probs,
+        offset: first * head,
+        size: std::num::NonZeroU64::new(heads * head),
+    };
+    let bind = |first: usize, heads: u64| state.bind(&k, None, range(first as u64, heads), first).unwrap();
+    assert!(bind(0, 4).stages(), "both sequences");
+    assert!(bind(2, 2).stages(), "the second sequence");
+    assert!(!bind(1, 2).stages(), "a range across the two sequences");
+}
+
 #[test]
 fn a_prompt_whose_keys_are_off_4_reads_the_buffer() {
     // Bound staged (K = 100), then prepared as a padded batch of one whose first key is 29:

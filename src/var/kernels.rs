@@ -195,8 +195,9 @@ impl VarKernels {
         self.ctx.pipeline::<SinkScore>(&[self.lanes(), ("EARLY", early)])
     }
 
-    /// The row kernel over f32 probabilities; `packed`: the sequence's classes packed in
-    /// workgroup memory (one sequence of at most [`MAX_PACKED_TOKENS`] keys).
+    /// The row kernel over f32 probabilities; `packed`: a sequence's classes packed in
+    /// workgroup memory (sequences of at most [`MAX_PACKED_TOKENS`] keys, bound alone or as
+    /// whole sequences of a batch: one sequence a workgroup).
     pub(crate) fn rows(&self, packed: bool) -> Result<Arc<Pipeline>> {
         self.ctx
             .pipeline::<VarRows>(&[self.lanes(), self.keys(), ("PACKED", if packed { 1.0 } else { 0.0 })])

@@ -159,6 +159,9 @@ pub struct LayerBinding {
     staged: Option<Staged>,
     heads: usize,
     queries: usize,
+    /// Heads per block of rows (var_rows.wgsl): each block starts on a workgroup of its own.
+    block_heads: usize,
+    rows_per_workgroup: usize,
 }
 
 /// The staged row kernel's bind group and what its copy needs.
@@ -397,8 +400,10 @@ impl VarState {
         }
         let sinks = self.bind_sinks(kernels, hidden)?;
         let range = self.range_buffer(first_head, heads);
-        // One sequence: its classes packed once per workgroup (a batch's rows may span two).
-        let packed = self.batch == 1 && s.tokens <= crate::var::kernels::MAX_PACKED_TOKENS;
+        // Every workgroup's rows in one sequence (one sequence, or whole sequences of a batch):
+        // its classes packed once per workgroup.
+        let whole_sequences = first_head % s.heads == 0 && heads % s.heads == 0;
+        let packed = (self.batch == 1 || whole_sequences) && s.tokens <= crate::var::kernels::MAX_PACKED_TOKENS;
         let elements = heads * s.queries * s.tokens;
         let rows = self.ctx.bind::<VarRows>(
             &kernels.rows(packed)?,
@@ -476,6 +481,8 @@ impl VarState {
             staged,
             heads,
             queries: s.queries,
+            block_heads: if packed { heads.min(s.heads) } else { heads },
+            rows_per_workgroup: kernels.settings.rows_per_workgroup() as usize,
         })
     }
 
@@ -618,15 +625,23 @@ impl LayerBinding {
     }
 
     fn record_rows_planned(&self, pass: &mut ComputePass, planned: &LayerPlanned) {
-        let rows = self.heads * (self.queries - planned.row_start);
-        if rows == 0 {
+        let items = self.row_items(planned);
+        if items == 0 {
             return;
         }
         let dispatch = match &self.rows_vec4 {
             Some(vec4) if planned.keys_aligned => vec4,
             _ => &self.rows,
         };
-        dispatch.record_items(pass, &[planned.offset], rows as u32);
+        dispatch.record_items(pass, &[planned.offset], items);
+    }
+
+    /// The row kernel's items: its rows, each block of `block_heads` heads padded to whole
+    /// workgroups (0: no rows to visit).
+    fn row_items(&self, planned: &LayerPlanned) -> u32 {
+        let block_rows = self.block_heads * (self.queries - planned.row_start);
+        let per_block = block_rows.div_ceil(self.rows_per_workgroup) * self.rows_per_workgroup;
+        ((self.heads / self.block_heads) * per_block) as u32
     }
 
     /// Records one whole layer (sinks, then rows) into the caller's compute pass.
@@ -636,10 +651,11 @@ impl LayerBinding {
     }
 
     /// Whether [`encode`](Self::encode) stages this binding's rows in a texture: the settings
-    /// ask for it and the binding allows it (one sequence of K <= 32768 keys, K a multiple of 4,
-    /// the probabilities' range at a multiple of 16 bytes in a buffer with `COPY_SRC`, its rows
-    /// within `max_texture_dimension_2d` texture rows of 4096 texels). A prompt prepared with its
-    /// first key off a multiple of 4 (a padded batch of one) is encoded unstaged.
+    /// ask for it and the binding allows it (sequences of K <= 32768 keys bound alone or as whole
+    /// sequences of a batch, K a multiple of 4, the probabilities' range at a multiple of 16
+    /// bytes in a buffer with `COPY_SRC`, its rows within `max_texture_dimension_2d` texture rows
+    /// of 4096 texels). A prompt prepared with a first key off a multiple of 4 (padding) is
+    /// encoded unstaged.
     pub fn stages(&self) -> bool {
         self.staged.is_some()
     }
@@ -668,7 +684,7 @@ impl LayerBinding {
             self.sinks.check(layer, &planned)?;
         }
         let staged = self.staged.as_ref().filter(|_| planned.keys_aligned);
-        let rows = self.heads * (self.queries - planned.row_start);
+        let rows = self.row_items(&planned);
         // An Off layer's rows only clear their flags: nothing reads the texture.
         if let Some(st) = staged.filter(|_| rows > 0 && planned.role != LayerRole::Off) {
             st.layout.copy(encoder, &st.buffer, st.offset, &st.texture, planned.row_start);
@@ -681,7 +697,7 @@ impl LayerBinding {
             self.sinks.dispatch.record(&mut pass, &[planned.offset]);
         }
         match staged {
-            Some(st) if rows > 0 => st.dispatch.record_items(&mut pass, &[planned.offset], rows as u32),
+            Some(st) if rows > 0 => st.dispatch.record_items(&mut pass, &[planned.offset], rows),
             _ => self.record_rows_planned(&mut pass, &planned),
         }
         Ok(())
