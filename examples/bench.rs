@@ -176,6 +176,20 @@ fn submit_timed(g: &visattn::util::Gpu, timer: &Timer, mut encoder: wgpu::Comman
     }
 }
 
+/// The median of `repeats` timings of what `run` encodes, after a warm-up, each from the layers'
+/// pristine probabilities (the kernels edit them in place).
+fn time_restored(g: &visattn::util::Gpu, timer: &Timer, layers: &[&Layer], repeats: usize, run: &dyn Fn(&mut wgpu::CommandEncoder)) -> f64 {
+    let mut times = Vec::new();
+    for i in 0..=repeats {
+        restore(g, layers);
+        let t = time_encoder(g, timer, run);
+        if i > 0 {
+            times.push(t);
+        }
+    }
+    median(times)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -835,15 +849,8 @@ fn row_kernels(
                 b.encode_rows(encoder, 3).unwrap();
             }
         };
-        let mut times = Vec::new();
-        for i in 0..=repeats {
-            restore(g, &[&layer]);
-            let t = time_encoder(g, timer, &run);
-            if i > 0 {
-                times.push(t);
-            }
-        }
-        rep.line(name, s.name, median(times), Some(rows_moved(rows, changed)), Some(&probs_rates));
+        let secs = time_restored(g, timer, &[&layer], repeats, &run);
+        rep.line(name, s.name, secs, Some(rows_moved(rows, changed)), Some(&probs_rates));
     }
 
     if s.name == "small" {
@@ -898,15 +905,8 @@ fn row_kernels(
                 binding.sinks().record(pass, role_layer).unwrap()
             });
             let run = |encoder: &mut wgpu::CommandEncoder| binding.encode_rows(encoder, role_layer).unwrap();
-            let mut times = Vec::new();
-            for i in 0..=repeats {
-                restore(g, &[&layer]);
-                let t = time_encoder(g, timer, &run);
-                if i > 0 {
-                    times.push(t);
-                }
-            }
-            rep.line(name, s.name, median(times), Some(rows_moved(rows, changed)), Some(&probs_rates));
+            let secs = time_restored(g, timer, &[&layer], repeats, &run);
+            rep.line(name, s.name, secs, Some(rows_moved(rows, changed)), Some(&probs_rates));
         }
     }
 
@@ -927,15 +927,7 @@ fn row_kernels(
                     }
                 }
             };
-            let mut times = Vec::new();
-            for i in 0..=repeats.min(3) {
-                restore(g, &refs);
-                let t = time_encoder(g, timer, &run);
-                if i > 0 {
-                    times.push(t);
-                }
-            }
-            median(times)
+            time_restored(g, timer, &refs, repeats.min(3), &run)
         };
         let every_phi_secs = time_prefill(&every_phi);
         let gpu_secs = time_prefill(&engine_refs);
