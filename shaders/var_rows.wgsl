@@ -197,23 +197,28 @@ fn main(
     if (packed) {
         seen = atomicLoad(&packed_visual_sink);
     }
-    masses[lid] = vec4<f32>(pure_mass + other_mass.x, other_mass.y, other_mass.z, pure_mass + other_mass.w);
-    visual_sink_seen[lid] = seen;
-    workgroupBarrier();
-    for (var stride = LANES / 2u; stride > 0u; stride >>= 1u) {
-        if (lane < stride) {
-            masses[lid] += masses[lid + stride];
-            visual_sink_seen[lid] |= visual_sink_seen[lid + stride];
-        }
+    var m = vec4<f32>(pure_mass + other_mass.x, other_mass.y, other_mass.z, pure_mass + other_mass.w);
+    // A row's lanes add their masses up in workgroup memory; one lane a row has them already
+    // (CPU adapters pay for each workgroup load and store, lane by lane).
+    if (LANES > 1u) {
+        masses[lid] = m;
+        visual_sink_seen[lid] = seen;
         workgroupBarrier();
+        for (var stride = LANES / 2u; stride > 0u; stride >>= 1u) {
+            if (lane < stride) {
+                masses[lid] += masses[lid + stride];
+                visual_sink_seen[lid] |= visual_sink_seen[lid + stride];
+            }
+            workgroupBarrier();
+        }
+        m = masses[lid - lane];
+        seen = visual_sink_seen[lid - lane];
     }
     if (!valid) {
         return;
     }
-    let first = lid - lane;
-    let m = masses[first];
     let ratio = m.y / (m.x + sq.vis_eps);
-    let is_selected = (visual_sink_seen[first] & 1u) != 0u && m.x >= cfg.summ && ratio <= cfg.rho;
+    let is_selected = (seen & 1u) != 0u && m.x >= cfg.summ && ratio <= cfg.rho;
     if (lane == 0u) {
         selected[flag] = select(0u, 1u, is_selected);
     }
