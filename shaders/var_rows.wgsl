@@ -69,10 +69,15 @@ var<workgroup> packed_visual_sink: atomic<u32>;
 // lane residue, its pure steps, then its other steps with an image or sink key (text-only steps
 // are in neither). Sums stay in key order per kind: a lane adds each pure step's sum to P and
 // every other step's to M, and V = P + M_V, VNS = P + M_VNS, the same bits however the steps
-// were found (the unpacked path, a batch's, routes each step by its classes instead).
+// were found (without lists, every step goes through the class arithmetic and is routed by its
+// classes).
 // step_list: step indices, two u16 a word; list_at[k]: where pure residue k (k < LANES), other
 // residue k - LANES and the end (2 LANES) begin; more than MAX_LISTED steps: no lists.
+// Built only where a workgroup holds 16 rows or more (LANES <= LISTS_MAX_LANES, the CPU
+// settings): one invocation builds them while the rest wait, which on a GPU (64 lanes a row,
+// one row a workgroup) would cost more than the branches it saves.
 const MAX_LISTED: u32 = 2048u;
+const LISTS_MAX_LANES: u32 = 4u;
 var<workgroup> step_list: array<u32, MAX_LISTED / 2u>;
 var<workgroup> list_at: array<u32, 2u * WG + 1u>;
 var<workgroup> steps_listed: u32;
@@ -131,12 +136,14 @@ fn main(
             }
         }
         workgroupBarrier();
-        if (lid == 0u) {
-            build_step_lists(steps_of(sq.key_offset), sq.key_offset);
+        if (LANES <= LISTS_MAX_LANES) {
+            if (lid == 0u) {
+                build_step_lists(steps_of(sq.key_offset), sq.key_offset);
+            }
+            workgroupBarrier();
         }
-        workgroupBarrier();
     }
-    let listed = packed && steps_listed != 0u;
+    let listed = packed && LANES <= LISTS_MAX_LANES && steps_listed != 0u;
     let steps = steps_of(sq.key_offset);
     // This lane's steps when they are not listed: s = lane, lane + LANES, ... < steps.
     let lane_steps = (steps + LANES - 1u - min(lane, steps)) / LANES;
