@@ -271,14 +271,18 @@ fn listed_step(k: u32) -> u32 {
 }
 
 // 0: step s's keys are all text (or past the row), 1: all image non-sinks, 2: anything else.
+// Only the keys before the row's end count (step_classes past the last packed word repeats
+// it), and a step that runs past the end is never pure: its loop would load past the row.
 fn step_kind(key_offset: u32, s: u32) -> u32 {
-    let width = 2u * KEYS;
+    let j0 = key_offset + s * KEYS;
+    let keys = min(KEYS, cfg.tokens - min(j0, cfg.tokens));
+    let width = 2u * keys;
     let mask = select(0xffffffffu, (1u << (width & 31u)) - 1u, width < 32u);
-    let bits = step_classes(true, key_offset + s * KEYS) & mask;
+    let bits = step_classes(true, j0) & mask;
     if (bits == 0u) {
         return 0u;
     }
-    return select(2u, 1u, bits == (0x55555555u & mask));
+    return select(2u, 1u, keys == KEYS && bits == (0x55555555u & mask));
 }
 
 // Packed, one invocation: the step lists and list_at (see step_list), steps_listed = 1 when

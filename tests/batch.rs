@@ -5,8 +5,10 @@ mod support;
 
 use support::Rng;
 use visattn::{
-    BatchEntry, Convention, HostSession, ImageSpan, LayerOutput, Rows, SequenceInput, SequenceShape, VarConfig, VarKernels, VisualTokens,
+    BatchEntry, Convention, HostSession, ImageSpan, LayerOutput, Rows, SequenceInput, SequenceShape, VarConfig, VarKernels, VarState,
+    VisualTokens,
 };
+use wgpu::util::DeviceExt;
 
 const H: usize = 3;
 const D: usize = 48;
@@ -20,6 +22,11 @@ struct Seq {
 }
 
 fn seq(rng: &mut Rng, tokens: usize, queries: usize, spans: &[ImageSpan], sinks: &[usize]) -> Seq {
+    seq_with(rng, tokens, queries, spans, sinks, true)
+}
+
+/// [`seq`], causal or with every row over every key (the row kernel does not assume either).
+fn seq_with(rng: &mut Rng, tokens: usize, queries: usize, spans: &[ImageSpan], sinks: &[usize], causal: bool) -> Seq {
     let visual = VisualTokens::from_spans(spans, tokens).unwrap();
     let mut hidden: Vec<f32> = (0..tokens * D).map(|_| rng.normal() as f32).collect();
     for &t in sinks {
@@ -31,7 +38,7 @@ fn seq(rng: &mut Rng, tokens: usize, queries: usize, spans: &[ImageSpan], sinks:
             let pos = tokens - queries + q;
             let e: Vec<f64> = (0..tokens)
                 .map(|j| {
-                    if j > pos {
+                    if causal && j > pos {
                         return 0.0;
                     }
                     let mut x = rng.normal();
@@ -157,9 +164,9 @@ fn a_batch_equals_each_sequence_alone() {
     assert!(changed > 0, "the batch must redistribute something");
 }
 
-/// Alone, a sequence's steps of image non-sinks get a loop of their own from lists the row
-/// kernel builds per workgroup, up to 2048 steps; past that (here 2050 steps of 4 keys) it runs
-/// every step through the class arithmetic, as a batch always does. Both give the batch's bits.
+/// A sequence's steps of image non-sinks get a loop of their own from lists the row kernel
+/// builds per workgroup, up to 2048 steps; past that (here 2050 steps of 4 keys) it runs every
+/// step through the class arithmetic. Alone and in a batch, either way, the same bits.
 #[test]
 fn a_sequence_too_long_for_the_step_lists_equals_itself_in_a_batch() {
     let g = support::gpu::gpu();
@@ -184,6 +191,70 @@ fn a_sequence_too_long_for_the_step_lists_equals_itself_in_a_batch() {
         }
     }
     assert!(changed > 0, "the batch must redistribute something");
+}
+
+/// The longest layout the packed kernel holds (32768 keys), a sequence padded by 4 keys whose
+/// probabilities are junk (1.0: nothing should read them): its last step of 16 keys runs 4
+/// keys past the row. Those keys must not count as image tokens, or the step would be "pure"
+/// and load the next row's first keys, the junk. Every row sees every key here, so the text
+/// rows before the image that ends the sequence (rows that may change) see that step.
+#[test]
+fn past_the_end_keys_never_make_a_step_pure() {
+    let g = support::gpu::gpu();
+    let mut rng = Rng::new(9);
+    let (t, q, pad) = (32768, 20, 4);
+    let spans = [ImageSpan::new(1, 30000), ImageSpan::new(t - pad - 16, 16)];
+    let s = seq_with(&mut rng, t - pad, q, &spans, &[0, 50], false);
+    let cfg = VarConfig {
+        tau: 6.0,
+        sink_dims: vec![5],
+        ..VarConfig::paper()
+    };
+    let mut hidden = vec![0.0f32; t * D];
+    hidden[pad * D..].copy_from_slice(&s.hidden);
+    let mut padded = vec![1.0f32; H * q * t];
+    for (r, row) in s.probs.chunks(s.tokens).enumerate() {
+        padded[r * t + pad..(r + 1) * t].copy_from_slice(row);
+    }
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let upload = |data: &[f32]| {
+        g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(data),
+            usage,
+        })
+    };
+    let shape = SequenceShape {
+        tokens: t,
+        hidden: D,
+        heads: H,
+        queries: q,
+    };
+    for (lanes, keys) in [(1, 16), (4, 16)] {
+        let k = support::gpu::kernels(&g, lanes, keys);
+        let mut state = VarState::new_batch(&g.ctx, shape, 1, Rows::All).unwrap();
+        let entry = BatchEntry {
+            visual: &s.visual,
+            queries: q,
+        };
+        state.prepare_batch(&g.queue, &cfg, &[entry], 8).unwrap();
+        let (hidden_buf, probs) = (upload(&hidden), upload(&padded));
+        let binding = state
+            .bind(&k, Some(hidden_buf.as_entire_buffer_binding()), probs.as_entire_buffer_binding(), 0)
+            .unwrap();
+        let mut encoder = g.device.create_command_encoder(&Default::default());
+        binding.encode(&mut encoder, 3).unwrap();
+        g.queue.submit([encoder.finish()]);
+        let got: Vec<f32> = visattn::readback::read_vec(&g.device, &g.queue, &probs, padded.len()).unwrap();
+        let unpadded: Vec<f32> = got.chunks(t).flat_map(|row| row[pad..].to_vec()).collect();
+        let one = alone(&g, &k, &cfg, &s, 3, Rows::All);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert!(
+            bits(&unpadded) == bits(&one.probs),
+            "lanes {lanes}: the padded sequence gives its bits alone"
+        );
+        assert!(one.probs != s.probs, "the text rows before the last image must change");
+    }
 }
 
 #[test]
@@ -214,19 +285,27 @@ fn head_chunks_may_cross_sequences() {
         max_storage_buffer_binding_size: 64 * 1024,
         ..Default::default()
     };
+    // Cut chunks run the unpacked kernel (every step through the class arithmetic, routed by its
+    // classes); alone, a sequence runs the packed one, with step lists where lanes <= 4.
     let g = support::gpu::gpu_with_limits(Some(limits));
-    let k = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
+    let big = support::gpu::gpu();
     let seqs = prefill_pair();
     let cfg = VarConfig {
         tau: 6.0,
         sink_dims: vec![5],
         ..VarConfig::paper()
     };
-    let together = batched(&g, &k, &cfg, &seqs, 3, Rows::All);
-    let big = support::gpu::gpu();
-    let kb = VarKernels::new(&big.ctx, visattn::KernelSettings::default()).unwrap();
-    for (b, s) in seqs.iter().enumerate() {
-        same(&together[b], &alone(&big, &kb, &cfg, s, 3, Rows::All), &format!("chunked seq {b}"));
+    for (lanes, keys) in [(64, 4), (4, 4), (2, 16), (1, 16)] {
+        let k = support::gpu::kernels(&g, lanes, keys);
+        let together = batched(&g, &k, &cfg, &seqs, 3, Rows::All);
+        let kb = support::gpu::kernels(&big, lanes, keys);
+        for (b, s) in seqs.iter().enumerate() {
+            same(
+                &together[b],
+                &alone(&big, &kb, &cfg, s, 3, Rows::All),
+                &format!("chunked seq {b} lanes {lanes} keys {keys}"),
+            );
+        }
     }
 }
 
