@@ -745,7 +745,7 @@ fn autotune_lines(g: &visattn::util::Gpu, timer: &Timer, rep: &Report) -> visatt
         }
     }
     rep.note(&format!(
-        "autotune: {} candidates on a {:.1} MB probe layer (wall time, median of 3 after a warm-up; pipeline builds included) in {took:.2} s",
+        "autotune: {} candidates on a {:.1} MB probe layer (wall time, median of 5 rounds over the candidates after a warm-up; pipeline builds included) in {took:.2} s",
         tuned.timings.len(),
         tuned.probe_bytes as f64 / 1e6
     ));

@@ -53,19 +53,20 @@ pub struct Autotune {
 const TOKENS: usize = 384;
 const HEADS: usize = 4;
 const HIDDEN: usize = 512;
-const REPEATS: usize = 3;
-// A candidate whose first timed run takes this many times the best median so far is out: that
-// run is its timing (on CPU adapters the 64-lane candidate is 5-10x slower).
+const REPEATS: usize = 5;
+// A candidate whose first timed run takes this many times the best first run is out: that run
+// is its timing (on CPU adapters the 64-lane candidate is 5-10x slower).
 const CUTOFF: f64 = 2.0;
 
 impl KernelSettings {
     /// Times every [`CANDIDATES`] entry on a probe layer (sink scoring and the row kernel over
-    /// all 1536 rows of 4 heads x 384 tokens, 2.4 MB) on this device, median of 3 runs each
-    /// after a warm-up (a candidate whose first timed run is over twice the best so far keeps
-    /// that one time), and returns the fastest with every timing. Only the pipelines the probe records
-    /// are built. Waits for the GPU (native only;
-    /// a browser host measures in a worker or uses [`KernelSettings::for_adapter`]). Pipelines
-    /// are built in a context of its own: the host's cache only gets the winner when it uses it.
+    /// all 1536 rows of 4 heads x 384 tokens, 2.4 MB) on this device: a warm-up run each, then
+    /// 5 rounds over the candidates in turn, each candidate's timing the median of its rounds (a
+    /// candidate whose first round is over twice the best first round keeps that one time), and
+    /// returns the fastest with every timing. Only the pipelines the probe records are built.
+    /// Waits for the GPU (native only; a browser host measures in a worker or uses
+    /// [`KernelSettings::for_adapter`]). Pipelines are built in a context of its own: the host's
+    /// cache only gets the winner when it uses it.
     pub fn autotune(device: &Device, queue: &Queue) -> Result<Autotune> {
         let ctx = Context::new(device);
         let shape = SequenceShape {
@@ -112,39 +113,53 @@ impl KernelSettings {
         };
         let (hidden_buf, probs_buf) = (upload(&hidden), upload(&probs));
         build_all(&ctx)?;
-        let mut timings = Vec::with_capacity(CANDIDATES.len());
-        for settings in CANDIDATES {
-            let kernels = VarKernels::on_demand(&ctx, settings)?;
-            let binding = state.bind(
-                &kernels,
-                Some(hidden_buf.as_entire_buffer_binding()),
-                probs_buf.as_entire_buffer_binding(),
-                0,
-            )?;
-            let run = || -> Result<f64> {
-                let t0 = Instant::now();
-                let mut encoder = device.create_command_encoder(&Default::default());
-                binding.encode(&mut encoder, 3)?;
-                queue.submit([encoder.finish()]);
-                device
-                    .poll(wgpu::PollType::wait_indefinitely())
-                    .map_err(|e| Error::Gpu(format!("autotune: {e}")))?;
-                Ok(t0.elapsed().as_secs_f64())
-            };
-            run()?;
-            let first = run()?;
-            let best_so_far = timings.iter().map(|&(_, t)| t).fold(f64::INFINITY, f64::min);
-            if first > CUTOFF * best_so_far {
-                timings.push((settings, first));
-                continue;
-            }
-            let mut times = vec![first];
-            for _ in 1..REPEATS {
-                times.push(run()?);
-            }
-            times.sort_by(f64::total_cmp);
-            timings.push((settings, times[REPEATS / 2]));
+        let bindings = CANDIDATES
+            .iter()
+            .map(|&settings| {
+                let kernels = VarKernels::on_demand(&ctx, settings)?;
+                state.bind(
+                    &kernels,
+                    Some(hidden_buf.as_entire_buffer_binding()),
+                    probs_buf.as_entire_buffer_binding(),
+                    0,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let run = |i: usize| -> Result<f64> {
+            let t0 = Instant::now();
+            let mut encoder = device.create_command_encoder(&Default::default());
+            bindings[i].encode(&mut encoder, 3)?;
+            queue.submit([encoder.finish()]);
+            device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::Gpu(format!("autotune: {e}")))?;
+            Ok(t0.elapsed().as_secs_f64())
+        };
+        // Rounds over the candidates in turn, not each candidate's runs back to back: a few
+        // slow milliseconds of the machine then slow one run of every candidate, not all the
+        // runs of one (that once picked a candidate 2x slower on real shapes).
+        for i in 0..bindings.len() {
+            run(i)?;
         }
+        let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(REPEATS); bindings.len()];
+        let mut alive: Vec<usize> = (0..bindings.len()).collect();
+        for round in 0..REPEATS {
+            for &i in &alive {
+                times[i].push(run(i)?);
+            }
+            if round == 0 {
+                let best = times.iter().map(|t| t[0]).fold(f64::INFINITY, f64::min);
+                alive.retain(|&i| times[i][0] <= CUTOFF * best);
+            }
+        }
+        let timings: Vec<(KernelSettings, f64)> = CANDIDATES
+            .iter()
+            .zip(&mut times)
+            .map(|(&settings, t)| {
+                t.sort_by(f64::total_cmp);
+                (settings, t[t.len() / 2])
+            })
+            .collect();
         let best = timings
             .iter()
             .min_by(|a, b| a.1.total_cmp(&b.1))
