@@ -104,6 +104,28 @@ fn batched(g: &support::gpu::Gpu, k: &VarKernels, cfg: &VarConfig, seqs: &[Seq],
     r.run_batch_layer(&g.queue, layer, &inputs).unwrap()
 }
 
+/// The settings every test here runs: sinks where dimension 5 carries a massive activation.
+fn config(convention: Convention) -> VarConfig {
+    VarConfig {
+        tau: 6.0,
+        sink_dims: vec![5],
+        ..VarConfig::for_convention(convention)
+    }
+}
+
+/// Runs `seqs` as one batch, then each alone, and checks they agree bit for bit; returns how
+/// many probabilities VAR changed alone.
+fn batch_equals_alone(g: &support::gpu::Gpu, k: &VarKernels, cfg: &VarConfig, seqs: &[Seq], layer: usize, rows: Rows, what: &str) -> usize {
+    let together = batched(g, k, cfg, seqs, layer, rows);
+    let mut changed = 0;
+    for (b, s) in seqs.iter().enumerate() {
+        let one = alone(g, k, cfg, s, layer, rows);
+        same(&together[b], &one, &format!("seq {b} {what}"));
+        changed += one.probs.iter().zip(&s.probs).filter(|(a, b)| a != b).count();
+    }
+    changed
+}
+
 fn same(a: &LayerOutput, b: &LayerOutput, what: &str) {
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&a.phi), bits(&b.phi), "{what}: phi");
@@ -139,23 +161,11 @@ fn a_batch_equals_each_sequence_alone() {
         let k = support::gpu::kernels_staged(&g, lanes, keys, staged);
         for seqs in [prefill_pair(), aligned_pair()] {
             for convention in [Convention::Paper, Convention::Released] {
-                let cfg = VarConfig {
-                    tau: 6.0,
-                    sink_dims: vec![5],
-                    ..VarConfig::for_convention(convention)
-                };
+                let cfg = config(convention);
                 for rows in [Rows::All, Rows::MayChange] {
                     for layer in [3, 7] {
-                        let together = batched(&g, &k, &cfg, &seqs, layer, rows);
-                        for (b, s) in seqs.iter().enumerate() {
-                            let one = alone(&g, &k, &cfg, s, layer, rows);
-                            same(
-                                &together[b],
-                                &one,
-                                &format!("seq {b} lanes {lanes} keys {keys} staged {staged} {convention:?} {rows:?} layer {layer}"),
-                            );
-                            changed += one.probs.iter().zip(&s.probs).filter(|(a, b)| a != b).count();
-                        }
+                        let what = format!("lanes {lanes} keys {keys} staged {staged} {convention:?} {rows:?} layer {layer}");
+                        changed += batch_equals_alone(&g, &k, &cfg, &seqs, layer, rows, &what);
                     }
                 }
             }
@@ -175,20 +185,11 @@ fn a_sequence_too_long_for_the_step_lists_equals_itself_in_a_batch() {
         seq(&mut rng, 8200, 3, &[ImageSpan::new(1, 8198)], &[0, 40, 41, 3000, 8100]),
         seq(&mut rng, 71, 2, &[ImageSpan::new(5, 40)], &[0, 12]),
     ];
-    let cfg = VarConfig {
-        tau: 6.0,
-        sink_dims: vec![5],
-        ..VarConfig::for_convention(Convention::Paper)
-    };
+    let cfg = config(Convention::Paper);
     let mut changed = 0;
     for (lanes, keys) in [(1, 4), (4, 4), (1, 16)] {
         let k = support::gpu::kernels(&g, lanes, keys);
-        let together = batched(&g, &k, &cfg, &seqs, 3, Rows::All);
-        for (b, s) in seqs.iter().enumerate() {
-            let one = alone(&g, &k, &cfg, s, 3, Rows::All);
-            same(&together[b], &one, &format!("seq {b} lanes {lanes} keys {keys}"));
-            changed += one.probs.iter().zip(&s.probs).filter(|(a, b)| a != b).count();
-        }
+        changed += batch_equals_alone(&g, &k, &cfg, &seqs, 3, Rows::All, &format!("lanes {lanes} keys {keys}"));
     }
     assert!(changed > 0, "the batch must redistribute something");
 }
@@ -205,11 +206,7 @@ fn past_the_end_keys_never_make_a_step_pure() {
     let (t, q, pad) = (32768, 20, 4);
     let spans = [ImageSpan::new(1, 30000), ImageSpan::new(t - pad - 16, 16)];
     let s = seq_with(&mut rng, t - pad, q, &spans, &[0, 50], false);
-    let cfg = VarConfig {
-        tau: 6.0,
-        sink_dims: vec![5],
-        ..VarConfig::paper()
-    };
+    let cfg = config(Convention::Paper);
     let mut hidden = vec![0.0f32; t * D];
     hidden[pad * D..].copy_from_slice(&s.hidden);
     let mut padded = vec![1.0f32; H * q * t];
@@ -267,11 +264,7 @@ fn decode_rows_of_different_lengths_batch_together() {
         seq(&mut rng, 65, 1, &[ImageSpan::new(4, 20), ImageSpan::new(30, 20)], &[0, 40]),
         seq(&mut rng, 17, 1, &[ImageSpan::new(1, 10)], &[0, 3]),
     ];
-    let cfg = VarConfig {
-        tau: 6.0,
-        sink_dims: vec![5],
-        ..VarConfig::paper()
-    };
+    let cfg = config(Convention::Paper);
     let together = batched(&g, &k, &cfg, &seqs, 3, Rows::All);
     for (b, s) in seqs.iter().enumerate() {
         same(&together[b], &alone(&g, &k, &cfg, s, 3, Rows::All), &format!("decode seq {b}"));
@@ -290,11 +283,7 @@ fn head_chunks_may_cross_sequences() {
     let g = support::gpu::gpu_with_limits(Some(limits));
     let big = support::gpu::gpu();
     let seqs = prefill_pair();
-    let cfg = VarConfig {
-        tau: 6.0,
-        sink_dims: vec![5],
-        ..VarConfig::paper()
-    };
+    let cfg = config(Convention::Paper);
     for (lanes, keys) in [(64, 4), (4, 4), (2, 16), (1, 16)] {
         let k = support::gpu::kernels(&g, lanes, keys);
         let together = batched(&g, &k, &cfg, &seqs, 3, Rows::All);
@@ -315,11 +304,7 @@ fn a_padded_batch_of_one_equals_the_sequence_alone() {
     // kernel) or 28 (the vec4 one); alone, 71 keys take the scalar kernel and 72 the vec4 one.
     let g = support::gpu::gpu();
     let mut rng = Rng::new(8);
-    let cfg = VarConfig {
-        tau: 6.0,
-        sink_dims: vec![5],
-        ..VarConfig::paper()
-    };
+    let cfg = config(Convention::Paper);
     let mut changed = 0;
     for (lanes, keys) in [(1, 16), (4, 4), (64, 8)] {
         let k = support::gpu::kernels(&g, lanes, keys);
