@@ -556,6 +556,8 @@ fn parse_args() -> Args {
 }
 
 fn main() {
+    // SAFETY: no thread has started yet.
+    unsafe { visattn::util::quiet_vulkan_probe() };
     let args = parse_args();
     let (json, only, repeats) = (args.json, args.shape.clone(), args.repeats as usize);
     let g = visattn::util::gpu_with(wgpu::Features::TIMESTAMP_QUERY, None).unwrap_or_else(|e| {

@@ -17,6 +17,8 @@ const HEIGHT: u32 = 512;
 const FRAMES: std::ops::Range<usize> = 12..16;
 
 fn main() {
+    // SAFETY: no thread has started yet.
+    unsafe { visattn::util::quiet_vulkan_probe() };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("error")).init();
     if let Err(e) = run(std::env::args().nth(1)) {
         eprintln!("error: {e}");

@@ -63,6 +63,10 @@ pub enum Error {
     /// Reading or writing a file failed.
     #[error("io: {0}")]
     Io(String),
+    /// An output path that would destroy something: an input or another output of the same
+    /// run, a device, a pipe or a directory (outputs only ever replace regular files).
+    #[error("refusing to write {path}: {reason}")]
+    Output { path: String, reason: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -43,6 +43,7 @@ mod viz;
 
 pub use io::dump;
 pub use io::half;
+pub use io::output;
 #[cfg(feature = "gpu")]
 pub use io::readback;
 pub use var::{discover, reference};

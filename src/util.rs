@@ -5,6 +5,21 @@
 
 use crate::error::{Error, Result};
 
+/// Mesa's Vulkan device-select layer probes Wayland when it starts and, on a machine without a
+/// display server (no XDG_RUNTIME_DIR), prints "error: XDG_RUNTIME_DIR is invalid or not set
+/// in the environment." twice: harmless, but it reads as the program failing. Choosing among
+/// adapters is wgpu's job here, so the layer is turned off (NODEVICE_SELECT=1) in that case.
+///
+/// # Safety
+/// It sets an environment variable: call it first thing in `main`, before any thread exists
+/// (nothing may read the environment concurrently).
+pub unsafe fn quiet_vulkan_probe() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() && std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: the caller guarantees no other thread runs.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
+}
+
 /// A device, its queue, the adapter's description and a [`Context`](crate::Context) over it.
 pub struct Gpu {
     pub device: wgpu::Device,

@@ -857,3 +857,338 @@ fn bench_refuses_bad_flags_with_one_line() {
         assert!(out.stdout.is_empty(), "{args:?}: no measurement may start");
     }
 }
+
+/// One clean failure: exit 1, one `error:` line holding `needle`, no panic.
+fn one_error(out: &Output, what: &str, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(out.status.code(), Some(1), "{what}: exit code; stderr {stderr}");
+    assert!(!stderr.contains("panicked"), "{what}: panicked: {stderr}");
+    assert_eq!(lines.len(), 1, "{what}: one line on stderr, got {lines:?}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{what}: '{needle}' not in {:?}",
+        lines[0]
+    );
+}
+
+/// A fresh folder for one test (the per-process tmp() folder is shared by tests running at
+/// the same time, and these tests list their folder).
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = tmp(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Names in `dir` that look like a staged output left behind.
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect()
+}
+
+fn apply_small(input: &Path, outputs: &[&Path], extra: &[&str]) -> Output {
+    let mut args = vec!["apply", "--input", input.to_str().unwrap()];
+    for o in outputs {
+        args.extend(["--output", o.to_str().unwrap()]);
+    }
+    args.extend(["--sink-dims", "7", "--tau", "5"]);
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// An output that names an input or another output is refused before anything is written,
+/// however the path is spelled (`./`, a symlink, a hard link), and the file is left as it was.
+#[test]
+fn outputs_never_name_an_input_or_each_other() {
+    let dir = fresh_dir("same-file");
+    let input = dir.join("x.safetensors");
+    write_dump(&input, small_dump(|_| {}), IMG);
+    let original = std::fs::read(&input).unwrap();
+    let output = dir.join("y.safetensors");
+    let dotted = format!("{}/./x.safetensors", dir.display());
+    let link = dir.join("link.safetensors");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    let hard = dir.join("hard.safetensors");
+    std::fs::hard_link(&input, &hard).unwrap();
+    for (what, out, needle) in [
+        ("the input itself", input.clone(), "x.safetensors"),
+        ("the input through ./", PathBuf::from(&dotted), "x.safetensors"),
+        ("a symlink to the input", link.clone(), "link.safetensors"),
+        ("a hard link to the input", hard.clone(), "hard.safetensors"),
+    ] {
+        let got = apply_small(&input, &[&out], &[]);
+        one_error(&got, what, "name the same file");
+        assert!(String::from_utf8_lossy(&got.stderr).contains(needle), "{what}: names the path");
+        assert_eq!(std::fs::read(&input).unwrap(), original, "{what}: the input changed");
+    }
+    // --png over the input, over the output, and over the picture it draws on.
+    let png_args = ["--layer", "1", "--size", "64x32"];
+    let grid_dump = dir.join("grid.safetensors");
+    write_dump(&grid_dump, small_dump(|_| {}), &[("image_start", "2"), ("image_len", "4")]);
+    let grid_original = std::fs::read(&grid_dump).unwrap();
+    for (what, png, needle) in [
+        ("--png naming the input", grid_dump.clone(), "--png"),
+        ("--png naming the output", output.clone(), "--png"),
+    ] {
+        let mut extra = vec!["--png", png.to_str().unwrap()];
+        extra.extend(png_args);
+        let got = apply_small(&grid_dump, &[&output], &extra);
+        one_error(&got, what, needle);
+        assert_eq!(std::fs::read(&grid_dump).unwrap(), grid_original, "{what}: the input changed");
+        assert!(!output.exists(), "{what}: an output was written");
+    }
+    let picture = dir.join("under.png");
+    std::fs::write(&picture, b"not looked at").unwrap();
+    let mut extra = vec!["--png", picture.to_str().unwrap(), "--image", picture.to_str().unwrap()];
+    extra.extend(png_args);
+    one_error(&apply_small(&grid_dump, &[&output], &extra), "--png naming --image", "--image");
+    // Two outputs of a batch with one path.
+    let second = dir.join("x2.safetensors");
+    std::fs::copy(&input, &second).unwrap();
+    let got = run(&[
+        "apply",
+        "--input",
+        input.to_str().unwrap(),
+        "--input",
+        second.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--output",
+        &format!("{}/./y.safetensors", dir.display()),
+        "--sink-dims",
+        "7",
+        "--tau",
+        "5",
+    ]);
+    one_error(&got, "two outputs, one file", "name the same file");
+    assert!(!output.exists());
+    // attend's --output over its --input.
+    let got = run(&["attend", "--input", input.to_str().unwrap(), "--output", link.to_str().unwrap()]);
+    one_error(&got, "attend over its input", "name the same file");
+    assert_eq!(std::fs::read(&input).unwrap(), original);
+    assert!(leftovers(&dir).is_empty(), "left behind: {:?}", leftovers(&dir));
+}
+
+/// Outputs replace regular files only: a FIFO, a directory or a symlink to either is refused
+/// and stays what it was; a symlink to a regular file is followed (the link stays a link).
+/// New outputs get the mode the umask gives; a replaced file keeps its own.
+#[test]
+fn outputs_replace_regular_files_only_with_the_usual_mode() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let dir = fresh_dir("not-regular");
+    let input = dir.join("in.safetensors");
+    write_dump(&input, small_dump(|_| {}), IMG);
+    let fifo = dir.join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success(), "mkfifo");
+    let to_fifo = dir.join("to-fifo");
+    std::os::unix::fs::symlink(&fifo, &to_fifo).unwrap();
+    let folder = dir.join("folder");
+    std::fs::create_dir(&folder).unwrap();
+    let dangling = dir.join("dangling");
+    std::os::unix::fs::symlink(dir.join("nothing-here"), &dangling).unwrap();
+    for (what, out, needle) in [
+        ("a FIFO", &fifo, "not a regular file"),
+        ("a symlink to a FIFO", &to_fifo, "not a regular file"),
+        ("a directory", &folder, "a directory"),
+        ("a dangling symlink", &dangling, "symlink to nothing"),
+    ] {
+        one_error(&apply_small(&input, &[out], &[]), what, needle);
+    }
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO was replaced");
+    assert!(std::fs::symlink_metadata(&to_fifo).unwrap().file_type().is_symlink());
+    assert!(std::fs::metadata(&folder).unwrap().is_dir());
+    assert!(leftovers(&dir).is_empty(), "left behind: {:?}", leftovers(&dir));
+
+    // Through a symlink to a regular file: the file gets the result, the link stays.
+    let real = dir.join("real.safetensors");
+    std::fs::write(&real, b"old").unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let link = dir.join("link.safetensors");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let got = apply_small(&input, &[&link], &[]);
+    assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced");
+    TensorFile::open(&real).expect("the linked file holds the result");
+    assert_eq!(std::fs::metadata(&real).unwrap().permissions().mode() & 0o777, 0o640, "a replaced file keeps its mode");
+
+    // New files: 0666 under the umask, as any program's `>` would make them.
+    for (umask, mode) in [("022", 0o644), ("027", 0o640)] {
+        let out = dir.join(format!("new-{umask}.safetensors"));
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "umask {umask} && exec \"$0\" apply --input \"$1\" --output \"$2\" --sink-dims 7 --tau 5 >/dev/null"
+            ))
+            .arg(program())
+            .arg(&input)
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, mode, "umask {umask}");
+    }
+    assert!(leftovers(&dir).is_empty(), "left behind: {:?}", leftovers(&dir));
+}
+
+/// A full stdout is one error line and exit 1; a reader that went away ends the run quietly
+/// (exit 0, nothing on stderr). Never a panic.
+#[test]
+fn a_full_or_closed_stdout_is_an_error_line_never_a_panic() {
+    let dir = fresh_dir("stdout");
+    let input = dir.join("in.safetensors");
+    write_dump(&input, small_dump(|_| {}), IMG);
+    let output = dir.join("out.safetensors");
+    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["discover", "--input", input.to_str().unwrap()],
+        vec!["discover", "--input", input.to_str().unwrap(), "--json"],
+        vec![
+            "apply",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--sink-dims",
+            "7",
+            "--tau",
+            "5",
+        ],
+    ];
+    for args in &commands {
+        let got = Command::new(program()).args(args).env("RUST_BACKTRACE", "0").stdout(full()).output().unwrap();
+        one_error(&got, &format!("{args:?} > /dev/full"), "writing standard output");
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let got = Command::new(program()).args(args).env("RUST_BACKTRACE", "0").stdout(writer).output().unwrap();
+        let stderr = String::from_utf8_lossy(&got.stderr);
+        assert_eq!(got.status.code(), Some(0), "{args:?} | closed pipe: {stderr}");
+        assert!(stderr.is_empty(), "{args:?} | closed pipe: quiet, got {stderr}");
+    }
+    // apply wrote its result before stdout failed: it stays, whole.
+    TensorFile::open(&output).expect("apply's output is whole");
+}
+
+/// Argument errors name the arguments; negative numbers are values (then range-checked);
+/// conflicting or meaningless flags are refused.
+#[test]
+fn argument_errors_name_the_arguments_and_negative_numbers_are_values() {
+    let dir = fresh_dir("args");
+    let input = dir.join("in.safetensors");
+    write_dump(&input, small_dump(|_| {}), IMG);
+    let i = input.to_str().unwrap();
+    let o = dir.join("out.safetensors");
+    let o = o.to_str().unwrap();
+    for (args, needle) in [
+        (&["apply"][..], "--input <INPUT>"),
+        (&["apply", "--input", i][..], "--output <OUTPUT>"),
+        (&["apply", "--input", i, "--output", o, "--image-start", "2"][..], "--image-len"),
+        (&["apply", "--input", i, "--output", o, "--image-spans", "2:6", "--image-start", "2"][..], "--image-start"),
+        (&["apply", "--input", i, "--output", o, "--sink-dims", "7", "--p", "-0.1"][..], "p = -0.1"),
+        (&["apply", "--input", i, "--output", o, "--sink-dims", "7", "--tau", "-5"][..], "tau = -5"),
+        (&["apply", "--input", i, "--output", o, "--sink-dims", "7", "--rho", "-1e3"][..], "rho = -1000"),
+    ] {
+        one_error(&run(args), &format!("{args:?}"), needle);
+    }
+    assert!(!Path::new(o).exists());
+}
+
+/// A PNG whose header declares a huge picture is refused before anything is allocated for it.
+#[test]
+fn a_picture_declaring_a_huge_size_is_refused_before_decoding() {
+    let dir = fresh_dir("huge-png");
+    // 60000 x 60000 RGB declared; the data is one empty zlib stream (69 bytes in all).
+    let png = huge_png(60000, 60000);
+    let picture = dir.join("huge.png");
+    std::fs::write(&picture, &png).unwrap();
+    let input = support::shared_data("official-var-fixture.safetensors");
+    let got = apply_png(
+        &input,
+        &dir.join("out.safetensors"),
+        &dir.join("heat.png"),
+        &["--image", picture.to_str().unwrap(), "--size", "64x32"],
+    );
+    one_error(&got, "60000x60000 PNG", "60000x60000");
+    assert!(!dir.join("out.safetensors").exists() && !dir.join("heat.png").exists());
+}
+
+/// A PNG file with an IHDR of `width` x `height` (8-bit RGB) and an empty IDAT.
+fn huge_png(width: u32, height: u32) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend((data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend(kind);
+        out.extend(data);
+        let crc = crc32(&out[start..]);
+        out.extend(crc.to_be_bytes());
+    }
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = 0xffff_ffffu32;
+        for &b in bytes {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend(width.to_be_bytes());
+    ihdr.extend(height.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// Without a display server, Mesa's device-select layer would print "XDG_RUNTIME_DIR is
+/// invalid or not set" twice at every start: a run prints its one line of output and nothing
+/// else on stderr.
+#[test]
+fn no_display_server_noise_on_stderr() {
+    let dir = fresh_dir("xdg");
+    let input = dir.join("in.safetensors");
+    write_dump(&input, small_dump(|_| {}), IMG);
+    let out = dir.join("out.safetensors");
+    let got = Command::new(program())
+        .args(["apply", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--sink-dims", "7", "--tau", "5"])
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("NODEVICE_SELECT")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&got.stderr);
+    assert!(got.status.success(), "{stderr}");
+    assert!(stderr.is_empty(), "stderr must stay empty: {stderr}");
+}
+
+fn llava(args: &[&str]) -> Output {
+    Command::new(support::example("llava")).args(args).env("RUST_BACKTRACE", "0").output().unwrap()
+}
+
+/// The LLaVA host refuses conflicting or meaningless flags with one line naming them.
+#[test]
+fn llava_refuses_conflicting_and_meaningless_flags() {
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llava");
+    let (m, img) = (tiny.to_str().unwrap(), tiny.join("picture.png"));
+    let img = img.to_str().unwrap();
+    for (args, needle) in [
+        (&["--model", m, "--tokens", "--reference"][..], "--reference"),
+        (&["--model", m, "--image", img, "--var", "off", "--sink-dims", "999"][..], "--sink-dims"),
+        (&["--model", m, "--image", img, "--var", "off", "--convention", "released"][..], "--convention"),
+        (&["--bench", "tiny", "--repeats", "0"][..], "--repeats"),
+        (&["--bench", "tiny", "--bench-steps", "0"][..], "--bench-steps"),
+        (&["--model", m, "--image", img, "--repeats", "2"][..], "--bench"),
+        (&["--model", m, "--image", img, "--temperature", "-1"][..], "temperature"),
+        (&["--model"][..], "--model"),
+    ] {
+        let got = llava(args);
+        one_error(&got, &format!("{args:?}"), needle);
+        assert!(got.stdout.is_empty(), "{args:?}: nothing may run");
+    }
+}

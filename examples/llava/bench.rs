@@ -98,7 +98,7 @@ fn torch(spec: serde_json::Value) -> Result<serde_json::Value, String> {
 
 pub fn run(args: &crate::Args) -> Result<(), String> {
     let g = visattn::util::gpu_with(wgpu::Features::SHADER_F16, None).map_err(|e| e.to_string())?;
-    let (steps, repeats) = (args.bench_steps, args.repeats.max(1));
+    let (steps, repeats) = (args.bench_steps, args.repeats);
     let shape = args.bench.as_deref().unwrap_or("tiny");
     let (model, ids, image, var, what, torch_spec) = match shape {
         "tiny" => {
@@ -172,12 +172,12 @@ pub fn run(args: &crate::Args) -> Result<(), String> {
         other => return Err(format!("--bench {other}: expected tiny or llama-7b")),
     };
     let format = model.format();
-    println!(
+    outln!(
         "llava bench on {} ({:?}), weights {}: {what}; {steps} decode steps, median of {repeats}",
         g.info.name,
         g.info.backend,
         format.name()
-    );
+    )?;
     let mut rows = Vec::new();
     for (name, mode) in [("off", VarMode::Off), ("on", VarMode::On(var.clone()))] {
         // The first run builds pipelines and allocates: not timed.
@@ -192,23 +192,23 @@ pub fn run(args: &crate::Args) -> Result<(), String> {
         rows.push((name, median(pre), median(dec)));
     }
     let tps = |n: usize, s: f64| n as f64 / s.max(1e-12);
-    println!("{:<36} | {:>13} | {:>12}", "", "prefill tok/s", "decode tok/s");
+    outln!("{:<36} | {:>13} | {:>12}", "", "prefill tok/s", "decode tok/s")?;
     for (name, p, d) in &rows {
-        println!(
+        outln!(
             "{:<36} | {:>13.1} | {:>12.2}",
             format!("visattn, VAR {name}"),
             tps(ids.len(), *p),
             tps(steps, *d)
-        );
+        )?;
     }
     let (off, on) = (&rows[0], &rows[1]);
-    println!(
+    outln!(
         "VAR's cost: prefill {:+.1}%, decode {:+.1}% (on / off - 1)",
         (on.1 / off.1 - 1.0) * 100.0,
         (on.2 / off.2 - 1.0) * 100.0
-    );
+    )?;
     if !args.torch {
-        println!("torch: not run (--torch runs HF transformers on this CPU in the same run)");
+        outln!("torch: not run (--torch runs HF transformers on this CPU in the same run)")?;
         return Ok(());
     }
     let mut spec = torch_spec;
@@ -227,14 +227,14 @@ pub fn run(args: &crate::Args) -> Result<(), String> {
                 t["threads"],
                 t["dtype"].as_str().unwrap_or("?")
             );
-            println!("{:<36} | {:>13.1} | {:>12.2}", label, tps(ids.len(), tp), tps(steps, td));
-            println!(
+            outln!("{:<36} | {:>13.1} | {:>12.2}", label, tps(ids.len(), tp), tps(steps, td))?;
+            outln!(
                 "visattn VAR off / torch: prefill {:.2}x, decode {:.2}x (tokens/s ratios; > 1 is faster than torch)",
                 tp / off.1,
                 td / off.2
-            );
+            )?;
         }
-        Err(why) => println!("torch: skipped: {why}"),
+        Err(why) => outln!("torch: skipped: {why}")?,
     }
     Ok(())
 }

@@ -163,26 +163,25 @@ pub fn run(
                 v
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "adapter": g.info.name, "weights": format.name(), "chunked_matrices": model.chunked(),
                 "input_ids": ids, "answers": json,
             })
-        );
+        )?;
         return Ok(());
     }
-    print_answers(&answers, ids.len(), cfg.text.layers);
-    Ok(())
+    print_answers(&answers, ids.len(), cfg.text.layers)
 }
 
-fn print_answers(answers: &[Answer], prompt: usize, layers: usize) {
+fn print_answers(answers: &[Answer], prompt: usize, layers: usize) -> Result<(), String> {
     for a in answers {
-        println!("VAR {:<3} | {}", a.mode, a.text.trim());
+        outln!("VAR {:<3} | {}", a.mode, a.text.trim())?;
     }
     for a in answers {
         let decoded = a.steps;
-        println!(
+        outln!(
             "VAR {:<3} | prefill {prompt} tokens {:.1} ms ({:.1} tokens/s), decode {} tokens {:.1} ms ({:.1} tokens/s)",
             a.mode,
             a.prefill_s * 1e3,
@@ -190,7 +189,7 @@ fn print_answers(answers: &[Answer], prompt: usize, layers: usize) {
             decoded,
             a.decode_s * 1e3,
             decoded as f64 / a.decode_s.max(1e-9)
-        );
+        )?;
     }
     if let [off, on] = answers {
         // Greedy answers can agree while VAR moved the distribution: say by how much.
@@ -202,16 +201,17 @@ fn print_answers(answers: &[Answer], prompt: usize, layers: usize) {
             .fold(0f32, f32::max);
         let mut sorted = off.next_logits.clone();
         sorted.sort_by(|a, b| b.total_cmp(a));
-        println!(
+        outln!(
             "VAR moved the first answer token's logits by up to {change:.4} (VAR off: top logit {:.4}, margin to the second {:.4})",
             sorted[0],
             sorted[0] - sorted.get(1).copied().unwrap_or(sorted[0])
-        );
+        )?;
     }
     if let Some(on) = answers.iter().find(|a| a.mode == "on") {
-        println!("layer | sinks | selected (head, row) pairs");
+        outln!("layer | sinks | selected (head, row) pairs")?;
         for l in 0..layers {
-            println!("{l:>5} | {:>5} | {:>5}", on.counts[l].sinks, on.counts[l].selected_rows);
+            outln!("{l:>5} | {:>5} | {:>5}", on.counts[l].sinks, on.counts[l].selected_rows)?;
         }
     }
+    Ok(())
 }

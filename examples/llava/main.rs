@@ -3,8 +3,14 @@
 //! preprocessed as HF's CLIP processor does, the vision tower, projector and language model on
 //! the GPU, VAR inside the language model's fused attention (prefill) and split-K decode.
 
+#[path = "../visattn/stdout.rs"]
+#[macro_use]
+mod stdout;
+
 mod bench;
 mod check;
+#[path = "../visattn/cli.rs"]
+mod cli;
 mod config;
 mod generate;
 mod gpu;
@@ -23,6 +29,8 @@ use clap::Parser;
 /// LLaVA-1.5 from a HF model folder: image + question in, answer out, VAR on or off.
 #[derive(Parser, Debug)]
 #[command(name = "llava")]
+// One mode a run: each of these prints or writes something else and exits.
+#[command(group(clap::ArgGroup::new("mode").args(["tokens", "reference", "check_kernels", "wgsl_out", "bench"])))]
 struct Args {
     /// HF folder: config.json, *.safetensors (+ index), tokenizer.json.
     #[arg(long)]
@@ -54,10 +62,10 @@ struct Args {
     #[arg(long, default_value = "on", value_parser = ["on", "off", "compare"])]
     var: String,
     /// 0 is greedy.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     temperature: f64,
     /// Nucleus sampling: the smallest set of tokens holding this much probability.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     top_p: f64,
     /// Seed of the sampler (temperature > 0).
     #[arg(long, default_value_t = 0)]
@@ -76,23 +84,23 @@ struct Args {
     #[arg(long, value_name = "MODEL", value_parser = ["tiny", "llama-7b"])]
     bench: Option<String>,
     /// --bench llama-7b: layers of LLaMA-7B's 32 (each is 0.4 GB of f16 weights).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, requires = "bench", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=32))]
     bench_layers: usize,
     /// --bench llama-7b: prompt tokens (LLaVA-1.5's prompts are ~640 with 576 image tokens).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, requires = "bench", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     bench_prompt: usize,
     /// --bench llama-7b: image tokens in the prompt.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, requires = "bench", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     bench_image: usize,
     /// --bench: decode steps timed after each prefill.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, requires = "bench", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     bench_steps: usize,
     /// --bench: timed runs per mode (the median is printed).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, requires = "bench", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     repeats: usize,
     /// --bench: also time HF transformers on this CPU (tools/bench_llava_torch.py, with
     /// VISATTN_PYTHON or python3) and print the ratios.
-    #[arg(long)]
+    #[arg(long, requires = "bench")]
     torch: bool,
     /// Print JSON: per mode the answer, its tokens, per-layer counts and timings.
     #[arg(long)]
@@ -109,16 +117,21 @@ struct Args {
 }
 
 fn run(args: Args) -> Result<(), String> {
+    if args.var == "off" {
+        if let Some(flag) = args.var_flags.first_given() {
+            return Err(format!("{flag} is a VAR setting and --var off runs without VAR: drop one of them"));
+        }
+    }
     if let Some(out) = &args.wgsl_out {
         std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
         for k in gpu::KERNELS {
             let path = out.join(k.file);
-            std::fs::write(&path, k.wgsl()).map_err(|e| format!("{}: {e}", path.display()))?;
+            visattn::output::write_file(&path, |tmp| std::fs::write(tmp, k.wgsl()).map_err(visattn::Error::from)).map_err(|e| e.to_string())?;
         }
         return Ok(());
     }
     if args.check_kernels {
-        println!("{}", check::run()?);
+        outln!("{}", check::run()?)?;
         return Ok(());
     }
     if args.bench.is_some() {
@@ -158,7 +171,7 @@ fn run(args: Args) -> Result<(), String> {
             "parameters": parameters,
             "pixel_values": pixels.map(|(h, w, v)| serde_json::json!({ "height": h, "width": w, "values": v })),
         });
-        println!("{json}");
+        outln!("{json}")?;
         return Ok(());
     }
     if args.reference {
@@ -172,28 +185,25 @@ fn run(args: Args) -> Result<(), String> {
             "greedy": greedy,
             "answer": prompter.decode(&greedy)?,
         });
-        println!("{json}");
+        outln!("{json}")?;
         return Ok(());
     }
     let (_, _, pixels) = pixels.ok_or("--image is required: LLaVA answers about a picture")?;
     generate::run(&args, &cfg, &weights, &prompter, &ids, &pixels)
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
+    // SAFETY: no thread has started yet.
+    unsafe { visattn::util::quiet_vulkan_probe() };
     let args = match Args::try_parse() {
         Ok(a) => a,
-        Err(e) if e.use_stderr() => {
-            let first = e.to_string().lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
-            eprintln!("error: {first} (see --help)");
-            std::process::exit(1);
-        }
-        Err(e) => {
-            print!("{e}");
-            return;
-        }
+        Err(e) => return cli::argument_error(e),
     };
-    if let Err(e) = run(args) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

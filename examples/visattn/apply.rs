@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use clap::Args;
-use visattn::dump::{Dump, LayerResult, parse_spans, write_results};
+use visattn::dump::{Dump, LayerResult, parse_spans, stage_results};
+use visattn::output::{Use, check_distinct};
 
 pub use crate::var_args::VarArgs;
 use visattn::{
@@ -65,6 +66,10 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
             args.output.len()
         ));
     }
+    let mut paths: Vec<(&str, &std::path::Path, Use)> = args.input.iter().map(|p| ("--input", p.as_path(), Use::Read)).collect();
+    paths.extend(args.output.iter().map(|p| ("--output", p.as_path(), Use::Write)));
+    paths.extend(args.picture.paths());
+    check_distinct(&paths).map_err(|e| e.to_string())?;
     let mut jobs = Vec::with_capacity(args.input.len());
     for input in &args.input {
         let path = input.display().to_string();
@@ -189,39 +194,30 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
         }
     }
 
-    // The PNG is staged first (a bad path fails before any output exists) and renamed into
-    // place after the results are written (a failed write leaves no picture without them).
-    let staged = match (&drawn, &args.picture.png) {
-        (Some(d), Some(path)) => Some(d.stage(path)?),
-        _ => None,
-    };
-    // All or nothing: when an output or the PNG cannot be written, the outputs already written
-    // are removed, so a failed run leaves no file a later step could mistake for a result.
-    let mut written: Vec<&std::path::Path> = Vec::new();
-    let finish = || -> Result<(), String> {
-        for ((j, result), output) in jobs.iter().zip(&results).zip(&args.output) {
-            let meta_out = config_metadata(&cfg, &j.spans, layers);
-            written.push(output);
-            write_results(output, j.dump.attn, result, meta_out).map_err(|e| e.to_string())?;
-        }
-        staged.map_or(Ok(()), |s| s.commit())
-    };
-    if let Err(e) = finish() {
-        for path in written {
-            let _ = std::fs::remove_file(path);
-        }
-        return Err(e);
+    // All or nothing: every output and the PNG are written beside their targets first, then
+    // renamed into place; a failed write leaves the targets as they were (no half a result,
+    // no result of a previous run removed).
+    let mut staged = Vec::with_capacity(jobs.len() + 1);
+    for ((j, result), output) in jobs.iter().zip(&results).zip(&args.output) {
+        let meta_out = config_metadata(&cfg, &j.spans, layers);
+        staged.push(stage_results(output, j.dump.attn, result, meta_out).map_err(|e| e.to_string())?);
+    }
+    if let (Some(d), Some(path)) = (&drawn, &args.picture.png) {
+        staged.push(d.stage(path)?);
+    }
+    for s in staged {
+        s.commit().map_err(|e| e.to_string())?;
     }
     for ((j, result), output) in jobs.iter().zip(&results).zip(&args.output) {
         let selected: usize = result.iter().map(|r| r.selected.iter().filter(|&&s| s).count()).sum();
         let a = j.dump.attn;
-        println!(
+        outln!(
             "{layers} layers, {} heads, Q = {}, K = {}: {selected} rows selected; wrote {}",
             a.heads,
             a.queries,
             a.keys,
             output.display()
-        );
+        )?;
     }
     Ok(())
 }

@@ -22,7 +22,7 @@ pub struct AttendArgs {
     #[arg(long)]
     pub causal: bool,
     /// Softmax scale; default 1 / sqrt(head_dim).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub scale: Option<f32>,
     #[command(flatten)]
     pub var: VarArgs,
@@ -36,6 +36,9 @@ fn shape3(file: &TensorFile, name: &str) -> Result<Vec<usize>, String> {
 }
 
 pub fn run(args: &AttendArgs) -> Result<(), String> {
+    use visattn::output::Use;
+    visattn::output::check_distinct(&[("--input", &args.input, Use::Read), ("--output", &args.output, Use::Write)])
+        .map_err(|e| e.to_string())?;
     let path = args.input.display().to_string();
     let e = |e: visattn::Error| format!("{path}: {e}");
     let file = TensorFile::open(&args.input).map_err(e)?;
@@ -148,7 +151,7 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
         options.resolve_scale(shape.head_dim).map_err(|e| e.to_string())?.to_string(),
     );
     write_tensors(&args.output, &tensors, meta_out).map_err(|e| e.to_string())?;
-    println!(
+    outln!(
         "{layers} layers, {} heads ({} kv), Tq = {}, Tk = {}, d = {}: {total_selected} rows selected; wrote {}",
         shape.heads,
         shape.kv_heads,
@@ -156,6 +159,6 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
         shape.keys,
         shape.head_dim,
         args.output.display()
-    );
+    )?;
     Ok(())
 }

@@ -105,23 +105,23 @@ pub fn run(args: &DiscoverArgs) -> Result<(), String> {
             .collect();
         let tau = found.tau.map_or("null".into(), |t| format!("{t:.4}"));
         let tau_rel = found.tau.map_or("null".into(), |t| format!("{:.4}", t / sqrt_d));
-        println!(
+        outln!(
             "{{\"hidden\":{dim},\"tokens\":{tokens},\"layers\":{},\"sqrt_d\":{sqrt_d:.4},\"ranked\":[{}],\"sink_dims\":[{}],\"carriers\":[{}],\"tau\":{tau},\"tau_rel\":{tau_rel}}}",
             found.layers,
             dims.join(","),
             found.sink_dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","),
             carriers.join(",")
-        );
+        )?;
         return Ok(());
     }
-    println!(
+    outln!(
         "{} layers of hidden states, T = {tokens}, D = {dim} (sqrt(D) = {sqrt_d:.2}, the largest phi possible)",
         found.layers
-    );
-    println!();
-    println!("rank  dim    layers extreme  mean max phi  max |x|/median|x|");
+    )?;
+    outln!()?;
+    outln!("rank  dim    layers extreme  mean max phi  max |x|/median|x|")?;
     for (i, s) in found.ranked.iter().take(args.top).enumerate() {
-        println!(
+        outln!(
             "{:>4}  {:<6} {:>6} / {:<6}  {:>12.2}  {:>17.1}",
             i + 1,
             s.dim,
@@ -129,30 +129,30 @@ pub fn run(args: &DiscoverArgs) -> Result<(), String> {
             found.layers,
             s.mean_phi,
             s.max_median_ratio
-        );
+        )?;
     }
-    println!();
+    outln!()?;
     let list = found.sink_dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
-    println!(
+    outln!(
         "suggested D_sink: {}",
         if list.is_empty() {
             "none (no dimension is extreme in half the layers)".into()
         } else {
             list.clone()
         }
-    );
+    )?;
     for &(t, n) in &found.carriers {
         let w = word(t);
-        println!(
+        outln!(
             "  carried by token {t}{} in {n} layers",
             if w.is_empty() { String::new() } else { format!(" ({w})") }
-        );
+        )?;
     }
     if let Some(tau) = found.tau {
-        println!(
+        outln!(
             "suggested tau: {tau:.2} (--tau-rel {:.3}); use: --sink-dims {list} --tau {tau:.2}",
             tau / sqrt_d
-        );
+        )?;
     }
     Ok(())
 }

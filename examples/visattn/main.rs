@@ -2,7 +2,11 @@
 //! LLaVA-1.5-7B-shaped prompt and prints a per-layer report; `apply` runs it on a dump
 //! (shared/docs/dump-format.md). Errors are one line on stderr and a non-zero exit.
 
+#[macro_use]
+mod stdout;
+
 mod apply;
+mod cli;
 mod attend;
 mod discover;
 mod picture;
@@ -41,10 +45,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // SAFETY: no thread has started yet.
+    unsafe { visattn::util::quiet_vulkan_probe() };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("error")).init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return argument_error(e),
+        Err(e) => return cli::argument_error(e),
     };
     let result = match cli.command {
         None => demo(&cli.picture),
@@ -61,32 +67,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--help` and `--version` print clap's text and succeed; an argument error is one `error:`
-/// line and exit 1, like every other error (clap's own default is its usage text and exit 2).
-fn argument_error(e: clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        print!("{e}");
-        return ExitCode::SUCCESS;
-    }
-    let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or("bad arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    eprintln!("error: {first} (see --help)");
-    ExitCode::FAILURE
-}
-
 fn demo(pic: &picture::PictureArgs) -> Result<(), String> {
     use sample::*;
     pic.check(LAYERS, HEADS, TOKENS, IMAGE)?;
+    visattn::output::check_distinct(&pic.paths()).map_err(|e| e.to_string())?;
     let start = Instant::now();
     let g = visattn::util::gpu().map_err(|e| e.to_string())?;
-    println!("adapter: {} ({:?}, {:?})", g.info.name, g.info.backend, g.info.device_type);
-    println!(
+    outln!("adapter: {} ({:?}, {:?})", g.info.name, g.info.backend, g.info.device_type)?;
+    outln!(
         "built-in prompt: LLaVA-1.5-7B shape, {LAYERS} layers x {HEADS} heads, T = {TOKENS} ({SYSTEM} system + {IMAGE} image on a {GRID}x{GRID} grid + {QUESTION} question), D = {HIDDEN}"
-    );
+    )?;
     let cfg = VarConfig::preset("llava-1.5-7b").map_err(|e| e.to_string())?;
-    println!(
+    outln!(
         "config: {:?}, tau {}, rho {} (sink-ratio ceiling {:.2}), p {} recycled, sink dims {:?}",
         cfg.convention,
         cfg.tau,
@@ -94,7 +86,7 @@ fn demo(pic: &picture::PictureArgs) -> Result<(), String> {
         cfg.rho_code(),
         cfg.p_recycled(),
         cfg.sink_dims
-    );
+    )?;
     let visual = VisualTokens::from_spans(&[ImageSpan::new(SYSTEM, IMAGE)], TOKENS).map_err(|e| e.to_string())?;
     let kernels =
         pollster::block_on(VarKernels::new_checked(&g.ctx, visattn::KernelSettings::for_adapter(&g.info))).map_err(|e| e.to_string())?;
@@ -107,8 +99,8 @@ fn demo(pic: &picture::PictureArgs) -> Result<(), String> {
     let mut runner = HostSession::rows(&g.ctx, &kernels, shape, Rows::All).map_err(|e| e.to_string())?;
     runner.prepare(&g.queue, &cfg, &visual, LAYERS).map_err(|e| e.to_string())?;
 
-    println!();
-    println!("layer  role          sinks text/visual  rows selected  rows changed  mass moved sink->image (mean per changed row)");
+    outln!()?;
+    outln!("layer  role          sinks text/visual  rows selected  rows changed  mass moved sink->image (mean per changed row)")?;
     let mut gpu_time = 0.0;
     let (mut total_selected, mut total_changed, mut total_moved) = (0usize, 0usize, 0f64);
     for layer in 0..LAYERS {
@@ -137,7 +129,7 @@ fn demo(pic: &picture::PictureArgs) -> Result<(), String> {
                 },
                 visattn::ImageSpan::new(SYSTEM, IMAGE),
             )?;
-            drawn.stage(path)?.commit()?;
+            drawn.stage(path)?.commit().map_err(|e| e.to_string())?;
         }
 
         let text_sinks = (0..TOKENS).filter(|&t| out.sinks[t] && !visual.is_visual(t)).count();
@@ -159,29 +151,29 @@ fn demo(pic: &picture::PictureArgs) -> Result<(), String> {
             LayerRole::Redistribute => "redistribute",
         };
         let mean = if changed > 0 { moved / changed as f64 } else { 0.0 };
-        println!(
+        outln!(
             "{layer:>5}  {role:<12}  {text_sinks:>6} / {visual_sinks:<6}   {selected:>7} / {}  {changed:>12}  {moved:>10.2} ({mean:.3})",
             HEADS * TOKENS
-        );
+        )?;
     }
-    println!();
-    println!(
+    outln!()?;
+    outln!(
         "total: {total_selected} rows selected, {total_changed} rows changed, {total_moved:.1} attention mass moved from sinks to image patches"
-    );
+    )?;
     if let Some(path) = &pic.png {
-        println!(
+        outln!(
             "heatmap of layer {}, row {}, head {}: {}",
             pic.layer_or(LAYERS),
             pic.row.unwrap_or(TOKENS - 1),
             pic.head,
             path.display()
-        );
+        )?;
     }
-    println!(
+    outln!(
         "time: {:.2} s total, {:.2} s in VAR on the GPU (upload, kernels, readback of {} MB per layer)",
         start.elapsed().as_secs_f64(),
         gpu_time,
         HEADS * TOKENS * TOKENS * 4 / 1_000_000
-    );
+    )?;
     Ok(())
 }

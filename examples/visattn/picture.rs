@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use visattn::heatmap::{Heatmap, render_to_pixels};
+use visattn::output::{StagedFile, Use};
 
 /// Flags of the heatmap picture.
 #[derive(Args, Debug, Clone, Default)]
@@ -29,6 +30,13 @@ pub struct PictureArgs {
 }
 
 impl PictureArgs {
+    /// The files these flags read and write, for visattn::output::check_distinct.
+    pub fn paths(&self) -> Vec<(&'static str, &Path, Use)> {
+        let png = self.png.as_deref().map(|p| ("--png", p, Use::Write));
+        let image = self.image.as_deref().filter(|_| self.png.is_some()).map(|p| ("--image", p, Use::Read));
+        png.into_iter().chain(image).collect()
+    }
+
     pub fn layer_or(&self, layers: usize) -> usize {
         self.layer.unwrap_or(layers / 2)
     }
@@ -74,39 +82,14 @@ pub struct Drawn {
     rgba: Vec<u8>,
 }
 
-/// A PNG written beside its final name, renamed into place by [`Staged::commit`] once the
-/// program's other outputs exist; dropped uncommitted (an error on the way), it is removed.
-pub struct Staged {
-    tmp: PathBuf,
-    path: PathBuf,
-    committed: bool,
-}
-
 impl Drawn {
-    pub fn stage(&self, path: &Path) -> Result<Staged, String> {
-        let staged = Staged {
-            tmp: path.with_extension("png.tmp"),
-            path: path.to_path_buf(),
-            committed: false,
-        };
-        write_png(&staged.tmp, self.width, self.height, &self.rgba).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(staged)
-    }
-}
-
-impl Staged {
-    pub fn commit(mut self) -> Result<(), String> {
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| format!("{}: {e}", self.path.display()))?;
-        self.committed = true;
-        Ok(())
-    }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
+    /// The PNG written beside `path`, renamed into place by `commit` once the program's other
+    /// outputs exist (see visattn::output).
+    pub fn stage(&self, path: &Path) -> Result<StagedFile, String> {
+        StagedFile::write(path, |tmp| {
+            write_png(tmp, self.width, self.height, &self.rgba).map_err(|e| visattn::Error::Io(format!("{}: {e}", path.display())))
+        })
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -164,13 +147,28 @@ pub fn draw(g: &visattn::util::Gpu, args: &PictureArgs, layer: Layer, image: vis
     Ok(Drawn { width, height, rgba })
 }
 
+/// The largest side of a picture under the heatmap (WebGPU's default max_texture_dimension_2d).
+const MAX_PICTURE_SIDE: usize = 8192;
+
 /// Any 8- or 16-bit PNG as RGBA8 pixels and its width.
 pub fn read_png(path: &Path) -> Result<(Vec<u8>, u32), String> {
     let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     let file = std::fs::File::open(path).map_err(|e| err(&e))?;
-    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    // The header's declared size is checked before anything is allocated for it: a 69-byte
+    // file may declare 60000x60000 pixels. Pictures are drawn from one texture, whose sides
+    // WebGPU's default limits cap at 8192; the decoder's own byte limit backs that up.
+    let limits = png::Limits {
+        bytes: MAX_PICTURE_SIDE * MAX_PICTURE_SIDE * 8,
+    };
+    let mut decoder = png::Decoder::new_with_limits(std::io::BufReader::new(file), limits);
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(|e| err(&e))?;
+    let (w, h) = (reader.info().width, reader.info().height);
+    if w as usize > MAX_PICTURE_SIDE || h as usize > MAX_PICTURE_SIDE {
+        return Err(err(&format!(
+            "{w}x{h} pixels: pictures under the heatmap may be at most {MAX_PICTURE_SIDE} pixels a side"
+        )));
+    }
     let mut buf = vec![0; reader.output_buffer_size().ok_or_else(|| err(&"image too large"))?];
     let info = reader.next_frame(&mut buf).map_err(|e| err(&e))?;
     let px = (info.width * info.height) as usize;

@@ -17,23 +17,23 @@ pub struct VarArgs {
     #[arg(long, value_delimiter = ',')]
     pub sink_dims: Option<Vec<u32>>,
     /// Sink threshold on phi (strict >). Default 20.
-    #[arg(long, conflicts_with = "tau_rel")]
+    #[arg(long, conflicts_with = "tau_rel", allow_negative_numbers = true)]
     pub tau: Option<f64>,
     /// tau as a fraction of sqrt(D), the largest phi possible (e.g. 0.75).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub tau_rel: Option<f64>,
     /// Paper: visual non-sink ratio floor (default 0.8). Released: sink-ratio ceiling (default 0.5).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub rho: Option<f64>,
     /// Paper: fraction recycled. Released: fraction kept. Default 0.6.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub p: Option<f64>,
     /// Floor on a row's visual attention mass. Default 0.2.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub summ: Option<f64>,
-    /// paper or released.
-    #[arg(long, default_value = "paper")]
-    pub convention: String,
+    /// paper (default) or released.
+    #[arg(long)]
+    pub convention: Option<String>,
     /// Exactly these layers detect and redistribute (e.g. 2,3,4); default as var-spec.md.
     #[arg(long, value_delimiter = ',')]
     pub layers: Option<Vec<usize>>,
@@ -42,7 +42,12 @@ pub struct VarArgs {
 impl VarArgs {
     /// The config, from flags, then metadata `model`, then defaults; D_sink has no default.
     pub fn config(&self, meta: &HashMap<String, String>) -> Result<VarConfig, String> {
-        let convention: Convention = self.convention.parse().map_err(|e: visattn::Error| e.to_string())?;
+        let convention: Convention = self
+            .convention
+            .as_deref()
+            .unwrap_or("paper")
+            .parse()
+            .map_err(|e: visattn::Error| e.to_string())?;
         let mut cfg = VarConfig::for_convention(convention);
         cfg.sink_dims = sink_dims_for(meta, self.sink_dims.as_deref(), self.preset.as_deref()).map_err(|e| e.to_string())?;
         if let Some(v) = self.tau {
@@ -62,6 +67,25 @@ impl VarArgs {
         }
         cfg.validate().map_err(|e| e.to_string())?;
         Ok(cfg)
+    }
+
+    /// The first VAR flag given, if any: a run without VAR refuses them rather than ignore them
+    /// (the LLaVA host's `--var off`; visattn always runs VAR).
+    #[allow(dead_code)]
+    pub fn first_given(&self) -> Option<&'static str> {
+        [
+            ("--preset", self.preset.is_some()),
+            ("--sink-dims", self.sink_dims.is_some()),
+            ("--tau", self.tau.is_some()),
+            ("--tau-rel", self.tau_rel.is_some()),
+            ("--rho", self.rho.is_some()),
+            ("--p", self.p.is_some()),
+            ("--summ", self.summ.is_some()),
+            ("--convention", self.convention.is_some()),
+            ("--layers", self.layers.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag))
     }
 
     /// Applies --tau-rel once D is known, and warns when no token can pass tau.

@@ -8,6 +8,7 @@ pub use safetensors::Dtype;
 use safetensors::SafeTensors;
 
 use crate::error::{Error, Result};
+use crate::io::output::StagedFile;
 use crate::shape::AttnShape;
 use crate::var::config::{LayerRole, PRESETS, VarConfig, preset};
 use crate::var::visual::{ImageSpan, VisualTokens};
@@ -428,11 +429,20 @@ impl safetensors::View for &OutTensor {
     }
 }
 
-/// Writes named tensors and string metadata. The file appears whole or not at all (the
-/// safetensors writer goes through a temporary file and a rename).
+/// Writes named tensors and string metadata into a staged output ([`StagedFile`]: whole or
+/// not at all, never over an input, a device or a directory), to be committed by the caller
+/// once every output of its run exists.
+pub fn stage_tensors(path: impl AsRef<Path>, tensors: &[(String, OutTensor)], metadata: HashMap<String, String>) -> Result<StagedFile> {
+    let path = path.as_ref();
+    StagedFile::write(path, |tmp| {
+        safetensors::serialize_to_file(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata), tmp)
+            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))
+    })
+}
+
+/// [`stage_tensors`], committed at once.
 pub fn write_tensors(path: impl AsRef<Path>, tensors: &[(String, OutTensor)], metadata: HashMap<String, String>) -> Result<()> {
-    safetensors::serialize_to_file(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata), path.as_ref())
-        .map_err(|e| Error::Io(format!("{}: {e}", path.as_ref().display())))
+    stage_tensors(path, tensors, metadata)?.commit()
 }
 
 /// The bytes of a safetensors file holding `tensors` (tests and tools that write dumps).
@@ -440,8 +450,8 @@ pub fn serialize_tensors(tensors: &[(String, OutTensor)], metadata: HashMap<Stri
     safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata)).map_err(|e| Error::Dump(e.to_string()))
 }
 
-/// Writes `apply`'s tensors per dump-format.md.
-pub fn write_results(path: impl AsRef<Path>, attn: AttnShape, layers: &[LayerResult], metadata: HashMap<String, String>) -> Result<()> {
+/// Stages `apply`'s tensors per dump-format.md (see [`stage_tensors`]).
+pub fn stage_results(path: impl AsRef<Path>, attn: AttnShape, layers: &[LayerResult], metadata: HashMap<String, String>) -> Result<StagedFile> {
     let mut tensors = Vec::new();
     for (l, r) in layers.iter().enumerate() {
         tensors.push((
@@ -452,7 +462,12 @@ pub fn write_results(path: impl AsRef<Path>, attn: AttnShape, layers: &[LayerRes
         tensors.push((format!("sinks.{l}"), OutTensor::flags(&[attn.keys], &r.sinks)));
         tensors.push((format!("selected.{l}"), OutTensor::flags(&[attn.heads, attn.queries], &r.selected)));
     }
-    write_tensors(path, &tensors, metadata)
+    stage_tensors(path, &tensors, metadata)
+}
+
+/// [`stage_results`], committed at once.
+pub fn write_results(path: impl AsRef<Path>, attn: AttnShape, layers: &[LayerResult], metadata: HashMap<String, String>) -> Result<()> {
+    stage_results(path, attn, layers, metadata)?.commit()
 }
 
 /// The layers of a file: the indices l of `{prefix}{l}` tensors, which must run 0..L-1.

@@ -2,5 +2,6 @@
 
 pub mod dump;
 pub mod half;
+pub mod output;
 #[cfg(feature = "gpu")]
 pub mod readback;
