@@ -20,6 +20,11 @@
 // Dispatch: workgroups of 64, n = ceil(rng.tokens / (64 / LANES)), on a 2-D grid
 //   (min(n, 65535), ceil(n / 65535), 1). Workgroup memory: 256 B.
 // Role 0 (layer does not detect) writes phi = 0 and no sink bit without reading hidden.
+// Overflow: a sum of squares past f32's range (a value above ~1.8e19, or D values near it) is
+//   recomputed from the row divided by a power of two near its max |x| (scaled_phi): exact
+//   scaling, so ordinary rows keep the unscaled sum and its bits, and huge rows get their phi
+//   instead of 0 (x / sqrt(inf)). Tiny rows need no scaling: squares that underflow are far
+//   below the 1e-6 they are added to.
 // classes[] is what the row kernel reads: one u32 per key instead of two masks.
 
 override LANES: u32 = 64u;
@@ -35,6 +40,8 @@ const FIRST_CHECK: u32 = 64u;
 const EARLY_MARGIN: f32 = 1e-4;
 // phi of a token ruled out early (Rust PHI_NOT_SCORED): not a score, phi <= tau.
 const PHI_NOT_SCORED: f32 = -1.0;
+// The largest finite f32: a sum of squares above it overflowed.
+const F32_MAX: f32 = 3.40282347e+38;
 // The image bits of visual[] (0 and 2) that classes[] carries on.
 const IMAGE_BITS: u32 = CLASS_IMAGE | CLASS_IMAGE_TILE;
 
@@ -90,7 +97,8 @@ fn main(
             break;
         }
         let part = token_sum(lid, lane, sum_sq);
-        if (top <= cfg.tau * sqrt(part / f32(cfg.hidden) + 1e-6) * (1.0 - EARLY_MARGIN)) {
+        // An overflowed part proves nothing (the row's max may be a sink dim): read on.
+        if (part <= F32_MAX && top <= cfg.tau * sqrt(part / f32(cfg.hidden) + 1e-6) * (1.0 - EARLY_MARGIN)) {
             reading = false;
         }
         stop = select(stop * 4u, cfg.hidden, stop >= cfg.hidden / 4u);
@@ -103,10 +111,14 @@ fn main(
             classes[token] = visual[token] & IMAGE_BITS;
             return;
         }
-        let rms = sqrt(total / f32(cfg.hidden) + 1e-6);
         var score = 0.0;
-        for (var i = 0u; i < cfg.n_sink_dims; i++) {
-            score = max(score, abs(hidden[base + sink_dims[i]] / rms));
+        if (total > F32_MAX) {
+            score = scaled_phi(base);
+        } else {
+            let rms = sqrt(total / f32(cfg.hidden) + 1e-6);
+            for (var i = 0u; i < cfg.n_sink_dims; i++) {
+                score = max(score, abs(hidden[base + sink_dims[i]] / rms));
+            }
         }
         phi[token] = score;
         classes[token] = (visual[token] & IMAGE_BITS) | select(0u, CLASS_SINK, score > cfg.tau);
@@ -130,4 +142,41 @@ fn token_sum(lid: u32, lane: u32, value: f32) -> f32 {
     let total = partial[lid - lane];
     workgroupBarrier();
     return total;
+}
+
+// 2^-k for the k that puts m / 2^k in [1, 2), k clamped to [0, 126] (2^-k stays a normal
+// float; m / 2^126 is below 4): rows below 2 are not scaled. Rust: reference::inv_pow2_below.
+fn inv_pow2_below(m: f32) -> f32 {
+    let k = clamp(i32((bitcast<u32>(m) >> 23u) & 0xffu) - 127, 0, 126);
+    return bitcast<f32>(u32(127 - k) << 23u);
+}
+
+// phi of the token at `base` whose sum of squares overflowed, by one invocation: the row
+// divided by s = inv_pow2_below(max |x|) before squaring, phi = |x[d] s| / sqrt(mean (x s)^2
+// + 1e-6 s^2) (the same ratio; 1e-6 s^2 may underflow to 0, beside a mean of at least 1 / D).
+// Phi::All and Phi::SinksOnly both run it, so they agree bit for bit here too.
+fn scaled_phi(base: u32) -> f32 {
+    var m = 0.0;
+    for (var k = 0u; k < cfg.hidden; k++) {
+        m = max(m, abs(hidden[base + k]));
+    }
+    let s = inv_pow2_below(m);
+    // Sums of 64 squares, then their sum: one invocation adds all D squares, and one running
+    // sum of a row of equal values (3e38 everywhere) gained 3e-5 at D = 4096, over the tests'
+    // 1e-5. (A compensated sum did not help on llvmpipe: its compiler may reassociate.)
+    var sum_sq = 0.0;
+    for (var b = 0u; b < cfg.hidden; b += 64u) {
+        var block = 0.0;
+        for (var k = b; k < min(b + 64u, cfg.hidden); k++) {
+            let x = hidden[base + k] * s;
+            block += x * x;
+        }
+        sum_sq += block;
+    }
+    let rms = sqrt(sum_sq / f32(cfg.hidden) + 1e-6 * s * s);
+    var score = 0.0;
+    for (var i = 0u; i < cfg.n_sink_dims; i++) {
+        score = max(score, abs(hidden[base + sink_dims[i]] * s / rms));
+    }
+    return score;
 }

@@ -34,6 +34,21 @@ pub enum Error {
     /// A NaN or an infinity in an input tensor (refused, never propagated).
     #[error("non-finite value {value} in {tensor} at flat index {index}")]
     NonFinite { tensor: String, index: usize, value: f32 },
+    /// A non-finite result from finite inputs: an attention logit (scale x q . k) or an output
+    /// overflowed f32. Refused rather than written (NaN is never propagated).
+    #[error(
+        "layer {layer}, head {head}, query row {row}: the attention output is {value}: a logit (scale x q . k) overflowed f32; q, k or the scale are too large"
+    )]
+    NonFiniteOutput { layer: usize, head: usize, row: usize, value: f32 },
+    /// An attention row that is not a probability row (negative entries, or a sum off 1 by
+    /// more than its dtype's tolerance): VAR's masses and redistribution assume rows sum to 1.
+    #[error("attentions.{layer}, head {head}, row {row} is not a row of probabilities: {reason}")]
+    NotProbabilities {
+        layer: usize,
+        head: usize,
+        row: usize,
+        reason: String,
+    },
     /// A buffer range handed to the builder that cannot be bound as asked.
     #[error("binding '{name}': {reason}")]
     Binding { name: &'static str, reason: String },

@@ -582,3 +582,92 @@ fn phi_of_sinks_only_gives_the_classes_of_every_phi() {
         assert_eq!(sinks, if tau < 1.0 { classes.len() } else { 0 }, "tau {tau}: sinks");
     }
 }
+
+#[test]
+fn phi_of_huge_and_tiny_rows_matches_the_reference() {
+    // Rows scaled by 1e20 (their sum of squares overflows f32 at 1.8e19), by 1e-20 (their
+    // squares underflow), one value 3e38 everywhere, and a sink whose massive activation alone
+    // is 1e20. phi is scale-free but for the 1e-6, so the scaled sinks stay sinks: before the
+    // kernel scaled the row they got phi 0 (x / sqrt(inf)) and silently were not sinks.
+    let g = support::gpu::gpu();
+    for n in [7usize, 4] {
+        let case = &cases()[n];
+        let d = case.dim;
+        let mut i = make(case, Convention::Paper);
+        let sink_dim = i.cfg.sink_dims[0] as usize;
+        let row = |t: usize| t * d..(t + 1) * d;
+        for (t, scale) in [
+            (case.planted[0], 1e20f32),
+            (case.planted[1], 1e-20),
+            (3, 1e20),
+            (5, 1e-20),
+            (6, 1e-38),
+        ] {
+            i.hidden[row(t)].iter_mut().for_each(|v| *v *= scale);
+        }
+        i.hidden[row(8)].iter_mut().for_each(|v| *v = 3e38);
+        i.hidden[9 * d + sink_dim] = 1e20;
+        let want = reference::phi(&i.hidden, d, &i.cfg.sink_dims);
+        // The CPU reference, by hand: phi is scale-free up to the 1e-6.
+        let sqrt_d = (d as f64).sqrt();
+        assert!((want[8] - 1.0).abs() < 1e-12, "{}", want[8]);
+        assert!((want[9] - sqrt_d).abs() < 1e-9 * sqrt_d, "{}", want[9]);
+        assert!(want[9] > i.cfg.tau && want[case.planted[0]] > i.cfg.tau && want[case.planted[1]] < 1e-10);
+        for lanes in [1, 4, 64] {
+            let k = support::gpu::kernels(&g, lanes, 4);
+            let what = format!("T={} D={d} lanes {lanes}", case.tokens);
+            let out = run_gpu(&g, &k, &i, d, LayerRole::Redistribute, Rows::All);
+            compare(&i, d, LayerRole::Redistribute, &out, &what);
+            let (phi_all, classes_all) = sink_outputs(&g, &k, &i, d, Phi::All);
+            let (phi, classes) = sink_outputs(&g, &k, &i, d, Phi::SinksOnly);
+            assert_eq!(classes, classes_all, "{what}: SinksOnly classes");
+            for t in [case.planted[0], 8, 9] {
+                assert_eq!(phi[t].to_bits(), phi_all[t].to_bits(), "{what}: token {t} phi");
+                assert!(
+                    (phi[t] as f64 - want[t]).abs() <= REL * want[t],
+                    "{what}: token {t} phi {} ref {}",
+                    phi[t],
+                    want[t]
+                );
+            }
+        }
+    }
+    // Discovery's per-dimension maxima (dim_max.wgsl) against their CPU reference.
+    let kernel = visattn::discover::DimMax::new(&g.ctx).unwrap();
+    let d = 96;
+    let mut rng = Rng::new(3);
+    let mut hidden: Vec<f32> = (0..8 * d).map(|_| rng.normal() as f32).collect();
+    hidden[..d].iter_mut().for_each(|v| *v *= 1e20);
+    hidden[d..2 * d].iter_mut().for_each(|v| *v *= 1e-20);
+    hidden[2 * d..3 * d].iter_mut().for_each(|v| *v = 3e38);
+    hidden[3 * d + 11] = 1e20;
+    let got = kernel.run(&g.queue, &hidden, d).unwrap();
+    let want = visattn::discover::layer_dims(&hidden, d).max_phi;
+    support::close::assert_close("dim_max", &got, &want, |w| REL * w.max(1.0));
+    assert!((got[11] as f64 - (d as f64).sqrt()).abs() < 1e-3, "{}", got[11]);
+}
+
+#[test]
+fn every_autotune_candidate_matches_the_reference() {
+    // The autotune may pick any of visattn::CANDIDATES on some adapter: each one runs every
+    // case against the CPU reference (untouched rows and sinks bit for bit, the rest within
+    // REL), staged in a texture where the candidate says so, both conventions across the cases.
+    let g = support::gpu::gpu();
+    for settings in visattn::CANDIDATES {
+        let k = VarKernels::new(&g.ctx, settings).unwrap();
+        let (mut selected, mut changed) = (0, 0);
+        for (n, case) in cases().into_iter().enumerate() {
+            let convention = [Convention::Paper, Convention::Released][n % 2];
+            let i = make(&case, convention);
+            let what = format!(
+                "{settings}: T={} D={} H={} Q={} {convention:?}",
+                case.tokens, case.dim, case.heads, case.queries
+            );
+            let out = run_gpu(&g, &k, &i, case.dim, LayerRole::Redistribute, Rows::All);
+            let c = compare(&i, case.dim, LayerRole::Redistribute, &out, &what);
+            selected += c.selected;
+            changed += c.changed;
+        }
+        assert!(selected > 50 && changed > 50, "{settings}: selected {selected}, changed {changed}");
+    }
+}

@@ -42,6 +42,7 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
     let path = args.input.display().to_string();
     let e = |e: visattn::Error| format!("{path}: {e}");
     let file = TensorFile::open(&args.input).map_err(e)?;
+    file.check_finite().map_err(e)?;
     let layers = layer_count(&file, "q.").map_err(e)?;
     let meta = file.metadata().clone();
     let qs = shape3(&file, "q.0").map_err(|m| format!("{path}: {m}"))?;
@@ -134,6 +135,8 @@ pub fn run(args: &AttendArgs) -> Result<(), String> {
                 &get(format!("v.{l}"))?,
             )
             .map_err(e)?;
+        // Finite inputs can still overflow a logit: refuse NaN rather than write it.
+        AttentionOptions::check_output(l, shape, &out.o).map_err(e)?;
         total_selected += out.selected.iter().filter(|&&s| s).count();
         tensors.push((
             format!("o.{l}"),

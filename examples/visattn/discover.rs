@@ -37,6 +37,8 @@ pub fn run(args: &DiscoverArgs) -> Result<(), String> {
     let path = args.input.display().to_string();
     let e = |e: visattn::Error| format!("{path}: {e}");
     let file = TensorFile::open(&args.input).map_err(e)?;
+    // NaN or Inf anywhere refuses the file, as `apply` and `attend` do (dump-format.md).
+    file.check_finite().map_err(e)?;
     // Residual inputs of layers 0..L-1; HF's final output (hidden_states.{L}) is not one.
     let last = layer_count(&file, "attentions.").ok();
     let mut layers: Vec<usize> = file
@@ -135,7 +137,9 @@ pub fn run(args: &DiscoverArgs) -> Result<(), String> {
     let list = found.sink_dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
     outln!(
         "suggested D_sink: {}",
-        if list.is_empty() {
+        if found.ranked.is_empty() {
+            "none: no dimension carries massive activations (no dimension's phi stands out in any layer)".into()
+        } else if list.is_empty() {
             "none (no dimension is extreme in half the layers)".into()
         } else {
             list.clone()

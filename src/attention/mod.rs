@@ -45,6 +45,29 @@ impl AttentionOptions {
         Ok(scale)
     }
 
+    /// Refuses an attention output O [H, Tq, d] of `layer` that holds a NaN or an infinity,
+    /// naming the layer, head and query row ([`Error::NonFiniteOutput`]). Finite inputs can still
+    /// overflow f32 in a logit (scale x q . k past 3.4e38, e.g. q and k near 1e20, or a scale of
+    /// 1e38): the online softmax then subtracts inf from inf and the row is NaN. Hosts that read
+    /// O back run this before they use it; `visattn attend` does before writing `o.{l}`.
+    pub fn check_output(layer: usize, shape: FusedShape, o: &[f32]) -> Result<()> {
+        if o.len() != shape.q_len() {
+            return Err(Error::Shape(format!("O has {} values, expected {}", o.len(), shape.q_len())));
+        }
+        match o.iter().position(|v| !v.is_finite()) {
+            None => Ok(()),
+            Some(i) => {
+                let row = i / shape.head_dim;
+                Err(Error::NonFiniteOutput {
+                    layer,
+                    head: row / shape.queries,
+                    row: row % shape.queries,
+                    value: o[i],
+                })
+            }
+        }
+    }
+
     /// The `Attn` uniform of `shape` under these options.
     pub(crate) fn uniform(&self, shape: FusedShape) -> Result<AttnUniform> {
         Ok(AttnUniform {

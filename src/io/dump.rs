@@ -87,6 +87,20 @@ impl TensorFile {
         })
     }
 
+    /// Refuses the file when any float tensor (f32, f16 or bf16), whatever its name, holds a NaN
+    /// or an infinity, naming the tensor and the flat index (dump-format.md: a file with NaN or
+    /// Inf anywhere is refused). Every front end runs it at open, so a tensor a run would not
+    /// read (the hidden states of a layer that does not detect sinks) is refused all the same.
+    /// One tensor is decoded at a time.
+    pub fn check_finite(&self) -> Result<()> {
+        for name in &self.names {
+            if matches!(self.view(name)?.dtype(), Dtype::F32 | Dtype::F16 | Dtype::BF16) {
+                self.f32(name)?;
+            }
+        }
+        Ok(())
+    }
+
     /// A tensor as stored: its dtype, shape and little-endian bytes (no copy, no check).
     pub fn raw(&self, name: &str) -> Result<(Dtype, Vec<usize>, &[u8])> {
         let v = self.view(name)?;
@@ -207,9 +221,23 @@ pub fn parse_spans(list: &str) -> Result<Vec<ImageSpan>> {
         .collect()
 }
 
+pub use crate::var::{ROW_SUM_TOLERANCE_BF16, ROW_SUM_TOLERANCE_F16, ROW_SUM_TOLERANCE_F32, check_probabilities};
+
+/// How far a row of probabilities stored as `dtype` may sum from 1 (None: not a float dtype).
+pub fn row_sum_tolerance(dtype: Dtype) -> Option<f64> {
+    match dtype {
+        Dtype::F32 => Some(ROW_SUM_TOLERANCE_F32),
+        Dtype::F16 => Some(ROW_SUM_TOLERANCE_F16),
+        Dtype::BF16 => Some(ROW_SUM_TOLERANCE_BF16),
+        _ => None,
+    }
+}
+
 /// A dump opened and checked against dump-format.md: layers without gaps, one [H, Q, K] shape
-/// for every layer, one [T, D] for every hidden state present, K = T, Q <= K. Values are
-/// read (and checked for NaN/Inf) layer by layer, so a 32-layer dump is never all in memory.
+/// for every layer, one [T, D] for every hidden state present, K = T, Q <= K, no NaN or Inf in
+/// any float tensor, and every attention row a row of probabilities (no negative entry, a sum
+/// within [`row_sum_tolerance`] of 1). Checked at open one tensor at a time, and values are
+/// read again layer by layer, so a 32-layer dump is never all in memory.
 pub struct Dump {
     pub file: TensorFile,
     pub layers: usize,
@@ -302,6 +330,12 @@ impl Dump {
             if n != d {
                 return Err(Error::Dump(format!("metadata says hidden size {n}, hidden states have {d}")));
             }
+        }
+        file.check_finite()?;
+        for l in 0..layers {
+            let name = format!("attentions.{l}");
+            let tolerance = row_sum_tolerance(file.view(&name)?.dtype()).unwrap_or(ROW_SUM_TOLERANCE_F32);
+            check_probabilities(l, &file.f32(&name)?.data, attn, tolerance)?;
         }
         Ok(Self {
             file,

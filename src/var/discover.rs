@@ -55,7 +55,8 @@ pub struct Discovery {
     pub layers: usize,
     /// Every dimension extreme in at least one layer, best first.
     pub ranked: Vec<DimScore>,
-    /// D_sink: the dims extreme in at least half the layers (at most 4).
+    /// D_sink: the dims extreme in at least half the layers (at most 4); empty when none is
+    /// (`ranked` empty too: no dimension carries massive activations in any layer).
     pub sink_dims: Vec<u32>,
     /// Tokens carrying them: (token, layers in which it carries one).
     pub carriers: Vec<(usize, usize)>,
@@ -71,7 +72,9 @@ impl Discovery {
 
 /// A dimension is extreme in a layer when its max phi is at least 5x the layer's median
 /// per-dimension max phi (what an ordinary dimension reaches) and at least half the layer's
-/// strongest: both relative, so the same rule fits D = 384 and D = 4096.
+/// strongest: both relative, so the same rule fits D = 384 and D = 4096. A phi of 0 is never
+/// extreme: in an all-zero layer 0 >= 5 x 0 held for every dim, and discovery named dims
+/// 0, 1, 2, 3 (layers of one value everywhere, zero or 3e38, have phi 1 in every dim: none).
 const OVER_TYPICAL: f32 = 5.0;
 const OF_STRONGEST: f32 = 0.5;
 const MAX_SUGGESTED: usize = 4;
@@ -84,7 +87,7 @@ fn extreme(stats: &LayerDims) -> Vec<bool> {
     stats
         .max_phi
         .iter()
-        .map(|&p| p >= OVER_TYPICAL * typical && p >= OF_STRONGEST * strongest)
+        .map(|&p| p > 0.0 && p >= OVER_TYPICAL * typical && p >= OF_STRONGEST * strongest)
         .collect()
 }
 

@@ -44,5 +44,45 @@ pub fn check_finite(tensor: &str, data: &[f32]) -> Result<()> {
     }
 }
 
+/// How far a row of stored probabilities may sum from 1, by the dtype it was stored in. A
+/// correctly rounded softmax in f32 sums to 1 within a few units of 2^-24 whatever K (each
+/// value's error is relative); storing it rounds each value by up to 2^-11 (f16) or 2^-8
+/// (bf16) relative, so its sum by up to that much. Measured worst rows: the real f32 dumps in
+/// shared/data 2.5e-7 (minilm-real 2.1e-7, the official fixture 2.5e-7); the same rounded to
+/// f16 3.4e-4, to bf16 2.7e-3. Each tolerance is 2.5x to 4x its dtype's bound, and f32's
+/// also admits an f16 model's probabilities saved as f32 (3.4e-4 measured).
+pub const ROW_SUM_TOLERANCE_F32: f64 = 1e-3;
+pub const ROW_SUM_TOLERANCE_F16: f64 = 2e-3;
+pub const ROW_SUM_TOLERANCE_BF16: f64 = 1e-2;
+
+/// Refuses rows of `probs` [H, Q, K] of layer `layer` that are not probability rows: a negative
+/// (or NaN) entry, or a sum (in f64) off 1 by more than `tolerance` (all-zero rows included),
+/// naming layer, head and row. VAR's masses (V >= 0.2, the sink ratio) and its redistribution
+/// (which keeps the row's sum) mean nothing on rows that are not distributions.
+pub fn check_probabilities(layer: usize, probs: &[f32], shape: crate::shape::AttnShape, tolerance: f64) -> Result<()> {
+    shape.check_probs(probs.len())?;
+    let k = shape.keys;
+    for (r, row) in probs.chunks_exact(k).enumerate() {
+        let (head, row_index) = (r / shape.queries, r % shape.queries);
+        let bad = |reason: String| Error::NotProbabilities {
+            layer,
+            head,
+            row: row_index,
+            reason,
+        };
+        // `!(v >= 0)` also catches NaN; -0.0 passes.
+        if let Some(j) = row.iter().position(|&v| !(v >= 0.0)) {
+            return Err(bad(format!("key {j} holds {}", row[j])));
+        }
+        let sum: f64 = row.iter().map(|&v| v as f64).sum();
+        if !((sum - 1.0).abs() <= tolerance) {
+            return Err(bad(format!(
+                "it sums to {sum:.6}, not 1 within {tolerance:e} (the tolerance of its dtype)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The most sink dimensions a config may name on the GPU (the presets use at most 3).
 pub const MAX_SINK_DIMS: usize = 64;

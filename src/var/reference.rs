@@ -9,15 +9,34 @@ use crate::var::visual::VisualTokens;
 use super::{GUARD, RMS_EPS, VIS_EPS, check_finite};
 
 /// phi(x_t) for every token of `hidden` [T, D] (section 1).
+///
+/// Each row is divided by s, the power of two at or below its max |x| (1 for rows below 2),
+/// before squaring, as the kernels do where f32 would overflow: phi = |x[d] s| / sqrt(mean
+/// (x s)^2 + 1e-6 s^2) is the same ratio. In f64 the scaling is exact and changes no bit (f64
+/// holds the square of any f32, 1.2e77), so it only states what the kernels compute.
 pub fn phi(hidden: &[f32], dim: usize, sink_dims: &[u32]) -> Vec<f64> {
     hidden
         .chunks_exact(dim)
         .map(|x| {
-            let mean_sq = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / dim as f64;
-            let rms = (mean_sq + RMS_EPS).sqrt();
-            sink_dims.iter().map(|&d| (x[d as usize] as f64 / rms).abs()).fold(0.0, f64::max)
+            let max = x.iter().fold(0.0f64, |m, &v| m.max((v as f64).abs()));
+            let s = inv_pow2_below(max);
+            let mean_sq = x.iter().map(|&v| (v as f64 * s) * (v as f64 * s)).sum::<f64>() / dim as f64;
+            let rms = (mean_sq + RMS_EPS * s * s).sqrt();
+            sink_dims
+                .iter()
+                .map(|&d| (x[d as usize] as f64 * s / rms).abs())
+                .fold(0.0, f64::max)
         })
         .collect()
+}
+
+/// 2^-k for the k that puts `m` / 2^k in [1, 2), k clamped to [0, 126] (WGSL
+/// `inv_pow2_below` in sink_score.wgsl): values below 2 are not scaled.
+pub fn inv_pow2_below(m: f64) -> f64 {
+    let k = if m >= 1.0 { (m.log2().floor() as i32).clamp(0, 126) } else { 0 };
+    // log2 may round up just below a power of two: keep m / 2^k below 2 as the bits would.
+    let k = if k > 0 && m < 2f64.powi(k) { k - 1 } else { k };
+    2f64.powi(-k)
 }
 
 /// S_l = { t : phi(x_t) > tau }, strict as in the released code.
