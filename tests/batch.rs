@@ -134,6 +134,49 @@ fn same(a: &LayerOutput, b: &LayerOutput, what: &str) {
     assert_eq!(bits(&a.probs), bits(&b.probs), "{what}: probabilities");
 }
 
+/// A sequence's results against the CPU reference (tests/gpu_vs_reference.rs's tolerances:
+/// phi within 1e-5 relative, sinks exact, rows VAR leaves alone bit for bit, changed rows
+/// within 1e-5 relative + 1e-12) on the rows `rows` (flags of rows within 1e-5 of a threshold
+/// not counted); returns how many of them VAR changed. The long sequences here are past every case gpu_vs_reference runs
+/// (4096 keys): without this they were only compared with themselves.
+fn matches_reference(cfg: &VarConfig, s: &Seq, layer: usize, out: &LayerOutput, rows: &[usize], what: &str) -> usize {
+    let shape = visattn::AttnShape::new(H, s.queries, s.tokens).unwrap();
+    let mut want = s.probs.clone();
+    let flags = visattn::reference::apply_layer(cfg, cfg.role(layer, 8), &s.visual, Some((&s.hidden, D)), &mut want, shape).unwrap();
+    for (t, (&g, &r)) in out.phi.iter().zip(&flags.phi).enumerate() {
+        assert!((g as f64 - r).abs() <= 1e-5 * r.max(1.0), "{what}: phi[{t}] GPU {g} ref {r}");
+    }
+    assert_eq!(out.sinks, flags.sinks, "{what}: sinks");
+    let has_vs = (0..s.tokens).any(|j| flags.sinks[j] && s.visual.is_visual(j));
+    let t = s.tokens;
+    let mut changed = 0;
+    for &r in rows {
+        let input = &s.probs[r * t..(r + 1) * t];
+        let stats = visattn::reference::row_stats(input, &s.visual, &flags.sinks, has_vs, cfg);
+        if support::close::near(stats.visual_mass, cfg.summ, 1e-5) || support::close::near(stats.sink_ratio, cfg.rho_code(), 1e-5) {
+            continue;
+        }
+        assert_eq!(out.selected[r], flags.selected[r], "{what}: row {r} selected");
+        let (g, w) = (&out.probs[r * t..(r + 1) * t], &want[r * t..(r + 1) * t]);
+        if w == input {
+            assert!(
+                g.iter().zip(input).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{what}: row {r} untouched"
+            );
+            continue;
+        }
+        changed += 1;
+        for j in 0..t {
+            let (gv, wv) = (g[j] as f64, w[j] as f64);
+            assert!(
+                (gv - wv).abs() <= 1e-5 * wv.abs() + 1e-12,
+                "{what}: row {r} key {j}: GPU {gv} ref {wv}"
+            );
+        }
+    }
+    changed
+}
+
 fn prefill_pair() -> Vec<Seq> {
     let mut rng = Rng::new(21);
     vec![
@@ -189,7 +232,12 @@ fn a_sequence_too_long_for_the_step_lists_equals_itself_in_a_batch() {
     let mut changed = 0;
     for (lanes, keys) in [(1, 4), (4, 4), (1, 16)] {
         let k = support::gpu::kernels(&g, lanes, keys);
-        changed += batch_equals_alone(&g, &k, &cfg, &seqs, 3, Rows::All, &format!("lanes {lanes} keys {keys}"));
+        let what = format!("lanes {lanes} keys {keys}");
+        changed += batch_equals_alone(&g, &k, &cfg, &seqs, 3, Rows::All, &what);
+        // And the 8200-key sequence against the reference: every one of its 9 rows.
+        let one = alone(&g, &k, &cfg, &seqs[0], 3, Rows::All);
+        let rows: Vec<usize> = (0..H * seqs[0].queries).collect();
+        matches_reference(&cfg, &seqs[0], 3, &one, &rows, &format!("8200 keys {what}"));
     }
     assert!(changed > 0, "the batch must redistribute something");
 }
@@ -251,6 +299,10 @@ fn past_the_end_keys_never_make_a_step_pure() {
             "lanes {lanes}: the padded sequence gives its bits alone"
         );
         assert!(one.probs != s.probs, "the text rows before the last image must change");
+        // 32764 keys against the reference: all 60 rows (the reference runs the whole layer
+        // anyway), the changed ones among them.
+        let rows: Vec<usize> = (0..H * q).collect();
+        assert!(matches_reference(&cfg, &s, 3, &one, &rows, &format!("32764 keys lanes {lanes}")) > 0);
     }
 }
 
