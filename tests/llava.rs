@@ -36,6 +36,52 @@ fn tiny_with_config(name: &str, from: &str, to: &str) -> PathBuf {
     dir
 }
 
+/// A copy of the tiny folder whose `file` has `from` replaced by `to`.
+fn tiny_with(name: &str, file: &str, from: &str, to: &str) -> PathBuf {
+    let dir = copy_of_tiny(name);
+    let text = std::fs::read_to_string(dir.join(file)).unwrap();
+    assert!(text.contains(from), "{from} is not in {file}");
+    std::fs::write(dir.join(file), text.replacen(from, to, 1)).unwrap();
+    dir
+}
+
+/// A copy of the tiny folder with tensor `name` changed by `edit(shape, values)` in its shard.
+fn tiny_with_tensor(dir_name: &str, name: &str, edit: impl FnOnce(&mut Vec<usize>, &mut Vec<f32>)) -> PathBuf {
+    use visattn::dump::{OutTensor, TensorFile, write_tensors};
+    let dir = copy_of_tiny(dir_name);
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.safetensors.index.json")).unwrap()).unwrap();
+    let path = dir.join(index["weight_map"][name].as_str().unwrap());
+    let src = TensorFile::open(&path).unwrap();
+    let mut edit = Some(edit);
+    let tensors: Vec<(String, OutTensor)> = src
+        .names()
+        .iter()
+        .map(|n| {
+            let t = src.f32(n).unwrap();
+            let (mut shape, mut data) = (t.shape, t.data);
+            if n == name {
+                (edit.take().unwrap())(&mut shape, &mut data);
+            }
+            (n.clone(), OutTensor::f32(&shape, &data))
+        })
+        .collect();
+    write_tensors(&path, &tensors, src.metadata().clone()).unwrap();
+    dir
+}
+
+/// `llava(args)` with its address space capped at 2 GiB: a huge allocation fails at once (an
+/// abort, exit 134) instead of taking the machine's memory.
+fn llava_capped(args: &[&str]) -> std::process::Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v {}; exec \"$0\" \"$@\"", 2u64 << 20))
+        .arg(support::example("llava"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 fn one_error_line(out: &std::process::Output, what: &str, needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{what}: exit 1 expected, stderr: {err}");
@@ -524,4 +570,249 @@ fn bad_generation_flags_get_one_clear_error_each() {
     one_error_line(&run(&["--var", "sometimes"]), "unknown mode", "sometimes");
     let no_picture = llava(&["--model", dir.to_str().unwrap(), "--var", "off"]);
     one_error_line(&no_picture, "no picture", "--image");
+}
+
+/// Issue "No file clobbered, no NaN written, no abort", config.json against the weights: a
+/// config of 3 layers over weights of 6 is not a 3-layer model (the tensors it would not use
+/// are refused by name), a norm weight longer than hidden_size is refused with both shapes,
+/// token ids are range-checked (2^32 + k is not token k; an id past the vocabulary is no id).
+#[test]
+fn folders_that_disagree_with_their_config_are_refused() {
+    let fewer = tiny_with_config("layers", "\"num_hidden_layers\": 6", "\"num_hidden_layers\": 3");
+    one_error_line(
+        &llava(&["--model", fewer.to_str().unwrap(), "--tokens"]),
+        "3 layers over weights of 6",
+        "tensor language_model.model.layers.3.input_layernorm.weight is not part of the model",
+    );
+    let long = tiny_with_tensor("long-norm", "language_model.model.norm.weight", |shape, v| {
+        shape[0] += 1;
+        v.push(1.0);
+    });
+    one_error_line(
+        &llava(&["--model", long.to_str().unwrap(), "--tokens"]),
+        "norm weight longer than hidden_size",
+        "tensor language_model.model.norm.weight is [65], config.json implies [64]",
+    );
+    let mut dirs = vec![fewer, long];
+    for (name, from, to, needle) in [
+        (
+            "eos",
+            "\"eos_token_id\": 2",
+            "\"eos_token_id\": 4294967298",
+            "eos_token_id 4294967298",
+        ),
+        ("eos-vocab", "\"eos_token_id\": 2", "\"eos_token_id\": 402", "eos_token_id 402"),
+        ("eos-list", "\"eos_token_id\": 2", "\"eos_token_id\": [2, -1]", "eos_token_id -1"),
+        (
+            "image",
+            "\"image_token_index\": 400",
+            "\"image_token_index\": 4294967696",
+            "image_token_index 4294967696",
+        ),
+    ] {
+        let dir = tiny_with_config(name, from, to);
+        let out = llava(&["--model", dir.to_str().unwrap(), "--tokens"]);
+        one_error_line(&out, name, needle);
+        one_error_line(&out, name, "is not a token id of the model's vocabulary of 402");
+        dirs.push(dir);
+    }
+    for dir in dirs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Issue "No file clobbered, ...": pictures whose conversion to RGB is more than a decode, as
+/// HF's processor (PIL backend) makes them, bit for bit (tools/make_llava_pictures.py): an
+/// RGBA picture with transparency (composited onto white, not stripped of its alpha), a 16-bit
+/// grey one (PIL's I;16, clipped at 255 on its way to RGB, not scaled), and a 3 x 400 one whose
+/// 28 x 3733 resize is computed in the crop's window only.
+#[test]
+fn converted_pictures_match_hf_bit_for_bit() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/llava-pictures");
+    let expected = visattn::dump::TensorFile::open(dir.join("expected.safetensors")).unwrap();
+    for name in ["alpha", "grey16", "thin"] {
+        let want = expected.f32(name).unwrap();
+        let picture = dir.join(format!("{name}.png"));
+        let out = llava_capped(&[
+            "--model",
+            tiny().to_str().unwrap(),
+            "--image",
+            picture.to_str().unwrap(),
+            "--tokens",
+        ]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let p = &v["pixel_values"];
+        assert_eq!(
+            vec![3, p["height"].as_u64().unwrap() as usize, p["width"].as_u64().unwrap() as usize],
+            want.shape
+        );
+        let got = floats(&p["values"]);
+        let off: Vec<usize> = (0..got.len()).filter(|&i| got[i].to_bits() != want.data[i].to_bits()).collect();
+        assert!(
+            off.is_empty(),
+            "{name}: {} of {} values differ, first at {}: {} vs HF's {}",
+            off.len(),
+            got.len(),
+            off[0],
+            got[off[0]],
+            want.data[off[0]]
+        );
+    }
+}
+
+/// Issue "No file clobbered, ...": nothing is sized from a declared number before it is
+/// checked. A max_position_embeddings of 2^40 sizes nothing (the rotary table and KV cache hold
+/// the prompt and its answer: the answer is HF's); a shortest_edge of 200000 and a crop the
+/// vision tower cannot take are refused before any picture is read; a 7.8 KB PNG of 1 x 2000000
+/// pixels is refused from its header (it took 8 GB). Pictures run with 2 GiB of address space.
+#[test]
+fn declared_sizes_are_checked_before_anything_is_sized_from_them() {
+    let expected = visattn::dump::TensorFile::open(tiny().join("expected.safetensors")).unwrap();
+    let (_, generated) = expected.i64("generated").unwrap();
+    let huge = tiny_with_config(
+        "positions",
+        "\"max_position_embeddings\": 128",
+        "\"max_position_embeddings\": 1099511627776",
+    );
+    let out = gpu_json(&huge, &["--var", "off", "--max-tokens", "3"]);
+    assert_eq!(ids(&out["answers"][0]["tokens"]), generated[..3], "2^40 positions");
+
+    let picture = tiny().join("picture.png");
+    let tokens =
+        |dir: &Path, picture: &Path| llava_capped(&["--model", dir.to_str().unwrap(), "--image", picture.to_str().unwrap(), "--tokens"]);
+    let edge = tiny_with(
+        "edge",
+        "preprocessor_config.json",
+        "\"shortest_edge\": 28",
+        "\"shortest_edge\": 200000",
+    );
+    one_error_line(
+        &tokens(&edge, &picture),
+        "shortest_edge 200000",
+        "size 200000 is over this host's 4096",
+    );
+    let crop = tiny_with(
+        "crop",
+        "preprocessor_config.json",
+        "\"height\": 28,\n    \"width\": 28",
+        "\"height\": 20,\n    \"width\": 20",
+    );
+    one_error_line(
+        &tokens(&crop, &picture),
+        "a crop the tower cannot take",
+        "makes 20x20 pixel values, the vision tower takes 28x28",
+    );
+
+    let tall = std::env::temp_dir().join(format!("visattn-llava-tall-{}.png", std::process::id()));
+    image::GrayImage::from_fn(1, 2_000_000, |_, y| image::Luma([(y % 251) as u8]))
+        .save(&tall)
+        .unwrap();
+    one_error_line(
+        &tokens(&tiny(), &tall),
+        "1 x 2000000 picture",
+        "a 1x2000000 picture is over this host's limits",
+    );
+    let _ = std::fs::remove_file(tall);
+    for dir in [huge, edge, crop] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Issue "No file clobbered, ...": a class embedding shorter than hidden_size panicked in a
+/// wgpu copy (exit 101). Every tensor's shape is checked at load, the tensor named.
+#[test]
+fn a_short_class_embedding_is_refused_at_load() {
+    let dir = tiny_with_tensor("cls", "vision_tower.embeddings.class_embedding", |shape, v| {
+        shape[0] = 16;
+        v.truncate(16);
+    });
+    let picture = tiny().join("picture.png");
+    one_error_line(
+        &llava(&[
+            "--model",
+            dir.to_str().unwrap(),
+            "--image",
+            picture.to_str().unwrap(),
+            "--var",
+            "off",
+        ]),
+        "short class embedding",
+        "tensor vision_tower.embeddings.class_embedding is [16], config.json implies [32]",
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue "No file clobbered, ...": a NaN in a weight matrix (uploaded as stored, f32 and f16)
+/// was reported only as "logit 0 is NaN"; the loader names the tensor and the index.
+#[test]
+fn a_nan_weight_is_named_at_load() {
+    let name = "language_model.model.layers.0.self_attn.q_proj.weight";
+    let dir = tiny_with_tensor("nan", name, |_, v| v[70] = f32::NAN);
+    let picture = tiny().join("picture.png");
+    for dtype in ["f32", "f16"] {
+        let out = llava(&[
+            "--model",
+            dir.to_str().unwrap(),
+            "--image",
+            picture.to_str().unwrap(),
+            "--var",
+            "off",
+            "--dtype",
+            dtype,
+        ]);
+        one_error_line(&out, dtype, &format!("non-finite value NaN in {name} at flat index 70"));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue "No file clobbered, ...": an answer cut short by the context (prompt + answer reaching
+/// max_position_embeddings) ended like a finished one. It says so: `stop` is "context" in the
+/// JSON and a warning line goes to stderr; an answer that reaches --max-tokens says
+/// "max_tokens", with no warning.
+#[test]
+fn an_answer_cut_by_the_context_says_so() {
+    let expected = visattn::dump::TensorFile::open(tiny().join("expected.safetensors")).unwrap();
+    let (_, generated) = expected.i64("generated").unwrap();
+    let (_, input) = expected.i64("input_ids").unwrap();
+    let context = input.len() + 4;
+    let dir = tiny_with_config(
+        "context",
+        "\"max_position_embeddings\": 128",
+        &format!("\"max_position_embeddings\": {context}"),
+    );
+    let picture = tiny().join("picture.png");
+    for json in [true, false] {
+        let mut args = vec![
+            "--model",
+            dir.to_str().unwrap(),
+            "--image",
+            picture.to_str().unwrap(),
+            "--var",
+            "off",
+        ];
+        args.extend_from_slice(&["--max-tokens", "12"]);
+        if json {
+            args.push("--json");
+        }
+        let out = llava(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        let warning: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: ")).collect();
+        assert_eq!(warning.len(), 1, "one warning: {err}");
+        assert!(
+            warning[0].contains("stopped after 4 of --max-tokens 12") && warning[0].contains(&format!("context of {context}")),
+            "{}",
+            warning[0]
+        );
+        if json {
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let a = &v["answers"][0];
+            assert_eq!(a["stop"], "context");
+            assert_eq!(ids(&a["tokens"]), generated[..4]);
+        }
+    }
+    let full = gpu_json(&tiny(), &["--var", "off", "--max-tokens", "4"]);
+    assert_eq!(full["answers"][0]["stop"], "max_tokens");
+    let _ = std::fs::remove_dir_all(dir);
 }

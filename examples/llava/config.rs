@@ -32,6 +32,18 @@ pub struct VisionConfig {
     pub act: String,
 }
 
+impl VisionConfig {
+    /// The patches of the picture: (image_size / patch_size)^2.
+    pub fn patches(&self) -> usize {
+        let side = self.image_size / self.patch_size;
+        side * side
+    }
+}
+
+/// The largest patch grid side a config may declare (CLIP ViT-L/336 has 24; 1024 x 1024 patches
+/// would already be a million image tokens).
+const MAX_PATCH_SIDE: usize = 1024;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlavaConfig {
     pub text: TextConfig,
@@ -69,6 +81,16 @@ fn str_of<'a>(v: &'a Value, path: &str, key: &str) -> Result<&'a str, String> {
         .ok_or_else(|| format!("config.json: {path}{key} must be a string"))
 }
 
+/// A token id of the model: an integer below the vocabulary size.
+fn token_id(x: &Value, key: &str, vocab: usize) -> Result<u32, String> {
+    match x.as_u64() {
+        Some(n) if n < vocab as u64 => Ok(n as u32),
+        _ => Err(format!(
+            "config.json: {key} {x} is not a token id of the model's vocabulary of {vocab}"
+        )),
+    }
+}
+
 impl LlavaConfig {
     pub fn parse(text: &str) -> Result<Self, String> {
         let v: Value = serde_json::from_str(text).map_err(|e| format!("config.json: {e}"))?;
@@ -93,9 +115,9 @@ impl LlavaConfig {
         let hidden = usize_of(t, "text_config.", "hidden_size")?;
         let kv_heads = t.get("num_key_value_heads").and_then(Value::as_u64).map_or(heads, |n| n as usize);
         let head_dim = t.get("head_dim").and_then(Value::as_u64).map_or(hidden / heads, |n| n as usize);
-        if kv_heads == 0 || heads % kv_heads != 0 || head_dim * heads != hidden {
+        if kv_heads == 0 || heads % kv_heads != 0 || head_dim % 2 != 0 || head_dim.checked_mul(heads) != Some(hidden) {
             return Err(format!(
-                "config.json: {heads} heads of {head_dim} over {kv_heads} kv heads do not make hidden size {hidden}"
+                "config.json: {heads} heads of {head_dim} (even) over {kv_heads} kv heads do not make hidden size {hidden}"
             ));
         }
         // transformers 5 nests the rope settings; 4.x had rope_theta / rope_scaling at the top.
@@ -104,18 +126,41 @@ impl LlavaConfig {
         if rope_type != "default" || t.get("rope_scaling").is_some_and(|s| !s.is_null()) {
             return Err(format!("config.json: rope type '{rope_type}': only unscaled RoPE is implemented"));
         }
+        let vocab = usize_of(t, "text_config.", "vocab_size")?;
+        // Ids are range-checked, never cast: 2^32 + k as u32 would silently be token k.
         let eos = match t.get("eos_token_id").or_else(|| v.get("eos_token_id")) {
-            Some(Value::Number(n)) => vec![n.as_u64().ok_or("config.json: eos_token_id must be a token id")? as u32],
-            Some(Value::Array(a)) => a
+            Some(Value::Array(a)) if !a.is_empty() => a
                 .iter()
-                .map(|x| {
-                    x.as_u64()
-                        .map(|n| n as u32)
-                        .ok_or("config.json: eos_token_id must be token ids".to_string())
-                })
+                .map(|x| token_id(x, "text_config.eos_token_id", vocab))
                 .collect::<Result<_, _>>()?,
-            _ => return Err("config.json: text_config.eos_token_id is missing".into()),
+            Some(x @ Value::Number(_)) => vec![token_id(x, "text_config.eos_token_id", vocab)?],
+            Some(x) => {
+                return Err(format!(
+                    "config.json: text_config.eos_token_id {x}: expected a token id or a list of them"
+                ));
+            }
+            None => return Err("config.json: text_config.eos_token_id is missing".into()),
         };
+        // Biases in LLaMA's layers and a tied LM head change which tensors exist and what they
+        // mean; this host implements neither.
+        for (path, obj, key) in [
+            ("text_config.", t, "attention_bias"),
+            ("text_config.", t, "mlp_bias"),
+            ("text_config.", t, "tie_word_embeddings"),
+            ("", &v, "tie_word_embeddings"),
+        ] {
+            match obj.get(key) {
+                None | Some(Value::Null | Value::Bool(false)) => {}
+                Some(x) => return Err(format!("config.json: {path}{key} {x}: only false is implemented")),
+            }
+        }
+        let rms_eps = f64_of(t, "text_config.", "rms_norm_eps")?;
+        let rope_theta = f64_of(rope, "text_config.rope_parameters.", "rope_theta")?;
+        if rms_eps <= 0.0 || rope_theta <= 0.0 {
+            return Err(format!(
+                "config.json: text_config: rms_norm_eps {rms_eps} and rope_theta {rope_theta} must be positive"
+            ));
+        }
         let text = TextConfig {
             hidden,
             intermediate: usize_of(t, "text_config.", "intermediate_size")?,
@@ -123,9 +168,9 @@ impl LlavaConfig {
             heads,
             kv_heads,
             head_dim,
-            vocab: usize_of(t, "text_config.", "vocab_size")?,
-            rms_eps: f64_of(t, "text_config.", "rms_norm_eps")?,
-            rope_theta: f64_of(rope, "text_config.rope_parameters.", "rope_theta")?,
+            vocab,
+            rms_eps,
+            rope_theta,
             max_positions: usize_of(t, "text_config.", "max_position_embeddings")?,
             eos,
         };
@@ -149,6 +194,21 @@ impl LlavaConfig {
         if vision.image_size % vision.patch_size != 0 || vision.hidden % vision.heads != 0 {
             return Err("config.json: vision_config: image_size must be a multiple of patch_size, hidden_size of the heads".into());
         }
+        // The patch grid sizes the prompt and the position embeddings: bounded before either
+        // (CLIP's largest is 24 x 24; the weights' check then holds it to the folder's).
+        let side = vision.image_size / vision.patch_size;
+        if side > MAX_PATCH_SIDE {
+            return Err(format!(
+                "config.json: vision_config: image_size {} / patch_size {} is a {side} x {side} patch grid, over this host's {MAX_PATCH_SIDE} x {MAX_PATCH_SIDE}",
+                vision.image_size, vision.patch_size
+            ));
+        }
+        if vision.layer_norm_eps <= 0.0 {
+            return Err(format!(
+                "config.json: vision_config.layer_norm_eps {} must be positive",
+                vision.layer_norm_eps
+            ));
+        }
         let strategy = str_of(&v, "", "vision_feature_select_strategy")?;
         let keep_cls = match strategy {
             "default" => false,
@@ -164,9 +224,15 @@ impl LlavaConfig {
                 "config.json: vision_feature_layer {feature_layer} for {layers} vision layers"
             ));
         }
-        let image_token = field(&v, "", "image_token_index")?
-            .as_u64()
-            .ok_or("config.json: image_token_index must be a token id")? as u32;
+        let image_token = token_id(field(&v, "", "image_token_index")?, "image_token_index", text.vocab)?;
+        if text.eos.contains(&image_token) {
+            return Err(format!("config.json: image_token_index {image_token} is also an eos_token_id"));
+        }
+        // LLaVA-1.5's projector has biases (HF's default); without them other tensors exist.
+        match v.get("multimodal_projector_bias") {
+            None | Some(Value::Null | Value::Bool(true)) => {}
+            Some(x) => return Err(format!("config.json: multimodal_projector_bias {x}: only true is implemented")),
+        }
         Ok(Self {
             text,
             vision,
@@ -179,7 +245,17 @@ impl LlavaConfig {
 
     /// Image tokens the vision config implies: one per patch, plus CLS under `full`.
     pub fn image_tokens(&self) -> usize {
-        let side = self.vision.image_size / self.vision.patch_size;
-        side * side + self.keep_cls as usize
+        self.vision.patches() + self.keep_cls as usize
+    }
+
+    /// How many of the vision tower's layers the features go through (the feature layer's
+    /// index into the hidden states, embeddings first): the layers after it are never run.
+    pub fn vision_layers_run(&self) -> usize {
+        let layers = self.vision.layers as i64;
+        (if self.feature_layer < 0 {
+            layers + 1 + self.feature_layer
+        } else {
+            self.feature_layer
+        }) as usize
     }
 }

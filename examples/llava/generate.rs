@@ -22,6 +22,9 @@ pub struct Answer {
     pub decode_s: f64,
     /// Decode steps run (the first token comes from the prefill's logits).
     pub steps: usize,
+    /// Why the answer ended: `eos`, `max_tokens` (--max-tokens), or `context` (the prompt and
+    /// the answer filled the model's context before either).
+    pub stop: &'static str,
     /// Every prompt position's logits (with --logits).
     pub prompt_logits: Vec<f32>,
     /// The logits the first answer token was chosen from (the last prompt position's).
@@ -64,15 +67,23 @@ fn generate(
     let mut tokens = Vec::new();
     let mut steps = 0;
     let mut next = sampler.next(&last)?;
-    while !text.eos.contains(&next) && tokens.len() < max {
+    let limit = if max < args.max_tokens { "context" } else { "max_tokens" };
+    let stop = loop {
+        if text.eos.contains(&next) {
+            break "eos";
+        }
+        if tokens.len() == max {
+            break limit;
+        }
         tokens.push(next);
         if tokens.len() == max {
-            break;
+            // No step for a token nobody reads.
+            break limit;
         }
         let logits = model.step(&mut generation, next)?;
         steps += 1;
         next = sampler.next(&logits)?;
-    }
+    };
     let decode_s = t1.elapsed().as_secs_f64();
     Ok(Answer {
         mode,
@@ -82,6 +93,7 @@ fn generate(
         prefill_s,
         decode_s,
         steps,
+        stop,
         prompt_logits: if args.logits {
             std::mem::take(&mut generation.logits)
         } else {
@@ -115,25 +127,47 @@ pub fn run(
     let format = WeightFormat::choose(&args.dtype, weights.stored_dtype()?, &g.device)?;
     let t0 = Instant::now();
     let mut shown = t0;
+    // A line that rewrites itself is for a person at a terminal; elsewhere (logs, tests) stderr
+    // holds only what went wrong, an error that stops the load included, on a line of its own.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut line_open = false;
     let model = GpuModel::load(&g, cfg, weights, format, g.ctx.max_binding(), |done, total| {
-        // A line that rewrites itself, at most ten times a second.
-        if !args.json && (done == total || shown.elapsed().as_millis() >= 100) {
+        // At most ten times a second.
+        if terminal && !args.json && (done == total || shown.elapsed().as_millis() >= 100) {
             shown = Instant::now();
             eprint!(
                 "\rloading weights onto {} as {}: {done}/{total} tensors",
                 g.info.name,
                 format.name()
             );
-            if done == total {
+            line_open = done != total;
+            if !line_open {
                 eprintln!(" ({:.1} s)", t0.elapsed().as_secs_f64());
             }
             let _ = std::io::stderr().flush();
+        }
+    })
+    .inspect_err(|_| {
+        if line_open {
+            eprintln!();
         }
     })?;
     let image = model.image_features(pixels)?;
     let mut answers = Vec::new();
     for (name, var) in &modes {
         answers.push(generate(&model, ids, &image, (name, var), args, prompter)?);
+    }
+    for a in answers.iter().filter(|a| a.stop == "context") {
+        // Not an error, but the answer is not what was asked for: say so where a reader of
+        // stdout alone would not see it.
+        eprintln!(
+            "warning: VAR {}: the answer stopped after {} of --max-tokens {}: the prompt's {} tokens and the answer filled the model's context of {}",
+            a.mode,
+            a.tokens.len(),
+            args.max_tokens,
+            ids.len(),
+            cfg.text.max_positions
+        );
     }
     let span = ids.iter().position(|&i| i == cfg.image_token).map(|s| [s, image.1]);
     if args.json {
@@ -144,6 +178,7 @@ pub fn run(
                     "var": a.mode,
                     "answer": a.text,
                     "tokens": a.tokens,
+                    "stop": a.stop,
                     "layers": a.counts.iter().map(|c| serde_json::json!({ "sinks": c.sinks, "selected_rows": c.selected_rows })).collect::<Vec<_>>(),
                     "prefill_tokens_per_s": ids.len() as f64 / a.prefill_s,
                     "decode_tokens_per_s": a.steps as f64 / a.decode_s.max(1e-9),

@@ -63,6 +63,10 @@ impl Filter {
     }
 }
 
+/// The largest resize or crop side a processor config may declare (CLIP's are 224 and 336;
+/// every side this host has seen is under 1024).
+const MAX_PROCESSED_SIDE: usize = 4096;
+
 fn flag(v: &Value, key: &str, default: bool) -> bool {
     v.get(key).and_then(Value::as_bool).unwrap_or(default)
 }
@@ -133,6 +137,38 @@ impl Preprocess {
         } else {
             None
         };
+        // Sizes come from the file: bounded before anything is sized from them.
+        for (what, n) in [
+            (
+                "size",
+                resize.map(|r| match r {
+                    Resize::ShortestEdge(s) => s,
+                    Resize::Exact(h, w) => h.max(w),
+                }),
+            ),
+            ("crop_size", crop.map(|(h, w)| h.max(w))),
+        ] {
+            if let Some(n) = n.filter(|&n| n > MAX_PROCESSED_SIDE) {
+                return Err(format!("{what} {n} is over this host's {MAX_PROCESSED_SIDE} pixels a side"));
+            }
+        }
+        let short = match resize {
+            Some(Resize::ShortestEdge(s)) => Some((s, s)),
+            Some(Resize::Exact(h, w)) => Some((h, w)),
+            None => None,
+        };
+        if let (Some((sh, sw)), Some((ch, cw))) = (short, crop)
+            && (sh < ch || sw < cw)
+        {
+            return Err(format!(
+                "size {sw}x{sh} is smaller than crop_size {cw}x{ch}: every picture would need padding (not implemented)"
+            ));
+        }
+        if rescale.is_some_and(|f| !f.is_finite())
+            || normalize.is_some_and(|(m, s)| m.iter().chain(&s).any(|x| !x.is_finite()) || s.contains(&0.0))
+        {
+            return Err("rescale_factor, image_mean and image_std must be finite, image_std nonzero".into());
+        }
         let filter = match v.get("resample").and_then(Value::as_u64) {
             Some(2) => Filter::Bilinear,
             Some(3) | None => Filter::Bicubic,
@@ -147,41 +183,62 @@ impl Preprocess {
         })
     }
 
+    /// The (height, width) of the pixel values this config makes: the crop, or the exact
+    /// resize, or (shortest_edge alone) a square of that side for a square picture.
+    fn output(&self) -> Option<(usize, usize)> {
+        match (self.crop, self.resize) {
+            (Some(c), _) => Some(c),
+            (None, Some(Resize::Exact(h, w))) => Some((h, w)),
+            (None, Some(Resize::ShortestEdge(s))) => Some((s, s)),
+            (None, None) => None,
+        }
+    }
+
+    /// Checks that this processor makes what a vision tower of `image_size` takes (its position
+    /// embeddings fit one square size), before any picture is read.
+    pub fn check_for(&self, image_size: usize) -> Result<(), String> {
+        match self.output() {
+            Some((h, w)) if (h, w) == (image_size, image_size) => Ok(()),
+            Some((h, w)) => Err(format!(
+                "the image processor makes {w}x{h} pixel values, the vision tower takes {image_size}x{image_size} (config.json's image_size)"
+            )),
+            None => Err(format!(
+                "the image processor neither resizes nor crops: the vision tower takes {image_size}x{image_size}"
+            )),
+        }
+    }
+
     /// pixel_values [3, H, W] as f32.
     pub fn pixel_values(&self, img: &Rgb) -> Result<(usize, usize, Vec<f32>), String> {
-        let mut img = match self.resize {
+        let (rh, rw) = match self.resize {
             Some(Resize::ShortestEdge(s)) => {
                 // HF's get_resize_output_image_size: the long side is truncated, not rounded.
                 let (short, long) = (img.width.min(img.height), img.width.max(img.height));
                 let new_long = (s as f64 * long as f64 / short as f64) as usize;
-                let (h, w) = if img.width <= img.height { (new_long, s) } else { (s, new_long) };
-                resize(img, w, h, self.filter)
+                if img.width <= img.height { (new_long, s) } else { (s, new_long) }
             }
-            Some(Resize::Exact(h, w)) => resize(img, w, h, self.filter),
-            None => Rgb {
-                width: img.width,
-                height: img.height,
-                data: img.data.clone(),
-            },
+            Some(Resize::Exact(h, w)) => (h, w),
+            None => (img.height, img.width),
         };
-        if let Some((ch, cw)) = self.crop {
-            if ch > img.height || cw > img.width {
-                return Err(format!(
-                    "a {cw}x{ch} crop of a {}x{} picture (padding is not implemented)",
-                    img.width, img.height
-                ));
-            }
-            let (top, left) = ((img.height - ch) / 2, (img.width - cw) / 2);
-            let mut data = Vec::with_capacity(ch * cw * 3);
-            for y in top..top + ch {
-                data.extend_from_slice(&img.data[(y * img.width + left) * 3..(y * img.width + left + cw) * 3]);
-            }
-            img = Rgb {
-                width: cw,
-                height: ch,
-                data,
-            };
+        let (ch, cw) = self.crop.unwrap_or((rh, rw));
+        if ch > rh || cw > rw {
+            return Err(format!(
+                "a {cw}x{ch} crop of a {}x{} picture resized to {rw}x{rh} (padding is not implemented)",
+                img.width, img.height
+            ));
         }
+        // Only the crop's window of the resized picture is computed: each output pixel of
+        // PIL's separable resize depends on its own coefficients alone, so the window holds
+        // what the whole resize would, and memory is the picture's plus the crop's whatever the
+        // aspect ratio (a 1 x 100000 picture resized whole would be 336 x 33.6M pixels).
+        let window = Window {
+            size: (rw, rh),
+            left: (rw - cw) / 2,
+            top: (rh - ch) / 2,
+            width: cw,
+            height: ch,
+        };
+        let img = resize(img, &window, self.filter);
         let (h, w) = (img.height, img.width);
         let mut out = vec![0f32; 3 * h * w];
         for c in 0..3 {
@@ -202,30 +259,175 @@ impl Preprocess {
     }
 }
 
-/// Decodes a PNG or JPEG to RGB8.
+/// The largest picture side and pixel count decoded (8K video is 7680 x 4320 = 33 Mpx; a 50 Mpx
+/// camera's 8160 x 6120 fits): what the decoder may allocate is bounded by these, never by a
+/// file's declared size.
+const MAX_SIDE: u32 = 16384;
+const MAX_PIXELS: u64 = 1 << 26;
+
+/// What PIL's PNG plugin acts on that the decoder's output hides: the colour type and the
+/// tRNS chunk (a transparent colour, or palette alphas).
+struct PngHeader {
+    color_type: u8,
+    trns: Option<Vec<u8>>,
+}
+
+/// The PNG chunks before the image data, their bodies skipped (None for another format).
+fn png_header(path: &Path) -> Result<Option<PngHeader>, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut f = std::io::BufReader::new(std::fs::File::open(path).map_err(err)?);
+    let mut sig = [0u8; 8];
+    if f.read_exact(&mut sig).is_err() || sig != *b"\x89PNG\r\n\x1a\n" {
+        return Ok(None);
+    }
+    let mut header = PngHeader { color_type: 0, trns: None };
+    loop {
+        let mut head = [0u8; 8];
+        if f.read_exact(&mut head).is_err() {
+            // Truncated: the decoder says what is wrong.
+            return Ok(Some(header));
+        }
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        match &head[4..] {
+            b"IHDR" | b"tRNS" if len <= 256 * 4 => {
+                let mut body = vec![0u8; len as usize];
+                f.read_exact(&mut body).map_err(err)?;
+                if &head[4..] == b"IHDR" && body.len() >= 10 {
+                    header.color_type = body[9];
+                } else {
+                    header.trns = Some(body);
+                }
+                f.seek(SeekFrom::Current(4)).map_err(err)?;
+            }
+            b"IDAT" | b"IEND" => return Ok(Some(header)),
+            _ => {
+                f.seek(SeekFrom::Current(len as i64 + 4)).map_err(err)?;
+            }
+        }
+    }
+}
+
+/// PIL's `Image.alpha_composite` of one channel over opaque white (libImaging/AlphaComposite.c,
+/// fixed point with 7 extra bits; checked against Pillow 13 for every value and alpha).
+fn over_white(c: u8, a: u8) -> u8 {
+    if a == 0 {
+        return 255;
+    }
+    let (c, a) = (c as u32, a as u32);
+    let tmp = c * a * 128 + 255 * (255 - a) * 128 + (0x80 << 7);
+    ((((tmp >> 8) + tmp) >> 8) >> 7) as u8
+}
+
+/// Decodes a PNG or JPEG to the RGB8 that HF's processor works on: transformers'
+/// `convert_to_rgb` of what PIL opens. Pictures with alpha (or a PNG transparent colour) are
+/// composited onto white, not stripped of it; PIL keeps the high byte of 16-bit PNG samples,
+/// except 16-bit grey, which it opens as mode I;16 and converts to RGB by clipping at 255 (a
+/// 16-bit grey of 30000 is white); a transparent colour is compared as PIL compares it (after
+/// expanding low-bit grey to 8 bits; I;16's key modulo 256). Width, height and pixel count are
+/// checked from the header before anything is decoded.
 pub fn load(path: &Path) -> Result<Rgb, String> {
-    let img = image::ImageReader::open(path)
+    let err = |e: &dyn std::fmt::Display| format!("{}: cannot decode the picture: {e}", path.display());
+    let png = png_header(path)?;
+    let mut reader = image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .decode()
-        .map_err(|e| format!("{}: cannot decode the picture: {e}", path.display()))?
-        .to_rgb8();
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut limits = image::Limits::default();
+    // Decoded samples (16-bit RGBA at the largest pixel count) and the decoder's buffers.
+    limits.max_alloc = Some(MAX_PIXELS * 8 + (64 << 20));
+    reader.limits(limits.clone());
+    // The header alone, then the size checked (with the size in the message) before decoding.
+    let mut decoder = reader.into_decoder().map_err(|e| err(&e))?;
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    if w > MAX_SIDE || h > MAX_SIDE || w as u64 * h as u64 > MAX_PIXELS {
+        return Err(format!(
+            "{}: a {w}x{h} picture is over this host's limits ({MAX_SIDE} pixels a side, {MAX_PIXELS} pixels)",
+            path.display()
+        ));
+    }
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    image::ImageDecoder::set_limits(&mut decoder, limits).map_err(|e| err(&e))?;
+    let img = image::DynamicImage::from_decoder(decoder).map_err(|e| err(&e))?;
+    let (color_type, trns) = match &png {
+        Some(p) => (Some(p.color_type), p.trns.as_deref()),
+        None => (None, None),
+    };
+    // A grey PNG's transparent colour, as PIL matches it against its 8-bit values.
+    let grey_key = match (color_type, trns) {
+        (Some(0), Some([hi, lo, ..])) => Some(u16::from_be_bytes([*hi, *lo])),
+        _ => None,
+    };
+    let keyed = |v: u8, key: u16| if v as u16 == key { 0 } else { 255 };
+    let rgba: Vec<[u8; 4]> = match img {
+        image::DynamicImage::ImageLuma8(b) => b.pixels().map(|p| [p[0], p[0], p[0], 255]).collect(),
+        image::DynamicImage::ImageLumaA8(b) => b
+            .pixels()
+            .map(|p| [p[0], p[0], p[0], grey_key.map_or(p[1], |k| keyed(p[0], k))])
+            .collect(),
+        image::DynamicImage::ImageRgb8(b) => b.pixels().map(|p| [p[0], p[1], p[2], 255]).collect(),
+        image::DynamicImage::ImageRgba8(b) => b.pixels().map(|p| p.0).collect(),
+        image::DynamicImage::ImageLuma16(b) => b
+            .pixels()
+            .map(|p| {
+                let v = p[0].min(255) as u8;
+                [v, v, v, 255]
+            })
+            .collect(),
+        image::DynamicImage::ImageLumaA16(b) => b
+            .pixels()
+            .map(|p| match grey_key {
+                Some(k) => {
+                    let v = p[0].min(255) as u8;
+                    [v, v, v, keyed(v, k & 0xff)]
+                }
+                None => {
+                    let v = (p[0] >> 8) as u8;
+                    [v, v, v, (p[1] >> 8) as u8]
+                }
+            })
+            .collect(),
+        image::DynamicImage::ImageRgb16(b) => b
+            .pixels()
+            .map(|p| [(p[0] >> 8) as u8, (p[1] >> 8) as u8, (p[2] >> 8) as u8, 255])
+            .collect(),
+        image::DynamicImage::ImageRgba16(_) if color_type == Some(2) => {
+            return Err(format!(
+                "{}: a 16-bit RGB PNG with a transparent colour (tRNS) is not implemented: PIL's reading of it is not reproduced",
+                path.display()
+            ));
+        }
+        image::DynamicImage::ImageRgba16(b) => b
+            .pixels()
+            .map(|p| [(p[0] >> 8) as u8, (p[1] >> 8) as u8, (p[2] >> 8) as u8, (p[3] >> 8) as u8])
+            .collect(),
+        other => {
+            return Err(format!(
+                "{}: pixels of type {:?} are not implemented",
+                path.display(),
+                other.color()
+            ));
+        }
+    };
     Ok(Rgb {
-        width: img.width() as usize,
-        height: img.height() as usize,
-        data: img.into_raw(),
+        width: w as usize,
+        height: h as usize,
+        data: rgba
+            .iter()
+            .flat_map(|&[r, g, b, a]| [over_white(r, a), over_white(g, a), over_white(b, a)])
+            .collect(),
     })
 }
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
-/// PIL's coefficients for one axis: per output pixel, the first input pixel and its fixed-point
-/// weights.
-fn coefficients(in_size: usize, out_size: usize, filter: Filter) -> Vec<(usize, Vec<i32>)> {
+/// PIL's coefficients for one axis, for outputs `outputs` of `out_size`: per output pixel, the
+/// first input pixel and its fixed-point weights.
+fn coefficients(in_size: usize, out_size: usize, filter: Filter, outputs: std::ops::Range<usize>) -> Vec<(usize, Vec<i32>)> {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
     let support = filter.support() * filterscale;
-    (0..out_size)
+    outputs
         .map(|xx| {
             let center = (xx as f64 + 0.5) * scale;
             let ss = 1.0 / filterscale;
@@ -250,47 +452,73 @@ fn clip8(acc: i32) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// PIL's `Image.resize` of an RGB8 picture: a horizontal pass, then a vertical one, each rounded
-/// to 8 bits.
-fn resize(img: &Rgb, width: usize, height: usize, filter: Filter) -> Rgb {
-    let mut data = img.data.clone();
-    let mut w = img.width;
-    if width != img.width {
-        let k = coefficients(img.width, width, filter);
-        let mut out = vec![0u8; img.height * width * 3];
-        for y in 0..img.height {
-            for (xx, (xmin, kk)) in k.iter().enumerate() {
-                for c in 0..3 {
-                    let mut acc: i32 = 1 << (PRECISION_BITS - 1);
-                    for (i, &kv) in kk.iter().enumerate() {
-                        acc += data[(y * w + xmin + i) * 3 + c] as i32 * kv;
+/// A window of a resized picture: the resized (width, height) and the window's place in it.
+struct Window {
+    size: (usize, usize),
+    left: usize,
+    top: usize,
+    width: usize,
+    height: usize,
+}
+
+/// The window of PIL's `Image.resize` of an RGB8 picture: a horizontal pass, then a vertical
+/// one, each rounded to 8 bits (an axis of unchanged size is not resampled), computed for the
+/// window's pixels and the input rows they read only.
+fn resize(img: &Rgb, win: &Window, filter: Filter) -> Rgb {
+    let (width, height) = win.size;
+    // The rows of the input the window's output rows read: all the vertical pass needs.
+    let vertical = (height != img.height).then(|| coefficients(img.height, height, filter, win.top..win.top + win.height));
+    let rows = match &vertical {
+        Some(k) => {
+            let first = k.iter().map(|(y, _)| *y).min().unwrap_or(0);
+            let end = k.iter().map(|(y, kk)| y + kk.len()).max().unwrap_or(first);
+            first..end
+        }
+        None => win.top..win.top + win.height,
+    };
+    // Horizontal pass over those rows, the window's columns only: [rows, win.width].
+    let w = win.width;
+    let mut mid = vec![0u8; rows.len() * w * 3];
+    let horizontal = (width != img.width).then(|| coefficients(img.width, width, filter, win.left..win.left + w));
+    for (r, y) in rows.clone().enumerate() {
+        let src = &img.data[y * img.width * 3..(y + 1) * img.width * 3];
+        let dst = &mut mid[r * w * 3..(r + 1) * w * 3];
+        match &horizontal {
+            Some(k) => {
+                for (xx, (xmin, kk)) in k.iter().enumerate() {
+                    for c in 0..3 {
+                        let mut acc: i32 = 1 << (PRECISION_BITS - 1);
+                        for (i, &kv) in kk.iter().enumerate() {
+                            acc += src[(xmin + i) * 3 + c] as i32 * kv;
+                        }
+                        dst[xx * 3 + c] = clip8(acc);
                     }
-                    out[(y * width + xx) * 3 + c] = clip8(acc);
                 }
             }
+            None => dst.copy_from_slice(&src[win.left * 3..(win.left + w) * 3]),
         }
-        data = out;
-        w = width;
     }
-    if height != img.height {
-        let k = coefficients(img.height, height, filter);
-        let mut out = vec![0u8; height * w * 3];
-        for (yy, (ymin, kk)) in k.iter().enumerate() {
-            for x in 0..w {
-                for c in 0..3 {
-                    let mut acc: i32 = 1 << (PRECISION_BITS - 1);
-                    for (i, &kv) in kk.iter().enumerate() {
-                        acc += data[((ymin + i) * w + x) * 3 + c] as i32 * kv;
+    let data = match &vertical {
+        Some(k) => {
+            let mut out = vec![0u8; win.height * w * 3];
+            for (yy, (ymin, kk)) in k.iter().enumerate() {
+                for x in 0..w {
+                    for c in 0..3 {
+                        let mut acc: i32 = 1 << (PRECISION_BITS - 1);
+                        for (i, &kv) in kk.iter().enumerate() {
+                            acc += mid[((ymin + i - rows.start) * w + x) * 3 + c] as i32 * kv;
+                        }
+                        out[(yy * w + x) * 3 + c] = clip8(acc);
                     }
-                    out[(yy * w + x) * 3 + c] = clip8(acc);
                 }
             }
+            out
         }
-        data = out;
-    }
+        None => mid,
+    };
     Rgb {
         width: w,
-        height: if height != img.height { height } else { img.height },
+        height: win.height,
         data,
     }
 }

@@ -142,9 +142,14 @@ fn run(args: Args) -> Result<(), String> {
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let cfg = config::LlavaConfig::parse(&text).map_err(|e| format!("{}: {e}", dir.display()))?;
     let weights = weights::Weights::open(dir)?;
+    // The folder held to the config before anything is sized from the config's numbers.
+    weights.check(&cfg)?;
     let prompter = prompt::Prompter::open(dir, &cfg)?;
     let ids = prompter.input_ids(&args.prompt)?;
     let preprocess = image::Preprocess::from_dir(dir)?;
+    preprocess
+        .check_for(cfg.vision.image_size)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
     let pixels = match &args.image {
         Some(path) => Some(preprocess.pixel_values(&image::load(path)?)?),
         None => None,

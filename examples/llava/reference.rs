@@ -181,6 +181,8 @@ fn heads_first(x: &[f32], n: usize, heads: usize, d: usize) -> Vec<f32> {
 
 impl Model {
     pub fn load(cfg: &LlavaConfig, weights: &Weights) -> Result<Self, String> {
+        // Names and exact shapes first: the code below indexes the tensors by the config.
+        weights.check(cfg)?;
         let mut w = HashMap::new();
         weights.for_each(|name, shape, data| {
             w.insert(

@@ -1,11 +1,154 @@
 //! The safetensors shards of a HF folder: `model.safetensors.index.json` (name -> shard) or a
-//! single `model.safetensors`. Opening checks that every shard the index names exists; tensors
-//! are read one shard at a time, so the model is never twice in host memory.
+//! single `model.safetensors`. Opening checks that every shard the index names exists;
+//! [`Weights::check`] checks every tensor's name, dtype and exact shape against the config from
+//! the shards' headers alone; tensors are read one shard at a time, so the model is never twice
+//! in host memory.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use visattn::dump::{Dtype, TensorFile};
+
+use crate::config::LlavaConfig;
+use crate::reference::canonical;
+
+/// A tensor of the architecture the config describes (named as [`canonical`] names it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expected {
+    pub shape: Vec<usize>,
+    /// Whether the forward pass reads it. The rest belong to the architecture but never reach
+    /// the answer (CLIP's post_layernorm, the vision layers after the feature layer): checked,
+    /// never uploaded.
+    pub used: bool,
+}
+
+/// Every tensor a LLaVA-1.5 folder of `cfg` holds, with its exact shape: nothing more, nothing
+/// less (HF's LlavaForConditionalGeneration, CLIPVisionModel, LlamaForCausalLM state dicts).
+pub fn expected(cfg: &LlavaConfig) -> BTreeMap<String, Expected> {
+    let (t, v) = (&cfg.text, &cfg.vision);
+    let (d, vd) = (t.hidden, v.hidden);
+    let mut all = BTreeMap::new();
+    let mut add = |name: String, shape: &[usize], used: bool| {
+        all.insert(
+            name,
+            Expected {
+                shape: shape.to_vec(),
+                used,
+            },
+        );
+    };
+    add("language_model.model.embed_tokens.weight".into(), &[t.vocab, d], true);
+    add("language_model.lm_head.weight".into(), &[t.vocab, d], true);
+    add("language_model.model.norm.weight".into(), &[d], true);
+    let (q, kv) = (t.heads * t.head_dim, t.kv_heads * t.head_dim);
+    for l in 0..t.layers {
+        let pre = format!("language_model.model.layers.{l}.");
+        for (name, shape) in [
+            ("input_layernorm.weight", &[d][..]),
+            ("post_attention_layernorm.weight", &[d]),
+            ("self_attn.q_proj.weight", &[q, d]),
+            ("self_attn.k_proj.weight", &[kv, d]),
+            ("self_attn.v_proj.weight", &[kv, d]),
+            ("self_attn.o_proj.weight", &[d, q]),
+            ("mlp.gate_proj.weight", &[t.intermediate, d]),
+            ("mlp.up_proj.weight", &[t.intermediate, d]),
+            ("mlp.down_proj.weight", &[d, t.intermediate]),
+        ] {
+            add(format!("{pre}{name}"), shape, true);
+        }
+    }
+    let (p, positions) = (v.patch_size, v.patches() + 1);
+    add("vision_tower.embeddings.class_embedding".into(), &[vd], true);
+    add("vision_tower.embeddings.patch_embedding.weight".into(), &[vd, 3, p, p], true);
+    add("vision_tower.embeddings.position_embedding.weight".into(), &[positions, vd], true);
+    for part in ["weight", "bias"] {
+        add(format!("vision_tower.pre_layrnorm.{part}"), &[vd], true);
+        add(format!("vision_tower.post_layernorm.{part}"), &[vd], false);
+    }
+    let run = cfg.vision_layers_run();
+    for l in 0..v.layers {
+        let pre = format!("vision_tower.encoder.layers.{l}.");
+        for (name, shape) in [
+            ("layer_norm1", &[vd][..]),
+            ("layer_norm2", &[vd]),
+            ("self_attn.q_proj", &[vd, vd]),
+            ("self_attn.k_proj", &[vd, vd]),
+            ("self_attn.v_proj", &[vd, vd]),
+            ("self_attn.out_proj", &[vd, vd]),
+            ("mlp.fc1", &[v.intermediate, vd]),
+            ("mlp.fc2", &[vd, v.intermediate]),
+        ] {
+            add(format!("{pre}{name}.weight"), shape, l < run);
+            add(format!("{pre}{name}.bias"), &shape[..1], l < run);
+        }
+    }
+    for (name, shape) in [("linear_1", [d, vd]), ("linear_2", [d, d])] {
+        add(format!("multi_modal_projector.{name}.weight"), &shape, true);
+        add(format!("multi_modal_projector.{name}.bias"), &[d], true);
+    }
+    all
+}
+
+/// What a shard's header says of one tensor.
+struct Header {
+    dtype: String,
+    shape: Vec<usize>,
+    bytes: u64,
+}
+
+/// The tensors a safetensors file's header lists (without reading their data), each checked
+/// to fit the file: its offsets within the file and as long as its shape and dtype say.
+fn read_header(path: &Path) -> Result<BTreeMap<String, Header>, String> {
+    use std::io::Read;
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let mut file = std::fs::File::open(path).map_err(|e| err(&e))?;
+    let size = file.metadata().map_err(|e| err(&e))?.len();
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|e| err(&e))?;
+    let len = u64::from_le_bytes(len);
+    if len > (100 << 20).min(size.saturating_sub(8)) {
+        return Err(err(&format!("a header of {len} bytes in a file of {size}")));
+    }
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header).map_err(|e| err(&e))?;
+    let header: serde_json::Value = serde_json::from_slice(&header).map_err(|e| err(&e))?;
+    let data = size - 8 - len;
+    let mut out = BTreeMap::new();
+    for (name, t) in header.as_object().ok_or_else(|| err(&"a header that is not an object"))? {
+        if name == "__metadata__" {
+            continue;
+        }
+        let bad = |why: &str| err(&format!("tensor {name}: {why}"));
+        let dtype = t["dtype"].as_str().ok_or_else(|| bad("no dtype"))?.to_string();
+        let shape: Vec<usize> = t["shape"]
+            .as_array()
+            .and_then(|a| a.iter().map(|n| n.as_u64().map(|n| n as usize)).collect())
+            .ok_or_else(|| bad("no shape"))?;
+        let (Some(start), Some(end)) = (t["data_offsets"][0].as_u64(), t["data_offsets"][1].as_u64()) else {
+            return Err(bad("no data offsets"));
+        };
+        let width = match dtype.as_str() {
+            "F32" => 4,
+            "F16" | "BF16" => 2,
+            other => return Err(bad(&format!("dtype {other}, expected F32, F16 or BF16"))),
+        };
+        let bytes = shape.iter().try_fold(width as u64, |n, &x| n.checked_mul(x as u64));
+        if start > end || end > data || bytes != Some(end - start) {
+            return Err(bad(&format!(
+                "offsets {start}..{end} of {data} data bytes for {shape:?} of {dtype}"
+            )));
+        }
+        out.insert(
+            name.clone(),
+            Header {
+                dtype,
+                shape,
+                bytes: end - start,
+            },
+        );
+    }
+    Ok(out)
+}
 
 pub struct Weights {
     /// Shard files in the index's order, and which tensors each holds.
@@ -30,8 +173,9 @@ impl Weights {
                 by_shard.entry(shard.to_string()).or_default().push(name.clone());
             }
         } else if dir.join("model.safetensors").exists() {
-            let file = TensorFile::open(dir.join("model.safetensors")).map_err(|e| format!("model.safetensors: {e}"))?;
-            by_shard.insert("model.safetensors".into(), file.names().to_vec());
+            // The header alone: the data is read once, when the weights are loaded.
+            let names = read_header(&dir.join("model.safetensors"))?.into_keys().collect();
+            by_shard.insert("model.safetensors".into(), names);
         } else {
             return Err(format!(
                 "{}: neither model.safetensors.index.json nor model.safetensors",
@@ -52,6 +196,53 @@ impl Weights {
             shards.push((path, names));
         }
         Ok(Self { shards })
+    }
+
+    /// Checks the folder against the model `cfg` describes, from the shards' headers alone
+    /// (before anything is sized from the config): every tensor it implies is there with its
+    /// exact shape in F32, F16 or BF16, and every tensor there is one it implies (a 6-layer
+    /// folder is no 3-layer model). Returns the expected tensors by canonical name.
+    pub fn check(&self, cfg: &LlavaConfig) -> Result<BTreeMap<String, Expected>, String> {
+        let want = expected(cfg);
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for (path, names) in &self.shards {
+            let header = read_header(path)?;
+            if let Some(extra) = header.keys().find(|n| !names.contains(n)) {
+                return Err(format!(
+                    "{}: tensor {extra} is not in the index: the folder's index and shards disagree",
+                    path.display()
+                ));
+            }
+            for name in names {
+                let h = header
+                    .get(name)
+                    .ok_or_else(|| format!("{}: tensor {name} is listed in the index but not in this shard", path.display()))?;
+                let key = canonical(name);
+                let e = want.get(&key).ok_or_else(|| {
+                    format!(
+                        "{}: tensor {name} is not part of the model config.json describes ({} text layers, {} vision layers): a tensor it would not use",
+                        path.display(),
+                        cfg.text.layers,
+                        cfg.vision.layers
+                    )
+                })?;
+                if h.shape != e.shape {
+                    return Err(format!(
+                        "{}: tensor {name} is {:?}, config.json implies {:?}",
+                        path.display(),
+                        h.shape,
+                        e.shape
+                    ));
+                }
+                if let Some(other) = seen.insert(key, name.clone()) {
+                    return Err(format!("{}: tensors {other} and {name} are the same weight", path.display()));
+                }
+            }
+        }
+        if let Some((name, e)) = want.iter().find(|(n, _)| !seen.contains_key(*n)) {
+            return Err(format!("weights: tensor {name} ({:?}) is missing: config.json implies it", e.shape));
+        }
+        Ok(want)
     }
 
     pub fn tensors(&self) -> usize {
@@ -79,34 +270,19 @@ impl Weights {
     /// The dtype most of the first shard's bytes are stored in (HF writes one throughout),
     /// from its header alone.
     pub fn stored_dtype(&self) -> Result<Dtype, String> {
-        use std::io::Read;
         let path = &self.shards.first().ok_or("no shards")?.0;
-        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-        let mut file = std::fs::File::open(path).map_err(|e| err(&e))?;
-        let mut len = [0u8; 8];
-        file.read_exact(&mut len).map_err(|e| err(&e))?;
-        let len = u64::from_le_bytes(len);
-        if len > 100 << 20 {
-            return Err(err(&format!("a header of {len} bytes")));
-        }
-        let mut header = vec![0u8; len as usize];
-        file.read_exact(&mut header).map_err(|e| err(&e))?;
-        let header: serde_json::Value = serde_json::from_slice(&header).map_err(|e| err(&e))?;
         let mut by_dtype: BTreeMap<String, u64> = BTreeMap::new();
-        for (name, t) in header.as_object().ok_or_else(|| err(&"a header that is not an object"))? {
-            if name == "__metadata__" {
-                continue;
-            }
-            let (Some(dtype), Some([a, b])) = (t["dtype"].as_str(), t["data_offsets"].as_array().map(|v| v.as_slice())) else {
-                return Err(err(&format!("tensor {name} has no dtype or offsets")));
-            };
-            *by_dtype.entry(dtype.to_string()).or_default() += b.as_u64().unwrap_or(0).saturating_sub(a.as_u64().unwrap_or(0));
+        for h in read_header(path)?.into_values() {
+            *by_dtype.entry(h.dtype).or_default() += h.bytes;
         }
         match by_dtype.into_iter().max_by_key(|&(_, n)| n).map(|(d, _)| d).as_deref() {
             Some("F32") => Ok(Dtype::F32),
             Some("F16") => Ok(Dtype::F16),
             Some("BF16") => Ok(Dtype::BF16),
-            other => Err(err(&format!("weights stored as {other:?}, expected F32, F16 or BF16"))),
+            other => Err(format!(
+                "{}: weights stored as {other:?}, expected F32, F16 or BF16",
+                path.display()
+            )),
         }
     }
 }

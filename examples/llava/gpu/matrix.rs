@@ -78,6 +78,34 @@ pub fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, String
     Ok(v)
 }
 
+/// Refuses a NaN or an infinity in f32 or f16 bytes whose first value is the tensor's element
+/// `offset`, in visattn::check_finite's words (the tensor and the flat index named).
+fn check_stored_finite(name: &str, dtype: Dtype, offset: usize, bytes: &[u8]) -> Result<(), String> {
+    let (index, value) = match dtype {
+        Dtype::F32 => match bytes
+            .chunks_exact(4)
+            .position(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) & 0x7f80_0000 == 0x7f80_0000)
+        {
+            Some(i) => (i, f32::from_le_bytes(bytes[i * 4..i * 4 + 4].try_into().expect("4 bytes"))),
+            None => return Ok(()),
+        },
+        Dtype::F16 => match bytes
+            .chunks_exact(2)
+            .position(|b| u16::from_le_bytes([b[0], b[1]]) & 0x7c00 == 0x7c00)
+        {
+            Some(i) => (i, f16_to_f32(u16::from_le_bytes([bytes[i * 2], bytes[i * 2 + 1]]))),
+            None => return Ok(()),
+        },
+        _ => return Ok(()),
+    };
+    Err(visattn::Error::NonFinite {
+        tensor: name.to_string(),
+        index: offset + index,
+        value,
+    }
+    .to_string())
+}
+
 /// Rows [row0, row0 + rows) of a matrix, in one buffer.
 pub struct Chunk {
     pub buffer: Buffer,
@@ -123,8 +151,12 @@ impl Matrix {
             let n = per_chunk.min(rows - row0);
             let src = &bytes[row0 * cols * stored..(row0 + n) * cols * stored];
             let mut data: Vec<u8> = match (format, dtype) {
-                (WeightFormat::F32, Dtype::F32) => src.to_vec(),
-                (WeightFormat::F16 | WeightFormat::F16Packed, Dtype::F16) => src.to_vec(),
+                // Uploaded as stored, so scanned here: a NaN weight is named at load, not found
+                // later as a NaN logit.
+                (WeightFormat::F32, Dtype::F32) | (WeightFormat::F16 | WeightFormat::F16Packed, Dtype::F16) => {
+                    check_stored_finite(name, dtype, row0 * cols, src)?;
+                    src.to_vec()
+                }
                 (WeightFormat::F32, _) => bytemuck::cast_slice(&to_f32(name, dtype, src)?).to_vec(),
                 (_, _) => {
                     let mut out = Vec::with_capacity(src.len() / stored * 2);

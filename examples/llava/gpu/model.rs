@@ -52,7 +52,6 @@ pub struct GpuModel {
     vectors: HashMap<String, Buffer>,
     format: WeightFormat,
     k: Kernels,
-    rope: Rope,
     vision_act: Act,
     projector_act: Act,
 }
@@ -87,6 +86,9 @@ pub struct LayerCounts {
 /// A prefilled prompt, ready to decode.
 pub struct Generation {
     session: DecodeSession,
+    /// The rotary table of this generation's positions (the prompt and its answer: the
+    /// config's maximum may be any number).
+    rope: Rope,
     /// Logits of every prompt position [T, V], or of the last one [V].
     pub logits: Vec<f32>,
     pub counts: Vec<LayerCounts>,
@@ -132,10 +134,12 @@ fn pass(enc: &mut CommandEncoder) -> ComputePass<'_> {
 }
 
 impl GpuModel {
-    /// Uploads every tensor, one shard in host memory at a time: matrices as `format` in row
-    /// chunks of at most `max_chunk` bytes, the rest as f32 (rounded to f16 values when
-    /// `format` is f16, as a folder saved in f16 holds them); `progress(done, total)` after
-    /// each tensor.
+    /// Uploads every tensor the forward pass reads, one shard in host memory at a time, after
+    /// [`Weights::check`] held the folder to the config (names, exact shapes: nothing is copied
+    /// from a tensor of the wrong length): matrices as `format` in row chunks of at most
+    /// `max_chunk` bytes, the rest as f32 (rounded to f16 values when `format` is f16, as a
+    /// folder saved in f16 holds them), each scanned for NaN and infinities (named here, not
+    /// found later as a NaN logit); `progress(done, total)` after each tensor.
     pub fn load(
         g: &visattn::util::Gpu,
         cfg: &LlavaConfig,
@@ -145,13 +149,23 @@ impl GpuModel {
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Self> {
         let ctx = &g.ctx;
+        let want = weights.check(cfg)?;
         let total = weights.tensors();
+        let mut done = 0;
         let (mut mats, mut vectors) = (HashMap::new(), HashMap::new());
         weights.for_each_stored(|name, dtype, shape, bytes| {
             let key = canonical(name);
-            if is_matrix(&key) {
-                let rows = *shape.first().unwrap_or(&0);
-                let cols = shape.iter().skip(1).product::<usize>();
+            let e = want
+                .get(&key)
+                .ok_or_else(|| format!("weights: tensor {name} is not part of the model"))?;
+            if shape != e.shape.as_slice() {
+                return Err(format!("weights: tensor {name} is {shape:?}, config.json implies {:?}", e.shape));
+            }
+            if !e.used {
+                // Checked, never read: not worth device memory.
+            } else if is_matrix(&key) {
+                let rows = shape[0];
+                let cols = shape[1..].iter().product::<usize>();
                 let m = Matrix::upload(ctx, &g.queue, name, (rows, cols), (dtype, bytes), format, max_chunk)?;
                 mats.insert(key, m);
             } else {
@@ -161,7 +175,8 @@ impl GpuModel {
                     .collect();
                 vectors.insert(key, upload(ctx, &g.queue, "weight", &v).map_err(|e| format!("{name}: {e}"))?);
             }
-            progress(mats.len() + vectors.len(), total);
+            done += 1;
+            progress(done, total);
             Ok(())
         })?;
         Self::assemble(g, cfg, format, mats, vectors)
@@ -254,7 +269,6 @@ impl GpuModel {
             vision: fused(vd, false).map_err(|e| format!("vision attention: {e}"))?,
             split: SplitAttention::new(&ctx, t.head_dim).map_err(gpu_err)?,
         };
-        let rope = Rope::new(&ctx, &g.queue, t.max_positions, t.head_dim, t.rope_theta).map_err(gpu_err)?;
         Ok(Self {
             cfg: cfg.clone(),
             ctx,
@@ -264,7 +278,6 @@ impl GpuModel {
             vectors,
             format,
             k,
-            rope,
             vision_act: Act::parse(&cfg.vision.act)?,
             projector_act: Act::parse(&cfg.projector_act)?,
         })
@@ -392,11 +405,7 @@ impl GpuModel {
         enc.copy_buffer_to_buffer(self.w("vision_tower.embeddings.class_embedding")?, 0, &x0, 0, (d * 4) as u64);
         enc.copy_buffer_to_buffer(&pe, 0, &x0, (d * 4) as u64, (patches * d * 4) as u64);
         let eps = v.layer_norm_eps;
-        let idx = if self.cfg.feature_layer < 0 {
-            (v.layers as i64 + 1 + self.cfg.feature_layer) as usize
-        } else {
-            self.cfg.feature_layer as usize
-        };
+        let idx = self.cfg.vision_layers_run();
         let hd = d / v.heads;
         let shape = FusedShape {
             heads: v.heads,
@@ -490,6 +499,15 @@ impl GpuModel {
         if t_n == 0 {
             return Err("an empty prompt".into());
         }
+        if t_n > c.max_positions {
+            return Err(format!(
+                "a prompt of {t_n} tokens is over the model's context of {}",
+                c.max_positions
+            ));
+        }
+        // Positions the prompt and its answer take, never more than the context: what the KV
+        // cache and the rotary table are sized for.
+        let capacity = capacity.min(c.max_positions).max(t_n + 1);
         if let Some(&id) = ids.iter().find(|&&id| id as usize >= c.vocab) {
             return Err(format!("token {id} is outside the vocabulary of {}", c.vocab));
         }
@@ -543,11 +561,13 @@ impl GpuModel {
                 layers: c.layers,
                 heads,
                 kv_heads: kvh,
-                capacity: capacity.max(t_n + 1),
+                capacity,
             },
             AttentionOptions { causal: true, scale: None },
         )
         .map_err(gpu_err)?;
+        // After the KV cache, which holds the device to its limits: the table is smaller.
+        let rope = Rope::new(&self.ctx, &self.queue, capacity, hd, c.rope_theta).map_err(gpu_err)?;
 
         let idb = upload(&self.ctx, &self.queue, "input ids", bytemuck::cast_slice(ids)).map_err(gpu_err)?;
         let x = self.buffer("hidden", t_n * d)?;
@@ -611,7 +631,7 @@ impl GpuModel {
                     self.swap(&mut pass, (t_n, nh, hd), rows, out)?;
                 }
                 for (buf, nh) in [(&q, heads), (&k, kvh)] {
-                    self.rope.bind((nh, t_n), 0, buf).map_err(gpu_err)?.record(&mut pass, &[]);
+                    rope.bind((nh, t_n), 0, buf).map_err(gpu_err)?.record(&mut pass, &[]);
                 }
                 match (&fused, &plain) {
                     (Some(f), _) => f.record(&mut pass, l).map_err(gpu_err)?,
@@ -685,6 +705,7 @@ impl GpuModel {
         };
         Ok(Generation {
             session,
+            rope,
             logits,
             counts,
             captures,
@@ -754,7 +775,7 @@ impl GpuModel {
                     self.linear(&mut pass, (1, nh * hd, d), &s.h, &nm(&format!("self_attn.{proj}")), out)?;
                 }
                 for (buf, nh) in [(&s.q, heads), (&s.k, kvh)] {
-                    self.rope.bind((nh, 1), pos, buf).map_err(gpu_err)?.record(&mut pass, &[]);
+                    run.rope.bind((nh, 1), pos, buf).map_err(gpu_err)?.record(&mut pass, &[]);
                 }
             }
             run.session.copy_step(&mut enc, l, &s.q, &s.k, &s.v).map_err(gpu_err)?;
