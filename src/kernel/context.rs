@@ -1,12 +1,13 @@
 //! The device's limits, captured once, and the pipeline cache keyed by (kernel, overrides).
 
+use std::any::TypeId;
 use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex};
 
 use wgpu::{BindGroup, BindGroupLayout, BufferBinding, BufferUsages, ComputePass, ComputePipeline, Device};
 
-use super::decl::{Access, Arg, BindingKind, Kernel, KernelDecl, PerWorkgroup, Storage};
+use super::decl::{Access, Arg, BindingKind, Kernel, KernelDecl, PerWorkgroup, Storage, Variant};
 use crate::error::{Error, Result};
 
 /// The limits kernels and buffers are checked against, read once from the device.
@@ -20,7 +21,8 @@ pub struct Limits {
 }
 
 /// A device's kernels: its limits, captured once, and every pipeline built so far, keyed by
-/// (kernel, override values), never by tensor shapes. Clones share the cache.
+/// (kernel type, variant, override values), never by tensor shapes or file names (a host's
+/// kernel file named like a built-in one gets its own pipeline). Clones share the cache.
 #[derive(Debug, Clone)]
 pub struct Context {
     device: Device,
@@ -28,11 +30,12 @@ pub struct Context {
     pipelines: Arc<Mutex<HashMap<Key, Arc<Pipeline>>>>,
 }
 
-type Key = (&'static str, Vec<(&'static str, u64)>);
+type Key = (TypeId, usize, Vec<(&'static str, u64)>);
 
 /// One kernel specialisation: its bind group layout, its pipeline and its items per workgroup.
 #[derive(Debug)]
 pub struct Pipeline {
+    kernel: TypeId,
     decl: KernelDecl,
     layout: BindGroupLayout,
     pipeline: ComputePipeline,
@@ -82,8 +85,18 @@ impl Context {
     /// `K` specialised on `overrides` (each one of its declared `override`s), built on first use.
     /// A shader the device refuses reaches wgpu's error handler; build inside
     /// [`scoped`](crate::scoped) to get it as an [`Error`].
-    pub fn pipeline<K: Kernel>(&self, overrides: &[(&'static str, f64)]) -> Result<Arc<Pipeline>> {
-        let decl = K::DECL;
+    pub fn pipeline<K: Kernel<Variant = ()>>(&self, overrides: &[(&'static str, f64)]) -> Result<Arc<Pipeline>> {
+        self.pipeline_variant::<K>((), overrides)
+    }
+
+    /// [`pipeline`](Self::pipeline) of one variant of a kernel that has several.
+    pub fn pipeline_variant<K: Kernel>(&self, variant: K::Variant, overrides: &[(&'static str, f64)]) -> Result<Arc<Pipeline>> {
+        let index = variant.index();
+        let decl = *K::VARIANTS.get(index).ok_or_else(|| Error::Config {
+            field: "variant",
+            value: format!("{variant:?}"),
+            reason: format!("{} declares {} variants", K::DECL.file, K::VARIANTS.len()),
+        })?;
         for (name, _) in overrides {
             if !decl.overrides.contains(name) {
                 return Err(Error::Config {
@@ -93,7 +106,7 @@ impl Context {
                 });
             }
         }
-        let key: Key = (decl.file, overrides.iter().map(|&(n, v)| (n, v.to_bits())).collect());
+        let key: Key = (TypeId::of::<K>(), index, overrides.iter().map(|&(n, v)| (n, v.to_bits())).collect());
         if let Some(p) = self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return Ok(p.clone());
         }
@@ -110,7 +123,7 @@ impl Context {
         };
         // Built outside the lock, so threads building different kernels compile in parallel;
         // when two built the same one, the first in the cache stays.
-        let p = Arc::new(build(&self.device, decl, overrides, per_workgroup));
+        let p = Arc::new(build(&self.device, TypeId::of::<K>(), decl, overrides, per_workgroup));
         let mut cache = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
         Ok(cache.entry(key).or_insert(p).clone())
     }
@@ -120,11 +133,29 @@ impl Context {
     pub fn bind<K: Kernel>(&self, pipeline: &Arc<Pipeline>, inputs: K::Inputs<'_>, items: u32) -> Result<Dispatch> {
         use super::decl::Inputs;
         let decl = &pipeline.decl;
-        debug_assert_eq!(decl.file, K::DECL.file, "inputs of one kernel bound to another's pipeline");
+        if pipeline.kernel != TypeId::of::<K>() {
+            return Err(Error::Binding {
+                name: "pipeline",
+                reason: format!("inputs of {} bound to the pipeline of {}", K::DECL.file, decl.file),
+            });
+        }
         let args = inputs.args();
         let mut entries = Vec::with_capacity(args.len());
         for (i, (arg, b)) in args.into_iter().zip(decl.bindings).enumerate() {
             let resource = match (arg, b.kind) {
+                (Arg::Absent, _) if !b.present => continue,
+                (Arg::Absent, _) => {
+                    return Err(Error::Binding {
+                        name: b.name,
+                        reason: format!("{} binds it: give Some", decl.file),
+                    });
+                }
+                (_, _) if !b.present => {
+                    return Err(Error::Binding {
+                        name: b.name,
+                        reason: format!("{} has no such binding: give None", decl.file),
+                    });
+                }
                 (Arg::Uniform(u), BindingKind::Uniform { .. }) => wgpu::BindingResource::Buffer(u),
                 (Arg::Storage(s), BindingKind::Storage { elem, .. }) => {
                     wgpu::BindingResource::Buffer(self.check(b.name, &s, elem.bytes())?)
@@ -229,11 +260,12 @@ impl Dispatch {
     }
 }
 
-fn build(device: &Device, decl: KernelDecl, overrides: &[(&str, f64)], per_workgroup: u32) -> Pipeline {
+fn build(device: &Device, kernel: TypeId, decl: KernelDecl, overrides: &[(&str, f64)], per_workgroup: u32) -> Pipeline {
     let entries: Vec<wgpu::BindGroupLayoutEntry> = decl
         .bindings
         .iter()
         .enumerate()
+        .filter(|(_, b)| b.present)
         .map(|(i, b)| {
             let buffer = |ty, min, dynamic| wgpu::BindingType::Buffer {
                 ty,
@@ -288,6 +320,7 @@ fn build(device: &Device, decl: KernelDecl, overrides: &[(&str, f64)], per_workg
         cache: None,
     });
     Pipeline {
+        kernel,
         decl,
         layout,
         pipeline,

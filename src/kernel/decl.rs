@@ -68,6 +68,9 @@ pub enum BindingKind {
 pub struct BindingDecl {
     pub name: &'static str,
     pub kind: BindingKind,
+    /// False where this variant of the kernel has no such binding (a field declared
+    /// `only` other variants): no WGSL line, no layout entry, and its input must be `None`.
+    pub present: bool,
 }
 
 /// Items (tokens, rows, row blocks...) one workgroup covers: the dispatch is
@@ -82,8 +85,9 @@ pub enum PerWorkgroup {
 /// A compute kernel: the `main` entry point of [`KernelDecl::wgsl`], one bind group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelDecl {
-    /// Its file (also the pipeline's label and cache key). A variant of a file (the same body
-    /// with another prelude and element types) is named `{stem}.{variant}.wgsl`.
+    /// Its file (also the pipeline's label). A variant of a kernel (the same body with another
+    /// prelude and element types) is named `{stem}.{variant}.wgsl`. Pipelines are cached by the
+    /// kernel's type and variant, never by this name.
     pub file: &'static str,
     /// WGSL put before the bindings: [`crate::shaders::PRELUDE`] for visattn's kernels, a
     /// host's own (or nothing) for its kernels.
@@ -100,7 +104,7 @@ impl KernelDecl {
     /// The `@group(0) @binding(i)` line of every binding, as the WGSL must declare them.
     pub fn binding_lines(&self) -> String {
         let mut out = format!("// {}: bindings generated from its Rust declaration\n", self.file);
-        for (i, b) in self.bindings.iter().enumerate() {
+        for (i, b) in self.bindings.iter().enumerate().filter(|(_, b)| b.present) {
             let (space, ty) = match b.kind {
                 BindingKind::Uniform { block, .. } => ("uniform".to_string(), block.wgsl.to_string()),
                 BindingKind::Storage { elem, access } => {
@@ -134,10 +138,27 @@ impl KernelDecl {
     }
 }
 
-/// A kernel type: its declaration and its typed inputs (one field per binding).
-pub trait Kernel {
-    const DECL: KernelDecl;
+/// A kernel type: its declarations, one per variant (most kernels have one), and its typed
+/// inputs (one field per binding, shared by the variants).
+pub trait Kernel: 'static {
+    /// Which variant: `()` for a kernel with one, else the enum [`kernel!`](crate::kernel!)
+    /// generates (its discriminants index [`Kernel::VARIANTS`]).
+    type Variant: Variant;
+    const VARIANTS: &'static [KernelDecl];
+    /// The first (or only) variant.
+    const DECL: KernelDecl = Self::VARIANTS[0];
     type Inputs<'a>: Inputs<'a>;
+}
+
+/// A kernel's variant, as an index into [`Kernel::VARIANTS`].
+pub trait Variant: Copy + std::fmt::Debug + 'static {
+    fn index(self) -> usize;
+}
+
+impl Variant for () {
+    fn index(self) -> usize {
+        0
+    }
 }
 
 /// What a kernel's generated inputs struct hands to [`Context::bind`](crate::kernel::Context::bind):
@@ -152,6 +173,8 @@ pub enum Arg<'a> {
     Uniform(wgpu::BufferBinding<'a>),
     Storage(Storage<'a>),
     Texture(&'a wgpu::TextureView),
+    /// An optional input left out (`None`): right only for a variant without the binding.
+    Absent,
 }
 
 /// A storage range and the elements the kernel will touch in it: the one size rule is that the
@@ -203,8 +226,27 @@ macro_rules! uniform_block {
 
 /// One declaration per kernel: a marker type implementing [`Kernel`] and its inputs struct with
 /// one named field per binding, in `@binding` order. Field kinds:
-/// `uniform(Block)`, `uniform(Block, dynamic)`, `storage(f32 | f16 | u32 | atomic_u32 | Block, read | read_write)`,
+/// `uniform(Block)`, `uniform(Block, dynamic)`,
+/// `storage(f32 | f16 | vec4_f32 | u32 | atomic_u32 | Block, read | read_write)`,
 /// `texture()` (a `texture_2d<f32>`, bound as a `&TextureView`).
+///
+/// A kernel with variants (one body under several preludes and element types) names its
+/// variant enum and lists the variants, each with its file label, prelude and `elem`, the
+/// element type that `storage(elem, ..)` fields take in it; a field only some variants have
+/// is `texture(only A | B)`, an `Option` in the inputs:
+///
+/// ```ignore
+/// kernel! {
+///     pub struct Rows, RowsInputs, RowsVariant = include_str!("rows.wgsl");
+///     variants {
+///         Scalar = "rows.wgsl", prelude SCALAR, elem f32;
+///         Staged = "rows.staged.wgsl", prelude STAGED, elem vec4_f32;
+///     }
+///     overrides ["LANES"];
+///     per_workgroup PerWorkgroup::Fixed(1);
+///     { probs: storage(elem, read_write), staged: texture(only Staged) }
+/// }
+/// ```
 #[macro_export]
 #[doc(hidden)]
 macro_rules! kernel {
@@ -213,32 +255,84 @@ macro_rules! kernel {
         $vis:vis struct $name:ident, $inputs:ident = $file:literal, $body:expr, prelude $prelude:expr;
         overrides [$($ov:literal),* $(,)?];
         per_workgroup $per:expr;
-        { $($field:ident: $kind:ident($($arg:tt)*)),* $(,)? }
+        $fields:tt
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy)]
         $vis struct $name;
 
-        #[doc = concat!("The buffers of `", $file, "`, one field per binding.")]
-        $vis struct $inputs<'a> {
-            $(pub $field: $crate::__kernel_field_ty!('a; $kind),)*
-        }
+        $crate::__kernel_inputs!($vis $inputs, $file; $fields);
 
         impl $crate::kernel::Kernel for $name {
-            const DECL: $crate::kernel::KernelDecl = $crate::kernel::KernelDecl {
+            type Variant = ();
+            const VARIANTS: &'static [$crate::kernel::KernelDecl] = &[$crate::kernel::KernelDecl {
                 file: $file,
                 prelude: $prelude,
                 body: $body,
-                bindings: &[$($crate::__kernel_binding!($field; $kind($($arg)*))),*],
+                bindings: $crate::__kernel_bindings!(@single; $fields),
                 overrides: &[$($ov),*],
                 per_workgroup: $per,
-            };
+            }];
             type Inputs<'a> = $inputs<'a>;
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident, $inputs:ident, $variant:ident = $body:expr;
+        variants { $($(#[$vmeta:meta])* $v:ident = $vfile:literal, prelude $vprelude:expr, elem $velem:tt;)+ }
+        overrides [$($ov:literal),* $(,)?];
+        per_workgroup $per:expr;
+        $fields:tt
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy)]
+        $vis struct $name;
+
+        #[doc = concat!("The variants of [`", stringify!($name), "`].")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        $vis enum $variant {
+            $($(#[$vmeta])* $v),+
+        }
+
+        impl $crate::kernel::Variant for $variant {
+            fn index(self) -> usize {
+                self as usize
+            }
+        }
+
+        $crate::__kernel_inputs!($vis $inputs, stringify!($name); $fields);
+
+        impl $name {
+            const OVERRIDES: &'static [&'static str] = &[$($ov),*];
+        }
+
+        impl $crate::kernel::Kernel for $name {
+            type Variant = $variant;
+            const VARIANTS: &'static [$crate::kernel::KernelDecl] = &[$($crate::kernel::KernelDecl {
+                file: $vfile,
+                prelude: $vprelude,
+                body: $body,
+                bindings: $crate::__kernel_bindings!(@variant $variant, $v, $velem; $fields),
+                overrides: $name::OVERRIDES,
+                per_workgroup: $per,
+            }),+];
+            type Inputs<'a> = $inputs<'a>;
+        }
+    };
+}
+
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __kernel_inputs {
+    ($vis:vis $inputs:ident, $what:expr; { $($field:ident: $kind:ident($($arg:tt)*)),* $(,)? }) => {
+        #[doc = concat!("The buffers of `", $what, "`, one field per binding.")]
+        $vis struct $inputs<'a> {
+            $(pub $field: $crate::__kernel_field_ty!('a; $kind($($arg)*)),)*
         }
 
         impl<'a> $crate::kernel::Inputs<'a> for $inputs<'a> {
             fn args(self) -> Vec<$crate::kernel::Arg<'a>> {
-                vec![$($crate::__kernel_arg!($kind; self.$field)),*]
+                vec![$($crate::__kernel_arg!($kind($($arg)*); self.$field)),*]
             }
         }
     };
@@ -246,33 +340,53 @@ macro_rules! kernel {
 
 #[macro_export]
 #[doc(hidden)]
+macro_rules! __kernel_bindings {
+    (@single; { $($field:ident: $kind:ident($($arg:tt)*)),* $(,)? }) => {
+        &[$($crate::__kernel_binding!($field; $kind($($arg)*); @)),*]
+    };
+    (@variant $variant:ident, $v:ident, $elem:tt; { $($field:ident: $kind:ident($($arg:tt)*)),* $(,)? }) => {
+        &[$($crate::__kernel_binding!($field; $kind($($arg)*); $variant, $v, $elem)),*]
+    };
+}
+
+#[macro_export]
+#[doc(hidden)]
 macro_rules! __kernel_field_ty {
-    ($lt:lifetime; uniform) => { $crate::wgpu::BufferBinding<$lt> };
-    ($lt:lifetime; storage) => { $crate::kernel::Storage<$lt> };
-    ($lt:lifetime; texture) => { &$lt $crate::wgpu::TextureView };
+    ($lt:lifetime; uniform($($a:tt)*)) => { $crate::wgpu::BufferBinding<$lt> };
+    ($lt:lifetime; storage($($a:tt)*)) => { $crate::kernel::Storage<$lt> };
+    ($lt:lifetime; texture()) => { &$lt $crate::wgpu::TextureView };
+    ($lt:lifetime; texture(only $($a:tt)*)) => { ::std::option::Option<&$lt $crate::wgpu::TextureView> };
 }
 
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __kernel_arg {
-    (uniform; $e:expr) => {
+    (uniform($($a:tt)*); $e:expr) => {
         $crate::kernel::Arg::Uniform($e)
     };
-    (storage; $e:expr) => {
+    (storage($($a:tt)*); $e:expr) => {
         $crate::kernel::Arg::Storage($e)
     };
-    (texture; $e:expr) => {
+    (texture(); $e:expr) => {
         $crate::kernel::Arg::Texture($e)
+    };
+    (texture(only $($a:tt)*); $e:expr) => {
+        match $e {
+            ::std::option::Option::Some(view) => $crate::kernel::Arg::Texture(view),
+            ::std::option::Option::None => $crate::kernel::Arg::Absent,
+        }
     };
 }
 
+/// One binding's declaration; the last argument is the variant (`@` for a kernel without
+/// variants): its enum, name and `elem` type.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __kernel_binding {
-    ($field:ident; uniform($block:ty)) => {
+    ($field:ident; uniform($block:ty); $($cur:tt)*) => {
         $crate::__kernel_binding!(@uniform $field, $block, false)
     };
-    ($field:ident; uniform($block:ty, dynamic)) => {
+    ($field:ident; uniform($block:ty, dynamic); $($cur:tt)*) => {
         $crate::__kernel_binding!(@uniform $field, $block, true)
     };
     (@uniform $field:ident, $block:ty, $dynamic:expr) => {
@@ -282,21 +396,37 @@ macro_rules! __kernel_binding {
                 block: <$block as $crate::kernel::UniformBlock>::LAYOUT,
                 dynamic: $dynamic,
             },
+            present: true,
         }
     };
-    ($field:ident; texture()) => {
+    ($field:ident; texture(); $($cur:tt)*) => {
         $crate::kernel::BindingDecl {
             name: stringify!($field),
             kind: $crate::kernel::BindingKind::Texture,
+            present: true,
         }
     };
-    ($field:ident; storage($elem:tt, $access:ident)) => {
+    ($field:ident; texture(only $($only:ident)|+); $variant:ident, $v:ident, $elem:tt) => {
+        $crate::kernel::BindingDecl {
+            name: stringify!($field),
+            kind: $crate::kernel::BindingKind::Texture,
+            present: matches!($variant::$v, $($variant::$only)|+),
+        }
+    };
+    ($field:ident; storage(elem, $access:ident); $variant:ident, $v:ident, $elem:tt) => {
+        $crate::__kernel_binding!(@storage $field, $crate::__kernel_elem!($elem), $access)
+    };
+    ($field:ident; storage($elem:tt, $access:ident); $($cur:tt)*) => {
+        $crate::__kernel_binding!(@storage $field, $crate::__kernel_elem!($elem), $access)
+    };
+    (@storage $field:ident, $elem:expr, $access:ident) => {
         $crate::kernel::BindingDecl {
             name: stringify!($field),
             kind: $crate::kernel::BindingKind::Storage {
-                elem: $crate::__kernel_elem!($elem),
+                elem: $elem,
                 access: $crate::__kernel_access!($access),
             },
+            present: true,
         }
     };
 }

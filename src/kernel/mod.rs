@@ -13,7 +13,7 @@ pub(crate) use context::Context;
 pub(crate) use context::check_binding;
 pub use context::{Dispatch, Limits, Pipeline};
 pub use decl::{
-    Access, Arg, BindingDecl, BindingKind, Elem, Inputs, Kernel, KernelDecl, PerWorkgroup, Storage, UniformBlock, UniformLayout,
+    Access, Arg, BindingDecl, BindingKind, Elem, Inputs, Kernel, KernelDecl, PerWorkgroup, Storage, UniformBlock, UniformLayout, Variant,
 };
 
 /// Invocations per workgroup of every built-in kernel (WGSL `WG` in common.wgsl).
