@@ -401,6 +401,19 @@ fn bad_shapes_are_typed_errors() {
         h.run_attention(&g.queue, 3, Some(&hid), &kv, &kv, &kv),
         Err(visattn::Error::Shape(_))
     ));
+    // Finite inputs whose logits overflow f32 (q . k near 64 x 1e38): refused, never NaN out.
+    let huge_q = vec![1e19f32; shape.q_len()];
+    let huge_k = vec![1e19f32; shape.kv_len()];
+    let v = vec![0.5f32; shape.kv_len()];
+    assert!(matches!(
+        h.run_attention(&g.queue, 3, Some(&hid), &huge_q, &huge_k, &v),
+        Err(visattn::Error::NonFiniteOutput {
+            layer: 3,
+            head: 0,
+            row: 0,
+            ..
+        })
+    ));
 }
 
 #[test]

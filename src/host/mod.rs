@@ -273,11 +273,10 @@ impl HostSession {
             Ok(())
         })??;
         let (sinks, selected) = self.read_flags(queue)?;
-        Ok(AttentionOutput {
-            o: read_vec(device, queue, &work.o, s.q_len())?,
-            selected,
-            sinks,
-        })
+        let o = read_vec(device, queue, &work.o, s.q_len())?;
+        // Finite inputs can still overflow a logit: NaN is refused here, never handed back.
+        crate::AttentionOptions::check_output(layer, s, &o)?;
+        Ok(AttentionOutput { o, selected, sinks })
     }
 
     /// Hidden states of the expected size, present wherever the layer detects; finite.
