@@ -1071,6 +1071,15 @@ fn a_full_or_closed_stdout_is_an_error_line_never_a_panic() {
     }
     // apply wrote its result before stdout failed: it stays, whole.
     TensorFile::open(&output).expect("apply's output is whole");
+    // The LLaVA host's JSON the same way.
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llava");
+    let got = Command::new(support::example("llava"))
+        .args(["--model", tiny.to_str().unwrap(), "--tokens"])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(full())
+        .output()
+        .unwrap();
+    one_error(&got, "llava --tokens > /dev/full", "writing standard output");
 }
 
 /// Argument errors name the arguments; negative numbers are values (then range-checked);
