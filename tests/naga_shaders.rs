@@ -239,7 +239,7 @@ fn every_kernel_fits_webgpu_default_workgroup_memory() {
     assert!(workgroup_bytes(&over) > 16 << 10);
 }
 
-/// The model host's kernels (examples/llava/shaders/), as their declarations compose them:
+/// The model host's kernels (examples/host/shaders/), as their declarations compose them:
 /// the example writes each composed source (`--wgsl-out`), and each goes through the same checks.
 #[test]
 fn every_host_shader_validates_and_translates() {
@@ -265,7 +265,7 @@ fn every_host_shader_validates_and_translates() {
         [stem, _variant, "wgsl"] => format!("{stem}.wgsl"),
         _ => name.to_string(),
     };
-    let own = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/llava/shaders");
+    let own = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/host/shaders");
     let mut declared: Vec<String> = files(&out_dir).iter().map(|n| file_of(n)).collect();
     declared.dedup();
     assert_eq!(declared, files(&own), "every host shader must be declared and written");

@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use visattn::wgpu;
 
-use crate::config::{LlavaConfig, TextConfig, VisionConfig};
-use crate::gpu::matrix::WeightFormat;
-use crate::gpu::model::{GpuModel, VarMode};
+use visattn_host::config::{LlavaConfig, TextConfig, VisionConfig};
+use visattn_host::gpu::matrix::WeightFormat;
+use visattn_host::gpu::model::{GpuModel, VarMode};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -108,10 +108,10 @@ pub fn run(args: &crate::Args) -> Result<(), String> {
                 .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llava"));
             let text = std::fs::read_to_string(dir.join("config.json")).map_err(|e| format!("{}: {e}", dir.display()))?;
             let cfg = LlavaConfig::parse(&text)?;
-            let weights = crate::weights::Weights::open(&dir)?;
-            let ids = crate::prompt::Prompter::open(&dir, &cfg)?.input_ids(&args.prompt)?;
+            let weights = visattn_host::weights::Weights::open(&dir)?;
+            let ids = visattn_host::prompt::Prompter::open(&dir, &cfg)?.input_ids(&args.prompt)?;
             let picture = args.image.clone().unwrap_or_else(|| dir.join("picture.png"));
-            let (_, _, pixels) = crate::image::Preprocess::from_dir(&dir)?.pixel_values(&crate::image::load(&picture)?)?;
+            let (_, _, pixels) = visattn_host::image::Preprocess::from_dir(&dir)?.pixel_values(&visattn_host::image::load(&picture)?)?;
             let format = WeightFormat::choose(&args.dtype, weights.stored_dtype()?, &g.device)?;
             let model = GpuModel::load(&g, &cfg, &weights, format, g.ctx.max_binding(), |_, _| {})?;
             let image = model.image_features(&pixels)?;
@@ -155,7 +155,7 @@ pub fn run(args: &crate::Args) -> Result<(), String> {
             for j in (10..n_img).step_by(37) {
                 feats[j * cfg.text.hidden + 2533] = 150.0;
             }
-            let buf = crate::gpu::linear::upload(&g.ctx, &g.queue, "image features", &feats).map_err(|e| e.to_string())?;
+            let buf = visattn_host::gpu::linear::upload(&g.ctx, &g.queue, "image features", &feats).map_err(|e| e.to_string())?;
             let var = visattn::VarConfig::preset("llava-1.5-7b").map_err(|e| e.to_string())?;
             var.validate_for(cfg.text.hidden, cfg.text.layers).map_err(|e| e.to_string())?;
             let what = format!(

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::time::Instant;
 
-use crate::config::LlavaConfig;
-use crate::gpu::matrix::WeightFormat;
-use crate::gpu::model::{GpuModel, LayerCounts, VarMode};
-use crate::prompt::Prompter;
-use crate::sampling::Sampler;
-use crate::weights::Weights;
+use visattn_host::config::LlavaConfig;
+use visattn_host::gpu::matrix::WeightFormat;
+use visattn_host::gpu::model::{GpuModel, LayerCounts, VarMode};
+use visattn_host::prompt::Prompter;
+use visattn_host::sampling::Sampler;
+use visattn_host::weights::Weights;
 
 pub struct Answer {
     pub mode: &'static str,
@@ -29,7 +29,7 @@ pub struct Answer {
     pub prompt_logits: Vec<f32>,
     /// The logits the first answer token was chosen from (the last prompt position's).
     pub next_logits: Vec<f32>,
-    pub captures: Vec<crate::gpu::model::LayerCapture>,
+    pub captures: Vec<visattn_host::gpu::model::LayerCapture>,
 }
 
 /// The VAR config the flags give (D_sink has no default: a preset or a list).

@@ -8,23 +8,16 @@
 mod stdout;
 
 mod bench;
-mod check;
 #[path = "../visattn/cli.rs"]
 mod cli;
-mod config;
 mod generate;
-mod gpu;
-mod image;
-mod prompt;
-mod reference;
-mod sampling;
 #[path = "../visattn/var_args.rs"]
 mod var_args;
-mod weights;
 
 use std::path::PathBuf;
 
 use clap::Parser;
+use visattn_host::{check, config, gpu, image, prompt, reference, weights};
 
 /// LLaVA-1.5 from a HF model folder: image + question in, answer out, VAR on or off.
 #[derive(Parser, Debug)]

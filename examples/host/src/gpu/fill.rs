@@ -19,7 +19,7 @@ uniform_block! {
 
 kernel! {
     /// out = offset + scale x uniform[-1, 1), as f32 words or f16 pairs (override PACK).
-    pub struct FillKernel, FillInputs = "fill.wgsl", include_str!("../shaders/fill.wgsl"), prelude "";
+    pub struct FillKernel, FillInputs = "fill.wgsl", include_str!("../../shaders/fill.wgsl"), prelude "";
     overrides ["PACK"];
     per_workgroup PerWorkgroup::Fixed(256);
     {

@@ -19,7 +19,7 @@ uniform_block! {
 
 kernel! {
     /// x = x + y or x * y (override OP), 4 elements per invocation.
-    pub struct BinaryKernel, BinaryInputs = "binary.wgsl", include_str!("../shaders/binary.wgsl"), prelude "";
+    pub struct BinaryKernel, BinaryInputs = "binary.wgsl", include_str!("../../shaders/binary.wgsl"), prelude "";
     overrides ["OP"];
     per_workgroup PerWorkgroup::Fixed(256);
     {
@@ -31,7 +31,7 @@ kernel! {
 
 kernel! {
     /// x = act(x) (override ACT), 4 elements per invocation.
-    pub struct ActivationKernel, ActivationInputs = "activation.wgsl", include_str!("../shaders/activation.wgsl"), prelude "";
+    pub struct ActivationKernel, ActivationInputs = "activation.wgsl", include_str!("../../shaders/activation.wgsl"), prelude "";
     overrides ["ACT"];
     per_workgroup PerWorkgroup::Fixed(256);
     {

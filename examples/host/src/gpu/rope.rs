@@ -19,7 +19,7 @@ uniform_block! {
 
 kernel! {
     /// Rotates q or k [heads, tokens, dim] in place at positions pos0..; one invocation per pair.
-    pub struct RopeKernel, RopeInputs = "rope.wgsl", include_str!("../shaders/rope.wgsl"), prelude "";
+    pub struct RopeKernel, RopeInputs = "rope.wgsl", include_str!("../../shaders/rope.wgsl"), prelude "";
     overrides [];
     per_workgroup PerWorkgroup::Fixed(64);
     {

@@ -27,7 +27,7 @@ macro_rules! linear_kernel {
     ($name:ident, $inputs:ident, $file:literal, $elem:tt, $prelude:expr) => {
         kernel! {
             /// out [n, ldo] at col0.. = x [n, k] W [m, k]^T + b, 16 x 16 output tiles.
-            pub struct $name, $inputs = $file, include_str!("../shaders/linear.wgsl"), prelude $prelude;
+            pub struct $name, $inputs = $file, include_str!("../../shaders/linear.wgsl"), prelude $prelude;
             overrides [];
             per_workgroup PerWorkgroup::Fixed(1);
             {

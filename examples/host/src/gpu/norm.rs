@@ -19,7 +19,7 @@ uniform_block! {
 kernel! {
     /// out [rows, dim] = RMSNorm(x) * w or LayerNorm(x) * w + b (override LAYER), one
     /// workgroup per row.
-    pub struct NormKernel, NormInputs = "norm.wgsl", include_str!("../shaders/norm.wgsl"), prelude "";
+    pub struct NormKernel, NormInputs = "norm.wgsl", include_str!("../../shaders/norm.wgsl"), prelude "";
     overrides ["LAYER"];
     per_workgroup PerWorkgroup::Fixed(1);
     {

@@ -31,7 +31,7 @@ uniform_block! {
 
 kernel! {
     /// out [b, a, c] = x [a, b, c], 4 outputs per invocation.
-    pub struct SwapKernel, SwapInputs = "swap.wgsl", include_str!("../shaders/swap.wgsl"), prelude "";
+    pub struct SwapKernel, SwapInputs = "swap.wgsl", include_str!("../../shaders/swap.wgsl"), prelude "";
     overrides [];
     per_workgroup PerWorkgroup::Fixed(256);
     {
@@ -46,7 +46,7 @@ macro_rules! embed_kernel {
     ($name:ident, $inputs:ident, $file:literal, $elem:tt, $prelude:expr) => {
         kernel! {
             /// out [tokens, dim] = w [ids - first, dim] for the ids in one row chunk of the table.
-            pub struct $name, $inputs = $file, include_str!("../shaders/embed.wgsl"), prelude $prelude;
+            pub struct $name, $inputs = $file, include_str!("../../shaders/embed.wgsl"), prelude $prelude;
             overrides [];
             per_workgroup PerWorkgroup::Fixed(256);
             {

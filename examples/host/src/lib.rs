@@ -1,0 +1,14 @@
+//! A model host on visattn, as a third-party engine would write it: LLaVA-1.5 from a HF folder
+//! (config, safetensors shards, tokenizer, image processor) on the GPU through visattn's public
+//! API, VAR inside the language model's fused attention (prefill) and split-K decode, and a
+//! plain CPU reference of the same model (f64 sums) that the GPU path is tested against.
+//! The `llava` example (examples/llava) is its command line; the tests and the bench use it too.
+
+pub mod check;
+pub mod config;
+pub mod gpu;
+pub mod image;
+pub mod prompt;
+pub mod reference;
+pub mod sampling;
+pub mod weights;
