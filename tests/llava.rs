@@ -624,13 +624,14 @@ fn folders_that_disagree_with_their_config_are_refused() {
 /// Issue "No file clobbered, ...": pictures whose conversion to RGB is more than a decode, as
 /// HF's processor (PIL backend) makes them, bit for bit (tools/make_llava_pictures.py): an
 /// RGBA picture with transparency (composited onto white, not stripped of its alpha), a 16-bit
-/// grey one (PIL's I;16, clipped at 255 on its way to RGB, not scaled), and a 3 x 400 one whose
-/// 28 x 3733 resize is computed in the crop's window only.
+/// grey one (PIL's I;16, clipped at 255 on its way to RGB, not scaled), a 3 x 400 one whose
+/// 28 x 3733 resize is computed in the crop's window only, and a 37 x 120 one whose height
+/// shrinks by more than twice its width (Pillow 13 resamples it vertically first).
 #[test]
 fn converted_pictures_match_hf_bit_for_bit() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/llava-pictures");
     let expected = visattn::dump::TensorFile::open(dir.join("expected.safetensors")).unwrap();
-    for name in ["alpha", "grey16", "thin"] {
+    for name in ["alpha", "grey16", "thin", "tall"] {
         let want = expected.f32(name).unwrap();
         let picture = dir.join(format!("{name}.png"));
         let out = llava_capped(&[

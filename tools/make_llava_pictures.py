@@ -9,6 +9,9 @@ with the tiny model's processor (tests/data/tiny-llava/preprocessor_config.json:
   to RGB clips at 255 (not a scaling to 8 bits): most of it is white.
 - thin.png: RGB, 3 x 400: resized to 28 x 3733 and centre-cropped, so the crop's window is a
   small part of a long resize.
+- tall.png: RGB, 37 x 120, resized to 28 x 90: the height shrinks by more than twice what the
+  width does, so Pillow 13 runs its vertical pass first (each pass rounds to 8 bits: the order
+  shows in the values).
 
     python3 tools/make_llava_pictures.py tests/data/llava-pictures
 
@@ -59,10 +62,21 @@ def pictures():
         ],
         axis=-1,
     )
+    h, w = 120, 37
+    y, x = np.mgrid[0:h, 0:w]
+    tall = np.stack(
+        [
+            ((x * 37 + y * 11) % 256).astype(np.uint8),
+            (127 + 120 * np.sin(y / 1.5)).astype(np.uint8),
+            ((x * y * 5) % 256).astype(np.uint8),
+        ],
+        axis=-1,
+    )
     return {
         "alpha": Image.fromarray(rgba, "RGBA"),
         "grey16": Image.fromarray(grey),
         "thin": Image.fromarray(thin, "RGB"),
+        "tall": Image.fromarray(tall, "RGB"),
     }
 
 

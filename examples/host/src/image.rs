@@ -4,6 +4,7 @@
 //! from the folder (`preprocessor_config.json`, or the `image_processor` entry of
 //! `processor_config.json`), none from constants.
 
+use std::ops::Range;
 use std::path::Path;
 
 use serde_json::Value;
@@ -423,7 +424,7 @@ const PRECISION_BITS: u32 = 32 - 8 - 2;
 
 /// PIL's coefficients for one axis, for outputs `outputs` of `out_size`: per output pixel, the
 /// first input pixel and its fixed-point weights.
-fn coefficients(in_size: usize, out_size: usize, filter: Filter, outputs: std::ops::Range<usize>) -> Vec<(usize, Vec<i32>)> {
+fn coefficients(in_size: usize, out_size: usize, filter: Filter, outputs: Range<usize>) -> Coefficients {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
     let support = filter.support() * filterscale;
@@ -461,64 +462,102 @@ struct Window {
     height: usize,
 }
 
-/// The window of PIL's `Image.resize` of an RGB8 picture: a horizontal pass, then a vertical
-/// one, each rounded to 8 bits (an axis of unchanged size is not resampled), computed for the
-/// window's pixels and the input rows they read only.
-fn resize(img: &Rgb, win: &Window, filter: Filter) -> Rgb {
-    let (width, height) = win.size;
-    // The rows of the input the window's output rows read: all the vertical pass needs.
-    let vertical = (height != img.height).then(|| coefficients(img.height, height, filter, win.top..win.top + win.height));
-    let rows = match &vertical {
+/// Per output pixel of one axis, the first input pixel and its fixed-point weights.
+type Coefficients = Vec<(usize, Vec<i32>)>;
+
+/// The input pixels an axis's window reads: its coefficients' span, or the window itself where
+/// the axis keeps its size.
+fn span(k: Option<&Coefficients>, window: Range<usize>) -> Range<usize> {
+    match k {
         Some(k) => {
-            let first = k.iter().map(|(y, _)| *y).min().unwrap_or(0);
-            let end = k.iter().map(|(y, kk)| y + kk.len()).max().unwrap_or(first);
+            let first = k.iter().map(|(x, _)| *x).min().unwrap_or(0);
+            let end = k.iter().map(|(x, kk)| x + kk.len()).max().unwrap_or(first);
             first..end
         }
-        None => win.top..win.top + win.height,
-    };
-    // Horizontal pass over those rows, the window's columns only: [rows, win.width].
-    let w = win.width;
-    let mut mid = vec![0u8; rows.len() * w * 3];
-    let horizontal = (width != img.width).then(|| coefficients(img.width, width, filter, win.left..win.left + w));
+        None => window,
+    }
+}
+
+/// PIL's horizontal pass over the rows `rows` of `src`, whose column c is the axis's input pixel
+/// x0 + c: the output columns `cols` (resampled with `k`, or copied where the width is kept).
+fn horizontal(src: &Rgb, rows: Range<usize>, (x0, k): (usize, Option<&Coefficients>), cols: Range<usize>) -> Rgb {
+    let w = cols.len();
+    let mut out = vec![0u8; rows.len() * w * 3];
     for (r, y) in rows.clone().enumerate() {
-        let src = &img.data[y * img.width * 3..(y + 1) * img.width * 3];
-        let dst = &mut mid[r * w * 3..(r + 1) * w * 3];
-        match &horizontal {
+        let row = &src.data[y * src.width * 3..(y + 1) * src.width * 3];
+        let dst = &mut out[r * w * 3..(r + 1) * w * 3];
+        match k {
             Some(k) => {
                 for (xx, (xmin, kk)) in k.iter().enumerate() {
                     for c in 0..3 {
                         let mut acc: i32 = 1 << (PRECISION_BITS - 1);
                         for (i, &kv) in kk.iter().enumerate() {
-                            acc += src[(xmin + i) * 3 + c] as i32 * kv;
+                            acc += row[(xmin + i - x0) * 3 + c] as i32 * kv;
                         }
                         dst[xx * 3 + c] = clip8(acc);
                     }
                 }
             }
-            None => dst.copy_from_slice(&src[win.left * 3..(win.left + w) * 3]),
+            None => dst.copy_from_slice(&row[(cols.start - x0) * 3..(cols.end - x0) * 3]),
         }
     }
-    let data = match &vertical {
-        Some(k) => {
-            let mut out = vec![0u8; win.height * w * 3];
-            for (yy, (ymin, kk)) in k.iter().enumerate() {
-                for x in 0..w {
+    Rgb {
+        width: w,
+        height: rows.len(),
+        data: out,
+    }
+}
+
+/// PIL's vertical pass over the columns `cols` of `src`, whose row r is the axis's input pixel
+/// y0 + r: the output rows `rows` (resampled with `k`, or copied where the height is kept).
+fn vertical(src: &Rgb, cols: Range<usize>, (y0, k): (usize, Option<&Coefficients>), rows: Range<usize>) -> Rgb {
+    let w = cols.len();
+    let mut out = vec![0u8; rows.len() * w * 3];
+    for (yy, y) in rows.clone().enumerate() {
+        let dst = &mut out[yy * w * 3..(yy + 1) * w * 3];
+        match k {
+            Some(k) => {
+                let (ymin, kk) = &k[yy];
+                for (i, x) in cols.clone().enumerate() {
                     for c in 0..3 {
                         let mut acc: i32 = 1 << (PRECISION_BITS - 1);
-                        for (i, &kv) in kk.iter().enumerate() {
-                            acc += mid[((ymin + i - rows.start) * w + x) * 3 + c] as i32 * kv;
+                        for (j, &kv) in kk.iter().enumerate() {
+                            acc += src.data[((ymin + j - y0) * src.width + x) * 3 + c] as i32 * kv;
                         }
-                        out[(yy * w + x) * 3 + c] = clip8(acc);
+                        dst[i * 3 + c] = clip8(acc);
                     }
                 }
             }
-            out
+            None => {
+                let at = ((y - y0) * src.width + cols.start) * 3;
+                dst.copy_from_slice(&src.data[at..at + w * 3]);
+            }
         }
-        None => mid,
-    };
+    }
     Rgb {
         width: w,
-        height: win.height,
-        data,
+        height: rows.len(),
+        data: out,
+    }
+}
+
+/// The window of PIL's `Image.resize` of an RGB8 picture (Pillow 13, libImaging/Resample.c):
+/// two passes, each rounded to 8 bits, so their order shows in the values. The horizontal one
+/// runs first unless the height shrinks by more than twice what the width does; an axis of
+/// unchanged size is not resampled. Computed for the window's pixels and the input pixels they
+/// read only.
+fn resize(img: &Rgb, win: &Window, filter: Filter) -> Rgb {
+    let (width, height) = win.size;
+    let (cols, rows) = (win.left..win.left + win.width, win.top..win.top + win.height);
+    let kx = (width != img.width).then(|| coefficients(img.width, width, filter, cols.clone()));
+    let ky = (height != img.height).then(|| coefficients(img.height, height, filter, rows.clone()));
+    let (xs, ys) = (span(kx.as_ref(), cols.clone()), span(ky.as_ref(), rows.clone()));
+    let shrink = (img.height as i64 - height as i64, img.width as i64 - width as i64);
+    if shrink.0 > 0 && shrink.0 > shrink.1 * 2 {
+        let mid = vertical(img, xs.clone(), (0, ky.as_ref()), rows);
+        horizontal(&mid, 0..mid.height, (xs.start, kx.as_ref()), cols)
+    } else {
+        let mid = horizontal(img, ys.clone(), (0, kx.as_ref()), cols);
+        vertical(&mid, 0..mid.width, (ys.start, ky.as_ref()), rows)
     }
 }
