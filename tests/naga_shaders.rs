@@ -9,10 +9,15 @@ use naga::valid::{Capabilities, ValidationFlags, Validator};
 /// What a pipeline compiles for `name`: a declared kernel's prelude, generated bindings and file;
 /// the heatmap's render shader as it is.
 fn composed(name: &str, raw: &str) -> String {
-    match visattn::kernel::KERNELS.iter().find(|d| d.file == name) {
+    match decls().find(|d| d.file == name) {
         Some(d) => d.wgsl(),
         None => raw.to_string(),
     }
+}
+
+/// Every variant of every built-in kernel.
+fn decls() -> impl Iterator<Item = &'static visattn::kernel::KernelDecl> {
+    visattn::kernel::KERNELS.iter().flat_map(|variants| variants.iter())
 }
 
 fn check(name: &str, own: &str) {
@@ -133,10 +138,7 @@ fn every_shader_validates_and_translates() {
         check(name, source);
     }
     // Variants, if any: the same file under another prelude.
-    let variants: Vec<_> = visattn::kernel::KERNELS
-        .iter()
-        .filter(|d| !embedded.iter().any(|n| n == d.file))
-        .collect();
+    let variants: Vec<_> = decls().filter(|d| !embedded.iter().any(|n| n == d.file)).collect();
     for d in variants {
         check_composed(d.file.split('.').next().unwrap(), d.body, &d.wgsl(), true);
     }
@@ -192,10 +194,7 @@ fn every_kernel_is_the_prelude_its_bindings_then_its_file() {
         // The file and its variants (`{stem}.{variant}.wgsl`), whose preludes add functions to
         // common.wgsl (the row kernel's load4 over scalar or vec4 arrays).
         let stem = name.trim_end_matches(".wgsl");
-        for d in visattn::kernel::KERNELS
-            .iter()
-            .filter(|d| d.file == *name || d.file.starts_with(&format!("{stem}.")))
-        {
+        for d in decls().filter(|d| d.file == *name || d.file.starts_with(&format!("{stem}."))) {
             assert!(d.prelude.starts_with(&prelude), "{}: the prelude starts with common.wgsl", d.file);
             assert_eq!(
                 d.wgsl(),

@@ -25,50 +25,27 @@ kernel! {
 }
 
 kernel! {
-    /// Row selection and redistribution in place (sections 2 and 3).
-    pub struct VarRows, VarRowsInputs = "var_rows.wgsl", shaders::VAR_ROWS, prelude shaders::PRELUDE_ROWS_SCALAR;
-    overrides ["LANES", "KEYS", "PACKED"];
-    per_workgroup WorkgroupOver("LANES");
-    {
-        cfg: uniform(ConfigUniform, dynamic),
-        rng: uniform(RangeUniform),
-        probs: storage(f32, read_write),
-        classes: storage(u32, read),
-        selected: storage(u32, read_write),
-        seqs: storage(SeqUniform, read),
+    /// Row selection and redistribution in place (sections 2 and 3), one body under three
+    /// preludes: over f32 probabilities (any K); over `vec4<f32>` for rows whose groups of 4
+    /// keys all sit on 16 bytes (K and every sequence's first key multiples of 4); and loading
+    /// them from `staged`, an rgba32float texture copy of the rows it visits
+    /// (LayerBinding::encode copies them first), storing to `probs`.
+    pub struct VarRows, VarRowsInputs, VarRowsVariant = shaders::VAR_ROWS;
+    variants {
+        Scalar = "var_rows.wgsl", prelude shaders::PRELUDE_ROWS_SCALAR, elem f32;
+        Vec4 = "var_rows.vec4.wgsl", prelude shaders::PRELUDE_ROWS_VEC4, elem vec4_f32;
+        Staged = "var_rows.staged.wgsl", prelude shaders::PRELUDE_ROWS_STAGED, elem vec4_f32;
     }
-}
-
-kernel! {
-    /// [`VarRows`] over `vec4<f32>` probabilities, for rows whose groups of 4 keys all sit on
-    /// 16 bytes (K and every sequence's first key multiples of 4).
-    pub struct VarRowsVec4, VarRowsVec4Inputs = "var_rows.vec4.wgsl", shaders::VAR_ROWS, prelude shaders::PRELUDE_ROWS_VEC4;
     overrides ["LANES", "KEYS", "PACKED"];
     per_workgroup WorkgroupOver("LANES");
     {
         cfg: uniform(ConfigUniform, dynamic),
         rng: uniform(RangeUniform),
-        probs: storage(vec4_f32, read_write),
+        probs: storage(elem, read_write),
         classes: storage(u32, read),
         selected: storage(u32, read_write),
         seqs: storage(SeqUniform, read),
-    }
-}
-
-kernel! {
-    /// [`VarRowsVec4`] loading the probabilities from `staged`, an rgba32float texture copy of
-    /// the rows it visits (LayerBinding::encode copies them first); stores go to `probs`.
-    pub struct VarRowsStaged, VarRowsStagedInputs = "var_rows.staged.wgsl", shaders::VAR_ROWS, prelude shaders::PRELUDE_ROWS_STAGED;
-    overrides ["LANES", "KEYS", "PACKED"];
-    per_workgroup WorkgroupOver("LANES");
-    {
-        cfg: uniform(ConfigUniform, dynamic),
-        rng: uniform(RangeUniform),
-        probs: storage(vec4_f32, read_write),
-        classes: storage(u32, read),
-        selected: storage(u32, read_write),
-        seqs: storage(SeqUniform, read),
-        staged: texture(),
+        staged: texture(only Staged),
     }
 }
 

@@ -19,23 +19,22 @@ pub use decl::{
 /// Invocations per workgroup of every built-in kernel (WGSL `WG` in common.wgsl).
 pub const WG: u32 = 64;
 
-/// Every built-in kernel's declaration, for validation tools and the reflection test.
-pub const KERNELS: &[KernelDecl] = {
+/// Every built-in kernel's declarations, one slice per kernel holding each of its variants
+/// (most have one), for validation tools and the reflection test.
+pub const KERNELS: &[&[KernelDecl]] = {
     use declarations::*;
     &[
-        <SinkScore as Kernel>::DECL,
-        <VarRows as Kernel>::DECL,
-        <VarRowsVec4 as Kernel>::DECL,
-        <VarRowsStaged as Kernel>::DECL,
-        <AttentionVar as Kernel>::DECL,
-        <AttentionSplit as Kernel>::DECL,
-        <AttentionCombine as Kernel>::DECL,
-        <AttentionProbs as Kernel>::DECL,
-        <AttentionPv as Kernel>::DECL,
-        <DimMaxKernel as Kernel>::DECL,
-        <HeatmapGather as Kernel>::DECL,
-        <CopyF32 as Kernel>::DECL,
-        <ReadF32 as Kernel>::DECL,
+        <SinkScore as Kernel>::VARIANTS,
+        <VarRows as Kernel>::VARIANTS,
+        <AttentionVar as Kernel>::VARIANTS,
+        <AttentionSplit as Kernel>::VARIANTS,
+        <AttentionCombine as Kernel>::VARIANTS,
+        <AttentionProbs as Kernel>::VARIANTS,
+        <AttentionPv as Kernel>::VARIANTS,
+        <DimMaxKernel as Kernel>::VARIANTS,
+        <HeatmapGather as Kernel>::VARIANTS,
+        <CopyF32 as Kernel>::VARIANTS,
+        <ReadF32 as Kernel>::VARIANTS,
     ]
 };
 

@@ -14,6 +14,7 @@ use super::state::{Phi, Rows, SequenceShape, VarState};
 use super::visual::{ImageSpan, VisualTokens};
 use crate::error::{Error, Result};
 use crate::kernel::Context;
+use crate::kernel::declarations::VarRowsVariant;
 
 /// The candidates: lanes per row from one to a workgroup, 4 to 16 keys per lane, loading the
 /// rows from the caller's buffer or from a texture copy of them.
@@ -177,10 +178,10 @@ impl KernelSettings {
 fn build(ctx: &Context, settings: KernelSettings) -> Result<()> {
     let kernels = VarKernels::on_demand(ctx, settings)?;
     kernels.sink(Phi::All)?;
-    kernels.rows(true)?;
-    kernels.rows_vec4()?;
+    kernels.rows(VarRowsVariant::Scalar, true)?;
+    kernels.rows(VarRowsVariant::Vec4, true)?;
     if settings.stage_in_texture {
-        kernels.rows_staged()?;
+        kernels.rows(VarRowsVariant::Staged, true)?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::state::Phi;
 use crate::error::{Error, Result};
-use crate::kernel::declarations::{SinkScore, VarRows, VarRowsStaged, VarRowsVec4};
+use crate::kernel::declarations::{SinkScore, VarRows, VarRowsVariant};
 use crate::kernel::{Context, Pipeline, WG};
 
 /// The compiled VAR kernels (sink scoring, row selection and redistribution) of one
@@ -163,11 +163,11 @@ impl VarKernels {
         let kernels = Self::on_demand(ctx, settings)?;
         kernels.sink(Phi::All)?;
         kernels.sink(Phi::SinksOnly)?;
-        kernels.rows(false)?;
-        kernels.rows(true)?;
-        kernels.rows_vec4()?;
+        kernels.rows(VarRowsVariant::Scalar, false)?;
+        kernels.rows(VarRowsVariant::Scalar, true)?;
+        kernels.rows(VarRowsVariant::Vec4, true)?;
         if settings.stage_in_texture {
-            kernels.rows_staged()?;
+            kernels.rows(VarRowsVariant::Staged, true)?;
         }
         Ok(kernels)
     }
@@ -195,23 +195,14 @@ impl VarKernels {
         self.ctx.pipeline::<SinkScore>(&[self.lanes(), ("EARLY", early)])
     }
 
-    /// The row kernel over f32 probabilities; `packed`: a sequence's classes packed in
-    /// workgroup memory (sequences of at most [`MAX_PACKED_TOKENS`] keys, bound alone or as
-    /// whole sequences of a batch: one sequence a workgroup).
-    pub(crate) fn rows(&self, packed: bool) -> Result<Arc<Pipeline>> {
-        self.ctx
-            .pipeline::<VarRows>(&[self.lanes(), self.keys(), ("PACKED", if packed { 1.0 } else { 0.0 })])
-    }
-
-    /// The packed row kernel over vec4 probabilities (K and the sequence's first key multiples
-    /// of 4).
-    pub(crate) fn rows_vec4(&self) -> Result<Arc<Pipeline>> {
-        self.ctx.pipeline::<VarRowsVec4>(&[self.lanes(), self.keys(), ("PACKED", 1.0)])
-    }
-
-    /// The packed vec4 row kernel loading from a texture copy of the rows.
-    pub(crate) fn rows_staged(&self) -> Result<Arc<Pipeline>> {
-        self.ctx.pipeline::<VarRowsStaged>(&[self.lanes(), self.keys(), ("PACKED", 1.0)])
+    /// The row kernel: `variant` over f32 probabilities, over vec4 ones (K and the sequence's
+    /// first key multiples of 4) or loading them from a texture copy of the rows; `packed`: a
+    /// sequence's classes packed in workgroup memory (sequences of at most
+    /// [`MAX_PACKED_TOKENS`] keys, bound alone or as whole sequences of a batch: one sequence a
+    /// workgroup; the vec4 and staged variants are only built packed).
+    pub(crate) fn rows(&self, variant: VarRowsVariant, packed: bool) -> Result<Arc<Pipeline>> {
+        let packed = ("PACKED", if packed { 1.0 } else { 0.0 });
+        self.ctx.pipeline_variant::<VarRows>(variant, &[self.lanes(), self.keys(), packed])
     }
 
     /// [`VarKernels::new`] inside a validation error scope.

@@ -16,9 +16,7 @@ use super::staging::{STAGE_WIDTH, StagingLayout, StagingTextures};
 use super::visual::VisualTokens;
 use super::{CLASS_IMAGE, CLASS_IMAGE_TILE, KEY_TILE, MAX_SINK_DIMS, VIS_EPS};
 use crate::error::{Error, Result};
-use crate::kernel::declarations::{
-    SinkScore, SinkScoreInputs, VarRows, VarRowsInputs, VarRowsStaged, VarRowsStagedInputs, VarRowsVec4, VarRowsVec4Inputs,
-};
+use crate::kernel::declarations::{SinkScore, SinkScoreInputs, VarRows, VarRowsInputs, VarRowsVariant};
 use crate::kernel::uniforms::{ConfigUniform, ROLES, RangeUniform, SeqUniform, SlotShape};
 use crate::kernel::{Context, Dispatch, Storage, UniformBlock};
 
@@ -405,34 +403,30 @@ impl VarState {
         let whole_sequences = first_head % s.heads == 0 && heads % s.heads == 0;
         let packed = (self.batch == 1 || whole_sequences) && s.tokens <= crate::var::kernels::MAX_PACKED_TOKENS;
         let elements = heads * s.queries * s.tokens;
-        let rows = self.ctx.bind::<VarRows>(
-            &kernels.rows(packed)?,
-            VarRowsInputs {
+        // The row kernel's variants bind the same buffers: probs counted in f32 or in vec4,
+        // and the staging texture where the variant loads from it.
+        let bind_rows = |variant, packed, staged: Option<&wgpu::TextureView>| -> Result<Dispatch> {
+            let need = match variant {
+                VarRowsVariant::Scalar => elements,
+                VarRowsVariant::Vec4 | VarRowsVariant::Staged => elements / 4,
+            };
+            let inputs = VarRowsInputs {
                 cfg: self.config_binding(),
                 rng: range.as_entire_buffer_binding(),
-                probs: Storage::new(probs.clone(), elements),
+                probs: Storage::new(probs.clone(), need),
                 classes: Storage::whole(&self.classes),
                 selected: Storage::whole(&self.selected),
                 seqs: Storage::whole(&self.seqs),
-            },
-            0,
-        )?;
+                staged,
+            };
+            self.ctx.bind::<VarRows>(&kernels.rows(variant, packed)?, inputs, 0)
+        };
+        let rows = bind_rows(VarRowsVariant::Scalar, packed, None)?;
         // One load and one store per group of 4 keys, where every group sits on 16 bytes (the
         // binding's offset too: some drivers align storage offsets to 4 only).
         let vec4 = packed && s.tokens % 4 == 0 && probs.offset % 16 == 0;
         let rows_vec4 = if vec4 {
-            Some(self.ctx.bind::<VarRowsVec4>(
-                &kernels.rows_vec4()?,
-                VarRowsVec4Inputs {
-                    cfg: self.config_binding(),
-                    rng: range.as_entire_buffer_binding(),
-                    probs: Storage::new(probs.clone(), elements / 4),
-                    classes: Storage::whole(&self.classes),
-                    selected: Storage::whole(&self.selected),
-                    seqs: Storage::whole(&self.seqs),
-                },
-                0,
-            )?)
+            Some(bind_rows(VarRowsVariant::Vec4, true, None)?)
         } else {
             None
         };
@@ -451,19 +445,7 @@ impl VarState {
             && layout.height() <= max_side as u64
         {
             let (texture, view) = self.staging.get(self.ctx.device(), layout.height() as u32);
-            let dispatch = self.ctx.bind::<VarRowsStaged>(
-                &kernels.rows_staged()?,
-                VarRowsStagedInputs {
-                    cfg: self.config_binding(),
-                    rng: range.as_entire_buffer_binding(),
-                    probs: Storage::new(probs.clone(), elements / 4),
-                    classes: Storage::whole(&self.classes),
-                    selected: Storage::whole(&self.selected),
-                    seqs: Storage::whole(&self.seqs),
-                    staged: &view,
-                },
-                0,
-            )?;
+            let dispatch = bind_rows(VarRowsVariant::Staged, true, Some(&view))?;
             Some(Staged {
                 dispatch,
                 texture,
