@@ -54,7 +54,7 @@ fn llama_7b(layers: usize) -> LlavaConfig {
 }
 
 /// Seconds of one prefill and of `steps` greedy decode steps.
-fn time_once(model: &GpuModel, ids: &[u32], image: &(wgpu::Buffer, usize), var: &VarMode, steps: usize) -> Result<(f64, f64), String> {
+fn time_once(model: &GpuModel, ids: &[u32], image: &(wgpu::Buffer, usize), var: &VarMode, steps: usize) -> crate::Result<(f64, f64)> {
     let vocab = model.cfg.text.vocab;
     let t0 = Instant::now();
     let mut run = model.prefill(ids, Some(image), var, ids.len() + steps + 1, false, false)?;
@@ -74,14 +74,14 @@ fn time_once(model: &GpuModel, ids: &[u32], image: &(wgpu::Buffer, usize), var: 
 }
 
 /// The torch anchor's JSON, or why there is none.
-fn torch(spec: serde_json::Value) -> Result<serde_json::Value, String> {
+fn torch(spec: serde_json::Value) -> crate::Result<serde_json::Value> {
     let python = std::env::var("VISATTN_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/bench_llava_torch.py");
     let has = std::process::Command::new(&python)
         .args(["-c", "import torch, transformers"])
         .output();
     if !has.map(|o| o.status.success()).unwrap_or(false) {
-        return Err(format!("{python} has no torch and transformers (set VISATTN_PYTHON)"));
+        return Err(format!("{python} has no torch and transformers (set VISATTN_PYTHON)").into());
     }
     let out = std::process::Command::new(&python)
         .arg(script)
@@ -90,13 +90,13 @@ fn torch(spec: serde_json::Value) -> Result<serde_json::Value, String> {
         .map_err(|e| format!("{python}: {e}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!("tools/bench_llava_torch.py failed: {}", err.lines().last().unwrap_or("")));
+        return Err(format!("tools/bench_llava_torch.py failed: {}", err.lines().last().unwrap_or("")).into());
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().last().unwrap_or("")).map_err(|e| format!("torch bench output: {e}"))
+    serde_json::from_str(text.lines().last().unwrap_or("")).map_err(|e| format!("torch bench output: {e}").into())
 }
 
-pub fn run(args: &crate::Args) -> Result<(), String> {
+pub fn run(args: &crate::Args) -> crate::Result<()> {
     let g = visattn::util::gpu_with(wgpu::Features::SHADER_F16, None).map_err(|e| e.to_string())?;
     let (steps, repeats) = (args.bench_steps, args.repeats);
     let shape = args.bench.as_deref().unwrap_or("tiny");
@@ -124,9 +124,7 @@ pub fn run(args: &crate::Args) -> Result<(), String> {
             let cfg = llama_7b(args.bench_layers);
             let (t, n_img) = (args.bench_prompt, args.bench_image);
             if n_img + 36 > t {
-                return Err(format!(
-                    "--bench-prompt {t} has no room for 35 system tokens, {n_img} image tokens and a question"
-                ));
+                return Err(format!("--bench-prompt {t} has no room for 35 system tokens, {n_img} image tokens and a question").into());
             }
             let format = match args.dtype.as_str() {
                 "auto" => WeightFormat::choose("f16", visattn::dump::Dtype::F16, &g.device)?,
@@ -169,7 +167,7 @@ pub fn run(args: &crate::Args) -> Result<(), String> {
             });
             (model, ids, (buf, n_img), var, what, spec)
         }
-        other => return Err(format!("--bench {other}: expected tiny or llama-7b")),
+        other => return Err(format!("--bench {other}: expected tiny or llama-7b").into()),
     };
     let format = model.format();
     outln!(

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use visattn_host::config::LlavaConfig;
 use visattn_host::gpu::matrix::WeightFormat;
-use visattn_host::gpu::model::{GpuModel, LayerCounts, VarMode};
+use visattn_host::gpu::model::{GpuModel, VarMode};
+use visattn_host::gpu::prefill::LayerCounts;
 use visattn_host::prompt::Prompter;
 use visattn_host::sampling::Sampler;
 use visattn_host::weights::Weights;
@@ -29,11 +30,11 @@ pub struct Answer {
     pub prompt_logits: Vec<f32>,
     /// The logits the first answer token was chosen from (the last prompt position's).
     pub next_logits: Vec<f32>,
-    pub captures: Vec<visattn_host::gpu::model::LayerCapture>,
+    pub captures: Vec<visattn_host::gpu::prefill::LayerCapture>,
 }
 
 /// The VAR config the flags give (D_sink has no default: a preset or a list).
-pub fn var_config(args: &crate::Args, cfg: &LlavaConfig) -> Result<visattn::VarConfig, String> {
+pub fn var_config(args: &crate::Args, cfg: &LlavaConfig) -> crate::Result<visattn::VarConfig> {
     let v = &args.var_flags;
     if v.preset.is_none() && v.sink_dims.is_none() {
         return Err(
@@ -54,7 +55,7 @@ fn generate(
     (mode, var): (&'static str, &VarMode),
     args: &crate::Args,
     prompter: &Prompter,
-) -> Result<Answer, String> {
+) -> crate::Result<Answer> {
     let text = &model.cfg.text;
     let room = text.max_positions.saturating_sub(ids.len());
     let max = args.max_tokens.min(room);
@@ -111,7 +112,7 @@ pub fn run(
     prompter: &Prompter,
     ids: &[u32],
     pixels: &[f32],
-) -> Result<(), String> {
+) -> crate::Result<()> {
     // Every flag checked before any weight is uploaded.
     Sampler::new(args.temperature, args.top_p, args.seed)?;
     let modes: Vec<(&'static str, VarMode)> = match args.var.as_str() {
@@ -210,7 +211,7 @@ pub fn run(
     print_answers(&answers, ids.len(), cfg.text.layers)
 }
 
-fn print_answers(answers: &[Answer], prompt: usize, layers: usize) -> Result<(), String> {
+fn print_answers(answers: &[Answer], prompt: usize, layers: usize) -> crate::Result<()> {
     for a in answers {
         outln!("VAR {:<3} | {}", a.mode, a.text.trim())?;
     }

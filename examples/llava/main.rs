@@ -16,6 +16,9 @@ mod var_args;
 
 use std::path::PathBuf;
 
+/// The command line's errors: the host's, visattn's, and its own messages, each one line.
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
 use clap::Parser;
 use visattn_host::{check, config, gpu, image, prompt, reference, weights};
 
@@ -109,17 +112,18 @@ struct Args {
     var_flags: var_args::VarArgs,
 }
 
-fn run(args: Args) -> Result<(), String> {
+fn run(args: Args) -> crate::Result<()> {
     if args.var == "off" {
         if let Some(flag) = args.var_flags.first_given() {
-            return Err(format!("{flag} is a VAR setting and --var off runs without VAR: drop one of them"));
+            return Err(format!("{flag} is a VAR setting and --var off runs without VAR: drop one of them").into());
         }
     }
     if let Some(out) = &args.wgsl_out {
         std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-        for k in gpu::KERNELS {
+        for k in gpu::kernels() {
             let path = out.join(k.file);
-            visattn::output::write_file(&path, |tmp| std::fs::write(tmp, k.wgsl()).map_err(visattn::Error::from)).map_err(|e| e.to_string())?;
+            visattn::output::write_file(&path, |tmp| std::fs::write(tmp, k.wgsl()).map_err(visattn::Error::from))
+                .map_err(|e| e.to_string())?;
         }
         return Ok(());
     }
@@ -152,7 +156,8 @@ fn run(args: Args) -> Result<(), String> {
             "the prompt is {} tokens with the picture, over the model's context of {}",
             ids.len(),
             cfg.text.max_positions
-        ));
+        )
+        .into());
     }
     if args.tokens {
         // Every tensor read (one shard at a time), upcast and checked finite.

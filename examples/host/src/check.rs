@@ -3,9 +3,9 @@
 
 use crate::gpu::elementwise::{Act, Elementwise, Op};
 use crate::gpu::layout::Layout;
-use crate::gpu::linear::{Linear, upload};
+use crate::gpu::linear::{Matmul, upload};
 use crate::gpu::matrix::{Matrix, WeightFormat};
-use crate::gpu::norm::Norm;
+use crate::gpu::norm::Normalize;
 use crate::gpu::rope::Rope;
 use crate::reference::{self, Tensor};
 use visattn::kernel::Dispatch;
@@ -103,7 +103,7 @@ pub fn run() -> Result<serde_json::Value, String> {
         (17, 577, 33, true, Some(101)),
     ];
     for format in formats(&g) {
-        let linear = Linear::new(&g.ctx, format).map_err(e)?;
+        let linear = Matmul::new(&g.ctx, format).map_err(e)?;
         for (i, &(n, m, k, bias, chunk)) in shapes.iter().enumerate() {
             let x = random(n * k, 3 * i as u64 + 1);
             // The reference multiplies the values the device holds.
@@ -141,7 +141,7 @@ pub fn run() -> Result<serde_json::Value, String> {
             }));
         }
     }
-    let norm = Norm::new(&g.ctx).map_err(e)?;
+    let norm = Normalize::new(&g.ctx).map_err(e)?;
     for (i, &(rows, dim)) in [(1, 1), (1, 64), (35, 64), (63, 65), (3, 577), (70, 4096)].iter().enumerate() {
         // Rows of different scales and offsets, so both normalisations matter.
         let x: Vec<f32> = random(rows * dim, 100 + i as u64)

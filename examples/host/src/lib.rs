@@ -6,9 +6,13 @@
 
 pub mod check;
 pub mod config;
+pub mod error;
 pub mod gpu;
 pub mod image;
+pub mod model;
 pub mod prompt;
 pub mod reference;
 pub mod sampling;
 pub mod weights;
+
+pub use error::{Error, Result};

@@ -41,27 +41,34 @@ kernel! {
     }
 }
 
-/// One declaration per weight format of the table, as the linear kernel's.
-macro_rules! embed_kernel {
-    ($name:ident, $inputs:ident, $file:literal, $elem:tt, $prelude:expr) => {
-        kernel! {
-            /// out [tokens, dim] = w [ids - first, dim] for the ids in one row chunk of the table.
-            pub struct $name, $inputs = $file, include_str!("../../shaders/embed.wgsl"), prelude $prelude;
-            overrides [];
-            per_workgroup PerWorkgroup::Fixed(256);
-            {
-                p: uniform(EmbedParams),
-                ids: storage(u32, read),
-                w: storage($elem, read),
-                out: storage(f32, read_write),
-            }
-        }
-    };
+kernel! {
+    /// out [tokens, dim] = w [ids - first, dim] for the ids in one row chunk of the table; one
+    /// variant per weight format, as the linear kernel's.
+    pub struct EmbedKernel, EmbedInputs, EmbedVariant = include_str!("../../shaders/embed.wgsl");
+    variants {
+        F32 = "embed.wgsl", prelude LOAD_F32, elem f32;
+        F16 = "embed.f16.wgsl", prelude LOAD_F16, elem f16;
+        Packed = "embed.packed.wgsl", prelude LOAD_PACKED, elem u32;
+    }
+    overrides [];
+    per_workgroup PerWorkgroup::Fixed(256);
+    {
+        p: uniform(EmbedParams),
+        ids: storage(u32, read),
+        w: storage(elem, read),
+        out: storage(f32, read_write),
+    }
 }
 
-embed_kernel!(EmbedKernel, EmbedInputs, "embed.wgsl", f32, LOAD_F32);
-embed_kernel!(EmbedF16Kernel, EmbedF16Inputs, "embed.f16.wgsl", f16, LOAD_F16);
-embed_kernel!(EmbedPackedKernel, EmbedPackedInputs, "embed.packed.wgsl", u32, LOAD_PACKED);
+impl From<WeightFormat> for EmbedVariant {
+    fn from(f: WeightFormat) -> Self {
+        match f {
+            WeightFormat::F32 => Self::F32,
+            WeightFormat::F16 => Self::F16,
+            WeightFormat::F16Packed => Self::Packed,
+        }
+    }
+}
 
 pub struct Layout {
     ctx: Context,
@@ -76,11 +83,7 @@ impl Layout {
         Ok(Self {
             ctx: ctx.clone(),
             swap: ctx.pipeline::<SwapKernel>(&[])?,
-            embed: match format {
-                WeightFormat::F32 => ctx.pipeline::<EmbedKernel>(&[])?,
-                WeightFormat::F16 => ctx.pipeline::<EmbedF16Kernel>(&[])?,
-                WeightFormat::F16Packed => ctx.pipeline::<EmbedPackedKernel>(&[])?,
-            },
+            embed: ctx.pipeline_variant::<EmbedKernel>(format.into(), &[])?,
             format,
         })
     }
@@ -131,25 +134,16 @@ impl Layout {
                         first: chunk.row0 as u32,
                     },
                 );
-                macro_rules! bind_as {
-                    ($k:ty, $i:ident) => {
-                        self.ctx.bind::<$k>(
-                            &self.embed,
-                            $i {
-                                p: params.as_entire_buffer_binding(),
-                                ids: Storage::new(ids.as_entire_buffer_binding(), tokens),
-                                w: Storage::new(chunk.buffer.as_entire_buffer_binding(), table.elements(chunk)),
-                                out: Storage::new(out.as_entire_buffer_binding(), tokens * dim),
-                            },
-                            (tokens * dim) as u32,
-                        )
-                    };
-                }
-                match self.format {
-                    WeightFormat::F32 => bind_as!(EmbedKernel, EmbedInputs),
-                    WeightFormat::F16 => bind_as!(EmbedF16Kernel, EmbedF16Inputs),
-                    WeightFormat::F16Packed => bind_as!(EmbedPackedKernel, EmbedPackedInputs),
-                }
+                self.ctx.bind::<EmbedKernel>(
+                    &self.embed,
+                    EmbedInputs {
+                        p: params.as_entire_buffer_binding(),
+                        ids: Storage::new(ids.as_entire_buffer_binding(), tokens),
+                        w: Storage::new(chunk.buffer.as_entire_buffer_binding(), table.elements(chunk)),
+                        out: Storage::new(out.as_entire_buffer_binding(), tokens * dim),
+                    },
+                    (tokens * dim) as u32,
+                )
             })
             .collect()
     }

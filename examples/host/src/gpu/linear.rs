@@ -22,45 +22,49 @@ uniform_block! {
     }
 }
 
-/// One declaration per weight format: the same file, W's element type and `load_w` differ.
-macro_rules! linear_kernel {
-    ($name:ident, $inputs:ident, $file:literal, $elem:tt, $prelude:expr) => {
-        kernel! {
-            /// out [n, ldo] at col0.. = x [n, k] W [m, k]^T + b, 16 x 16 output tiles.
-            pub struct $name, $inputs = $file, include_str!("../../shaders/linear.wgsl"), prelude $prelude;
-            overrides [];
-            per_workgroup PerWorkgroup::Fixed(1);
-            {
-                p: uniform(LinearParams),
-                x: storage(f32, read),
-                w: storage($elem, read),
-                b: storage(f32, read),
-                out: storage(f32, read_write),
-            }
-        }
-    };
+kernel! {
+    /// out [n, ldo] at col0.. = x [n, k] W [m, k]^T + b, 16 x 16 output tiles; one variant per
+    /// weight format (W's element type and `load_w` differ).
+    pub struct LinearKernel, LinearInputs, LinearVariant = include_str!("../../shaders/linear.wgsl");
+    variants {
+        F32 = "linear.wgsl", prelude LOAD_F32, elem f32;
+        F16 = "linear.f16.wgsl", prelude LOAD_F16, elem f16;
+        Packed = "linear.packed.wgsl", prelude LOAD_PACKED, elem u32;
+    }
+    overrides [];
+    per_workgroup PerWorkgroup::Fixed(1);
+    {
+        p: uniform(LinearParams),
+        x: storage(f32, read),
+        w: storage(elem, read),
+        b: storage(f32, read),
+        out: storage(f32, read_write),
+    }
 }
 
-linear_kernel!(LinearKernel, LinearInputs, "linear.wgsl", f32, LOAD_F32);
-linear_kernel!(LinearF16Kernel, LinearF16Inputs, "linear.f16.wgsl", f16, LOAD_F16);
-linear_kernel!(LinearPackedKernel, LinearPackedInputs, "linear.packed.wgsl", u32, LOAD_PACKED);
+impl From<WeightFormat> for LinearVariant {
+    fn from(f: WeightFormat) -> Self {
+        match f {
+            WeightFormat::F32 => Self::F32,
+            WeightFormat::F16 => Self::F16,
+            WeightFormat::F16Packed => Self::Packed,
+        }
+    }
+}
 
 const TILE: usize = 16;
 
-pub struct Linear {
+/// The matmul of every linear layer, for one weight format.
+pub struct Matmul {
     ctx: Context,
     format: WeightFormat,
     pipeline: Arc<Pipeline>,
 }
 
-impl Linear {
+impl Matmul {
     /// The kernel for matrices of `format` (an f16 one needs a device with SHADER_F16).
     pub fn new(ctx: &Context, format: WeightFormat) -> Result<Self, visattn::Error> {
-        let pipeline = match format {
-            WeightFormat::F32 => ctx.pipeline::<LinearKernel>(&[])?,
-            WeightFormat::F16 => ctx.pipeline::<LinearF16Kernel>(&[])?,
-            WeightFormat::F16Packed => ctx.pipeline::<LinearPackedKernel>(&[])?,
-        };
+        let pipeline = ctx.pipeline_variant::<LinearKernel>(format.into(), &[])?;
         Ok(Self {
             ctx: ctx.clone(),
             format,
@@ -95,29 +99,17 @@ impl Linear {
                     },
                 );
                 let tiles = (n.div_ceil(TILE) * chunk.rows.div_ceil(TILE)) as u32;
-                macro_rules! bind_as {
-                    ($k:ty, $i:ident) => {
-                        self.ctx.bind::<$k>(
-                            &self.pipeline,
-                            $i {
-                                p: params.as_entire_buffer_binding(),
-                                x: Storage::new(x.as_entire_buffer_binding(), n * k),
-                                w: Storage::new(chunk.buffer.as_entire_buffer_binding(), w.elements(chunk)),
-                                b: Storage::new(
-                                    b.unwrap_or(x).as_entire_buffer_binding(),
-                                    if b.is_some() { m } else { 1 },
-                                ),
-                                out: Storage::new(out.as_entire_buffer_binding(), n * m),
-                            },
-                            tiles,
-                        )
-                    };
-                }
-                match self.format {
-                    WeightFormat::F32 => bind_as!(LinearKernel, LinearInputs),
-                    WeightFormat::F16 => bind_as!(LinearF16Kernel, LinearF16Inputs),
-                    WeightFormat::F16Packed => bind_as!(LinearPackedKernel, LinearPackedInputs),
-                }
+                self.ctx.bind::<LinearKernel>(
+                    &self.pipeline,
+                    LinearInputs {
+                        p: params.as_entire_buffer_binding(),
+                        x: Storage::new(x.as_entire_buffer_binding(), n * k),
+                        w: Storage::new(chunk.buffer.as_entire_buffer_binding(), w.elements(chunk)),
+                        b: Storage::new(b.unwrap_or(x).as_entire_buffer_binding(), if b.is_some() { m } else { 1 }),
+                        out: Storage::new(out.as_entire_buffer_binding(), n * m),
+                    },
+                    tiles,
+                )
             })
             .collect()
     }

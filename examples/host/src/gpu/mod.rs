@@ -1,28 +1,34 @@
-//! The model's kernels on wgpu, each one `visattn::kernel!` declaration over its WGSL in
-//! examples/llava/shaders/, run through the library's `Context` like the VAR kernels.
+//! The model on wgpu: its kernels (each one `visattn::kernel!` declaration over its WGSL in
+//! examples/host/shaders/, run through the library's `Context` like the VAR kernels), its
+//! weights on the device, its blocks, the prefill and the decode step.
 
+pub mod blocks;
+pub mod decode;
 pub mod elementwise;
 pub mod fill;
+pub mod kernels;
 pub mod layout;
 pub mod linear;
 pub mod matrix;
 pub mod model;
 pub mod norm;
+pub mod prefill;
 pub mod rope;
+pub mod weights;
 
-/// Every kernel of the host, for `--wgsl-out` (tests/naga_shaders.rs validates and translates
-/// what it writes).
-pub const KERNELS: &[visattn::kernel::KernelDecl] = &[
-    <linear::LinearKernel as visattn::kernel::Kernel>::DECL,
-    <linear::LinearF16Kernel as visattn::kernel::Kernel>::DECL,
-    <linear::LinearPackedKernel as visattn::kernel::Kernel>::DECL,
-    <norm::NormKernel as visattn::kernel::Kernel>::DECL,
-    <elementwise::BinaryKernel as visattn::kernel::Kernel>::DECL,
-    <elementwise::ActivationKernel as visattn::kernel::Kernel>::DECL,
-    <rope::RopeKernel as visattn::kernel::Kernel>::DECL,
-    <layout::SwapKernel as visattn::kernel::Kernel>::DECL,
-    <layout::EmbedKernel as visattn::kernel::Kernel>::DECL,
-    <layout::EmbedF16Kernel as visattn::kernel::Kernel>::DECL,
-    <layout::EmbedPackedKernel as visattn::kernel::Kernel>::DECL,
-    <fill::FillKernel as visattn::kernel::Kernel>::DECL,
-];
+/// Every kernel of the host, every variant, for `--wgsl-out` (tests/naga_shaders.rs validates
+/// and translates what it writes).
+pub fn kernels() -> Vec<visattn::kernel::KernelDecl> {
+    use visattn::kernel::Kernel;
+    [
+        <linear::LinearKernel as Kernel>::VARIANTS,
+        <norm::NormKernel as Kernel>::VARIANTS,
+        <elementwise::BinaryKernel as Kernel>::VARIANTS,
+        <elementwise::ActivationKernel as Kernel>::VARIANTS,
+        <rope::RopeKernel as Kernel>::VARIANTS,
+        <layout::SwapKernel as Kernel>::VARIANTS,
+        <layout::EmbedKernel as Kernel>::VARIANTS,
+        <fill::FillKernel as Kernel>::VARIANTS,
+    ]
+    .concat()
+}

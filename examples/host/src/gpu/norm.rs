@@ -31,13 +31,14 @@ kernel! {
     }
 }
 
-pub struct Norm {
+/// RMSNorm and LayerNorm.
+pub struct Normalize {
     ctx: Context,
     rms: Arc<Pipeline>,
     layer: Arc<Pipeline>,
 }
 
-impl Norm {
+impl Normalize {
     pub fn new(ctx: &Context) -> Result<Self, visattn::Error> {
         Ok(Self {
             ctx: ctx.clone(),

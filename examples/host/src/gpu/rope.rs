@@ -69,6 +69,24 @@ impl Rope {
 
     /// Binds x [heads, tokens, dim] for positions pos0..pos0 + tokens.
     pub fn bind(&self, (heads, tokens): (usize, usize), pos0: usize, x: &Buffer) -> Result<Dispatch, visattn::Error> {
+        let params = self.ctx.uniform_buffer("rope params", &self.params((heads, tokens), pos0)?);
+        self.bind_with(&params, (heads, tokens), x)
+    }
+
+    /// Binds x [heads, 1, dim] at a position [`Rope::set_position`] writes before each step into
+    /// the returned uniform: a decode step's RoPE, bound once.
+    pub fn bind_step(&self, heads: usize, x: &Buffer) -> Result<(Dispatch, Buffer), visattn::Error> {
+        let params = self.ctx.uniform_buffer("rope step params", &self.params((heads, 1), 0)?);
+        Ok((self.bind_with(&params, (heads, 1), x)?, params))
+    }
+
+    /// Moves a [`Rope::bind_step`] binding to position `pos`.
+    pub fn set_position(&self, queue: &Queue, params: &Buffer, heads: usize, pos: usize) -> Result<(), visattn::Error> {
+        queue.write_buffer(params, 0, bytemuck::bytes_of(&self.params((heads, 1), pos)?));
+        Ok(())
+    }
+
+    fn params(&self, (heads, tokens): (usize, usize), pos0: usize) -> Result<RopeParams, visattn::Error> {
         if pos0 + tokens > self.positions {
             return Err(visattn::Error::Shape(format!(
                 "positions {pos0}..{} past the rotary table's {}",
@@ -76,15 +94,15 @@ impl Rope {
                 self.positions
             )));
         }
-        let params = self.ctx.uniform_buffer(
-            "rope params",
-            &RopeParams {
-                heads: heads as u32,
-                tokens: tokens as u32,
-                dim: self.dim as u32,
-                pos0: pos0 as u32,
-            },
-        );
+        Ok(RopeParams {
+            heads: heads as u32,
+            tokens: tokens as u32,
+            dim: self.dim as u32,
+            pos0: pos0 as u32,
+        })
+    }
+
+    fn bind_with(&self, params: &Buffer, (heads, tokens): (usize, usize), x: &Buffer) -> Result<Dispatch, visattn::Error> {
         self.ctx.bind::<RopeKernel>(
             &self.pipeline,
             RopeInputs {

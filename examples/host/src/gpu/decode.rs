@@ -1,0 +1,119 @@
+//! One decode step, bound once per generation: the step's buffers, every block's dispatches
+//! with their uniforms and bind groups, and the RoPE position uniforms are made when the
+//! prefill ends; a step writes the token id and the position (a few bytes), records the plan
+//! into one encoder and submits once.
+
+use visattn::DecodeSession;
+use visattn::kernel::Dispatch;
+use visattn::wgpu::Buffer;
+
+use super::blocks::{self, TextActs};
+use super::kernels::record;
+use super::linear::upload;
+use super::model::GpuModel;
+use super::prefill::{LayerCapture, LayerCounts};
+use super::rope::Rope;
+use super::weights::buffer;
+use crate::error::{Error, Result};
+
+/// A prefilled prompt, ready to decode.
+pub struct Generation {
+    pub(super) session: DecodeSession,
+    /// The rotary table of this generation's positions (the prompt and its answer: the
+    /// config's maximum may be any number).
+    pub(super) rope: Rope,
+    /// Logits of every prompt position [T, V], or of the last one [V].
+    pub logits: Vec<f32>,
+    pub counts: Vec<LayerCounts>,
+    pub captures: Vec<LayerCapture>,
+    pub(super) plan: DecodePlan,
+}
+
+/// One layer's step: what runs before the session's attention, and after it.
+struct LayerStep {
+    attention_in: Vec<Dispatch>,
+    after: Vec<Dispatch>,
+}
+
+/// Everything a decode step records, bound once.
+pub struct DecodePlan {
+    a: TextActs,
+    id: Buffer,
+    logits: Buffer,
+    /// The RoPE uniforms of q and k, moved to the step's position before each step.
+    rope_q: Buffer,
+    rope_k: Buffer,
+    embed: Vec<Dispatch>,
+    layers: Vec<LayerStep>,
+    head: Vec<Dispatch>,
+}
+
+impl DecodePlan {
+    pub(super) fn new(model: &GpuModel, rope: &Rope) -> Result<Self> {
+        let (k, c, text) = (&model.k, &model.cfg.text, model.text());
+        let a = TextActs::new(k, c, 1)?;
+        let id = upload(&k.ctx, &model.queue, "step id", &[0.0])?;
+        let logits = buffer(&k.ctx, "step logits", c.vocab)?;
+        let (rope_dq, rope_q) = rope.bind_step(c.heads, &a.q)?;
+        let (rope_dk, rope_k) = rope.bind_step(c.kv_heads, &a.k)?;
+        let ropes = [rope_dq, rope_dk];
+        let layers = text
+            .layers
+            .iter()
+            .map(|layer| {
+                let mut after = blocks::attention_out(k, c, layer, &a)?;
+                after.extend(blocks::mlp(k, c, layer, &a)?);
+                Ok(LayerStep {
+                    attention_in: blocks::attention_in(k, c, layer, &a, &ropes)?,
+                    after,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            embed: blocks::embed(k, text, 1, &id, &a.x)?,
+            head: blocks::head(k, c, text, 1, (&a.x, &a.h), &logits)?,
+            layers,
+            a,
+            id,
+            logits,
+            rope_q,
+            rope_k,
+        })
+    }
+}
+
+impl GpuModel {
+    /// One decode step: `token` at the next position; returns the logits [V].
+    pub fn step(&self, run: &mut Generation, token: u32) -> Result<Vec<f32>> {
+        let c = &self.cfg.text;
+        if token as usize >= c.vocab {
+            return Err(Error::Input(format!("token {token} is outside the vocabulary of {}", c.vocab)));
+        }
+        let pos = run.session.len();
+        if pos >= c.max_positions {
+            return Err(Error::Input(format!(
+                "position {pos} is past the model's context of {}",
+                c.max_positions
+            )));
+        }
+        run.session.begin_step(&self.queue)?;
+        let p = &run.plan;
+        self.queue.write_buffer(&p.id, 0, bytemuck::bytes_of(&token));
+        run.rope.set_position(&self.queue, &p.rope_q, c.heads, pos)?;
+        run.rope.set_position(&self.queue, &p.rope_k, c.kv_heads, pos)?;
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        record(&mut enc.begin_compute_pass(&Default::default()), &p.embed);
+        for (l, layer) in p.layers.iter().enumerate() {
+            record(&mut enc.begin_compute_pass(&Default::default()), &layer.attention_in);
+            run.session.copy_step(&mut enc, l, &p.a.q, &p.a.k, &p.a.v)?;
+            run.session.record_step(&mut enc.begin_compute_pass(&Default::default()), l)?;
+            run.session.copy_output(&mut enc, l, &p.a.o)?;
+            record(&mut enc.begin_compute_pass(&Default::default()), &layer.after);
+        }
+        record(&mut enc.begin_compute_pass(&Default::default()), &p.head);
+        self.queue.submit([enc.finish()]);
+        let logits = self.read(&p.logits, c.vocab)?;
+        run.session.end_step();
+        Ok(logits)
+    }
+}
