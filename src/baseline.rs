@@ -8,9 +8,44 @@ use std::sync::Arc;
 use wgpu::{Buffer, BufferBinding, BufferUsages, ComputePass};
 
 use crate::error::{Error, Result};
-use crate::kernel::declarations::{CopyF32, CopyF32Inputs, ReadF32, ReadF32Inputs};
-use crate::kernel::uniforms::CopyUniform;
+use crate::kernel::PerWorkgroup::Fixed;
 use crate::kernel::{Context, Dispatch, Pipeline, Storage};
+use crate::shaders;
+use crate::{kernel, uniform_block};
+
+kernel! {
+    /// The copy baseline (`dst = src`); items: workgroups (`len / per_workgroup`).
+    pub(crate) struct CopyF32, CopyF32Inputs = "copy_f32.wgsl", shaders::COPY_F32, prelude shaders::PRELUDE;
+    overrides [];
+    per_workgroup Fixed(1);
+    {
+        params: uniform(CopyUniform),
+        src: storage(f32, read),
+        dst: storage(f32, read_write),
+    }
+}
+
+kernel! {
+    /// The read-only baseline (a partial sum per invocation); items: workgroups.
+    pub(crate) struct ReadF32, ReadF32Inputs = "read_f32.wgsl", shaders::READ_F32, prelude shaders::PRELUDE;
+    overrides [];
+    per_workgroup Fixed(1);
+    {
+        params: uniform(CopyUniform),
+        src: storage(f32, read),
+        dst: storage(f32, read_write),
+    }
+}
+
+uniform_block! {
+    /// WGSL `CopyParams`: elements and elements per workgroup of the bandwidth baselines.
+    pub(crate) struct CopyUniform = "CopyParams" {
+        len: u32,
+        per_workgroup: u32,
+        pad0: u32,
+        pad1: u32,
+    }
+}
 
 /// Which baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use wgpu::ComputePass;
 
+use super::decls::{AttentionVar, AttentionVarInputs};
 use super::{AttentionInputs, AttentionOptions, FusedShape, check_built_for, check_head_dim};
 use crate::error::{Error, Result};
-use crate::kernel::declarations::{AttentionVar, AttentionVarInputs};
-use crate::kernel::uniforms::ConfigUniform;
 use crate::kernel::{Context, Dispatch, Pipeline, Storage};
+use crate::var::decls::ConfigUniform;
 use crate::var::state::{PlannedDispatch, VarState};
 
 /// Query rows per workgroup of `attention_var.wgsl`.

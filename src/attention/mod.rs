@@ -2,15 +2,16 @@
 //! split-K (decode over long contexts, with [`DecodeSession`]) and the unfused path (eager
 //! engines, and the fused kernel's baseline).
 
+pub(crate) mod decls;
 pub mod decode;
 pub mod fused;
 pub mod split;
 pub mod unfused;
 
 use crate::error::{Error, Result};
-use crate::kernel::uniforms::AttnUniform;
 pub(crate) use crate::shape::FusedShape;
 pub(crate) use crate::shape::check_head_dim;
+use decls::AttnUniform;
 
 /// The caller's buffers of one attention: Q [H, Tq, d], K and V [Hkv, Tk, d] (read) and O
 /// [H, Tq, d] (written), f32. Split-K's K and V hold `capacity` keys per kv head.

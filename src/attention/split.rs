@@ -9,10 +9,9 @@ use std::sync::Arc;
 
 use wgpu::{Buffer, BufferBinding, BufferUsages, ComputePass, Queue};
 
+use super::decls::{AttentionCombine, AttentionCombineInputs, AttentionSplit, AttentionSplitInputs, SplitUniform};
 use super::{AttentionInputs, AttentionOptions, FusedShape, check_built_for, check_head_dim};
 use crate::error::{Error, Result};
-use crate::kernel::declarations::{AttentionCombine, AttentionCombineInputs, AttentionSplit, AttentionSplitInputs};
-use crate::kernel::uniforms::SplitUniform;
 use crate::kernel::{Context, Pipeline, Storage};
 use crate::var::state::{PlannedDispatch, VarState};
 

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use wgpu::{BufferBinding, ComputePass};
 
+use super::decls::{AttentionProbs, AttentionProbsInputs, AttentionPv, AttentionPvInputs};
 use super::{AttentionInputs, AttentionOptions, FusedShape, check_built_for, check_head_dim};
 use crate::error::Result;
-use crate::kernel::declarations::{AttentionProbs, AttentionProbsInputs, AttentionPv, AttentionPvInputs};
 use crate::kernel::{Context, Dispatch, Pipeline, Storage};
 
 /// The two unfused kernels of one head_dim.

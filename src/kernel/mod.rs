@@ -1,13 +1,12 @@
-//! Kernels as declarations: each compute kernel is one [`kernel!`](crate::kernel!) entry
-//! (`declarations.rs`) naming its WGSL file, bindings, overrides and dispatch rule; a
-//! [`Context`] builds and caches its pipelines and turns a typed inputs struct into a
-//! [`Dispatch`] that records with `dispatch.record(&mut pass, offsets)`. Hosts declare their own
-//! kernels the same way (examples/llava).
+//! The kernel mechanism: a compute kernel is one [`kernel!`](crate::kernel!) declaration naming
+//! its WGSL file, bindings, overrides and dispatch rule (and its variants, where one body runs
+//! under several preludes); a [`Context`] builds and caches its pipelines and turns a typed
+//! inputs struct into a [`Dispatch`] that records with `dispatch.record(&mut pass, offsets)`.
+//! Each domain declares its kernels beside its code (`var/decls.rs`, `attention/decls.rs`,
+//! `viz/heatmap.rs`, `baseline.rs`); hosts declare their own the same way (examples/host).
 
 pub(crate) mod context;
 mod decl;
-pub(crate) mod declarations;
-pub(crate) mod uniforms;
 
 pub(crate) use context::Context;
 pub(crate) use context::check_binding;
@@ -20,9 +19,12 @@ pub use decl::{
 pub const WG: u32 = 64;
 
 /// Every built-in kernel's declarations, one slice per kernel holding each of its variants
-/// (most have one), for validation tools and the reflection test.
+/// (most have one), gathered from the domains for validation tools and the reflection test.
 pub const KERNELS: &[&[KernelDecl]] = {
-    use declarations::*;
+    use crate::attention::decls::*;
+    use crate::baseline::{CopyF32, ReadF32};
+    use crate::var::decls::*;
+    use crate::viz::heatmap::HeatmapGather;
     &[
         <SinkScore as Kernel>::VARIANTS,
         <VarRows as Kernel>::VARIANTS,
@@ -38,9 +40,13 @@ pub const KERNELS: &[&[KernelDecl]] = {
     ]
 };
 
-/// Every uniform block and storage struct the built-in kernels read, for the reflection test.
+/// Every uniform block and storage struct the built-in kernels read, gathered from the domains
+/// for the reflection test.
 pub const UNIFORMS: &[UniformLayout] = {
-    use uniforms::*;
+    use crate::attention::decls::{AttnUniform, SplitUniform};
+    use crate::baseline::CopyUniform;
+    use crate::var::decls::{ConfigUniform, DimUniform, RangeUniform, SeqUniform};
+    use crate::viz::heatmap::GatherUniform;
     &[
         ConfigUniform::LAYOUT,
         RangeUniform::LAYOUT,

@@ -9,12 +9,12 @@ use wgpu::util::DeviceExt;
 use wgpu::{BufferUsages, Device, Queue};
 
 use super::config::VarConfig;
+use super::decls::VarRowsVariant;
 use super::kernels::{KernelSettings, VarKernels};
 use super::state::{Phi, Rows, SequenceShape, VarState};
 use super::visual::{ImageSpan, VisualTokens};
 use crate::error::{Error, Result};
 use crate::kernel::Context;
-use crate::kernel::declarations::VarRowsVariant;
 
 /// The candidates: lanes per row from one to a workgroup, 4 to 16 keys per lane, loading the
 /// rows from the caller's buffer or from a texture copy of them.

@@ -179,7 +179,7 @@ impl DimMax {
     pub fn new(ctx: &crate::kernel::Context) -> Result<Self> {
         Ok(Self {
             ctx: ctx.clone(),
-            pipeline: ctx.pipeline::<crate::kernel::declarations::DimMaxKernel>(&[])?,
+            pipeline: ctx.pipeline::<crate::var::decls::DimMaxKernel>(&[])?,
         })
     }
 
@@ -190,8 +190,7 @@ impl DimMax {
 
     fn run_unscoped(&self, queue: &wgpu::Queue, hidden: &[f32], dim: usize) -> Result<Vec<f32>> {
         use crate::kernel::Storage;
-        use crate::kernel::declarations::{DimMaxInputs, DimMaxKernel};
-        use crate::kernel::uniforms::DimUniform;
+        use crate::var::decls::{DimMaxInputs, DimMaxKernel, DimUniform};
         if dim == 0 || hidden.is_empty() || hidden.len() % dim != 0 {
             return Err(Error::Shape(format!("{} values are not a [T, {dim}] matrix", hidden.len())));
         }

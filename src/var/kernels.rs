@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use super::decls::{SinkScore, VarRows, VarRowsVariant};
 use super::state::Phi;
 use crate::error::{Error, Result};
-use crate::kernel::declarations::{SinkScore, VarRows, VarRowsVariant};
 use crate::kernel::{Context, Pipeline, WG};
 
 /// The compiled VAR kernels (sink scoring, row selection and redistribution) of one

@@ -5,6 +5,8 @@
 #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
 pub(crate) mod autotune;
 pub mod config;
+#[cfg(feature = "gpu")]
+pub(crate) mod decls;
 pub mod discover;
 #[cfg(feature = "gpu")]
 pub(crate) mod kernels;

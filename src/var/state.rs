@@ -11,13 +11,14 @@ use std::sync::{Arc, RwLock};
 use wgpu::{Buffer, BufferBinding, BufferUsages, CommandEncoder, ComputePass, Queue};
 
 use super::config::{LayerRole, VarConfig};
+use super::decls::{
+    ConfigUniform, ROLES, RangeUniform, SeqUniform, SinkScore, SinkScoreInputs, SlotShape, VarRows, VarRowsInputs, VarRowsVariant,
+};
 use super::kernels::VarKernels;
 use super::staging::{STAGE_WIDTH, StagingLayout, StagingTextures};
 use super::visual::VisualTokens;
 use super::{CLASS_IMAGE, CLASS_IMAGE_TILE, KEY_TILE, MAX_SINK_DIMS, VIS_EPS};
 use crate::error::{Error, Result};
-use crate::kernel::declarations::{SinkScore, SinkScoreInputs, VarRows, VarRowsInputs, VarRowsVariant};
-use crate::kernel::uniforms::{ConfigUniform, ROLES, RangeUniform, SeqUniform, SlotShape};
 use crate::kernel::{Context, Dispatch, Storage, UniformBlock};
 
 const CONFIG_SIZE: u64 = ConfigUniform::LAYOUT.size;

@@ -10,10 +10,41 @@ use std::sync::Arc;
 use wgpu::{BindGroup, BindGroupLayout, Buffer, BufferUsages, ComputePass, Device, Queue, RenderPass, RenderPipeline};
 
 use crate::error::{Error, Result};
-use crate::kernel::declarations::{HeatmapGather, HeatmapGatherInputs};
-use crate::kernel::uniforms::GatherUniform;
+use crate::kernel::PerWorkgroup::Fixed;
 use crate::kernel::{Context, Dispatch, Pipeline, Storage};
 use crate::shaders;
+use crate::{kernel, uniform_block};
+
+kernel! {
+    /// One attention row per image patch for the heatmap; items: patches.
+    pub(crate) struct HeatmapGather, HeatmapGatherInputs = "heatmap_gather.wgsl", shaders::HEATMAP_GATHER, prelude shaders::PRELUDE;
+    overrides [];
+    per_workgroup Fixed(64);
+    {
+        params: uniform(GatherUniform),
+        before: storage(f32, read),
+        after: storage(f32, read),
+        selected: storage(u32, read),
+        classes: storage(u32, read),
+        values: storage(f32, read_write),
+        scale: storage(atomic_u32, read_write),
+        sinks: storage(u32, read_write),
+    }
+}
+
+uniform_block! {
+    /// WGSL `GatherParams` (heatmap_gather.wgsl).
+    pub(crate) struct GatherUniform = "GatherParams" {
+        heads: u32,
+        keys: u32,
+        image_start: u32,
+        grid: u32,
+        head: u32,
+        pad0: u32,
+        pad1: u32,
+        pad2: u32,
+    }
+}
 
 /// WGSL `View` (heatmap.wgsl), in bytes.
 const VIEW_SIZE: u64 = 16;
