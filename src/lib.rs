@@ -78,8 +78,8 @@ pub use shape::{AttnShape, FusedShape, MAX_HEAD_DIM};
 pub use var::autotune::{Autotune, CANDIDATES};
 pub use var::config::{Convention, LayerPlan, LayerRole, PRESETS, Preset, VarConfig, preset};
 #[cfg(feature = "gpu")]
-pub use var::kernels::{KernelSettings, MAX_KEYS_PER_LANE, VarKernels};
+pub use var::kernels::{KernelSettings, MAX_KEYS_PER_LANE, PHI_NOT_SCORED, Phi, VarKernels};
 #[cfg(feature = "gpu")]
-pub use var::state::{BatchEntry, LayerBinding, PHI_NOT_SCORED, Phi, Placement, Rows, SequenceShape, SinkBinding, VarState};
+pub use var::state::{BatchEntry, LayerBinding, Placement, Rows, SequenceShape, SinkBinding, VarState};
 pub use var::visual::{ImageSpan, VisualTokens};
 pub use var::{CLASS_IMAGE, CLASS_IMAGE_TILE, CLASS_SINK, GUARD, KEY_TILE, MAX_SINK_DIMS, RMS_EPS, VIS_EPS, check_finite};

@@ -10,8 +10,8 @@ use wgpu::{BufferUsages, Device, Queue};
 
 use super::config::VarConfig;
 use super::decls::VarRowsVariant;
-use super::kernels::{KernelSettings, VarKernels};
-use super::state::{Phi, Rows, SequenceShape, VarState};
+use super::kernels::{KernelSettings, Phi, VarKernels};
+use super::state::{Rows, SequenceShape, VarState};
 use super::visual::{ImageSpan, VisualTokens};
 use crate::error::{Error, Result};
 use crate::kernel::Context;

@@ -1,9 +1,10 @@
-//! The two VAR kernels of one device and the settings they are specialised on.
+//! The two VAR kernels of one device and the settings they are specialised on: the
+//! [`KernelSettings`] of the row kernel and the [`Phi`] mode of the sink kernel (which the
+//! state takes from here: the dependency runs state -> kernels).
 
 use std::sync::Arc;
 
 use super::decls::{SinkScore, VarRows, VarRowsVariant};
-use super::state::Phi;
 use crate::error::{Error, Result};
 use crate::kernel::{Context, Pipeline, WG};
 
@@ -154,6 +155,23 @@ impl std::str::FromStr for KernelSettings {
         Self::parse(s)
     }
 }
+
+/// Which tokens get a phi score (the classes are the same either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Phi {
+    /// Every token's phi: what reports, heatmaps and dumps show.
+    #[default]
+    All,
+    /// Only what the classes need: the sink kernel stops reading a token's hidden state at a
+    /// checkpoint (after 64, 256, 1024, ... values) once the part read proves phi <= tau (the
+    /// sum of squares only grows), and writes [`PHI_NOT_SCORED`] for it. Sinks and tokens near
+    /// tau read their whole row and get the phi and class of [`Phi::All`], bit for bit. What
+    /// engines want: most tokens are ruled out after a few percent of their row.
+    SinksOnly,
+}
+
+/// The phi [`Phi::SinksOnly`] writes for a token it ruled out early (its phi is <= tau).
+pub const PHI_NOT_SCORED: f32 = -1.0;
 
 impl VarKernels {
     /// Both pipelines specialised on `settings`, from the context's cache. wgpu reports a shader

@@ -14,7 +14,7 @@ use super::config::{LayerRole, VarConfig};
 use super::decls::{
     ConfigUniform, ROLES, RangeUniform, SeqUniform, SinkScore, SinkScoreInputs, SlotShape, VarRows, VarRowsInputs, VarRowsVariant,
 };
-use super::kernels::VarKernels;
+use super::kernels::{Phi, VarKernels};
 use super::staging::{STAGE_WIDTH, StagingLayout, StagingTextures};
 use super::visual::VisualTokens;
 use super::{CLASS_IMAGE, CLASS_IMAGE_TILE, KEY_TILE, MAX_SINK_DIMS, VIS_EPS};
@@ -66,23 +66,6 @@ pub enum Rows {
     /// skips the bandwidth of the rest. `selected` entries of skipped rows are not written.
     MayChange,
 }
-
-/// Which tokens get a phi score (the classes are the same either way).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Phi {
-    /// Every token's phi: what reports, heatmaps and dumps show.
-    #[default]
-    All,
-    /// Only what the classes need: the sink kernel stops reading a token's hidden state at a
-    /// checkpoint (after 64, 256, 1024, ... values) once the part read proves phi <= tau (the
-    /// sum of squares only grows), and writes [`PHI_NOT_SCORED`] for it. Sinks and tokens near
-    /// tau read their whole row and get the phi and class of [`Phi::All`], bit for bit. What
-    /// engines want: most tokens are ruled out after a few percent of their row.
-    SinksOnly,
-}
-
-/// The phi [`Phi::SinksOnly`] writes for a token it ruled out early (its phi is <= tau).
-pub const PHI_NOT_SCORED: f32 = -1.0;
 
 /// What `prepare` decided for the prompt: each layer's role and the first row the row kernel
 /// visits. Shared with the bindings, which read it when they record.
@@ -539,7 +522,7 @@ impl VarState {
         &self.ctx
     }
 
-    /// phi per token, f32 [B, T], of the last layer encoded ([`PHI_NOT_SCORED`] for tokens
+    /// phi per token, f32 [B, T], of the last layer encoded ([`PHI_NOT_SCORED`](super::kernels::PHI_NOT_SCORED) for tokens
     /// [`Phi::SinksOnly`] ruled out early).
     pub fn phi_buffer(&self) -> &Buffer {
         &self.phi
