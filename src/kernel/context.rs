@@ -3,6 +3,7 @@
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wgpu::{BindGroup, BindGroupLayout, BufferBinding, BufferUsages, ComputePass, ComputePipeline, Device};
@@ -28,6 +29,8 @@ pub struct Context {
     device: Device,
     limits: Limits,
     pipelines: Arc<Mutex<HashMap<Key, Arc<Pipeline>>>>,
+    /// Bind groups [`Context::bind`] has made (shared by clones).
+    bind_groups: Arc<AtomicU64>,
 }
 
 type Key = (TypeId, usize, Vec<(&'static str, u64)>);
@@ -66,6 +69,7 @@ impl Context {
                 max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
             },
             pipelines: Default::default(),
+            bind_groups: Default::default(),
         }
     }
 
@@ -75,6 +79,12 @@ impl Context {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// How many bind groups [`Context::bind`] has made on this context and its clones: a host
+    /// that binds once checks that a loop over bound dispatches makes none.
+    pub fn bind_groups_made(&self) -> u64 {
+        self.bind_groups.load(Ordering::Relaxed)
     }
 
     /// The largest storage buffer one binding may hold here.
@@ -168,6 +178,7 @@ impl Context {
                 resource,
             });
         }
+        self.bind_groups.fetch_add(1, Ordering::Relaxed);
         let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(decl.file),
             layout: &pipeline.layout,

@@ -151,6 +151,67 @@ fn attention(q: &[f32], k: &[f32], v: &[f32], dims: Dims) -> Vec<f32> {
     out
 }
 
+/// VAR in the reference model: its config, the image span and how many tokens the prefill
+/// scored (the rest were generated after it).
+#[derive(Debug, Clone)]
+pub struct Var<'a> {
+    pub cfg: &'a visattn::VarConfig,
+    pub image: Option<visattn::ImageSpan>,
+    pub prompt: usize,
+}
+
+/// One layer's causal attention with VAR: sinks from the layer's input x [T, D] over the first
+/// `var.prompt` tokens, then visattn's reference attention. Returns [T, H d].
+fn var_attention(
+    var: &Var,
+    (layer, layers): (usize, usize),
+    (x, d): (&[f32], usize),
+    (q, k, v): (&[f32], &[f32], &[f32]),
+    (heads, kv_heads, t_n, hd): (usize, usize, usize, usize),
+) -> Result<Vec<f32>, String> {
+    use visattn::reference::{Qkv, attention_var, phi, sink_mask};
+    let role = var.cfg.role(layer, layers);
+    let mut sinks = vec![false; t_n];
+    if role != visattn::LayerRole::Off {
+        let p = var.prompt.min(t_n);
+        let scored = sink_mask(&phi(&x[..p * d], d, &var.cfg.sink_dims), var.cfg.tau);
+        sinks[..p].copy_from_slice(&scored);
+    }
+    let visual = visattn::VisualTokens::from_spans(var.image.as_slice(), t_n).map_err(|e| e.to_string())?;
+    let shape = visattn::FusedShape {
+        heads,
+        kv_heads,
+        queries: t_n,
+        keys: t_n,
+        head_dim: hd,
+    };
+    let (o, _) = attention_var(
+        var.cfg,
+        role,
+        &visual,
+        &sinks,
+        Qkv {
+            q,
+            k,
+            v,
+            shape,
+            causal: true,
+            scale: 1.0 / (hd as f64).sqrt(),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    // O [H, T, d] to rows [T, H d].
+    let mut out = vec![0f32; t_n * heads * hd];
+    for h in 0..heads {
+        for i in 0..t_n {
+            for t in 0..hd {
+                out[(i * heads + h) * hd + t] = o[(h * t_n + i) * hd + t] as f32;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// HF's default RoPE in place on v [heads, tokens, d] at positions pos0.. (rotate-half pairs).
 pub fn rope(v: &mut [f32], (heads, tokens, d): (usize, usize, usize), pos0: usize, theta: f64) {
     let half = d / 2;
@@ -312,6 +373,14 @@ impl Model {
 
     /// Logits [T, vocab] of every position of `ids`, image tokens replaced by `image` [n, D].
     pub fn logits(&self, ids: &[u32], image: Option<&[f32]>) -> Result<Vec<f32>, String> {
+        self.logits_with(ids, image, None)
+    }
+
+    /// [`Model::logits`] with VAR in the language model's attention, as the GPU host runs it:
+    /// each layer that detects sinks scores the first `var.prompt` tokens (the prefill's; the
+    /// tokens generated after them are never sinks nor image tokens), and every attention row
+    /// goes through visattn's reference `attention_var` (sections 2 and 3, f64).
+    pub fn logits_with(&self, ids: &[u32], image: Option<&[f32]>, var: Option<Var>) -> Result<Vec<f32>, String> {
         let c = &self.cfg.text;
         let (d, t_n) = (c.hidden, ids.len());
         let emb = self.t("language_model.model.embed_tokens.weight")?;
@@ -347,19 +416,23 @@ impl Model {
             let v = heads_first(&linear(&h, t_n, t("self_attn.v_proj.weight")?, None), t_n, c.kv_heads, hd);
             rope(&mut q, (c.heads, t_n, hd), 0, c.rope_theta);
             rope(&mut k, (c.kv_heads, t_n, hd), 0, c.rope_theta);
-            let a = attention(
-                &q,
-                &k,
-                &v,
-                Dims {
-                    heads: c.heads,
-                    kv_heads: c.kv_heads,
-                    n: t_n,
-                    m: t_n,
-                    d: hd,
-                    causal: true,
-                },
-            );
+            let a = if let Some(var) = &var {
+                var_attention(var, (l, c.layers), (&x, d), (&q, &k, &v), (c.heads, c.kv_heads, t_n, hd))?
+            } else {
+                attention(
+                    &q,
+                    &k,
+                    &v,
+                    Dims {
+                        heads: c.heads,
+                        kv_heads: c.kv_heads,
+                        n: t_n,
+                        m: t_n,
+                        d: hd,
+                        causal: true,
+                    },
+                )
+            };
             let a = linear(&a, t_n, t("self_attn.o_proj.weight")?, None);
             x.iter_mut().zip(&a).for_each(|(x, a)| *x += a);
             let h = rms_norm(&x, d, t("post_attention_layernorm.weight")?, c.rms_eps);

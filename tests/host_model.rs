@@ -1,0 +1,118 @@
+//! The model host's library (examples/host) on the tiny LLaVA of tests/data/tiny-llava, through
+//! its API rather than its command line: every decode step's logits against the CPU reference
+//! model recomputing the whole sequence (greedy ids alone, mostly one repeated token on this
+//! model, would miss a RoPE-position or cache-offset bug), VAR on end to end (prompt and every
+//! decode step against the reference with VAR, f64), and a decode step bound once (no new bind
+//! group after the first).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use visattn_host::gpu::matrix::WeightFormat;
+use visattn_host::gpu::model::{GpuModel, VarMode};
+use visattn_host::reference::{self, Var};
+use visattn_host::{config, image, prompt, weights};
+
+fn tiny() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llava")
+}
+
+/// The fixture's planted sink dimension and tau / sqrt(D) (make_tiny_llava.py).
+fn planted() -> (u32, f64) {
+    let expected = visattn::dump::TensorFile::open(tiny().join("expected.safetensors")).unwrap();
+    let flags: Vec<String> = expected.metadata()["var_flags"].split(' ').map(String::from).collect();
+    let value = |flag: &str| flags[flags.iter().position(|f| f == flag).unwrap() + 1].clone();
+    (value("--sink-dims").parse().unwrap(), value("--tau-rel").parse().unwrap())
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b]).then(b.cmp(&a))).unwrap() as u32
+}
+
+/// Each decode step's logits within 1e-4 of the largest logit of the reference's last row (the
+/// prefill's GPU-vs-HF tolerance, tests/llava.rs).
+#[test]
+fn every_decode_step_matches_the_reference_with_var_off_and_on() {
+    let dir = tiny();
+    let cfg = config::LlavaConfig::parse(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let weights = weights::Weights::open(&dir).unwrap();
+    let expected = visattn::dump::TensorFile::open(dir.join("expected.safetensors")).unwrap();
+    let ids = prompt::Prompter::open(&dir, &cfg)
+        .unwrap()
+        .input_ids(&expected.metadata()["prompt"])
+        .unwrap();
+    let picture = image::load(&dir.join("picture.png")).unwrap();
+    let (_, _, pixels) = image::Preprocess::from_dir(&dir).unwrap().pixel_values(&picture).unwrap();
+
+    let g = support::gpu::gpu();
+    let model = GpuModel::load(&g, &cfg, &weights, WeightFormat::F32, g.ctx.max_binding(), |_, _| {}).unwrap();
+    let cpu = reference::Model::load(&cfg, &weights).unwrap();
+    let image = model.image_features(&pixels).unwrap();
+    let image_cpu = cpu.image_features(&pixels).unwrap();
+    let start = ids.iter().position(|&i| i == cfg.image_token).unwrap();
+    let span = visattn::ImageSpan::new(start, image.1);
+
+    let (dim, tau_rel) = planted();
+    let mut var_cfg = visattn::VarConfig::paper();
+    var_cfg.sink_dims = vec![dim];
+    var_cfg.tau = tau_rel * (cfg.text.hidden as f64).sqrt();
+    let vocab = cfg.text.vocab;
+    let steps = 6;
+    let mut answers = Vec::new();
+    for var in [None, Some(&var_cfg)] {
+        let mode = var.map_or(VarMode::Off, |c| VarMode::On(c.clone()));
+        let reference_var = var.map(|cfg| Var {
+            cfg,
+            image: Some(span),
+            prompt: ids.len(),
+        });
+        let what = if var.is_some() { "VAR on" } else { "VAR off" };
+        let mut run = model
+            .prefill(&ids, Some(&image), &mode, ids.len() + steps + 1, true, false)
+            .unwrap();
+        let want = cpu.logits_with(&ids, Some(&image_cpu), reference_var.clone()).unwrap();
+        let scale = want.iter().fold(0f32, |m, x| m.max(x.abs())) as f64;
+        support::close::assert_close(&format!("{what}: prompt logits"), &run.logits, &want, |_| 1e-4 * scale);
+        if var.is_some() {
+            assert!(run.counts.iter().any(|c| c.sinks > 0), "the test needs sinks to mean something");
+        }
+        let mut seq = ids.clone();
+        let mut next = argmax(&run.logits[(ids.len() - 1) * vocab..]);
+        let mut made = 0;
+        for step in 0..steps {
+            seq.push(next);
+            let got = model.step(&mut run, next).unwrap();
+            if step == 0 {
+                made = g.ctx.bind_groups_made();
+            }
+            let all = cpu.logits_with(&seq, Some(&image_cpu), reference_var.clone()).unwrap();
+            let want = &all[(seq.len() - 1) * vocab..];
+            let scale = want.iter().fold(0f32, |m, x| m.max(x.abs())) as f64;
+            support::close::assert_close(&format!("{what}: decode step {step} logits"), &got, want, |_| 1e-4 * scale);
+            next = argmax(&got);
+        }
+        assert_eq!(
+            g.ctx.bind_groups_made(),
+            made,
+            "{what}: a decode step made bind groups: bound once means none"
+        );
+        answers.push(seq);
+    }
+    // VAR moved something on this fixture (its planted sinks are in layers VAR edits).
+    assert!(
+        cpu.logits_with(&ids, Some(&image_cpu), None).unwrap()
+            != cpu
+                .logits_with(
+                    &ids,
+                    Some(&image_cpu),
+                    Some(Var {
+                        cfg: &var_cfg,
+                        image: Some(span),
+                        prompt: ids.len()
+                    })
+                )
+                .unwrap(),
+        "the reference's VAR changed nothing: the comparison would prove nothing"
+    );
+}
