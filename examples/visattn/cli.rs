@@ -7,7 +7,10 @@
 /// `--input`, the two flags of a conflict) are in it.
 pub fn argument_error(e: clap::Error) -> std::process::ExitCode {
     use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
         let _ = crate::stdout::write(format_args!("{e}"));
         return std::process::ExitCode::SUCCESS;
     }

@@ -485,7 +485,12 @@ pub fn serialize_tensors(tensors: &[(String, OutTensor)], metadata: HashMap<Stri
 }
 
 /// Stages `apply`'s tensors per dump-format.md (see [`stage_tensors`]).
-pub fn stage_results(path: impl AsRef<Path>, attn: AttnShape, layers: &[LayerResult], metadata: HashMap<String, String>) -> Result<StagedFile> {
+pub fn stage_results(
+    path: impl AsRef<Path>,
+    attn: AttnShape,
+    layers: &[LayerResult],
+    metadata: HashMap<String, String>,
+) -> Result<StagedFile> {
     let mut tensors = Vec::new();
     for (l, r) in layers.iter().enumerate() {
         tensors.push((

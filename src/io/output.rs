@@ -30,7 +30,11 @@ pub fn output_target(path: &Path) -> Result<PathBuf> {
         Ok(_) => {
             let meta = std::fs::metadata(path).map_err(|e| refuse(path, format!("it is a symlink to nothing ({e})")))?;
             if !meta.is_file() {
-                let what = if meta.is_dir() { "a directory" } else { "not a regular file (a device, pipe or socket)" };
+                let what = if meta.is_dir() {
+                    "a directory"
+                } else {
+                    "not a regular file (a device, pipe or socket)"
+                };
                 return Err(refuse(path, format!("it is {what}; outputs only replace regular files")));
             }
             std::fs::canonicalize(path).map_err(|e| refuse(path, e.to_string()))
@@ -94,8 +98,11 @@ pub fn check_distinct(paths: &[(&str, &Path, Use)]) -> Result<()> {
     for (i, &(flag_i, path_i, use_i)) in paths.iter().enumerate() {
         for (j, &(flag_j, path_j, use_j)) in paths.iter().enumerate().skip(i + 1) {
             if (use_i == Use::Write || use_j == Use::Write) && ids[i] == ids[j] {
-                let (out_flag, out, other_flag, other) =
-                    if use_j == Use::Write { (flag_j, path_j, flag_i, path_i) } else { (flag_i, path_i, flag_j, path_j) };
+                let (out_flag, out, other_flag, other) = if use_j == Use::Write {
+                    (flag_j, path_j, flag_i, path_i)
+                } else {
+                    (flag_i, path_i, flag_j, path_j)
+                };
                 return Err(refuse(
                     out,
                     format!(
