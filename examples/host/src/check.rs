@@ -1,6 +1,7 @@
 //! `--check-kernels`: every GPU kernel of the host against the CPU reference on odd shapes
 //! and random inputs, on the adapter at hand. tests/llava.rs runs it; its tolerances are there.
 
+use crate::error::{Error, Result};
 use crate::gpu::elementwise::{Act, Elementwise, Op};
 use crate::gpu::layout::Layout;
 use crate::gpu::linear::{Matmul, upload};
@@ -29,7 +30,7 @@ fn run_one(
     make: impl FnOnce() -> Result<Dispatch, visattn::Error>,
     out: &visattn::wgpu::Buffer,
     len: usize,
-) -> Result<Vec<f32>, String> {
+) -> Result<Vec<f32>> {
     run_all(g, || make().map(|d| vec![d]), out, len)
 }
 
@@ -39,7 +40,7 @@ fn run_all(
     make: impl FnOnce() -> Result<Vec<Dispatch>, visattn::Error>,
     out: &visattn::wgpu::Buffer,
     len: usize,
-) -> Result<Vec<f32>, String> {
+) -> Result<Vec<f32>> {
     visattn::scoped_blocking(&g.device, || -> Result<Vec<f32>, visattn::Error> {
         let dispatches = make()?;
         let mut enc = g.device.create_command_encoder(&Default::default());
@@ -53,7 +54,7 @@ fn run_all(
         visattn::readback::read_vec(&g.device, &g.queue, out, len)
     })
     .and_then(|r| r)
-    .map_err(|e| e.to_string())
+    .map_err(Error::from)
 }
 
 /// Worst |a - b| / (|b| + 1), infinite where the GPU left a NaN.
@@ -87,9 +88,9 @@ fn kernel_name(base: &str, format: WeightFormat) -> String {
     }
 }
 
-pub fn run() -> Result<serde_json::Value, String> {
-    let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, None).map_err(|e| e.to_string())?;
-    let e = |e: visattn::Error| e.to_string();
+pub fn run() -> Result<serde_json::Value> {
+    let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, None)?;
+    let e = Error::from;
     let mut cases = Vec::new();
     // (n, m, k, bias, rows per chunk): odd shapes, and W split into row chunks of odd sizes
     // (an odd count of f16 per chunk when packed).

@@ -2,6 +2,7 @@
 //! ViT) and how they meet. Anything else (another architecture, a field this host does not
 //! implement) is refused with the field named, never guessed.
 
+use crate::error::{Error, Result};
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -56,75 +57,80 @@ pub struct LlavaConfig {
     pub projector_act: String,
 }
 
-fn field<'a>(v: &'a Value, path: &str, key: &str) -> Result<&'a Value, String> {
-    v.get(key).ok_or_else(|| format!("config.json: {path}{key} is missing"))
+fn field<'a>(v: &'a Value, path: &str, key: &str) -> Result<&'a Value> {
+    v.get(key)
+        .ok_or_else(|| Error::Config(format!("config.json: {path}{key} is missing")))
 }
 
-fn usize_of(v: &Value, path: &str, key: &str) -> Result<usize, String> {
+fn usize_of(v: &Value, path: &str, key: &str) -> Result<usize> {
     field(v, path, key)?
         .as_u64()
         .filter(|&n| n > 0)
         .map(|n| n as usize)
-        .ok_or_else(|| format!("config.json: {path}{key} must be a positive integer"))
+        .ok_or_else(|| Error::Config(format!("config.json: {path}{key} must be a positive integer")))
 }
 
-fn f64_of(v: &Value, path: &str, key: &str) -> Result<f64, String> {
+fn f64_of(v: &Value, path: &str, key: &str) -> Result<f64> {
     field(v, path, key)?
         .as_f64()
         .filter(|x| x.is_finite())
-        .ok_or_else(|| format!("config.json: {path}{key} must be a finite number"))
+        .ok_or_else(|| Error::Config(format!("config.json: {path}{key} must be a finite number")))
 }
 
-fn str_of<'a>(v: &'a Value, path: &str, key: &str) -> Result<&'a str, String> {
+fn str_of<'a>(v: &'a Value, path: &str, key: &str) -> Result<&'a str> {
     field(v, path, key)?
         .as_str()
-        .ok_or_else(|| format!("config.json: {path}{key} must be a string"))
+        .ok_or_else(|| Error::Config(format!("config.json: {path}{key} must be a string")))
 }
 
 /// A token id of the model: an integer below the vocabulary size.
-fn token_id(x: &Value, key: &str, vocab: usize) -> Result<u32, String> {
+fn token_id(x: &Value, key: &str, vocab: usize) -> Result<u32> {
     match x.as_u64() {
         Some(n) if n < vocab as u64 => Ok(n as u32),
-        _ => Err(format!(
+        _ => Err(Error::Config(format!(
             "config.json: {key} {x} is not a token id of the model's vocabulary of {vocab}"
-        )),
+        ))),
     }
 }
 
 impl LlavaConfig {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let v: Value = serde_json::from_str(text).map_err(|e| format!("config.json: {e}"))?;
+    pub fn parse(text: &str) -> Result<Self> {
+        let v: Value = serde_json::from_str(text).map_err(|e| Error::Config(format!("config.json: {e}")))?;
         let model_type = str_of(&v, "", "model_type")?;
         if model_type != "llava" {
-            return Err(format!(
+            return Err(Error::Config(format!(
                 "config.json: model_type '{model_type}': this host runs LLaVA-1.5 (model_type 'llava')"
-            ));
+            )));
         }
         let t = field(&v, "", "text_config")?;
         let text_type = str_of(t, "text_config.", "model_type")?;
         if text_type != "llama" {
-            return Err(format!(
+            return Err(Error::Config(format!(
                 "config.json: text_config.model_type '{text_type}': only 'llama' is implemented"
-            ));
+            )));
         }
         let act = str_of(t, "text_config.", "hidden_act")?;
         if act != "silu" {
-            return Err(format!("config.json: text_config.hidden_act '{act}': only 'silu' is implemented"));
+            return Err(Error::Config(format!(
+                "config.json: text_config.hidden_act '{act}': only 'silu' is implemented"
+            )));
         }
         let heads = usize_of(t, "text_config.", "num_attention_heads")?;
         let hidden = usize_of(t, "text_config.", "hidden_size")?;
         let kv_heads = t.get("num_key_value_heads").and_then(Value::as_u64).map_or(heads, |n| n as usize);
         let head_dim = t.get("head_dim").and_then(Value::as_u64).map_or(hidden / heads, |n| n as usize);
         if kv_heads == 0 || heads % kv_heads != 0 || head_dim % 2 != 0 || head_dim.checked_mul(heads) != Some(hidden) {
-            return Err(format!(
+            return Err(Error::Config(format!(
                 "config.json: {heads} heads of {head_dim} (even) over {kv_heads} kv heads do not make hidden size {hidden}"
-            ));
+            )));
         }
         // transformers 5 nests the rope settings; 4.x had rope_theta / rope_scaling at the top.
         let rope = t.get("rope_parameters").unwrap_or(t);
         let rope_type = rope.get("rope_type").and_then(Value::as_str).unwrap_or("default");
         if rope_type != "default" || t.get("rope_scaling").is_some_and(|s| !s.is_null()) {
-            return Err(format!("config.json: rope type '{rope_type}': only unscaled RoPE is implemented"));
+            return Err(Error::Config(format!(
+                "config.json: rope type '{rope_type}': only unscaled RoPE is implemented"
+            )));
         }
         let vocab = usize_of(t, "text_config.", "vocab_size")?;
         // Ids are range-checked, never cast: 2^32 + k as u32 would silently be token k.
@@ -135,11 +141,11 @@ impl LlavaConfig {
                 .collect::<Result<_, _>>()?,
             Some(x @ Value::Number(_)) => vec![token_id(x, "text_config.eos_token_id", vocab)?],
             Some(x) => {
-                return Err(format!(
+                return Err(Error::Config(format!(
                     "config.json: text_config.eos_token_id {x}: expected a token id or a list of them"
-                ));
+                )));
             }
-            None => return Err("config.json: text_config.eos_token_id is missing".into()),
+            None => return Err(Error::Config("config.json: text_config.eos_token_id is missing".into())),
         };
         // Biases in LLaMA's layers and a tied LM head change which tensors exist and what they
         // mean; this host implements neither.
@@ -151,15 +157,15 @@ impl LlavaConfig {
         ] {
             match obj.get(key) {
                 None | Some(Value::Null | Value::Bool(false)) => {}
-                Some(x) => return Err(format!("config.json: {path}{key} {x}: only false is implemented")),
+                Some(x) => return Err(Error::Config(format!("config.json: {path}{key} {x}: only false is implemented"))),
             }
         }
         let rms_eps = f64_of(t, "text_config.", "rms_norm_eps")?;
         let rope_theta = f64_of(rope, "text_config.rope_parameters.", "rope_theta")?;
         if rms_eps <= 0.0 || rope_theta <= 0.0 {
-            return Err(format!(
+            return Err(Error::Config(format!(
                 "config.json: text_config: rms_norm_eps {rms_eps} and rope_theta {rope_theta} must be positive"
-            ));
+            )));
         }
         let text = TextConfig {
             hidden,
@@ -177,9 +183,9 @@ impl LlavaConfig {
         let vc = field(&v, "", "vision_config")?;
         let vision_type = str_of(vc, "vision_config.", "model_type")?;
         if vision_type != "clip_vision_model" {
-            return Err(format!(
+            return Err(Error::Config(format!(
                 "config.json: vision_config.model_type '{vision_type}': only CLIP is implemented"
-            ));
+            )));
         }
         let vision = VisionConfig {
             hidden: usize_of(vc, "vision_config.", "hidden_size")?,
@@ -192,46 +198,58 @@ impl LlavaConfig {
             act: str_of(vc, "vision_config.", "hidden_act")?.to_string(),
         };
         if vision.image_size % vision.patch_size != 0 || vision.hidden % vision.heads != 0 {
-            return Err("config.json: vision_config: image_size must be a multiple of patch_size, hidden_size of the heads".into());
+            return Err(Error::Config(
+                "config.json: vision_config: image_size must be a multiple of patch_size, hidden_size of the heads".into(),
+            ));
         }
         // The patch grid sizes the prompt and the position embeddings: bounded before either
         // (CLIP's largest is 24 x 24; the weights' check then holds it to the folder's).
         let side = vision.image_size / vision.patch_size;
         if side > MAX_PATCH_SIDE {
-            return Err(format!(
+            return Err(Error::Config(format!(
                 "config.json: vision_config: image_size {} / patch_size {} is a {side} x {side} patch grid, over this host's {MAX_PATCH_SIDE} x {MAX_PATCH_SIDE}",
                 vision.image_size, vision.patch_size
-            ));
+            )));
         }
         if vision.layer_norm_eps <= 0.0 {
-            return Err(format!(
+            return Err(Error::Config(format!(
                 "config.json: vision_config.layer_norm_eps {} must be positive",
                 vision.layer_norm_eps
-            ));
+            )));
         }
         let strategy = str_of(&v, "", "vision_feature_select_strategy")?;
         let keep_cls = match strategy {
             "default" => false,
             "full" => true,
-            s => return Err(format!("config.json: vision_feature_select_strategy '{s}' (default or full)")),
+            s => {
+                return Err(Error::Config(format!(
+                    "config.json: vision_feature_select_strategy '{s}' (default or full)"
+                )));
+            }
         };
         let feature_layer = field(&v, "", "vision_feature_layer")?
             .as_i64()
-            .ok_or("config.json: vision_feature_layer must be one integer (lists are not implemented)")?;
+            .ok_or_else(|| Error::Config("config.json: vision_feature_layer must be one integer (lists are not implemented)".into()))?;
         let layers = vision.layers as i64;
         if feature_layer > layers || feature_layer < -(layers + 1) {
-            return Err(format!(
+            return Err(Error::Config(format!(
                 "config.json: vision_feature_layer {feature_layer} for {layers} vision layers"
-            ));
+            )));
         }
         let image_token = token_id(field(&v, "", "image_token_index")?, "image_token_index", text.vocab)?;
         if text.eos.contains(&image_token) {
-            return Err(format!("config.json: image_token_index {image_token} is also an eos_token_id"));
+            return Err(Error::Config(format!(
+                "config.json: image_token_index {image_token} is also an eos_token_id"
+            )));
         }
         // LLaVA-1.5's projector has biases (HF's default); without them other tensors exist.
         match v.get("multimodal_projector_bias") {
             None | Some(Value::Null | Value::Bool(true)) => {}
-            Some(x) => return Err(format!("config.json: multimodal_projector_bias {x}: only true is implemented")),
+            Some(x) => {
+                return Err(Error::Config(format!(
+                    "config.json: multimodal_projector_bias {x}: only true is implemented"
+                )));
+            }
         }
         Ok(Self {
             text,

@@ -4,6 +4,7 @@
 //! from the folder (`preprocessor_config.json`, or the `image_processor` entry of
 //! `processor_config.json`), none from constants.
 
+use crate::error::{Error, Result};
 use std::ops::Range;
 use std::path::Path;
 
@@ -72,64 +73,71 @@ fn flag(v: &Value, key: &str, default: bool) -> bool {
     v.get(key).and_then(Value::as_bool).unwrap_or(default)
 }
 
-fn three(v: &Value, key: &str) -> Result<[f64; 3], String> {
+fn three(v: &Value, key: &str) -> Result<[f64; 3]> {
     let a = v
         .get(key)
         .and_then(Value::as_array)
-        .ok_or_else(|| format!("{key} must be 3 numbers"))?;
+        .ok_or_else(|| Error::Picture(format!("{key} must be 3 numbers")))?;
     match a.iter().map(Value::as_f64).collect::<Option<Vec<f64>>>().as_deref() {
         Some(&[r, g, b]) => Ok([r, g, b]),
-        _ => Err(format!("{key} must be 3 numbers")),
+        _ => Err(Error::Picture(format!("{key} must be 3 numbers"))),
     }
 }
 
 impl Preprocess {
-    pub fn from_dir(dir: &Path) -> Result<Self, String> {
+    pub fn from_dir(dir: &Path) -> Result<Self> {
         let pre = dir.join("preprocessor_config.json");
         let proc_ = dir.join("processor_config.json");
         let (path, v) = if pre.is_file() {
-            let t = std::fs::read_to_string(&pre).map_err(|e| format!("{}: {e}", pre.display()))?;
+            let t = std::fs::read_to_string(&pre).map_err(|e| Error::Picture(format!("{}: {e}", pre.display())))?;
             (
                 pre.clone(),
-                serde_json::from_str::<Value>(&t).map_err(|e| format!("{}: {e}", pre.display()))?,
+                serde_json::from_str::<Value>(&t).map_err(|e| Error::Picture(format!("{}: {e}", pre.display())))?,
             )
         } else if proc_.is_file() {
-            let t = std::fs::read_to_string(&proc_).map_err(|e| format!("{}: {e}", proc_.display()))?;
-            let v: Value = serde_json::from_str(&t).map_err(|e| format!("{}: {e}", proc_.display()))?;
+            let t = std::fs::read_to_string(&proc_).map_err(|e| Error::Picture(format!("{}: {e}", proc_.display())))?;
+            let v: Value = serde_json::from_str(&t).map_err(|e| Error::Picture(format!("{}: {e}", proc_.display())))?;
             let inner = v
                 .get("image_processor")
                 .cloned()
-                .ok_or_else(|| format!("{}: no image_processor entry", proc_.display()))?;
+                .ok_or_else(|| Error::Picture(format!("{}: no image_processor entry", proc_.display())))?;
             (proc_.clone(), inner)
         } else {
-            return Err(format!("{}: no preprocessor_config.json or processor_config.json", dir.display()));
+            return Err(Error::Picture(format!(
+                "{}: no preprocessor_config.json or processor_config.json",
+                dir.display()
+            )));
         };
-        Self::parse(&v).map_err(|e| format!("{}: {e}", path.display()))
+        Self::parse(&v).map_err(|e| Error::Picture(format!("{}: {e}", path.display())))
     }
 
-    fn parse(v: &Value) -> Result<Self, String> {
+    fn parse(v: &Value) -> Result<Self> {
         let dim = |x: &Value, k: &str| x.get(k).and_then(Value::as_u64).filter(|&n| n > 0).map(|n| n as usize);
         let resize = if flag(v, "do_resize", true) {
-            let size = v.get("size").ok_or("size is missing")?;
+            let size = v.get("size").ok_or_else(|| Error::Picture("size is missing".into()))?;
             Some(match (dim(size, "shortest_edge"), dim(size, "height"), dim(size, "width")) {
                 (Some(s), _, _) => Resize::ShortestEdge(s),
                 (None, Some(h), Some(w)) => Resize::Exact(h, w),
-                _ => return Err("size needs shortest_edge, or height and width".into()),
+                _ => return Err(Error::Picture("size needs shortest_edge, or height and width".into())),
             })
         } else {
             None
         };
         let crop = if flag(v, "do_center_crop", true) {
-            let c = v.get("crop_size").ok_or("crop_size is missing")?;
+            let c = v.get("crop_size").ok_or_else(|| Error::Picture("crop_size is missing".into()))?;
             Some(match (dim(c, "height"), dim(c, "width")) {
                 (Some(h), Some(w)) => (h, w),
-                _ => return Err("crop_size needs height and width".into()),
+                _ => return Err(Error::Picture("crop_size needs height and width".into())),
             })
         } else {
             None
         };
         let rescale = if flag(v, "do_rescale", true) {
-            Some(v.get("rescale_factor").and_then(Value::as_f64).ok_or("rescale_factor is missing")?)
+            Some(
+                v.get("rescale_factor")
+                    .and_then(Value::as_f64)
+                    .ok_or_else(|| Error::Picture("rescale_factor is missing".into()))?,
+            )
         } else {
             None
         };
@@ -150,7 +158,9 @@ impl Preprocess {
             ("crop_size", crop.map(|(h, w)| h.max(w))),
         ] {
             if let Some(n) = n.filter(|&n| n > MAX_PROCESSED_SIDE) {
-                return Err(format!("{what} {n} is over this host's {MAX_PROCESSED_SIDE} pixels a side"));
+                return Err(Error::Picture(format!(
+                    "{what} {n} is over this host's {MAX_PROCESSED_SIDE} pixels a side"
+                )));
             }
         }
         let short = match resize {
@@ -161,19 +171,25 @@ impl Preprocess {
         if let (Some((sh, sw)), Some((ch, cw))) = (short, crop)
             && (sh < ch || sw < cw)
         {
-            return Err(format!(
+            return Err(Error::Picture(format!(
                 "size {sw}x{sh} is smaller than crop_size {cw}x{ch}: every picture would need padding (not implemented)"
-            ));
+            )));
         }
         if rescale.is_some_and(|f| !f.is_finite())
             || normalize.is_some_and(|(m, s)| m.iter().chain(&s).any(|x| !x.is_finite()) || s.contains(&0.0))
         {
-            return Err("rescale_factor, image_mean and image_std must be finite, image_std nonzero".into());
+            return Err(Error::Picture(
+                "rescale_factor, image_mean and image_std must be finite, image_std nonzero".into(),
+            ));
         }
         let filter = match v.get("resample").and_then(Value::as_u64) {
             Some(2) => Filter::Bilinear,
             Some(3) | None => Filter::Bicubic,
-            Some(r) => return Err(format!("resample {r}: only 2 (bilinear) and 3 (bicubic) are implemented")),
+            Some(r) => {
+                return Err(Error::Picture(format!(
+                    "resample {r}: only 2 (bilinear) and 3 (bicubic) are implemented"
+                )));
+            }
         };
         Ok(Self {
             resize,
@@ -197,20 +213,20 @@ impl Preprocess {
 
     /// Checks that this processor makes what a vision tower of `image_size` takes (its position
     /// embeddings fit one square size), before any picture is read.
-    pub fn check_for(&self, image_size: usize) -> Result<(), String> {
+    pub fn check_for(&self, image_size: usize) -> Result<()> {
         match self.output() {
             Some((h, w)) if (h, w) == (image_size, image_size) => Ok(()),
-            Some((h, w)) => Err(format!(
+            Some((h, w)) => Err(Error::Picture(format!(
                 "the image processor makes {w}x{h} pixel values, the vision tower takes {image_size}x{image_size} (config.json's image_size)"
-            )),
-            None => Err(format!(
+            ))),
+            None => Err(Error::Picture(format!(
                 "the image processor neither resizes nor crops: the vision tower takes {image_size}x{image_size}"
-            )),
+            ))),
         }
     }
 
     /// pixel_values [3, H, W] as f32.
-    pub fn pixel_values(&self, img: &Rgb) -> Result<(usize, usize, Vec<f32>), String> {
+    pub fn pixel_values(&self, img: &Rgb) -> Result<(usize, usize, Vec<f32>)> {
         let (rh, rw) = match self.resize {
             Some(Resize::ShortestEdge(s)) => {
                 // HF's get_resize_output_image_size: the long side is truncated, not rounded.
@@ -223,10 +239,10 @@ impl Preprocess {
         };
         let (ch, cw) = self.crop.unwrap_or((rh, rw));
         if ch > rh || cw > rw {
-            return Err(format!(
+            return Err(Error::Picture(format!(
                 "a {cw}x{ch} crop of a {}x{} picture resized to {rw}x{rh} (padding is not implemented)",
                 img.width, img.height
-            ));
+            )));
         }
         // Only the crop's window of the resized picture is computed: each output pixel of
         // PIL's separable resize depends on its own coefficients alone, so the window holds
@@ -274,9 +290,9 @@ struct PngHeader {
 }
 
 /// The PNG chunks before the image data, their bodies skipped (None for another format).
-fn png_header(path: &Path) -> Result<Option<PngHeader>, String> {
+fn png_header(path: &Path) -> Result<Option<PngHeader>> {
     use std::io::{Read, Seek, SeekFrom};
-    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let err = |e: std::io::Error| Error::file(path, e);
     let mut f = std::io::BufReader::new(std::fs::File::open(path).map_err(err)?);
     let mut sig = [0u8; 8];
     if f.read_exact(&mut sig).is_err() || sig != *b"\x89PNG\r\n\x1a\n" {
@@ -327,12 +343,12 @@ fn over_white(c: u8, a: u8) -> u8 {
 /// 16-bit grey of 30000 is white); a transparent colour is compared as PIL compares it (after
 /// expanding low-bit grey to 8 bits; I;16's key modulo 256). Width, height and pixel count are
 /// checked from the header before anything is decoded.
-pub fn load(path: &Path) -> Result<Rgb, String> {
-    let err = |e: &dyn std::fmt::Display| format!("{}: cannot decode the picture: {e}", path.display());
+pub fn load(path: &Path) -> Result<Rgb> {
+    let err = |e: &dyn std::fmt::Display| Error::Picture(format!("{}: cannot decode the picture: {e}", path.display()));
     let png = png_header(path)?;
     let mut reader = image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| Error::Picture(format!("{}: {e}", path.display())))?;
     let mut limits = image::Limits::default();
     // Decoded samples (16-bit RGBA at the largest pixel count) and the decoder's buffers.
     limits.max_alloc = Some(MAX_PIXELS * 8 + (64 << 20));
@@ -341,10 +357,10 @@ pub fn load(path: &Path) -> Result<Rgb, String> {
     let mut decoder = reader.into_decoder().map_err(|e| err(&e))?;
     let (w, h) = image::ImageDecoder::dimensions(&decoder);
     if w > MAX_SIDE || h > MAX_SIDE || w as u64 * h as u64 > MAX_PIXELS {
-        return Err(format!(
+        return Err(Error::Picture(format!(
             "{}: a {w}x{h} picture is over this host's limits ({MAX_SIDE} pixels a side, {MAX_PIXELS} pixels)",
             path.display()
-        ));
+        )));
     }
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
@@ -393,21 +409,21 @@ pub fn load(path: &Path) -> Result<Rgb, String> {
             .map(|p| [(p[0] >> 8) as u8, (p[1] >> 8) as u8, (p[2] >> 8) as u8, 255])
             .collect(),
         image::DynamicImage::ImageRgba16(_) if color_type == Some(2) => {
-            return Err(format!(
+            return Err(Error::Picture(format!(
                 "{}: a 16-bit RGB PNG with a transparent colour (tRNS) is not implemented: PIL's reading of it is not reproduced",
                 path.display()
-            ));
+            )));
         }
         image::DynamicImage::ImageRgba16(b) => b
             .pixels()
             .map(|p| [(p[0] >> 8) as u8, (p[1] >> 8) as u8, (p[2] >> 8) as u8, (p[3] >> 8) as u8])
             .collect(),
         other => {
-            return Err(format!(
+            return Err(Error::Picture(format!(
                 "{}: pixels of type {:?} are not implemented",
                 path.display(),
                 other.color()
-            ));
+            )));
         }
     };
     Ok(Rgb {

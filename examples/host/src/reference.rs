@@ -3,9 +3,11 @@
 //! follow transformers' LlavaForConditionalGeneration, CLIPVisionModel and LlamaForCausalLM
 //! line by line, not to be fast.
 
+use crate::error::{Error, Result};
 use std::collections::HashMap;
 
 use crate::config::LlavaConfig;
+use crate::model::canonical;
 use crate::weights::Weights;
 
 pub struct Tensor {
@@ -16,23 +18,6 @@ pub struct Tensor {
 pub struct Model {
     cfg: LlavaConfig,
     w: HashMap<String, Tensor>,
-}
-
-/// The names this host uses for a tensor of either HF layout (llava-hf's
-/// `vision_tower.vision_model.` and transformers 5's `model.` prefixes).
-pub fn canonical(name: &str) -> String {
-    for (from, to) in [
-        ("vision_tower.vision_model.", "vision_tower."),
-        ("model.vision_tower.", "vision_tower."),
-        ("model.multi_modal_projector.", "multi_modal_projector."),
-        ("model.language_model.", "language_model.model."),
-        ("lm_head.", "language_model.lm_head."),
-    ] {
-        if let Some(rest) = name.strip_prefix(from) {
-            return format!("{to}{rest}");
-        }
-    }
-    name.to_string()
 }
 
 /// x [n, k] times w [m, k]^T (+ b [m]): [n, m].
@@ -91,13 +76,13 @@ fn erf(x: f64) -> f64 {
     if x >= 0.0 { 1.0 - y } else { y - 1.0 }
 }
 
-pub fn act(name: &str, x: f32) -> Result<f32, String> {
+pub fn act(name: &str, x: f32) -> Result<f32> {
     let v = x as f64;
     Ok(match name {
         "quick_gelu" => v / (1.0 + (-1.702 * v).exp()),
         "gelu" => 0.5 * v * (1.0 + erf(v / std::f64::consts::SQRT_2)),
         "silu" => v / (1.0 + (-v).exp()),
-        other => return Err(format!("activation '{other}' is not implemented")),
+        other => return Err(Error::Input(format!("activation '{other}' is not implemented"))),
     } as f32)
 }
 
@@ -168,7 +153,7 @@ fn var_attention(
     (x, d): (&[f32], usize),
     (q, k, v): (&[f32], &[f32], &[f32]),
     (heads, kv_heads, t_n, hd): (usize, usize, usize, usize),
-) -> Result<Vec<f32>, String> {
+) -> Result<Vec<f32>> {
     use visattn::reference::{Qkv, attention_var, phi, sink_mask};
     let role = var.cfg.role(layer, layers);
     let mut sinks = vec![false; t_n];
@@ -177,7 +162,7 @@ fn var_attention(
         let scored = sink_mask(&phi(&x[..p * d], d, &var.cfg.sink_dims), var.cfg.tau);
         sinks[..p].copy_from_slice(&scored);
     }
-    let visual = visattn::VisualTokens::from_spans(var.image.as_slice(), t_n).map_err(|e| e.to_string())?;
+    let visual = visattn::VisualTokens::from_spans(var.image.as_slice(), t_n)?;
     let shape = visattn::FusedShape {
         heads,
         kv_heads,
@@ -198,8 +183,7 @@ fn var_attention(
             causal: true,
             scale: 1.0 / (hd as f64).sqrt(),
         },
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     // O [H, T, d] to rows [T, H d].
     let mut out = vec![0f32; t_n * heads * hd];
     for h in 0..heads {
@@ -241,7 +225,7 @@ fn heads_first(x: &[f32], n: usize, heads: usize, d: usize) -> Vec<f32> {
 }
 
 impl Model {
-    pub fn load(cfg: &LlavaConfig, weights: &Weights) -> Result<Self, String> {
+    pub fn load(cfg: &LlavaConfig, weights: &Weights) -> Result<Self> {
         // Names and exact shapes first: the code below indexes the tensors by the config.
         weights.check(cfg)?;
         let mut w = HashMap::new();
@@ -258,18 +242,23 @@ impl Model {
         Ok(Self { cfg: cfg.clone(), w })
     }
 
-    fn t(&self, name: &str) -> Result<&Tensor, String> {
-        self.w.get(name).ok_or_else(|| format!("weights: tensor {name} is missing"))
+    fn t(&self, name: &str) -> Result<&Tensor> {
+        self.w
+            .get(name)
+            .ok_or_else(|| Error::Input(format!("weights: tensor {name} is missing")))
     }
 
     /// The image features [tokens, text hidden] of pixel_values [3, S, S].
-    pub fn image_features(&self, pixels: &[f32]) -> Result<Vec<f32>, String> {
+    pub fn image_features(&self, pixels: &[f32]) -> Result<Vec<f32>> {
         let v = &self.cfg.vision;
         let (s, p, d) = (v.image_size, v.patch_size, v.hidden);
         let side = s / p;
         let n = side * side + 1;
         if pixels.len() != 3 * s * s {
-            return Err(format!("pixel_values of {} values for a {s}x{s} vision tower", pixels.len()));
+            return Err(Error::Input(format!(
+                "pixel_values of {} values for a {s}x{s} vision tower",
+                pixels.len()
+            )));
         }
         let conv = self.t("vision_tower.embeddings.patch_embedding.weight")?;
         let cls = self.t("vision_tower.embeddings.class_embedding")?;
@@ -372,7 +361,7 @@ impl Model {
     }
 
     /// Logits [T, vocab] of every position of `ids`, image tokens replaced by `image` [n, D].
-    pub fn logits(&self, ids: &[u32], image: Option<&[f32]>) -> Result<Vec<f32>, String> {
+    pub fn logits(&self, ids: &[u32], image: Option<&[f32]>) -> Result<Vec<f32>> {
         self.logits_with(ids, image, None)
     }
 
@@ -380,7 +369,7 @@ impl Model {
     /// each layer that detects sinks scores the first `var.prompt` tokens (the prefill's; the
     /// tokens generated after them are never sinks nor image tokens), and every attention row
     /// goes through visattn's reference `attention_var` (sections 2 and 3, f64).
-    pub fn logits_with(&self, ids: &[u32], image: Option<&[f32]>, var: Option<Var>) -> Result<Vec<f32>, String> {
+    pub fn logits_with(&self, ids: &[u32], image: Option<&[f32]>, var: Option<Var>) -> Result<Vec<f32>> {
         let c = &self.cfg.text;
         let (d, t_n) = (c.hidden, ids.len());
         let emb = self.t("language_model.model.embed_tokens.weight")?;
@@ -388,23 +377,26 @@ impl Model {
         let mut next_image = 0;
         for (i, &id) in ids.iter().enumerate() {
             let row = if id == self.cfg.image_token {
-                let img = image.ok_or("the prompt has image tokens but no picture")?;
+                let img = image.ok_or_else(|| Error::Input("the prompt has image tokens but no picture".into()))?;
                 let r = img
                     .get(next_image * d..(next_image + 1) * d)
-                    .ok_or("more image tokens than image features")?;
+                    .ok_or_else(|| Error::Input("more image tokens than image features".into()))?;
                 next_image += 1;
                 r
             } else {
                 emb.data
                     .get(id as usize * d..(id as usize + 1) * d)
-                    .ok_or_else(|| format!("token {id} is outside the vocabulary"))?
+                    .ok_or_else(|| Error::Input(format!("token {id} is outside the vocabulary")))?
             };
             x[i * d..(i + 1) * d].copy_from_slice(row);
         }
         if let Some(img) = image
             && next_image * d != img.len()
         {
-            return Err(format!("{next_image} image tokens for {} image features", img.len() / d));
+            return Err(Error::Input(format!(
+                "{next_image} image tokens for {} image features",
+                img.len() / d
+            )));
         }
         let hd = c.head_dim;
         for l in 0..c.layers {
@@ -452,7 +444,7 @@ impl Model {
 
     /// Greedy continuation of `ids` (recomputing the whole prefix each step: the reference is
     /// not a cache), stopping at an eos token or after `max` tokens.
-    pub fn greedy(&self, ids: &[u32], image: Option<&[f32]>, max: usize) -> Result<Vec<u32>, String> {
+    pub fn greedy(&self, ids: &[u32], image: Option<&[f32]>, max: usize) -> Result<Vec<u32>> {
         let vocab = self.cfg.text.vocab;
         let mut seq = ids.to_vec();
         let mut out = Vec::new();

@@ -9,12 +9,12 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    pub fn new(temperature: f64, top_p: f64, seed: u64) -> Result<Self, String> {
+    pub fn new(temperature: f64, top_p: f64, seed: u64) -> Result<Self> {
         if !(temperature.is_finite() && temperature >= 0.0) {
-            return Err(format!("--temperature {temperature}: must be finite and >= 0"));
+            return Err(Error::Input(format!("--temperature {temperature}: must be finite and >= 0")));
         }
         if !(top_p > 0.0 && top_p <= 1.0) {
-            return Err(format!("--top-p {top_p}: must be in (0, 1]"));
+            return Err(Error::Input(format!("--top-p {top_p}: must be in (0, 1]")));
         }
         Ok(Self {
             temperature,
@@ -30,9 +30,9 @@ impl Sampler {
         (self.state >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    pub fn next(&mut self, logits: &[f32]) -> Result<u32, String> {
+    pub fn next(&mut self, logits: &[f32]) -> Result<u32> {
         if let Some(i) = logits.iter().position(|v| !v.is_finite()) {
-            return Err(format!("logit {i} is {}: the forward pass went wrong", logits[i]));
+            return Err(Error::Input(format!("logit {i} is {}: the forward pass went wrong", logits[i])));
         }
         let greedy = || {
             (0..logits.len())
@@ -64,3 +64,4 @@ impl Sampler {
         Ok(order[kept - 1] as u32)
     }
 }
+use crate::error::{Error, Result};

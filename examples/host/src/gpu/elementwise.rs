@@ -1,6 +1,7 @@
 //! In-place elementwise kernels: the residual add and gate product (shaders/binary.wgsl) and
 //! the activations (shaders/activation.wgsl).
 
+use crate::error::{Error, Result};
 use std::sync::Arc;
 
 use visattn::kernel::{Dispatch, PerWorkgroup, Pipeline, Storage};
@@ -56,12 +57,12 @@ pub enum Act {
 }
 
 impl Act {
-    pub fn parse(name: &str) -> Result<Self, String> {
+    pub fn parse(name: &str) -> Result<Self> {
         match name {
             "quick_gelu" => Ok(Act::QuickGelu),
             "gelu" => Ok(Act::Gelu),
             "silu" => Ok(Act::Silu),
-            other => Err(format!("activation '{other}' is not implemented")),
+            other => Err(Error::Config(format!("activation '{other}' is not implemented"))),
         }
     }
 }

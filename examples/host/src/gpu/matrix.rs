@@ -2,6 +2,7 @@
 //! SHADER_F16, as packed u32 pairs where not), in row chunks that each fit one storage binding
 //! (LLaMA-7B's 32000 x 4096 embedding is 262 MB in f16, twice WebGPU's 128 MiB per binding).
 
+use crate::error::{Error, Result};
 use visattn::Context;
 use visattn::dump::Dtype;
 use visattn::half::{bf16_to_f32, f16_to_f32, f32_to_f16};
@@ -21,7 +22,7 @@ pub enum WeightFormat {
 impl WeightFormat {
     /// `auto` is f16 for a folder stored in f16 or bf16 (the native kernel where the device
     /// has SHADER_F16), f32 for an f32 folder.
-    pub fn choose(flag: &str, stored: Dtype, device: &wgpu::Device) -> Result<Self, String> {
+    pub fn choose(flag: &str, stored: Dtype, device: &wgpu::Device) -> Result<Self> {
         let f16 = if device.features().contains(wgpu::Features::SHADER_F16) {
             Self::F16
         } else {
@@ -32,7 +33,7 @@ impl WeightFormat {
             "auto" | "f16" => Ok(f16),
             "f32" => Ok(Self::F32),
             "f16-packed" => Ok(Self::F16Packed),
-            other => Err(format!("--dtype {other}: expected auto, f32, f16 or f16-packed")),
+            other => Err(Error::Weights(format!("--dtype {other}: expected auto, f32, f16 or f16-packed"))),
         }
     }
 
@@ -61,7 +62,7 @@ impl WeightFormat {
 }
 
 /// The f32 values of a stored float tensor.
-pub fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, String> {
+pub fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
     let v: Vec<f32> = match dtype {
         Dtype::F32 => bytemuck::pod_collect_to_vec(bytes),
         Dtype::F16 => bytes
@@ -72,15 +73,15 @@ pub fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, String
             .chunks_exact(2)
             .map(|b| bf16_to_f32(u16::from_le_bytes([b[0], b[1]])))
             .collect(),
-        other => return Err(format!("{name}: dtype {other:?}, expected f32, f16 or bf16")),
+        other => return Err(Error::Weights(format!("{name}: dtype {other:?}, expected f32, f16 or bf16"))),
     };
-    visattn::check_finite(name, &v).map_err(|e| e.to_string())?;
+    visattn::check_finite(name, &v)?;
     Ok(v)
 }
 
 /// Refuses a NaN or an infinity in f32 or f16 bytes whose first value is the tensor's element
 /// `offset`, in visattn::check_finite's words (the tensor and the flat index named).
-fn check_stored_finite(name: &str, dtype: Dtype, offset: usize, bytes: &[u8]) -> Result<(), String> {
+fn check_stored_finite(name: &str, dtype: Dtype, offset: usize, bytes: &[u8]) -> Result<()> {
     let (index, value) = match dtype {
         Dtype::F32 => match bytes
             .chunks_exact(4)
@@ -103,7 +104,7 @@ fn check_stored_finite(name: &str, dtype: Dtype, offset: usize, bytes: &[u8]) ->
         index: offset + index,
         value,
     }
-    .to_string())
+    .into())
 }
 
 /// Rows [row0, row0 + rows) of a matrix, in one buffer.
@@ -133,17 +134,20 @@ impl Matrix {
         (dtype, bytes): (Dtype, &[u8]),
         format: WeightFormat,
         max_chunk: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self> {
         let stored = match dtype {
             Dtype::F32 => 4,
             Dtype::F16 | Dtype::BF16 => 2,
-            other => return Err(format!("{name}: dtype {other:?}, expected f32, f16 or bf16")),
+            other => return Err(Error::Weights(format!("{name}: dtype {other:?}, expected f32, f16 or bf16"))),
         };
         if rows * cols == 0 {
-            return Err(format!("{name}: an empty matrix [{rows}, {cols}]"));
+            return Err(Error::Weights(format!("{name}: an empty matrix [{rows}, {cols}]")));
         }
         if bytes.len() != rows * cols * stored {
-            return Err(format!("{name}: {} bytes for [{rows}, {cols}] of {dtype:?}", bytes.len()));
+            return Err(Error::Weights(format!(
+                "{name}: {} bytes for [{rows}, {cols}] of {dtype:?}",
+                bytes.len()
+            )));
         }
         let per_chunk = rows_per_chunk(name, cols, format, max_chunk)?;
         let mut chunks = Vec::new();
@@ -163,7 +167,7 @@ impl Matrix {
                     for x in to_f32(name, dtype, src)? {
                         let h = f32_to_f16(x);
                         if h & 0x7c00 == 0x7c00 {
-                            return Err(format!("{name}: {x} is outside f16's range: use --dtype f32"));
+                            return Err(Error::Weights(format!("{name}: {x} is outside f16's range: use --dtype f32")));
                         }
                         out.extend_from_slice(&h.to_le_bytes());
                     }
@@ -174,7 +178,7 @@ impl Matrix {
             data.resize(data.len().next_multiple_of(4), 0);
             let buffer = ctx
                 .storage_buffer("weight", data.len() as u64, BufferUsages::empty())
-                .map_err(|e| format!("{name}: {e}"))?;
+                .map_err(|e| Error::Weights(format!("{name}: {e}")))?;
             queue.write_buffer(&buffer, 0, &data);
             chunks.push(Chunk { buffer, row0, rows: n });
         }
@@ -196,7 +200,7 @@ impl Matrix {
         format: WeightFormat,
         max_chunk: u64,
         (seed, scale): (u32, f32),
-    ) -> Result<Self, String> {
+    ) -> Result<Self> {
         let per_chunk = rows_per_chunk(name, cols, format, max_chunk)?;
         let mut chunks = Vec::new();
         for (i, row0) in (0..rows).step_by(per_chunk).enumerate() {
@@ -208,7 +212,7 @@ impl Matrix {
             let buffer = fill
                 .context()
                 .storage_buffer("weight", (words * 4) as u64, BufferUsages::empty())
-                .map_err(|e| format!("{name}: {e}"))?;
+                .map_err(|e| Error::Weights(format!("{name}: {e}")))?;
             fill.bind(
                 &buffer,
                 words,
@@ -216,7 +220,7 @@ impl Matrix {
                 seed.wrapping_add(i as u32 * 7919),
                 (0.0, scale),
             )
-            .map_err(|e| format!("{name}: {e}"))?
+            .map_err(|e| Error::Weights(format!("{name}: {e}")))?
             .record(pass, &[]);
             chunks.push(Chunk { buffer, row0, rows: n });
         }
@@ -237,7 +241,7 @@ impl Matrix {
         values: &[f32],
         format: WeightFormat,
         max_chunk: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self> {
         Self::upload(
             ctx,
             queue,
@@ -261,12 +265,12 @@ impl Matrix {
 }
 
 /// Rows of `cols` values of `format` that one binding of `max_chunk` bytes holds.
-fn rows_per_chunk(name: &str, cols: usize, format: WeightFormat, max_chunk: u64) -> Result<usize, String> {
+fn rows_per_chunk(name: &str, cols: usize, format: WeightFormat, max_chunk: u64) -> Result<usize> {
     let row_bytes = (cols * format.bytes()) as u64;
     match (max_chunk / row_bytes.max(1)) as usize {
-        0 => Err(format!(
+        0 => Err(Error::Weights(format!(
             "{name}: one row of {cols} values is {row_bytes} bytes, over the device's {max_chunk}-byte binding limit"
-        )),
+        ))),
         n => Ok(n),
     }
 }

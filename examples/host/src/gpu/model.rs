@@ -69,8 +69,8 @@ impl GpuModel {
             weights,
             format,
             k: Kernels::new(g, cfg, format)?,
-            vision_act: Act::parse(&cfg.vision.act).map_err(Error::Config)?,
-            projector_act: Act::parse(&cfg.projector_act).map_err(Error::Config)?,
+            vision_act: Act::parse(&cfg.vision.act)?,
+            projector_act: Act::parse(&cfg.projector_act)?,
         })
     }
 

@@ -67,36 +67,42 @@ impl Uploaded {
         max_chunk: u64,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Self> {
-        let want = weights.check(cfg).map_err(Error::Weights)?;
+        let want = weights.check(cfg)?;
         let total = weights.tensors();
         let mut done = 0;
         let (mut mats, mut vectors) = (HashMap::new(), HashMap::new());
-        weights
-            .for_each_stored(|name, dtype, shape, bytes| {
-                let key = canonical(name);
-                let e = want.get(&key).ok_or_else(|| format!("tensor {name} is not part of the model"))?;
-                if shape != e.shape.as_slice() {
-                    return Err(format!("tensor {name} is {shape:?}, config.json implies {:?}", e.shape));
-                }
-                if !e.used {
-                    // Checked, never read: not worth device memory.
-                } else if e.matrix {
-                    let rows = shape[0];
-                    let cols = shape[1..].iter().product::<usize>();
-                    let m = Matrix::upload(&g.ctx, &g.queue, name, (rows, cols), (dtype, bytes), format, max_chunk)?;
-                    mats.insert(key, m);
-                } else {
-                    let v: Vec<f32> = super::matrix::to_f32(name, dtype, bytes)?
-                        .into_iter()
-                        .map(|x| format.round(x))
-                        .collect();
-                    vectors.insert(key, upload(&g.ctx, &g.queue, "weight", &v).map_err(|e| format!("{name}: {e}"))?);
-                }
-                done += 1;
-                progress(done, total);
-                Ok(())
-            })
-            .map_err(Error::Weights)?;
+        weights.for_each_stored(|name, dtype, shape, bytes| {
+            let key = canonical(name);
+            let e = want
+                .get(&key)
+                .ok_or_else(|| Error::Weights(format!("tensor {name} is not part of the model")))?;
+            if shape != e.shape.as_slice() {
+                return Err(Error::Weights(format!(
+                    "tensor {name} is {shape:?}, config.json implies {:?}",
+                    e.shape
+                )));
+            }
+            if !e.used {
+                // Checked, never read: not worth device memory.
+            } else if e.matrix {
+                let rows = shape[0];
+                let cols = shape[1..].iter().product::<usize>();
+                let m = Matrix::upload(&g.ctx, &g.queue, name, (rows, cols), (dtype, bytes), format, max_chunk)?;
+                mats.insert(key, m);
+            } else {
+                let v: Vec<f32> = super::matrix::to_f32(name, dtype, bytes)?
+                    .into_iter()
+                    .map(|x| format.round(x))
+                    .collect();
+                vectors.insert(
+                    key,
+                    upload(&g.ctx, &g.queue, "weight", &v).map_err(|e| Error::Weights(format!("{name}: {e}")))?,
+                );
+            }
+            done += 1;
+            progress(done, total);
+            Ok(())
+        })?;
         Ok(Self { mats, vectors })
     }
 
@@ -199,8 +205,7 @@ impl<'a> Random<'a> {
             self.format,
             self.max_chunk,
             (seed, scale),
-        )
-        .map_err(Error::Weights)?;
+        )?;
         self.g.queue.submit([enc.finish()]);
         Ok(m)
     }
