@@ -238,8 +238,9 @@ fn every_kernel_fits_webgpu_default_workgroup_memory() {
     assert!(workgroup_bytes(&over) > 16 << 10);
 }
 
-/// The model host's kernels (examples/host/shaders/), as their declarations compose them:
-/// the example writes each composed source (`--wgsl-out`), and each goes through the same checks.
+/// The model host's kernels (examples/host/shaders/), every variant as its declaration composes
+/// it: the example writes each composed source (`--wgsl-out`), and each goes through the same
+/// checks, WebGPU's 16 KiB of workgroup memory included.
 #[test]
 fn every_host_shader_validates_and_translates() {
     let out_dir = std::env::temp_dir().join(format!("visattn-host-wgsl-{}", std::process::id()));
@@ -272,11 +273,16 @@ fn every_host_shader_validates_and_translates() {
         files(&out_dir).iter().any(|n| n.ends_with(".f16.wgsl")),
         "the f16 variants are checked too"
     );
+    let mut most = 0;
     for name in files(&out_dir) {
         let composed = std::fs::read_to_string(out_dir.join(&name)).unwrap();
         let raw = std::fs::read_to_string(own.join(file_of(&name))).unwrap();
         assert!(composed.ends_with(&raw), "{name}: the composed source ends with the file");
         check_composed(&file_of(&name), &raw, &composed, false);
+        let bytes = workgroup_bytes(&composed);
+        assert!(bytes <= 16 << 10, "{name}: {bytes} bytes of workgroup memory, over 16 KiB");
+        most = most.max(bytes);
     }
+    assert!(most > 0, "the tiled matmul holds its tiles in workgroup memory: the check must see them");
     let _ = std::fs::remove_dir_all(out_dir);
 }
