@@ -46,7 +46,17 @@ pub use io::half;
 pub use io::output;
 #[cfg(feature = "gpu")]
 pub use io::readback;
-pub use var::{discover, reference};
+pub use var::reference;
+
+/// Sink-dimension discovery: which hidden dimensions carry massive activations, on which
+/// tokens, and a tau that separates them (the ranking and the CPU statistics, in VAR's core),
+/// and [`DimMax`](discover::DimMax), the per-dimension max phi on the GPU from a host slice
+/// (the host layer: upload, record, read back).
+pub mod discover {
+    #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+    pub use crate::host::discover::DimMax;
+    pub use crate::var::discover::*;
+}
 #[cfg(feature = "gpu")]
 pub use viz::heatmap;
 

@@ -5,6 +5,7 @@
 //! split-K attention with VAR inside). Every call runs inside wgpu error scopes.
 
 mod batch;
+pub(crate) mod discover;
 
 use wgpu::{Buffer, BufferUsages, Queue};
 

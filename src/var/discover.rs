@@ -167,64 +167,43 @@ pub fn rank(stats: &[LayerDims], hidden: &dyn Fn(usize) -> Result<Vec<f32>>, tok
     })
 }
 
-/// The GPU side of discovery: `dim_max.wgsl` over one layer.
+/// Binds `dim_max.wgsl` over hidden states already on the GPU: `hidden` [tokens, dim] f32 in,
+/// `best` [dim] u32 out (each dimension's max phi as f32 bits, atomically maxed: zero it first);
+/// one item a token. What [`DimMax`](crate::discover::DimMax) records between its upload and
+/// its readback.
 #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
-pub struct DimMax {
-    ctx: crate::kernel::Context,
-    pipeline: std::sync::Arc<crate::kernel::Pipeline>,
+pub(crate) fn bind_dim_max(
+    ctx: &crate::kernel::Context,
+    pipeline: &std::sync::Arc<crate::kernel::Pipeline>,
+    hidden: wgpu::BufferBinding,
+    best: wgpu::BufferBinding,
+    tokens: usize,
+    dim: usize,
+) -> Result<crate::kernel::Dispatch> {
+    use crate::kernel::Storage;
+    use crate::var::decls::{DimMaxInputs, DimMaxKernel, DimUniform};
+    let params = ctx.uniform_buffer(
+        "dim_max params",
+        &DimUniform {
+            tokens: tokens as u32,
+            hidden: dim as u32,
+            pad0: 0,
+            pad1: 0,
+        },
+    );
+    ctx.bind::<DimMaxKernel>(
+        pipeline,
+        DimMaxInputs {
+            params: params.as_entire_buffer_binding(),
+            hidden: Storage::new(hidden, tokens * dim),
+            best: Storage::new(best, dim),
+        },
+        tokens as u32,
+    )
 }
 
+/// The pipeline [`bind_dim_max`] binds, from the context's cache.
 #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
-impl DimMax {
-    pub fn new(ctx: &crate::kernel::Context) -> Result<Self> {
-        Ok(Self {
-            ctx: ctx.clone(),
-            pipeline: ctx.pipeline::<crate::var::decls::DimMaxKernel>(&[])?,
-        })
-    }
-
-    /// Max phi per dimension of hidden [T, D], computed on the GPU and read back.
-    pub fn run(&self, queue: &wgpu::Queue, hidden: &[f32], dim: usize) -> Result<Vec<f32>> {
-        crate::error::scoped_blocking(self.ctx.device(), || self.run_unscoped(queue, hidden, dim))?
-    }
-
-    fn run_unscoped(&self, queue: &wgpu::Queue, hidden: &[f32], dim: usize) -> Result<Vec<f32>> {
-        use crate::kernel::Storage;
-        use crate::var::decls::{DimMaxInputs, DimMaxKernel, DimUniform};
-        if dim == 0 || hidden.is_empty() || hidden.len() % dim != 0 {
-            return Err(Error::Shape(format!("{} values are not a [T, {dim}] matrix", hidden.len())));
-        }
-        crate::var::check_finite("hidden_states", hidden)?;
-        let ctx = &self.ctx;
-        let input = ctx.storage_buffer("hidden", (hidden.len() * 4) as u64, wgpu::BufferUsages::empty())?;
-        queue.write_buffer(&input, 0, bytemuck::cast_slice(hidden));
-        let best = ctx.storage_buffer("best", (dim * 4) as u64, wgpu::BufferUsages::empty())?;
-        let tokens = (hidden.len() / dim) as u32;
-        let params = ctx.uniform_buffer(
-            "dim_max params",
-            &DimUniform {
-                tokens,
-                hidden: dim as u32,
-                pad0: 0,
-                pad1: 0,
-            },
-        );
-        let dispatch = ctx.bind::<DimMaxKernel>(
-            &self.pipeline,
-            DimMaxInputs {
-                params: params.as_entire_buffer_binding(),
-                hidden: Storage::whole(&input),
-                best: Storage::new(best.as_entire_buffer_binding(), dim),
-            },
-            tokens,
-        )?;
-        let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            dispatch.record(&mut pass, &[]);
-        }
-        queue.submit([encoder.finish()]);
-        let bits: Vec<u32> = crate::readback::read_vec(ctx.device(), queue, &best, dim)?;
-        Ok(bits.into_iter().map(f32::from_bits).collect())
-    }
+pub(crate) fn dim_max_pipeline(ctx: &crate::kernel::Context) -> Result<std::sync::Arc<crate::kernel::Pipeline>> {
+    ctx.pipeline::<crate::var::decls::DimMaxKernel>(&[])
 }
