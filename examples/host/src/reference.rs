@@ -6,8 +6,8 @@
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
-use crate::config::LlavaConfig;
-use crate::model::canonical;
+use crate::config::{LlavaConfig, TextConfig, VisionConfig};
+use crate::model::{Llava, Store, Tensors, TextLayer, VisionLayer, canonical};
 use crate::weights::Weights;
 
 pub struct Tensor {
@@ -15,9 +15,10 @@ pub struct Tensor {
     pub data: Vec<f32>,
 }
 
+/// LLaVA-1.5 on the CPU: the typed weights of [`crate::model`] as f32 tensors.
 pub struct Model {
     cfg: LlavaConfig,
-    w: HashMap<String, Tensor>,
+    w: Llava<Cpu>,
 }
 
 /// x [n, k] times w [m, k]^T (+ b [m]): [n, m].
@@ -224,13 +225,168 @@ fn heads_first(x: &[f32], n: usize, heads: usize, d: usize) -> Vec<f32> {
     out
 }
 
+/// A linear layer on the CPU: W [out, in] and its bias where it has one.
+pub struct Linear {
+    pub w: Tensor,
+    pub b: Option<Tensor>,
+}
+
+/// A LayerNorm (with a bias) or an RMSNorm (without).
+pub struct Norm {
+    pub w: Tensor,
+    pub b: Option<Tensor>,
+}
+
+impl Linear {
+    /// x [n, in] W^T + b: [n, out].
+    fn apply(&self, x: &[f32], n: usize) -> Vec<f32> {
+        linear(x, n, &self.w, self.b.as_ref())
+    }
+}
+
+impl Norm {
+    fn apply(&self, x: &[f32], eps: f64) -> Vec<f32> {
+        let d = self.w.data.len();
+        match &self.b {
+            Some(b) => layer_norm(x, d, &self.w, b, eps),
+            None => rms_norm(x, d, &self.w, eps),
+        }
+    }
+}
+
+/// The tensor kinds of the CPU reference: f32 values upcast from the folder's dtype.
+pub struct Cpu;
+
+impl Tensors for Cpu {
+    type Linear = Linear;
+    type Norm = Norm;
+    type Table = Tensor;
+    type Vector = Tensor;
+}
+
+/// A folder's tensors by canonical name, taken out one by one by the build.
+struct Loaded(HashMap<String, Tensor>);
+
+impl Loaded {
+    fn take(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let t = self
+            .0
+            .remove(name)
+            .ok_or_else(|| Error::Weights(format!("tensor {name} is missing")))?;
+        if t.shape != shape {
+            return Err(Error::Weights(format!("tensor {name} is {:?}, the model needs {shape:?}", t.shape)));
+        }
+        Ok(t)
+    }
+}
+
+impl Store<Cpu> for Loaded {
+    fn linear(&mut self, name: &str, shape: &[usize], bias: bool) -> Result<Linear> {
+        let mut w = self.take(&format!("{name}.weight"), shape)?;
+        // A convolution's [out, c, h, w] read as [out, c h w].
+        w.shape = vec![shape[0], shape[1..].iter().product()];
+        Ok(Linear {
+            w,
+            b: bias.then(|| self.take(&format!("{name}.bias"), &shape[..1])).transpose()?,
+        })
+    }
+    fn norm(&mut self, name: &str, dim: usize, bias: bool) -> Result<Norm> {
+        Ok(Norm {
+            w: self.take(&format!("{name}.weight"), &[dim])?,
+            b: bias.then(|| self.take(&format!("{name}.bias"), &[dim])).transpose()?,
+        })
+    }
+    fn table(&mut self, name: &str, rows: usize, cols: usize) -> Result<Tensor> {
+        self.take(name, &[rows, cols])
+    }
+    fn vector(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        self.take(name, shape)
+    }
+    fn unused(&mut self, name: &str, shape: &[usize]) -> Result<()> {
+        self.take(name, shape).map(drop)
+    }
+}
+
+/// CLIPEncoderLayer on x [n, D] in place.
+fn vision_layer(v: &VisionConfig, w: &VisionLayer<Cpu>, x: &mut [f32], n: usize) -> Result<()> {
+    let (d, eps) = (v.hidden, v.layer_norm_eps);
+    let hd = d / v.heads;
+    let h = w.norm1.apply(x, eps);
+    let q = heads_first(&w.q.apply(&h, n), n, v.heads, hd);
+    let k = heads_first(&w.k.apply(&h, n), n, v.heads, hd);
+    let vv = heads_first(&w.v.apply(&h, n), n, v.heads, hd);
+    let a = attention(
+        &q,
+        &k,
+        &vv,
+        Dims {
+            heads: v.heads,
+            kv_heads: v.heads,
+            n,
+            m: n,
+            d: hd,
+            causal: false,
+        },
+    );
+    let a = w.out.apply(&a, n);
+    x.iter_mut().zip(&a).for_each(|(x, a)| *x += a);
+    let h = w.norm2.apply(x, eps);
+    let mut f = w.fc1.apply(&h, n);
+    for y in &mut f {
+        *y = act(&v.act, *y)?;
+    }
+    let f = w.fc2.apply(&f, n);
+    x.iter_mut().zip(&f).for_each(|(x, f)| *x += f);
+    Ok(())
+}
+
+/// LlamaDecoderLayer `l` on x [T, D] in place, VAR in its attention where `var` says.
+fn text_layer(c: &TextConfig, (l, w): (usize, &TextLayer<Cpu>), x: &mut [f32], var: Option<&Var>) -> Result<()> {
+    let (d, hd, t_n) = (c.hidden, c.head_dim, x.len() / c.hidden);
+    let h = w.input_norm.apply(x, c.rms_eps);
+    let mut q = heads_first(&w.q.apply(&h, t_n), t_n, c.heads, hd);
+    let mut k = heads_first(&w.k.apply(&h, t_n), t_n, c.kv_heads, hd);
+    let v = heads_first(&w.v.apply(&h, t_n), t_n, c.kv_heads, hd);
+    rope(&mut q, (c.heads, t_n, hd), 0, c.rope_theta);
+    rope(&mut k, (c.kv_heads, t_n, hd), 0, c.rope_theta);
+    let a = match var {
+        Some(var) => var_attention(var, (l, c.layers), (x, d), (&q, &k, &v), (c.heads, c.kv_heads, t_n, hd))?,
+        None => attention(
+            &q,
+            &k,
+            &v,
+            Dims {
+                heads: c.heads,
+                kv_heads: c.kv_heads,
+                n: t_n,
+                m: t_n,
+                d: hd,
+                causal: true,
+            },
+        ),
+    };
+    let a = w.o.apply(&a, t_n);
+    x.iter_mut().zip(&a).for_each(|(x, a)| *x += a);
+    let h = w.post_norm.apply(x, c.rms_eps);
+    let g = w.gate.apply(&h, t_n);
+    let u = w.up.apply(&h, t_n);
+    let gu: Vec<f32> = g
+        .iter()
+        .zip(&u)
+        .map(|(&g, &u)| act("silu", g).map(|s| s * u))
+        .collect::<Result<_>>()?;
+    let f = w.down.apply(&gu, t_n);
+    x.iter_mut().zip(&f).for_each(|(x, f)| *x += f);
+    Ok(())
+}
+
 impl Model {
     pub fn load(cfg: &LlavaConfig, weights: &Weights) -> Result<Self> {
-        // Names and exact shapes first: the code below indexes the tensors by the config.
+        // Names and exact shapes first: the build below sizes everything from the config.
         weights.check(cfg)?;
-        let mut w = HashMap::new();
+        let mut loaded = Loaded(HashMap::new());
         weights.for_each(|name, shape, data| {
-            w.insert(
+            loaded.0.insert(
                 canonical(name),
                 Tensor {
                     shape: shape.to_vec(),
@@ -239,17 +395,20 @@ impl Model {
             );
             Ok(())
         })?;
+        let w = Llava::build(cfg, &mut loaded)?;
+        if let Some(name) = loaded.0.keys().next() {
+            return Err(Error::Weights(format!("tensor {name} is not part of the model")));
+        }
         Ok(Self { cfg: cfg.clone(), w })
-    }
-
-    fn t(&self, name: &str) -> Result<&Tensor> {
-        self.w
-            .get(name)
-            .ok_or_else(|| Error::Input(format!("weights: tensor {name} is missing")))
     }
 
     /// The image features [tokens, text hidden] of pixel_values [3, S, S].
     pub fn image_features(&self, pixels: &[f32]) -> Result<Vec<f32>> {
+        let (tower, projector) = self
+            .w
+            .vision
+            .as_ref()
+            .ok_or_else(|| Error::Input("this model has no vision tower".into()))?;
         let v = &self.cfg.vision;
         let (s, p, d) = (v.image_size, v.patch_size, v.hidden);
         let side = s / p;
@@ -260,9 +419,7 @@ impl Model {
                 pixels.len()
             )));
         }
-        let conv = self.t("vision_tower.embeddings.patch_embedding.weight")?;
-        let cls = self.t("vision_tower.embeddings.class_embedding")?;
-        let pos = self.t("vision_tower.embeddings.position_embedding.weight")?;
+        let (conv, cls, pos) = (&tower.patch_embedding.w, &tower.class_embedding, &tower.position_embedding);
         let mut x = vec![0f32; n * d];
         for (x, (c, p)) in x[..d].iter_mut().zip(cls.data.iter().zip(&pos.data)) {
             *x = (*c as f64 + *p as f64) as f32;
@@ -282,82 +439,18 @@ impl Model {
                 x[at] = (acc as f32 as f64 + pos.data[at] as f64) as f32;
             }
         }
-        let eps = v.layer_norm_eps;
-        let mut x = layer_norm(
-            &x,
-            d,
-            self.t("vision_tower.pre_layrnorm.weight")?,
-            self.t("vision_tower.pre_layrnorm.bias")?,
-            eps,
-        );
-        let mut states = vec![x.clone()];
-        let hd = d / v.heads;
-        for l in 0..v.layers {
-            let pre = format!("vision_tower.encoder.layers.{l}.");
-            let t = |s: &str| self.t(&format!("{pre}{s}"));
-            let h = layer_norm(&x, d, t("layer_norm1.weight")?, t("layer_norm1.bias")?, eps);
-            let q = heads_first(
-                &linear(&h, n, t("self_attn.q_proj.weight")?, Some(t("self_attn.q_proj.bias")?)),
-                n,
-                v.heads,
-                hd,
-            );
-            let k = heads_first(
-                &linear(&h, n, t("self_attn.k_proj.weight")?, Some(t("self_attn.k_proj.bias")?)),
-                n,
-                v.heads,
-                hd,
-            );
-            let vv = heads_first(
-                &linear(&h, n, t("self_attn.v_proj.weight")?, Some(t("self_attn.v_proj.bias")?)),
-                n,
-                v.heads,
-                hd,
-            );
-            let a = attention(
-                &q,
-                &k,
-                &vv,
-                Dims {
-                    heads: v.heads,
-                    kv_heads: v.heads,
-                    n,
-                    m: n,
-                    d: hd,
-                    causal: false,
-                },
-            );
-            let a = linear(&a, n, t("self_attn.out_proj.weight")?, Some(t("self_attn.out_proj.bias")?));
-            x.iter_mut().zip(&a).for_each(|(x, a)| *x += a);
-            let h = layer_norm(&x, d, t("layer_norm2.weight")?, t("layer_norm2.bias")?, eps);
-            let mut f = linear(&h, n, t("mlp.fc1.weight")?, Some(t("mlp.fc1.bias")?));
-            for y in &mut f {
-                *y = act(&v.act, *y)?;
-            }
-            let f = linear(&f, n, t("mlp.fc2.weight")?, Some(t("mlp.fc2.bias")?));
-            x.iter_mut().zip(&f).for_each(|(x, f)| *x += f);
-            states.push(x.clone());
+        let mut x = tower.pre_norm.apply(&x, v.layer_norm_eps);
+        // The tree holds the layers up to the feature layer: its output is the features.
+        for layer in &tower.layers {
+            vision_layer(v, layer, &mut x, n)?;
         }
-        let fl = self.cfg.feature_layer;
-        let idx = if fl < 0 { states.len() as i64 + fl } else { fl } as usize;
-        let feat = &states[idx];
-        let feat = if self.cfg.keep_cls { feat.clone() } else { feat[d..].to_vec() };
+        let feat = if self.cfg.keep_cls { &x[..] } else { &x[d..] };
         let tokens = feat.len() / d;
-        let mut h = linear(
-            &feat,
-            tokens,
-            self.t("multi_modal_projector.linear_1.weight")?,
-            self.w.get("multi_modal_projector.linear_1.bias"),
-        );
+        let mut h = projector.linear_1.apply(feat, tokens);
         for y in &mut h {
             *y = act(&self.cfg.projector_act, *y)?;
         }
-        Ok(linear(
-            &h,
-            tokens,
-            self.t("multi_modal_projector.linear_2.weight")?,
-            self.w.get("multi_modal_projector.linear_2.bias"),
-        ))
+        Ok(projector.linear_2.apply(&h, tokens))
     }
 
     /// Logits [T, vocab] of every position of `ids`, image tokens replaced by `image` [n, D].
@@ -371,8 +464,8 @@ impl Model {
     /// goes through visattn's reference `attention_var` (sections 2 and 3, f64).
     pub fn logits_with(&self, ids: &[u32], image: Option<&[f32]>, var: Option<Var>) -> Result<Vec<f32>> {
         let c = &self.cfg.text;
+        let text = &self.w.text;
         let (d, t_n) = (c.hidden, ids.len());
-        let emb = self.t("language_model.model.embed_tokens.weight")?;
         let mut x = vec![0f32; t_n * d];
         let mut next_image = 0;
         for (i, &id) in ids.iter().enumerate() {
@@ -384,7 +477,8 @@ impl Model {
                 next_image += 1;
                 r
             } else {
-                emb.data
+                text.embed
+                    .data
                     .get(id as usize * d..(id as usize + 1) * d)
                     .ok_or_else(|| Error::Input(format!("token {id} is outside the vocabulary")))?
             };
@@ -398,48 +492,11 @@ impl Model {
                 img.len() / d
             )));
         }
-        let hd = c.head_dim;
-        for l in 0..c.layers {
-            let pre = format!("language_model.model.layers.{l}.");
-            let t = |s: &str| self.t(&format!("{pre}{s}"));
-            let h = rms_norm(&x, d, t("input_layernorm.weight")?, c.rms_eps);
-            let mut q = heads_first(&linear(&h, t_n, t("self_attn.q_proj.weight")?, None), t_n, c.heads, hd);
-            let mut k = heads_first(&linear(&h, t_n, t("self_attn.k_proj.weight")?, None), t_n, c.kv_heads, hd);
-            let v = heads_first(&linear(&h, t_n, t("self_attn.v_proj.weight")?, None), t_n, c.kv_heads, hd);
-            rope(&mut q, (c.heads, t_n, hd), 0, c.rope_theta);
-            rope(&mut k, (c.kv_heads, t_n, hd), 0, c.rope_theta);
-            let a = if let Some(var) = &var {
-                var_attention(var, (l, c.layers), (&x, d), (&q, &k, &v), (c.heads, c.kv_heads, t_n, hd))?
-            } else {
-                attention(
-                    &q,
-                    &k,
-                    &v,
-                    Dims {
-                        heads: c.heads,
-                        kv_heads: c.kv_heads,
-                        n: t_n,
-                        m: t_n,
-                        d: hd,
-                        causal: true,
-                    },
-                )
-            };
-            let a = linear(&a, t_n, t("self_attn.o_proj.weight")?, None);
-            x.iter_mut().zip(&a).for_each(|(x, a)| *x += a);
-            let h = rms_norm(&x, d, t("post_attention_layernorm.weight")?, c.rms_eps);
-            let g = linear(&h, t_n, t("mlp.gate_proj.weight")?, None);
-            let u = linear(&h, t_n, t("mlp.up_proj.weight")?, None);
-            let gu: Vec<f32> = g
-                .iter()
-                .zip(&u)
-                .map(|(&g, &u)| act("silu", g).map(|s| s * u))
-                .collect::<Result<_, _>>()?;
-            let f = linear(&gu, t_n, t("mlp.down_proj.weight")?, None);
-            x.iter_mut().zip(&f).for_each(|(x, f)| *x += f);
+        for layer in text.layers.iter().enumerate() {
+            text_layer(c, layer, &mut x, var.as_ref())?;
         }
-        let h = rms_norm(&x, d, self.t("language_model.model.norm.weight")?, c.rms_eps);
-        Ok(linear(&h, t_n, self.t("language_model.lm_head.weight")?, None))
+        let h = text.norm.apply(&x, c.rms_eps);
+        Ok(text.lm_head.apply(&h, t_n))
     }
 
     /// Greedy continuation of `ids` (recomputing the whole prefix each step: the reference is
