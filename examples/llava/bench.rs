@@ -7,6 +7,7 @@
 //! as LLaVA's visual sinks) so VAR has sinks to find.
 
 use std::time::Instant;
+use visattn_host::outln;
 
 use visattn::wgpu;
 

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::Instant;
+use visattn_host::outln;
 
 use visattn_host::config::LlavaConfig;
 use visattn_host::gpu::matrix::WeightFormat;

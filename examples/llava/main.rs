@@ -3,18 +3,11 @@
 //! preprocessed as HF's CLIP processor does, the vision tower, projector and language model on
 //! the GPU, VAR inside the language model's fused attention (prefill) and split-K decode.
 
-#[path = "../visattn/stdout.rs"]
-#[macro_use]
-mod stdout;
-
 mod bench;
-#[path = "../visattn/cli.rs"]
-mod cli;
 mod generate;
-#[path = "../visattn/var_args.rs"]
-mod var_args;
 
 use std::path::PathBuf;
+use visattn_host::outln;
 
 /// The command line's errors: the host's, visattn's, and its own messages, each one line.
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -109,7 +102,7 @@ struct Args {
     #[arg(long, requires = "json")]
     capture: bool,
     #[command(flatten)]
-    var_flags: var_args::VarArgs,
+    var_flags: visattn_host::cli::VarArgs,
 }
 
 fn run(args: Args) -> crate::Result<()> {
@@ -200,7 +193,7 @@ fn main() -> std::process::ExitCode {
     unsafe { visattn::util::quiet_vulkan_probe() };
     let args = match Args::try_parse() {
         Ok(a) => a,
-        Err(e) => return cli::argument_error(e),
+        Err(e) => return visattn_host::cli::argument_error(e),
     };
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -2,15 +2,16 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use visattn_host::outln;
 
 use clap::Args;
 use visattn::dump::{Dump, LayerResult, parse_spans, stage_results};
 use visattn::output::{Use, check_distinct};
 
-pub use crate::var_args::VarArgs;
 use visattn::{
     BatchEntry, HostSession, ImageSpan, LayerPlan, LayerRole, Rows, SequenceInput, SequenceShape, VarConfig, VarKernels, VisualTokens,
 };
+pub use visattn_host::cli::VarArgs;
 
 /// Where the image tokens are, when the dump's metadata does not say.
 #[derive(Args, Debug, Clone)]

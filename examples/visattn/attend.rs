@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use visattn_host::outln;
 
 use clap::Args;
 use visattn::dump::{OutTensor, TensorFile, drop_batch, layer_count, write_tensors};

@@ -2,6 +2,7 @@
 //! a tau for them (GPU per-dimension maxima, CPU median ratios and ranking).
 
 use std::path::PathBuf;
+use visattn_host::outln;
 
 use clap::Args;
 use visattn::discover::{DimMax, LayerDims, layer_dims, rank};

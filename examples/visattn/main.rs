@@ -2,19 +2,15 @@
 //! LLaVA-1.5-7B-shaped prompt and prints a per-layer report; `apply` runs it on a dump
 //! (shared/docs/dump-format.md). Errors are one line on stderr and a non-zero exit.
 
-#[macro_use]
-mod stdout;
-
 mod apply;
-mod cli;
 mod attend;
 mod discover;
 mod picture;
 mod sample;
-mod var_args;
 
 use std::process::ExitCode;
 use std::time::Instant;
+use visattn_host::outln;
 
 use clap::{Parser, Subcommand};
 use visattn::{HostSession, ImageSpan, LayerRole, Rows, SequenceShape, VarConfig, VarKernels, VisualTokens};
@@ -50,7 +46,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("error")).init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return cli::argument_error(e),
+        Err(e) => return visattn_host::cli::argument_error(e),
     };
     let result = match cli.command {
         None => demo(&cli.picture),

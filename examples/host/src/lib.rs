@@ -5,6 +5,8 @@
 //! The `llava` example (examples/llava) is its command line; the tests and the bench use it too.
 
 pub mod check;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod gpu;

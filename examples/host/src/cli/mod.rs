@@ -1,5 +1,10 @@
-//! Argument errors as one line, alike in the visattn CLI and the LLaVA host (examples/llava
-//! includes this file).
+//! What the command lines (examples/visattn, examples/llava) share, behind the `cli` feature:
+//! VAR's flags, argument errors as one line, and standard output that never panics.
+
+pub mod stdout;
+pub mod var_args;
+
+pub use var_args::VarArgs;
 
 /// `--help` and `--version` print clap's text and succeed; an argument error is one `error:`
 /// line and exit 1, like every other error (clap's own default is its usage text and exit 2).
@@ -11,7 +16,7 @@ pub fn argument_error(e: clap::Error) -> std::process::ExitCode {
         e.kind(),
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     ) {
-        let _ = crate::stdout::write(format_args!("{e}"));
+        let _ = stdout::write(format_args!("{e}"));
         return std::process::ExitCode::SUCCESS;
     }
     let text = e.render().to_string();

@@ -1,5 +1,5 @@
-//! VAR's settings as command-line flags, shared by the visattn CLI and the LLaVA host
-//! (examples/llava includes this file), so `apply` and a generating model take the same flags.
+//! VAR's settings as command-line flags, shared by the visattn CLI and the LLaVA host, so
+//! `apply` and a generating model take the same flags.
 
 use std::collections::HashMap;
 
@@ -71,7 +71,6 @@ impl VarArgs {
 
     /// The first VAR flag given, if any: a run without VAR refuses them rather than ignore them
     /// (the LLaVA host's `--var off`; visattn always runs VAR).
-    #[allow(dead_code)]
     pub fn first_given(&self) -> Option<&'static str> {
         [
             ("--preset", self.preset.is_some()),

@@ -1,8 +1,7 @@
 //! Standard output that never panics (`println!` does when stdout is closed or full): a full
 //! disk or a closed file is an error the caller returns (one `error:` line, exit 1), and a
 //! reader that went away (`| head`) ends the program quietly with exit 0, as ripgrep and
-//! coreutils' tools do. Shared by the visattn CLI and the LLaVA host (examples/llava includes
-//! this file).
+//! coreutils' tools do.
 
 use std::io::Write;
 
@@ -17,7 +16,8 @@ pub fn write(args: std::fmt::Arguments) -> Result<(), String> {
 }
 
 /// `println!` that returns `Result<(), String>` instead of panicking.
+#[macro_export]
 macro_rules! outln {
-    () => { $crate::stdout::write(format_args!("\n")) };
-    ($($arg:tt)*) => { $crate::stdout::write(format_args!("{}\n", format_args!($($arg)*))) };
+    () => { $crate::cli::stdout::write(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::stdout::write(format_args!("{}\n", format_args!($($arg)*))) };
 }
