@@ -14,7 +14,7 @@
 //! - [`dump`]: the safetensors dump format shared by the CLI, the exporter and the demo;
 //!   [`readback`]: buffers back to the host (tests and tools); [`heatmap`]: pictures drawn by
 //!   wgpu; [`baseline`]: the bandwidth baselines of the benchmarks; [`util`]: a device for the
-//!   examples and tests.
+//!   examples and tests; [`sample`]: the synthetic prompt of the command line and the web demo.
 //!
 //! The source tree shows the layers: `var/` (VAR's core: config, image tokens, reference,
 //! discovery, the GPU state and its kernels), `kernel/`, `attention/`, `io/`, `viz/`, `host/`.
@@ -33,6 +33,7 @@ mod host;
 mod io;
 #[cfg(feature = "gpu")]
 pub mod kernel;
+pub mod sample;
 pub mod shaders;
 mod shape;
 #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]

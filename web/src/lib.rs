@@ -3,11 +3,10 @@
 //! compare, and the heatmap pipeline's pixels for its canvas. Nothing here blocks: readback is
 //! async.
 
-mod sample;
-
 use visattn::dump::{Dump, TensorFile, patch_grid, sink_dims_for};
 use visattn::heatmap::Heatmap;
 use visattn::readback::read_bytes_async;
+use visattn::sample;
 use visattn::{Context, ImageSpan, KernelSettings, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens};
 use wasm_bindgen::prelude::*;
 use wgpu::BufferUsages;
@@ -36,21 +35,24 @@ struct Data {
 }
 
 impl Data {
+    /// The built-in prompt: visattn's sample generator at its browser preset (8 layers, 8
+    /// heads, D = 1024, the question's 9 rows over T = 620 keys; about 20 MB).
     fn sample() -> Self {
+        let s = sample::BROWSER;
         let image = ImageSpan::new(sample::SYSTEM, sample::IMAGE);
         Self {
             name: "built-in sample".into(),
-            layers: sample::LAYERS,
-            heads: sample::HEADS,
-            queries: sample::QUERIES,
-            tokens: sample::TOKENS,
-            hidden_dim: sample::HIDDEN,
-            hidden: (0..sample::LAYERS).map(|l| Some(sample::hidden_states(l))).collect(),
-            probs: (0..sample::LAYERS).map(sample::attention).collect(),
-            visual: VisualTokens::from_spans(&[image], sample::TOKENS).expect("the sample's span fits"),
+            layers: s.layers,
+            heads: s.heads,
+            queries: s.queries(),
+            tokens: s.tokens(),
+            hidden_dim: s.hidden,
+            hidden: (0..s.layers).map(|l| Some(s.hidden_states(l))).collect(),
+            probs: (0..s.layers).map(|l| s.attention(l)).collect(),
+            visual: VisualTokens::from_spans(&[image], s.tokens()).expect("the sample's span fits"),
             image,
             grid: sample::GRID,
-            sink_dims: sample::SINK_DIMS.to_vec(),
+            sink_dims: s.sink_dims.to_vec(),
         }
     }
 
