@@ -813,7 +813,12 @@ fn a_failed_png_leaves_nothing_and_the_png_follows_the_outputs() {
         "fails on the PNG: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stray = |name: &str| leftovers(png.parent().unwrap()).into_iter().filter(|n| n.contains(name)).collect::<Vec<_>>();
+    let stray = |name: &str| {
+        leftovers(png.parent().unwrap())
+            .into_iter()
+            .filter(|n| n.contains(name))
+            .collect::<Vec<_>>()
+    };
     assert!(stray("blocked.png").is_empty(), "a failed --png leaves a temporary file behind");
     assert!(!output.exists(), "no output beside a failed --png");
     // The output cannot be written: no PNG appears without it.
@@ -999,7 +1004,10 @@ fn outputs_replace_regular_files_only_with_the_usual_mode() {
     ] {
         one_error(&apply_small(&input, &[out], &[]), what, needle);
     }
-    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO was replaced");
+    assert!(
+        std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(),
+        "the FIFO was replaced"
+    );
     assert!(std::fs::symlink_metadata(&to_fifo).unwrap().file_type().is_symlink());
     assert!(std::fs::metadata(&folder).unwrap().is_dir());
     assert!(leftovers(&dir).is_empty(), "left behind: {:?}", leftovers(&dir));
@@ -1012,9 +1020,16 @@ fn outputs_replace_regular_files_only_with_the_usual_mode() {
     std::os::unix::fs::symlink(&real, &link).unwrap();
     let got = apply_small(&input, &[&link], &[]);
     assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced");
+    assert!(
+        std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(),
+        "the link was replaced"
+    );
     TensorFile::open(&real).expect("the linked file holds the result");
-    assert_eq!(std::fs::metadata(&real).unwrap().permissions().mode() & 0o777, 0o640, "a replaced file keeps its mode");
+    assert_eq!(
+        std::fs::metadata(&real).unwrap().permissions().mode() & 0o777,
+        0o640,
+        "a replaced file keeps its mode"
+    );
 
     // New files: 0666 under the umask, as any program's `>` would make them.
     for (umask, mode) in [("022", 0o644), ("027", 0o640)] {
@@ -1060,11 +1075,21 @@ fn a_full_or_closed_stdout_is_an_error_line_never_a_panic() {
         ],
     ];
     for args in &commands {
-        let got = Command::new(program()).args(args).env("RUST_BACKTRACE", "0").stdout(full()).output().unwrap();
+        let got = Command::new(program())
+            .args(args)
+            .env("RUST_BACKTRACE", "0")
+            .stdout(full())
+            .output()
+            .unwrap();
         one_error(&got, &format!("{args:?} > /dev/full"), "writing standard output");
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
-        let got = Command::new(program()).args(args).env("RUST_BACKTRACE", "0").stdout(writer).output().unwrap();
+        let got = Command::new(program())
+            .args(args)
+            .env("RUST_BACKTRACE", "0")
+            .stdout(writer)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&got.stderr);
         assert_eq!(got.status.code(), Some(0), "{args:?} | closed pipe: {stderr}");
         assert!(stderr.is_empty(), "{args:?} | closed pipe: quiet, got {stderr}");
@@ -1096,10 +1121,22 @@ fn argument_errors_name_the_arguments_and_negative_numbers_are_values() {
         (&["apply"][..], "--input <INPUT>"),
         (&["apply", "--input", i][..], "--output <OUTPUT>"),
         (&["apply", "--input", i, "--output", o, "--image-start", "2"][..], "--image-len"),
-        (&["apply", "--input", i, "--output", o, "--image-spans", "2:6", "--image-start", "2"][..], "--image-start"),
-        (&["apply", "--input", i, "--output", o, "--sink-dims", "7", "--p", "-0.1"][..], "p = -0.1"),
-        (&["apply", "--input", i, "--output", o, "--sink-dims", "7", "--tau", "-5"][..], "tau = -5"),
-        (&["apply", "--input", i, "--output", o, "--sink-dims", "7", "--rho", "-1e3"][..], "rho = -1000"),
+        (
+            &["apply", "--input", i, "--output", o, "--image-spans", "2:6", "--image-start", "2"][..],
+            "--image-start",
+        ),
+        (
+            &["apply", "--input", i, "--output", o, "--sink-dims", "7", "--p", "-0.1"][..],
+            "p = -0.1",
+        ),
+        (
+            &["apply", "--input", i, "--output", o, "--sink-dims", "7", "--tau", "-5"][..],
+            "tau = -5",
+        ),
+        (
+            &["apply", "--input", i, "--output", o, "--sink-dims", "7", "--rho", "-1e3"][..],
+            "rho = -1000",
+        ),
     ] {
         one_error(&run(args), &format!("{args:?}"), needle);
     }
@@ -1166,7 +1203,17 @@ fn no_display_server_noise_on_stderr() {
     write_dump(&input, small_dump(|_| {}), IMG);
     let out = dir.join("out.safetensors");
     let got = Command::new(program())
-        .args(["apply", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--sink-dims", "7", "--tau", "5"])
+        .args([
+            "apply",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--sink-dims",
+            "7",
+            "--tau",
+            "5",
+        ])
         .env_remove("XDG_RUNTIME_DIR")
         .env_remove("NODEVICE_SELECT")
         .env_remove("WAYLAND_DISPLAY")
@@ -1178,7 +1225,11 @@ fn no_display_server_noise_on_stderr() {
 }
 
 fn llava(args: &[&str]) -> Output {
-    Command::new(support::example("llava")).args(args).env("RUST_BACKTRACE", "0").output().unwrap()
+    Command::new(support::example("llava"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap()
 }
 
 /// The LLaVA host refuses conflicting or meaningless flags with one line naming them.
@@ -1189,8 +1240,14 @@ fn llava_refuses_conflicting_and_meaningless_flags() {
     let img = img.to_str().unwrap();
     for (args, needle) in [
         (&["--model", m, "--tokens", "--reference"][..], "--reference"),
-        (&["--model", m, "--image", img, "--var", "off", "--sink-dims", "999"][..], "--sink-dims"),
-        (&["--model", m, "--image", img, "--var", "off", "--convention", "released"][..], "--convention"),
+        (
+            &["--model", m, "--image", img, "--var", "off", "--sink-dims", "999"][..],
+            "--sink-dims",
+        ),
+        (
+            &["--model", m, "--image", img, "--var", "off", "--convention", "released"][..],
+            "--convention",
+        ),
         (&["--bench", "tiny", "--repeats", "0"][..], "--repeats"),
         (&["--bench", "tiny", "--bench-steps", "0"][..], "--bench-steps"),
         (&["--model", m, "--image", img, "--repeats", "2"][..], "--bench"),

@@ -283,6 +283,9 @@ fn every_host_shader_validates_and_translates() {
         assert!(bytes <= 16 << 10, "{name}: {bytes} bytes of workgroup memory, over 16 KiB");
         most = most.max(bytes);
     }
-    assert!(most > 0, "the tiled matmul holds its tiles in workgroup memory: the check must see them");
+    assert!(
+        most > 0,
+        "the tiled matmul holds its tiles in workgroup memory: the check must see them"
+    );
     let _ = std::fs::remove_dir_all(out_dir);
 }

@@ -33,7 +33,11 @@ impl PictureArgs {
     /// The files these flags read and write, for visattn::output::check_distinct.
     pub fn paths(&self) -> Vec<(&'static str, &Path, Use)> {
         let png = self.png.as_deref().map(|p| ("--png", p, Use::Write));
-        let image = self.image.as_deref().filter(|_| self.png.is_some()).map(|p| ("--image", p, Use::Read));
+        let image = self
+            .image
+            .as_deref()
+            .filter(|_| self.png.is_some())
+            .map(|p| ("--image", p, Use::Read));
         png.into_iter().chain(image).collect()
     }
 
