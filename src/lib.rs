@@ -36,7 +36,7 @@ pub mod kernel;
 pub mod sample;
 pub mod shaders;
 mod shape;
-#[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+#[cfg(feature = "gpu")]
 pub mod util;
 mod var;
 #[cfg(feature = "gpu")]

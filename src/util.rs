@@ -1,8 +1,10 @@
 //! Getting a device, for the examples, the tests and the tools: hosts bring their own, and no
 //! library call creates one (every other module takes the host's `Device` and `Queue`). As
 //! wgpu's own examples split `execute_gpu` from `execute_gpu_inner`. `WGPU_BACKEND` (vulkan,
-//! gl, ...) and `WGPU_ADAPTER_NAME` choose the adapter.
+//! gl, ...) and `WGPU_ADAPTER_NAME` choose the adapter. [`Gpu`] itself exists on every target: a
+//! browser host fills it with the device it got.
 
+#[cfg(not(target_arch = "wasm32"))]
 use crate::error::{Error, Result};
 
 /// Mesa's Vulkan device-select layer probes Wayland when it starts and, on a machine without a
@@ -13,6 +15,7 @@ use crate::error::{Error, Result};
 /// # Safety
 /// It sets an environment variable: call it first thing in `main`, before any thread exists
 /// (nothing may read the environment concurrently).
+#[cfg(not(target_arch = "wasm32"))]
 pub unsafe fn quiet_vulkan_probe() {
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() && std::env::var_os("NODEVICE_SELECT").is_none() {
         // SAFETY: the caller guarantees no other thread runs.
@@ -31,6 +34,7 @@ pub struct Gpu {
 /// The first adapter wgpu offers, with WebGPU's default limits when the adapter has them (the
 /// limits we design to), else the adapter's own; `limits` overrides them (to test the splitting
 /// of work over small limits). Also asks for whichever of `features` the adapter has.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn gpu_with(features: wgpu::Features, limits: Option<wgpu::Limits>) -> Result<Gpu> {
     // Primary backends unless WGPU_BACKEND says otherwise: probing GL on a headless machine
     // only prints noise, and lavapipe is Vulkan.
@@ -66,6 +70,7 @@ pub fn gpu_with(features: wgpu::Features, limits: Option<wgpu::Limits>) -> Resul
 }
 
 /// [`gpu_with`] with no optional features and the default limits.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn gpu() -> Result<Gpu> {
     gpu_with(wgpu::Features::empty(), None)
 }

@@ -83,8 +83,14 @@ impl DecodePlan {
 }
 
 impl GpuModel {
-    /// One decode step: `token` at the next position; returns the logits [V].
+    /// [`GpuModel::step_async`], waiting for the GPU (native hosts and tests).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn step(&self, run: &mut Generation, token: u32) -> Result<Vec<f32>> {
+        pollster::block_on(self.step_async(run, token))
+    }
+
+    /// One decode step: `token` at the next position; returns the logits [V].
+    pub async fn step_async(&self, run: &mut Generation, token: u32) -> Result<Vec<f32>> {
         let c = &self.cfg.text;
         if token as usize >= c.vocab {
             return Err(Error::Input(format!("token {token} is outside the vocabulary of {}", c.vocab)));
@@ -112,8 +118,7 @@ impl GpuModel {
         }
         record(&mut enc.begin_compute_pass(&Default::default()), &p.head);
         self.queue.submit([enc.finish()]);
-        let logits = self.read(&p.logits, c.vocab)?;
         run.session.end_step();
-        Ok(logits)
+        self.read(&p.logits, c.vocab).await
     }
 }

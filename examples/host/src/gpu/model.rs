@@ -99,8 +99,13 @@ impl GpuModel {
         mats.iter().filter(|m| m.chunks.len() > 1).count()
     }
 
-    pub(super) fn read(&self, b: &Buffer, len: usize) -> Result<Vec<f32>> {
-        Ok(visattn::readback::read_vec(&self.device, &self.queue, b, len)?)
+    /// `len` values of `b`, f32 or u32. Native: the device is polled and the read waits, so the
+    /// future is ready when first polled. Browser: the event loop maps the buffer.
+    pub(super) async fn read<T: bytemuck::Pod>(&self, b: &Buffer, len: usize) -> Result<Vec<T>> {
+        #[cfg(not(target_arch = "wasm32"))]
+        return Ok(visattn::readback::read_vec(&self.device, &self.queue, b, len)?);
+        #[cfg(target_arch = "wasm32")]
+        return Ok(visattn::readback::read_vec_async(&self.device, &self.queue, b, len).await?);
     }
 
     /// The image features [tokens, text hidden] of pixel_values [3, S, S], left on the GPU:

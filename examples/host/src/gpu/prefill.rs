@@ -58,10 +58,24 @@ impl GpuModel {
         }
     }
 
-    /// The prompt through the language model: `ids` with the image's tokens replaced by
-    /// `image` [n, D]. Returns the generation, ready for [`GpuModel::step`]; `all_logits` keeps
-    /// every position's logits, `capture` every layer's tensors (tests).
+    /// [`GpuModel::prefill_async`], waiting for the GPU (native hosts and tests).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn prefill(
+        &self,
+        ids: &[u32],
+        image: Option<&(Buffer, usize)>,
+        var: &VarMode,
+        capacity: usize,
+        all_logits: bool,
+        capture: bool,
+    ) -> Result<Generation> {
+        pollster::block_on(self.prefill_async(ids, image, var, capacity, all_logits, capture))
+    }
+
+    /// The prompt through the language model: `ids` with the image's tokens replaced by
+    /// `image` [n, D]. Returns the generation, ready for [`GpuModel::step_async`]; `all_logits`
+    /// keeps every position's logits, `capture` every layer's tensors (tests).
+    pub async fn prefill_async(
         &self,
         ids: &[u32],
         image: Option<&(Buffer, usize)>,
@@ -197,11 +211,11 @@ impl GpuModel {
                 self.queue
                     .submit([std::mem::replace(&mut enc, self.device.create_command_encoder(&Default::default())).finish()]);
                 captures.push(LayerCapture {
-                    hidden: self.read(&a.x, t_n * d)?,
-                    q: self.read(&a.q, t_n * heads * hd)?,
-                    k: self.read(&a.k, t_n * kvh * hd)?,
-                    v: self.read(&a.v, t_n * kvh * hd)?,
-                    o: self.read(&a.o, t_n * heads * hd)?,
+                    hidden: self.read(&a.x, t_n * d).await?,
+                    q: self.read(&a.q, t_n * heads * hd).await?,
+                    k: self.read(&a.k, t_n * kvh * hd).await?,
+                    v: self.read(&a.v, t_n * kvh * hd).await?,
+                    o: self.read(&a.o, t_n * heads * hd).await?,
                 });
             }
             let mut after = blocks::attention_out(&self.k, c, layer, &a)?;
@@ -217,10 +231,10 @@ impl GpuModel {
             &blocks::head(&self.k, c, text, rows, (&last, &a.h), &logits)?,
         );
         self.queue.submit([enc.finish()]);
-        let logits = self.read(&logits, rows * c.vocab)?;
+        let logits = self.read(&logits, rows * c.vocab).await?;
         let counts = if var_on {
-            let cl: Vec<u32> = visattn::readback::read_vec(&self.device, &self.queue, &classes, c.layers * t_n)?;
-            let se: Vec<u32> = visattn::readback::read_vec(&self.device, &self.queue, &selected, c.layers * heads * t_n)?;
+            let cl: Vec<u32> = self.read(&classes, c.layers * t_n).await?;
+            let se: Vec<u32> = self.read(&selected, c.layers * heads * t_n).await?;
             (0..c.layers)
                 .map(|l| LayerCounts {
                     sinks: cl[l * t_n..(l + 1) * t_n].iter().filter(|&&x| x & visattn::CLASS_SINK != 0).count(),
