@@ -887,6 +887,14 @@ fn fresh_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A fresh folder holding the small valid dump as `in.safetensors`.
+fn dir_with_dump(name: &str) -> (PathBuf, PathBuf) {
+    let dir = fresh_dir(name);
+    let input = dir.join("in.safetensors");
+    write_dump(&input, small_dump(|_| {}), IMG);
+    (dir, input)
+}
+
 /// Names in `dir` that look like a staged output left behind.
 fn leftovers(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -985,9 +993,7 @@ fn outputs_never_name_an_input_or_each_other() {
 #[test]
 fn outputs_replace_regular_files_only_with_the_usual_mode() {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-    let dir = fresh_dir("not-regular");
-    let input = dir.join("in.safetensors");
-    write_dump(&input, small_dump(|_| {}), IMG);
+    let (dir, input) = dir_with_dump("not-regular");
     let fifo = dir.join("fifo");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success(), "mkfifo");
     let to_fifo = dir.join("to-fifo");
@@ -1054,9 +1060,7 @@ fn outputs_replace_regular_files_only_with_the_usual_mode() {
 /// (exit 0, nothing on stderr). Never a panic.
 #[test]
 fn a_full_or_closed_stdout_is_an_error_line_never_a_panic() {
-    let dir = fresh_dir("stdout");
-    let input = dir.join("in.safetensors");
-    write_dump(&input, small_dump(|_| {}), IMG);
+    let (dir, input) = dir_with_dump("stdout");
     let output = dir.join("out.safetensors");
     let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
     let commands: Vec<Vec<&str>> = vec![
@@ -1111,9 +1115,7 @@ fn a_full_or_closed_stdout_is_an_error_line_never_a_panic() {
 /// conflicting or meaningless flags are refused.
 #[test]
 fn argument_errors_name_the_arguments_and_negative_numbers_are_values() {
-    let dir = fresh_dir("args");
-    let input = dir.join("in.safetensors");
-    write_dump(&input, small_dump(|_| {}), IMG);
+    let (dir, input) = dir_with_dump("args");
     let i = input.to_str().unwrap();
     let o = dir.join("out.safetensors");
     let o = o.to_str().unwrap();
@@ -1198,9 +1200,7 @@ fn huge_png(width: u32, height: u32) -> Vec<u8> {
 /// else on stderr.
 #[test]
 fn no_display_server_noise_on_stderr() {
-    let dir = fresh_dir("xdg");
-    let input = dir.join("in.safetensors");
-    write_dump(&input, small_dump(|_| {}), IMG);
+    let (dir, input) = dir_with_dump("xdg");
     let out = dir.join("out.safetensors");
     let got = Command::new(program())
         .args([

@@ -60,15 +60,7 @@ kernel! {
     }
 }
 
-impl From<WeightFormat> for EmbedVariant {
-    fn from(f: WeightFormat) -> Self {
-        match f {
-            WeightFormat::F32 => Self::F32,
-            WeightFormat::F16 => Self::F16,
-            WeightFormat::F16Packed => Self::Packed,
-        }
-    }
-}
+super::matrix::variant_per_format!(EmbedVariant);
 
 pub struct Layout {
     ctx: Context,

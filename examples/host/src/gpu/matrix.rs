@@ -61,6 +61,23 @@ impl WeightFormat {
     }
 }
 
+/// `impl From<WeightFormat>` for the variant enum of a kernel declared once per weight format
+/// (variants `F32`, `F16`, `Packed`: the matmul and the embedding lookup).
+macro_rules! variant_per_format {
+    ($variant:ty) => {
+        impl From<$crate::gpu::matrix::WeightFormat> for $variant {
+            fn from(f: $crate::gpu::matrix::WeightFormat) -> Self {
+                match f {
+                    $crate::gpu::matrix::WeightFormat::F32 => Self::F32,
+                    $crate::gpu::matrix::WeightFormat::F16 => Self::F16,
+                    $crate::gpu::matrix::WeightFormat::F16Packed => Self::Packed,
+                }
+            }
+        }
+    };
+}
+pub(crate) use variant_per_format;
+
 /// The f32 values of a stored float tensor.
 pub fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
     let v: Vec<f32> = match dtype {
