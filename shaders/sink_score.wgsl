@@ -41,7 +41,7 @@ const EARLY_MARGIN: f32 = 1e-4;
 // phi of a token ruled out early (Rust PHI_NOT_SCORED): not a score, phi <= tau.
 const PHI_NOT_SCORED: f32 = -1.0;
 // The largest finite f32: a sum of squares above it overflowed.
-const F32_MAX: f32 = 3.40282347e+38;
+const F32_MAX: f32 = 0x1.fffffep+127f;
 // The image bits of visual[] (0 and 2) that classes[] carries on.
 const IMAGE_BITS: u32 = CLASS_IMAGE | CLASS_IMAGE_TILE;
 

@@ -289,3 +289,67 @@ fn every_host_shader_validates_and_translates() {
     );
     let _ = std::fs::remove_dir_all(out_dir);
 }
+
+/// The decimal float literals of a WGSL source (hex floats and integers skipped), with their
+/// line numbers.
+fn decimal_floats(source: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (n, line) in source.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        let chars: Vec<char> = code.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            let starts =
+                chars[i].is_ascii_digit() && (i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_' || chars[i - 1] == '.'));
+            if !starts {
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while j < chars.len()
+                && (chars[j].is_ascii_alphanumeric()
+                    || chars[j] == '.'
+                    || ((chars[j] == '+' || chars[j] == '-') && matches!(chars[j - 1], 'e' | 'E' | 'p' | 'P')))
+            {
+                j += 1;
+            }
+            let token: String = chars[i..j].iter().collect();
+            let hex = token.starts_with("0x") || token.starts_with("0X");
+            let body = token.trim_end_matches(['f', 'h']);
+            if !hex && (body.contains('.') || body.contains('e') || body.contains('E')) {
+                out.push((n + 1, body.to_string()));
+            }
+            i = j;
+        }
+    }
+    out
+}
+
+/// naga takes a float literal past f32's largest finite value (it rounds it), Chrome's Tint
+/// refuses the shader ("cannot be represented as 'f32'"): every decimal literal of every kernel,
+/// the host's too, must lie within f32's range (write the largest as the hex 0x1.fffffep+127f).
+#[test]
+fn every_float_literal_is_representable_in_f32() {
+    let mut sources: Vec<(String, String)> = visattn::shaders::ALL.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect();
+    let own = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/host/shaders");
+    for e in std::fs::read_dir(&own).unwrap() {
+        let p = e.unwrap().path();
+        sources.push((p.display().to_string(), std::fs::read_to_string(&p).unwrap()));
+    }
+    let mut seen = 0;
+    for (name, source) in &sources {
+        for (line, lit) in decimal_floats(source) {
+            let v: f64 = lit.parse().unwrap_or_else(|e| panic!("{name}:{line}: {lit}: {e}"));
+            assert!(
+                v.abs() <= f32::MAX as f64,
+                "{name}:{line}: {lit} is past f32's largest finite value"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen > 20, "the scan must see the kernels' literals ({seen})");
+    assert_eq!(
+        decimal_floats("const A: f32 = 3.40282347e+38; let b = 1e-6; let c = 0x1p4f; x1.0"),
+        vec![(1, "3.40282347e+38".to_string()), (1, "1e-6".to_string())]
+    );
+}
