@@ -26,6 +26,10 @@ pub enum Error {
     /// range.
     #[error("{0}")]
     Input(String),
+    /// A GGUF file or its tensors: a malformed header, an unknown or unsupported tensor type, a
+    /// byte count that does not match the tensor's shape.
+    #[error("gguf: {0}")]
+    Gguf(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

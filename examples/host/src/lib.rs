@@ -10,6 +10,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod gguf;
 pub mod gpu;
 pub mod image;
 pub mod model;
