@@ -24,6 +24,7 @@
 //! tensor past the end of the file and two tensors that overlap are each refused, naming the
 //! key or tensor. Arrays nest at most [`MAX_ARRAY_DEPTH`] deep.
 
+pub mod quant;
 pub mod types;
 
 pub use types::GgmlType;
@@ -140,8 +141,8 @@ pub enum Value {
     F32(f32),
     Bool(bool),
     String(String),
-    /// The element type (every element is of it) and the elements.
-    Array(ValueType, Vec<Value>),
+    /// An array, stored by element type.
+    Array(Array),
     U64(u64),
     I64(i64),
     F64(f64),
@@ -159,7 +160,7 @@ impl Value {
             Value::F32(_) => ValueType::F32,
             Value::Bool(_) => ValueType::Bool,
             Value::String(_) => ValueType::String,
-            Value::Array(..) => ValueType::Array,
+            Value::Array(_) => ValueType::Array,
             Value::U64(_) => ValueType::U64,
             Value::I64(_) => ValueType::I64,
             Value::F64(_) => ValueType::F64,
@@ -169,7 +170,7 @@ impl Value {
     /// The type as errors name it: "UINT32", "ARRAY[STRING]".
     pub fn type_name(&self) -> String {
         match self {
-            Value::Array(t, _) => format!("ARRAY[{t}]"),
+            Value::Array(a) => a.type_name(),
             v => v.value_type().name().to_string(),
         }
     }
@@ -242,10 +243,9 @@ impl Value {
         }
     }
 
-    /// An array's element type and elements.
-    pub fn as_array(&self) -> Option<(ValueType, &[Value])> {
+    pub fn as_array(&self) -> Option<&Array> {
         match self {
-            Value::Array(t, v) => Some((*t, v)),
+            Value::Array(a) => Some(a),
             _ => None,
         }
     }
@@ -255,7 +255,7 @@ impl Value {
         match self {
             Value::String(s) if s.len() > 40 => format!("{:?}...", s.chars().take(40).collect::<String>()),
             Value::String(s) => format!("{s:?}"),
-            Value::Array(_, v) => format!("of {} elements", v.len()),
+            Value::Array(a) => format!("of {} elements", a.len()),
             Value::U8(v) => v.to_string(),
             Value::I8(v) => v.to_string(),
             Value::U16(v) => v.to_string(),
@@ -267,6 +267,129 @@ impl Value {
             Value::U64(v) => v.to_string(),
             Value::I64(v) => v.to_string(),
             Value::F64(v) => v.to_string(),
+        }
+    }
+}
+
+/// A metadata array: its elements by type, as compact as the file stores them (an array of
+/// a million UINT8 is a million bytes, not a million [`Value`]s). An array of arrays holds
+/// arrays of any element types.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Array {
+    U8(Vec<u8>),
+    I8(Vec<i8>),
+    U16(Vec<u16>),
+    I16(Vec<i16>),
+    U32(Vec<u32>),
+    I32(Vec<i32>),
+    F32(Vec<f32>),
+    Bool(Vec<bool>),
+    String(Vec<String>),
+    Array(Vec<Array>),
+    U64(Vec<u64>),
+    I64(Vec<i64>),
+    F64(Vec<f64>),
+}
+
+/// `$e` with `$v` bound to the elements of whichever variant `$a` is.
+macro_rules! each_array {
+    ($a:expr, $v:ident => $e:expr) => {
+        match $a {
+            Array::U8($v) => $e,
+            Array::I8($v) => $e,
+            Array::U16($v) => $e,
+            Array::I16($v) => $e,
+            Array::U32($v) => $e,
+            Array::I32($v) => $e,
+            Array::F32($v) => $e,
+            Array::Bool($v) => $e,
+            Array::String($v) => $e,
+            Array::Array($v) => $e,
+            Array::U64($v) => $e,
+            Array::I64($v) => $e,
+            Array::F64($v) => $e,
+        }
+    };
+}
+
+impl Array {
+    /// The type every element has.
+    pub fn elem_type(&self) -> ValueType {
+        match self {
+            Array::U8(_) => ValueType::U8,
+            Array::I8(_) => ValueType::I8,
+            Array::U16(_) => ValueType::U16,
+            Array::I16(_) => ValueType::I16,
+            Array::U32(_) => ValueType::U32,
+            Array::I32(_) => ValueType::I32,
+            Array::F32(_) => ValueType::F32,
+            Array::Bool(_) => ValueType::Bool,
+            Array::String(_) => ValueType::String,
+            Array::Array(_) => ValueType::Array,
+            Array::U64(_) => ValueType::U64,
+            Array::I64(_) => ValueType::I64,
+            Array::F64(_) => ValueType::F64,
+        }
+    }
+
+    /// "ARRAY[INT32]".
+    pub fn type_name(&self) -> String {
+        format!("ARRAY[{}]", self.elem_type())
+    }
+
+    pub fn len(&self) -> usize {
+        each_array!(self, v => v.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element `i` as a [`Value`] (copied; an inner array cloned).
+    pub fn get(&self, i: usize) -> Option<Value> {
+        Some(match self {
+            Array::U8(v) => Value::U8(*v.get(i)?),
+            Array::I8(v) => Value::I8(*v.get(i)?),
+            Array::U16(v) => Value::U16(*v.get(i)?),
+            Array::I16(v) => Value::I16(*v.get(i)?),
+            Array::U32(v) => Value::U32(*v.get(i)?),
+            Array::I32(v) => Value::I32(*v.get(i)?),
+            Array::F32(v) => Value::F32(*v.get(i)?),
+            Array::Bool(v) => Value::Bool(*v.get(i)?),
+            Array::String(v) => Value::String(v.get(i)?.clone()),
+            Array::Array(v) => Value::Array(v.get(i)?.clone()),
+            Array::U64(v) => Value::U64(*v.get(i)?),
+            Array::I64(v) => Value::I64(*v.get(i)?),
+            Array::F64(v) => Value::F64(*v.get(i)?),
+        })
+    }
+
+    /// The elements as [`Value`]s (copied).
+    pub fn values(&self) -> impl Iterator<Item = Value> + '_ {
+        (0..self.len()).map(|i| self.get(i).expect("in range"))
+    }
+
+    /// The elements of an ARRAY[STRING].
+    pub fn as_strs(&self) -> Option<&[String]> {
+        match self {
+            Array::String(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The elements of an array of arrays.
+    pub fn as_arrays(&self) -> Option<&[Array]> {
+        match self {
+            Array::Array(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Every element as `f` reads it, or `None` when one is not what `f` takes.
+    fn map<T>(&self, f: impl Fn(&Value) -> Option<T>) -> Option<Vec<T>> {
+        match self {
+            Array::String(_) | Array::Array(_) | Array::Bool(_) => None,
+            _ => self.values().map(|v| f(&v)).collect(),
         }
     }
 }
@@ -348,39 +471,34 @@ impl Metadata {
         self.typed(key, "STRING", Value::as_str)
     }
 
-    /// An array of any element type: its element type and elements.
-    pub fn get_array(&self, key: &str) -> Result<(ValueType, &[Value])> {
+    /// An array of any element type.
+    pub fn get_array(&self, key: &str) -> Result<&Array> {
         self.typed(key, "ARRAY", Value::as_array)
     }
 
-    /// An ARRAY[STRING].
-    pub fn get_str_array(&self, key: &str) -> Result<Vec<&str>> {
-        self.typed(key, "ARRAY[STRING]", |v| match v.as_array()? {
-            (ValueType::String, items) => items.iter().map(Value::as_str).collect(),
-            _ => None,
-        })
+    /// An ARRAY[STRING] (a vocabulary, merges).
+    pub fn get_str_array(&self, key: &str) -> Result<&[String]> {
+        self.typed(key, "ARRAY[STRING]", |v| v.as_array()?.as_strs())
     }
 
-    /// An array of FLOAT32 (or FLOAT64, rounded).
+    /// An ARRAY[FLOAT32] (or FLOAT64, rounded).
     pub fn get_f32_array(&self, key: &str) -> Result<Vec<f32>> {
         self.typed(key, "ARRAY[FLOAT32]", |v| match v.as_array()? {
-            (ValueType::F32 | ValueType::F64, items) => items.iter().map(Value::as_f32).collect(),
+            Array::F32(x) => Some(x.clone()),
+            Array::F64(x) => Some(x.iter().map(|&x| x as f32).collect()),
             _ => None,
         })
     }
 
-    /// An array of integers that each fit an i32 (INT32 as llama.cpp writes token types).
+    /// An array of integers of any type that each fit an i32 (INT32 as llama.cpp writes token
+    /// types).
     pub fn get_i32_array(&self, key: &str) -> Result<Vec<i32>> {
-        self.typed(key, "an ARRAY of integers that fit an i32", |v| {
-            v.as_array()?.1.iter().map(Value::as_i32).collect()
-        })
+        self.typed(key, "an ARRAY of integers that fit an i32", |v| v.as_array()?.map(Value::as_i32))
     }
 
-    /// An array of integers that each fit a u32.
+    /// An array of integers of any type that each fit a u32.
     pub fn get_u32_array(&self, key: &str) -> Result<Vec<u32>> {
-        self.typed(key, "an ARRAY of integers that fit a u32", |v| {
-            v.as_array()?.1.iter().map(Value::as_u32).collect()
-        })
+        self.typed(key, "an ARRAY of integers that fit a u32", |v| v.as_array()?.map(Value::as_u32))
     }
 }
 
@@ -645,28 +763,77 @@ impl<R: Read> Cursor<'_, R> {
                 }
             }
             ValueType::String => Value::String(self.string(what)?),
-            ValueType::Array => {
-                if depth >= MAX_ARRAY_DEPTH {
-                    return Err(format!("{}: arrays nested more than {MAX_ARRAY_DEPTH} deep", what()));
-                }
-                let at = self.pos;
-                let id = self.u32(&|| format!("{} (array element type)", what()))?;
-                let elem =
-                    ValueType::from_id(id).ok_or_else(|| format!("{}: an array of unknown value type {id} at offset {at}", what()))?;
-                let count = self.u64(&|| format!("{} (array length)", what()))?;
-                let fits = count.checked_mul(elem.min_bytes()).is_some_and(|n| n <= self.left());
-                if !fits {
-                    return Err(format!(
-                        "{}: an array of {count} {elem} at offset {at}, which cannot fit in the {} bytes left in the file",
+            ValueType::Array => Value::Array(self.array_value(depth, what)?),
+        })
+    }
+
+    /// An array's element type, count and elements; `depth` arrays deep.
+    fn array_value(&mut self, depth: u32, what: &dyn Fn() -> String) -> Res<Array> {
+        if depth >= MAX_ARRAY_DEPTH {
+            return Err(format!("{}: arrays nested more than {MAX_ARRAY_DEPTH} deep", what()));
+        }
+        let at = self.pos;
+        let id = self.u32(&|| format!("{} (array element type)", what()))?;
+        let elem = ValueType::from_id(id).ok_or_else(|| format!("{}: an array of unknown value type {id} at offset {at}", what()))?;
+        let count = self.u64(&|| format!("{} (array length)", what()))?;
+        let fits = count.checked_mul(elem.min_bytes()).filter(|&n| n <= self.left());
+        let Some(bytes) = fits else {
+            return Err(format!(
+                "{}: an array of {count} {elem} at offset {at}, which cannot fit in the {} bytes left in the file",
+                what(),
+                self.left()
+            ));
+        };
+        // Fixed-size elements: read at once (no more than the file holds), then converted.
+        macro_rules! fixed {
+            ($variant:ident, $t:ty) => {{
+                let raw = self.bytes(bytes, what)?;
+                Array::$variant(
+                    raw.chunks_exact(size_of::<$t>())
+                        .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk of the type's size")))
+                        .collect(),
+                )
+            }};
+        }
+        Ok(match elem {
+            ValueType::U8 => Array::U8(self.bytes(bytes, what)?),
+            ValueType::I8 => fixed!(I8, i8),
+            ValueType::U16 => fixed!(U16, u16),
+            ValueType::I16 => fixed!(I16, i16),
+            ValueType::U32 => fixed!(U32, u32),
+            ValueType::I32 => fixed!(I32, i32),
+            ValueType::F32 => fixed!(F32, f32),
+            ValueType::U64 => fixed!(U64, u64),
+            ValueType::I64 => fixed!(I64, i64),
+            ValueType::F64 => fixed!(F64, f64),
+            ValueType::Bool => {
+                let raw = self.bytes(bytes, what)?;
+                let bools = raw.iter().map(|&b| (b <= 1).then_some(b == 1)).collect::<Option<Vec<_>>>();
+                Array::Bool(bools.ok_or_else(|| {
+                    let i = raw.iter().position(|&b| b > 1).unwrap_or(0);
+                    format!(
+                        "{}[{i}]: a BOOL of byte {} at offset {}, not 0 or 1",
                         what(),
-                        self.left()
-                    ));
-                }
+                        raw[i],
+                        at + 12 + i as u64
+                    )
+                })?)
+            }
+            // Each element takes 8 bytes of the file at least (a string's length, an inner
+            // array's type and count 12): what is allocated here is bounded by the file.
+            ValueType::String => {
                 let mut items = Vec::with_capacity(count as usize);
                 for i in 0..count {
-                    items.push(self.value(elem, depth + 1, &|| format!("{}[{i}]", what()))?);
+                    items.push(self.string(&|| format!("{}[{i}]", what()))?);
                 }
-                Value::Array(elem, items)
+                Array::String(items)
+            }
+            ValueType::Array => {
+                let mut items = Vec::with_capacity(count as usize);
+                for i in 0..count {
+                    items.push(self.array_value(depth + 1, &|| format!("{}[{i}]", what()))?);
+                }
+                Array::Array(items)
             }
         })
     }
