@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use visattn_host::Error;
-use visattn_host::gguf::{GgmlType, GgufFile, Value, ValueType};
+use visattn_host::gguf::{Array, GgmlType, GgufFile, Value, ValueType};
 
 // ---- A small GGUF writer ---------------------------------------------------------------------
 
@@ -29,11 +29,11 @@ fn payload(out: &mut Vec<u8>, v: &Value) {
         Value::F32(x) => out.extend(x.to_le_bytes()),
         Value::Bool(x) => out.push(*x as u8),
         Value::String(s) => string(out, s.as_bytes()),
-        Value::Array(t, items) => {
-            out.extend(t.id().to_le_bytes());
-            out.extend((items.len() as u64).to_le_bytes());
-            for item in items {
-                payload(out, item);
+        Value::Array(a) => {
+            out.extend(a.elem_type().id().to_le_bytes());
+            out.extend((a.len() as u64).to_le_bytes());
+            for item in a.values() {
+                payload(out, &item);
             }
         }
         Value::U64(x) => out.extend(x.to_le_bytes()),
@@ -185,6 +185,7 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 /// Every value type, arrays of several element types, an empty array and arrays of arrays.
 fn every_value() -> Vec<(&'static str, Value)> {
     use Value::*;
+    use visattn_host::gguf::Array as A;
     vec![
         ("t.u8", U8(250)),
         ("t.i8", I8(-7)),
@@ -199,30 +200,26 @@ fn every_value() -> Vec<(&'static str, Value)> {
         ("t.i64", I64(i64::MIN)),
         ("t.f64", F64(-2.5e-300)),
         ("t.empty", String(std::string::String::new())),
-        ("t.arr.u8", Array(ValueType::U8, vec![U8(1), U8(2)])),
-        ("t.arr.i32", Array(ValueType::I32, vec![I32(-1), I32(3), I32(7)])),
-        ("t.arr.f32", Array(ValueType::F32, vec![F32(0.5), F32(-1.5)])),
-        ("t.arr.f64", Array(ValueType::F64, vec![F64(1.0 / 3.0)])),
-        ("t.arr.bool", Array(ValueType::Bool, vec![Bool(false), Bool(true)])),
-        (
-            "t.arr.str",
-            Array(
-                ValueType::String,
-                vec![String("a".into()), String("".into()), String("日本".into())],
-            ),
-        ),
-        ("t.arr.u64", Array(ValueType::U64, vec![U64(1 << 40)])),
-        ("t.arr.empty", Array(ValueType::I16, vec![])),
+        ("t.arr.u8", Value::Array(A::U8(vec![1, 2]))),
+        ("t.arr.i8", Value::Array(A::I8(vec![-128, 127]))),
+        ("t.arr.u16", Value::Array(A::U16(vec![65535]))),
+        ("t.arr.i16", Value::Array(A::I16(vec![-2, 2]))),
+        ("t.arr.u32", Value::Array(A::U32(vec![7, 4_000_000_000]))),
+        ("t.arr.i32", Value::Array(A::I32(vec![-1, 3, 7]))),
+        ("t.arr.f32", Value::Array(A::F32(vec![0.5, -1.5]))),
+        ("t.arr.f64", Value::Array(A::F64(vec![1.0 / 3.0]))),
+        ("t.arr.bool", Value::Array(A::Bool(vec![false, true]))),
+        ("t.arr.str", Value::Array(A::String(vec!["a".into(), "".into(), "日本".into()]))),
+        ("t.arr.u64", Value::Array(A::U64(vec![1 << 40]))),
+        ("t.arr.i64", Value::Array(A::I64(vec![-(1 << 40)]))),
+        ("t.arr.empty", Value::Array(A::I16(vec![]))),
         (
             "t.arr.nested",
-            Array(
-                ValueType::Array,
-                vec![
-                    Array(ValueType::I32, vec![I32(1), I32(2)]),
-                    Array(ValueType::String, vec![String("x".into())]),
-                    Array(ValueType::Array, vec![Array(ValueType::U8, vec![U8(9)])]),
-                ],
-            ),
+            Value::Array(A::Array(vec![
+                A::I32(vec![1, 2]),
+                A::String(vec!["x".into()]),
+                A::Array(vec![A::U8(vec![9])]),
+            ])),
         ),
     ]
 }
@@ -275,10 +272,18 @@ fn every_metadata_type_reads_back_in_the_files_order() {
         assert_eq!(m.get_f32_array("t.arr.f32").unwrap(), [0.5, -1.5]);
         assert_eq!(m.get_i32_array("t.arr.i32").unwrap(), [-1, 3, 7]);
         assert_eq!(m.get_u32_array("t.arr.u8").unwrap(), [1, 2]);
-        assert_eq!(m.get_array("t.arr.empty").unwrap(), (ValueType::I16, &[][..]));
-        let (elem, nested) = m.get_array("t.arr.nested").unwrap();
-        assert_eq!((elem, nested.len()), (ValueType::Array, 3));
-        assert_eq!(nested[2].as_array().unwrap().1[0].as_array().unwrap().1, [Value::U8(9)]);
+        assert_eq!(m.get_u32_array("t.arr.u32").unwrap(), [7, 4_000_000_000]);
+        assert_eq!(m.get_i32_array("t.arr.u16").unwrap(), [65535]);
+        assert_eq!(m.get_array("t.arr.empty").unwrap(), &Array::I16(vec![]));
+        assert!(m.get_array("t.arr.empty").unwrap().is_empty());
+        let nested = m.get_array("t.arr.nested").unwrap();
+        assert_eq!(
+            (nested.elem_type(), nested.len(), nested.type_name().as_str()),
+            (ValueType::Array, 3, "ARRAY[ARRAY]")
+        );
+        assert_eq!(nested.as_arrays().unwrap()[2].as_arrays().unwrap()[0], Array::U8(vec![9]));
+        assert_eq!(nested.get(1), Some(Value::Array(Array::String(vec!["x".into()]))));
+        assert_eq!(nested.get(3), None);
     }
 }
 
@@ -512,14 +517,15 @@ fn find(hay: &[u8], needle: &[u8]) -> usize {
 #[test]
 fn lying_arrays() {
     // Counts whose elements cannot fit, some overflowing count * size.
-    for (elem, count) in [
-        (ValueType::U32, 1u64 << 40),
-        (ValueType::U64, 1 << 62),
-        (ValueType::String, u64::MAX),
-        (ValueType::Array, 1 << 61),
+    for (empty, count) in [
+        (Array::U32(vec![]), 1u64 << 40),
+        (Array::U64(vec![]), 1 << 62),
+        (Array::String(vec![]), u64::MAX),
+        (Array::Array(vec![]), 1 << 61),
     ] {
+        let elem = empty.elem_type();
         let mut g = small(3, None);
-        let mut pair = kv("arr", &Value::Array(elem, vec![]));
+        let mut pair = kv("arr", &Value::Array(empty));
         let at = pair.len() - 8;
         pair[at..].copy_from_slice(&count.to_le_bytes());
         g.kvs.push(pair);
@@ -527,7 +533,7 @@ fn lying_arrays() {
     }
     // An unknown element type, an unknown value type.
     let mut g = small(3, None);
-    let mut pair = kv("arr", &Value::Array(ValueType::U8, vec![]));
+    let mut pair = kv("arr", &Value::Array(Array::U8(vec![])));
     let at = pair.len() - 12;
     pair[at..at + 4].copy_from_slice(&13u32.to_le_bytes());
     g.kvs.push(pair);
@@ -539,10 +545,11 @@ fn lying_arrays() {
     g.kvs.push(pair);
     refused(&g.bytes(), &["metadata scalar", "unknown value type 99"]);
     // Arrays nested deeper than the reader goes (each level 12 bytes: a stack-eater).
-    let mut deep = Value::Array(ValueType::U8, vec![]);
+    let mut deep = Array::U8(vec![]);
     for _ in 0..9 {
-        deep = Value::Array(ValueType::Array, vec![deep]);
+        deep = Array::Array(vec![deep]);
     }
+    let deep = Value::Array(deep);
     refused(&small(3, None).kv("deep", deep).bytes(), &["metadata deep", "nested more than 8"]);
     // A BOOL that is neither 0 nor 1.
     let mut g = small(3, None);
@@ -550,6 +557,12 @@ fn lying_arrays() {
     *pair.last_mut().unwrap() = 2;
     g.kvs.push(pair);
     refused(&g.bytes(), &["metadata flag", "BOOL of byte 2"]);
+    let mut g = small(3, None);
+    let mut pair = kv("flags", &Value::Array(Array::Bool(vec![true, false, true])));
+    let n = pair.len();
+    pair[n - 2] = 3;
+    g.kvs.push(pair);
+    refused(&g.bytes(), &["metadata flags[1]", "BOOL of byte 3"]);
 }
 
 #[test]
@@ -699,9 +712,9 @@ fn json_matches(v: &Value, want: &serde_json::Value) -> bool {
         Value::F64(x) => want.as_f64() == Some(*x),
         Value::Bool(x) => want.as_bool() == Some(*x),
         Value::String(s) => want.as_str() == Some(s),
-        Value::Array(_, items) => want
+        Value::Array(a) => want
             .as_array()
-            .is_some_and(|w| w.len() == items.len() && items.iter().zip(w).all(|(v, w)| json_matches(v, w))),
+            .is_some_and(|w| w.len() == a.len() && a.values().zip(w).all(|(v, w)| json_matches(&v, w))),
     }
 }
 
@@ -722,12 +735,12 @@ fn a_file_written_by_gguf_py_reads_as_gguf_py_reads_it() {
         assert_eq!(key, w["key"].as_str().unwrap());
         assert_eq!(v.value_type().name(), w["type"].as_str().unwrap(), "{key}");
         types_seen.insert(v.value_type().name());
-        if let Value::Array(elem, items) = v {
-            assert_eq!(elem.name(), w["elem"].as_str().unwrap(), "{key}");
-            types_seen.insert(elem.name());
+        if let Value::Array(a) = v {
+            assert_eq!(a.elem_type().name(), w["elem"].as_str().unwrap(), "{key}");
+            types_seen.insert(a.elem_type().name());
             if let Some(inner) = w.get("inner") {
-                for item in items {
-                    assert_eq!(item.as_array().unwrap().0.name(), inner.as_str().unwrap(), "{key}");
+                for item in a.as_arrays().unwrap() {
+                    assert_eq!(item.elem_type().name(), inner.as_str().unwrap(), "{key}");
                 }
             }
         }
@@ -797,7 +810,7 @@ fn smollm2_q4_1_file_opens_when_present() {
             "  {k}: {} {}",
             v.type_name(),
             match v {
-                Value::Array(_, items) => format!("[{} elements]", items.len()),
+                Value::Array(a) => format!("[{} elements]", a.len()),
                 Value::String(s) if s.len() > 60 => format!("{:?}...", &s.chars().take(60).collect::<String>()),
                 v => format!("{v:?}"),
             }
