@@ -948,7 +948,7 @@ fn parse<R: Read>(r: &mut R, size: u64) -> Res<Parsed> {
             .filter(|&n| n <= i64::MAX as u64)
             .ok_or_else(|| format!("tensor {name}: dims {dims:?} have more than i64::MAX elements"))?;
         let inner = dims.first().copied().unwrap_or(1);
-        if inner % ggml_type.block_elems() != 0 {
+        if !inner.is_multiple_of(ggml_type.block_elems()) {
             return Err(format!(
                 "tensor {name}: {ggml_type} of dims {dims:?} (innermost first): the innermost dim {inner} is not a multiple of the block of {}",
                 ggml_type.block_elems()
@@ -957,7 +957,7 @@ fn parse<R: Read>(r: &mut R, size: u64) -> Res<Parsed> {
         let bytes = ggml_type
             .bytes_for(elements)
             .ok_or_else(|| format!("tensor {name}: {ggml_type} of dims {dims:?}: the size in bytes overflows"))?;
-        if offset % alignment != 0 {
+        if !offset.is_multiple_of(alignment) {
             return Err(format!(
                 "tensor {name}: offset {offset} is not a multiple of the alignment {alignment}"
             ));

@@ -133,7 +133,7 @@ impl GgmlType {
     /// The bytes of `elements` elements of this type, or `None` when `elements` is not a
     /// whole number of blocks or the size does not fit a u64.
     pub fn bytes_for(self, elements: u64) -> Option<u64> {
-        if elements % self.block_elems() != 0 {
+        if !elements.is_multiple_of(self.block_elems()) {
             return None;
         }
         (elements / self.block_elems()).checked_mul(self.block_bytes())
