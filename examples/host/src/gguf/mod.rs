@@ -25,6 +25,7 @@
 //! key or tensor. Arrays nest at most [`MAX_ARRAY_DEPTH`] deep.
 
 pub mod quant;
+pub mod tokenizer;
 pub mod types;
 
 pub use types::GgmlType;
