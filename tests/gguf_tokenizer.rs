@@ -88,3 +88,44 @@ fn tiny_gguf(kv: &[(&str, &str)]) -> Vec<u8> {
     }
     b
 }
+
+/// The chat template of the file (tokenizer.chat_template) rendered with minijinja as HF's
+/// apply_chat_template renders it: the same text, hence the same ids.
+#[test]
+fn smollm2_chat_template_renders_like_hf() {
+    use visattn_host::chat::{ChatTemplate, Message};
+    let Some(path) = smollm2() else { return };
+    let file = GgufFile::open(&path).unwrap();
+    let meta = file.metadata();
+    let tokens = meta.get_str_array("tokenizer.ggml.tokens").unwrap();
+    let token = |key: &str| tokens[meta.get_u32(key).unwrap() as usize].clone();
+    let template = ChatTemplate::new(
+        meta.get_str("tokenizer.chat_template").unwrap(),
+        &token("tokenizer.ggml.bos_token_id"),
+        &token("tokenizer.ggml.eos_token_id"),
+    )
+    .unwrap();
+    let want = recorded();
+    let chat = &want["chat"];
+    let text = template.render(&[Message::user(chat["question"].as_str().unwrap())], true).unwrap();
+    assert_eq!(text, chat["text"].as_str().unwrap());
+    let tok = visattn_host::gguf::tokenizer::from_gguf(&file).unwrap();
+    assert_eq!(tok.encode(text.as_str(), true).unwrap().get_ids(), ids(&chat["ids"]).as_slice());
+}
+
+/// HF's template conventions: blocks trimmed (trim_blocks, lstrip_blocks) and
+/// raise_exception an error naming its message.
+#[test]
+fn chat_templates_follow_hf_conventions() {
+    use visattn_host::chat::{ChatTemplate, Message};
+    let t = ChatTemplate::new(
+        "{% for m in messages %}\n  {% if m.role == 'user' %}\nU: {{ m.content }}\n  {% endif %}\n{% endfor %}",
+        "<s>",
+        "</s>",
+    )
+    .unwrap();
+    assert_eq!(t.render(&[Message::user("hi")], false).unwrap(), "U: hi\n");
+    let t = ChatTemplate::new("{{ raise_exception('only user turns') }}", "<s>", "</s>").unwrap();
+    let err = t.render(&[Message::user("hi")], false).unwrap_err().to_string();
+    assert!(err.contains("only user turns"), "{err}");
+}

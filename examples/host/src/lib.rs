@@ -4,6 +4,7 @@
 //! plain CPU reference of the same model (f64 sums) that the GPU path is tested against.
 //! The `llava` example (examples/llava) is its command line; the tests and the bench use it too.
 
+pub mod chat;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod check;
 #[cfg(feature = "cli")]
