@@ -57,6 +57,18 @@ impl VisualTokens {
         Ok(Self::from_mask(mask).expect("non-empty by construction"))
     }
 
+    /// A sequence of `tokens` positions without image tokens (a text-only prompt): nothing for
+    /// VAR to redistribute, and no row may change. For sessions that run with every layer off
+    /// (a host serving text prompts through the same decode path); VAR itself needs an image
+    /// ([`VisualTokens::from_spans`] refuses none).
+    pub fn none(tokens: usize) -> Self {
+        Self {
+            mask: vec![false; tokens],
+            first_end: tokens,
+            count: 0,
+        }
+    }
+
     /// From a per-token mask; the first span is the first run of `true`.
     pub fn from_mask(mask: Vec<bool>) -> Result<Self> {
         let start = mask.iter().position(|&m| m).ok_or(Error::NoImage)?;
@@ -125,6 +137,9 @@ mod tests {
     #[test]
     fn bad_spans_are_refused() {
         assert_eq!(VisualTokens::from_spans(&[], 4), Err(Error::NoImage));
+        let none = VisualTokens::none(4);
+        assert_eq!((none.count(), none.spans(), none.tokens()), (0, vec![], 4));
+        assert!((0..4).all(|p| !none.row_may_change(p) && !none.is_visual(p)));
         assert!(matches!(
             VisualTokens::from_spans(&[ImageSpan::new(3, 2)], 4),
             Err(Error::Span { .. })

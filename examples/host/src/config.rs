@@ -57,6 +57,30 @@ pub struct LlavaConfig {
     pub projector_act: String,
 }
 
+impl LlavaConfig {
+    /// A language model alone (a GGUF text model, the bench's random LLaMA): no image token
+    /// (u32::MAX is outside every vocabulary), and a vision config nothing reads.
+    pub fn text_only(text: TextConfig) -> Self {
+        Self {
+            text,
+            vision: VisionConfig {
+                hidden: 64,
+                intermediate: 64,
+                layers: 1,
+                heads: 1,
+                image_size: 14,
+                patch_size: 14,
+                layer_norm_eps: 1e-5,
+                act: "quick_gelu".into(),
+            },
+            image_token: u32::MAX,
+            feature_layer: -2,
+            keep_cls: false,
+            projector_act: "gelu".into(),
+        }
+    }
+}
+
 fn field<'a>(v: &'a Value, path: &str, key: &str) -> Result<&'a Value> {
     v.get(key)
         .ok_or_else(|| Error::Config(format!("config.json: {path}{key} is missing")))

@@ -24,6 +24,7 @@
 //! tensor past the end of the file and two tensors that overlap are each refused, naming the
 //! key or tensor. Arrays nest at most [`MAX_ARRAY_DEPTH`] deep.
 
+pub mod model;
 pub mod quant;
 pub mod tokenizer;
 pub mod types;

@@ -27,6 +27,9 @@ pub struct Generation {
     pub counts: Vec<LayerCounts>,
     pub captures: Vec<LayerCapture>,
     pub(super) plan: DecodePlan,
+    /// Whether VAR ran: asked for and the prompt has an image (without one there is nothing to
+    /// redistribute, and the generation is VAR off's).
+    pub var_ran: bool,
 }
 
 /// One layer's step: what runs before the session's attention, and after it.

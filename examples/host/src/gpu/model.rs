@@ -53,6 +53,22 @@ impl GpuModel {
         Self::assemble(g, cfg, format, model)
     }
 
+    /// The language model of a LLaMA-architecture GGUF file (`cfg` from
+    /// [`crate::gguf::model::text_config`], as [`LlavaConfig::text_only`]), its tensors
+    /// dequantized into `format` one at a time; every tensor of the file must be used.
+    pub fn load_gguf(
+        g: &visattn::util::Gpu,
+        cfg: &LlavaConfig,
+        file: &crate::gguf::GgufFile,
+        format: WeightFormat,
+        max_chunk: u64,
+    ) -> Result<Self> {
+        let mut store = crate::gguf::model::GgufStore::new(file, g, &cfg.text, format, max_chunk);
+        let model = Llava::build_text(&cfg.text, &mut store)?;
+        store.finish()?;
+        Self::assemble(g, cfg, format, model)
+    }
+
     /// A language model of `cfg.text`'s shape with random weights made on the device (no vision
     /// tower: prefill takes image features as given), for benchmarks of shapes nobody stores.
     pub fn random(g: &visattn::util::Gpu, cfg: &LlavaConfig, format: WeightFormat, max_chunk: u64, seed: u32) -> Result<Self> {

@@ -103,11 +103,16 @@ impl GpuModel {
             return Err(Error::Input(format!("token {id} is outside the vocabulary of {}", c.vocab)));
         }
         let span = self.image_span(ids, image)?;
-        let visual = VisualTokens::from_spans(span.as_slice(), t_n)?;
+        let visual = match span {
+            Some(span) => VisualTokens::from_spans(&[span], t_n)?,
+            None => VisualTokens::none(t_n),
+        };
         let (cfg, var_on) = match var {
-            VarMode::On(cfg) => (cfg.clone(), true),
+            // Without an image there are no visual sinks and nothing to redistribute: every
+            // layer runs as with VAR off (Generation::var_ran says so).
+            VarMode::On(cfg) if span.is_some() => (cfg.clone(), true),
             // Every layer off: the state only carries the decode session's (empty) classes.
-            VarMode::Off => (
+            VarMode::On(_) | VarMode::Off => (
                 VarConfig {
                     sink_dims: vec![0],
                     layers: LayerPlan::Only(vec![]),
@@ -253,6 +258,7 @@ impl GpuModel {
             counts,
             captures,
             plan,
+            var_ran: var_on,
         })
     }
 }

@@ -1,0 +1,64 @@
+//! A real trained model from its GGUF file through the host's blocks: SmolLM2-135M-Instruct
+//! (LLaMA architecture, 30 layers, Q4_1 / Q8_0 weights dequantized to f32 on load) against HF
+//! transformers' f32 model of the same file (tools/record_smollm2_logits.py ->
+//! tests/data/smollm2/logits.safetensors): the last prompt position's logits within 1e-3 of the
+//! largest, and HF's greedy answer to "What is the capital of France?". Needs the model file,
+//! which .ci/run downloads and names in VISATTN_SMOLLM2_GGUF; elsewhere the test says it skipped.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use visattn_host::config::LlavaConfig;
+use visattn_host::gguf::GgufFile;
+use visattn_host::gpu::matrix::WeightFormat;
+use visattn_host::gpu::model::{GpuModel, VarMode};
+
+fn smollm2() -> Option<PathBuf> {
+    let path = std::env::var_os("VISATTN_SMOLLM2_GGUF").map(PathBuf::from).filter(|p| p.is_file());
+    if path.is_none() {
+        eprintln!("SKIPPED: VISATTN_SMOLLM2_GGUF names no SmolLM2-135M-Instruct.Q4_1.gguf (.ci/run downloads it)");
+    }
+    path
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b]).then(b.cmp(&a))).unwrap() as u32
+}
+
+#[test]
+fn smollm2_from_its_gguf_answers_like_hf() {
+    let Some(path) = smollm2() else { return };
+    let file = GgufFile::open(&path).unwrap();
+    let cfg = LlavaConfig::text_only(visattn_host::gguf::model::text_config(&file).unwrap());
+    assert_eq!(
+        (cfg.text.layers, cfg.text.hidden, cfg.text.heads, cfg.text.kv_heads),
+        (30, 576, 9, 3)
+    );
+    let expected =
+        visattn::dump::TensorFile::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/smollm2/logits.safetensors")).unwrap();
+    let ids: Vec<u32> = expected.i64("input_ids").unwrap().1.iter().map(|&i| i as u32).collect();
+    let want = expected.f32("last_logits").unwrap().data;
+    let greedy: Vec<u32> = expected.i64("greedy").unwrap().1.iter().map(|&i| i as u32).collect();
+
+    let g = support::gpu::gpu();
+    let model = GpuModel::load_gguf(&g, &cfg, &file, WeightFormat::F32, g.ctx.max_binding()).unwrap();
+    let steps = greedy.len();
+    let mut run = model
+        .prefill(&ids, None, &VarMode::Off, ids.len() + steps + 1, false, false)
+        .unwrap();
+    let scale = want.iter().fold(0f32, |m, x| m.max(x.abs())) as f64;
+    support::close::assert_close("SmolLM2 last logits", &run.logits, &want, |_| 1e-3 * scale);
+    let mut answer = vec![argmax(&run.logits)];
+    while answer.len() < steps && !cfg.text.eos.contains(answer.last().unwrap()) {
+        let logits = model.step(&mut run, *answer.last().unwrap()).unwrap();
+        answer.push(argmax(&logits));
+    }
+    assert_eq!(
+        answer,
+        greedy[..answer.len()],
+        "HF's greedy answer: {}",
+        expected.metadata()["answer"]
+    );
+    assert!(cfg.text.eos.contains(answer.last().unwrap()), "the answer ends where HF's does");
+}
