@@ -62,3 +62,35 @@ fn smollm2_from_its_gguf_answers_like_hf() {
     );
     assert!(cfg.text.eos.contains(answer.last().unwrap()), "the answer ends where HF's does");
 }
+
+/// The command line with a GGUF file: a picture or an HF-folder-only mode is refused with one
+/// line (a language model file takes no picture without its mmproj), and --raw is for GGUF
+/// files only. Fast: nothing is loaded onto the GPU.
+#[test]
+fn the_command_line_refuses_what_a_gguf_language_model_cannot_do() {
+    let Some(path) = smollm2() else { return };
+    let llava = |args: &[&str]| {
+        std::process::Command::new(support::example("llava"))
+            .args(args)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap()
+    };
+    let model = path.to_str().unwrap();
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llava");
+    let picture = tiny.join("picture.png");
+    for (args, needle) in [
+        (vec!["--model", model, "--image", picture.to_str().unwrap()], "mmproj"),
+        (vec!["--model", model, "--tokens"], "--tokens"),
+        (
+            vec!["--model", tiny.to_str().unwrap(), "--image", picture.to_str().unwrap(), "--raw"],
+            "--raw",
+        ),
+    ] {
+        let out = llava(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
+        assert!(stderr.starts_with("error: ") && stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}

@@ -52,17 +52,17 @@ pub fn var_config(args: &crate::Args, cfg: &LlavaConfig) -> crate::Result<visatt
 fn generate(
     model: &GpuModel,
     ids: &[u32],
-    image: &(visattn::wgpu::Buffer, usize),
+    image: Option<&(visattn::wgpu::Buffer, usize)>,
     (mode, var): (&'static str, &VarMode),
     args: &crate::Args,
-    prompter: &Prompter,
+    decode: &dyn Fn(&[u32]) -> crate::Result<String>,
 ) -> crate::Result<Answer> {
     let text = &model.cfg.text;
     let room = text.max_positions.saturating_sub(ids.len());
     let max = args.max_tokens.min(room);
     let mut sampler = Sampler::new(args.temperature, args.top_p, args.seed)?;
     let t0 = Instant::now();
-    let mut generation = model.prefill(ids, Some(image), var, ids.len() + max + 1, args.logits, args.capture)?;
+    let mut generation = model.prefill(ids, image, var, ids.len() + max + 1, args.logits, args.capture)?;
     let prefill_s = t0.elapsed().as_secs_f64();
     let last = generation.logits[generation.logits.len() - text.vocab..].to_vec();
     let t1 = Instant::now();
@@ -89,7 +89,7 @@ fn generate(
     let decode_s = t1.elapsed().as_secs_f64();
     Ok(Answer {
         mode,
-        text: prompter.decode(&tokens)?,
+        text: decode(&tokens)?,
         tokens,
         counts: std::mem::take(&mut generation.counts),
         prefill_s,
@@ -157,7 +157,14 @@ pub fn run(
     let image = model.image_features(pixels)?;
     let mut answers = Vec::new();
     for (name, var) in &modes {
-        answers.push(generate(&model, ids, &image, (name, var), args, prompter)?);
+        answers.push(generate(
+            &model,
+            ids,
+            Some(&image),
+            (name, var),
+            args,
+            &|t| Ok(prompter.decode(t)?),
+        )?);
     }
     for a in answers.iter().filter(|a| a.stop == "context") {
         // Not an error, but the answer is not what was asked for: say so where a reader of
@@ -250,5 +257,112 @@ fn print_answers(answers: &[Answer], prompt: usize, layers: usize) -> crate::Res
             outln!("{l:>5} | {:>5} | {:>5}", on.counts[l].sinks, on.counts[l].selected_rows)?;
         }
     }
+    Ok(())
+}
+
+/// A LLaMA-architecture GGUF language model (no image): the prompt through the file's chat
+/// template (`--raw`: as it is) and tokenizer, the weights dequantized onto the GPU, greedy or
+/// sampled decoding. VAR has no visual sinks to find in a text prompt: it is said, and the
+/// answer is VAR off's.
+pub fn run_gguf(args: &crate::Args, path: &std::path::Path) -> crate::Result<()> {
+    use visattn_host::chat::{ChatTemplate, Message};
+    use visattn_host::gguf::{GgufFile, model::text_config, tokenizer::from_gguf};
+    if args.image.is_some() {
+        return Err("--image: this GGUF file is a language model; LLaVA's picture needs its mmproj file (not yet supported)".into());
+    }
+    if args.tokens || args.reference {
+        return Err("--tokens and --reference read HF folders; a GGUF file is not supported there yet".into());
+    }
+    Sampler::new(args.temperature, args.top_p, args.seed)?;
+    let file = GgufFile::open(path)?;
+    let cfg = LlavaConfig::text_only(text_config(&file)?);
+    let tok = from_gguf(&file)?;
+    let meta = file.metadata();
+    let text = if args.raw {
+        args.prompt.clone()
+    } else {
+        let tokens = meta.get_str_array("tokenizer.ggml.tokens")?;
+        // The template may name the BOS and EOS tokens (none where the file names none).
+        let name = |key: &str| -> crate::Result<String> {
+            if !meta.contains(key) {
+                return Ok(String::new());
+            }
+            let id = meta.get_u32(key)?;
+            Ok(tokens
+                .get(id as usize)
+                .cloned()
+                .ok_or_else(|| format!("{key} = {id} is outside the vocabulary"))?)
+        };
+        let source = meta
+            .get_str("tokenizer.chat_template")
+            .map_err(|_| "the file has no tokenizer.chat_template: pass --raw to send the prompt as it is")?;
+        ChatTemplate::new(source, &name("tokenizer.ggml.bos_token_id")?, &name("tokenizer.ggml.eos_token_id")?)?
+            .render(&[Message::user(&args.prompt)], true)?
+    };
+    let ids = tok
+        .encode(text.as_str(), true)
+        .map_err(|e| format!("tokenizer: {e}"))?
+        .get_ids()
+        .to_vec();
+    if ids.is_empty() {
+        return Err("the prompt is empty".into());
+    }
+    if ids.len() > cfg.text.max_positions {
+        return Err(format!(
+            "the prompt is {} tokens, over the model's context of {}",
+            ids.len(),
+            cfg.text.max_positions
+        )
+        .into());
+    }
+    if args.var != "off" {
+        eprintln!("note: a text prompt has no image: VAR finds no visual sinks and changes nothing; the answer is VAR off's");
+    }
+    let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, None)?;
+    // HF transformers dequantizes GGUF weights to f32: so does this path (file-size formats on
+    // the GPU are the next step).
+    let format = WeightFormat::choose(&args.dtype, visattn::dump::Dtype::F32, &g.device)?;
+    let t0 = Instant::now();
+    let model = GpuModel::load_gguf(&g, &cfg, &file, format, g.ctx.max_binding())?;
+    if !args.json {
+        eprintln!(
+            "loaded {} ({} tensors) onto {} as {} in {:.1} s",
+            path.display(),
+            file.tensors().len(),
+            g.info.name,
+            format.name(),
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    let decode = |t: &[u32]| -> crate::Result<String> { Ok(tok.decode(t, true).map_err(|e| format!("tokenizer: {e}"))?) };
+    let a = generate(&model, &ids, None, ("off", &VarMode::Off), args, &decode)?;
+    if a.stop == "context" {
+        eprintln!(
+            "warning: the answer stopped after {} tokens: the prompt and the answer filled the model's context",
+            a.tokens.len()
+        );
+    }
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::json!({
+                "adapter": g.info.name, "weights": format.name(), "input_ids": ids, "var_ran": false,
+                "answers": [{ "var": "off", "answer": a.text, "tokens": a.tokens, "stop": a.stop,
+                    "prefill_tokens_per_s": ids.len() as f64 / a.prefill_s,
+                    "decode_tokens_per_s": a.steps as f64 / a.decode_s.max(1e-9) }],
+            })
+        )?;
+        return Ok(());
+    }
+    outln!("{}", a.text.trim())?;
+    outln!(
+        "prefill {} tokens {:.1} ms ({:.1} tokens/s), decode {} tokens {:.1} ms ({:.1} tokens/s)",
+        ids.len(),
+        a.prefill_s * 1e3,
+        ids.len() as f64 / a.prefill_s,
+        a.steps,
+        a.decode_s * 1e3,
+        a.steps as f64 / a.decode_s.max(1e-9)
+    )?;
     Ok(())
 }

@@ -21,12 +21,16 @@ use visattn_host::{check, config, gpu, image, prompt, reference, weights};
 // One mode a run: each of these prints or writes something else and exits.
 #[command(group(clap::ArgGroup::new("mode").args(["tokens", "reference", "check_kernels", "wgsl_out", "bench"])))]
 struct Args {
-    /// HF folder: config.json, *.safetensors (+ index), tokenizer.json.
+    /// HF folder (config.json, *.safetensors (+ index), tokenizer.json), or a LLaMA-architecture
+    /// GGUF file (a language model: text prompts, no picture yet).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// The question.
+    /// The question (the user's message, through the model's chat template).
     #[arg(long, default_value = "What is in the picture?")]
     prompt: String,
+    /// Send --prompt as it is, without the chat template (GGUF files).
+    #[arg(long)]
+    raw: bool,
     /// The picture (PNG or JPEG).
     #[arg(long)]
     image: Option<PathBuf>,
@@ -128,6 +132,12 @@ fn run(args: Args) -> crate::Result<()> {
         return bench::run(&args);
     }
     let dir = args.model.as_ref().ok_or("--model DIR is required (see --help)")?;
+    if dir.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+        return generate::run_gguf(&args, dir);
+    }
+    if args.raw {
+        return Err("--raw is for GGUF files; a HF LLaVA folder's prompt always goes through its template".into());
+    }
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let cfg = config::LlavaConfig::parse(&text).map_err(|e| format!("{}: {e}", dir.display()))?;
