@@ -7,20 +7,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use visattn_host::config::LlavaConfig;
 use visattn_host::gguf::GgufFile;
 use visattn_host::gpu::matrix::WeightFormat;
 use visattn_host::gpu::model::{GpuModel, VarMode};
-
-fn smollm2() -> Option<PathBuf> {
-    let path = std::env::var_os("VISATTN_SMOLLM2_GGUF").map(PathBuf::from).filter(|p| p.is_file());
-    if path.is_none() {
-        eprintln!("SKIPPED: VISATTN_SMOLLM2_GGUF names no SmolLM2-135M-Instruct.Q4_1.gguf (.ci/run downloads it)");
-    }
-    path
-}
 
 fn argmax(v: &[f32]) -> u32 {
     (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b]).then(b.cmp(&a))).unwrap() as u32
@@ -28,7 +20,9 @@ fn argmax(v: &[f32]) -> u32 {
 
 #[test]
 fn smollm2_from_its_gguf_answers_like_hf() {
-    let Some(path) = smollm2() else { return };
+    let Some(path) = support::smollm2_gguf("smollm2_from_its_gguf_answers_like_hf") else {
+        return;
+    };
     let file = GgufFile::open(&path).unwrap();
     let cfg = LlavaConfig::text_only(visattn_host::gguf::model::text_config(&file).unwrap());
     assert_eq!(
@@ -68,7 +62,9 @@ fn smollm2_from_its_gguf_answers_like_hf() {
 /// files only. Fast: nothing is loaded onto the GPU.
 #[test]
 fn the_command_line_refuses_what_a_gguf_language_model_cannot_do() {
-    let Some(path) = smollm2() else { return };
+    let Some(path) = support::smollm2_gguf("the_command_line_refuses_what_a_gguf_language_model_cannot_do") else {
+        return;
+    };
     let llava = |args: &[&str]| {
         std::process::Command::new(support::example("llava"))
             .args(args)

