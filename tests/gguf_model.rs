@@ -2,7 +2,8 @@
 //! (LLaMA architecture, 30 layers, Q4_1 / Q8_0 weights dequantized to f32 on load) against HF
 //! transformers' f32 model of the same file (tools/record_smollm2_logits.py ->
 //! tests/data/smollm2/logits.safetensors): the last prompt position's logits within 1e-3 of the
-//! largest, and HF's greedy answer to "What is the capital of France?". Needs the model file,
+//! largest, HF's greedy answer to "What is the capital of France?", and `discover` naming its
+//! massive-activation dimension 507 from the captured hidden states. Needs the model file,
 //! which .ci/run downloads and names in VISATTN_SMOLLM2_GGUF; elsewhere the test says it skipped.
 
 mod support;
@@ -38,9 +39,25 @@ fn smollm2_from_its_gguf_answers_like_hf() {
     let g = support::gpu::gpu();
     let model = GpuModel::load_gguf(&g, &cfg, &file, WeightFormat::F32, g.ctx.max_binding()).unwrap();
     let steps = greedy.len();
+    // With every layer's input hidden states captured: discover's ranking names SmolLM2's
+    // massive-activation dimension, 507 (phi about 20-23 on the first token, sqrt(576) = 24).
     let mut run = model
-        .prefill(&ids, None, &VarMode::Off, ids.len() + steps + 1, false, false)
+        .prefill(&ids, None, &VarMode::Off, ids.len() + steps + 1, false, true)
         .unwrap();
+    let d = cfg.text.hidden;
+    let stats: Vec<_> = run.captures.iter().map(|c| visattn::discover::layer_dims(&c.hidden, d)).collect();
+    let found = visattn::discover::rank(&stats, &|l| Ok(run.captures[l].hidden.clone()), ids.len()).unwrap();
+    assert_eq!(
+        found.sink_dims.first(),
+        Some(&507),
+        "discover on SmolLM2's hidden states: {:?}",
+        found.sink_dims
+    );
+    assert!(
+        found.carriers.iter().any(|&(t, _)| t == 0),
+        "the first token carries it: {:?}",
+        found.carriers
+    );
     let scale = want.iter().fold(0f32, |m, x| m.max(x.abs())) as f64;
     support::close::assert_close("SmolLM2 last logits", &run.logits, &want, |_| 1e-3 * scale);
     let mut answer = vec![argmax(&run.logits)];
