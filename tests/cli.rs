@@ -443,13 +443,7 @@ fn attend_matches_the_reference_and_refuses_bad_dumps() {
             "--tau",
             "5",
         ]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect();
-        assert_eq!(out.status.code(), Some(1), "{needle}: {stderr}");
-        assert!(
-            lines.len() == 1 && lines[0].contains(needle) && !stderr.contains("panicked"),
-            "{needle}: {lines:?}"
-        );
+        one_error(&out, needle, needle);
         assert!(!output.exists());
     };
     attend_refuses(attend_dump(6).0, "head_dim 6");
@@ -767,16 +761,7 @@ fn argument_errors_are_one_line_and_exit_1() {
         (&["apply", "--input", "x", "--output", "y", "--tau", "abc"][..], "abc"),
         (&["nonsense-subcommand"][..], "nonsense-subcommand"),
     ] {
-        let out = run(args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect();
-        assert_eq!(out.status.code(), Some(1), "{args:?}: exit code; stderr {stderr}");
-        assert_eq!(lines.len(), 1, "{args:?}: one line on stderr, got {lines:?}");
-        assert!(
-            lines[0].starts_with("error: ") && lines[0].contains(needle),
-            "{args:?}: {:?}",
-            lines[0]
-        );
+        one_error(&run(args), &format!("{args:?}"), needle);
     }
     let help = run(&["apply", "--help"]);
     assert_eq!(help.status.code(), Some(0));
@@ -835,16 +820,7 @@ fn bench_refuses_bad_flags_with_one_line() {
         (&["--shape"][..], "--shape"),
     ] {
         let out = Command::new(&bench).args(args).env("RUST_BACKTRACE", "0").output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect();
-        assert_eq!(out.status.code(), Some(1), "{args:?}: exit code; stderr {stderr}");
-        assert!(!stderr.contains("panicked"), "{args:?}: panicked: {stderr}");
-        assert_eq!(lines.len(), 1, "{args:?}: one line on stderr, got {lines:?}");
-        assert!(
-            lines[0].starts_with("error: ") && lines[0].contains(needle),
-            "{args:?}: {:?}",
-            lines[0]
-        );
+        one_error(&out, &format!("{args:?}"), needle);
         assert!(out.stdout.is_empty(), "{args:?}: no measurement may start");
     }
 }

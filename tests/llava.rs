@@ -132,16 +132,7 @@ fn pixel_values_match_hf_bit_for_bit() {
     );
     let got: Vec<f32> = p["values"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
     assert_eq!(got.len(), want.data.len());
-    let off: Vec<usize> = (0..got.len()).filter(|&i| got[i].to_bits() != want.data[i].to_bits()).collect();
-    assert!(
-        off.is_empty(),
-        "{} of {} values differ, first at {}: {} vs {}",
-        off.len(),
-        got.len(),
-        off[0],
-        got[off[0]],
-        want.data[off[0]]
-    );
+    assert_same_bits("pixel_values", &got, &want.data);
 }
 
 /// The host's CPU reference of the whole model (CLIP tower, projector, LLaMA) against HF's
@@ -191,6 +182,21 @@ fn planted() -> (u32, f64) {
 
 fn ids(v: &serde_json::Value) -> Vec<i64> {
     v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect()
+}
+
+/// `got` equals HF's `want` bit for bit (pixel values): else how many differ and the first.
+fn assert_same_bits(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let off: Vec<usize> = (0..got.len()).filter(|&i| got[i].to_bits() != want[i].to_bits()).collect();
+    assert!(
+        off.is_empty(),
+        "{what}: {} of {} values differ, first at {}: {} vs HF's {}",
+        off.len(),
+        got.len(),
+        off[0],
+        got[off[0]],
+        want[off[0]]
+    );
 }
 
 fn max_abs(v: &[f32]) -> f64 {
@@ -649,16 +655,7 @@ fn converted_pictures_match_hf_bit_for_bit() {
             want.shape
         );
         let got = floats(&p["values"]);
-        let off: Vec<usize> = (0..got.len()).filter(|&i| got[i].to_bits() != want.data[i].to_bits()).collect();
-        assert!(
-            off.is_empty(),
-            "{name}: {} of {} values differ, first at {}: {} vs HF's {}",
-            off.len(),
-            got.len(),
-            off[0],
-            got[off[0]],
-            want.data[off[0]]
-        );
+        assert_same_bits(name, &got, &want.data);
     }
 }
 
