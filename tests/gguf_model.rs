@@ -37,7 +37,7 @@ fn smollm2_from_its_gguf_answers_like_hf() {
     let greedy: Vec<u32> = expected.i64("greedy").unwrap().1.iter().map(|&i| i as u32).collect();
 
     let g = support::gpu::gpu();
-    let model = GpuModel::load_gguf(&g, &cfg, &file, WeightFormat::F32, g.ctx.max_binding()).unwrap();
+    let model = GpuModel::load_gguf(&g, &cfg, &file, None, g.ctx.max_binding(), |_, _| {}).unwrap();
     let steps = greedy.len();
     // With every layer's input hidden states captured: discover's ranking names SmolLM2's
     // massive-activation dimension, 507 (phi about 20-23 on the first token, sqrt(576) = 24).

@@ -2,7 +2,7 @@
 //! tests/data/quants.safetensors (tools/make_quant_fixtures.py): every format's dequantization
 //! bit for bit against gguf-py's `gguf.quants.dequantize` of random blocks (the script checks
 //! gguf-py against llama.cpp's `dequantize_row_*` too), the quantizers byte for byte against
-//! gguf-py's `gguf.quants.quantize` (F16, BF16, Q8_0, Q4_0) and llama.cpp's
+//! gguf-py's `gguf.quants.quantize` (F16, BF16, Q8_0, Q4_0, Q5_0) and llama.cpp's
 //! `quantize_row_q4_K_ref` (Q4_K), and the refusals: sizes that do not match and unsupported
 //! types, named.
 
@@ -103,7 +103,14 @@ fn block_functions_read_one_block() {
 #[test]
 fn quantizers_match_llama_cpp_byte_for_byte() {
     let file = fixtures();
-    for ty in [GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K] {
+    for ty in [
+        GgmlType::F16,
+        GgmlType::BF16,
+        GgmlType::Q8_0,
+        GgmlType::Q4_0,
+        GgmlType::Q5_0,
+        GgmlType::Q4_K,
+    ] {
         let input = floats(&file, &format!("quant.{}.input", ty.name()));
         let want = bytes(&file, &format!("quant.{}.bytes", ty.name()));
         let got = quant::quantize(ty, &input).unwrap();

@@ -267,6 +267,56 @@ fn f16_weights_match_hf_within_the_rounding_budget() {
     let _ = std::fs::remove_dir_all(folder);
 }
 
+/// Issue "Real weights: GGUF files": an HF folder quantized on load answers from the command
+/// line with VAR off and on, and says what its weights take in which formats: `--dtype q4_k`
+/// keeps the language model's 44 matrices in Q5_0 (the tiny model's rows of 64 and 160 values
+/// are not whole Q4_K super-blocks: llama.cpp's fallback) and the vision tower in f32; the
+/// weights line goes to stderr. Its numbers against the CPU reference: tests/host_model.rs.
+#[test]
+fn a_folder_quantized_on_load_answers_from_the_command_line() {
+    let (dim, tau_rel) = planted();
+    let (dim, tau) = (dim.to_string(), tau_rel.to_string());
+    let flags = [
+        "--var",
+        "compare",
+        "--sink-dims",
+        &dim,
+        "--tau-rel",
+        &tau,
+        "--max-tokens",
+        "3",
+        "--dtype",
+        "q4_k",
+    ];
+    let out = gpu_json(&tiny(), &flags);
+    let formats = out["formats"].as_array().unwrap();
+    let of = |name: &str| formats.iter().find(|f| f["format"] == name).cloned();
+    let q5 = of("Q5_0").unwrap_or_else(|| panic!("no Q5_0 matrices: {formats:?}"));
+    assert_eq!(q5["matrices"], 2 + 7 * 6, "{formats:?}");
+    // The patch embedding, the 2 layers of 3 up to the feature layer (-2), the projector's 2.
+    assert_eq!(
+        of("f32").unwrap()["matrices"],
+        1 + 2 * 6 + 2,
+        "the vision tower and projector: {formats:?}"
+    );
+    // 32 values in 22 bytes: 5.5 bits a weight.
+    let lm_values = 2 * 402 * 64 + 6 * (64 * 64 + 2 * 32 * 64 + 64 * 64 + 3 * 160 * 64);
+    assert_eq!(q5["bytes"].as_u64().unwrap(), (lm_values / 32 * 22) as u64, "{formats:?}");
+    let answers = out["answers"].as_array().unwrap();
+    assert_eq!(answers.len(), 2);
+    assert!(answers.iter().all(|a| a["tokens"].as_array().is_some_and(|t| !t.is_empty())));
+    let (dir, picture) = (tiny(), tiny().join("picture.png"));
+    let mut args = vec!["--model", dir.to_str().unwrap(), "--image", picture.to_str().unwrap()];
+    args.extend_from_slice(&flags);
+    let text = llava(&args);
+    assert!(text.status.success(), "{}", String::from_utf8_lossy(&text.stderr));
+    let stderr = String::from_utf8_lossy(&text.stderr);
+    assert!(
+        stderr.contains("MB of weights: ") && stderr.contains("Q5_0 44 matrices"),
+        "{stderr}"
+    );
+}
+
 /// Weights split into row chunks (a storage-binding limit of 32 KiB instead of 128 MiB: the
 /// tiny model's 402 x 64 embedding and LM head and its 160 x 64 MLP matrices become 2 to 4 chunks
 /// each, as LLaMA-7B's embedding and LM head do in f16 under WebGPU's limit; the KV cache is a
@@ -518,6 +568,14 @@ fn bad_folders_get_one_clear_error_each() {
 ///   (measured 6.7e-8: the host's table is computed in f64);
 /// - swap (first two axes, 1 x 1 x 1 to 63 x 5 x 7) and embed (vocab 1 to 1000, 513 ids; the
 ///   table whole and in chunks of 301 rows; f32, f16, packed f16): exact.
+///
+/// And every GGML block format the host keeps on the device (BF16, Q8_0, Q4_0, Q4_1, Q5_0,
+/// Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K), as random blocks (random bytes, random f16 scales and
+/// minimums, some subnormal) dequantized inside the kernels:
+/// - embed (rows of 1 and 2 blocks, vocab 1 to 1000, chunks of 301 rows): bit for bit the CPU
+///   reference's dequantization (gguf::quant, itself bit for bit gguf-py's: tests/gguf_quants.rs);
+/// - linear (k of 1 to 3 blocks, W in one binding and in chunks of 7 rows, with and without
+///   bias) against the CPU matmul of the dequantized values: |gpu - cpu| <= 1e-6 x k x max|w|.
 #[test]
 fn host_kernels_match_the_cpu_reference() {
     let out = llava(&["--check-kernels"]);
@@ -526,8 +584,10 @@ fn host_kernels_match_the_cpu_reference() {
     let cases = v["cases"].as_array().unwrap();
     // f16 weights where the adapter has SHADER_F16 (lavapipe does), packed u32 pairs always.
     let f16 = v["shader_f16"].as_bool().unwrap();
-    let weights = ["linear", "linear_packed", "embed", "embed_packed", "linear_f16", "embed_f16"];
-    for (kernel, n) in [
+    let blocks = [
+        "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k",
+    ];
+    let mut expected: Vec<(String, usize)> = [
         ("linear", 7),
         ("linear_packed", 7),
         ("linear_f16", if f16 { 7 } else { 0 }),
@@ -543,20 +603,41 @@ fn host_kernels_match_the_cpu_reference() {
         ("silu", 5),
         ("rope", 5),
         ("swap", 5),
-    ] {
-        assert_eq!(cases.iter().filter(|c| c["kernel"] == kernel).count(), n, "{kernel} cases");
+    ]
+    .iter()
+    .map(|&(k, n)| (k.to_string(), n))
+    .collect();
+    for b in blocks {
+        // BF16's blocks are single values: the float shapes.
+        let (linear, embed) = if b == "bf16" { (7, 5) } else { (4, 3) };
+        expected.push((format!("linear_{b}"), linear));
+        expected.push((format!("embed_{b}"), embed));
     }
-    assert!(
-        weights
-            .iter()
-            .all(|k| cases.iter().any(|c| c["kernel"] == *k && c["chunks"].as_u64() > Some(1)) || k.ends_with("f16") && !f16),
-        "chunked cases of every weight kernel"
-    );
+    for (kernel, n) in &expected {
+        assert_eq!(
+            cases.iter().filter(|c| c["kernel"] == kernel.as_str()).count(),
+            *n,
+            "{kernel} cases"
+        );
+    }
+    let weights = expected
+        .iter()
+        .filter(|(k, n)| (k.starts_with("linear") || k.starts_with("embed")) && *n > 0)
+        .map(|(k, _)| k.as_str());
+    for kernel in weights {
+        assert!(
+            cases.iter().any(|c| c["kernel"] == kernel && c["chunks"].as_u64() > Some(1)),
+            "a chunked case of {kernel}"
+        );
+    }
     for c in cases {
         let err = c["error"].as_f64().expect("a finite error");
         let kernel = c["kernel"].as_str().unwrap();
         let exact = ["add", "mul", "swap"].contains(&kernel) || kernel.starts_with("embed");
         assert!(err <= if exact { 0.0 } else { 1e-6 }, "{c}");
+        if kernel.starts_with("embed") {
+            assert_eq!(c["bits_differ"], 0, "{c}");
+        }
     }
 }
 

@@ -331,10 +331,15 @@ fn decimal_floats(source: &str) -> Vec<(usize, String)> {
 #[test]
 fn every_float_literal_is_representable_in_f32() {
     let mut sources: Vec<(String, String)> = visattn::shaders::ALL.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect();
+    // The host's kernels and the weight formats' preludes (shaders/formats/).
     let own = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/host/shaders");
-    for e in std::fs::read_dir(&own).unwrap() {
-        let p = e.unwrap().path();
-        sources.push((p.display().to_string(), std::fs::read_to_string(&p).unwrap()));
+    for dir in [own.clone(), own.join("formats")] {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "wgsl") {
+                sources.push((p.display().to_string(), std::fs::read_to_string(&p).unwrap()));
+            }
+        }
     }
     let mut seen = 0;
     for (name, source) in &sources {

@@ -11,14 +11,14 @@ magnitudes 1e-4..1 of either sign, plus 0, -0, an f16 subnormal, 1000 and 65504)
 `dequant.<TYPE>.bytes` (u8) and gguf-py's `gguf.quants.dequantize` of them in
 `dequant.<TYPE>.values` (f32).
 
-Quantization, for F16, BF16, Q8_0, Q4_0 (gguf-py's `gguf.quants.quantize`) and Q4_K (gguf-py has
+Quantization, for F16, BF16, Q8_0, Q4_0, Q5_0 (gguf-py's `gguf.quants.quantize`) and Q4_K (gguf-py has
 no Q4_K quantizer: llama.cpp's `quantize_row_q4_K_ref`, compiled from the llama-cpp-python sdist
 with `cc -O2 -ffp-contract=off`): f32 rows, random and edge cases (zeros, exact rounding ties,
 equal magnitudes of opposite signs, constant and one-signed sub-blocks, outliers), in
 `quant.<TYPE>.input` (f32; f16 values for Q4_K, as HF stores weights) and the quantized bytes in `quant.<TYPE>.bytes` (u8).
 
 With the sdist, the script also checks gguf-py against llama.cpp's C: every dequantization
-above against `dequantize_row_*`, and the Q8_0 and Q4_0 bytes against `quantize_row_*_ref`; it
+above against `dequantize_row_*`, and the Q8_0, Q4_0 and Q5_0 bytes against `quantize_row_*_ref`; it
 stops on any difference. The file is a plain safetensors file, written here without the
 safetensors package.
 """
@@ -76,13 +76,13 @@ typedef void (*q_fn)(const float *, void *, int64_t);
 #define DEQ(name) void dequantize_row_##name(const void *, float *, int64_t);
 #define Q(name) void quantize_row_##name##_ref(const float *, void *, int64_t);
 DEQ(q8_0) DEQ(q4_0) DEQ(q4_1) DEQ(q5_0) DEQ(q5_1) DEQ(q2_K) DEQ(q3_K) DEQ(q4_K) DEQ(q5_K) DEQ(q6_K)
-Q(q8_0) Q(q4_0) Q(q4_K)
+Q(q8_0) Q(q4_0) Q(q5_0) Q(q4_K)
 
 static struct { const char * name; int block_elems, block_bytes; deq_fn deq; q_fn q; } types[] = {
     {"Q8_0", 32, 34, dequantize_row_q8_0, quantize_row_q8_0_ref},
     {"Q4_0", 32, 18, dequantize_row_q4_0, quantize_row_q4_0_ref},
     {"Q4_1", 32, 20, dequantize_row_q4_1, 0},
-    {"Q5_0", 32, 22, dequantize_row_q5_0, 0},
+    {"Q5_0", 32, 22, dequantize_row_q5_0, quantize_row_q5_0_ref},
     {"Q5_1", 32, 24, dequantize_row_q5_1, 0},
     {"Q2_K", 256, 84, dequantize_row_q2_K, 0},
     {"Q3_K", 256, 110, dequantize_row_q3_K, 0},
@@ -272,6 +272,14 @@ def main():
     data = k_rows(rng)
     tensors["quant.Q4_K.input"] = data
     tensors["quant.Q4_K.bytes"] = c_ref("quantize", "Q4_K", data.size, data.astype(np.float32))
+    # Q5_0 last (the random draws above stay as they were): llama.cpp's fallback for Q4_K rows
+    # that are not whole super-blocks.
+    data = legacy_rows(rng)
+    q = np.asarray(quantize(data, T.Q5_0)).view(np.uint8).reshape(-1)
+    if c_ref("quantize", "Q5_0", data.size, data).tolist() != q.tolist():
+        raise SystemExit("Q5_0: gguf-py's quantize differs from llama.cpp's quantize_row_ref")
+    tensors["quant.Q5_0.input"] = data
+    tensors["quant.Q5_0.bytes"] = q
 
     metadata = {
         "generator": "tools/make_quant_fixtures.py",

@@ -3,10 +3,10 @@
 //! per-layer sink and selected-row counts and tokens/s.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::time::Instant;
 use visattn_host::outln;
 
+use visattn_host::cli::progress::{Loading, weights_line};
 use visattn_host::config::LlavaConfig;
 use visattn_host::gpu::matrix::WeightFormat;
 use visattn_host::gpu::model::{GpuModel, VarMode};
@@ -127,33 +127,15 @@ pub fn run(
     });
     let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, limits).map_err(|e| e.to_string())?;
     let format = WeightFormat::choose(&args.dtype, weights.stored_dtype()?, &g.device)?;
-    let t0 = Instant::now();
-    let mut shown = t0;
-    // A line that rewrites itself is for a person at a terminal; elsewhere (logs, tests) stderr
-    // holds only what went wrong, an error that stops the load included, on a line of its own.
-    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let mut line_open = false;
+    let mut loading = Loading::new(format!("weights onto {}", g.info.name), args.json);
     let model = GpuModel::load(&g, cfg, weights, format, g.ctx.max_binding(), |done, total| {
-        // At most ten times a second.
-        if terminal && !args.json && (done == total || shown.elapsed().as_millis() >= 100) {
-            shown = Instant::now();
-            eprint!(
-                "\rloading weights onto {} as {}: {done}/{total} tensors",
-                g.info.name,
-                format.name()
-            );
-            line_open = done != total;
-            if !line_open {
-                eprintln!(" ({:.1} s)", t0.elapsed().as_secs_f64());
-            }
-            let _ = std::io::stderr().flush();
-        }
-    })
-    .inspect_err(|_| {
-        if line_open {
-            eprintln!();
-        }
-    })?;
+        loading.update(done, total)
+    });
+    let secs = loading.finish();
+    let model = model?;
+    if !args.json {
+        eprintln!("loaded the weights onto {} in {secs:.1} s: {}", g.info.name, weights_line(&model));
+    }
     let image = model.image_features(pixels)?;
     let mut answers = Vec::new();
     for (name, var) in &modes {
@@ -210,7 +192,7 @@ pub fn run(
         outln!(
             "{}",
             serde_json::json!({
-                "adapter": g.info.name, "weights": format.name(), "chunked_matrices": model.chunked(),
+                "adapter": g.info.name, "weights": model.format().name(), "formats": formats_json(&model), "chunked_matrices": model.chunked(),
                 "input_ids": ids, "answers": json,
             })
         )?;
@@ -319,19 +301,25 @@ pub fn run_gguf(args: &crate::Args, path: &std::path::Path) -> crate::Result<()>
         eprintln!("note: a text prompt has no image: VAR finds no visual sinks and changes nothing; the answer is VAR off's");
     }
     let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, None)?;
-    // HF transformers dequantizes GGUF weights to f32: so does this path (file-size formats on
-    // the GPU are the next step).
-    let format = WeightFormat::choose(&args.dtype, visattn::dump::Dtype::F32, &g.device)?;
-    let t0 = Instant::now();
-    let model = GpuModel::load_gguf(&g, &cfg, &file, format, g.ctx.max_binding())?;
+    // `auto` keeps every matrix in the file's format (dequantized in the kernels); f32 or f16
+    // dequantizes them on load.
+    let format = match args.dtype.as_str() {
+        "auto" => None,
+        other => Some(WeightFormat::choose(other, visattn::dump::Dtype::F32, &g.device)?),
+    };
+    let mut loading = Loading::new(format!("{} onto {}", path.display(), g.info.name), args.json);
+    let model = GpuModel::load_gguf(&g, &cfg, &file, format, g.ctx.max_binding(), |done, total| {
+        loading.update(done, total)
+    });
+    let secs = loading.finish();
+    let model = model?;
     if !args.json {
         eprintln!(
-            "loaded {} ({} tensors) onto {} as {} in {:.1} s",
+            "loaded {} ({} tensors) onto {} in {secs:.1} s: {}",
             path.display(),
             file.tensors().len(),
             g.info.name,
-            format.name(),
-            t0.elapsed().as_secs_f64()
+            weights_line(&model)
         );
     }
     let decode = |t: &[u32]| -> crate::Result<String> { Ok(tok.decode(t, true).map_err(|e| format!("tokenizer: {e}"))?) };
@@ -346,7 +334,7 @@ pub fn run_gguf(args: &crate::Args, path: &std::path::Path) -> crate::Result<()>
         outln!(
             "{}",
             serde_json::json!({
-                "adapter": g.info.name, "weights": format.name(), "input_ids": ids, "var_ran": false,
+                "adapter": g.info.name, "weights": model.format().name(), "formats": formats_json(&model), "input_ids": ids, "var_ran": false,
                 "answers": [{ "var": "off", "answer": a.text, "tokens": a.tokens, "stop": a.stop,
                     "prefill_tokens_per_s": ids.len() as f64 / a.prefill_s,
                     "decode_tokens_per_s": a.steps as f64 / a.decode_s.max(1e-9) }],
@@ -365,4 +353,13 @@ pub fn run_gguf(args: &crate::Args, path: &std::path::Path) -> crate::Result<()>
         a.steps as f64 / a.decode_s.max(1e-9)
     )?;
     Ok(())
+}
+
+/// The weights on the device by format, for --json: what `weights_line` says on stderr.
+fn formats_json(model: &GpuModel) -> serde_json::Value {
+    model
+        .formats()
+        .iter()
+        .map(|(f, n, bytes)| serde_json::json!({ "format": f.name(), "matrices": n, "bytes": bytes }))
+        .collect()
 }

@@ -63,10 +63,12 @@ struct Args {
     /// Seed of the sampler (temperature > 0).
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Weights on the device: auto (f16 for a folder saved in f16 or bf16, else f32), f32,
-    /// f16 (the f16 kernels where the adapter has SHADER_F16, packed u32 pairs where not),
-    /// f16-packed (always the packed kernels).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "f32", "f16", "f16-packed"])]
+    /// Weights on the device: auto (a folder: f16 if saved in f16 or bf16, else f32; a GGUF
+    /// file: each matrix in the file's format), f32, f16 (the f16 kernels where the adapter has
+    /// SHADER_F16, packed u32 pairs where not), f16-packed (always the packed kernels), or a
+    /// folder's language model quantized on load with llama.cpp's reference quantizers: q8_0,
+    /// q4_0, q4_k (rows that are not whole super-blocks fall back to q5_0, as llama.cpp's do).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "f32", "f16", "f16-packed", "q8_0", "q4_0", "q4_k"])]
     dtype: String,
     /// Ask the device for this storage-binding limit in bytes instead of WebGPU's 128 MiB
     /// (tests: small limits make the host split its weights into row chunks).

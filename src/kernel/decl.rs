@@ -279,7 +279,7 @@ macro_rules! kernel {
     (
         $(#[$meta:meta])*
         $vis:vis struct $name:ident, $inputs:ident, $variant:ident = $body:expr;
-        variants { $($(#[$vmeta:meta])* $v:ident = $vfile:literal, prelude $vprelude:expr, elem $velem:tt;)+ }
+        variants { $($(#[$vmeta:meta])* $v:ident = $vfile:expr, prelude $vprelude:expr, elem $velem:tt;)+ }
         overrides [$($ov:literal),* $(,)?];
         per_workgroup $per:expr;
         $fields:tt

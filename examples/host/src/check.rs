@@ -2,6 +2,8 @@
 //! and random inputs, on the adapter at hand. tests/llava.rs runs it; its tolerances are there.
 
 use crate::error::{Error, Result};
+use crate::gguf::quant;
+use crate::gguf::types::GgmlType;
 use crate::gpu::elementwise::{Act, Elementwise, Op};
 use crate::gpu::layout::Layout;
 use crate::gpu::linear::{Matmul, upload};
@@ -9,6 +11,7 @@ use crate::gpu::matrix::{Matrix, WeightFormat};
 use crate::gpu::norm::Normalize;
 use crate::gpu::rope::Rope;
 use crate::reference::{self, Tensor};
+use visattn::half::{f32_to_bf16, f32_to_f16};
 use visattn::kernel::Dispatch;
 
 /// Uniform in [-1, 1), reproducible.
@@ -71,7 +74,7 @@ fn worst_relative(got: &[f32], want: &[f32]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// The weight formats the adapter runs: f16 where it has SHADER_F16.
+/// The float weight formats the adapter runs: f16 where it has SHADER_F16.
 fn formats(g: &visattn::util::Gpu) -> Vec<WeightFormat> {
     let mut v = vec![WeightFormat::F32, WeightFormat::F16Packed];
     if g.device.features().contains(visattn::wgpu::Features::SHADER_F16) {
@@ -85,6 +88,78 @@ fn kernel_name(base: &str, format: WeightFormat) -> String {
         WeightFormat::F32 => base.to_string(),
         WeightFormat::F16 => format!("{base}_f16"),
         WeightFormat::F16Packed => format!("{base}_packed"),
+        block => format!("{base}_{}", block.name().to_ascii_lowercase()),
+    }
+}
+
+/// `rows` rows of `cols` values of a block format as random blocks: random bytes, the f16
+/// scales and minimums replaced by random values of magnitude up to `scale` (small ones
+/// subnormal), so every bit pattern of the quants occurs.
+fn random_blocks(ty: GgmlType, rows: usize, cols: usize, scale: f32, seed: u64) -> Vec<u8> {
+    let size = ty.block_bytes() as usize;
+    let blocks = rows * cols / ty.block_elems() as usize;
+    let noise = random(blocks * size, seed);
+    let mut bytes: Vec<u8> = noise.iter().map(|v| ((v + 1.0) * 128.0) as u8).collect();
+    let halves = random(blocks * 2, seed ^ 0x5eed);
+    for (b, block) in bytes.chunks_exact_mut(size).enumerate() {
+        for (f, &at) in quant::half_fields(ty).iter().enumerate() {
+            let v = halves[2 * b + f] * scale;
+            let h = if ty == GgmlType::BF16 { f32_to_bf16(v) } else { f32_to_f16(v) };
+            block[at..at + 2].copy_from_slice(&h.to_le_bytes());
+        }
+    }
+    bytes
+}
+
+/// A random matrix of `format` on the device and the values it holds: floats rounded as the
+/// format stores them, block formats random blocks and their CPU dequantization.
+fn random_matrix(
+    g: &visattn::util::Gpu,
+    format: WeightFormat,
+    (rows, cols): (usize, usize),
+    chunk_rows: Option<usize>,
+    seed: u64,
+) -> Result<(Matrix, Vec<f32>)> {
+    let row_bytes = format.row_bytes(cols).expect("whole blocks");
+    let max_chunk = chunk_rows.map_or(g.ctx.max_binding(), |r| (r * row_bytes) as u64);
+    match format.block_type() {
+        None => {
+            let w: Vec<f32> = random(rows * cols, seed).into_iter().map(|v| format.round(v)).collect();
+            let m = Matrix::from_f32(&g.ctx, &g.queue, "w", (rows, cols), &w, format, max_chunk)?;
+            Ok((m, w))
+        }
+        Some(ty) => {
+            // Scales for values of about unit size (the quants reach 8 to 128 times the scale).
+            let bytes = random_blocks(ty, rows, cols, if ty == GgmlType::BF16 { 1.0 } else { 1.0 / 64.0 }, seed);
+            let w = quant::dequantize(ty, &bytes, rows * cols)?;
+            let m = Matrix::upload_stored(&g.ctx, &g.queue, "w", (rows, cols), ty, format, max_chunk, |r0, n| {
+                Ok(bytes[r0 * row_bytes..(r0 + n) * row_bytes].to_vec())
+            })?;
+            Ok((m, w))
+        }
+    }
+}
+
+/// The shapes (n, m, k, bias, rows per chunk) a matmul of `format` is checked on: odd shapes,
+/// W split into row chunks of odd sizes (an odd count of f16 per chunk when packed); k whole
+/// blocks for the block formats.
+fn matmul_shapes(format: WeightFormat) -> Vec<(usize, usize, usize, bool, Option<usize>)> {
+    match format.block_type().map(|t| t.block_elems() as usize) {
+        None | Some(1) => vec![
+            (1, 1, 1, false, None),
+            (1, 402, 64, false, None),
+            (35, 160, 64, true, None),
+            (63, 65, 17, true, None),
+            (17, 577, 33, false, None),
+            (65, 64, 160, true, None),
+            (17, 577, 33, true, Some(101)),
+        ],
+        Some(b) => vec![
+            (1, 1, b, false, None),
+            (1, 402, 2 * b, false, None),
+            (35, 33, 3 * b, true, None),
+            (17, 65, b, true, Some(7)),
+        ],
     }
 }
 
@@ -92,45 +167,34 @@ pub fn run() -> Result<serde_json::Value> {
     let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, None)?;
     let e = Error::from;
     let mut cases = Vec::new();
-    // (n, m, k, bias, rows per chunk): odd shapes, and W split into row chunks of odd sizes
-    // (an odd count of f16 per chunk when packed).
-    let shapes: [(usize, usize, usize, bool, Option<usize>); 7] = [
-        (1, 1, 1, false, None),
-        (1, 402, 64, false, None),
-        (35, 160, 64, true, None),
-        (63, 65, 17, true, None),
-        (17, 577, 33, false, None),
-        (65, 64, 160, true, None),
-        (17, 577, 33, true, Some(101)),
-    ];
-    for format in formats(&g) {
-        let linear = Matmul::new(&g.ctx, format).map_err(e)?;
-        for (i, &(n, m, k, bias, chunk)) in shapes.iter().enumerate() {
+    let linear = Matmul::new(&g.ctx);
+    let all_formats: Vec<WeightFormat> = formats(&g).into_iter().chain(WeightFormat::BLOCKS).collect();
+    for &format in &all_formats {
+        for (i, (n, m, k, bias, chunk)) in matmul_shapes(format).into_iter().enumerate() {
             let x = random(n * k, 3 * i as u64 + 1);
             // The reference multiplies the values the device holds.
-            let w: Vec<f32> = random(m * k, 3 * i as u64 + 2).into_iter().map(|v| format.round(v)).collect();
+            let (wm, w) = random_matrix(&g, format, (m, k), chunk, 3 * i as u64 + 2)?;
             let b = random(m, 3 * i as u64 + 3);
-            let max_chunk = chunk.map_or(g.ctx.max_binding(), |rows| (rows * k * format.bytes()) as u64);
-            let wm = Matrix::from_f32(&g.ctx, &g.queue, "w", (m, k), &w, format, max_chunk)?;
             let (xb, bb) = (
                 upload(&g.ctx, &g.queue, "x", &x).map_err(e)?,
                 upload(&g.ctx, &g.queue, "b", &b).map_err(e)?,
             );
             let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; n * m]).map_err(e)?;
             let got = run_all(&g, || linear.bind(n, &xb, &wm, bias.then_some(&bb), &out), &out, n * m)?;
+            let w_max = w.iter().fold(1f32, |a, v| a.max(v.abs()));
             let wt = Tensor {
                 shape: vec![m, k],
                 data: w,
             };
             let bt = Tensor { shape: vec![m], data: b };
             let want = reference::linear(&x, n, &wt, bias.then_some(&bt));
-            // Error relative to the sum of |terms| a dot product of k random values can reach.
+            // Error relative to the sum of |terms| a dot product of k values up to w_max reaches.
             let worst = got
                 .iter()
                 .zip(&want)
                 .map(|(&a, &b)| {
                     if a.is_finite() {
-                        ((a - b).abs() / k as f32) as f64
+                        ((a - b).abs() / (k as f32 * w_max)) as f64
                     } else {
                         f64::INFINITY
                     }
@@ -218,7 +282,7 @@ pub fn run() -> Result<serde_json::Value> {
         reference::rope(&mut want, (heads, tokens, d), pos0, theta);
         cases.push(serde_json::json!({ "kernel": "rope", "n": heads * tokens, "m": d, "error": worst_relative(&got, &want) }));
     }
-    let layout = Layout::new(&g.ctx, WeightFormat::F32).map_err(e)?;
+    let layout = Layout::new(&g.ctx).map_err(e)?;
     for (i, &(a, b, c)) in [(1, 1, 1), (35, 4, 16), (17, 2, 16), (1, 32, 128), (63, 5, 7)].iter().enumerate() {
         let x = random(a * b * c, 600 + i as u64);
         let xb = upload(&g.ctx, &g.queue, "x", &x).map_err(e)?;
@@ -231,28 +295,33 @@ pub fn run() -> Result<serde_json::Value> {
         }
         cases.push(serde_json::json!({ "kernel": "swap", "n": a * b, "m": c, "error": worst_relative(&got, &want) }));
     }
-    // (tokens, dim, vocab, rows per chunk): the table split into chunks of odd sizes too.
-    let tables: [(usize, usize, usize, Option<usize>); 5] = [
-        (1, 1, 1, None),
-        (35, 64, 402, None),
-        (7, 33, 5, None),
-        (513, 16, 1000, None),
-        (513, 17, 1000, Some(301)),
-    ];
-    for format in formats(&g) {
-        let layout = Layout::new(&g.ctx, format).map_err(e)?;
-        for (i, &(tokens, dim, vocab, chunk)) in tables.iter().enumerate() {
-            let table: Vec<f32> = random(vocab * dim, 700 + i as u64).into_iter().map(|v| format.round(v)).collect();
+    // (tokens, dim, vocab, rows per chunk): the table split into chunks of odd sizes too; dim
+    // whole blocks for the block formats.
+    for &format in &all_formats {
+        let b = format.block_type().map_or(1, |t| t.block_elems() as usize);
+        let tables: Vec<(usize, usize, usize, Option<usize>)> = if b == 1 {
+            vec![
+                (1, 1, 1, None),
+                (35, 64, 402, None),
+                (7, 33, 5, None),
+                (513, 16, 1000, None),
+                (513, 17, 1000, Some(301)),
+            ]
+        } else {
+            vec![(1, b, 1, None), (35, 2 * b, 402, None), (513, b, 1000, Some(301))]
+        };
+        for (i, (tokens, dim, vocab, chunk)) in tables.into_iter().enumerate() {
+            let (tm, table) = random_matrix(&g, format, (vocab, dim), chunk, 700 + i as u64)?;
             let ids: Vec<u32> = (0..tokens).map(|t| ((t * 7919 + i) % vocab) as u32).collect();
-            let max_chunk = chunk.map_or(g.ctx.max_binding(), |rows| (rows * dim * format.bytes()) as u64);
-            let tm = Matrix::from_f32(&g.ctx, &g.queue, "table", (vocab, dim), &table, format, max_chunk)?;
             let ib = upload(&g.ctx, &g.queue, "ids", bytemuck::cast_slice(&ids)).map_err(e)?;
             let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; tokens * dim]).map_err(e)?;
             let got = run_all(&g, || layout.embed(tokens, &ib, &tm, &out), &out, tokens * dim)?;
             let want: Vec<f32> = ids.iter().flat_map(|&id| table[id as usize * dim..][..dim].to_vec()).collect();
+            // Bit for bit: the lookup is the dequantization, which is exact in f32.
+            let differ = got.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
             cases.push(serde_json::json!({
                 "kernel": kernel_name("embed", format), "n": tokens, "m": dim, "chunks": tm.chunks.len(),
-                "error": worst_relative(&got, &want),
+                "error": worst_relative(&got, &want), "bits_differ": differ,
             }));
         }
     }

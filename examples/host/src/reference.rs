@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use std::collections::HashMap;
 
 use crate::config::{LlavaConfig, TextConfig, VisionConfig};
+use crate::gpu::matrix::WeightFormat;
 use crate::model::{Llava, Store, Tensors, TextLayer, VisionLayer, canonical};
 use crate::weights::Weights;
 
@@ -382,12 +383,27 @@ fn text_layer(c: &TextConfig, (l, w): (usize, &TextLayer<Cpu>), x: &mut [f32], v
 
 impl Model {
     pub fn load(cfg: &LlavaConfig, weights: &Weights) -> Result<Self> {
+        Self::load_as(cfg, weights, WeightFormat::F32)
+    }
+
+    /// The model holding the values the GPU model of `format` holds: matrices rounded or
+    /// quantized and read back as [`WeightFormat::for_matrix`] keeps them, vectors rounded as
+    /// [`WeightFormat::round`] does.
+    pub fn load_as(cfg: &LlavaConfig, weights: &Weights, format: WeightFormat) -> Result<Self> {
         // Names and exact shapes first: the build below sizes everything from the config.
-        weights.check(cfg)?;
+        let want = weights.check(cfg)?;
         let mut loaded = Loaded(HashMap::new());
-        weights.for_each(|name, shape, data| {
+        weights.for_each_stored(|name, dtype, shape, bytes| {
+            let key = canonical(name);
+            let data = crate::gpu::matrix::to_f32(name, dtype, bytes)?;
+            let data = if want.get(&key).is_some_and(|e| e.matrix) {
+                let cols = shape[1..].iter().product::<usize>();
+                format.for_matrix(&key, cols, dtype, WeightFormat::F16).round_trip(name, &data)?
+            } else {
+                data.into_iter().map(|x| format.round(x)).collect()
+            };
             loaded.0.insert(
-                canonical(name),
+                key,
                 Tensor {
                     shape: shape.to_vec(),
                     data,

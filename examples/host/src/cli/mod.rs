@@ -1,6 +1,8 @@
 //! What the command lines (examples/visattn, examples/llava) share, behind the `cli` feature:
-//! VAR's flags, argument errors as one line, and standard output that never panics.
+//! VAR's flags, argument errors as one line, standard output that never panics, and the
+//! loading progress bar.
 
+pub mod progress;
 pub mod stdout;
 pub mod var_args;
 

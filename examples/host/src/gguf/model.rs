@@ -1,8 +1,8 @@
 //! A LLaMA-architecture GGUF file as the host's model: the language model's config from the
 //! `llama.*` metadata, and a [`Store`] that hands the typed tree of [`crate::model`] its tensors
 //! under GGUF's names (`blk.{l}.attn_q.weight`, ...), so a GGUF model runs through the same
-//! blocks as a HF folder. Tensors are read one at a time and dequantized on the CPU into the
-//! model's weight format (the quantized kernels come later: issue "Real weights: GGUF files").
+//! blocks as a HF folder. Tensors are read one at a time; matrices stay in the file's format on
+//! the device (dequantized inside the kernels) unless the caller asks for one float format.
 //!
 //! llama.cpp's converter reorders the rows of q and k for its RoPE (pairs (i, i + d/2) become
 //! adjacent); HF's rotate-half RoPE, which the host runs, needs them back in HF's order: the
@@ -120,36 +120,39 @@ fn gguf_name(hf: &str) -> Option<String> {
     )
 }
 
-/// HF's row order of a q or k weight [heads * d, cols] that llama.cpp's converter permuted:
-/// within each head, rows (2i, 2i + 1) go back to (i, i + d/2).
-fn reverse_permute(values: &[f32], heads: usize, cols: usize) -> Vec<f32> {
-    let rows = values.len() / cols;
+/// The file's row behind HF's row `to` of a q or k weight of `heads` heads of `rows / heads`
+/// rows that llama.cpp's converter permuted: within each head, HF's rows (i, i + d/2) are the
+/// file's (2i, 2i + 1).
+fn permuted_row(to: usize, heads: usize, rows: usize) -> usize {
     let half = rows / heads / 2;
-    let mut out = vec![0f32; values.len()];
-    for h in 0..heads {
-        for i in 0..half {
-            for j in 0..2 {
-                let from = h * 2 * half + i * 2 + j;
-                let to = h * 2 * half + j * half + i;
-                out[to * cols..(to + 1) * cols].copy_from_slice(&values[from * cols..(from + 1) * cols]);
-            }
-        }
-    }
-    out
+    let (h, rem) = (to / (2 * half), to % (2 * half));
+    let (j, i) = (rem / half, rem % half);
+    h * 2 * half + 2 * i + j
 }
 
-/// The tensors of a GGUF file for the GPU model, read and dequantized one at a time.
-pub struct GgufStore<'a> {
+/// The tensors of a GGUF file for the GPU model, read one at a time: matrices kept as the file
+/// stores them (or dequantized into one format), vectors as f32.
+pub struct GgufStore<'a, P: FnMut(usize, usize)> {
     file: &'a GgufFile,
     g: &'a visattn::util::Gpu,
     cfg: TextConfig,
-    format: WeightFormat,
+    format: Option<WeightFormat>,
     max_chunk: u64,
     taken: BTreeSet<String>,
+    progress: P,
 }
 
-impl<'a> GgufStore<'a> {
-    pub fn new(file: &'a GgufFile, g: &'a visattn::util::Gpu, cfg: &TextConfig, format: WeightFormat, max_chunk: u64) -> Self {
+impl<'a, P: FnMut(usize, usize)> GgufStore<'a, P> {
+    /// `format`: `None` keeps each matrix in its file's format, `Some(f)` dequantizes every
+    /// matrix into `f`; `progress(done, total)` after each tensor.
+    pub fn new(
+        file: &'a GgufFile,
+        g: &'a visattn::util::Gpu,
+        cfg: &TextConfig,
+        format: Option<WeightFormat>,
+        max_chunk: u64,
+        progress: P,
+    ) -> Self {
         Self {
             file,
             g,
@@ -157,51 +160,83 @@ impl<'a> GgufStore<'a> {
             format,
             max_chunk,
             taken: BTreeSet::new(),
+            progress,
         }
     }
 
-    /// The f32 values of `hf`'s tensor, checked to be of `shape` (row-major), q and k rows in
-    /// HF's order. The LM head falls back to the embedding table where the file ties them.
-    fn values(&mut self, hf: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    /// The file's tensor behind `hf`, checked to be of `shape` (row-major), its bytes, and the
+    /// head count of its rows where llama.cpp permuted them (q and k). The LM head falls back
+    /// to the embedding table where the file ties them.
+    fn read(&mut self, hf: &str, shape: &[usize]) -> Result<(String, super::TensorInfo, Vec<u8>, Option<usize>)> {
         let mut name = gguf_name(hf).ok_or_else(|| err(format!("the model asks for {hf}, which GGUF files do not name")))?;
         if name == "output.weight" && self.file.tensor(&name).is_none() {
             name = "token_embd.weight".into(); // tied embeddings
         }
-        let info = self.file.require(&name)?;
+        let info = self.file.require(&name)?.clone();
         if info.shape != shape {
             return Err(err(format!("{name} is {:?}, the model needs {shape:?}", info.shape)));
         }
-        let bytes = self.file.read_tensor(info)?;
-        let elems = usize::try_from(info.elements).map_err(|_| err(format!("{name}: {} values", info.elements)))?;
-        let values = dequantize(info.ggml_type, &bytes, elems)?;
-        visattn::check_finite(&name, &values)?;
-        self.taken.insert(name.clone());
-        let cols: usize = shape[1..].iter().product();
-        Ok(if name.ends_with(".attn_q.weight") {
-            reverse_permute(&values, self.cfg.heads, cols)
+        let bytes = self.file.read_tensor(&info)?;
+        if self.taken.insert(name.clone()) {
+            (self.progress)(self.taken.len(), self.file.tensors().len());
+        }
+        let heads = if name.ends_with(".attn_q.weight") {
+            Some(self.cfg.heads)
         } else if name.ends_with(".attn_k.weight") {
-            reverse_permute(&values, self.cfg.kv_heads, cols)
+            Some(self.cfg.kv_heads)
         } else {
-            values
-        })
+            None
+        };
+        Ok((name, info, bytes, heads))
     }
 
     fn matrix(&mut self, hf: &str, shape: &[usize]) -> Result<Matrix> {
-        let values = self.values(hf, shape)?;
-        let cols: usize = shape[1..].iter().product();
-        Matrix::from_f32(
-            &self.g.ctx,
-            &self.g.queue,
-            hf,
-            (shape[0], cols),
-            &values,
-            self.format,
-            self.max_chunk,
-        )
+        let (name, info, bytes, heads) = self.read(hf, shape)?;
+        let (rows, cols) = (shape[0], shape[1..].iter().product::<usize>());
+        let (ctx, queue) = (&self.g.ctx, &self.g.queue);
+        let Some(format) = self.format else {
+            let ty = info.ggml_type;
+            let format = WeightFormat::for_type(ty, &self.g.device).map_err(|e| err(format!("{name}: {e}")))?;
+            let row_bytes =
+                ty.bytes_for(cols as u64)
+                    .ok_or_else(|| err(format!("{name}: rows of {cols} values are not whole {ty} blocks")))? as usize;
+            return Matrix::upload_stored(ctx, queue, hf, (rows, cols), ty, format, self.max_chunk, |row0, n| {
+                Ok(match heads {
+                    None => bytes[row0 * row_bytes..(row0 + n) * row_bytes].to_vec(),
+                    Some(heads) => (row0..row0 + n)
+                        .flat_map(|r| {
+                            let from = permuted_row(r, heads, rows);
+                            bytes[from * row_bytes..(from + 1) * row_bytes].iter().copied()
+                        })
+                        .collect(),
+                })
+            });
+        };
+        let values = self.dequantized(&name, &info, &bytes, heads, cols)?;
+        Matrix::from_f32(ctx, queue, hf, (rows, cols), &values, format, self.max_chunk)
+    }
+
+    /// A tensor's f32 values, rows in HF's order.
+    fn dequantized(&self, name: &str, info: &super::TensorInfo, bytes: &[u8], heads: Option<usize>, cols: usize) -> Result<Vec<f32>> {
+        let elems = usize::try_from(info.elements).map_err(|_| err(format!("{name}: {} values", info.elements)))?;
+        let values = dequantize(info.ggml_type, bytes, elems)?;
+        visattn::check_finite(name, &values)?;
+        Ok(match heads {
+            None => values,
+            Some(heads) => {
+                let rows = elems / cols;
+                (0..rows)
+                    .flat_map(|r| values[permuted_row(r, heads, rows) * cols..][..cols].iter().copied())
+                    .collect()
+            }
+        })
     }
 
     fn vector(&mut self, hf: &str, shape: &[usize]) -> Result<visattn::wgpu::Buffer> {
-        let values: Vec<f32> = self.values(hf, shape)?.into_iter().map(|x| self.format.round(x)).collect();
+        let (name, info, bytes, _) = self.read(hf, shape)?;
+        let cols = shape.iter().product();
+        let round = |x: f32| self.format.map_or(x, |f| f.round(x));
+        let values: Vec<f32> = self.dequantized(&name, &info, &bytes, None, cols)?.into_iter().map(round).collect();
         Ok(upload(&self.g.ctx, &self.g.queue, "weight", &values)?)
     }
 
@@ -214,7 +249,7 @@ impl<'a> GgufStore<'a> {
     }
 }
 
-impl Store<Gpu> for GgufStore<'_> {
+impl<P: FnMut(usize, usize)> Store<Gpu> for GgufStore<'_, P> {
     fn linear(&mut self, name: &str, shape: &[usize], bias: bool) -> Result<Linear> {
         if bias {
             return Err(err(format!("{name}: biases are not part of a LLaMA GGUF")));
@@ -246,14 +281,14 @@ impl Store<Gpu> for GgufStore<'_> {
 
 #[cfg(test)]
 mod tests {
-    /// Two heads of dim 4 (rows 0..8, one column): llama.cpp's order [0, 2, 1, 3 | 4, 6, 5, 7]
-    /// back to [0, 1, 2, 3 | 4, 5, 6, 7].
+    /// Two heads of dim 4 (rows 0..8): llama.cpp's order [0, 2, 1, 3 | 4, 6, 5, 7] holds HF's
+    /// row 1 at 2 and 2 at 1 in each head.
     #[test]
-    fn reverse_permute_undoes_llama_cpp_rows() {
-        let permuted = [0.0, 2.0, 1.0, 3.0, 4.0, 6.0, 5.0, 7.0];
-        assert_eq!(
-            super::reverse_permute(&permuted, 2, 1),
-            vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
-        );
+    fn permuted_rows_undo_llama_cpp_order() {
+        let from: Vec<usize> = (0..8).map(|r| super::permuted_row(r, 2, 8)).collect();
+        assert_eq!(from, vec![0, 2, 1, 3, 4, 6, 5, 7]);
+        // Head dim 6: HF rows (0, 1, 2 | 3, 4, 5) are the file's (0, 2, 4 | 1, 3, 5).
+        let from: Vec<usize> = (0..6).map(|r| super::permuted_row(r, 1, 6)).collect();
+        assert_eq!(from, vec![0, 2, 4, 1, 3, 5]);
     }
 }

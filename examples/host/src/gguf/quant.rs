@@ -40,6 +40,7 @@ pub const QUANTIZE_TYPES: &[GgmlType] = &[
     GgmlType::BF16,
     GgmlType::Q8_0,
     GgmlType::Q4_0,
+    GgmlType::Q5_0,
     GgmlType::Q4_K,
 ];
 
@@ -146,6 +147,7 @@ pub fn quantize(ty: GgmlType, values: &[f32]) -> Result<Vec<u8>> {
         GgmlType::BF16 => values.iter().for_each(|&v| out.extend_from_slice(&f32_to_bf16(v).to_le_bytes())),
         GgmlType::Q8_0 => quantize_blocks(values, &mut out, quantize_q8_0),
         GgmlType::Q4_0 => quantize_blocks(values, &mut out, quantize_q4_0),
+        GgmlType::Q5_0 => quantize_blocks(values, &mut out, quantize_q5_0),
         GgmlType::Q4_K => quantize_blocks(values, &mut out, quantize_q4_k),
         _ => return Err(unsupported(ty, "quantize", QUANTIZE_TYPES)),
     }
@@ -159,6 +161,19 @@ fn unsupported(ty: GgmlType, what: &str, types: &[GgmlType]) -> Error {
         ty.id(),
         names(types)
     ))
+}
+
+/// The byte offsets of a block's f16 fields (its scales and minimums; every value of BF16's
+/// one-element blocks): where a NaN or an infinity would spoil a whole block.
+pub fn half_fields(ty: GgmlType) -> &'static [usize] {
+    match ty {
+        GgmlType::F16 | GgmlType::BF16 | GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q5_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q2_K => &[80, 82],
+        GgmlType::Q3_K => &[108],
+        GgmlType::Q6_K => &[208],
+        _ => &[],
+    }
 }
 
 /// Runs a block function over whole blocks (sizes already checked).
@@ -470,6 +485,48 @@ pub fn quantize_q4_0(x: &[f32; 32]) -> [u8; Q4_0_BYTES] {
         out[2 + j] = q(x[j]) | (q(x[j + 16]) << 4);
     }
     out
+}
+
+/// `quantize_row_q5_0_ref`: `d = max / -16` where max is the (first) value of largest magnitude,
+/// `q = min(31, trunc(x / d + 16.5))`, bit 4 of element j in bit j of `qh`.
+pub fn quantize_q5_0(x: &[f32; 32]) -> [u8; Q5_0_BYTES] {
+    let (mut amax, mut max) = (0f32, 0f32);
+    for &v in x {
+        if amax < v.abs() {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    let d = max / -16.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let q = |v: f32| ((v * id + 16.5) as i32).clamp(0, 31) as u32;
+    let mut out = [0u8; Q5_0_BYTES];
+    out[0..2].copy_from_slice(&f32_to_f16(d).to_le_bytes());
+    let mut qh = 0u32;
+    for j in 0..16 {
+        let (x0, x1) = (q(x[j]), q(x[j + 16]));
+        out[6 + j] = ((x0 & 0x0f) | ((x1 & 0x0f) << 4)) as u8;
+        qh |= ((x0 & 0x10) >> 4) << j;
+        qh |= ((x1 & 0x10) >> 4) << (j + 16);
+    }
+    out[2..6].copy_from_slice(&qh.to_le_bytes());
+    out
+}
+
+/// The type a matrix with rows of `cols` values is quantized to when `ty` is asked for, as
+/// llama.cpp's quantizer decides (`llama_tensor_get_type`): K-quant rows that are not whole
+/// super-blocks of 256 fall back (Q4_K to Q5_0), and rows that are not whole blocks of the
+/// result stay F16.
+pub fn type_for_rows(ty: GgmlType, cols: usize) -> GgmlType {
+    let ty = match ty {
+        GgmlType::Q4_K if !cols.is_multiple_of(QK_K) => GgmlType::Q5_0,
+        other => other,
+    };
+    if cols.is_multiple_of(ty.block_elems() as usize) {
+        ty
+    } else {
+        GgmlType::F16
+    }
 }
 
 /// llama.cpp's `nearest_int`: round to nearest, ties to even, through the f32 magic number

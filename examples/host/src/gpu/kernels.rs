@@ -10,7 +10,7 @@ use visattn::{Context, FusedAttention, FusedSettings, KernelSettings, SplitAtten
 use super::elementwise::{Act, Elementwise, Op};
 use super::layout::Layout;
 use super::linear::Matmul;
-use super::matrix::{Matrix, WeightFormat};
+use super::matrix::Matrix;
 use super::norm::Normalize;
 use super::weights::{Linear, Norm};
 use crate::config::LlavaConfig;
@@ -31,7 +31,7 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    pub fn new(g: &visattn::util::Gpu, cfg: &LlavaConfig, format: WeightFormat) -> Result<Self> {
+    pub fn new(g: &visattn::util::Gpu, cfg: &LlavaConfig) -> Result<Self> {
         let ctx = &g.ctx;
         let fused = |head_dim: usize, var: bool, what: &str| {
             FusedAttention::new(
@@ -46,10 +46,10 @@ impl Kernels {
         let t = &cfg.text;
         Ok(Self {
             ctx: ctx.clone(),
-            matmul: Matmul::new(ctx, format)?,
+            matmul: Matmul::new(ctx),
             normalize: Normalize::new(ctx)?,
             ew: Elementwise::new(ctx)?,
-            layout: Layout::new(ctx, format)?,
+            layout: Layout::new(ctx)?,
             var: VarKernels::new(ctx, KernelSettings::for_adapter(&g.info))?,
             text_var: fused(t.head_dim, true, "text")?,
             text_plain: fused(t.head_dim, false, "text")?,

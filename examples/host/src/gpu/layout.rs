@@ -7,7 +7,7 @@ use visattn::kernel::{Dispatch, PerWorkgroup, Pipeline, Storage};
 use visattn::wgpu::Buffer;
 use visattn::{Context, kernel, uniform_block};
 
-use super::matrix::{LOAD_F16, LOAD_F32, LOAD_PACKED, Matrix, WeightFormat};
+use super::matrix::Matrix;
 
 uniform_block! {
     /// WGSL `SwapParams`.
@@ -41,15 +41,10 @@ kernel! {
     }
 }
 
-kernel! {
+super::matrix::weight_kernel! {
     /// out [tokens, dim] = w [ids - first, dim] for the ids in one row chunk of the table; one
     /// variant per weight format, as the linear kernel's.
-    pub struct EmbedKernel, EmbedInputs, EmbedVariant = include_str!("../../shaders/embed.wgsl");
-    variants {
-        F32 = "embed.wgsl", prelude LOAD_F32, elem f32;
-        F16 = "embed.f16.wgsl", prelude LOAD_F16, elem f16;
-        Packed = "embed.packed.wgsl", prelude LOAD_PACKED, elem u32;
-    }
+    pub struct EmbedKernel, EmbedInputs, EmbedVariant = include_str!("../../shaders/embed.wgsl"), "embed";
     overrides [];
     per_workgroup PerWorkgroup::Fixed(256);
     {
@@ -60,23 +55,18 @@ kernel! {
     }
 }
 
-super::matrix::variant_per_format!(EmbedVariant);
-
 pub struct Layout {
     ctx: Context,
     swap: Arc<Pipeline>,
-    embed: Arc<Pipeline>,
-    format: WeightFormat,
 }
 
 impl Layout {
-    /// The swap, and the lookup for tables of `format`.
-    pub fn new(ctx: &Context, format: WeightFormat) -> Result<Self, visattn::Error> {
+    /// The swap; the lookup's variant for each table's format is built on first use (cached
+    /// by the context).
+    pub fn new(ctx: &Context) -> Result<Self, visattn::Error> {
         Ok(Self {
             ctx: ctx.clone(),
             swap: ctx.pipeline::<SwapKernel>(&[])?,
-            embed: ctx.pipeline_variant::<EmbedKernel>(format.into(), &[])?,
-            format,
         })
     }
 
@@ -106,12 +96,7 @@ impl Layout {
     /// out [tokens, dim] = table [ids, dim] for `tokens` ids (u32): one dispatch per row chunk
     /// of the table, each writing the rows whose id it holds.
     pub fn embed(&self, tokens: usize, ids: &Buffer, table: &Matrix, out: &Buffer) -> Result<Vec<Dispatch>, visattn::Error> {
-        if table.format != self.format {
-            return Err(visattn::Error::Binding {
-                name: "w",
-                reason: format!("a {} table for the {} kernel", table.format.name(), self.format.name()),
-            });
-        }
+        let pipeline = self.ctx.pipeline_variant::<EmbedKernel>(table.format.into(), &[])?;
         let dim = table.cols;
         table
             .chunks
@@ -127,7 +112,7 @@ impl Layout {
                     },
                 );
                 self.ctx.bind::<EmbedKernel>(
-                    &self.embed,
+                    &pipeline,
                     EmbedInputs {
                         p: params.as_entire_buffer_binding(),
                         ids: Storage::new(ids.as_entire_buffer_binding(), tokens),

@@ -8,8 +8,14 @@ use visattn::dump::Dtype;
 use visattn::half::{bf16_to_f32, f16_to_f32, f32_to_f16};
 use visattn::wgpu::{self, Buffer, BufferUsages};
 
-/// How the host keeps its weights on the device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use crate::gguf::quant;
+use crate::gguf::types::GgmlType;
+
+/// How the host keeps a weight matrix on the device: a float format, or one of GGML's block
+/// formats kept as the GGUF file stores it (bytes as u32 words) and dequantized inside the
+/// kernels that read it (`load_w`, shaders/formats/).
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WeightFormat {
     F32,
     /// f16 storage, `array<f16>` in the kernels (Features::SHADER_F16).
@@ -17,30 +23,132 @@ pub enum WeightFormat {
     /// f16 storage read as `array<u32>` pairs through unpack2x16float: the same bytes, for
     /// adapters without SHADER_F16 (WebGPU without shader-f16, GL).
     F16Packed,
+    BF16,
+    Q8_0,
+    Q4_0,
+    Q4_1,
+    Q5_0,
+    Q5_1,
+    Q2_K,
+    Q3_K,
+    Q4_K,
+    Q5_K,
+    Q6_K,
 }
 
 impl WeightFormat {
+    /// Every block format, in GGML's order.
+    pub const BLOCKS: [WeightFormat; 11] = [
+        Self::BF16,
+        Self::Q8_0,
+        Self::Q4_0,
+        Self::Q4_1,
+        Self::Q5_0,
+        Self::Q5_1,
+        Self::Q2_K,
+        Self::Q3_K,
+        Self::Q4_K,
+        Self::Q5_K,
+        Self::Q6_K,
+    ];
+
     /// `auto` is f16 for a folder stored in f16 or bf16 (the native kernel where the device
-    /// has SHADER_F16), f32 for an f32 folder.
+    /// has SHADER_F16), f32 for an f32 folder; `q8_0`, `q4_0`, `q4_k` quantize the language
+    /// model's matrices on load ([`Self::for_matrix`]).
     pub fn choose(flag: &str, stored: Dtype, device: &wgpu::Device) -> Result<Self> {
-        let f16 = if device.features().contains(wgpu::Features::SHADER_F16) {
-            Self::F16
-        } else {
-            Self::F16Packed
-        };
         match flag {
             "auto" if stored == Dtype::F32 => Ok(Self::F32),
-            "auto" | "f16" => Ok(f16),
+            "auto" | "f16" => Ok(Self::f16_for(device)),
             "f32" => Ok(Self::F32),
             "f16-packed" => Ok(Self::F16Packed),
-            other => Err(Error::Weights(format!("--dtype {other}: expected auto, f32, f16 or f16-packed"))),
+            "q8_0" => Ok(Self::Q8_0),
+            "q4_0" => Ok(Self::Q4_0),
+            "q4_k" => Ok(Self::Q4_K),
+            other => Err(Error::Weights(format!(
+                "--dtype {other}: expected auto, f32, f16, f16-packed, q8_0, q4_0 or q4_k"
+            ))),
         }
     }
 
-    pub fn bytes(self) -> usize {
-        match self {
-            Self::F32 => 4,
-            Self::F16 | Self::F16Packed => 2,
+    /// The format a HF folder's matrix `name` (canonical), rows of `cols` values stored as
+    /// `stored`, is kept in when the model is loaded as `self`. A float format is every
+    /// matrix's. A block format quantizes the language model's matrices (llama.cpp's fallback
+    /// where rows are not whole blocks: [`quant::type_for_rows`]); the vision tower and the
+    /// projector keep the folder's precision (`auto`), as llama.cpp's mmproj files keep theirs.
+    pub fn for_matrix(self, name: &str, cols: usize, stored: Dtype, f16: WeightFormat) -> WeightFormat {
+        let Some(ty) = self.block_type() else {
+            return self;
+        };
+        if !name.starts_with("language_model.") {
+            return if stored == Dtype::F32 { Self::F32 } else { f16 };
+        }
+        match quant::type_for_rows(ty, cols) {
+            GgmlType::F16 => f16,
+            t => Self::BLOCKS.into_iter().find(|f| f.block_type() == Some(t)).unwrap_or(f16),
+        }
+    }
+
+    /// `x` as a matrix of this format holds it: rounded to f16, or quantized to the format's
+    /// blocks and read back (the CPU reference multiplies what the device holds).
+    pub fn round_trip(self, name: &str, x: &[f32]) -> Result<Vec<f32>> {
+        match self.block_type() {
+            None => Ok(x.iter().map(|&v| self.round(v)).collect()),
+            Some(ty) => {
+                let q = quant::quantize(ty, x).map_err(|e| Error::Weights(format!("{name}: {e}")))?;
+                quant::dequantize(ty, &q, x.len())
+            }
+        }
+    }
+
+    /// f16 as the device reads it best: native where it has SHADER_F16, packed pairs where not.
+    pub fn f16_for(device: &wgpu::Device) -> Self {
+        if device.features().contains(wgpu::Features::SHADER_F16) {
+            Self::F16
+        } else {
+            Self::F16Packed
+        }
+    }
+
+    /// The GGML type whose blocks this format keeps, for the block formats.
+    pub fn block_type(self) -> Option<GgmlType> {
+        Some(match self {
+            Self::F32 | Self::F16 | Self::F16Packed => return None,
+            Self::BF16 => GgmlType::BF16,
+            Self::Q8_0 => GgmlType::Q8_0,
+            Self::Q4_0 => GgmlType::Q4_0,
+            Self::Q4_1 => GgmlType::Q4_1,
+            Self::Q5_0 => GgmlType::Q5_0,
+            Self::Q5_1 => GgmlType::Q5_1,
+            Self::Q2_K => GgmlType::Q2_K,
+            Self::Q3_K => GgmlType::Q3_K,
+            Self::Q4_K => GgmlType::Q4_K,
+            Self::Q5_K => GgmlType::Q5_K,
+            Self::Q6_K => GgmlType::Q6_K,
+        })
+    }
+
+    /// The format that keeps tensors of GGML type `ty` as stored (F16 as the device reads it
+    /// best); a clear error for the types the kernels do not read (IQ*, ...).
+    pub fn for_type(ty: GgmlType, device: &wgpu::Device) -> Result<Self> {
+        match ty {
+            GgmlType::F32 => Ok(Self::F32),
+            GgmlType::F16 => Ok(Self::f16_for(device)),
+            _ => Self::BLOCKS.into_iter().find(|f| f.block_type() == Some(ty)).ok_or_else(|| {
+                Error::Gguf(format!(
+                    "tensor type {ty} (id {}): the host's kernels read F32, F16, {}",
+                    ty.id(),
+                    Self::BLOCKS.map(|f| f.name()).join(", ")
+                ))
+            }),
+        }
+    }
+
+    /// The bytes of one row of `cols` values, or `None` when `cols` is not a whole number of
+    /// the format's blocks.
+    pub fn row_bytes(self, cols: usize) -> Option<usize> {
+        match self.block_type() {
+            None => Some(cols * if self == Self::F32 { 4 } else { 2 }),
+            Some(ty) => ty.bytes_for(cols as u64).map(|b| b as usize),
         }
     }
 
@@ -49,34 +157,93 @@ impl WeightFormat {
             Self::F32 => "f32",
             Self::F16 => "f16",
             Self::F16Packed => "f16 (packed u32)",
+            other => other.block_type().map_or("?", GgmlType::name),
         }
     }
 
-    /// A value as this format stores it (f16 formats round to the nearest f16).
+    /// A vector's value as a model in this format holds it: f16 formats round to the nearest
+    /// f16 (as a folder saved in f16 holds its norms); the rest keep f32 (a GGUF file's norms
+    /// are F32 whatever its matrices are).
     pub fn round(self, x: f32) -> f32 {
         match self {
-            Self::F32 => x,
             Self::F16 | Self::F16Packed => f16_to_f32(f32_to_f16(x)),
+            _ => x,
         }
     }
 }
 
 /// `impl From<WeightFormat>` for the variant enum of a kernel declared once per weight format
-/// (variants `F32`, `F16`, `Packed`: the matmul and the embedding lookup).
+/// (the matmul and the embedding lookup: [`weight_kernel!`]).
 macro_rules! variant_per_format {
     ($variant:ty) => {
         impl From<$crate::gpu::matrix::WeightFormat> for $variant {
             fn from(f: $crate::gpu::matrix::WeightFormat) -> Self {
+                use $crate::gpu::matrix::WeightFormat as W;
                 match f {
-                    $crate::gpu::matrix::WeightFormat::F32 => Self::F32,
-                    $crate::gpu::matrix::WeightFormat::F16 => Self::F16,
-                    $crate::gpu::matrix::WeightFormat::F16Packed => Self::Packed,
+                    W::F32 => Self::F32,
+                    W::F16 => Self::F16,
+                    W::F16Packed => Self::Packed,
+                    W::BF16 => Self::BF16,
+                    W::Q8_0 => Self::Q8_0,
+                    W::Q4_0 => Self::Q4_0,
+                    W::Q4_1 => Self::Q4_1,
+                    W::Q5_0 => Self::Q5_0,
+                    W::Q5_1 => Self::Q5_1,
+                    W::Q2_K => Self::Q2_K,
+                    W::Q3_K => Self::Q3_K,
+                    W::Q4_K => Self::Q4_K,
+                    W::Q5_K => Self::Q5_K,
+                    W::Q6_K => Self::Q6_K,
                 }
             }
         }
     };
 }
 pub(crate) use variant_per_format;
+
+/// A kernel that reads one weight matrix `w` through `load_w(i)`, declared once with a variant
+/// per [`WeightFormat`]: the body's file stem names the variants' files (`linear.q4_k.wgsl`).
+macro_rules! weight_kernel {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident, $inputs:ident, $variant:ident = $body:expr, $stem:literal;
+        $($rest:tt)*
+    ) => {
+        visattn::kernel! {
+            $(#[$meta])*
+            pub struct $name, $inputs, $variant = $body;
+            variants {
+                F32 = concat!($stem, ".wgsl"), prelude $crate::gpu::matrix::LOAD_F32, elem f32;
+                F16 = concat!($stem, ".f16.wgsl"), prelude $crate::gpu::matrix::LOAD_F16, elem f16;
+                Packed = concat!($stem, ".packed.wgsl"), prelude $crate::gpu::matrix::LOAD_PACKED, elem u32;
+                BF16 = concat!($stem, ".bf16.wgsl"), prelude $crate::gpu::matrix::LOAD_BF16, elem u32;
+                #[allow(non_camel_case_types)]
+                Q8_0 = concat!($stem, ".q8_0.wgsl"), prelude $crate::gpu::matrix::LOAD_Q8_0, elem u32;
+                #[allow(non_camel_case_types)]
+                Q4_0 = concat!($stem, ".q4_0.wgsl"), prelude $crate::gpu::matrix::LOAD_Q4_0, elem u32;
+                #[allow(non_camel_case_types)]
+                Q4_1 = concat!($stem, ".q4_1.wgsl"), prelude $crate::gpu::matrix::LOAD_Q4_1, elem u32;
+                #[allow(non_camel_case_types)]
+                Q5_0 = concat!($stem, ".q5_0.wgsl"), prelude $crate::gpu::matrix::LOAD_Q5_0, elem u32;
+                #[allow(non_camel_case_types)]
+                Q5_1 = concat!($stem, ".q5_1.wgsl"), prelude $crate::gpu::matrix::LOAD_Q5_1, elem u32;
+                #[allow(non_camel_case_types)]
+                Q2_K = concat!($stem, ".q2_k.wgsl"), prelude $crate::gpu::matrix::LOAD_Q2_K, elem u32;
+                #[allow(non_camel_case_types)]
+                Q3_K = concat!($stem, ".q3_k.wgsl"), prelude $crate::gpu::matrix::LOAD_Q3_K, elem u32;
+                #[allow(non_camel_case_types)]
+                Q4_K = concat!($stem, ".q4_k.wgsl"), prelude $crate::gpu::matrix::LOAD_Q4_K, elem u32;
+                #[allow(non_camel_case_types)]
+                Q5_K = concat!($stem, ".q5_k.wgsl"), prelude $crate::gpu::matrix::LOAD_Q5_K, elem u32;
+                #[allow(non_camel_case_types)]
+                Q6_K = concat!($stem, ".q6_k.wgsl"), prelude $crate::gpu::matrix::LOAD_Q6_K, elem u32;
+            }
+            $($rest)*
+        }
+        $crate::gpu::matrix::variant_per_format!($variant);
+    };
+}
+pub(crate) use weight_kernel;
 
 /// The f32 values of a stored float tensor.
 pub fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
@@ -124,6 +291,30 @@ fn check_stored_finite(name: &str, dtype: Dtype, offset: usize, bytes: &[u8]) ->
     .into())
 }
 
+/// Refuses a block whose f16 scale or minimum is NaN or infinite (its 32 or 256 values would
+/// be), naming the tensor and the block's first element.
+fn check_blocks_finite(name: &str, ty: GgmlType, offset: usize, bytes: &[u8]) -> Result<()> {
+    let (elems, size) = (ty.block_elems() as usize, ty.block_bytes() as usize);
+    let fields = quant::half_fields(ty);
+    for (b, block) in bytes.chunks_exact(size).enumerate() {
+        for &at in fields {
+            let h = u16::from_le_bytes([block[at], block[at + 1]]);
+            let bad = match ty {
+                GgmlType::BF16 => h & 0x7f80 == 0x7f80,
+                _ => h & 0x7c00 == 0x7c00,
+            };
+            if bad {
+                let value = if ty == GgmlType::BF16 { bf16_to_f32(h) } else { f16_to_f32(h) };
+                return Err(Error::Weights(format!(
+                    "{name}: the {ty} block of elements {}.. holds {value} (byte {at})",
+                    offset + b * elems
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Rows [row0, row0 + rows) of a matrix, in one buffer.
 pub struct Chunk {
     pub buffer: Buffer,
@@ -140,9 +331,10 @@ pub struct Matrix {
 }
 
 impl Matrix {
-    /// Uploads a stored tensor (f32, f16 or bf16 bytes) as `format`, in row chunks of at most
-    /// `max_chunk` bytes (the binding limit). f16 is uploaded as stored; other dtypes are
-    /// converted row chunk by row chunk, never the whole tensor twice.
+    /// Uploads a stored float tensor (f32, f16 or bf16 bytes) as `format`, in row chunks of at
+    /// most `max_chunk` bytes (the binding limit): f16 as stored, other pairs converted, block
+    /// formats quantized with llama.cpp's reference quantizers ([`quant::quantize`]), row
+    /// chunk by row chunk, never the whole tensor twice.
     pub fn upload(
         ctx: &Context,
         queue: &wgpu::Queue,
@@ -157,21 +349,15 @@ impl Matrix {
             Dtype::F16 | Dtype::BF16 => 2,
             other => return Err(Error::Weights(format!("{name}: dtype {other:?}, expected f32, f16 or bf16"))),
         };
-        if rows * cols == 0 {
-            return Err(Error::Weights(format!("{name}: an empty matrix [{rows}, {cols}]")));
-        }
         if bytes.len() != rows * cols * stored {
             return Err(Error::Weights(format!(
                 "{name}: {} bytes for [{rows}, {cols}] of {dtype:?}",
                 bytes.len()
             )));
         }
-        let per_chunk = rows_per_chunk(name, cols, format, max_chunk)?;
-        let mut chunks = Vec::new();
-        for row0 in (0..rows).step_by(per_chunk) {
-            let n = per_chunk.min(rows - row0);
+        Self::chunked(ctx, queue, name, (rows, cols), format, max_chunk, |row0, n| {
             let src = &bytes[row0 * cols * stored..(row0 + n) * cols * stored];
-            let mut data: Vec<u8> = match (format, dtype) {
+            Ok(match (format, dtype) {
                 // Uploaded as stored, so scanned here: a NaN weight is named at load, not found
                 // later as a NaN logit.
                 (WeightFormat::F32, Dtype::F32) | (WeightFormat::F16 | WeightFormat::F16Packed, Dtype::F16) => {
@@ -179,7 +365,7 @@ impl Matrix {
                     src.to_vec()
                 }
                 (WeightFormat::F32, _) => bytemuck::cast_slice(&to_f32(name, dtype, src)?).to_vec(),
-                (_, _) => {
+                (WeightFormat::F16 | WeightFormat::F16Packed, _) => {
                     let mut out = Vec::with_capacity(src.len() / stored * 2);
                     for x in to_f32(name, dtype, src)? {
                         let h = f32_to_f16(x);
@@ -190,8 +376,71 @@ impl Matrix {
                     }
                     out
                 }
-            };
-            // write_buffer moves whole words; an odd count of f16 gets a zero pair.
+                (_, _) => {
+                    let ty = format.block_type().expect("a block format");
+                    let q = quant::quantize(ty, &to_f32(name, dtype, src)?).map_err(|e| Error::Weights(format!("{name}: {e}")))?;
+                    check_blocks_finite(name, ty, row0 * cols, &q)?;
+                    q
+                }
+            })
+        })
+    }
+
+    /// Uploads a GGUF tensor's data, `ty` blocks as the file stores them, as `format` (the
+    /// format [`WeightFormat::for_type`] names for it: kept as stored), in row chunks of at most
+    /// `max_chunk` bytes; each chunk's scales (or values) scanned for NaN and infinities.
+    /// `rows(row0, n)` hands the bytes of rows row0..row0 + n (a store may reorder rows).
+    pub fn upload_stored(
+        ctx: &Context,
+        queue: &wgpu::Queue,
+        name: &str,
+        (rows, cols): (usize, usize),
+        ty: GgmlType,
+        format: WeightFormat,
+        max_chunk: u64,
+        mut stored: impl FnMut(usize, usize) -> Result<Vec<u8>>,
+    ) -> Result<Self> {
+        let row_bytes =
+            ty.bytes_for(cols as u64)
+                .ok_or_else(|| Error::Weights(format!("{name}: rows of {cols} values are not whole {ty} blocks")))? as usize;
+        if format.row_bytes(cols) != Some(row_bytes) {
+            return Err(Error::Weights(format!("{name}: {ty} data cannot be kept as {}", format.name())));
+        }
+        Self::chunked(ctx, queue, name, (rows, cols), format, max_chunk, |row0, n| {
+            let bytes = stored(row0, n)?;
+            if bytes.len() != n * row_bytes {
+                return Err(Error::Weights(format!("{name}: {} bytes for {n} rows of {row_bytes}", bytes.len())));
+            }
+            match ty {
+                GgmlType::F32 | GgmlType::F16 => {
+                    check_stored_finite(name, if ty == GgmlType::F32 { Dtype::F32 } else { Dtype::F16 }, row0 * cols, &bytes)?
+                }
+                _ => check_blocks_finite(name, ty, row0 * cols, &bytes)?,
+            }
+            Ok(bytes)
+        })
+    }
+
+    /// The chunk loop of the uploads: `data(row0, n)` gives the stored bytes of rows
+    /// row0..row0 + n, uploaded into one buffer each (padded to whole words).
+    fn chunked(
+        ctx: &Context,
+        queue: &wgpu::Queue,
+        name: &str,
+        (rows, cols): (usize, usize),
+        format: WeightFormat,
+        max_chunk: u64,
+        mut data: impl FnMut(usize, usize) -> Result<Vec<u8>>,
+    ) -> Result<Self> {
+        if rows * cols == 0 {
+            return Err(Error::Weights(format!("{name}: an empty matrix [{rows}, {cols}]")));
+        }
+        let per_chunk = rows_per_chunk(name, cols, format, max_chunk)?;
+        let mut chunks = Vec::new();
+        for row0 in (0..rows).step_by(per_chunk) {
+            let n = per_chunk.min(rows - row0);
+            let mut data = data(row0, n)?;
+            // write_buffer moves whole words; an odd count of f16 (or block bytes) gets zeros.
             data.resize(data.len().next_multiple_of(4), 0);
             let buffer = ctx
                 .storage_buffer("weight", data.len() as u64, BufferUsages::empty())
@@ -218,6 +467,12 @@ impl Matrix {
         max_chunk: u64,
         (seed, scale): (u32, f32),
     ) -> Result<Self> {
+        if format.block_type().is_some() {
+            return Err(Error::Weights(format!(
+                "{name}: random weights are made in f32 or f16, not {}",
+                format.name()
+            )));
+        }
         let per_chunk = rows_per_chunk(name, cols, format, max_chunk)?;
         let mut chunks = Vec::new();
         for (i, row0) in (0..rows).step_by(per_chunk).enumerate() {
@@ -273,17 +528,25 @@ impl Matrix {
     /// Elements a chunk's binding must hold, in the kernel's element type (f16 pairs count
     /// once when packed).
     pub fn elements(&self, chunk: &Chunk) -> usize {
-        let n = chunk.rows * self.cols;
         match self.format {
-            WeightFormat::F16Packed => n.div_ceil(2),
-            _ => n,
+            WeightFormat::F32 | WeightFormat::F16 => chunk.rows * self.cols,
+            // u32 words; rows are whole blocks (checked at upload).
+            f => (chunk.rows * f.row_bytes(self.cols).unwrap_or(0)).div_ceil(4),
         }
+    }
+
+    /// The bytes the matrix takes on the device.
+    pub fn bytes(&self) -> u64 {
+        self.chunks.iter().map(|c| c.buffer.size()).sum()
     }
 }
 
 /// Rows of `cols` values of `format` that one binding of `max_chunk` bytes holds.
 fn rows_per_chunk(name: &str, cols: usize, format: WeightFormat, max_chunk: u64) -> Result<usize> {
-    let row_bytes = (cols * format.bytes()) as u64;
+    let row_bytes = format
+        .row_bytes(cols)
+        .ok_or_else(|| Error::Weights(format!("{name}: rows of {cols} values are not whole {} blocks", format.name())))?
+        as u64;
     match (max_chunk / row_bytes.max(1)) as usize {
         0 => Err(Error::Weights(format!(
             "{name}: one row of {cols} values is {row_bytes} bytes, over the device's {max_chunk}-byte binding limit"
@@ -297,3 +560,21 @@ fn rows_per_chunk(name: &str, cols: usize, format: WeightFormat, max_chunk: u64)
 pub const LOAD_F32: &str = "// load_w: f32 storage\nfn load_w(i: u32) -> f32 {\n    return w[i];\n}\n";
 pub const LOAD_F16: &str = "enable f16;\n// load_w: f16 storage\nfn load_w(i: u32) -> f32 {\n    return f32(w[i]);\n}\n";
 pub const LOAD_PACKED: &str = "// load_w: f16 pairs in u32, the low half first (little-endian f16 storage)\nfn load_w(i: u32) -> f32 {\n    let pair = unpack2x16float(w[i >> 1u]);\n    return select(pair.x, pair.y, (i & 1u) != 0u);\n}\n";
+pub const LOAD_BF16: &str = include_str!("../../shaders/formats/bf16.wgsl");
+
+/// The prelude of a block format: the byte reads, then the format's load_w.
+macro_rules! block_prelude {
+    ($($file:literal),+) => {
+        concat!(include_str!("../../shaders/formats/bytes.wgsl"), $(include_str!(concat!("../../shaders/formats/", $file))),+)
+    };
+}
+pub const LOAD_Q8_0: &str = block_prelude!("q8_0.wgsl");
+pub const LOAD_Q4_0: &str = block_prelude!("q4_0.wgsl");
+pub const LOAD_Q4_1: &str = block_prelude!("q4_1.wgsl");
+pub const LOAD_Q5_0: &str = block_prelude!("q5_0.wgsl");
+pub const LOAD_Q5_1: &str = block_prelude!("q5_1.wgsl");
+pub const LOAD_Q2_K: &str = block_prelude!("q2_k.wgsl");
+pub const LOAD_Q3_K: &str = block_prelude!("q3_k.wgsl");
+pub const LOAD_Q4_K: &str = block_prelude!("k4_scales.wgsl", "q4_k.wgsl");
+pub const LOAD_Q5_K: &str = block_prelude!("k4_scales.wgsl", "q5_k.wgsl");
+pub const LOAD_Q6_K: &str = block_prelude!("q6_k.wgsl");

@@ -22,6 +22,7 @@ pub fn kernels() -> Vec<visattn::kernel::KernelDecl> {
     use visattn::kernel::Kernel;
     [
         <linear::LinearKernel as Kernel>::VARIANTS,
+        <linear::LinearVecKernel as Kernel>::VARIANTS,
         <norm::NormKernel as Kernel>::VARIANTS,
         <elementwise::BinaryKernel as Kernel>::VARIANTS,
         <elementwise::ActivationKernel as Kernel>::VARIANTS,

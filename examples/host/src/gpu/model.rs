@@ -23,7 +23,6 @@ pub struct GpuModel {
     pub(super) device: wgpu::Device,
     pub(super) queue: wgpu::Queue,
     pub(super) weights: Llava<Gpu>,
-    format: WeightFormat,
     pub(super) k: Kernels,
     vision_act: Act,
     projector_act: Act,
@@ -50,23 +49,26 @@ impl GpuModel {
         let mut store = Uploaded::load(g, cfg, weights, format, max_chunk, progress)?;
         let model = Llava::build(cfg, &mut store)?;
         store.finish()?;
-        Self::assemble(g, cfg, format, model)
+        Self::assemble(g, cfg, model)
     }
 
     /// The language model of a LLaMA-architecture GGUF file (`cfg` from
-    /// [`crate::gguf::model::text_config`], as [`LlavaConfig::text_only`]), its tensors
-    /// dequantized into `format` one at a time; every tensor of the file must be used.
+    /// [`crate::gguf::model::text_config`], as [`LlavaConfig::text_only`]), read one tensor at
+    /// a time: matrices kept in their file's format (`None`: 4.5-bit weights stay 4.5 bits on
+    /// the device, dequantized in the kernels) or dequantized into `Some(format)`; every tensor
+    /// of the file must be used; `progress(done, total)` after each tensor.
     pub fn load_gguf(
         g: &visattn::util::Gpu,
         cfg: &LlavaConfig,
         file: &crate::gguf::GgufFile,
-        format: WeightFormat,
+        format: Option<WeightFormat>,
         max_chunk: u64,
+        progress: impl FnMut(usize, usize),
     ) -> Result<Self> {
-        let mut store = crate::gguf::model::GgufStore::new(file, g, &cfg.text, format, max_chunk);
+        let mut store = crate::gguf::model::GgufStore::new(file, g, &cfg.text, format, max_chunk, progress);
         let model = Llava::build_text(&cfg.text, &mut store)?;
         store.finish()?;
-        Self::assemble(g, cfg, format, model)
+        Self::assemble(g, cfg, model)
     }
 
     /// A language model of `cfg.text`'s shape with random weights made on the device (no vision
@@ -74,25 +76,41 @@ impl GpuModel {
     pub fn random(g: &visattn::util::Gpu, cfg: &LlavaConfig, format: WeightFormat, max_chunk: u64, seed: u32) -> Result<Self> {
         let mut store = Random::new(g, format, max_chunk, seed)?;
         let model = Llava::build_text(&cfg.text, &mut store)?;
-        Self::assemble(g, cfg, format, model)
+        Self::assemble(g, cfg, model)
     }
 
-    fn assemble(g: &visattn::util::Gpu, cfg: &LlavaConfig, format: WeightFormat, weights: Llava<Gpu>) -> Result<Self> {
+    fn assemble(g: &visattn::util::Gpu, cfg: &LlavaConfig, weights: Llava<Gpu>) -> Result<Self> {
         Ok(Self {
             cfg: cfg.clone(),
             device: g.device.clone(),
             queue: g.queue.clone(),
             weights,
-            format,
-            k: Kernels::new(g, cfg, format)?,
+            k: Kernels::new(g, cfg)?,
             vision_act: Act::parse(&cfg.vision.act)?,
             projector_act: Act::parse(&cfg.projector_act)?,
         })
     }
 
-    /// How the weight matrices are stored.
+    /// How the weight matrices are kept on the device: (format, matrices, bytes) for each
+    /// format, the most bytes first.
+    pub fn formats(&self) -> Vec<(WeightFormat, usize, u64)> {
+        let mut out: Vec<(WeightFormat, usize, u64)> = Vec::new();
+        for m in self.weights.matrices() {
+            match out.iter_mut().find(|f| f.0 == m.format) {
+                Some(f) => {
+                    f.1 += 1;
+                    f.2 += m.bytes();
+                }
+                None => out.push((m.format, 1, m.bytes())),
+            }
+        }
+        out.sort_by(|a, b| b.2.cmp(&a.2));
+        out
+    }
+
+    /// The format most of the weights' bytes are in.
     pub fn format(&self) -> WeightFormat {
-        self.format
+        self.formats().first().map_or(WeightFormat::F32, |f| f.0)
     }
 
     pub(super) fn text(&self) -> &TextModel<Gpu> {

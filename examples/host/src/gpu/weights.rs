@@ -12,7 +12,7 @@ use super::linear::upload;
 use super::matrix::{Matrix, WeightFormat};
 use crate::config::LlavaConfig;
 use crate::error::{Error, Result};
-use crate::model::{Store, Tensors, canonical};
+use crate::model::{Llava, Store, Tensors, canonical};
 use crate::weights::Weights;
 
 /// A linear layer: W [out, in] in the weight format, and its bias where it has one.
@@ -37,6 +37,25 @@ impl Tensors for Gpu {
     type Vector = Buffer;
 }
 
+impl Llava<Gpu> {
+    /// Every weight matrix of the model: the tables and the linear layers' weights.
+    pub fn matrices(&self) -> Vec<&Matrix> {
+        let t = &self.text;
+        let mut out = vec![&t.embed, &t.lm_head.weight];
+        for l in &t.layers {
+            out.extend([&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].map(|x| &x.weight));
+        }
+        if let Some((tower, projector)) = &self.vision {
+            out.push(&tower.patch_embedding.weight);
+            for l in &tower.layers {
+                out.extend([&l.q, &l.k, &l.v, &l.out, &l.fc1, &l.fc2].map(|x| &x.weight));
+            }
+            out.extend([&projector.linear_1.weight, &projector.linear_2.weight]);
+        }
+        out
+    }
+}
+
 impl Linear {
     pub fn out(&self) -> usize {
         self.weight.rows
@@ -55,7 +74,8 @@ pub struct Uploaded {
 impl Uploaded {
     /// Uploads every tensor the forward pass reads, one shard in host memory at a time, after
     /// [`Weights::check`] held the folder to the config (names, exact shapes: nothing is copied
-    /// from a tensor of the wrong length): matrices as `format` in row chunks of at most
+    /// from a tensor of the wrong length): matrices as `format` ([`WeightFormat::for_matrix`]:
+    /// block formats quantize the language model's) in row chunks of at most
     /// `max_chunk` bytes, the rest as f32 (rounded to f16 values when `format` is f16, as a
     /// folder saved in f16 holds them), each scanned for NaN and infinities (named here, not
     /// found later as a NaN logit); `progress(done, total)` after each tensor.
@@ -87,7 +107,8 @@ impl Uploaded {
             } else if e.matrix {
                 let rows = shape[0];
                 let cols = shape[1..].iter().product::<usize>();
-                let m = Matrix::upload(&g.ctx, &g.queue, name, (rows, cols), (dtype, bytes), format, max_chunk)?;
+                let kept = format.for_matrix(&key, cols, dtype, WeightFormat::f16_for(&g.device));
+                let m = Matrix::upload(&g.ctx, &g.queue, name, (rows, cols), (dtype, bytes), kept, max_chunk)?;
                 mats.insert(key, m);
             } else {
                 let v: Vec<f32> = super::matrix::to_f32(name, dtype, bytes)?
