@@ -567,13 +567,15 @@ fn bad_folders_get_one_clear_error_each() {
 /// - rope (head dims 4, 16, 128; positions up to 4095; theta 1e4 and 5e5): the same bound
 ///   (measured 6.7e-8: the host's table is computed in f64);
 /// - swap (first two axes, 1 x 1 x 1 to 63 x 5 x 7) and embed (vocab 1 to 1000, 513 ids; the
-///   table whole and in chunks of 301 rows; f32, f16, packed f16): exact.
+///   table whole and in chunks of 301 rows; f32, f16, packed f16; value by value, and 8 at a
+///   time where rows are whole groups of 8): exact.
 ///
 /// And every GGML block format the host keeps on the device (BF16, Q8_0, Q4_0, Q4_1, Q5_0,
 /// Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K), as random blocks (random bytes, random f16 scales and
 /// minimums, some subnormal) dequantized inside the kernels:
-/// - embed (rows of 1 and 2 blocks, vocab 1 to 1000, chunks of 301 rows): bit for bit the CPU
-///   reference's dequantization (gguf::quant, itself bit for bit gguf-py's: tests/gguf_quants.rs);
+/// - embed (rows of 1 and 2 blocks, vocab 1 to 1000, chunks of 301 rows; each format's load_w
+///   value by value and its load8, 8 values at a time): bit for bit the CPU reference's
+///   dequantization (gguf::quant, itself bit for bit gguf-py's: tests/gguf_quants.rs);
 /// - linear (k of 1 to 3 blocks, W in one binding and in chunks of 7 rows, with and without
 ///   bias) against the CPU matmul of the dequantized values: |gpu - cpu| <= 1e-6 x k x max|w|.
 #[test]
@@ -591,9 +593,9 @@ fn host_kernels_match_the_cpu_reference() {
         ("linear", 7),
         ("linear_packed", 7),
         ("linear_f16", if f16 { 7 } else { 0 }),
-        ("embed", 5),
-        ("embed_packed", 5),
-        ("embed_f16", if f16 { 5 } else { 0 }),
+        ("embed", 7),
+        ("embed_packed", 7),
+        ("embed_f16", if f16 { 7 } else { 0 }),
         ("rms_norm", 6),
         ("layer_norm", 6),
         ("add", 5),
@@ -609,7 +611,7 @@ fn host_kernels_match_the_cpu_reference() {
     .collect();
     for b in blocks {
         // BF16's blocks are single values: the float shapes.
-        let (linear, embed) = if b == "bf16" { (7, 5) } else { (4, 3) };
+        let (linear, embed) = if b == "bf16" { (7, 7) } else { (4, 6) };
         expected.push((format!("linear_{b}"), linear));
         expected.push((format!("embed_{b}"), embed));
     }

@@ -6,8 +6,9 @@ steps through the KV cache. VAR is not in HF, so this is the VAR-off baseline.
 
     python3 tools/bench_llava_torch.py '{"model": "tests/data/tiny-llava", "prompt": 35, ...}'
 
-The one argument is JSON: either "model" (a HF LLaVA folder: its language model and LM head as
-saved) or the shape ("hidden", "intermediate", "layers", "heads", "kv_heads", "vocab": random
+The one argument is JSON: either "gguf" (a GGUF language model, which transformers dequantizes
+to f32, with "ids": the prompt's token ids), "model" (a HF LLaVA folder: its language model and LM
+head as saved) or the shape ("hidden", "intermediate", "layers", "heads", "kv_heads", "vocab": random
 weights), and "prompt" (tokens), "decode" (steps), "repeats", "threads", "dtype" ("float32" or
 "float16": the weights' and the sums' dtype, as torch runs it on a CPU). Prints one JSON line:
 median seconds of the prefill and of the decode steps, and the versions.
@@ -25,7 +26,15 @@ def main(spec):
     torch.set_num_threads(int(spec.get("threads", torch.get_num_threads())))
     dtype = getattr(torch, spec.get("dtype", "float32"))
     torch.manual_seed(0)
-    if "model" in spec:
+    if "gguf" in spec:
+        import os
+
+        from transformers import AutoModelForCausalLM
+
+        path = spec["gguf"]
+        full = AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path), dtype=torch.float32)
+        lm, head = full.model, full.lm_head
+    elif "model" in spec:
         from transformers import LlavaForConditionalGeneration
 
         full = LlavaForConditionalGeneration.from_pretrained(spec["model"], dtype=torch.float32)
@@ -51,11 +60,12 @@ def main(spec):
     d = head.in_features
     prompt, steps, repeats = spec["prompt"], spec["decode"], spec.get("repeats", 3)
     embeds = (torch.randn(1, prompt, d) * 0.02).to(dtype)
+    ids = torch.tensor([spec["ids"]]) if "ids" in spec else None
     prefill, decode = [], []
     with torch.inference_mode():
         for _ in range(repeats):
             t0 = time.perf_counter()
-            out = lm(inputs_embeds=embeds, use_cache=True)
+            out = lm(input_ids=ids, use_cache=True) if ids is not None else lm(inputs_embeds=embeds, use_cache=True)
             logits = head(out.last_hidden_state[:, -1])
             token = logits.argmax(-1)
             prefill.append(time.perf_counter() - t0)

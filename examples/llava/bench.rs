@@ -4,7 +4,8 @@
 //! model (D 4096, 32 heads, MLP 11008, vocab 32064) whose random weights are made on the device,
 //! `--bench-layers` of its 32 layers, a prompt of `--bench-prompt` tokens with `--bench-image`
 //! image tokens, massive activations planted in the image features (dim 2533 every 37th token,
-//! as LLaVA's visual sinks) so VAR has sinks to find.
+//! as LLaVA's visual sinks) so VAR has sinks to find. `gguf` is a GGUF language model (SmolLM2's)
+//! with a text prompt, against HF transformers loading the same file (dequantized to f32).
 
 use std::time::Instant;
 use visattn_host::outln;
@@ -41,10 +42,16 @@ fn llama_7b(layers: usize) -> LlavaConfig {
 }
 
 /// Seconds of one prefill and of `steps` greedy decode steps.
-fn time_once(model: &GpuModel, ids: &[u32], image: &(wgpu::Buffer, usize), var: &VarMode, steps: usize) -> crate::Result<(f64, f64)> {
+fn time_once(
+    model: &GpuModel,
+    ids: &[u32],
+    image: Option<&(wgpu::Buffer, usize)>,
+    var: &VarMode,
+    steps: usize,
+) -> crate::Result<(f64, f64)> {
     let vocab = model.cfg.text.vocab;
     let t0 = Instant::now();
-    let mut run = model.prefill(ids, Some(image), var, ids.len() + steps + 1, false, false)?;
+    let mut run = model.prefill(ids, image, var, ids.len() + steps + 1, false, false)?;
     let prefill = t0.elapsed().as_secs_f64();
     let argmax = |l: &[f32]| {
         l.iter()
@@ -105,7 +112,32 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
             let var = crate::generate::var_config(args, &cfg)?;
             let what = format!("{} ({} layers), its prompt of {} tokens", dir.display(), cfg.text.layers, ids.len());
             let spec = serde_json::json!({ "model": dir, "prompt": ids.len() });
-            (model, ids, image, var, what, spec)
+            (model, ids, Some(image), var, what, spec)
+        }
+        "gguf" => {
+            let path = args
+                .model
+                .clone()
+                .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")))
+                .ok_or("--bench gguf needs --model FILE.gguf")?;
+            let file = visattn_host::gguf::GgufFile::open(&path)?;
+            let cfg = LlavaConfig::text_only(visattn_host::gguf::model::text_config(&file)?);
+            let tok = visattn_host::gguf::tokenizer::from_gguf(&file)?;
+            let ids = crate::generate::gguf_prompt(args, &file, &tok, &cfg)?;
+            let format = match args.dtype.as_str() {
+                "auto" => None,
+                other => Some(WeightFormat::choose(other, visattn::dump::Dtype::F32, &g.device)?),
+            };
+            let model = GpuModel::load_gguf(&g, &cfg, &file, format, g.ctx.max_binding(), |_, _| {})?;
+            let var = crate::generate::var_config(args, &cfg)?;
+            let what = format!(
+                "{} ({} layers), a text prompt of {} tokens",
+                path.display(),
+                cfg.text.layers,
+                ids.len()
+            );
+            let spec = serde_json::json!({ "gguf": path, "ids": ids, "prompt": ids.len() });
+            (model, ids, None, var, what, spec)
         }
         "llama-7b" => {
             let cfg = llama_7b(args.bench_layers);
@@ -152,9 +184,9 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
                 "hidden": t.hidden, "intermediate": t.intermediate, "layers": t.layers, "heads": t.heads,
                 "kv_heads": t.kv_heads, "vocab": t.vocab, "prompt": ids.len(),
             });
-            (model, ids, (buf, n_img), var, what, spec)
+            (model, ids, Some((buf, n_img)), var, what, spec)
         }
-        other => return Err(format!("--bench {other}: expected tiny or llama-7b").into()),
+        other => return Err(format!("--bench {other}: expected tiny, llama-7b or gguf").into()),
     };
     let format = model.format();
     outln!(
@@ -163,13 +195,22 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
         g.info.backend,
         format.name()
     )?;
+    for f in model.formats() {
+        outln!(
+            "  {:<16} {:>4} matrices {:>9.1} MB, {:.2} bits a weight",
+            f.format.name(),
+            f.matrices,
+            f.bytes as f64 / 1e6,
+            f.bits_per_weight()
+        )?;
+    }
     let mut rows = Vec::new();
     for (name, mode) in [("off", VarMode::Off), ("on", VarMode::On(var.clone()))] {
         // The first run builds pipelines and allocates: not timed.
-        time_once(&model, &ids, &image, &mode, 1)?;
+        time_once(&model, &ids, image.as_ref(), &mode, 1)?;
         let (mut pre, mut dec) = (Vec::new(), Vec::new());
         for r in 0..repeats {
-            let (p, d) = time_once(&model, &ids, &image, &mode, steps)?;
+            let (p, d) = time_once(&model, &ids, image.as_ref(), &mode, steps)?;
             eprintln!("  VAR {name}, run {}: prefill {p:.3} s, {steps} decode steps {d:.3} s", r + 1);
             pre.push(p);
             dec.push(d);
@@ -199,7 +240,13 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
     let mut spec = torch_spec;
     spec["decode"] = steps.into();
     spec["repeats"] = repeats.into();
-    spec["dtype"] = if format == WeightFormat::F32 { "float32" } else { "float16" }.into();
+    // HF dequantizes a GGUF file to f32; a folder runs in the precision of its weights here.
+    spec["dtype"] = if format == WeightFormat::F32 || shape == "gguf" {
+        "float32"
+    } else {
+        "float16"
+    }
+    .into();
     match torch(spec) {
         Ok(t) => {
             let (tp, td) = (

@@ -247,7 +247,6 @@ fn print_answers(answers: &[Answer], prompt: usize, layers: usize) -> crate::Res
 /// sampled decoding. VAR has no visual sinks to find in a text prompt: it is said, and the
 /// answer is VAR off's.
 pub fn run_gguf(args: &crate::Args, path: &std::path::Path) -> crate::Result<()> {
-    use visattn_host::chat::{ChatTemplate, Message};
     use visattn_host::gguf::{GgufFile, model::text_config, tokenizer::from_gguf};
     if args.image.is_some() {
         return Err("--image: this GGUF file is a language model; LLaVA's picture needs its mmproj file (not yet supported)".into());
@@ -259,44 +258,7 @@ pub fn run_gguf(args: &crate::Args, path: &std::path::Path) -> crate::Result<()>
     let file = GgufFile::open(path)?;
     let cfg = LlavaConfig::text_only(text_config(&file)?);
     let tok = from_gguf(&file)?;
-    let meta = file.metadata();
-    let text = if args.raw {
-        args.prompt.clone()
-    } else {
-        let tokens = meta.get_str_array("tokenizer.ggml.tokens")?;
-        // The template may name the BOS and EOS tokens (none where the file names none).
-        let name = |key: &str| -> crate::Result<String> {
-            if !meta.contains(key) {
-                return Ok(String::new());
-            }
-            let id = meta.get_u32(key)?;
-            Ok(tokens
-                .get(id as usize)
-                .cloned()
-                .ok_or_else(|| format!("{key} = {id} is outside the vocabulary"))?)
-        };
-        let source = meta
-            .get_str("tokenizer.chat_template")
-            .map_err(|_| "the file has no tokenizer.chat_template: pass --raw to send the prompt as it is")?;
-        ChatTemplate::new(source, &name("tokenizer.ggml.bos_token_id")?, &name("tokenizer.ggml.eos_token_id")?)?
-            .render(&[Message::user(&args.prompt)], true)?
-    };
-    let ids = tok
-        .encode(text.as_str(), true)
-        .map_err(|e| format!("tokenizer: {e}"))?
-        .get_ids()
-        .to_vec();
-    if ids.is_empty() {
-        return Err("the prompt is empty".into());
-    }
-    if ids.len() > cfg.text.max_positions {
-        return Err(format!(
-            "the prompt is {} tokens, over the model's context of {}",
-            ids.len(),
-            cfg.text.max_positions
-        )
-        .into());
-    }
+    let ids = gguf_prompt(args, &file, &tok, &cfg)?;
     if args.var != "off" {
         eprintln!("note: a text prompt has no image: VAR finds no visual sinks and changes nothing; the answer is VAR off's");
     }
@@ -360,6 +322,61 @@ fn formats_json(model: &GpuModel) -> serde_json::Value {
     model
         .formats()
         .iter()
-        .map(|(f, n, bytes)| serde_json::json!({ "format": f.name(), "matrices": n, "bytes": bytes }))
+        .map(|f| {
+            serde_json::json!({
+                "format": f.format.name(), "matrices": f.matrices, "values": f.values, "bytes": f.bytes,
+                "bits_per_weight": f.bits_per_weight(),
+            })
+        })
         .collect()
+}
+
+/// The prompt's ids for a GGUF language model: `--prompt` as the user's message through the
+/// file's chat template (or as it is with --raw), checked against the context.
+pub fn gguf_prompt(
+    args: &crate::Args,
+    file: &visattn_host::gguf::GgufFile,
+    tok: &visattn_host::tokenizers::Tokenizer,
+    cfg: &LlavaConfig,
+) -> crate::Result<Vec<u32>> {
+    use visattn_host::chat::{ChatTemplate, Message};
+    let meta = file.metadata();
+    let text = if args.raw {
+        args.prompt.clone()
+    } else {
+        let tokens = meta.get_str_array("tokenizer.ggml.tokens")?;
+        // The template may name the BOS and EOS tokens (none where the file names none).
+        let name = |key: &str| -> crate::Result<String> {
+            if !meta.contains(key) {
+                return Ok(String::new());
+            }
+            let id = meta.get_u32(key)?;
+            Ok(tokens
+                .get(id as usize)
+                .cloned()
+                .ok_or_else(|| format!("{key} = {id} is outside the vocabulary"))?)
+        };
+        let source = meta
+            .get_str("tokenizer.chat_template")
+            .map_err(|_| "the file has no tokenizer.chat_template: pass --raw to send the prompt as it is")?;
+        ChatTemplate::new(source, &name("tokenizer.ggml.bos_token_id")?, &name("tokenizer.ggml.eos_token_id")?)?
+            .render(&[Message::user(&args.prompt)], true)?
+    };
+    let ids = tok
+        .encode(text.as_str(), true)
+        .map_err(|e| format!("tokenizer: {e}"))?
+        .get_ids()
+        .to_vec();
+    if ids.is_empty() {
+        return Err("the prompt is empty".into());
+    }
+    if ids.len() > cfg.text.max_positions {
+        return Err(format!(
+            "the prompt is {} tokens, over the model's context of {}",
+            ids.len(),
+            cfg.text.max_positions
+        )
+        .into());
+    }
+    Ok(ids)
 }

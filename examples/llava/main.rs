@@ -75,8 +75,10 @@ struct Args {
     #[arg(long, value_name = "BYTES")]
     max_binding: Option<u64>,
     /// Benchmark prefill and decode tokens/s, VAR off and on: `tiny` (the --model folder, the
-    /// tiny fixture by default) or `llama-7b` (random LLaMA-7B-shaped weights made on the GPU).
-    #[arg(long, value_name = "MODEL", value_parser = ["tiny", "llama-7b"])]
+    /// tiny fixture by default), `llama-7b` (random LLaMA-7B-shaped weights made on the GPU) or
+    /// `gguf` (the --model GGUF language model, its chat-templated --prompt; the weights' bits
+    /// per weight by format).
+    #[arg(long, value_name = "MODEL", value_parser = ["tiny", "llama-7b", "gguf"])]
     bench: Option<String>,
     /// --bench llama-7b: layers of LLaMA-7B's 32 (each is 0.4 GB of f16 weights).
     #[arg(long, default_value_t = 2, requires = "bench", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=32))]

@@ -12,7 +12,8 @@
 // Dispatch: workgroups of 64 (8 x 8 invocations), one per 16 x 16 tile of out, tiles row-major
 //   over ceil(m / 16) columns, n = ceil(n / 16) x ceil(m / 16) on a 2-D grid
 //   (min(n, 65535), ceil(n / 65535), 1). Each invocation computes 2 x 2 outputs; x and W go
-//   through workgroup memory in 16 x 16 tiles of k: 2 KiB.
+//   through workgroup memory in 16 x 16 tiles of k: 2 KiB, W's read 8 values at a time
+//   (load8: a block format's scale once per 8).
 
 struct LinearParams {
     n: u32,
@@ -46,16 +47,31 @@ fn main(
     let flat = lid.y * 8u + lid.x;
     var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
     for (var k0 = 0u; k0 < p.k; k0 += TILE) {
-        // 256 elements of each tile, 4 per invocation.
-        for (var e = 0u; e < 4u; e++) {
-            let i = flat + e * 64u;
-            let r = i / TILE;
-            let c = i % TILE;
-            let xr = row0 + r;
+        // 256 elements of each tile: invocations 0..32 load W's, 8 each through load8 (a
+        // block format's scale read once), 32..64 x's; a tile's edge element by element.
+        let half = flat / 32u;
+        let r = (flat % 32u) / 2u;
+        let c0 = (flat % 2u) * 8u;
+        let kk = k0 + c0;
+        if (half == 0u) {
             let wr = col0 + r;
-            let kk = k0 + c;
-            xs[i] = select(0.0, x[min(xr, p.n - 1u) * p.k + min(kk, p.k - 1u)], live && xr < p.n && kk < p.k);
-            ws[i] = select(0.0, load_w(min(wr, p.m - 1u) * p.k + min(kk, p.k - 1u)), live && wr < p.m && kk < p.k);
+            if (live && wr < p.m && kk + 8u <= p.k) {
+                let v = load8(wr * p.k + kk);
+                for (var j = 0u; j < 8u; j++) {
+                    ws[r * TILE + c0 + j] = v[j];
+                }
+            } else {
+                for (var j = 0u; j < 8u; j++) {
+                    let ok = live && wr < p.m && kk + j < p.k;
+                    ws[r * TILE + c0 + j] = select(0.0, load_w(min(wr, p.m - 1u) * p.k + min(kk + j, p.k - 1u)), ok);
+                }
+            }
+        } else {
+            let xr = row0 + r;
+            for (var j = 0u; j < 8u; j++) {
+                let ok = live && xr < p.n && kk + j < p.k;
+                xs[r * TILE + c0 + j] = select(0.0, x[min(xr, p.n - 1u) * p.k + min(kk + j, p.k - 1u)], ok);
+            }
         }
         workgroupBarrier();
         for (var c = 0u; c < TILE; c++) {

@@ -314,15 +314,18 @@ pub fn run() -> Result<serde_json::Value> {
             let (tm, table) = random_matrix(&g, format, (vocab, dim), chunk, 700 + i as u64)?;
             let ids: Vec<u32> = (0..tokens).map(|t| ((t * 7919 + i) % vocab) as u32).collect();
             let ib = upload(&g.ctx, &g.queue, "ids", bytemuck::cast_slice(&ids)).map_err(e)?;
-            let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; tokens * dim]).map_err(e)?;
-            let got = run_all(&g, || layout.embed(tokens, &ib, &tm, &out), &out, tokens * dim)?;
             let want: Vec<f32> = ids.iter().flat_map(|&id| table[id as usize * dim..][..dim].to_vec()).collect();
-            // Bit for bit: the lookup is the dequantization, which is exact in f32.
-            let differ = got.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
-            cases.push(serde_json::json!({
-                "kernel": kernel_name("embed", format), "n": tokens, "m": dim, "chunks": tm.chunks.len(),
-                "error": worst_relative(&got, &want), "bits_differ": differ,
-            }));
+            // Value by value (load_w), and 8 at a time (load8) where rows are whole groups of 8.
+            for by8 in [false, true].into_iter().filter(|&b| !b || dim % 8 == 0) {
+                let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; tokens * dim]).map_err(e)?;
+                let got = run_all(&g, || layout.embed_by(tokens, &ib, &tm, &out, by8), &out, tokens * dim)?;
+                // Bit for bit: the lookup is the dequantization, which is exact in f32.
+                let differ = got.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+                cases.push(serde_json::json!({
+                    "kernel": kernel_name("embed", format), "n": tokens, "m": dim, "chunks": tm.chunks.len(),
+                    "by8": by8, "error": worst_relative(&got, &want), "bits_differ": differ,
+                }));
+            }
         }
     }
     Ok(serde_json::json!({

@@ -21,3 +21,5 @@ pub mod sampling;
 pub mod weights;
 
 pub use error::{Error, Result};
+/// The tokenizers crate the host's tokenizers are built with (GGUF files' among them).
+pub use tokenizers;

@@ -16,3 +16,21 @@ fn w_i8(b: u32) -> i32 {
 fn w_f16(b: u32) -> f32 {
     return unpack2x16float(w[b >> 2u] >> ((b & 2u) * 8u)).x;
 }
+
+// The 8 bytes at offset b (any alignment) as two little-endian words: 8 quants in 2 or 3 loads.
+fn w_bytes8(b: u32) -> vec2<u32> {
+    let q = b >> 2u;
+    let s = (b & 3u) * 8u;
+    let lo = w[q];
+    let hi = w[q + 1u];
+    if (s == 0u) {
+        return vec2<u32>(lo, hi);
+    }
+    let next = w[q + 2u];
+    return vec2<u32>((lo >> s) | (hi << (32u - s)), (hi >> s) | (next << (32u - s)));
+}
+
+// Byte j (< 8) of w_bytes8's result.
+fn byte_of(v: vec2<u32>, j: u32) -> u32 {
+    return (v[j / 4u] >> ((j % 4u) * 8u)) & 0xffu;
+}

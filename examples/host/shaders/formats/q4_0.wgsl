@@ -6,3 +6,17 @@ fn load_w(i: u32) -> f32 {
     let q = (w_u8(base + 2u + j % 16u) >> ((j / 16u) * 4u)) & 15u;
     return f32(i32(q) - 8) * w_f16(base);
 }
+
+// load8: values i .. i + 8 (i a multiple of 8): one nibble of 8 consecutive bytes.
+fn load8(i: u32) -> array<f32, 8> {
+    let base = (i / 32u) * 18u;
+    let j0 = i % 32u;
+    let d = w_f16(base);
+    let q = w_bytes8(base + 2u + j0 % 16u);
+    let shift = (j0 / 16u) * 4u;
+    var v: array<f32, 8>;
+    for (var j = 0u; j < 8u; j++) {
+        v[j] = f32(i32((byte_of(q, j) >> shift) & 15u) - 8) * d;
+    }
+    return v;
+}

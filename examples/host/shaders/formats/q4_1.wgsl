@@ -6,3 +6,18 @@ fn load_w(i: u32) -> f32 {
     let q = (w_u8(base + 4u + j % 16u) >> ((j / 16u) * 4u)) & 15u;
     return f32(q) * w_f16(base) + w_f16(base + 2u);
 }
+
+// load8: values i .. i + 8 (i a multiple of 8): one nibble of 8 consecutive bytes.
+fn load8(i: u32) -> array<f32, 8> {
+    let base = (i / 32u) * 20u;
+    let j0 = i % 32u;
+    let d = w_f16(base);
+    let m = w_f16(base + 2u);
+    let q = w_bytes8(base + 4u + j0 % 16u);
+    let shift = (j0 / 16u) * 4u;
+    var v: array<f32, 8>;
+    for (var j = 0u; j < 8u; j++) {
+        v[j] = f32((byte_of(q, j) >> shift) & 15u) * d + m;
+    }
+    return v;
+}

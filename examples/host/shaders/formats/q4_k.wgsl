@@ -10,3 +10,21 @@ fn load_w(i: u32) -> f32 {
     let q = (w_u8(base + 16u + 32u * c + e % 32u) >> (4u * hi)) & 15u;
     return w_f16(base) * f32(sm.x) * f32(q) - w_f16(base + 2u) * f32(sm.y);
 }
+
+// load8: values i .. i + 8 (i a multiple of 8, all in one sub-block of 32): its scale and min
+// once, one nibble of 8 consecutive bytes.
+fn load8(i: u32) -> array<f32, 8> {
+    let base = (i / 256u) * 144u;
+    let e = i % 256u;
+    let c = e / 64u;
+    let hi = (e % 64u) / 32u;
+    let sm = scale_min_k4(2u * c + hi, base + 4u);
+    let dl = w_f16(base) * f32(sm.x);
+    let ml = w_f16(base + 2u) * f32(sm.y);
+    let q = w_bytes8(base + 16u + 32u * c + e % 32u);
+    var v: array<f32, 8>;
+    for (var j = 0u; j < 8u; j++) {
+        v[j] = dl * f32((byte_of(q, j) >> (4u * hi)) & 15u) - ml;
+    }
+    return v;
+}

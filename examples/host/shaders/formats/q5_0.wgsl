@@ -7,3 +7,19 @@ fn load_w(i: u32) -> f32 {
     let high = (w_u8(base + 2u + j / 8u) >> (j % 8u)) & 1u;
     return f32(i32(low | (high << 4u)) - 16) * w_f16(base);
 }
+
+// load8: values i .. i + 8 (i a multiple of 8): nibbles of 8 bytes, fifth bits from one byte.
+fn load8(i: u32) -> array<f32, 8> {
+    let base = (i / 32u) * 22u;
+    let j0 = i % 32u;
+    let d = w_f16(base);
+    let q = w_bytes8(base + 6u + j0 % 16u);
+    let shift = (j0 / 16u) * 4u;
+    let high = w_u8(base + 2u + j0 / 8u);
+    var v: array<f32, 8>;
+    for (var j = 0u; j < 8u; j++) {
+        let low = (byte_of(q, j) >> shift) & 15u;
+        v[j] = f32(i32(low | (((high >> j) & 1u) << 4u)) - 16) * d;
+    }
+    return v;
+}

@@ -7,3 +7,20 @@ fn load_w(i: u32) -> f32 {
     let high = (w_u8(base + 4u + j / 8u) >> (j % 8u)) & 1u;
     return f32(low | (high << 4u)) * w_f16(base) + w_f16(base + 2u);
 }
+
+// load8: values i .. i + 8 (i a multiple of 8): nibbles of 8 bytes, fifth bits from one byte.
+fn load8(i: u32) -> array<f32, 8> {
+    let base = (i / 32u) * 24u;
+    let j0 = i % 32u;
+    let d = w_f16(base);
+    let m = w_f16(base + 2u);
+    let q = w_bytes8(base + 8u + j0 % 16u);
+    let shift = (j0 / 16u) * 4u;
+    let high = w_u8(base + 4u + j0 / 8u);
+    var v: array<f32, 8>;
+    for (var j = 0u; j < 8u; j++) {
+        let low = (byte_of(q, j) >> shift) & 15u;
+        v[j] = f32(low | (((high >> j) & 1u) << 4u)) * d + m;
+    }
+    return v;
+}

@@ -26,6 +26,10 @@ uniform_block! {
         dim: u32,
         rows: u32,
         first: u32,
+        by8: u32,
+        pad0: u32,
+        pad1: u32,
+        pad2: u32,
     }
 }
 
@@ -46,7 +50,7 @@ super::matrix::weight_kernel! {
     /// variant per weight format, as the linear kernel's.
     pub struct EmbedKernel, EmbedInputs, EmbedVariant = include_str!("../../shaders/embed.wgsl"), "embed";
     overrides [];
-    per_workgroup PerWorkgroup::Fixed(256);
+    per_workgroup PerWorkgroup::Fixed(512);
     {
         p: uniform(EmbedParams),
         ids: storage(u32, read),
@@ -94,8 +98,21 @@ impl Layout {
     }
 
     /// out [tokens, dim] = table [ids, dim] for `tokens` ids (u32): one dispatch per row chunk
-    /// of the table, each writing the rows whose id it holds.
+    /// of the table, each writing the rows whose id it holds; 8 values per load8 where rows are
+    /// whole groups of 8.
     pub fn embed(&self, tokens: usize, ids: &Buffer, table: &Matrix, out: &Buffer) -> Result<Vec<Dispatch>, visattn::Error> {
+        self.embed_by(tokens, ids, table, out, table.cols.is_multiple_of(8))
+    }
+
+    /// [`Self::embed`] with the reads chosen: `by8` (rows of whole groups of 8) through load8,
+    /// else value by value through load_w (--check-kernels checks both).
+    pub fn embed_by(&self, tokens: usize, ids: &Buffer, table: &Matrix, out: &Buffer, by8: bool) -> Result<Vec<Dispatch>, visattn::Error> {
+        if by8 && !table.cols.is_multiple_of(8) {
+            return Err(visattn::Error::Binding {
+                name: "w",
+                reason: format!("rows of {} values read 8 at a time", table.cols),
+            });
+        }
         let pipeline = self.ctx.pipeline_variant::<EmbedKernel>(table.format.into(), &[])?;
         let dim = table.cols;
         table
@@ -109,6 +126,10 @@ impl Layout {
                         dim: dim as u32,
                         rows: chunk.rows as u32,
                         first: chunk.row0 as u32,
+                        by8: by8 as u32,
+                        pad0: 0,
+                        pad1: 0,
+                        pad2: 0,
                     },
                 );
                 self.ctx.bind::<EmbedKernel>(

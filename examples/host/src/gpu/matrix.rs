@@ -555,12 +555,25 @@ fn rows_per_chunk(name: &str, cols: usize, format: WeightFormat, max_chunk: u64)
     }
 }
 
-/// `load_w(i)`, W's element i as f32, for each format: the prelude of the kernels that read a
+/// `load_w(i)`, W's element i as f32, and `load8(i)`, elements i .. i + 8 (i a multiple of 8 in
+/// the block formats, whose rows are whole blocks), for each format: the prelude of the kernels that read a
 /// matrix (its binding is named `w`). `enable f16;` must come before any declaration.
-pub const LOAD_F32: &str = "// load_w: f32 storage\nfn load_w(i: u32) -> f32 {\n    return w[i];\n}\n";
-pub const LOAD_F16: &str = "enable f16;\n// load_w: f16 storage\nfn load_w(i: u32) -> f32 {\n    return f32(w[i]);\n}\n";
-pub const LOAD_PACKED: &str = "// load_w: f16 pairs in u32, the low half first (little-endian f16 storage)\nfn load_w(i: u32) -> f32 {\n    let pair = unpack2x16float(w[i >> 1u]);\n    return select(pair.x, pair.y, (i & 1u) != 0u);\n}\n";
-pub const LOAD_BF16: &str = include_str!("../../shaders/formats/bf16.wgsl");
+pub const LOAD_F32: &str = concat!(
+    "// load_w: f32 storage\nfn load_w(i: u32) -> f32 {\n    return w[i];\n}\n",
+    include_str!("../../shaders/formats/float8.wgsl")
+);
+pub const LOAD_F16: &str = concat!(
+    "enable f16;\n// load_w: f16 storage\nfn load_w(i: u32) -> f32 {\n    return f32(w[i]);\n}\n",
+    include_str!("../../shaders/formats/float8.wgsl")
+);
+pub const LOAD_PACKED: &str = concat!(
+    "// load_w: f16 pairs in u32, the low half first (little-endian f16 storage)\nfn load_w(i: u32) -> f32 {\n    let pair = unpack2x16float(w[i >> 1u]);\n    return select(pair.x, pair.y, (i & 1u) != 0u);\n}\n",
+    include_str!("../../shaders/formats/float8.wgsl")
+);
+pub const LOAD_BF16: &str = concat!(
+    include_str!("../../shaders/formats/bf16.wgsl"),
+    include_str!("../../shaders/formats/float8.wgsl")
+);
 
 /// The prelude of a block format: the byte reads, then the format's load_w.
 macro_rules! block_prelude {

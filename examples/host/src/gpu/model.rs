@@ -28,6 +28,22 @@ pub struct GpuModel {
     projector_act: Act,
 }
 
+/// The weight matrices of one format: how many, their values, their bytes on the device.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FormatUse {
+    pub format: WeightFormat,
+    pub matrices: usize,
+    pub values: u64,
+    pub bytes: u64,
+}
+
+impl FormatUse {
+    /// Bits a weight takes on the device (4.5 for Q4_0, 5 for Q4_1, 8.5 for Q8_0).
+    pub fn bits_per_weight(&self) -> f64 {
+        self.bytes as f64 * 8.0 / self.values.max(1) as f64
+    }
+}
+
 /// What the language model does with VAR in one generation.
 #[derive(Debug, Clone)]
 pub enum VarMode {
@@ -91,26 +107,33 @@ impl GpuModel {
         })
     }
 
-    /// How the weight matrices are kept on the device: (format, matrices, bytes) for each
-    /// format, the most bytes first.
-    pub fn formats(&self) -> Vec<(WeightFormat, usize, u64)> {
-        let mut out: Vec<(WeightFormat, usize, u64)> = Vec::new();
+    /// How the weight matrices are kept on the device, by format, the most bytes first.
+    pub fn formats(&self) -> Vec<FormatUse> {
+        let mut out: Vec<FormatUse> = Vec::new();
         for m in self.weights.matrices() {
-            match out.iter_mut().find(|f| f.0 == m.format) {
-                Some(f) => {
-                    f.1 += 1;
-                    f.2 += m.bytes();
+            let i = match out.iter().position(|f| f.format == m.format) {
+                Some(i) => i,
+                None => {
+                    out.push(FormatUse {
+                        format: m.format,
+                        matrices: 0,
+                        values: 0,
+                        bytes: 0,
+                    });
+                    out.len() - 1
                 }
-                None => out.push((m.format, 1, m.bytes())),
-            }
+            };
+            out[i].matrices += 1;
+            out[i].values += (m.rows * m.cols) as u64;
+            out[i].bytes += m.bytes();
         }
-        out.sort_by(|a, b| b.2.cmp(&a.2));
+        out.sort_by(|a, b| b.bytes.cmp(&a.bytes));
         out
     }
 
     /// The format most of the weights' bytes are in.
     pub fn format(&self) -> WeightFormat {
-        self.formats().first().map_or(WeightFormat::F32, |f| f.0)
+        self.formats().first().map_or(WeightFormat::F32, |f| f.format)
     }
 
     pub(super) fn text(&self) -> &TextModel<Gpu> {
