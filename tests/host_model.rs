@@ -69,7 +69,7 @@ fn decode_matches_the_reference(format: WeightFormat) {
         let kept = if format == WeightFormat::Q4_K { WeightFormat::Q5_0 } else { format };
         let formats = model.formats();
         assert!(
-            formats.iter().any(|f| f.0 == kept && f.1 == 2 + 7 * cfg.text.layers),
+            formats.iter().any(|f| f.format == kept && f.matrices == 2 + 7 * cfg.text.layers),
             "{format:?}: {formats:?}"
         );
     }
