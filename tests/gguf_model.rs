@@ -107,3 +107,43 @@ fn the_command_line_refuses_what_a_gguf_language_model_cannot_do() {
         assert!(stderr.starts_with("error: ") && stderr.contains(needle), "{args:?}: {stderr}");
     }
 }
+
+/// A model file holding a tensor of a type the kernels do not read (llama.cpp's IQ formats: the
+/// tiny Q8_0 conversion of tests/data/tiny-llava-gguf with one tensor's type rewritten to
+/// IQ4_NL, whose blocks are smaller, so the file stays well-formed) is refused at load with one
+/// line naming the tensor's type and what the host reads, never a panic; `--bench gguf` without
+/// a GGUF file is refused the same way. Needs no model download.
+#[test]
+fn a_tensor_type_the_kernels_do_not_read_is_refused_by_name() {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llava-gguf/lm-q8_0.gguf");
+    let mut bytes = std::fs::read(&source).unwrap();
+    let name = b"blk.0.attn_q.weight";
+    let at = bytes.windows(name.len()).position(|w| w == name).unwrap() + name.len();
+    let dims = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let ty = at + 4 + 8 * dims;
+    assert_eq!(u32::from_le_bytes(bytes[ty..ty + 4].try_into().unwrap()), 8, "Q8_0 before");
+    bytes[ty..ty + 4].copy_from_slice(&20u32.to_le_bytes()); // IQ4_NL
+    let path = std::env::temp_dir().join(format!("visattn-iq4-{}.gguf", std::process::id()));
+    std::fs::write(&path, &bytes).unwrap();
+    let out = std::process::Command::new(support::example("llava"))
+        .args(["--model", path.to_str().unwrap(), "--prompt", "hi", "--raw", "--max-tokens", "1"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(error.len(), 1, "{stderr}");
+    assert!(
+        error[0].contains("IQ4_NL") && error[0].contains("Q4_K") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let bench = std::process::Command::new(support::example("llava"))
+        .args(["--bench", "gguf", "--model", "tests/data/tiny-llava"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bench.stderr);
+    assert_eq!(bench.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--bench gguf needs --model FILE.gguf"), "{stderr}");
+}
