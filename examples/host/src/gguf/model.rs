@@ -196,7 +196,10 @@ impl<'a, P: FnMut(usize, usize)> GgufStore<'a, P> {
         let (ctx, queue) = (&self.g.ctx, &self.g.queue);
         let Some(format) = self.format else {
             let ty = info.ggml_type;
-            let format = WeightFormat::for_type(ty, &self.g.device).map_err(|e| err(format!("{name}: {e}")))?;
+            let format = WeightFormat::for_type(ty, &self.g.device).map_err(|e| match e {
+                Error::Gguf(why) => err(format!("{name}: {why}")),
+                other => other,
+            })?;
             let row_bytes =
                 ty.bytes_for(cols as u64)
                     .ok_or_else(|| err(format!("{name}: rows of {cols} values are not whole {ty} blocks")))? as usize;
