@@ -147,3 +147,81 @@ fn a_tensor_type_the_kernels_do_not_read_is_refused_by_name() {
     assert_eq!(bench.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("--bench gguf needs --model FILE.gguf"), "{stderr}");
 }
+
+/// The tiny LLaVA's language model as llama.cpp converts it (tests/data/tiny-llava-gguf) in a
+/// fresh folder, `general.name` rewritten in place ("Tiny Llama" -> "Tiny Llava", same length).
+fn tiny_gguf_named(tag: &str, name: &[u8; 10]) -> std::path::PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llava-gguf/lm-f32.gguf");
+    let mut bytes = std::fs::read(&source).unwrap();
+    let at = bytes
+        .windows(10)
+        .position(|w| w == b"Tiny Llama")
+        .expect("the converter's general.name");
+    bytes[at..at + 10].copy_from_slice(name);
+    let dir = std::env::temp_dir().join(format!("visattn-gguf-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("lm.gguf");
+    std::fs::write(&path, &bytes).unwrap();
+    path
+}
+
+/// Issue "Real weights: GGUF files": a LLaVA-1.5 language model file without a chat template
+/// (llama.cpp's conversions carry none) takes LLaVA-1.5's own, `USER: {prompt} ASSISTANT:`
+/// without the picture; another model without one asks for --raw; a `tokenizer.json` beside the
+/// file overrides the metadata's tokenizer (here one that lowercases: other ids).
+#[test]
+fn llava_files_take_llava_s_template_and_a_tokenizer_json_beside_overrides() {
+    let run = |path: &Path| {
+        std::process::Command::new(support::example("llava"))
+            .args(["--model", path.to_str().unwrap(), "--prompt", "What is it?", "--var", "off"])
+            .args(["--max-tokens", "1", "--json"])
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap()
+    };
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llava");
+    let hf = visattn_host::tokenizers::Tokenizer::from_file(tiny.join("tokenizer.json")).unwrap();
+    let want = hf.encode("USER: What is it? ASSISTANT:", true).unwrap().get_ids().to_vec();
+
+    let llava = tiny_gguf_named("llava", b"Tiny Llava");
+    let out = run(&llava);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<u32> = json["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(ids, want, "LLaVA-1.5's template through the file's own tokenizer");
+
+    let other = tiny_gguf_named("llama", b"Tiny Llama");
+    let out = run(&other);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no tokenizer.chat_template") && stderr.contains("--raw"),
+        "{stderr}"
+    );
+
+    let mut lower: serde_json::Value = serde_json::from_slice(&std::fs::read(tiny.join("tokenizer.json")).unwrap()).unwrap();
+    let norms = lower["normalizer"]["normalizers"].as_array_mut().unwrap();
+    norms.insert(0, serde_json::json!({ "type": "Lowercase" }));
+    std::fs::write(llava.with_file_name("tokenizer.json"), lower.to_string()).unwrap();
+    let lowered = visattn_host::tokenizers::Tokenizer::from_file(llava.with_file_name("tokenizer.json")).unwrap();
+    let want_lower = lowered.encode("USER: What is it? ASSISTANT:", true).unwrap().get_ids().to_vec();
+    assert_ne!(want_lower, want, "the override must tokenize differently to show");
+    let out = run(&llava);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<u32> = json["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(ids, want_lower, "the tokenizer.json beside the file");
+    for p in [llava, other] {
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
+    }
+}

@@ -122,7 +122,7 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
                 .ok_or("--bench gguf needs --model FILE.gguf")?;
             let file = visattn_host::gguf::GgufFile::open(&path)?;
             let cfg = LlavaConfig::text_only(visattn_host::gguf::model::text_config(&file)?);
-            let tok = visattn_host::gguf::tokenizer::from_gguf(&file)?;
+            let tok = crate::generate::gguf_tokenizer(&path, &file, false)?;
             let ids = crate::generate::gguf_prompt(args, &file, &tok, &cfg)?;
             let format = match args.dtype.as_str() {
                 "auto" => None,

@@ -247,7 +247,7 @@ fn print_answers(answers: &[Answer], prompt: usize, layers: usize) -> crate::Res
 /// sampled decoding. VAR has no visual sinks to find in a text prompt: it is said, and the
 /// answer is VAR off's.
 pub fn run_gguf(args: &crate::Args, path: &std::path::Path) -> crate::Result<()> {
-    use visattn_host::gguf::{GgufFile, model::text_config, tokenizer::from_gguf};
+    use visattn_host::gguf::{GgufFile, model::text_config};
     if args.image.is_some() {
         return Err("--image: this GGUF file is a language model; LLaVA's picture needs its mmproj file (not yet supported)".into());
     }
@@ -257,7 +257,7 @@ pub fn run_gguf(args: &crate::Args, path: &std::path::Path) -> crate::Result<()>
     Sampler::new(args.temperature, args.top_p, args.seed)?;
     let file = GgufFile::open(path)?;
     let cfg = LlavaConfig::text_only(text_config(&file)?);
-    let tok = from_gguf(&file)?;
+    let tok = gguf_tokenizer(path, &file, args.json)?;
     let ids = gguf_prompt(args, &file, &tok, &cfg)?;
     if args.var != "off" {
         eprintln!("note: a text prompt has no image: VAR finds no visual sinks and changes nothing; the answer is VAR off's");
@@ -356,11 +356,19 @@ pub fn gguf_prompt(
                 .cloned()
                 .ok_or_else(|| format!("{key} = {id} is outside the vocabulary"))?)
         };
-        let source = meta
-            .get_str("tokenizer.chat_template")
-            .map_err(|_| "the file has no tokenizer.chat_template: pass --raw to send the prompt as it is")?;
-        ChatTemplate::new(source, &name("tokenizer.ggml.bos_token_id")?, &name("tokenizer.ggml.eos_token_id")?)?
-            .render(&[Message::user(&args.prompt)], true)?
+        if meta.contains("tokenizer.chat_template") {
+            let source = meta.get_str("tokenizer.chat_template")?;
+            ChatTemplate::new(source, &name("tokenizer.ggml.bos_token_id")?, &name("tokenizer.ggml.eos_token_id")?)?
+                .render(&[Message::user(&args.prompt)], true)?
+        } else if is_llava(file) {
+            // llama.cpp's LLaVA-1.5 conversions carry no template: LLaVA-1.5's own, without the
+            // picture a language model alone cannot see.
+            visattn_host::prompt::TEMPLATE
+                .replace("<image>\n", "")
+                .replace("{prompt}", &args.prompt)
+        } else {
+            return Err("the file has no tokenizer.chat_template: pass --raw to send the prompt as it is".into());
+        }
     };
     let ids = tok
         .encode(text.as_str(), true)
@@ -379,4 +387,32 @@ pub fn gguf_prompt(
         .into());
     }
     Ok(ids)
+}
+
+/// Whether a GGUF language model says it is LLaVA's (`general.name` or `general.basename`, as
+/// llama.cpp's converter writes them from the folder: "llava-v1.5-7b", "llava-1.5-7b-hf").
+fn is_llava(file: &visattn_host::gguf::GgufFile) -> bool {
+    let meta = file.metadata();
+    ["general.name", "general.basename"]
+        .iter()
+        .filter(|k| meta.contains(k))
+        .filter_map(|k| meta.get_str(k).ok())
+        .any(|v| v.to_ascii_lowercase().contains("llava"))
+}
+
+/// A GGUF file's tokenizer: a `tokenizer.json` beside the file overrides the one its metadata
+/// describes (said on stderr), as for files whose metadata tokenizer is not the model's own.
+pub fn gguf_tokenizer(
+    path: &std::path::Path,
+    file: &visattn_host::gguf::GgufFile,
+    quiet: bool,
+) -> crate::Result<visattn_host::tokenizers::Tokenizer> {
+    let beside = path.with_file_name("tokenizer.json");
+    if beside.is_file() {
+        if !quiet {
+            eprintln!("note: using {} instead of the file's own tokenizer", beside.display());
+        }
+        return Ok(visattn_host::tokenizers::Tokenizer::from_file(&beside).map_err(|e| format!("{}: {e}", beside.display()))?);
+    }
+    Ok(visattn_host::gguf::tokenizer::from_gguf(file)?)
 }
