@@ -68,9 +68,15 @@ pub fn from_gguf(file: &GgufFile) -> Result<Tokenizer> {
     }
 }
 
-/// The vocabulary (token -> id, every token once) and each token's type (1, normal, where the
-/// file gives none).
-fn vocabulary(meta: &Metadata) -> Result<(&[String], HashMap<String, u32>, Vec<i32>)> {
+/// A file's vocabulary: its tokens (id = index), token -> id (every token once), and each
+/// token's type (1, normal, where the file gives none).
+struct Vocabulary<'a> {
+    tokens: &'a [String],
+    ids: HashMap<String, u32>,
+    types: Vec<i32>,
+}
+
+fn vocabulary(meta: &Metadata) -> Result<Vocabulary<'_>> {
     let tokens = meta.get_str_array("tokenizer.ggml.tokens")?;
     u32::try_from(tokens.len()).map_err(|_| err("a vocabulary of over 2^32 tokens"))?;
     let types = if meta.contains("tokenizer.ggml.token_type") {
@@ -85,13 +91,13 @@ fn vocabulary(meta: &Metadata) -> Result<(&[String], HashMap<String, u32>, Vec<i
             tokens.len()
         )));
     }
-    let mut vocab = HashMap::with_capacity(tokens.len());
+    let mut ids = HashMap::with_capacity(tokens.len());
     for (id, t) in tokens.iter().enumerate() {
-        if vocab.insert(t.clone(), id as u32).is_some() {
+        if ids.insert(t.clone(), id as u32).is_some() {
             return Err(err(format!("token {t:?} is in the vocabulary twice")));
         }
     }
-    Ok((tokens, vocab, types))
+    Ok(Vocabulary { tokens, ids, types })
 }
 
 /// The token `key` names (`tokenizer.ggml.bos_token_id`, ...), where the file names one.
@@ -130,7 +136,7 @@ fn gpt2(file: &GgufFile) -> Result<Tokenizer> {
             )));
         }
     }
-    let (tokens, vocab, types) = vocabulary(meta)?;
+    let Vocabulary { tokens, ids: vocab, types } = vocabulary(meta)?;
     let merges = listed_merges(meta, &vocab)?;
     let bpe = BPE::builder()
         .vocab_and_merges(vocab.into_iter().collect::<tokenizers::models::bpe::Vocab>(), merges)
@@ -195,7 +201,7 @@ fn merges_from_scores(tokens: &[String], scores: &[f32], vocab: &HashMap<String,
 
 fn llama(file: &GgufFile) -> Result<Tokenizer> {
     let meta = file.metadata();
-    let (tokens, vocab, types) = vocabulary(meta)?;
+    let Vocabulary { tokens, ids: vocab, types } = vocabulary(meta)?;
     let merges = if meta.contains("tokenizer.ggml.merges") {
         listed_merges(meta, &vocab)?
     } else {
