@@ -341,8 +341,10 @@ pub fn gguf_prompt(
 ) -> crate::Result<Vec<u32>> {
     use visattn_host::chat::{ChatTemplate, Message};
     let meta = file.metadata();
-    let text = if args.raw {
-        args.prompt.clone()
+    // (text, whether the tokenizer adds its special tokens): a chat template writes its own
+    // (`{{ bos_token }}`), as HF tokenizes apply_chat_template's text without adding them.
+    let (text, special) = if args.raw {
+        (args.prompt.clone(), true)
     } else {
         let tokens = meta.get_str_array("tokenizer.ggml.tokens")?;
         // The template may name the BOS and EOS tokens (none where the file names none).
@@ -358,20 +360,22 @@ pub fn gguf_prompt(
         };
         if meta.contains("tokenizer.chat_template") {
             let source = meta.get_str("tokenizer.chat_template")?;
-            ChatTemplate::new(source, &name("tokenizer.ggml.bos_token_id")?, &name("tokenizer.ggml.eos_token_id")?)?
-                .render(&[Message::user(&args.prompt)], true)?
+            let text = ChatTemplate::new(source, &name("tokenizer.ggml.bos_token_id")?, &name("tokenizer.ggml.eos_token_id")?)?
+                .render(&[Message::user(&args.prompt)], true)?;
+            (text, false)
         } else if is_llava(file) {
             // llama.cpp's LLaVA-1.5 conversions carry no template: LLaVA-1.5's own, without the
             // picture a language model alone cannot see.
-            visattn_host::prompt::TEMPLATE
+            let text = visattn_host::prompt::TEMPLATE
                 .replace("<image>\n", "")
-                .replace("{prompt}", &args.prompt)
+                .replace("{prompt}", &args.prompt);
+            (text, true)
         } else {
             return Err("the file has no tokenizer.chat_template: pass --raw to send the prompt as it is".into());
         }
     };
     let ids = tok
-        .encode(text.as_str(), true)
+        .encode(text.as_str(), special)
         .map_err(|e| format!("tokenizer: {e}"))?
         .get_ids()
         .to_vec();
