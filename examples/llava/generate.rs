@@ -116,11 +116,7 @@ pub fn run(
 ) -> crate::Result<()> {
     // Every flag checked before any weight is uploaded.
     Sampler::new(args.temperature, args.top_p, args.seed)?;
-    let modes: Vec<(&'static str, VarMode)> = match args.var.as_str() {
-        "off" => vec![("off", VarMode::Off)],
-        "on" => vec![("on", VarMode::On(var_config(args, cfg)?))],
-        _ => vec![("off", VarMode::Off), ("on", VarMode::On(var_config(args, cfg)?))],
-    };
+    let modes = var_modes(args, cfg)?;
     let limits = args.max_binding.map(|bytes| visattn::wgpu::Limits {
         max_storage_buffer_binding_size: bytes,
         ..visattn::wgpu::Limits::default()
@@ -136,17 +132,33 @@ pub fn run(
     if !args.json {
         eprintln!("loaded the weights onto {} in {secs:.1} s: {}", g.info.name, weights_line(&model));
     }
+    answer(args, &g, &model, (ids, pixels), &modes, &|t| Ok(prompter.decode(t)?))
+}
+
+/// The modes --var asks for (`compare`: off, then on).
+fn var_modes(args: &crate::Args, cfg: &LlavaConfig) -> crate::Result<Vec<(&'static str, VarMode)>> {
+    Ok(match args.var.as_str() {
+        "off" => vec![("off", VarMode::Off)],
+        "on" => vec![("on", VarMode::On(var_config(args, cfg)?))],
+        _ => vec![("off", VarMode::Off), ("on", VarMode::On(var_config(args, cfg)?))],
+    })
+}
+
+/// The answers of a loaded LLaVA model to a prompt with a picture, one per mode, printed (or
+/// as JSON): what `run` does after loading, for HF folders and llama.cpp's file pairs alike.
+fn answer(
+    args: &crate::Args,
+    g: &visattn::util::Gpu,
+    model: &GpuModel,
+    (ids, pixels): (&[u32], &[f32]),
+    modes: &[(&'static str, VarMode)],
+    decode: &dyn Fn(&[u32]) -> crate::Result<String>,
+) -> crate::Result<()> {
+    let cfg = &model.cfg;
     let image = model.image_features(pixels)?;
     let mut answers = Vec::new();
-    for (name, var) in &modes {
-        answers.push(generate(
-            &model,
-            ids,
-            Some(&image),
-            (name, var),
-            args,
-            &|t| Ok(prompter.decode(t)?),
-        )?);
+    for (name, var) in modes {
+        answers.push(generate(model, ids, Some(&image), (name, var), args, decode)?);
     }
     for a in answers.iter().filter(|a| a.stop == "context") {
         // Not an error, but the answer is not what was asked for: say so where a reader of
@@ -192,7 +204,7 @@ pub fn run(
         outln!(
             "{}",
             serde_json::json!({
-                "adapter": g.info.name, "weights": model.format().name(), "formats": formats_json(&model), "chunked_matrices": model.chunked(),
+                "adapter": g.info.name, "weights": model.format().name(), "formats": formats_json(model), "chunked_matrices": model.chunked(),
                 "input_ids": ids, "answers": json,
             })
         )?;
@@ -248,11 +260,16 @@ fn print_answers(answers: &[Answer], prompt: usize, layers: usize) -> crate::Res
 /// answer is VAR off's.
 pub fn run_gguf(args: &crate::Args, path: &std::path::Path) -> crate::Result<()> {
     use visattn_host::gguf::{GgufFile, model::text_config};
-    if args.image.is_some() {
-        return Err("--image: this GGUF file is a language model; LLaVA's picture needs its mmproj file (not yet supported)".into());
-    }
     if args.tokens || args.reference {
         return Err("--tokens and --reference read HF folders; a GGUF file is not supported there yet".into());
+    }
+    match (&args.mmproj, &args.image) {
+        (Some(mmproj), Some(picture)) => return run_gguf_llava(args, path, mmproj, picture),
+        (Some(_), None) => return Err("--mmproj: LLaVA's tower needs a picture: pass --image".into()),
+        (None, Some(_)) => {
+            return Err("--image: this GGUF file is a language model; LLaVA's picture needs its mmproj file: pass --mmproj".into());
+        }
+        (None, None) => {}
     }
     Sampler::new(args.temperature, args.top_p, args.seed)?;
     let file = GgufFile::open(path)?;
@@ -419,4 +436,64 @@ pub fn gguf_tokenizer(
         return Ok(visattn_host::tokenizers::Tokenizer::from_file(&beside).map_err(|e| format!("{}: {e}", beside.display()))?);
     }
     Ok(visattn_host::gguf::tokenizer::from_gguf(file)?)
+}
+
+/// LLaVA-1.5 from llama.cpp's two files: the language model GGUF and its mmproj (CLIP tower and
+/// projector), the picture preprocessed as llama.cpp does it, the prompt as llama.cpp's
+/// LLaVA-1.5 path builds it: LLaVA-1.5's template split at the picture, each text piece
+/// tokenized on its own (the first with BOS), the image's embeddings between them.
+fn run_gguf_llava(args: &crate::Args, path: &std::path::Path, mmproj: &std::path::Path, picture: &std::path::Path) -> crate::Result<()> {
+    use visattn_host::gguf::{GgufFile, model::text_config, vision::Mmproj};
+    if args.raw {
+        return Err("--raw: a picture's place in the prompt is LLaVA-1.5's template's".into());
+    }
+    Sampler::new(args.temperature, args.top_p, args.seed)?;
+    let lm = GgufFile::open(path)?;
+    let mm = GgufFile::open(mmproj).map_err(|e| format!("{}: {e}", mmproj.display()))?;
+    let tower = Mmproj::read(&mm).map_err(|e| format!("{}: {e}", mmproj.display()))?;
+    let cfg = tower.llava(text_config(&lm)?)?;
+    let modes = var_modes(args, &cfg)?;
+    let tok = gguf_tokenizer(path, &lm, args.json)?;
+    let template = visattn_host::prompt::TEMPLATE.replace("{prompt}", &args.prompt);
+    let (before, after) = template.split_once("<image>").ok_or("LLaVA-1.5's template has a picture")?;
+    let encode = |text: &str, special: bool| -> crate::Result<Vec<u32>> {
+        Ok(tok.encode(text, special).map_err(|e| format!("tokenizer: {e}"))?.get_ids().to_vec())
+    };
+    let patches = cfg.vision.patches();
+    let mut ids = encode(before, true)?;
+    ids.extend(std::iter::repeat_n(cfg.image_token, patches));
+    ids.extend(encode(after, false)?);
+    if ids.len() > cfg.text.max_positions {
+        return Err(format!(
+            "the prompt is {} tokens with the picture's {patches}, over the model's context of {}",
+            ids.len(),
+            cfg.text.max_positions
+        )
+        .into());
+    }
+    let pixels = visattn_host::image::llama_cpp_pixels(
+        &visattn_host::image::load(picture)?,
+        cfg.vision.image_size,
+        tower.image_mean,
+        tower.image_std,
+    )?;
+    let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, None)?;
+    let format = match args.dtype.as_str() {
+        "auto" => None,
+        other => Some(WeightFormat::choose(other, visattn::dump::Dtype::F32, &g.device)?),
+    };
+    let mut loading = Loading::new(
+        format!("{} and {} onto {}", path.display(), mmproj.display(), g.info.name),
+        args.json,
+    );
+    let model = GpuModel::load_gguf_llava(&g, &cfg, (&lm, &mm), format, g.ctx.max_binding(), |done, total| {
+        loading.update(done, total)
+    });
+    let secs = loading.finish();
+    let model = model?;
+    if !args.json {
+        eprintln!("loaded the weights onto {} in {secs:.1} s: {}", g.info.name, weights_line(&model));
+    }
+    let decode = |t: &[u32]| -> crate::Result<String> { Ok(tok.decode(t, true).map_err(|e| format!("tokenizer: {e}"))?) };
+    answer(args, &g, &model, (&ids, &pixels), &modes, &decode)
 }

@@ -34,6 +34,10 @@ struct Args {
     /// The picture (PNG or JPEG).
     #[arg(long)]
     image: Option<PathBuf>,
+    /// llama.cpp's mmproj GGUF file of a --model GGUF language model: LLaVA-1.5's CLIP tower
+    /// and projector (the picture preprocessed as llama.cpp does it).
+    #[arg(long, value_name = "FILE")]
+    mmproj: Option<PathBuf>,
     /// Print the prompt's input ids and the picture's pixel_values (JSON) and exit.
     #[arg(long)]
     tokens: bool,

@@ -577,3 +577,54 @@ fn resize(img: &Rgb, win: &Window, filter: Filter) -> Rgb {
         vertical(&mid, 0..mid.width, (ys.start, ky.as_ref()), rows)
     }
 }
+
+/// llama.cpp's picture for a LLaVA-1.5 mmproj file (tools/mtmd/mtmd-image.cpp:
+/// `mtmd_image_preprocessor_fixed_size` with clip.cpp's LLaVA parameters): scaled to fit the
+/// model's square with its aspect kept (`img_tool::resize`, PAD_CEIL: sides rounded up, in f32),
+/// resized by llama.cpp's port of Pillow's bicubic resampling (`resize_pillow`: the same fixed
+/// point coefficients as PIL's, but the horizontal pass always first), centred on a square of
+/// (122, 116, 104) (CLIP's mean in 8 bits; offsets rounded down), then each value / 255 and
+/// normalised with the file's mean and std in f32 (`clip_image_f32::from_u8`, `normalize`);
+/// channels first, [3, size, size]. A picture of exactly the model's size is used as it is.
+pub fn llama_cpp_pixels(img: &Rgb, size: usize, mean: [f32; 3], std: [f32; 3]) -> Result<Vec<f32>> {
+    if size == 0 || size > MAX_PROCESSED_SIDE || img.width == 0 || img.height == 0 {
+        return Err(Error::Picture(format!(
+            "a {}x{} picture for a {size}x{size} model",
+            img.width, img.height
+        )));
+    }
+    let square = if (img.width, img.height) == (size, size) {
+        Rgb {
+            width: size,
+            height: size,
+            data: img.data.clone(),
+        }
+    } else {
+        let scale = (size as f32 / img.width as f32).min(size as f32 / img.height as f32);
+        let fit = |side: usize| (((side as f32 * scale).ceil() as usize).max(1)).min(size);
+        let (w, h) = (fit(img.width), fit(img.height));
+        let kx = (w != img.width).then(|| coefficients(img.width, w, Filter::Bicubic, 0..w));
+        let ky = (h != img.height).then(|| coefficients(img.height, h, Filter::Bicubic, 0..h));
+        let mid = horizontal(img, 0..img.height, (0, kx.as_ref()), 0..w);
+        let resized = vertical(&mid, 0..w, (0, ky.as_ref()), 0..h);
+        let mut data: Vec<u8> = [122u8, 116, 104].repeat(size * size);
+        let (left, top) = ((size - w) / 2, (size - h) / 2);
+        for y in 0..h {
+            let to = ((top + y) * size + left) * 3;
+            data[to..to + w * 3].copy_from_slice(&resized.data[y * w * 3..(y + 1) * w * 3]);
+        }
+        Rgb {
+            width: size,
+            height: size,
+            data,
+        }
+    };
+    let plane = size * size;
+    let mut out = vec![0f32; 3 * plane];
+    for p in 0..plane {
+        for c in 0..3 {
+            out[c * plane + p] = (square.data[p * 3 + c] as f32 / 255.0 - mean[c]) / std[c];
+        }
+    }
+    Ok(out)
+}

@@ -28,6 +28,7 @@ pub mod model;
 pub mod quant;
 pub mod tokenizer;
 pub mod types;
+pub mod vision;
 
 pub use types::GgmlType;
 

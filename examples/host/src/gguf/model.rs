@@ -91,7 +91,10 @@ pub fn text_config(file: &GgufFile) -> Result<TextConfig> {
     })
 }
 
-/// GGUF's name of one of the tree's tensors (HF's names, [`crate::model::canonical`]).
+/// GGUF's name of one of the tree's tensors (HF's names, [`crate::model::canonical`]): the
+/// language model's as `convert_hf_to_gguf.py` writes them, the vision tower's and projector's
+/// as llama.cpp's mmproj converter does (`convert_image_encoder_to_gguf.py`, which names CLIP's
+/// fc1 `ffn_down` and fc2 `ffn_up`).
 fn gguf_name(hf: &str) -> Option<String> {
     if let Some(rest) = hf.strip_prefix("language_model.model.layers.") {
         let (l, part) = rest.split_once('.')?;
@@ -109,11 +112,36 @@ fn gguf_name(hf: &str) -> Option<String> {
         };
         return Some(format!("blk.{l}.{part}"));
     }
+    if let Some(rest) = hf.strip_prefix("vision_tower.encoder.layers.") {
+        let (l, part) = rest.split_once('.')?;
+        let (module, kind) = part.rsplit_once('.')?;
+        let module = match module {
+            "layer_norm1" => "ln1",
+            "layer_norm2" => "ln2",
+            "self_attn.q_proj" => "attn_q",
+            "self_attn.k_proj" => "attn_k",
+            "self_attn.v_proj" => "attn_v",
+            "self_attn.out_proj" => "attn_out",
+            "mlp.fc1" => "ffn_down",
+            "mlp.fc2" => "ffn_up",
+            _ => return None,
+        };
+        return Some(format!("v.blk.{l}.{module}.{kind}"));
+    }
     Some(
         match hf {
             "language_model.model.embed_tokens.weight" => "token_embd.weight",
             "language_model.model.norm.weight" => "output_norm.weight",
             "language_model.lm_head.weight" => "output.weight",
+            "vision_tower.embeddings.class_embedding" => "v.class_embd",
+            "vision_tower.embeddings.patch_embedding.weight" => "v.patch_embd.weight",
+            "vision_tower.embeddings.position_embedding.weight" => "v.position_embd.weight",
+            "vision_tower.pre_layrnorm.weight" => "v.pre_ln.weight",
+            "vision_tower.pre_layrnorm.bias" => "v.pre_ln.bias",
+            "multi_modal_projector.linear_1.weight" => "mm.0.weight",
+            "multi_modal_projector.linear_1.bias" => "mm.0.bias",
+            "multi_modal_projector.linear_2.weight" => "mm.2.weight",
+            "multi_modal_projector.linear_2.bias" => "mm.2.bias",
             _ => return None,
         }
         .to_string(),
@@ -130,10 +158,11 @@ fn permuted_row(to: usize, heads: usize, rows: usize) -> usize {
     h * 2 * half + 2 * i + j
 }
 
-/// The tensors of a GGUF file for the GPU model, read one at a time: matrices kept as the file
-/// stores them (or dequantized into one format), vectors as f32.
+/// The tensors of GGUF files (a language model, and an mmproj file's tower and projector) for
+/// the GPU model, read one at a time: matrices kept as the file stores them (or dequantized
+/// into one format), vectors as f32.
 pub struct GgufStore<'a, P: FnMut(usize, usize)> {
-    file: &'a GgufFile,
+    files: Vec<&'a GgufFile>,
     g: &'a visattn::util::Gpu,
     cfg: TextConfig,
     format: Option<WeightFormat>,
@@ -146,7 +175,7 @@ impl<'a, P: FnMut(usize, usize)> GgufStore<'a, P> {
     /// `format`: `None` keeps each matrix in its file's format, `Some(f)` dequantizes every
     /// matrix into `f`; `progress(done, total)` after each tensor.
     pub fn new(
-        file: &'a GgufFile,
+        files: Vec<&'a GgufFile>,
         g: &'a visattn::util::Gpu,
         cfg: &TextConfig,
         format: Option<WeightFormat>,
@@ -154,7 +183,7 @@ impl<'a, P: FnMut(usize, usize)> GgufStore<'a, P> {
         progress: P,
     ) -> Self {
         Self {
-            file,
+            files,
             g,
             cfg: cfg.clone(),
             format,
@@ -169,18 +198,25 @@ impl<'a, P: FnMut(usize, usize)> GgufStore<'a, P> {
     /// to the embedding table where the file ties them.
     fn read(&mut self, hf: &str, shape: &[usize]) -> Result<(String, super::TensorInfo, Vec<u8>, Option<usize>)> {
         let mut name = gguf_name(hf).ok_or_else(|| err(format!("the model asks for {hf}, which GGUF files do not name")))?;
-        if name == "output.weight" && self.file.tensor(&name).is_none() {
+        let holds = |name: &str| self.files.iter().copied().find(|f| f.tensor(name).is_some());
+        if name == "output.weight" && holds(&name).is_none() {
             name = "token_embd.weight".into(); // tied embeddings
         }
-        let info = self.file.require(&name)?.clone();
+        let file = holds(&name).ok_or_else(|| err(format!("tensor {name} is missing")))?;
+        let info = file.require(&name)?.clone();
         if info.shape != shape {
             return Err(err(format!("{name} is {:?}, the model needs {shape:?}", info.shape)));
         }
-        let bytes = self.file.read_tensor(&info)?;
+        let bytes = file.read_tensor(&info)?;
         if self.taken.insert(name.clone()) {
-            (self.progress)(self.taken.len(), self.file.tensors().len());
+            let total = self.files.iter().map(|f| f.tensors().len()).sum();
+            (self.progress)(self.taken.len(), total);
         }
-        let heads = if name.ends_with(".attn_q.weight") {
+        // llama.cpp permutes the language model's q and k rows for its RoPE (the tower's are
+        // as HF stores them).
+        let heads = if !name.starts_with("blk.") {
+            None
+        } else if name.ends_with(".attn_q.weight") {
             Some(self.cfg.heads)
         } else if name.ends_with(".attn_k.weight") {
             Some(self.cfg.kv_heads)
@@ -243,9 +279,9 @@ impl<'a, P: FnMut(usize, usize)> GgufStore<'a, P> {
         Ok(upload(&self.g.ctx, &self.g.queue, "weight", &values)?)
     }
 
-    /// After the build: every tensor of the file went into the model.
+    /// After the build: every tensor of the files went into the model.
     pub fn finish(self) -> Result<()> {
-        match self.file.tensors().iter().find(|t| !self.taken.contains(&t.name)) {
+        match self.files.iter().flat_map(|f| f.tensors()).find(|t| !self.taken.contains(&t.name)) {
             None => Ok(()),
             Some(t) => Err(err(format!("tensor {} is not part of the model this host runs", t.name))),
         }
@@ -254,21 +290,15 @@ impl<'a, P: FnMut(usize, usize)> GgufStore<'a, P> {
 
 impl<P: FnMut(usize, usize)> Store<Gpu> for GgufStore<'_, P> {
     fn linear(&mut self, name: &str, shape: &[usize], bias: bool) -> Result<Linear> {
-        if bias {
-            return Err(err(format!("{name}: biases are not part of a LLaMA GGUF")));
-        }
         Ok(Linear {
             weight: self.matrix(&format!("{name}.weight"), shape)?,
-            bias: None,
+            bias: bias.then(|| self.vector(&format!("{name}.bias"), &shape[..1])).transpose()?,
         })
     }
     fn norm(&mut self, name: &str, dim: usize, bias: bool) -> Result<Norm> {
-        if bias {
-            return Err(err(format!("{name}: LayerNorms are not part of a LLaMA GGUF")));
-        }
         Ok(Norm {
             weight: self.vector(&format!("{name}.weight"), &[dim])?,
-            bias: None,
+            bias: bias.then(|| self.vector(&format!("{name}.bias"), &[dim])).transpose()?,
         })
     }
     fn table(&mut self, name: &str, rows: usize, cols: usize) -> Result<Matrix> {

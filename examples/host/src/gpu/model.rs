@@ -81,8 +81,26 @@ impl GpuModel {
         max_chunk: u64,
         progress: impl FnMut(usize, usize),
     ) -> Result<Self> {
-        let mut store = crate::gguf::model::GgufStore::new(file, g, &cfg.text, format, max_chunk, progress);
+        let mut store = crate::gguf::model::GgufStore::new(vec![file], g, &cfg.text, format, max_chunk, progress);
         let model = Llava::build_text(&cfg.text, &mut store)?;
+        store.finish()?;
+        Self::assemble(g, cfg, model)
+    }
+
+    /// LLaVA from llama.cpp's two files: a LLaMA-architecture language model and its mmproj
+    /// file (the CLIP tower and the projector; `cfg` from
+    /// [`crate::gguf::vision::Mmproj::llava`]), read as [`GpuModel::load_gguf`] reads one file;
+    /// every tensor of both must be used.
+    pub fn load_gguf_llava(
+        g: &visattn::util::Gpu,
+        cfg: &LlavaConfig,
+        (lm, mmproj): (&crate::gguf::GgufFile, &crate::gguf::GgufFile),
+        format: Option<WeightFormat>,
+        max_chunk: u64,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<Self> {
+        let mut store = crate::gguf::model::GgufStore::new(vec![lm, mmproj], g, &cfg.text, format, max_chunk, progress);
+        let model = Llava::build(cfg, &mut store)?;
         store.finish()?;
         Self::assemble(g, cfg, model)
     }

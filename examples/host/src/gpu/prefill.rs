@@ -99,7 +99,8 @@ impl GpuModel {
         // Positions the prompt and its answer take, never more than the context: what the KV
         // cache and the rotary table are sized for.
         let capacity = capacity.min(c.max_positions).max(t_n + 1);
-        if let Some(&id) = ids.iter().find(|&&id| id as usize >= c.vocab) {
+        // The image's place may be an id past the vocabulary (llama.cpp's file pairs name none).
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= c.vocab && id != self.cfg.image_token) {
             return Err(Error::Input(format!("token {id} is outside the vocabulary of {}", c.vocab)));
         }
         let span = self.image_span(ids, image)?;
