@@ -108,3 +108,165 @@ fn the_file_pair_answers_like_hf_with_the_same_weights() {
         assert_eq!(answer, greedy, "{mmproj}: HF's greedy answer");
     }
 }
+
+/// VAR on the file pair, end to end: the prompt's logits and 4 decode steps' against the CPU
+/// reference built from the same two files (`GgufTensors`: every tensor dequantized, the
+/// reference running VAR in f64), within 1e-4 of the largest logit; the tiny fixture's own
+/// 94 x 71 picture, which llama.cpp's preprocessing resizes and pads, and on which the planted
+/// sink dimension 11 makes VAR select rows (on picture28 it finds only BOS).
+#[test]
+fn var_on_the_file_pair_matches_the_cpu_reference() {
+    let g = support::gpu::gpu();
+    let (lm, mm) = (
+        GgufFile::open(data("lm-f32.gguf")).unwrap(),
+        GgufFile::open(data("mmproj-f32.gguf")).unwrap(),
+    );
+    let tower = Mmproj::read(&mm).unwrap();
+    let cfg = tower.llava(visattn_host::gguf::model::text_config(&lm).unwrap()).unwrap();
+    let model = GpuModel::load_gguf_llava(&g, &cfg, (&lm, &mm), None, g.ctx.max_binding(), |_, _| {}).unwrap();
+    let mut tensors = visattn_host::gguf::model::GgufTensors::new(vec![&lm, &mm], &cfg.text, |_, _| {});
+    let cpu = visattn_host::reference::Model::build(&cfg, &mut tensors).unwrap();
+    tensors.finish().unwrap();
+
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llava");
+    let picture = visattn_host::image::load(&tiny.join("picture.png")).unwrap();
+    assert_ne!(
+        (picture.width, picture.height),
+        (28, 28),
+        "a picture llama.cpp's preprocessing resizes and pads"
+    );
+    let pixels = visattn_host::image::llama_cpp_pixels(&picture, 28, tower.image_mean, tower.image_std).unwrap();
+    let image = model.image_features(&pixels).unwrap();
+    let image_cpu = cpu.image_features(&pixels).unwrap();
+    let expected = visattn::dump::TensorFile::open(data("expected-mmproj.safetensors")).unwrap();
+    let mut prompt = ids(&expected, "ids_before");
+    let start = prompt.len();
+    prompt.extend(std::iter::repeat_n(cfg.image_token, 16));
+    prompt.extend(ids(&expected, "ids_after"));
+
+    let mut var = visattn::VarConfig::paper();
+    var.sink_dims = vec![11];
+    var.tau = 0.5 * (cfg.text.hidden as f64).sqrt();
+    let reference_var = visattn_host::reference::Var {
+        cfg: &var,
+        image: Some(visattn::ImageSpan::new(start, 16)),
+        prompt: prompt.len(),
+    };
+    let steps = 4;
+    let mut run = model
+        .prefill(
+            &prompt,
+            Some(&image),
+            &VarMode::On(var.clone()),
+            prompt.len() + steps + 1,
+            true,
+            false,
+        )
+        .unwrap();
+    assert!(
+        run.counts.iter().any(|c| c.selected_rows > 0),
+        "VAR selected rows: {:?}",
+        run.counts
+    );
+    let want = cpu.logits_with(&prompt, Some(&image_cpu), Some(reference_var.clone())).unwrap();
+    let scale = want.iter().fold(0f32, |m, x| m.max(x.abs())) as f64;
+    support::close::assert_close("VAR on: prompt logits", &run.logits, &want, |_| 1e-4 * scale);
+    let off = cpu.logits_with(&prompt, Some(&image_cpu), None).unwrap();
+    assert!(
+        off != want,
+        "the reference's VAR changed nothing: the comparison would prove nothing"
+    );
+
+    let vocab = cfg.text.vocab;
+    let mut seq = prompt.clone();
+    let mut next = argmax(&run.logits[(prompt.len() - 1) * vocab..]);
+    for step in 0..steps {
+        seq.push(next);
+        let got = model.step(&mut run, next).unwrap();
+        let all = cpu.logits_with(&seq, Some(&image_cpu), Some(reference_var.clone())).unwrap();
+        let want = &all[(seq.len() - 1) * vocab..];
+        let scale = want.iter().fold(0f32, |m, x| m.max(x.abs())) as f64;
+        support::close::assert_close(&format!("VAR on: decode step {step}"), &got, want, |_| 1e-4 * scale);
+        next = argmax(&got);
+    }
+}
+
+fn llava(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(support::example("llava"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap()
+}
+
+/// A copy of the tiny mmproj file with `edit` applied to its bytes, in the temp dir.
+fn edited_mmproj(tag: &str, edit: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+    let mut bytes = std::fs::read(data("mmproj-f32.gguf")).unwrap();
+    edit(&mut bytes);
+    let path = std::env::temp_dir().join(format!("visattn-mmproj-{tag}-{}.gguf", std::process::id()));
+    std::fs::write(&path, &bytes).unwrap();
+    path
+}
+
+/// The command on the fixture: `--model lm.gguf --mmproj mmproj.gguf --image x
+/// --var compare` answers twice (HF's greedy answer with VAR off) and prints VAR's per-layer
+/// counts; the file pairs it cannot run are one error line each: an mmproj of another projector
+/// type, one whose projector's width is not the language model's, a prompt whose image tokens
+/// overflow the context, a picture without its mmproj and an mmproj without a picture.
+#[test]
+fn the_command_line_answers_from_the_file_pair_and_refuses_what_it_cannot_run() {
+    let (lm, mm, picture) = (data("lm-f32.gguf"), data("mmproj-f32.gguf"), data("picture28.png"));
+    let (lm, mm, picture) = (lm.to_str().unwrap(), mm.to_str().unwrap(), picture.to_str().unwrap());
+    let base = ["--model", lm, "--mmproj", mm, "--image", picture];
+    let out = llava(
+        &[
+            &base[..],
+            &["--var", "compare", "--sink-dims", "11", "--tau-rel", "0.5", "--max-tokens", "8"],
+        ]
+        .concat(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = visattn::dump::TensorFile::open(data("expected-mmproj.safetensors")).unwrap();
+    let answer = &expected.metadata()["answer_mmproj_f32"];
+    assert!(stdout.contains(&format!("VAR off | {answer}")), "{stdout}");
+    assert!(stdout.contains("VAR on  | ") && stdout.contains("layer | sinks"), "{stdout}");
+
+    let one_error = |args: &[&str], needle: &str| {
+        let out = llava(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: {stderr}");
+        assert!(errors[0].contains(needle) && !stderr.contains("panicked"), "{args:?}: {stderr}");
+    };
+    let ldp = edited_mmproj("ldp", |b| {
+        let at = b.windows(3).position(|w| w == b"mlp").unwrap();
+        b[at..at + 3].copy_from_slice(b"ldp");
+    });
+    one_error(
+        &["--model", lm, "--mmproj", ldp.to_str().unwrap(), "--image", picture],
+        "clip.projector_type = ldp",
+    );
+    // mm.2.weight [64, 64] F16 declared [32, 64]: a projector to a width of 32.
+    let narrow = edited_mmproj("narrow", |b| {
+        let name = b"mm.2.weight";
+        let at = b.windows(name.len()).position(|w| w == name).unwrap() + name.len();
+        assert_eq!(u32::from_le_bytes(b[at..at + 4].try_into().unwrap()), 2);
+        b[at + 12..at + 20].copy_from_slice(&32u64.to_le_bytes());
+    });
+    one_error(
+        &["--model", lm, "--mmproj", narrow.to_str().unwrap(), "--image", picture],
+        "gives rows of 32, the language model's width is 64",
+    );
+    let long = "the picture ".repeat(60);
+    one_error(
+        &[&base[..], &["--var", "off", "--prompt", &long]].concat(),
+        "over the model's context of 128",
+    );
+    one_error(&["--model", lm, "--image", picture], "--mmproj");
+    one_error(&["--model", lm, "--mmproj", mm], "--image");
+    for p in [ldp, narrow] {
+        let _ = std::fs::remove_file(p);
+    }
+}

@@ -418,6 +418,14 @@ impl Model {
         Ok(Self { cfg: cfg.clone(), w })
     }
 
+    /// The model of `cfg` from any store of CPU tensors (GGUF files: [`crate::gguf::model::GgufTensors`]).
+    pub fn build(cfg: &LlavaConfig, store: &mut impl Store<Cpu>) -> Result<Self> {
+        Ok(Self {
+            cfg: cfg.clone(),
+            w: Llava::build(cfg, store)?,
+        })
+    }
+
     /// The image features [tokens, text hidden] of pixel_values [3, S, S].
     pub fn image_features(&self, pixels: &[f32]) -> Result<Vec<f32>> {
         let (tower, projector) = self

@@ -18,6 +18,7 @@ use crate::gpu::linear::upload;
 use crate::gpu::matrix::{Matrix, WeightFormat};
 use crate::gpu::weights::{Gpu, Linear, Norm};
 use crate::model::Store;
+use crate::reference::Tensor;
 
 fn err(e: impl std::fmt::Display) -> Error {
     Error::Gguf(e.to_string())
@@ -158,45 +159,39 @@ fn permuted_row(to: usize, heads: usize, rows: usize) -> usize {
     h * 2 * half + 2 * i + j
 }
 
-/// The tensors of GGUF files (a language model, and an mmproj file's tower and projector) for
-/// the GPU model, read one at a time: matrices kept as the file stores them (or dequantized
-/// into one format), vectors as f32.
-pub struct GgufStore<'a, P: FnMut(usize, usize)> {
+/// The tensors of GGUF files (a language model, and an mmproj file's tower and projector) under
+/// HF's names, read one at a time: each checked to be of the shape the model asks for, its rows
+/// in HF's order. The GPU store and the CPU reference read through it.
+pub struct GgufTensors<'a, P: FnMut(usize, usize)> {
     files: Vec<&'a GgufFile>,
-    g: &'a visattn::util::Gpu,
     cfg: TextConfig,
-    format: Option<WeightFormat>,
-    max_chunk: u64,
     taken: BTreeSet<String>,
     progress: P,
 }
 
-impl<'a, P: FnMut(usize, usize)> GgufStore<'a, P> {
-    /// `format`: `None` keeps each matrix in its file's format, `Some(f)` dequantizes every
-    /// matrix into `f`; `progress(done, total)` after each tensor.
-    pub fn new(
-        files: Vec<&'a GgufFile>,
-        g: &'a visattn::util::Gpu,
-        cfg: &TextConfig,
-        format: Option<WeightFormat>,
-        max_chunk: u64,
-        progress: P,
-    ) -> Self {
+/// A tensor as read: its GGUF name, info and bytes, and the head count of its rows where
+/// llama.cpp permuted them (the language model's q and k).
+struct Read {
+    name: String,
+    info: super::TensorInfo,
+    bytes: Vec<u8>,
+    heads: Option<usize>,
+}
+
+impl<'a, P: FnMut(usize, usize)> GgufTensors<'a, P> {
+    /// `progress(done, total)` after each tensor.
+    pub fn new(files: Vec<&'a GgufFile>, cfg: &TextConfig, progress: P) -> Self {
         Self {
             files,
-            g,
             cfg: cfg.clone(),
-            format,
-            max_chunk,
             taken: BTreeSet::new(),
             progress,
         }
     }
 
-    /// The file's tensor behind `hf`, checked to be of `shape` (row-major), its bytes, and the
-    /// head count of its rows where llama.cpp permuted them (q and k). The LM head falls back
-    /// to the embedding table where the file ties them.
-    fn read(&mut self, hf: &str, shape: &[usize]) -> Result<(String, super::TensorInfo, Vec<u8>, Option<usize>)> {
+    /// The file's tensor behind `hf`, checked to be of `shape` (row-major). The LM head falls
+    /// back to the embedding table where the file ties them.
+    fn read(&mut self, hf: &str, shape: &[usize]) -> Result<Read> {
         let mut name = gguf_name(hf).ok_or_else(|| err(format!("the model asks for {hf}, which GGUF files do not name")))?;
         let holds = |name: &str| self.files.iter().copied().find(|f| f.tensor(name).is_some());
         if name == "output.weight" && holds(&name).is_none() {
@@ -223,60 +218,13 @@ impl<'a, P: FnMut(usize, usize)> GgufStore<'a, P> {
         } else {
             None
         };
-        Ok((name, info, bytes, heads))
+        Ok(Read { name, info, bytes, heads })
     }
 
-    fn matrix(&mut self, hf: &str, shape: &[usize]) -> Result<Matrix> {
-        let (name, info, bytes, heads) = self.read(hf, shape)?;
-        let (rows, cols) = (shape[0], shape[1..].iter().product::<usize>());
-        let (ctx, queue) = (&self.g.ctx, &self.g.queue);
-        let Some(format) = self.format else {
-            let ty = info.ggml_type;
-            let format = WeightFormat::for_type(ty, &self.g.device).map_err(|e| match e {
-                Error::Gguf(why) => err(format!("{name}: {why}")),
-                other => other,
-            })?;
-            let row_bytes =
-                ty.bytes_for(cols as u64)
-                    .ok_or_else(|| err(format!("{name}: rows of {cols} values are not whole {ty} blocks")))? as usize;
-            return Matrix::upload_stored(ctx, queue, hf, (rows, cols), ty, format, self.max_chunk, |row0, n| {
-                Ok(match heads {
-                    None => bytes[row0 * row_bytes..(row0 + n) * row_bytes].to_vec(),
-                    Some(heads) => (row0..row0 + n)
-                        .flat_map(|r| {
-                            let from = permuted_row(r, heads, rows);
-                            bytes[from * row_bytes..(from + 1) * row_bytes].iter().copied()
-                        })
-                        .collect(),
-                })
-            });
-        };
-        let values = self.dequantized(&name, &info, &bytes, heads, cols)?;
-        Matrix::from_f32(ctx, queue, hf, (rows, cols), &values, format, self.max_chunk)
-    }
-
-    /// A tensor's f32 values, rows in HF's order.
-    fn dequantized(&self, name: &str, info: &super::TensorInfo, bytes: &[u8], heads: Option<usize>, cols: usize) -> Result<Vec<f32>> {
-        let elems = usize::try_from(info.elements).map_err(|_| err(format!("{name}: {} values", info.elements)))?;
-        let values = dequantize(info.ggml_type, bytes, elems)?;
-        visattn::check_finite(name, &values)?;
-        Ok(match heads {
-            None => values,
-            Some(heads) => {
-                let rows = elems / cols;
-                (0..rows)
-                    .flat_map(|r| values[permuted_row(r, heads, rows) * cols..][..cols].iter().copied())
-                    .collect()
-            }
-        })
-    }
-
-    fn vector(&mut self, hf: &str, shape: &[usize]) -> Result<visattn::wgpu::Buffer> {
-        let (name, info, bytes, _) = self.read(hf, shape)?;
-        let cols = shape.iter().product();
-        let round = |x: f32| self.format.map_or(x, |f| f.round(x));
-        let values: Vec<f32> = self.dequantized(&name, &info, &bytes, None, cols)?.into_iter().map(round).collect();
-        Ok(upload(&self.g.ctx, &self.g.queue, "weight", &values)?)
+    /// `hf`'s f32 values, rows in HF's order.
+    pub fn values(&mut self, hf: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let r = self.read(hf, shape)?;
+        dequantized(&r, shape[1..].iter().product())
     }
 
     /// After the build: every tensor of the files went into the model.
@@ -285,6 +233,131 @@ impl<'a, P: FnMut(usize, usize)> GgufStore<'a, P> {
             None => Ok(()),
             Some(t) => Err(err(format!("tensor {} is not part of the model this host runs", t.name))),
         }
+    }
+}
+
+/// A tensor's f32 values, rows of `cols` in HF's order.
+fn dequantized(r: &Read, cols: usize) -> Result<Vec<f32>> {
+    let elems = usize::try_from(r.info.elements).map_err(|_| err(format!("{}: {} values", r.name, r.info.elements)))?;
+    let values = dequantize(r.info.ggml_type, &r.bytes, elems)?;
+    visattn::check_finite(&r.name, &values)?;
+    Ok(match r.heads {
+        None => values,
+        Some(heads) => {
+            let rows = elems / cols.max(1);
+            (0..rows)
+                .flat_map(|row| values[permuted_row(row, heads, rows) * cols..][..cols].iter().copied())
+                .collect()
+        }
+    })
+}
+
+/// The GPU model's weights from GGUF files: matrices kept as the file stores them (or
+/// dequantized into one format), vectors as f32.
+pub struct GgufStore<'a, P: FnMut(usize, usize)> {
+    tensors: GgufTensors<'a, P>,
+    g: &'a visattn::util::Gpu,
+    format: Option<WeightFormat>,
+    max_chunk: u64,
+}
+
+impl<'a, P: FnMut(usize, usize)> GgufStore<'a, P> {
+    /// `format`: `None` keeps each matrix in its file's format, `Some(f)` dequantizes every
+    /// matrix into `f`; `progress(done, total)` after each tensor.
+    pub fn new(
+        files: Vec<&'a GgufFile>,
+        g: &'a visattn::util::Gpu,
+        cfg: &TextConfig,
+        format: Option<WeightFormat>,
+        max_chunk: u64,
+        progress: P,
+    ) -> Self {
+        Self {
+            tensors: GgufTensors::new(files, cfg, progress),
+            g,
+            format,
+            max_chunk,
+        }
+    }
+
+    fn matrix(&mut self, hf: &str, shape: &[usize]) -> Result<Matrix> {
+        let r = self.tensors.read(hf, shape)?;
+        let (rows, cols) = (shape[0], shape[1..].iter().product::<usize>());
+        let (ctx, queue) = (&self.g.ctx, &self.g.queue);
+        let Some(format) = self.format else {
+            let (name, ty) = (&r.name, r.info.ggml_type);
+            let format = WeightFormat::for_type(ty, &self.g.device).map_err(|e| match e {
+                Error::Gguf(why) => err(format!("{name}: {why}")),
+                other => other,
+            })?;
+            let row_bytes =
+                ty.bytes_for(cols as u64)
+                    .ok_or_else(|| err(format!("{name}: rows of {cols} values are not whole {ty} blocks")))? as usize;
+            let bytes = &r.bytes;
+            return Matrix::upload_stored(ctx, queue, hf, (rows, cols), ty, format, self.max_chunk, |row0, n| {
+                Ok(match r.heads {
+                    None => bytes[row0 * row_bytes..(row0 + n) * row_bytes].to_vec(),
+                    Some(heads) => (row0..row0 + n)
+                        .flat_map(|row| {
+                            let from = permuted_row(row, heads, rows);
+                            bytes[from * row_bytes..(from + 1) * row_bytes].iter().copied()
+                        })
+                        .collect(),
+                })
+            });
+        };
+        let values = dequantized(&r, cols)?;
+        Matrix::from_f32(ctx, queue, hf, (rows, cols), &values, format, self.max_chunk)
+    }
+
+    fn vector(&mut self, hf: &str, shape: &[usize]) -> Result<visattn::wgpu::Buffer> {
+        let values = self.tensors.values(hf, shape)?;
+        let values: Vec<f32> = values.into_iter().map(|x| self.format.map_or(x, |f| f.round(x))).collect();
+        Ok(upload(&self.g.ctx, &self.g.queue, "weight", &values)?)
+    }
+
+    /// After the build: every tensor of the files went into the model.
+    pub fn finish(self) -> Result<()> {
+        self.tensors.finish()
+    }
+}
+
+/// The CPU reference's weights from GGUF files: every tensor dequantized to f32 (the values the
+/// GPU model holds, whatever their format there).
+impl<P: FnMut(usize, usize)> Store<crate::reference::Cpu> for GgufTensors<'_, P> {
+    fn linear(&mut self, name: &str, shape: &[usize], bias: bool) -> Result<crate::reference::Linear> {
+        let cols: usize = shape[1..].iter().product();
+        Ok(crate::reference::Linear {
+            w: Tensor {
+                shape: vec![shape[0], cols],
+                data: self.values(&format!("{name}.weight"), shape)?,
+            },
+            b: bias.then(|| self.vector_tensor(&format!("{name}.bias"), &shape[..1])).transpose()?,
+        })
+    }
+    fn norm(&mut self, name: &str, dim: usize, bias: bool) -> Result<crate::reference::Norm> {
+        Ok(crate::reference::Norm {
+            w: self.vector_tensor(&format!("{name}.weight"), &[dim])?,
+            b: bias.then(|| self.vector_tensor(&format!("{name}.bias"), &[dim])).transpose()?,
+        })
+    }
+    fn table(&mut self, name: &str, rows: usize, cols: usize) -> Result<Tensor> {
+        self.vector_tensor(name, &[rows, cols])
+    }
+    fn vector(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        self.vector_tensor(name, shape)
+    }
+    fn unused(&mut self, _name: &str, _shape: &[usize]) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl<P: FnMut(usize, usize)> GgufTensors<'_, P> {
+    fn vector_tensor(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            data: self.values(name, shape)?,
+        })
     }
 }
 
