@@ -132,7 +132,7 @@ fn random_matrix(
             // Scales for values of about unit size (the quants reach 8 to 128 times the scale).
             let bytes = random_blocks(ty, rows, cols, if ty == GgmlType::BF16 { 1.0 } else { 1.0 / 64.0 }, seed);
             let w = quant::dequantize(ty, &bytes, rows * cols)?;
-            let m = Matrix::upload_stored(&g.ctx, &g.queue, "w", (rows, cols), ty, format, max_chunk, |r0, n| {
+            let m = Matrix::upload_stored(&g.ctx, &g.queue, "w", (rows, cols), (ty, format), max_chunk, |r0, n| {
                 Ok(bytes[r0 * row_bytes..(r0 + n) * row_bytes].to_vec())
             })?;
             Ok((m, w))

@@ -294,7 +294,7 @@ impl<'a, P: FnMut(usize, usize)> GgufStore<'a, P> {
                 ty.bytes_for(cols as u64)
                     .ok_or_else(|| err(format!("{name}: rows of {cols} values are not whole {ty} blocks")))? as usize;
             let bytes = &r.bytes;
-            return Matrix::upload_stored(ctx, queue, hf, (rows, cols), ty, format, self.max_chunk, |row0, n| {
+            return Matrix::upload_stored(ctx, queue, hf, (rows, cols), (ty, format), self.max_chunk, |row0, n| {
                 Ok(match r.heads {
                     None => bytes[row0 * row_bytes..(row0 + n) * row_bytes].to_vec(),
                     Some(heads) => (row0..row0 + n)

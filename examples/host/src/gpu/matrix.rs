@@ -395,8 +395,7 @@ impl Matrix {
         queue: &wgpu::Queue,
         name: &str,
         (rows, cols): (usize, usize),
-        ty: GgmlType,
-        format: WeightFormat,
+        (ty, format): (GgmlType, WeightFormat),
         max_chunk: u64,
         mut stored: impl FnMut(usize, usize) -> Result<Vec<u8>>,
     ) -> Result<Self> {
