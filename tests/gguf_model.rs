@@ -171,6 +171,17 @@ fn tiny_gguf_named(tag: &str, name: &[u8; 10]) -> std::path::PathBuf {
 /// file overrides the metadata's tokenizer (here one that lowercases: other ids).
 #[test]
 fn llava_files_take_llava_s_template_and_a_tokenizer_json_beside_overrides() {
+    // The prompt's ids a successful --json run reports.
+    let input_ids = |out: &std::process::Output| -> Vec<u32> {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["input_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect()
+    };
     let run = |path: &Path| {
         std::process::Command::new(support::example("llava"))
             .args(["--model", path.to_str().unwrap(), "--prompt", "What is it?", "--var", "off"])
@@ -185,14 +196,7 @@ fn llava_files_take_llava_s_template_and_a_tokenizer_json_beside_overrides() {
 
     let llava = tiny_gguf_named("llava", b"Tiny Llava");
     let out = run(&llava);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let ids: Vec<u32> = json["input_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect();
+    let ids = input_ids(&out);
     assert_eq!(ids, want, "LLaVA-1.5's template through the file's own tokenizer");
 
     let other = tiny_gguf_named("llama", b"Tiny Llama");
@@ -212,14 +216,7 @@ fn llava_files_take_llava_s_template_and_a_tokenizer_json_beside_overrides() {
     let want_lower = lowered.encode("USER: What is it? ASSISTANT:", true).unwrap().get_ids().to_vec();
     assert_ne!(want_lower, want, "the override must tokenize differently to show");
     let out = run(&llava);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let ids: Vec<u32> = json["input_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect();
+    let ids = input_ids(&out);
     assert_eq!(ids, want_lower, "the tokenizer.json beside the file");
     for p in [llava, other] {
         let _ = std::fs::remove_dir_all(p.parent().unwrap());
