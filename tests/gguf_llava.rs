@@ -51,7 +51,7 @@ fn the_mmproj_file_reads_as_clip_cpp_reads_it() {
     );
     assert_eq!(tower.projection, 64);
     let expected = visattn::dump::TensorFile::open(data("expected-mmproj.safetensors")).unwrap();
-    let picture = visattn_host::image::load(&data("picture28.png")).unwrap();
+    let picture = visattn_host::image::load_as_llama_cpp(&data("picture28.png")).unwrap();
     let got = visattn_host::image::llama_cpp_pixels(&picture, 28, tower.image_mean, tower.image_std).unwrap();
     let want = expected.f32("pixel_values_llamacpp").unwrap().data;
     assert_eq!(got.len(), want.len());
@@ -71,7 +71,7 @@ fn the_file_pair_answers_like_hf_with_the_same_weights() {
     let (before, after) = (ids(&expected, "ids_before"), ids(&expected, "ids_after"));
     let g = support::gpu::gpu();
     let lm = GgufFile::open(data("lm-f32.gguf")).unwrap();
-    let picture = visattn_host::image::load(&data("picture28.png")).unwrap();
+    let picture = visattn_host::image::load_as_llama_cpp(&data("picture28.png")).unwrap();
     for (mmproj, tag) in [("mmproj-f32.gguf", "mmproj_f32"), ("mmproj-f16.gguf", "mmproj_f16")] {
         let mm = GgufFile::open(data(mmproj)).unwrap();
         let tower = Mmproj::read(&mm).unwrap();
@@ -129,7 +129,7 @@ fn var_on_the_file_pair_matches_the_cpu_reference() {
     tensors.finish().unwrap();
 
     let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llava");
-    let picture = visattn_host::image::load(&tiny.join("picture.png")).unwrap();
+    let picture = visattn_host::image::load_as_llama_cpp(&tiny.join("picture.png")).unwrap();
     assert_ne!(
         (picture.width, picture.height),
         (28, 28),
@@ -269,4 +269,60 @@ fn the_command_line_answers_from_the_file_pair_and_refuses_what_it_cannot_run() 
     for p in [ldp, narrow] {
         let _ = std::fs::remove_file(p);
     }
+}
+
+/// The picture path of llama.cpp's LLaVA-1.5 preprocessing against llama.cpp's own C++ code
+/// (tools/record_llamacpp_pixels.py: stb_image's decode and mtmd-image.cpp's fixed-size
+/// preprocessing compiled from the sdist, recorded in llamacpp-pixels.safetensors) on 9 pictures
+/// at sizes 28 and 56: RGBA (alpha dropped, not composited as HF does), 16-bit grey (the high
+/// byte, where PIL clips), a palette with transparency, a 1-pixel-wide one, tall, thin, odd
+/// sizes that shrink and grow, the model's own size. PNGs: the decode, the 8-bit resized and
+/// padded square (checked through the values) and the normalised values bit for bit. The JPEG is
+/// decoded by this host's decoder, not stb's: its pixels within 12 levels of stb's at worst and
+/// 1 on average (sharp colour edges of 4:2:0 chroma; stb and libjpeg-turbo differ by up to 3),
+/// and stb's own decode through the host's resize and normalisation bit for bit.
+#[test]
+fn pictures_preprocess_as_llama_cpp_preprocesses_them() {
+    let file = visattn::dump::TensorFile::open(data("llamacpp-pixels.safetensors")).unwrap();
+    let pictures: serde_json::Value = serde_json::from_str(&file.metadata()["pictures"]).unwrap();
+    let raw = |name: &str| file.raw(name).unwrap().2.to_vec();
+    let (mean, std) = ([0.48145466f32, 0.4578275, 0.40821073], [0.26862954f32, 0.26130258, 0.27577711]);
+    let mut checked = 0;
+    for (name, p) in pictures.as_object().unwrap() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(p["path"].as_str().unwrap());
+        let decoded = raw(&format!("{name}.decoded"));
+        let ours = visattn_host::image::load_as_llama_cpp(&path).unwrap();
+        let (w, h) = (p["width"].as_u64().unwrap() as usize, p["height"].as_u64().unwrap() as usize);
+        assert_eq!((ours.width, ours.height), (w, h), "{name}: size");
+        let jpeg = path.extension().is_some_and(|e| e == "jpg");
+        let worst = ours.data.iter().zip(&decoded).map(|(&a, &b)| a.abs_diff(b)).max().unwrap();
+        if jpeg {
+            // The image crate's decoder (zune-jpeg) upsamples 4:2:0 chroma otherwise than stb:
+            // sharp colour edges move by up to 9 levels (measured), the rest by a level or none.
+            let mean = ours.data.iter().zip(&decoded).map(|(&a, &b)| a.abs_diff(b) as f64).sum::<f64>() / decoded.len() as f64;
+            assert!(
+                worst <= 12 && mean <= 1.0,
+                "{name}: the host's JPEG decode is {worst} levels from stb's at worst, {mean:.2} on average"
+            );
+        } else {
+            assert_eq!(worst, 0, "{name}: the decode as stb's");
+        }
+        // stb's own decode, so the JPEG's resize is checked bit for bit too.
+        let stb = visattn_host::image::Rgb {
+            width: w,
+            height: h,
+            data: decoded,
+        };
+        for size in p["sizes"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap() as usize) {
+            let want = file.f32(&format!("{name}.S{size}.pixels")).unwrap().data;
+            let inputs: &[(&str, &visattn_host::image::Rgb)] = if jpeg { &[("stb's decode", &stb)] } else { &[("the file", &ours)] };
+            for (what, img) in inputs {
+                let got = visattn_host::image::llama_cpp_pixels(img, size, mean, std).unwrap();
+                let differ = got.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+                assert_eq!(differ, 0, "{name} at {size} from {what}: {differ} values differ from llama.cpp's");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 13, "every picture at every size: {checked}");
 }

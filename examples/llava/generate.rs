@@ -472,7 +472,7 @@ fn run_gguf_llava(args: &crate::Args, path: &std::path::Path, mmproj: &std::path
         .into());
     }
     let pixels = visattn_host::image::llama_cpp_pixels(
-        &visattn_host::image::load(picture)?,
+        &visattn_host::image::load_as_llama_cpp(picture)?,
         cfg.vision.image_size,
         tower.image_mean,
         tower.image_std,

@@ -344,28 +344,8 @@ fn over_white(c: u8, a: u8) -> u8 {
 /// expanding low-bit grey to 8 bits; I;16's key modulo 256). Width, height and pixel count are
 /// checked from the header before anything is decoded.
 pub fn load(path: &Path) -> Result<Rgb> {
-    let err = |e: &dyn std::fmt::Display| Error::Picture(format!("{}: cannot decode the picture: {e}", path.display()));
-    let png = png_header(path)?;
-    let mut reader = image::ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(|e| Error::Picture(format!("{}: {e}", path.display())))?;
-    let mut limits = image::Limits::default();
-    // Decoded samples (16-bit RGBA at the largest pixel count) and the decoder's buffers.
-    limits.max_alloc = Some(MAX_PIXELS * 8 + (64 << 20));
-    reader.limits(limits.clone());
-    // The header alone, then the size checked (with the size in the message) before decoding.
-    let mut decoder = reader.into_decoder().map_err(|e| err(&e))?;
-    let (w, h) = image::ImageDecoder::dimensions(&decoder);
-    if w > MAX_SIDE || h > MAX_SIDE || w as u64 * h as u64 > MAX_PIXELS {
-        return Err(Error::Picture(format!(
-            "{}: a {w}x{h} picture is over this host's limits ({MAX_SIDE} pixels a side, {MAX_PIXELS} pixels)",
-            path.display()
-        )));
-    }
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    image::ImageDecoder::set_limits(&mut decoder, limits).map_err(|e| err(&e))?;
-    let img = image::DynamicImage::from_decoder(decoder).map_err(|e| err(&e))?;
+    let (img, png) = decode(path)?;
+    let (w, h) = (img.width(), img.height());
     let (color_type, trns) = match &png {
         Some(p) => (Some(p.color_type), p.trns.as_deref()),
         None => (None, None),
@@ -576,6 +556,65 @@ fn resize(img: &Rgb, win: &Window, filter: Filter) -> Rgb {
         let mid = horizontal(img, ys.clone(), (0, kx.as_ref()), cols);
         vertical(&mid, 0..mid.width, (ys.start, ky.as_ref()), rows)
     }
+}
+
+/// A picture file decoded within this host's limits (width, height and pixel count checked from
+/// the header before anything is decoded), and a PNG's header chunks.
+fn decode(path: &Path) -> Result<(image::DynamicImage, Option<PngHeader>)> {
+    let err = |e: &dyn std::fmt::Display| Error::Picture(format!("{}: cannot decode the picture: {e}", path.display()));
+    let png = png_header(path)?;
+    let mut reader = image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| Error::Picture(format!("{}: {e}", path.display())))?;
+    let mut limits = image::Limits::default();
+    // Decoded samples (16-bit RGBA at the largest pixel count) and the decoder's buffers.
+    limits.max_alloc = Some(MAX_PIXELS * 8 + (64 << 20));
+    reader.limits(limits.clone());
+    // The header alone, then the size checked (with the size in the message) before decoding.
+    let mut decoder = reader.into_decoder().map_err(|e| err(&e))?;
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    if w > MAX_SIDE || h > MAX_SIDE || w as u64 * h as u64 > MAX_PIXELS {
+        return Err(Error::Picture(format!(
+            "{}: a {w}x{h} picture is over this host's limits ({MAX_SIDE} pixels a side, {MAX_PIXELS} pixels)",
+            path.display()
+        )));
+    }
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    image::ImageDecoder::set_limits(&mut decoder, limits).map_err(|e| err(&e))?;
+    let img = image::DynamicImage::from_decoder(decoder).map_err(|e| err(&e))?;
+    Ok((img, png))
+}
+
+/// A picture as llama.cpp's mtmd helper loads it (stb_image asked for 3 channels): alpha, and a
+/// PNG's transparent colour, dropped rather than composited (PIL and so HF composite onto
+/// white, [`load`]); 16-bit samples' high byte (PIL clips 16-bit grey at 255); grey replicated.
+/// JPEG pictures are decoded by this host's decoder, whose rounding may differ from stb's by a
+/// level here and there.
+pub fn load_as_llama_cpp(path: &Path) -> Result<Rgb> {
+    let (img, _) = decode(path)?;
+    let (width, height) = (img.width() as usize, img.height() as usize);
+    let data: Vec<u8> = match img {
+        image::DynamicImage::ImageLuma8(b) => b.pixels().flat_map(|p| [p[0]; 3]).collect(),
+        image::DynamicImage::ImageLumaA8(b) => b.pixels().flat_map(|p| [p[0]; 3]).collect(),
+        image::DynamicImage::ImageRgb8(b) => b.into_raw(),
+        image::DynamicImage::ImageRgba8(b) => b.pixels().flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        image::DynamicImage::ImageLuma16(b) => b.pixels().flat_map(|p| [(p[0] >> 8) as u8; 3]).collect(),
+        image::DynamicImage::ImageLumaA16(b) => b.pixels().flat_map(|p| [(p[0] >> 8) as u8; 3]).collect(),
+        image::DynamicImage::ImageRgb16(b) => b.pixels().flat_map(|p| p.0.map(|v| (v >> 8) as u8)).collect(),
+        image::DynamicImage::ImageRgba16(b) => b
+            .pixels()
+            .flat_map(|p| [(p[0] >> 8) as u8, (p[1] >> 8) as u8, (p[2] >> 8) as u8])
+            .collect(),
+        other => {
+            return Err(Error::Picture(format!(
+                "{}: pixels of type {:?} are not implemented",
+                path.display(),
+                other.color()
+            )));
+        }
+    };
+    Ok(Rgb { width, height, data })
 }
 
 /// llama.cpp's picture for a LLaVA-1.5 mmproj file (tools/mtmd/mtmd-image.cpp:
