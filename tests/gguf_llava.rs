@@ -116,14 +116,29 @@ fn the_file_pair_answers_like_hf_with_the_same_weights() {
 /// sink dimension 11 makes VAR select rows (on picture28 it finds only BOS).
 #[test]
 fn var_on_the_file_pair_matches_the_cpu_reference() {
+    var_on_matches_the_cpu_reference("lm-f32.gguf", "mmproj-f32.gguf");
+}
+
+/// The same with the quantized language model (Q8_0 blocks kept on the device, dequantized in
+/// the kernels; the reference dequantizes the same blocks on the CPU) and the F16 mmproj file.
+#[test]
+fn var_on_a_quantized_file_pair_matches_the_cpu_reference() {
+    var_on_matches_the_cpu_reference("lm-q8_0.gguf", "mmproj-f16.gguf");
+}
+
+fn var_on_matches_the_cpu_reference(lm: &str, mm: &str) {
     let g = support::gpu::gpu();
-    let (lm, mm) = (
-        GgufFile::open(data("lm-f32.gguf")).unwrap(),
-        GgufFile::open(data("mmproj-f32.gguf")).unwrap(),
-    );
+    let (lm, mm) = (GgufFile::open(data(lm)).unwrap(), GgufFile::open(data(mm)).unwrap());
     let tower = Mmproj::read(&mm).unwrap();
     let cfg = tower.llava(visattn_host::gguf::model::text_config(&lm).unwrap()).unwrap();
     let model = GpuModel::load_gguf_llava(&g, &cfg, (&lm, &mm), None, g.ctx.max_binding(), |_, _| {}).unwrap();
+    let kept = model.formats();
+    let quantized = lm.tensors().iter().any(|t| t.ggml_type == visattn_host::gguf::GgmlType::Q8_0);
+    assert_eq!(
+        kept.iter().any(|f| f.format == visattn_host::gpu::matrix::WeightFormat::Q8_0),
+        quantized,
+        "the file's Q8_0 blocks stay Q8_0 on the device: {kept:?}"
+    );
     let mut tensors = visattn_host::gguf::model::GgufTensors::new(vec![&lm, &mm], &cfg.text, |_, _| {});
     let cpu = visattn_host::reference::Model::build(&cfg, &mut tensors).unwrap();
     tensors.finish().unwrap();
