@@ -307,6 +307,10 @@ impl<'a, P: FnMut(usize, usize)> GgufStore<'a, P> {
             });
         };
         let values = dequantized(&r, cols)?;
+        // Requantized as a HF folder is (a block format: the language model's matrices, with
+        // llama.cpp's fallback for rows that are not whole blocks).
+        let f16 = WeightFormat::f16_for(&self.g.device);
+        let format = format.for_matrix(hf, cols, visattn::dump::Dtype::F32, f16);
         Matrix::from_f32(ctx, queue, hf, (rows, cols), &values, format, self.max_chunk)
     }
 
