@@ -124,10 +124,7 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
             let cfg = LlavaConfig::text_only(visattn_host::gguf::model::text_config(&file)?);
             let tok = crate::generate::gguf_tokenizer(&path, &file, false)?;
             let ids = crate::generate::gguf_prompt(args, &file, &tok, &cfg)?;
-            let format = match args.dtype.as_str() {
-                "auto" => None,
-                other => Some(WeightFormat::choose(other, visattn::dump::Dtype::F32, &g.device)?),
-            };
+            let format = crate::generate::gguf_format(args, &g.device)?;
             let model = GpuModel::load_gguf(&g, &cfg, &file, format, g.ctx.max_binding(), |_, _| {})?;
             let var = crate::generate::var_config(args, &cfg)?;
             let what = format!(

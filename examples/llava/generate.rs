@@ -280,12 +280,7 @@ pub fn run_gguf(args: &crate::Args, path: &std::path::Path) -> crate::Result<()>
         eprintln!("note: a text prompt has no image: VAR finds no visual sinks and changes nothing; the answer is VAR off's");
     }
     let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, None)?;
-    // `auto` keeps every matrix in the file's format (dequantized in the kernels); f32 or f16
-    // dequantizes them on load.
-    let format = match args.dtype.as_str() {
-        "auto" => None,
-        other => Some(WeightFormat::choose(other, visattn::dump::Dtype::F32, &g.device)?),
-    };
+    let format = gguf_format(args, &g.device)?;
     let mut loading = Loading::new(format!("{} onto {}", path.display(), g.info.name), args.json);
     let model = GpuModel::load_gguf(&g, &cfg, &file, format, g.ctx.max_binding(), |done, total| {
         loading.update(done, total)
@@ -478,10 +473,7 @@ fn run_gguf_llava(args: &crate::Args, path: &std::path::Path, mmproj: &std::path
         tower.image_std,
     )?;
     let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, None)?;
-    let format = match args.dtype.as_str() {
-        "auto" => None,
-        other => Some(WeightFormat::choose(other, visattn::dump::Dtype::F32, &g.device)?),
-    };
+    let format = gguf_format(args, &g.device)?;
     let mut loading = Loading::new(
         format!("{} and {} onto {}", path.display(), mmproj.display(), g.info.name),
         args.json,
@@ -496,4 +488,13 @@ fn run_gguf_llava(args: &crate::Args, path: &std::path::Path, mmproj: &std::path
     }
     let decode = |t: &[u32]| -> crate::Result<String> { Ok(tok.decode(t, true).map_err(|e| format!("tokenizer: {e}"))?) };
     answer(args, &g, &model, (&ids, &pixels), &modes, &decode)
+}
+
+/// --dtype for GGUF files: `auto` keeps every matrix in the file's format (dequantized in the
+/// kernels); the others dequantize on load and keep them as a folder loaded so would be.
+pub fn gguf_format(args: &crate::Args, device: &visattn::wgpu::Device) -> crate::Result<Option<WeightFormat>> {
+    Ok(match args.dtype.as_str() {
+        "auto" => None,
+        other => Some(WeightFormat::choose(other, visattn::dump::Dtype::F32, device)?),
+    })
 }

@@ -69,9 +69,10 @@ struct Args {
     seed: u64,
     /// Weights on the device: auto (a folder: f16 if saved in f16 or bf16, else f32; a GGUF
     /// file: each matrix in the file's format), f32, f16 (the f16 kernels where the adapter has
-    /// SHADER_F16, packed u32 pairs where not), f16-packed (always the packed kernels), or a
-    /// folder's language model quantized on load with llama.cpp's reference quantizers: q8_0,
-    /// q4_0, q4_k (rows that are not whole super-blocks fall back to q5_0, as llama.cpp's do).
+    /// SHADER_F16, packed u32 pairs where not), f16-packed (always the packed kernels), or the
+    /// language model quantized on load with llama.cpp's reference quantizers (a folder's, or a
+    /// GGUF file's requantized): q8_0, q4_0, q4_k (as llama.cpp's quantizer falls back: q4_k
+    /// rows that are not whole super-blocks to q5_0, rows that are not whole blocks to f16).
     #[arg(long, default_value = "auto", value_parser = ["auto", "f32", "f16", "f16-packed", "q8_0", "q4_0", "q4_k"])]
     dtype: String,
     /// Ask the device for this storage-binding limit in bytes instead of WebGPU's 128 MiB

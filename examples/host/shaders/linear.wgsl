@@ -1,12 +1,13 @@
 // linear.wgsl: out = x W^T + b, the model host's matmul: x [n, k], W [m, k] (rows of a HF
 // Linear's weight as stored, or one row chunk of it), b [m], out [n, ldo] written at columns
-// col0 .. col0 + m, f32 accumulation. W's element type is the declaration's: f32, f16, or f16
-// pairs in u32 (its prelude defines load_w for each).
+// col0 .. col0 + m, f32 accumulation. W's element type and load_w / load8 are the declaration's
+// variant: f32, f16, f16 pairs in u32, or a GGML block format read as u32 words
+// (shaders/formats/).
 //
-// Bindings (group 0, generated from the declaration in examples/llava/gpu/linear.rs):
+// Bindings (group 0, generated from the declaration in examples/host/src/gpu/linear.rs):
 //   0  uniform          p: LinearParams      n, m, k, bias, ldo, col0
 //   1  storage, read    x: array<f32>        [n, k]
-//   2  storage, read    w: array<f32 | f16 | u32>  [m, k] (u32: ceil(m k / 2) pairs)
+//   2  storage, read    w: array<elem>       [m, k] in the variant's storage
 //   3  storage, read    b: array<f32>        [col0 + m] (any 1-element buffer when p.bias is 0)
 //   4  storage, rw      out: array<f32>      [n, ldo]
 // Dispatch: workgroups of 64 (8 x 8 invocations), one per 16 x 16 tile of out, tiles row-major

@@ -139,6 +139,8 @@ fn gguf_name(hf: &str) -> Option<String> {
             "vision_tower.embeddings.position_embedding.weight" => "v.position_embd.weight",
             "vision_tower.pre_layrnorm.weight" => "v.pre_ln.weight",
             "vision_tower.pre_layrnorm.bias" => "v.pre_ln.bias",
+            "vision_tower.post_layernorm.weight" => "v.post_ln.weight",
+            "vision_tower.post_layernorm.bias" => "v.post_ln.bias",
             "multi_modal_projector.linear_1.weight" => "mm.0.weight",
             "multi_modal_projector.linear_1.bias" => "mm.0.bias",
             "multi_modal_projector.linear_2.weight" => "mm.2.weight",
@@ -227,6 +229,16 @@ impl<'a, P: FnMut(usize, usize)> GgufTensors<'a, P> {
         dequantized(&r, shape[1..].iter().product())
     }
 
+    /// A tensor the model does not run (an mmproj file's post-layernorm, which LLaVA's features
+    /// skip): checked and counted as used where the files hold it.
+    fn unused(&mut self, hf: &str, shape: &[usize]) -> Result<()> {
+        let held = gguf_name(hf).is_some_and(|name| self.files.iter().any(|f| f.tensor(&name).is_some()));
+        if held {
+            self.read(hf, shape)?;
+        }
+        Ok(())
+    }
+
     /// After the build: every tensor of the files went into the model.
     pub fn finish(self) -> Result<()> {
         match self.files.iter().flat_map(|f| f.tensors()).find(|t| !self.taken.contains(&t.name)) {
@@ -253,7 +265,7 @@ fn dequantized(r: &Read, cols: usize) -> Result<Vec<f32>> {
 }
 
 /// The GPU model's weights from GGUF files: matrices kept as the file stores them (or
-/// dequantized into one format), vectors as f32.
+/// requantized, [`GgufStore::new`]), vectors as f32.
 pub struct GgufStore<'a, P: FnMut(usize, usize)> {
     tensors: GgufTensors<'a, P>,
     g: &'a visattn::util::Gpu,
@@ -262,8 +274,10 @@ pub struct GgufStore<'a, P: FnMut(usize, usize)> {
 }
 
 impl<'a, P: FnMut(usize, usize)> GgufStore<'a, P> {
-    /// `format`: `None` keeps each matrix in its file's format, `Some(f)` dequantizes every
-    /// matrix into `f`; `progress(done, total)` after each tensor.
+    /// `format`: `None` keeps each matrix in its file's format; `Some(f)` dequantizes the
+    /// matrices and keeps them as a HF folder loaded as `f` keeps its own
+    /// ([`WeightFormat::for_matrix`]: a float format every matrix, a block format the language
+    /// model's), vectors rounded as `f` rounds them; `progress(done, total)` after each tensor.
     pub fn new(
         files: Vec<&'a GgufFile>,
         g: &'a visattn::util::Gpu,
@@ -310,7 +324,13 @@ impl<'a, P: FnMut(usize, usize)> GgufStore<'a, P> {
         // Requantized as a HF folder is (a block format: the language model's matrices, with
         // llama.cpp's fallback for rows that are not whole blocks).
         let f16 = WeightFormat::f16_for(&self.g.device);
-        let format = format.for_matrix(hf, cols, visattn::dump::Dtype::F32, f16);
+        // The tower keeps an F16 file's precision (what for_matrix does with a folder's).
+        let stored = if r.info.ggml_type == super::GgmlType::F32 {
+            visattn::dump::Dtype::F32
+        } else {
+            visattn::dump::Dtype::F16
+        };
+        let format = format.for_matrix(hf, cols, stored, f16);
         Matrix::from_f32(ctx, queue, hf, (rows, cols), &values, format, self.max_chunk)
     }
 
@@ -329,6 +349,9 @@ impl<'a, P: FnMut(usize, usize)> GgufStore<'a, P> {
 /// The CPU reference's weights from GGUF files: every tensor dequantized to f32 (the values the
 /// GPU model holds, whatever their format there).
 impl<P: FnMut(usize, usize)> Store<crate::reference::Cpu> for GgufTensors<'_, P> {
+    fn unused(&mut self, name: &str, shape: &[usize]) -> Result<()> {
+        GgufTensors::unused(self, name, shape)
+    }
     fn linear(&mut self, name: &str, shape: &[usize], bias: bool) -> Result<crate::reference::Linear> {
         let cols: usize = shape[1..].iter().product();
         Ok(crate::reference::Linear {
@@ -350,9 +373,6 @@ impl<P: FnMut(usize, usize)> Store<crate::reference::Cpu> for GgufTensors<'_, P>
     }
     fn vector(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
         self.vector_tensor(name, shape)
-    }
-    fn unused(&mut self, _name: &str, _shape: &[usize]) -> Result<()> {
-        Ok(())
     }
 }
 
@@ -384,8 +404,8 @@ impl<P: FnMut(usize, usize)> Store<Gpu> for GgufStore<'_, P> {
     fn vector(&mut self, name: &str, shape: &[usize]) -> Result<visattn::wgpu::Buffer> {
         GgufStore::vector(self, name, shape)
     }
-    fn unused(&mut self, _name: &str, _shape: &[usize]) -> Result<()> {
-        Ok(())
+    fn unused(&mut self, name: &str, shape: &[usize]) -> Result<()> {
+        self.tensors.unused(name, shape)
     }
 }
 

@@ -218,12 +218,15 @@ fn llama(file: &GgufFile) -> Result<Tokenizer> {
         }
         merges_from_scores(tokens, &scores, &vocab)
     };
-    let bpe = BPE::builder()
+    let mut bpe = BPE::builder()
         .vocab_and_merges(vocab.into_iter().collect::<tokenizers::models::bpe::Vocab>(), merges)
         .fuse_unk(true)
-        .byte_fallback(true)
-        .build()
-        .map_err(|e| err(format!("BPE: {e}")))?;
+        .byte_fallback(true);
+    // As HF's converter: a character with no token and no byte token is the unknown token.
+    if let Some(unk) = named_token(meta, "tokenizer.ggml.unknown_token_id", tokens.len())? {
+        bpe = bpe.unk_token(tokens[unk as usize].clone());
+    }
+    let bpe = bpe.build().map_err(|e| err(format!("BPE: {e}")))?;
     let mut tok = Tokenizer::new(bpe);
     tok.with_pre_tokenizer(Some(Metaspace::new(METASPACE, PrependScheme::First, false)));
     let decoders: Vec<DecoderWrapper> = vec![

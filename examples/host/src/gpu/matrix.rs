@@ -389,7 +389,7 @@ impl Matrix {
     /// Uploads a GGUF tensor's data, `ty` blocks as the file stores them, as `format` (the
     /// format [`WeightFormat::for_type`] names for it: kept as stored), in row chunks of at most
     /// `max_chunk` bytes; each chunk's scales (or values) scanned for NaN and infinities.
-    /// `rows(row0, n)` hands the bytes of rows row0..row0 + n (a store may reorder rows).
+    /// `stored(row0, n)` hands the bytes of rows row0..row0 + n (a store may reorder rows).
     pub fn upload_stored(
         ctx: &Context,
         queue: &wgpu::Queue,
@@ -546,7 +546,9 @@ fn rows_per_chunk(name: &str, cols: usize, format: WeightFormat, max_chunk: u64)
         .row_bytes(cols)
         .ok_or_else(|| Error::Weights(format!("{name}: rows of {cols} values are not whole {} blocks", format.name())))?
         as u64;
-    match (max_chunk / row_bytes.max(1)) as usize {
+    // The kernels index a chunk's values with u32: a chunk holds under 2^32 of them.
+    let by_index = (u32::MAX as usize / cols.max(1)) as u64;
+    match (max_chunk / row_bytes.max(1)).min(by_index) as usize {
         0 => Err(Error::Weights(format!(
             "{name}: one row of {cols} values is {row_bytes} bytes, over the device's {max_chunk}-byte binding limit"
         ))),
@@ -574,7 +576,8 @@ pub const LOAD_BF16: &str = concat!(
     include_str!("../../shaders/formats/float8.wgsl")
 );
 
-/// The prelude of a block format: the byte reads, then the format's load_w.
+/// The prelude of a block format: the byte reads (shaders/formats/bytes.wgsl), then the format's
+/// files (load_w and load8; Q4_K and Q5_K's shared scale unpacking first).
 macro_rules! block_prelude {
     ($($file:literal),+) => {
         concat!(include_str!("../../shaders/formats/bytes.wgsl"), $(include_str!(concat!("../../shaders/formats/", $file))),+)

@@ -71,7 +71,8 @@ impl GpuModel {
     /// The language model of a LLaMA-architecture GGUF file (`cfg` from
     /// [`crate::gguf::model::text_config`], as [`LlavaConfig::text_only`]), read one tensor at
     /// a time: matrices kept in their file's format (`None`: 4.5-bit weights stay 4.5 bits on
-    /// the device, dequantized in the kernels) or dequantized into `Some(format)`; every tensor
+    /// the device, dequantized in the kernels) or requantized as `Some(format)` says
+    /// ([`crate::gguf::model::GgufStore::new`]); every tensor
     /// of the file must be used; `progress(done, total)` after each tensor.
     pub fn load_gguf(
         g: &visattn::util::Gpu,
