@@ -54,10 +54,18 @@ tests/data/tiny-llava-gguf/:
   sequence, no stop at </s>). The same three for the weights exactly as each mmproj file holds
   them (HF's model with the file's tensors, F16 ones widened to f32, put in its vision tower and
   projector): image_features_mmproj_f32 / logits_mmproj_f32 / greedy_mmproj_f32 and
-  ..._mmproj_f16. hf_processor_ids (i64): what HF's LlavaProcessor gives for the same prompt
+  ..._mmproj_f16. The quantized pair: image_features_q8_0_mmproj_f16 / logits_q8_0_mmproj_f16 /
+  greedy_q8_0_mmproj_f16, HF's LLaVA holding exactly lm-q8_0.gguf's language model (every tensor
+  dequantized to f32 by gguf-py, the q/k row permutation of the converter undone: equal to
+  what transformers' GGUF loader gives, checked) and mmproj-f16.gguf's tower and projector
+  (the features equal image_features_mmproj_f16; the logits are to be compared with
+  logits_mmproj_f16, the same mmproj under the f32 language model). hf_processor_ids (i64): what HF's LlavaProcessor gives for the same prompt
   with <image>. cli_vicuna_ids_before / cli_vicuna_ids_after: the chunks of llama-mtmd-cli's own
   prompt (below). image_features_llamacpp_graph / greedy_llamacpp_graph: see "llama.cpp's
-  graph" below. Metadata: the prompts, the answers as text, versions.
+  graph" below. Metadata: the prompts, the answers as text (answer, answer_mmproj_f32, ...,
+  answer_q8_0_mmproj_f16), margin / margin_<same suffix>: the smallest gap between the top two
+  logits along that run's greedy steps (what a host's rounding must stay under to pick the
+  same tokens), versions.
 
 llama.cpp's image preprocessing for a LLaVA-1.5 mmproj (projector_type mlp, no
 image_grid_pinpoints), in the sdist's tools/mtmd:
@@ -446,6 +454,40 @@ def clip_features(w, pixel_values, cls_first, n_layers, gelu, heads, eps):
     return h @ w[m + "linear_2.weight"].T + w[m + "linear_2.bias"]
 
 
+def gguf_lm_weights(path, text_config):
+    """The language model of an LM GGUF (llama arch) as HF LlamaForCausalLM weights, dequantized
+    with gguf-py (gguf.quants.dequantize: Q8_0 -> f32, the same call transformers' GGUF loader
+    makes) and with the converter's q/k row permutation (convert_hf_to_gguf.py,
+    LlamaModel.permute: rows grouped [n_head, 2, head_dim / 2] -> [n_head, head_dim / 2, 2], for
+    llama.cpp's interleaved RoPE) undone. Keys as in LlamaForCausalLM's state dict."""
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+
+    def unpermute(w, n_head):
+        return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+    blk = {
+        "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+        "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+        "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+        "ffn_down": "mlp.down_proj",
+    }
+    top = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+    out, types = {}, {}
+    for t in GGUFReader(path).tensors:
+        stem, suffix = t.name.rsplit(".", 1)
+        parts = stem.split(".")
+        name = f"model.layers.{parts[1]}.{blk[parts[2]]}" if parts[0] == "blk" else top[stem]
+        w = dequantize(t.data, t.tensor_type).astype(np.float32).reshape([int(n) for n in reversed(t.shape)])
+        if stem.endswith("attn_q"):
+            w = unpermute(w, text_config.num_attention_heads)
+        elif stem.endswith("attn_k"):
+            w = unpermute(w, text_config.num_key_value_heads)
+        out[f"{name}.{suffix}"] = torch.from_numpy(np.ascontiguousarray(w))
+        types[t.tensor_type.name] = types.get(t.tensor_type.name, 0) + 1
+    return out, types
+
+
 def save_sorted(tensors, path, metadata):
     """safetensors.torch.save_file, with the header's keys sorted: its metadata is a hash map in
     safetensors' Rust core, written in a different order on each run."""
@@ -569,8 +611,9 @@ def main():
         "cli_vicuna_ids_before": torch.tensor(cli_before, dtype=torch.int64),
         "cli_vicuna_ids_after": torch.tensor(cli_after, dtype=torch.int64),
     }
-    answers = {}
+    answers, margins = {}, {}
     logits, greedy, margin = answer(features)
+    margins["margin"] = margin
     tensors.update(logits=logits.contiguous(), greedy=greedy)
     answers["answer"] = gguf_tok.decode(greedy)
     print(f"HF weights: {len(prompt_ids)} positions, max |logit| {logits.abs().max().item():.4f}, greedy {greedy.tolist()} "
@@ -592,6 +635,7 @@ def main():
         tensors[f"logits_mmproj_{kind}"] = lg.contiguous()
         tensors[f"greedy_mmproj_{kind}"] = gr
         answers[f"answer_mmproj_{kind}"] = gguf_tok.decode(gr)
+        margins[f"margin_mmproj_{kind}"] = mg
         print(f"mmproj-{kind} weights: features max |diff| vs HF {(f - features).abs().max().item():.3g}, logits max |diff| "
               f"{(lg - logits).abs().max().item():.3g}, greedy {gr.tolist()} {answers[f'answer_mmproj_{kind}']!r}, margin {mg:.4g}")
 
@@ -603,14 +647,49 @@ def main():
     tensors["image_features_llamacpp_graph"] = ggml.contiguous()
     tensors["greedy_llamacpp_graph"] = gr
     answers["answer_llamacpp_graph"] = gguf_tok.decode(gr)
+    margins["margin_llamacpp_graph"] = mg
     cos = torch.nn.functional.cosine_similarity(ggml, tensors["image_features_mmproj_f32"], dim=-1)
     print(f"llama.cpp graph (simulated): features max |diff| vs HF (same weights) "
           f"{(ggml - tensors['image_features_mmproj_f32']).abs().max().item():.3g}, per-row cosine "
           f"min {cos.min().item():.3f} mean {cos.mean().item():.3f}; last-prompt-position logits max |diff| "
           f"{(lg[-1] - tensors['logits_mmproj_f32'][-1]).abs().max().item():.3g}; greedy {gr.tolist()} {answers['answer_llamacpp_graph']!r}")
 
+    # The quantized pair: HF's LLaVA holding exactly lm-q8_0.gguf's language model (dequantized)
+    # and mmproj-f16.gguf's tower and projector.
+    tcfg = model.config.text_config
+    q8, q8_types = gguf_lm_weights(os.path.join(DEST, "lm-q8_0.gguf"), tcfg)
+    hf_q8 = transformers.AutoModelForCausalLM.from_pretrained(DEST, gguf_file="lm-q8_0.gguf", dtype=torch.float32).state_dict()
+    assert sorted(hf_q8) == sorted(q8), (sorted(set(hf_q8) ^ set(q8)))
+    for k, v in q8.items():
+        assert torch.equal(hf_q8[k], v), f"{k}: transformers' GGUF loader and gguf-py's dequantization differ"
+    lm_keys = {k: ("lm_head.weight" if k == "lm_head.weight" else "model.language_model." + k.removeprefix("model.")) for k in q8}
+    full = model.state_dict()
+    assert all(full[lm_keys[k]].shape == v.shape for k, v in q8.items())
+    assert sum(1 for k in full if not k.startswith(("model.vision_tower.", "model.multi_modal_projector."))) == len(q8)
+    q8_err = max((full[lm_keys[k]] - v).abs().max().item() for k, v in q8.items())
+    print(f"lm-q8_0.gguf: {len(q8)} tensors {q8_types}, equal to transformers' GGUF loader's; max |weight - f32 weight| {q8_err:.3g}")
+    with torch.no_grad():
+        m_state = {lm_keys[k]: v for k, v in q8.items()}
+        m_state.update({("model." + k): v for k, v in mmproj["f16"][1].items()})
+        saved = {k: v.detach().clone() for k, v in model.state_dict().items() if k in m_state}
+        model.load_state_dict(m_state, strict=False)
+        f = model.model.get_image_features(pixel_values=pixel_values[None]).pooler_output[0].float()
+    lg, gr, mg = answer(f)
+    with torch.no_grad():
+        model.load_state_dict(saved, strict=False)
+    assert torch.equal(f, tensors["image_features_mmproj_f16"])
+    tensors["image_features_q8_0_mmproj_f16"] = f.contiguous()
+    tensors["logits_q8_0_mmproj_f16"] = lg.contiguous()
+    tensors["greedy_q8_0_mmproj_f16"] = gr
+    answers["answer_q8_0_mmproj_f16"] = gguf_tok.decode(gr)
+    margins["margin_q8_0_mmproj_f16"] = mg
+    print(f"lm-q8_0 + mmproj-f16 weights: logits max |diff| vs the f32 LM's (same mmproj) "
+          f"{(lg - tensors['logits_mmproj_f16']).abs().max().item():.3g}, vs HF's weights {(lg - logits).abs().max().item():.3g}; "
+          f"greedy {gr.tolist()} {answers['answer_q8_0_mmproj_f16']!r}, margin {mg:.4g}")
+
     meta_out = dict(
         answers,
+        **{k: repr(v) for k, v in margins.items()},
         hf_prompt=HF_PROMPT,
         llamacpp_prompt=LLAMA_PROMPT,
         cli_vicuna_prompt=CLI_VICUNA_PROMPT,
