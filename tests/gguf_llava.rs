@@ -233,7 +233,8 @@ fn edited_mmproj(tag: &str, edit: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
 /// The command on the fixture: `--model lm.gguf --mmproj mmproj.gguf --image x
 /// --var compare` answers twice (HF's greedy answer with VAR off) and prints VAR's per-layer
 /// counts; the file pairs it cannot run are one error line each: an mmproj of another projector
-/// type, one whose projector's width is not the language model's, a prompt whose image tokens
+/// type, a LLaVA-NeXT one (tiled), one whose projector's width is not the language model's, a
+/// prompt whose image tokens
 /// overflow the context, a picture without its mmproj and an mmproj without a picture.
 #[test]
 fn the_command_line_answers_from_the_file_pair_and_refuses_what_it_cannot_run() {
@@ -281,6 +282,16 @@ fn the_command_line_answers_from_the_file_pair_and_refuses_what_it_cannot_run() 
         &["--model", lm, "--mmproj", narrow.to_str().unwrap(), "--image", picture],
         "gives rows of 32, the language model's width is 64",
     );
+    // A LLaVA-NeXT file (tiled, any resolution) names its grid: a key of the same length renamed.
+    let next = edited_mmproj("next", |b| {
+        let key = b"clip.vision.attention.head_count";
+        let at = b.windows(key.len()).position(|w| w == key).unwrap();
+        b[at..at + key.len()].copy_from_slice(b"clip.vision.image_grid_pinpoints");
+    });
+    one_error(
+        &["--model", lm, "--mmproj", next.to_str().unwrap(), "--image", picture],
+        "LLaVA-NeXT",
+    );
     let long = "the picture ".repeat(60);
     one_error(
         &[&base[..], &["--var", "off", "--prompt", &long]].concat(),
@@ -288,7 +299,7 @@ fn the_command_line_answers_from_the_file_pair_and_refuses_what_it_cannot_run() 
     );
     one_error(&["--model", lm, "--image", picture], "--mmproj");
     one_error(&["--model", lm, "--mmproj", mm], "--image");
-    for p in [ldp, narrow] {
+    for p in [ldp, narrow, next] {
         let _ = std::fs::remove_file(p);
     }
 }
