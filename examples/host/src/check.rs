@@ -10,22 +10,9 @@ use crate::gpu::linear::{Matmul, upload};
 use crate::gpu::matrix::{Matrix, WeightFormat};
 use crate::gpu::norm::Normalize;
 use crate::gpu::rope::Rope;
+use crate::random::{random, random_blocks};
 use crate::reference::{self, Tensor};
-use visattn::half::{f32_to_bf16, f32_to_f16};
 use visattn::kernel::Dispatch;
-
-/// Uniform in [-1, 1), reproducible.
-fn random(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 /// Records `make`'s dispatch, runs it and reads `len` values of `out`, all in an error scope.
 fn run_one(
@@ -92,25 +79,6 @@ fn kernel_name(base: &str, format: WeightFormat) -> String {
     }
 }
 
-/// `rows` rows of `cols` values of a block format as random blocks: random bytes, the f16
-/// scales and minimums replaced by random values of magnitude up to `scale` (small ones
-/// subnormal), so every bit pattern of the quants occurs.
-fn random_blocks(ty: GgmlType, rows: usize, cols: usize, scale: f32, seed: u64) -> Vec<u8> {
-    let size = ty.block_bytes() as usize;
-    let blocks = rows * cols / ty.block_elems() as usize;
-    let noise = random(blocks * size, seed);
-    let mut bytes: Vec<u8> = noise.iter().map(|v| ((v + 1.0) * 128.0) as u8).collect();
-    let halves = random(blocks * 2, seed ^ 0x5eed);
-    for (b, block) in bytes.chunks_exact_mut(size).enumerate() {
-        for (f, &at) in quant::half_fields(ty).iter().enumerate() {
-            let v = halves[2 * b + f] * scale;
-            let h = if ty == GgmlType::BF16 { f32_to_bf16(v) } else { f32_to_f16(v) };
-            block[at..at + 2].copy_from_slice(&h.to_le_bytes());
-        }
-    }
-    bytes
-}
-
 /// A random matrix of `format` on the device and the values it holds: floats rounded as the
 /// format stores them, block formats random blocks and their CPU dequantization.
 fn random_matrix(
@@ -130,7 +98,7 @@ fn random_matrix(
         }
         Some(ty) => {
             // Scales for values of about unit size (the quants reach 8 to 128 times the scale).
-            let bytes = random_blocks(ty, rows, cols, if ty == GgmlType::BF16 { 1.0 } else { 1.0 / 64.0 }, seed);
+            let bytes = random_blocks(ty, rows * cols, if ty == GgmlType::BF16 { 1.0 } else { 1.0 / 64.0 }, seed);
             let w = quant::dequantize(ty, &bytes, rows * cols)?;
             let m = Matrix::upload_stored(&g.ctx, &g.queue, "w", (rows, cols), (ty, format), max_chunk, |r0, n| {
                 Ok(bytes[r0 * row_bytes..(r0 + n) * row_bytes].to_vec())

@@ -16,6 +16,7 @@ pub mod gpu;
 pub mod image;
 pub mod model;
 pub mod prompt;
+pub mod random;
 pub mod reference;
 pub mod sampling;
 pub mod weights;

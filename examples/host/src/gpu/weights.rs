@@ -215,9 +215,30 @@ impl<'a> Random<'a> {
     }
 
     fn matrix(&mut self, name: &str, (rows, cols): (usize, usize), scale: f32) -> Result<Matrix> {
-        let mut enc = self.g.device.create_command_encoder(&Default::default());
         let seed = self.seed ^ self.made.wrapping_mul(0x9e37);
         self.made += 1;
+        if let Some(ty) = self.format.block_type() {
+            // Random blocks made on the CPU (a fill kernel per format is not worth it): scales
+            // that give values of about the float formats' magnitude.
+            let scale = scale / crate::random::quant_range(ty);
+            let row_bytes = self.format.row_bytes(cols).unwrap_or(0);
+            let per = ty.block_elems() as usize;
+            return Matrix::upload_stored(
+                &self.g.ctx,
+                &self.g.queue,
+                name,
+                (rows, cols),
+                (ty, self.format),
+                self.max_chunk,
+                |row0, n| {
+                    let bytes = crate::random::random_blocks(ty, n * cols, scale, seed as u64 ^ (row0 as u64) << 20);
+                    debug_assert_eq!(bytes.len(), n * row_bytes);
+                    debug_assert!(cols.is_multiple_of(per));
+                    Ok(bytes)
+                },
+            );
+        }
+        let mut enc = self.g.device.create_command_encoder(&Default::default());
         let m = Matrix::random(
             &self.fill,
             &mut enc.begin_compute_pass(&Default::default()),
