@@ -67,6 +67,37 @@ fn time_once(
     Ok((prefill, t1.elapsed().as_secs_f64()))
 }
 
+/// The adapter's read bandwidth in bytes/s: visattn's read-only baseline (a partial sum per
+/// invocation) over up to `bytes` (one binding at most), the best of three workgroup sizes, the
+/// median of `repeats` wall-clock runs each waited for, as a decode step is: what a decode
+/// step's weight reads are divided by (a matrix-vector product can read no faster).
+fn read_rate(g: &visattn::util::Gpu, bytes: u64, repeats: usize) -> crate::Result<f64> {
+    use visattn::baseline::{Baseline, BaselineKind};
+    let bytes = bytes.min(g.device.limits().max_storage_buffer_binding_size as u64) / 4 * 4;
+    let len = u32::try_from(bytes / 4).map_err(|_| "the read baseline's length")?;
+    let src = visattn::baseline::buffer(&g.ctx, bytes).map_err(|e| e.to_string())?;
+    let baseline = Baseline::new(&g.ctx, BaselineKind::Read).map_err(|e| e.to_string())?;
+    let mut best = 0f64;
+    for per_wg in [640u32, 4096, 16384] {
+        let dst = visattn::baseline::buffer(&g.ctx, BaselineKind::Read.output_len(len, per_wg) * 4).map_err(|e| e.to_string())?;
+        let b = baseline
+            .bind(src.as_entire_buffer_binding(), dst.as_entire_buffer_binding(), len, per_wg)
+            .map_err(|e| e.to_string())?;
+        let run = || -> crate::Result<f64> {
+            let t0 = Instant::now();
+            let mut enc = g.device.create_command_encoder(&Default::default());
+            b.record(&mut enc.begin_compute_pass(&Default::default()));
+            g.queue.submit([enc.finish()]);
+            g.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| e.to_string())?;
+            Ok(t0.elapsed().as_secs_f64())
+        };
+        run()?;
+        let secs = median((0..repeats).map(|_| run()).collect::<crate::Result<Vec<_>>>()?);
+        best = best.max(b.bytes_read as f64 / secs);
+    }
+    Ok(best)
+}
+
 /// The torch anchor's JSON, or why there is none.
 fn torch(spec: serde_json::Value) -> crate::Result<serde_json::Value> {
     let python = std::env::var("VISATTN_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -229,6 +260,21 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
         "VAR's cost: prefill {:+.1}%, decode {:+.1}% (on / off - 1)",
         (on.1 / off.1 - 1.0) * 100.0,
         (on.2 / off.2 - 1.0) * 100.0
+    )?;
+    // A decode step reads every weight once: its floor is their bytes over the read bandwidth.
+    let weight_bytes: u64 = model.formats().iter().map(|f| f.bytes).sum();
+    let read = read_rate(&g, weight_bytes, repeats.max(3))?;
+    let step = off.2 / steps as f64;
+    let t = &model.cfg.text;
+    let kv = (t.layers * 2 * t.kv_heads * t.head_dim * 4 * ids.len()) as f64;
+    outln!(
+        "decode reads {:.1} MB of weights a step (and {:.2} MB of KV cache at the prompt's length): {:.2} GB/s of weights, {:.3} of the read baseline's {:.2} GB/s on this adapter (over {:.0} MB)",
+        weight_bytes as f64 / 1e6,
+        kv / 1e6,
+        weight_bytes as f64 / step / 1e9,
+        weight_bytes as f64 / step / read,
+        read / 1e9,
+        weight_bytes.min(g.device.limits().max_storage_buffer_binding_size as u64) as f64 / 1e6
     )?;
     if !args.torch {
         outln!("torch: not run (--torch runs HF transformers on this CPU in the same run)")?;
