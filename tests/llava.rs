@@ -573,8 +573,8 @@ fn bad_folders_get_one_clear_error_each() {
 /// And every GGML block format the host keeps on the device (BF16, Q8_0, Q4_0, Q4_1, Q5_0,
 /// Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K), as random blocks (random bytes, random f16 scales and
 /// minimums, some subnormal) dequantized inside the kernels:
-/// - embed (rows of 1 and 2 blocks, vocab 1 to 1000, chunks of 301 rows; each format's load_w
-///   value by value and its load8, 8 values at a time): bit for bit the CPU reference's
+/// - embed (rows of 1 and 2 blocks, vocab 1 to 1000, chunks of 301 rows; each format's load8,
+///   8 values at a time and value by value through load_w, one of its eight): bit for bit the CPU reference's
 ///   dequantization (gguf::quant, itself bit for bit gguf-py's: tests/gguf_quants.rs);
 /// - linear (k of 1 to 3 blocks, W in one binding and in chunks of 7 rows, with and without
 ///   bias) against the CPU matmul of the dequantized values: |gpu - cpu| <= 1e-6 x k x max|w|.

@@ -1,12 +1,5 @@
-// load_w: Q5_0, blocks of 32 values in 22 bytes: d: f16, qh: u32 (bit j is bit 4 of value j),
+// Q5_0, blocks of 32 values in 22 bytes: d: f16, qh: u32 (bit j is bit 4 of value j),
 // qs: 16 bytes (nibbles as Q4_0); value = (q - 16) * d.
-fn load_w(i: u32) -> f32 {
-    let base = (i / 32u) * 22u;
-    let j = i % 32u;
-    let low = (w_u8(base + 6u + j % 16u) >> ((j / 16u) * 4u)) & 15u;
-    let high = (w_u8(base + 2u + j / 8u) >> (j % 8u)) & 1u;
-    return f32(i32(low | (high << 4u)) - 16) * w_f16(base);
-}
 
 // load8: values i .. i + 8 (i a multiple of 8): nibbles of 8 bytes, fifth bits from one byte.
 fn load8(i: u32) -> array<f32, 8> {

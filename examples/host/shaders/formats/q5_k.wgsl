@@ -1,18 +1,6 @@
-// load_w: Q5_K, super-blocks of 256 values in 176 bytes: d: f16, dmin: f16, scales: 12 bytes,
+// Q5_K, super-blocks of 256 values in 176 bytes: d: f16, dmin: f16, scales: 12 bytes,
 // qh: 32 bytes, qs: 128 bytes. Q4_K's nibbles plus bit 2 c + hi of qh[l] as bit 4;
 // value = (d * scale) * q - dmin * min.
-fn load_w(i: u32) -> f32 {
-    let base = (i / 256u) * 176u;
-    let e = i % 256u;
-    let c = e / 64u;
-    let hi = (e % 64u) / 32u;
-    let l = e % 32u;
-    let j = 2u * c + hi;
-    let sm = scale_min_k4(j, base + 4u);
-    let low = (w_u8(base + 48u + 32u * c + l) >> (4u * hi)) & 15u;
-    let high = (w_u8(base + 16u + l) >> j) & 1u;
-    return w_f16(base) * f32(sm.x) * f32(low | (high << 4u)) - w_f16(base + 2u) * f32(sm.y);
-}
 
 // load8: values i .. i + 8 (i a multiple of 8, all in one sub-block of 32): its scale and min
 // once, nibbles of 8 consecutive bytes, fifth bits from 8 bytes of qh.

@@ -576,11 +576,16 @@ pub const LOAD_BF16: &str = concat!(
     include_str!("../../shaders/formats/float8.wgsl")
 );
 
-/// The prelude of a block format: the byte reads (shaders/formats/bytes.wgsl), then the format's
-/// files (load_w and load8; Q4_K and Q5_K's shared scale unpacking first).
+/// The prelude of a block format: the byte reads (shaders/formats/bytes.wgsl), load_w as one of
+/// load8's values (block8.wgsl), then the format's files (its load8; Q4_K and Q5_K's shared
+/// scale unpacking first).
 macro_rules! block_prelude {
     ($($file:literal),+) => {
-        concat!(include_str!("../../shaders/formats/bytes.wgsl"), $(include_str!(concat!("../../shaders/formats/", $file))),+)
+        concat!(
+            include_str!("../../shaders/formats/bytes.wgsl"),
+            include_str!("../../shaders/formats/block8.wgsl"),
+            $(include_str!(concat!("../../shaders/formats/", $file))),+
+        )
     };
 }
 pub const LOAD_Q8_0: &str = block_prelude!("q8_0.wgsl");
