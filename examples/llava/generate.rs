@@ -123,15 +123,9 @@ pub fn run(
     });
     let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, limits).map_err(|e| e.to_string())?;
     let format = WeightFormat::choose(&args.dtype, weights.stored_dtype()?, &g.device)?;
-    let mut loading = Loading::new(format!("weights onto {}", g.info.name), args.json);
-    let model = GpuModel::load(&g, cfg, weights, format, g.ctx.max_binding(), |done, total| {
-        loading.update(done, total)
-    });
-    let secs = loading.finish();
-    let model = model?;
-    if !args.json {
-        eprintln!("loaded the weights onto {} in {secs:.1} s: {}", g.info.name, weights_line(&model));
-    }
+    let model = load_shown(args, format!("the weights onto {}", g.info.name), |progress| {
+        GpuModel::load(&g, cfg, weights, format, g.ctx.max_binding(), progress)
+    })?;
     answer(args, &g, &model, (ids, pixels), &modes, &|t| Ok(prompter.decode(t)?))
 }
 
@@ -281,21 +275,10 @@ pub fn run_gguf(args: &crate::Args, path: &std::path::Path) -> crate::Result<()>
     }
     let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, None)?;
     let format = gguf_format(args, &g.device)?;
-    let mut loading = Loading::new(format!("{} onto {}", path.display(), g.info.name), args.json);
-    let model = GpuModel::load_gguf(&g, &cfg, &file, format, g.ctx.max_binding(), |done, total| {
-        loading.update(done, total)
-    });
-    let secs = loading.finish();
-    let model = model?;
-    if !args.json {
-        eprintln!(
-            "loaded {} ({} tensors) onto {} in {secs:.1} s: {}",
-            path.display(),
-            file.tensors().len(),
-            g.info.name,
-            weights_line(&model)
-        );
-    }
+    let what = format!("{} ({} tensors) onto {}", path.display(), file.tensors().len(), g.info.name);
+    let model = load_shown(args, what, |progress| {
+        GpuModel::load_gguf(&g, &cfg, &file, format, g.ctx.max_binding(), progress)
+    })?;
     let decode = |t: &[u32]| -> crate::Result<String> { Ok(tok.decode(t, true).map_err(|e| format!("tokenizer: {e}"))?) };
     let a = generate(&model, &ids, None, ("off", &VarMode::Off), args, &decode)?;
     if a.stop == "context" {
@@ -474,18 +457,10 @@ fn run_gguf_llava(args: &crate::Args, path: &std::path::Path, mmproj: &std::path
     )?;
     let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, None)?;
     let format = gguf_format(args, &g.device)?;
-    let mut loading = Loading::new(
-        format!("{} and {} onto {}", path.display(), mmproj.display(), g.info.name),
-        args.json,
-    );
-    let model = GpuModel::load_gguf_llava(&g, &cfg, (&lm, &mm), format, g.ctx.max_binding(), |done, total| {
-        loading.update(done, total)
-    });
-    let secs = loading.finish();
-    let model = model?;
-    if !args.json {
-        eprintln!("loaded the weights onto {} in {secs:.1} s: {}", g.info.name, weights_line(&model));
-    }
+    let what = format!("{} and {} onto {}", path.display(), mmproj.display(), g.info.name);
+    let model = load_shown(args, what, |progress| {
+        GpuModel::load_gguf_llava(&g, &cfg, (&lm, &mm), format, g.ctx.max_binding(), progress)
+    })?;
     let decode = |t: &[u32]| -> crate::Result<String> { Ok(tok.decode(t, true).map_err(|e| format!("tokenizer: {e}"))?) };
     answer(args, &g, &model, (&ids, &pixels), &modes, &decode)
 }
@@ -497,4 +472,21 @@ pub fn gguf_format(args: &crate::Args, device: &visattn::wgpu::Device) -> crate:
         "auto" => None,
         other => Some(WeightFormat::choose(other, visattn::dump::Dtype::F32, device)?),
     })
+}
+
+/// A model loaded under a progress bar (`what`: what goes where), then one stderr line (not with
+/// --json) saying how long it took and what its weights take on the device, by format.
+fn load_shown(
+    args: &crate::Args,
+    what: String,
+    load: impl FnOnce(&mut dyn FnMut(usize, usize)) -> visattn_host::Result<GpuModel>,
+) -> crate::Result<GpuModel> {
+    let mut loading = Loading::new(what.clone(), args.json);
+    let model = load(&mut |done, total| loading.update(done, total));
+    let secs = loading.finish();
+    let model = model?;
+    if !args.json {
+        eprintln!("loaded {what} in {secs:.1} s: {}", weights_line(&model));
+    }
+    Ok(model)
 }
