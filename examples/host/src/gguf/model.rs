@@ -255,13 +255,25 @@ fn dequantized(r: &Read, cols: usize) -> Result<Vec<f32>> {
     visattn::check_finite(&r.name, &values)?;
     Ok(match r.heads {
         None => values,
-        Some(heads) => {
+        Some(_) => {
             let rows = elems / cols.max(1);
-            (0..rows)
-                .flat_map(|row| values[permuted_row(row, heads, rows) * cols..][..cols].iter().copied())
-                .collect()
+            hf_rows(&values, cols, r.heads, rows, 0..rows)
         }
     })
+}
+
+/// Rows `range` of `data` (`rows` rows of `row_len` items: values, or a block format's bytes)
+/// in HF's order: where llama.cpp permuted them (`heads`), each from its permuted place.
+fn hf_rows<T: Copy>(data: &[T], row_len: usize, heads: Option<usize>, rows: usize, range: std::ops::Range<usize>) -> Vec<T> {
+    match heads {
+        None => data[range.start * row_len..range.end * row_len].to_vec(),
+        Some(heads) => range
+            .flat_map(|row| {
+                let from = permuted_row(row, heads, rows);
+                data[from * row_len..(from + 1) * row_len].iter().copied()
+            })
+            .collect(),
+    }
 }
 
 /// The GPU model's weights from GGUF files: matrices kept as the file stores them (or
@@ -307,17 +319,8 @@ impl<'a, P: FnMut(usize, usize)> GgufStore<'a, P> {
             let row_bytes =
                 ty.bytes_for(cols as u64)
                     .ok_or_else(|| err(format!("{name}: rows of {cols} values are not whole {ty} blocks")))? as usize;
-            let bytes = &r.bytes;
             return Matrix::upload_stored(ctx, queue, hf, (rows, cols), (ty, format), self.max_chunk, |row0, n| {
-                Ok(match r.heads {
-                    None => bytes[row0 * row_bytes..(row0 + n) * row_bytes].to_vec(),
-                    Some(heads) => (row0..row0 + n)
-                        .flat_map(|row| {
-                            let from = permuted_row(row, heads, rows);
-                            bytes[from * row_bytes..(from + 1) * row_bytes].iter().copied()
-                        })
-                        .collect(),
-                })
+                Ok(hf_rows(&r.bytes, row_bytes, r.heads, rows, row0..row0 + n))
             });
         };
         let values = dequantized(&r, cols)?;
