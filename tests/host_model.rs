@@ -9,7 +9,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use visattn_host::gpu::matrix::WeightFormat;
+use visattn_host::gpu::matrix::{Staging, WeightFormat};
 use visattn_host::gpu::model::{GpuModel, VarMode};
 use visattn_host::reference::{self, Var};
 use visattn_host::{config, image, prompt, weights};
@@ -34,7 +34,16 @@ fn argmax(v: &[f32]) -> u32 {
 /// prefill's GPU-vs-HF tolerance, tests/llava.rs).
 #[test]
 fn every_decode_step_matches_the_reference_with_var_off_and_on() {
-    decode_matches_the_reference(WeightFormat::F32);
+    decode_matches_the_reference(WeightFormat::F32, Staging::Buffer);
+}
+
+/// Issue "Tokens per second": the weights staged in textures (`--staging texture`, lavapipe's
+/// layout: one row per invocation, x as uniform tiles) answer as the buffers do, every step
+/// against the same CPU reference, f32 and a block format.
+#[test]
+fn weights_in_textures_match_the_reference_with_var_off_and_on() {
+    decode_matches_the_reference(WeightFormat::F32, Staging::Texture);
+    decode_matches_the_reference(WeightFormat::Q4_K, Staging::Texture);
 }
 
 /// Issue "Real weights: GGUF files": an HF folder quantized on load (`--dtype q8_0`, `q4_0`,
@@ -45,11 +54,11 @@ fn every_decode_step_matches_the_reference_with_var_off_and_on() {
 #[test]
 fn a_folder_quantized_on_load_matches_the_reference_with_var_off_and_on() {
     for format in [WeightFormat::Q8_0, WeightFormat::Q4_0, WeightFormat::Q4_K] {
-        decode_matches_the_reference(format);
+        decode_matches_the_reference(format, Staging::Buffer);
     }
 }
 
-fn decode_matches_the_reference(format: WeightFormat) {
+fn decode_matches_the_reference(format: WeightFormat, staging: Staging) {
     let dir = tiny();
     let cfg = config::LlavaConfig::parse(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     let weights = weights::Weights::open(&dir).unwrap();
@@ -62,7 +71,12 @@ fn decode_matches_the_reference(format: WeightFormat) {
     let (_, _, pixels) = image::Preprocess::from_dir(&dir).unwrap().pixel_values(&picture).unwrap();
 
     let g = support::gpu::gpu();
-    let model = GpuModel::load(&g, &cfg, &weights, format, g.ctx.max_binding(), |_, _| {}).unwrap();
+    let mut model = GpuModel::load(&g, &cfg, &weights, format, g.ctx.max_binding(), |_, _| {}).unwrap();
+    let moved = model.stage(staging).unwrap();
+    if staging == Staging::Texture {
+        // All but the embedding table and the patch embedding (588 values a row: not whole runs of 8).
+        assert_eq!(moved, model.formats().iter().map(|f| f.matrices).sum::<usize>() - 2);
+    }
     let cpu = reference::Model::load_as(&cfg, &weights, format).unwrap();
     if format != WeightFormat::F32 {
         // The language model's matrices are in a block format: Q5_0 where Q4_K's rows do not fit.
@@ -92,7 +106,7 @@ fn decode_matches_the_reference(format: WeightFormat) {
             image: Some(span),
             prompt: ids.len(),
         });
-        let what = format!("{format:?}, VAR {}", if var.is_some() { "on" } else { "off" });
+        let what = format!("{format:?} in {staging}s, VAR {}", if var.is_some() { "on" } else { "off" });
         let mut run = model
             .prefill(&ids, Some(&image), &mode, ids.len() + steps + 1, true, false)
             .unwrap();

@@ -101,6 +101,18 @@ fn every_declaration_matches_its_shader() {
                     } => {}
                     other => panic!("{what}: declared texture_2d<f32>, the shader has {other:?}"),
                 },
+                (AddressSpace::Handle, BindingKind::TextureU32) => match &m.types[g.ty].inner {
+                    TypeInner::Image {
+                        dim: naga::ImageDimension::D2,
+                        arrayed: false,
+                        class:
+                            naga::ImageClass::Sampled {
+                                kind: ScalarKind::Uint,
+                                multi: false,
+                            },
+                    } => {}
+                    other => panic!("{what}: declared texture_2d<u32>, the shader has {other:?}"),
+                },
                 (space, kind) => panic!("{what}: declared {kind:?}, the shader has {space:?}"),
             }
         }

@@ -576,8 +576,9 @@ fn bad_folders_get_one_clear_error_each() {
 /// - embed (rows of 1 and 2 blocks, vocab 1 to 1000, chunks of 301 rows; each format's load8,
 ///   8 values at a time and value by value through load_w, one of its eight): bit for bit the CPU reference's
 ///   dequantization (gguf::quant, itself bit for bit gguf-py's: tests/gguf_quants.rs);
-/// - linear (k of 1 to 3 blocks, W in one binding and in chunks of 7 rows, with and without
-///   bias) against the CPU matmul of the dequantized values: |gpu - cpu| <= 1e-6 x k x max|w|.
+/// - linear (k of 1 to 3 blocks and 4352, W in one binding and in chunks of 7 rows, with and
+///   without bias) against the CPU matmul of the dequantized values: |gpu - cpu| <= 1e-6 x k x
+///   max|w|; the same matrices staged in textures (linear_texture, x as uniform tiles).
 #[test]
 fn host_kernels_match_the_cpu_reference() {
     let out = llava(&["--check-kernels"]);
@@ -590,9 +591,14 @@ fn host_kernels_match_the_cpu_reference() {
         "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k",
     ];
     let mut expected: Vec<(String, usize)> = [
-        ("linear", 7),
-        ("linear_packed", 7),
-        ("linear_f16", if f16 { 7 } else { 0 }),
+        ("linear", 9),
+        ("linear_packed", 9),
+        ("linear_f16", if f16 { 9 } else { 0 }),
+        // Staged in textures: the shapes whose rows the texture kernel takes (k a multiple
+        // of 8, tiles of x on 256-byte offsets), one k (4352) in tiles of 3 rows.
+        ("linear_texture", 5),
+        ("linear_texture_packed", 5),
+        ("linear_texture_f16", if f16 { 5 } else { 0 }),
         ("embed", 7),
         ("embed_packed", 7),
         ("embed_f16", if f16 { 7 } else { 0 }),
@@ -611,8 +617,9 @@ fn host_kernels_match_the_cpu_reference() {
     .collect();
     for b in blocks {
         // BF16's blocks are single values: the float shapes.
-        let (linear, embed) = if b == "bf16" { (7, 7) } else { (4, 6) };
+        let (linear, embed) = if b == "bf16" { (9, 7) } else { (5, 6) };
         expected.push((format!("linear_{b}"), linear));
+        expected.push((format!("linear_texture_{b}"), 5));
         expected.push((format!("embed_{b}"), embed));
     }
     for (kernel, n) in &expected {

@@ -216,6 +216,8 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
         }
         other => return Err(format!("--bench {other}: expected tiny, llama-7b or gguf").into()),
     };
+    let mut model = model;
+    let staged = crate::generate::stage(args, &mut model)?;
     let format = model.format();
     outln!(
         "llava bench on {} ({:?}), weights {}: {what}; {steps} decode steps, median of {repeats}",
@@ -232,6 +234,7 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
             f.bits_per_weight()
         )?;
     }
+    outln!("  {staged}")?;
     let mut rows = Vec::new();
     for (name, mode) in [("off", VarMode::Off), ("on", VarMode::On(var.clone()))] {
         // The first run builds pipelines and allocates: not timed.

@@ -8,7 +8,7 @@ use visattn_host::outln;
 
 use visattn_host::cli::progress::{Loading, weights_line};
 use visattn_host::config::LlavaConfig;
-use visattn_host::gpu::matrix::WeightFormat;
+use visattn_host::gpu::matrix::{Staging, WeightFormat};
 use visattn_host::gpu::model::{GpuModel, VarMode};
 use visattn_host::gpu::prefill::LayerCounts;
 use visattn_host::prompt::Prompter;
@@ -484,9 +484,33 @@ fn load_shown(
     let mut loading = Loading::new(what.clone(), args.json);
     let model = load(&mut |done, total| loading.update(done, total));
     let secs = loading.finish();
-    let model = model?;
+    let mut model = model?;
     if !args.json {
         eprintln!("loaded {what} in {secs:.1} s: {}", weights_line(&model));
     }
+    let line = stage(args, &mut model)?;
+    if !args.json {
+        eprintln!("{line}");
+    }
     Ok(model)
+}
+
+/// Moves the weights into the layout `--staging` names (auto: the one the probe times faster
+/// on this adapter); a line saying which and why.
+pub fn stage(args: &crate::Args, model: &mut GpuModel) -> crate::Result<String> {
+    let (staging, why) = match args.staging.as_str() {
+        "auto" => {
+            let tune = visattn_host::gpu::linear::autotune_staging(model.context(), model.queue(), model.format())?;
+            (tune.best, tune.to_string())
+        }
+        other => {
+            let s: Staging = other.parse()?;
+            (s, format!("weights in {s}s (--staging)"))
+        }
+    };
+    let moved = model.stage(staging)?;
+    Ok(match staging {
+        Staging::Texture => format!("{why}: {moved} matrices moved"),
+        Staging::Buffer => why,
+    })
 }

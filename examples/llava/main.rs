@@ -75,6 +75,12 @@ struct Args {
     /// rows that are not whole super-blocks to q5_0, rows that are not whole blocks to f16).
     #[arg(long, default_value = "auto", value_parser = ["auto", "f32", "f16", "f16-packed", "q8_0", "q4_0", "q4_k"])]
     dtype: String,
+    /// Where the linear layers' weights live on the device: buffer (storage buffers: the tiled
+    /// matmul, GPUs' layout), texture (rgba32uint textures read one row per invocation with the
+    /// activations as uniforms: CPU adapters such as lavapipe, where it is ~10x faster), or
+    /// auto (a probe times both on this adapter, ~0.1 s, and keeps the faster).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "buffer", "texture"])]
+    staging: String,
     /// Ask the device for this storage-binding limit in bytes instead of WebGPU's 128 MiB
     /// (tests: small limits make the host split its weights into row chunks).
     #[arg(long, value_name = "BYTES")]

@@ -170,7 +170,7 @@ impl Context {
                 (Arg::Storage(s), BindingKind::Storage { elem, .. }) => {
                     wgpu::BindingResource::Buffer(self.check(b.name, &s, elem.bytes())?)
                 }
-                (Arg::Texture(view), BindingKind::Texture) => wgpu::BindingResource::TextureView(view),
+                (Arg::Texture(view), BindingKind::Texture | BindingKind::TextureU32) => wgpu::BindingResource::TextureView(view),
                 _ => unreachable!("the kernel! macro pairs each field with its declared kind"),
             };
             entries.push(wgpu::BindGroupEntry {
@@ -292,8 +292,12 @@ fn build(device: &Device, kernel: TypeId, decl: KernelDecl, overrides: &[(&str, 
                     elem.bytes(),
                     false,
                 ),
-                BindingKind::Texture => wgpu::BindingType::Texture {
-                    sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                BindingKind::Texture | BindingKind::TextureU32 => wgpu::BindingType::Texture {
+                    sample_type: if b.kind == BindingKind::Texture {
+                        wgpu::TextureSampleType::Float { filterable: false }
+                    } else {
+                        wgpu::TextureSampleType::Uint
+                    },
                     view_dimension: wgpu::TextureViewDimension::D2,
                     multisampled: false,
                 },

@@ -23,7 +23,7 @@ struct LinearParams {
     bias: u32,
     ldo: u32,
     col0: u32,
-    pad0: u32,
+    t0: u32,
     pad1: u32,
 }
 

@@ -121,12 +121,15 @@ fn matmul_shapes(format: WeightFormat) -> Vec<(usize, usize, usize, bool, Option
             (17, 577, 33, false, None),
             (65, 64, 160, true, None),
             (17, 577, 33, true, Some(101)),
+            (9, 70, 4352, true, None),
+            (66, 301, 64, true, Some(101)),
         ],
         Some(b) => vec![
             (1, 1, b, false, None),
             (1, 402, 2 * b, false, None),
             (35, 33, 3 * b, true, None),
             (17, 65, b, true, Some(7)),
+            (9, 70, 4352, true, None),
         ],
     }
 }
@@ -147,8 +150,6 @@ pub fn run() -> Result<serde_json::Value> {
                 upload(&g.ctx, &g.queue, "x", &x).map_err(e)?,
                 upload(&g.ctx, &g.queue, "b", &b).map_err(e)?,
             );
-            let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; n * m]).map_err(e)?;
-            let got = run_all(&g, || linear.bind(n, &xb, &wm, bias.then_some(&bb), &out), &out, n * m)?;
             let w_max = w.iter().fold(1f32, |a, v| a.max(v.abs()));
             let wt = Tensor {
                 shape: vec![m, k],
@@ -157,21 +158,37 @@ pub fn run() -> Result<serde_json::Value> {
             let bt = Tensor { shape: vec![m], data: b };
             let want = reference::linear(&x, n, &wt, bias.then_some(&bt));
             // Error relative to the sum of |terms| a dot product of k values up to w_max reaches.
-            let worst = got
-                .iter()
-                .zip(&want)
-                .map(|(&a, &b)| {
-                    if a.is_finite() {
-                        ((a - b).abs() / (k as f32 * w_max)) as f64
-                    } else {
-                        f64::INFINITY
-                    }
-                })
-                .fold(0.0, f64::max);
+            let worst = |got: Vec<f32>| {
+                got.iter()
+                    .zip(&want)
+                    .map(|(&a, &b)| {
+                        if a.is_finite() {
+                            ((a - b).abs() / (k as f32 * w_max)) as f64
+                        } else {
+                            f64::INFINITY
+                        }
+                    })
+                    .fold(0.0, f64::max)
+            };
+            let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; n * m]).map_err(e)?;
+            let got = run_all(&g, || linear.bind(n, &xb, &wm, bias.then_some(&bb), &out), &out, n * m)?;
             cases.push(serde_json::json!({
                 "kernel": kernel_name("linear", format), "n": n, "m": m, "k": k, "bias": bias,
-                "chunks": wm.chunks.len(), "error": worst,
+                "chunks": wm.chunks.len(), "error": worst(got),
             }));
+            // The same matrix staged in textures, x read as uniforms in tiles of up to 4 rows
+            // (from an activation buffer: padded, UNIFORM usage).
+            let mut wm = wm;
+            if wm.stage_in_texture(&g.device, &g.queue)? {
+                let xa = crate::gpu::weights::buffer(&g.ctx, "x", n * k)?;
+                g.queue.write_buffer(&xa, 0, bytemuck::cast_slice(&x));
+                let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; n * m]).map_err(e)?;
+                let got = run_all(&g, || linear.bind(n, &xa, &wm, bias.then_some(&bb), &out), &out, n * m)?;
+                cases.push(serde_json::json!({
+                    "kernel": kernel_name("linear_texture", format), "n": n, "m": m, "k": k, "bias": bias,
+                    "chunks": wm.chunks.len(), "error": worst(got),
+                }));
+            }
         }
     }
     let norm = Normalize::new(&g.ctx).map_err(e)?;

@@ -7,7 +7,7 @@ use visattn::kernel::{Dispatch, PerWorkgroup, Pipeline, Storage};
 use visattn::wgpu::Buffer;
 use visattn::{Context, kernel, uniform_block};
 
-use super::matrix::Matrix;
+use super::matrix::{ChunkStore, Matrix};
 
 uniform_block! {
     /// WGSL `SwapParams`.
@@ -48,7 +48,7 @@ kernel! {
 super::matrix::weight_kernel! {
     /// out [tokens, dim] = w [ids - first, dim] for the ids in one row chunk of the table; one
     /// variant per weight format, as the linear kernel's.
-    pub struct EmbedKernel, EmbedInputs, EmbedVariant = include_str!("../../shaders/embed.wgsl"), "embed";
+    pub struct EmbedKernel, EmbedInputs, EmbedVariant = include_str!("../../shaders/embed.wgsl"), "embed", buffer_prelude;
     overrides [];
     per_workgroup PerWorkgroup::Fixed(512);
     {
@@ -119,6 +119,12 @@ impl Layout {
             .chunks
             .iter()
             .map(|chunk| {
+                let ChunkStore::Buffer(buffer) = &chunk.store else {
+                    return Err(visattn::Error::Binding {
+                        name: "w",
+                        reason: "the embedding lookup reads a table in buffers, this one is in textures".into(),
+                    });
+                };
                 let params = self.ctx.uniform_buffer(
                     "embed params",
                     &EmbedParams {
@@ -137,7 +143,7 @@ impl Layout {
                     EmbedInputs {
                         p: params.as_entire_buffer_binding(),
                         ids: Storage::new(ids.as_entire_buffer_binding(), tokens),
-                        w: Storage::new(chunk.buffer.as_entire_buffer_binding(), table.elements(chunk)),
+                        w: Storage::new(buffer.as_entire_buffer_binding(), table.elements(chunk)),
                         out: Storage::new(out.as_entire_buffer_binding(), tokens * dim),
                     },
                     (tokens * dim) as u32,

@@ -7,7 +7,7 @@ use visattn::kernel::{Dispatch, PerWorkgroup, Pipeline, Storage};
 use visattn::wgpu::{self, Buffer, BufferUsages};
 use visattn::{Context, uniform_block};
 
-use super::matrix::{Matrix, WeightFormat};
+use super::matrix::{ChunkStore, Matrix, Staging, WeightFormat};
 
 uniform_block! {
     /// WGSL `LinearParams`.
@@ -18,15 +18,24 @@ uniform_block! {
         bias: u32,
         ldo: u32,
         col0: u32,
-        pad0: u32,
+        /// The token tile's first row of x and out (the texture kernel; 0 elsewhere).
+        t0: u32,
         pad1: u32,
+    }
+}
+
+uniform_block! {
+    /// WGSL `XTile`: up to 4 rows of x as the texture kernel reads them, 64 KiB (WebGPU's
+    /// default uniform binding limit) from the tile's first row.
+    pub struct XTile = "XTile" {
+        v: [[f32; 4]; 4096],
     }
 }
 
 super::matrix::weight_kernel! {
     /// out [n, ldo] at col0.. = x [n, k] W [m, k]^T + b, 16 x 16 output tiles; one variant per
     /// weight format (W's element type and `load_w` differ).
-    pub struct LinearKernel, LinearInputs, LinearVariant = include_str!("../../shaders/linear.wgsl"), "linear";
+    pub struct LinearKernel, LinearInputs, LinearVariant = include_str!("../../shaders/linear.wgsl"), "linear", buffer_prelude;
     overrides [];
     per_workgroup PerWorkgroup::Fixed(1);
     {
@@ -41,7 +50,7 @@ super::matrix::weight_kernel! {
 super::matrix::weight_kernel! {
     /// out [1, ldo] at col0.. = x [1, k] W [m, k]^T + b: the matrix-vector product of a decode
     /// step, 4 rows per workgroup of 64; one variant per weight format.
-    pub struct LinearVecKernel, LinearVecInputs, LinearVecVariant = include_str!("../../shaders/linear_vec.wgsl"), "linear_vec";
+    pub struct LinearVecKernel, LinearVecInputs, LinearVecVariant = include_str!("../../shaders/linear_vec.wgsl"), "linear_vec", buffer_prelude;
     overrides [];
     per_workgroup PerWorkgroup::Fixed(VEC_ROWS as u32);
     {
@@ -52,6 +61,26 @@ super::matrix::weight_kernel! {
         out: storage(f32, read_write),
     }
 }
+
+super::matrix::weight_kernel! {
+    /// out [t0.., ldo] at col0.. = x [n <= 4, k] W [m, k]^T + b with W's words in an rgba32uint
+    /// texture and x in a uniform binding, one row of W per invocation ([`Staging::Texture`]);
+    /// one variant per weight format.
+    pub struct LinearTextureKernel, LinearTextureInputs, LinearTextureVariant = include_str!("../../shaders/linear_texture.wgsl"), "linear_texture", texture_prelude;
+    overrides [];
+    per_workgroup PerWorkgroup::Fixed(64);
+    {
+        p: uniform(LinearParams),
+        x: uniform(XTile),
+        wt: texture_u32(),
+        b: storage(f32, read),
+        out: storage(f32, read_write),
+    }
+}
+
+/// Bytes of the texture kernel's uniform x binding: an activation buffer it reads holds this
+/// much past a tile's first row ([`super::weights::buffer`] pads them).
+pub const X_TILE_BYTES: u64 = std::mem::size_of::<XTile>() as u64;
 
 /// Rows of W per workgroup of the matrix-vector kernel.
 const VEC_ROWS: usize = 4;
@@ -79,53 +108,93 @@ impl Matmul {
     /// the matrix-vector kernel, more through the tiled matmul.
     pub fn bind(&self, n: usize, x: &Buffer, w: &Matrix, b: Option<&Buffer>, out: &Buffer) -> Result<Vec<Dispatch>, visattn::Error> {
         let (m, k) = (w.rows, w.cols);
-        w.chunks
-            .iter()
-            .map(|chunk| {
-                let params = self.ctx.uniform_buffer(
+        let mut dispatches = Vec::new();
+        for chunk in &w.chunks {
+            let params = |rows: usize, t0: usize| {
+                self.ctx.uniform_buffer(
                     "linear params",
                     &LinearParams {
-                        n: n as u32,
+                        n: rows as u32,
                         m: chunk.rows as u32,
                         k: k as u32,
                         bias: b.is_some() as u32,
                         ldo: m as u32,
                         col0: chunk.row0 as u32,
-                        pad0: 0,
+                        t0: t0 as u32,
                         pad1: 0,
                     },
-                );
-                let (p, x, wb, bb, o) = (
-                    params.as_entire_buffer_binding(),
-                    Storage::new(x.as_entire_buffer_binding(), n * k),
-                    Storage::new(chunk.buffer.as_entire_buffer_binding(), w.elements(chunk)),
-                    Storage::new(b.unwrap_or(x).as_entire_buffer_binding(), if b.is_some() { m } else { 1 }),
-                    Storage::new(out.as_entire_buffer_binding(), n * m),
-                );
-                if n == 1 {
-                    let pipeline = self.ctx.pipeline_variant::<LinearVecKernel>(w.format.into(), &[])?;
-                    let inputs = LinearVecInputs {
-                        p,
-                        x,
-                        w: wb,
-                        b: bb,
-                        out: o,
-                    };
-                    self.ctx.bind::<LinearVecKernel>(&pipeline, inputs, chunk.rows as u32)
-                } else {
-                    let pipeline = self.pipeline(w.format)?;
-                    let inputs = LinearInputs {
-                        p,
-                        x,
-                        w: wb,
-                        b: bb,
-                        out: o,
-                    };
-                    let tiles = (n.div_ceil(TILE) * chunk.rows.div_ceil(TILE)) as u32;
-                    self.ctx.bind::<LinearKernel>(&pipeline, inputs, tiles)
+                )
+            };
+            let bias = || Storage::new(b.unwrap_or(x).as_entire_buffer_binding(), if b.is_some() { m } else { 1 });
+            let buffer = match &chunk.store {
+                ChunkStore::Buffer(buffer) => buffer,
+                ChunkStore::Texture { view, .. } => {
+                    // Token tiles of up to 4 rows, x read as a uniform from each tile's row.
+                    let tile = Matrix::texture_tile(k).ok_or_else(|| visattn::Error::Binding {
+                        name: "wt",
+                        reason: format!("rows of {k} values do not go through the texture kernel"),
+                    })?;
+                    let pipeline = self.ctx.pipeline_variant::<LinearTextureKernel>(w.format.into(), &[])?;
+                    for t0 in (0..n).step_by(tile) {
+                        let offset = (t0 * k * 4) as u64;
+                        if offset + X_TILE_BYTES > x.size() || !x.usage().contains(BufferUsages::UNIFORM) {
+                            return Err(visattn::Error::Binding {
+                                name: "x",
+                                reason: format!(
+                                    "the texture kernel reads {X_TILE_BYTES} bytes of x as a uniform from byte {offset}: x needs UNIFORM usage and {} bytes (it has {})",
+                                    offset + X_TILE_BYTES,
+                                    x.size()
+                                ),
+                            });
+                        }
+                        let p = params(tile.min(n - t0), t0);
+                        let inputs = LinearTextureInputs {
+                            p: p.as_entire_buffer_binding(),
+                            x: wgpu::BufferBinding {
+                                buffer: x,
+                                offset,
+                                size: std::num::NonZeroU64::new(X_TILE_BYTES),
+                            },
+                            wt: view,
+                            b: bias(),
+                            out: Storage::new(out.as_entire_buffer_binding(), n * m),
+                        };
+                        dispatches.push(self.ctx.bind::<LinearTextureKernel>(&pipeline, inputs, chunk.rows as u32)?);
+                    }
+                    continue;
                 }
-            })
-            .collect()
+            };
+            let p = params(n, 0);
+            let (p, xs, wb, o) = (
+                p.as_entire_buffer_binding(),
+                Storage::new(x.as_entire_buffer_binding(), n * k),
+                Storage::new(buffer.as_entire_buffer_binding(), w.elements(chunk)),
+                Storage::new(out.as_entire_buffer_binding(), n * m),
+            );
+            dispatches.push(if n == 1 {
+                let pipeline = self.ctx.pipeline_variant::<LinearVecKernel>(w.format.into(), &[])?;
+                let inputs = LinearVecInputs {
+                    p,
+                    x: xs,
+                    w: wb,
+                    b: bias(),
+                    out: o,
+                };
+                self.ctx.bind::<LinearVecKernel>(&pipeline, inputs, chunk.rows as u32)?
+            } else {
+                let pipeline = self.pipeline(w.format)?;
+                let inputs = LinearInputs {
+                    p,
+                    x: xs,
+                    w: wb,
+                    b: bias(),
+                    out: o,
+                };
+                let tiles = (n.div_ceil(TILE) * chunk.rows.div_ceil(TILE)) as u32;
+                self.ctx.bind::<LinearKernel>(&pipeline, inputs, tiles)?
+            });
+        }
+        Ok(dispatches)
     }
 }
 
@@ -134,4 +203,84 @@ pub fn upload(ctx: &Context, queue: &wgpu::Queue, name: &'static str, data: &[f3
     let b = ctx.storage_buffer(name, (data.len() * 4) as u64, BufferUsages::empty())?;
     queue.write_buffer(&b, 0, bytemuck::cast_slice(data));
     Ok(b)
+}
+
+/// What the weight-staging probe measured ([`autotune_staging`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StagingTune {
+    /// The faster layout.
+    pub best: Staging,
+    /// Median seconds of the probe in each layout.
+    pub buffer_s: f64,
+    pub texture_s: f64,
+}
+
+impl std::fmt::Display for StagingTune {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "weights in {}s (probe: buffers {:.2} ms, textures {:.2} ms)",
+            self.best,
+            self.buffer_s * 1e3,
+            self.texture_s * 1e3
+        )
+    }
+}
+
+/// Which weight layout the adapter runs faster, measured: a probe matrix of `format` (512 x
+/// 2048 values) multiplied with one row of x (a decode step) and with 4 (a prefill tile), in
+/// storage buffers and in textures, each timed as the median of 5 wall-clock runs waited for.
+/// Lavapipe picks textures (storage loads cost per lane there), GPUs usually buffers. The
+/// answer is a word a host can cache per adapter (`Staging`'s Display / FromStr). Native only.
+pub fn autotune_staging(ctx: &Context, queue: &wgpu::Queue, format: WeightFormat) -> crate::Result<StagingTune> {
+    let device = ctx.device();
+    let (rows, cols, tokens) = (512usize, 2048usize, 4usize);
+    let values: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i.wrapping_mul(2654435761) % 2001) as f32 / 1000.0 - 1.0) * 0.05)
+        .collect();
+    let xs: Vec<f32> = (0..tokens * cols).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
+    let x = super::weights::buffer(ctx, "probe x", tokens * cols)?;
+    queue.write_buffer(&x, 0, bytemuck::cast_slice(&xs));
+    let out = super::weights::buffer(ctx, "probe out", tokens * rows)?;
+    let matmul = Matmul::new(ctx);
+    let mut times = [0f64; 2];
+    for (i, texture) in [false, true].into_iter().enumerate() {
+        let mut w = match format.block_type() {
+            // Random blocks: not every block format has a quantizer (Q4_1 files are read only).
+            Some(ty) => Matrix::upload_stored(ctx, queue, "probe", (rows, cols), (ty, format), ctx.max_binding(), |_, n| {
+                Ok(crate::random::random_blocks(ty, n * cols, 0.05, 7))
+            })?,
+            None => Matrix::from_f32(ctx, queue, "probe", (rows, cols), &values, format, ctx.max_binding())?,
+        };
+        if texture && !w.stage_in_texture(device, queue)? {
+            times[i] = f64::INFINITY;
+            continue;
+        }
+        let mut dispatches = matmul.bind(1, &x, &w, None, &out)?;
+        dispatches.extend(matmul.bind(tokens, &x, &w, None, &out)?);
+        let run = || -> crate::Result<f64> {
+            let t0 = std::time::Instant::now();
+            let mut enc = device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                for d in &dispatches {
+                    d.record(&mut pass, &[]);
+                }
+            }
+            queue.submit([enc.finish()]);
+            device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| crate::Error::Input(format!("the staging probe: {e}")))?;
+            Ok(t0.elapsed().as_secs_f64())
+        };
+        run()?;
+        let mut t: Vec<f64> = (0..5).map(|_| run()).collect::<crate::Result<_>>()?;
+        t.sort_by(f64::total_cmp);
+        times[i] = t[2];
+    }
+    Ok(StagingTune {
+        best: if times[1] < times[0] { Staging::Texture } else { Staging::Buffer },
+        buffer_s: times[0],
+        texture_s: times[1],
+    })
 }

@@ -206,37 +206,37 @@ pub(crate) use variant_per_format;
 macro_rules! weight_kernel {
     (
         $(#[$meta:meta])*
-        pub struct $name:ident, $inputs:ident, $variant:ident = $body:expr, $stem:literal;
+        pub struct $name:ident, $inputs:ident, $variant:ident = $body:expr, $stem:literal, $p:ident;
         $($rest:tt)*
     ) => {
         visattn::kernel! {
             $(#[$meta])*
             pub struct $name, $inputs, $variant = $body;
             variants {
-                F32 = concat!($stem, ".wgsl"), prelude $crate::gpu::matrix::LOAD_F32, elem f32;
-                F16 = concat!($stem, ".f16.wgsl"), prelude $crate::gpu::matrix::LOAD_F16, elem f16;
-                Packed = concat!($stem, ".packed.wgsl"), prelude $crate::gpu::matrix::LOAD_PACKED, elem u32;
-                BF16 = concat!($stem, ".bf16.wgsl"), prelude $crate::gpu::matrix::LOAD_BF16, elem u32;
+                F32 = concat!($stem, ".wgsl"), prelude $crate::gpu::matrix::$p::F32, elem f32;
+                F16 = concat!($stem, ".f16.wgsl"), prelude $crate::gpu::matrix::$p::F16, elem f16;
+                Packed = concat!($stem, ".packed.wgsl"), prelude $crate::gpu::matrix::$p::PACKED, elem u32;
+                BF16 = concat!($stem, ".bf16.wgsl"), prelude $crate::gpu::matrix::$p::BF16, elem u32;
                 #[allow(non_camel_case_types)]
-                Q8_0 = concat!($stem, ".q8_0.wgsl"), prelude $crate::gpu::matrix::LOAD_Q8_0, elem u32;
+                Q8_0 = concat!($stem, ".q8_0.wgsl"), prelude $crate::gpu::matrix::$p::Q8_0, elem u32;
                 #[allow(non_camel_case_types)]
-                Q4_0 = concat!($stem, ".q4_0.wgsl"), prelude $crate::gpu::matrix::LOAD_Q4_0, elem u32;
+                Q4_0 = concat!($stem, ".q4_0.wgsl"), prelude $crate::gpu::matrix::$p::Q4_0, elem u32;
                 #[allow(non_camel_case_types)]
-                Q4_1 = concat!($stem, ".q4_1.wgsl"), prelude $crate::gpu::matrix::LOAD_Q4_1, elem u32;
+                Q4_1 = concat!($stem, ".q4_1.wgsl"), prelude $crate::gpu::matrix::$p::Q4_1, elem u32;
                 #[allow(non_camel_case_types)]
-                Q5_0 = concat!($stem, ".q5_0.wgsl"), prelude $crate::gpu::matrix::LOAD_Q5_0, elem u32;
+                Q5_0 = concat!($stem, ".q5_0.wgsl"), prelude $crate::gpu::matrix::$p::Q5_0, elem u32;
                 #[allow(non_camel_case_types)]
-                Q5_1 = concat!($stem, ".q5_1.wgsl"), prelude $crate::gpu::matrix::LOAD_Q5_1, elem u32;
+                Q5_1 = concat!($stem, ".q5_1.wgsl"), prelude $crate::gpu::matrix::$p::Q5_1, elem u32;
                 #[allow(non_camel_case_types)]
-                Q2_K = concat!($stem, ".q2_k.wgsl"), prelude $crate::gpu::matrix::LOAD_Q2_K, elem u32;
+                Q2_K = concat!($stem, ".q2_k.wgsl"), prelude $crate::gpu::matrix::$p::Q2_K, elem u32;
                 #[allow(non_camel_case_types)]
-                Q3_K = concat!($stem, ".q3_k.wgsl"), prelude $crate::gpu::matrix::LOAD_Q3_K, elem u32;
+                Q3_K = concat!($stem, ".q3_k.wgsl"), prelude $crate::gpu::matrix::$p::Q3_K, elem u32;
                 #[allow(non_camel_case_types)]
-                Q4_K = concat!($stem, ".q4_k.wgsl"), prelude $crate::gpu::matrix::LOAD_Q4_K, elem u32;
+                Q4_K = concat!($stem, ".q4_k.wgsl"), prelude $crate::gpu::matrix::$p::Q4_K, elem u32;
                 #[allow(non_camel_case_types)]
-                Q5_K = concat!($stem, ".q5_k.wgsl"), prelude $crate::gpu::matrix::LOAD_Q5_K, elem u32;
+                Q5_K = concat!($stem, ".q5_k.wgsl"), prelude $crate::gpu::matrix::$p::Q5_K, elem u32;
                 #[allow(non_camel_case_types)]
-                Q6_K = concat!($stem, ".q6_k.wgsl"), prelude $crate::gpu::matrix::LOAD_Q6_K, elem u32;
+                Q6_K = concat!($stem, ".q6_k.wgsl"), prelude $crate::gpu::matrix::$p::Q6_K, elem u32;
             }
             $($rest)*
         }
@@ -315,11 +315,75 @@ fn check_blocks_finite(name: &str, ty: GgmlType, offset: usize, bytes: &[u8]) ->
     Ok(())
 }
 
-/// Rows [row0, row0 + rows) of a matrix, in one buffer.
+/// Rows [row0, row0 + rows) of a matrix, in one buffer or one texture.
 pub struct Chunk {
-    pub buffer: Buffer,
+    pub store: ChunkStore,
     pub row0: usize,
     pub rows: usize,
+}
+
+/// Where a chunk's words live.
+pub enum ChunkStore {
+    /// A storage buffer, read as the variant's element type.
+    Buffer(Buffer),
+    /// An rgba32uint texture, [`TEXELS_PER_ROW`] texels (16 bytes each) a row, the words in
+    /// order ([`Staging::Texture`]); `bytes` of them are the matrix's.
+    Texture {
+        texture: wgpu::Texture,
+        view: wgpu::TextureView,
+        bytes: u64,
+    },
+}
+
+/// Texels a row of a weight texture holds (shaders/formats/word_texture.wgsl's constant): 64 KiB.
+pub const TEXELS_PER_ROW: u32 = 4096;
+
+/// How the linear layers' weights are kept on the device: which layout the adapter reads
+/// faster, chosen per adapter by [`super::linear::autotune_staging`] (or by the host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Staging {
+    /// Storage buffers: the tiled matmul and the matrix-vector kernel (GPUs).
+    Buffer,
+    /// rgba32uint textures, activations read as uniforms (shaders/linear_texture.wgsl): CPU
+    /// adapters, where storage loads cost per lane (lavapipe: 10x faster).
+    Texture,
+}
+
+impl std::fmt::Display for Staging {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Staging::Buffer => "buffer",
+            Staging::Texture => "texture",
+        })
+    }
+}
+
+impl std::str::FromStr for Staging {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "buffer" => Ok(Staging::Buffer),
+            "texture" => Ok(Staging::Texture),
+            other => Err(Error::Input(format!("weight staging {other:?}: expected buffer or texture"))),
+        }
+    }
+}
+
+impl Chunk {
+    /// The chunk's storage buffer (a texture-staged chunk has none).
+    pub fn buffer(&self) -> Result<&Buffer> {
+        match &self.store {
+            ChunkStore::Buffer(b) => Ok(b),
+            ChunkStore::Texture { .. } => Err(Error::Input("a weight chunk staged in a texture has no storage buffer".into())),
+        }
+    }
+
+    fn bytes(&self) -> u64 {
+        match &self.store {
+            ChunkStore::Buffer(b) => b.size(),
+            ChunkStore::Texture { bytes, .. } => *bytes,
+        }
+    }
 }
 
 /// A [rows, cols] matrix (a HF Linear's weight, an embedding table) on the device.
@@ -445,7 +509,11 @@ impl Matrix {
                 .storage_buffer("weight", data.len() as u64, BufferUsages::empty())
                 .map_err(|e| Error::Weights(format!("{name}: {e}")))?;
             queue.write_buffer(&buffer, 0, &data);
-            chunks.push(Chunk { buffer, row0, rows: n });
+            chunks.push(Chunk {
+                store: ChunkStore::Buffer(buffer),
+                row0,
+                rows: n,
+            });
         }
         Ok(Self {
             rows,
@@ -493,7 +561,11 @@ impl Matrix {
             )
             .map_err(|e| Error::Weights(format!("{name}: {e}")))?
             .record(pass, &[]);
-            chunks.push(Chunk { buffer, row0, rows: n });
+            chunks.push(Chunk {
+                store: ChunkStore::Buffer(buffer),
+                row0,
+                rows: n,
+            });
         }
         Ok(Self {
             rows,
@@ -536,7 +608,82 @@ impl Matrix {
 
     /// The bytes the matrix takes on the device.
     pub fn bytes(&self) -> u64 {
-        self.chunks.iter().map(|c| c.buffer.size()).sum()
+        self.chunks.iter().map(Chunk::bytes).sum()
+    }
+
+    /// Values (a token tile) the texture kernel multiplies at once: up to 4 rows of x whose
+    /// `cols` values fit a 64 KiB uniform binding, each tile's offset a multiple of 256 bytes;
+    /// `None` when rows of this matrix cannot go through it (`cols` not a multiple of 8 or
+    /// over 16384, or tiles off the uniform offset alignment).
+    pub fn texture_tile(cols: usize) -> Option<usize> {
+        let tile = (16384 / cols.max(1)).min(4);
+        (tile > 0 && cols % 8 == 0 && (cols * 4 * tile) % 256 == 0).then_some(tile)
+    }
+
+    /// Moves every chunk into an rgba32uint texture ([`Staging::Texture`]), on the device:
+    /// copied through a buffer padded to whole texture rows, one chunk at a time (one chunk's
+    /// bytes more at the peak). A matrix [`Self::texture_tile`] refuses stays in buffers
+    /// (returns false).
+    pub fn stage_in_texture(&mut self, device: &wgpu::Device, queue: &wgpu::Queue) -> Result<bool> {
+        if Self::texture_tile(self.cols).is_none() {
+            return Ok(false);
+        }
+        let row_bytes = TEXELS_PER_ROW as u64 * 16;
+        let max_rows = device.limits().max_texture_dimension_2d as u64;
+        for chunk in &mut self.chunks {
+            let ChunkStore::Buffer(buffer) = &chunk.store else {
+                continue;
+            };
+            let bytes = buffer.size();
+            let height = bytes.div_ceil(row_bytes);
+            if height > max_rows {
+                return Err(Error::Weights(format!(
+                    "a weight chunk of {bytes} bytes needs a texture of {height} rows, over the device's {max_rows}"
+                )));
+            }
+            let padded = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("weight staging"),
+                size: height * row_bytes,
+                usage: BufferUsages::COPY_SRC | BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let texture = device.create_texture(&wgpu::TextureDescriptor {
+                label: Some("weight"),
+                size: wgpu::Extent3d {
+                    width: TEXELS_PER_ROW,
+                    height: height as u32,
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: wgpu::TextureFormat::Rgba32Uint,
+                usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+                view_formats: &[],
+            });
+            let mut enc = device.create_command_encoder(&Default::default());
+            enc.copy_buffer_to_buffer(buffer, 0, &padded, 0, bytes);
+            enc.copy_buffer_to_texture(
+                wgpu::TexelCopyBufferInfo {
+                    buffer: &padded,
+                    layout: wgpu::TexelCopyBufferLayout {
+                        offset: 0,
+                        bytes_per_row: Some(row_bytes as u32),
+                        rows_per_image: Some(height as u32),
+                    },
+                },
+                texture.as_image_copy(),
+                wgpu::Extent3d {
+                    width: TEXELS_PER_ROW,
+                    height: height as u32,
+                    depth_or_array_layers: 1,
+                },
+            );
+            queue.submit([enc.finish()]);
+            let view = texture.create_view(&Default::default());
+            chunk.store = ChunkStore::Texture { texture, view, bytes };
+        }
+        Ok(true)
     }
 }
 
@@ -556,45 +703,67 @@ fn rows_per_chunk(name: &str, cols: usize, format: WeightFormat, max_chunk: u64)
     }
 }
 
-/// `load_w(i)`, W's element i as f32, and `load8(i)`, elements i .. i + 8 (i a multiple of 8 in
-/// the block formats, whose rows are whole blocks), for each format: the prelude of the kernels that read a
-/// matrix (its binding is named `w`). `enable f16;` must come before any declaration.
-pub const LOAD_F32: &str = concat!(
-    "// load_w: f32 storage\nfn load_w(i: u32) -> f32 {\n    return w[i];\n}\n",
-    include_str!("../../shaders/formats/float8.wgsl")
-);
-pub const LOAD_F16: &str = concat!(
-    "enable f16;\n// load_w: f16 storage\nfn load_w(i: u32) -> f32 {\n    return f32(w[i]);\n}\n",
-    include_str!("../../shaders/formats/float8.wgsl")
-);
-pub const LOAD_PACKED: &str = concat!(
-    "// load_w: f16 pairs in u32, the low half first (little-endian f16 storage)\nfn load_w(i: u32) -> f32 {\n    let pair = unpack2x16float(w[i >> 1u]);\n    return select(pair.x, pair.y, (i & 1u) != 0u);\n}\n",
-    include_str!("../../shaders/formats/float8.wgsl")
-);
-pub const LOAD_BF16: &str = concat!(
-    include_str!("../../shaders/formats/bf16.wgsl"),
-    include_str!("../../shaders/formats/float8.wgsl")
-);
-
-/// The prelude of a block format: the byte reads (shaders/formats/bytes.wgsl), load_w as one of
-/// load8's values (block8.wgsl), then the format's files (its load8; Q4_K and Q5_K's shared
-/// scale unpacking first).
+/// A block format's prelude: how W's words are read (`$word`: formats/word_buffer.wgsl or
+/// word_texture.wgsl), the byte reads (bytes.wgsl), load_w as one of load8's values
+/// (block8.wgsl), then the format's files (its load8; Q4_K and Q5_K's shared scale unpacking
+/// first).
 macro_rules! block_prelude {
-    ($($file:literal),+) => {
+    ($word:literal; $($file:literal),+) => {
         concat!(
+            include_str!(concat!("../../shaders/formats/", $word)),
             include_str!("../../shaders/formats/bytes.wgsl"),
             include_str!("../../shaders/formats/block8.wgsl"),
             $(include_str!(concat!("../../shaders/formats/", $file))),+
         )
     };
 }
-pub const LOAD_Q8_0: &str = block_prelude!("q8_0.wgsl");
-pub const LOAD_Q4_0: &str = block_prelude!("q4_0.wgsl");
-pub const LOAD_Q4_1: &str = block_prelude!("q4_1.wgsl");
-pub const LOAD_Q5_0: &str = block_prelude!("q5_0.wgsl");
-pub const LOAD_Q5_1: &str = block_prelude!("q5_1.wgsl");
-pub const LOAD_Q2_K: &str = block_prelude!("q2_k.wgsl");
-pub const LOAD_Q3_K: &str = block_prelude!("q3_k.wgsl");
-pub const LOAD_Q4_K: &str = block_prelude!("k4_scales.wgsl", "q4_k.wgsl");
-pub const LOAD_Q5_K: &str = block_prelude!("k4_scales.wgsl", "q5_k.wgsl");
-pub const LOAD_Q6_K: &str = block_prelude!("q6_k.wgsl");
+
+/// The preludes of one weight layout, one per format: `load_w(i)`, W's element i as f32, and
+/// `load8(i)`, elements i .. i + 8 (i a multiple of 8 in the block formats, whose rows are
+/// whole blocks). `enable f16;` must come before any declaration.
+macro_rules! preludes {
+    ($(#[$meta:meta])* $module:ident, $word:literal, f32 $f32:expr, f16 $f16:expr) => {
+        $(#[$meta])*
+        pub mod $module {
+            pub const F32: &str = concat!($f32, include_str!("../../shaders/formats/float8.wgsl"));
+            pub const F16: &str = concat!($f16, include_str!("../../shaders/formats/float8.wgsl"));
+            pub const PACKED: &str = concat!(
+                include_str!(concat!("../../shaders/formats/", $word)),
+                "// load_w: f16 pairs in u32, the low half first (little-endian f16 storage)\nfn load_w(i: u32) -> f32 {\n    let pair = unpack2x16float(word(i >> 1u));\n    return select(pair.x, pair.y, (i & 1u) != 0u);\n}\n",
+                include_str!("../../shaders/formats/float8.wgsl")
+            );
+            pub const BF16: &str = concat!(
+                include_str!(concat!("../../shaders/formats/", $word)),
+                include_str!("../../shaders/formats/bf16.wgsl"),
+                include_str!("../../shaders/formats/float8.wgsl")
+            );
+            pub const Q8_0: &str = block_prelude!($word; "q8_0.wgsl");
+            pub const Q4_0: &str = block_prelude!($word; "q4_0.wgsl");
+            pub const Q4_1: &str = block_prelude!($word; "q4_1.wgsl");
+            pub const Q5_0: &str = block_prelude!($word; "q5_0.wgsl");
+            pub const Q5_1: &str = block_prelude!($word; "q5_1.wgsl");
+            pub const Q2_K: &str = block_prelude!($word; "q2_k.wgsl");
+            pub const Q3_K: &str = block_prelude!($word; "q3_k.wgsl");
+            pub const Q4_K: &str = block_prelude!($word; "k4_scales.wgsl", "q4_k.wgsl");
+            pub const Q5_K: &str = block_prelude!($word; "k4_scales.wgsl", "q5_k.wgsl");
+            pub const Q6_K: &str = block_prelude!($word; "q6_k.wgsl");
+        }
+    };
+}
+
+preludes!(
+    /// W in a storage binding `w` of the variant's element type (f32, f16, u32 words).
+    buffer_prelude,
+    "word_buffer.wgsl",
+    f32 "// load_w: f32 storage\nfn load_w(i: u32) -> f32 {\n    return w[i];\n}\n",
+    f16 "enable f16;\n// load_w: f16 storage\nfn load_w(i: u32) -> f32 {\n    return f32(w[i]);\n}\n"
+);
+
+preludes!(
+    /// W's words in an rgba32uint texture `wt` ([`Staging::Texture`]): every format as u32
+    /// words, f16 as pairs (no `enable f16`).
+    texture_prelude,
+    "word_texture.wgsl",
+    f32 concat!(include_str!("../../shaders/formats/word_texture.wgsl"), "// load_w: f32 bits\nfn load_w(i: u32) -> f32 {\n    return bitcast<f32>(word(i));\n}\n"),
+    f16 concat!(include_str!("../../shaders/formats/word_texture.wgsl"), "// load_w: f16 pairs in u32, the low half first\nfn load_w(i: u32) -> f32 {\n    let pair = unpack2x16float(word(i >> 1u));\n    return select(pair.x, pair.y, (i & 1u) != 0u);\n}\n")
+);

@@ -23,6 +23,7 @@ pub fn kernels() -> Vec<visattn::kernel::KernelDecl> {
     [
         <linear::LinearKernel as Kernel>::VARIANTS,
         <linear::LinearVecKernel as Kernel>::VARIANTS,
+        <linear::LinearTextureKernel as Kernel>::VARIANTS,
         <norm::NormKernel as Kernel>::VARIANTS,
         <elementwise::BinaryKernel as Kernel>::VARIANTS,
         <elementwise::ActivationKernel as Kernel>::VARIANTS,

@@ -10,7 +10,7 @@ use super::blocks::{self, VisionActs};
 use super::elementwise::Act;
 use super::kernels::{Kernels, record};
 use super::linear::upload;
-use super::matrix::WeightFormat;
+use super::matrix::{Staging, WeightFormat};
 use super::weights::{Gpu, Random, Uploaded, buffer};
 use crate::config::LlavaConfig;
 use crate::error::{Error, Result};
@@ -26,6 +26,7 @@ pub struct GpuModel {
     pub(super) k: Kernels,
     vision_act: Act,
     projector_act: Act,
+    staging: Staging,
 }
 
 /// The weight matrices of one format: how many, their values, their bytes on the device.
@@ -123,7 +124,40 @@ impl GpuModel {
             k: Kernels::new(g, cfg)?,
             vision_act: Act::parse(&cfg.vision.act)?,
             projector_act: Act::parse(&cfg.projector_act)?,
+            staging: Staging::Buffer,
         })
+    }
+
+    /// Keeps the linear layers' weights as `staging` says: [`Staging::Texture`] moves each
+    /// matrix whose rows the texture kernel takes into textures (the others stay in buffers);
+    /// returns how many moved. Waits for the copies (each chunk's buffer is freed as it goes).
+    pub fn stage(&mut self, staging: Staging) -> Result<usize> {
+        if staging == Staging::Buffer {
+            return Ok(0);
+        }
+        let mut moved = 0;
+        for m in self.weights.linears_mut() {
+            moved += m.stage_in_texture(&self.device, &self.queue)? as usize;
+            self.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::Weights(format!("staging weights in textures: {e}")))?;
+        }
+        self.staging = staging;
+        Ok(moved)
+    }
+
+    /// The context the model's kernels and buffers come from.
+    pub fn context(&self) -> &visattn::Context {
+        &self.k.ctx
+    }
+
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// How the linear layers' weights are kept ([`Self::stage`]).
+    pub fn staging(&self) -> Staging {
+        self.staging
     }
 
     /// How the weight matrices are kept on the device, by format, the most bytes first.

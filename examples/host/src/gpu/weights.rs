@@ -54,6 +54,23 @@ impl Llava<Gpu> {
         }
         out
     }
+
+    /// The linear layers' weight matrices (every matrix but the embedding table), to restage.
+    pub fn linears_mut(&mut self) -> Vec<&mut Matrix> {
+        let t = &mut self.text;
+        let mut out = vec![&mut t.lm_head.weight];
+        for l in &mut t.layers {
+            out.extend([&mut l.q, &mut l.k, &mut l.v, &mut l.o, &mut l.gate, &mut l.up, &mut l.down].map(|x| &mut x.weight));
+        }
+        if let Some((tower, projector)) = &mut self.vision {
+            out.push(&mut tower.patch_embedding.weight);
+            for l in &mut tower.layers {
+                out.extend([&mut l.q, &mut l.k, &mut l.v, &mut l.out, &mut l.fc1, &mut l.fc2].map(|x| &mut x.weight));
+            }
+            out.extend([&mut projector.linear_1.weight, &mut projector.linear_2.weight]);
+        }
+        out
+    }
 }
 
 impl Linear {
@@ -288,7 +305,12 @@ impl Store<Gpu> for Random<'_> {
     }
 }
 
-/// A storage buffer of `floats` f32.
+/// A storage buffer of `floats` f32 for activations, also usable as a uniform and padded so
+/// that the texture matmul can read a 64 KiB uniform tile from any of its rows
+/// ([`super::linear::X_TILE_BYTES`]; not past the device's binding limit).
 pub fn buffer(ctx: &Context, name: &'static str, floats: usize) -> Result<Buffer> {
-    Ok(ctx.storage_buffer(name, (floats * 4) as u64, wgpu::BufferUsages::empty())?)
+    let bytes = (floats * 4) as u64;
+    let padded = bytes + super::linear::X_TILE_BYTES;
+    let size = if padded <= ctx.max_binding() { padded } else { bytes };
+    Ok(ctx.storage_buffer(name, size, wgpu::BufferUsages::UNIFORM)?)
 }
