@@ -11,7 +11,9 @@ to f32, with "ids": the prompt's token ids), "model" (a HF LLaVA folder: its lan
 head as saved) or the shape ("hidden", "intermediate", "layers", "heads", "kv_heads", "vocab": random
 weights), and "prompt" (tokens), "decode" (steps), "repeats", "threads", "dtype" ("float32" or
 "float16": the weights' and the sums' dtype, as torch runs it on a CPU). Prints one JSON line:
-median seconds of the prefill and of the decode steps, and the versions.
+median seconds of the prefill and of the decode steps, and the versions. With "matmuls" ([m, k,
+count] triples) and "tokens" instead, it times f32 matmuls at those shapes (the bench's prefill
+GFLOPS anchor).
 """
 
 import json
@@ -22,8 +24,34 @@ import time
 import torch
 
 
+def matmuls(spec):
+    """f32 x [tokens, k] @ W [m, k]^T for each (m, k, count) of spec["matmuls"]: the prefill's
+    matmuls at `llava --bench`'s shapes. Up to 4 distinct matrices of a shape are cycled through
+    (a model's matrices are distinct; all of a 7B model would not fit in memory). Prints the
+    GFLOPS of the whole set: its FLOPs over the sum of each shape's median time."""
+    n, repeats = spec["tokens"], spec.get("repeats", 3)
+    flops, seconds = 0.0, 0.0
+    with torch.inference_mode():
+        for m, k, count in spec["matmuls"]:
+            ws = [torch.randn(m, k) * 0.02 for _ in range(min(count, 4))]
+            x = torch.randn(n, k)
+            torch.nn.functional.linear(x, ws[0])
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                for i in range(count):
+                    torch.nn.functional.linear(x, ws[i % len(ws)])
+                times.append(time.perf_counter() - t0)
+            flops += 2.0 * n * m * k * count
+            seconds += statistics.median(times)
+    print(json.dumps({"gflops": flops / seconds / 1e9, "seconds": seconds, "threads": torch.get_num_threads(),
+                      "torch": torch.__version__}))
+
+
 def main(spec):
     torch.set_num_threads(int(spec.get("threads", torch.get_num_threads())))
+    if "matmuls" in spec:
+        return matmuls(spec)
     dtype = getattr(torch, spec.get("dtype", "float32"))
     torch.manual_seed(0)
     if "gguf" in spec:

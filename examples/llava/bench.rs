@@ -67,35 +67,56 @@ fn time_once(
     Ok((prefill, t1.elapsed().as_secs_f64()))
 }
 
-/// The adapter's read bandwidth in bytes/s: visattn's read-only baseline (a partial sum per
-/// invocation) over up to `bytes` (one binding at most), the best of three workgroup sizes, the
-/// median of `repeats` wall-clock runs each waited for, as a decode step is: what a decode
-/// step's weight reads are divided by (a matrix-vector product can read no faster).
-fn read_rate(g: &visattn::util::Gpu, bytes: u64, repeats: usize) -> crate::Result<f64> {
-    use visattn::baseline::{Baseline, BaselineKind};
-    let bytes = bytes.min(g.device.limits().max_storage_buffer_binding_size as u64) / 4 * 4;
-    let len = u32::try_from(bytes / 4).map_err(|_| "the read baseline's length")?;
-    let src = visattn::baseline::buffer(&g.ctx, bytes).map_err(|e| e.to_string())?;
-    let baseline = Baseline::new(&g.ctx, BaselineKind::Read).map_err(|e| e.to_string())?;
-    let mut best = 0f64;
-    for per_wg in [640u32, 4096, 16384] {
-        let dst = visattn::baseline::buffer(&g.ctx, BaselineKind::Read.output_len(len, per_wg) * 4).map_err(|e| e.to_string())?;
-        let b = baseline
-            .bind(src.as_entire_buffer_binding(), dst.as_entire_buffer_binding(), len, per_wg)
-            .map_err(|e| e.to_string())?;
-        let run = || -> crate::Result<f64> {
-            let t0 = Instant::now();
-            let mut enc = g.device.create_command_encoder(&Default::default());
-            b.record(&mut enc.begin_compute_pass(&Default::default()));
-            g.queue.submit([enc.finish()]);
-            g.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| e.to_string())?;
-            Ok(t0.elapsed().as_secs_f64())
+/// llama.cpp's `llama-bench` on the same GGUF file: (label, prefill tok/s, decode tok/s) of its
+/// CPU build (this machine's threads) and of its Vulkan build on the same adapter, each where
+/// tools/build_llama_cpp.sh / build_llama_cpp_vulkan.sh left it (VISATTN_LLAMA_CPP_DIR), or
+/// why not.
+fn llama_cpp(path: &std::path::Path, prompt: usize, steps: usize, repeats: usize) -> Vec<Result<(String, f64, f64), String>> {
+    let dir = std::env::var_os("VISATTN_LLAMA_CPP_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/visattn/llama.cpp-0.3.36"));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    [
+        ("build", "CPU", "tools/build_llama_cpp.sh"),
+        ("build-vulkan", "Vulkan", "tools/build_llama_cpp_vulkan.sh"),
+    ]
+    .into_iter()
+    .map(|(build, what, script)| {
+        let bin = dir.join(build).join("bin/llama-bench");
+        if !bin.exists() {
+            return Err(format!("llama.cpp {what}: no {} (run {script})", bin.display()));
+        }
+        let mut cmd = std::process::Command::new(&bin);
+        cmd.arg("-m").arg(path).args(["-p", &prompt.to_string(), "-n", &steps.to_string()]);
+        cmd.args(["-r", &repeats.to_string(), "-o", "json"]);
+        if what == "CPU" {
+            cmd.args(["-t", &threads.to_string(), "-ngl", "0"]);
+        } else {
+            // llama.cpp skips CPU-type Vulkan devices (lavapipe) unless named.
+            cmd.env("GGML_VK_VISIBLE_DEVICES", "0").args(["-ngl", "99"]);
+        }
+        let out = cmd.output().map_err(|e| format!("llama.cpp {what}: {e}"))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            return Err(format!("llama.cpp {what} failed: {}", err.lines().last().unwrap_or("")));
+        }
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("llama.cpp {what}: its JSON: {e}"))?;
+        let rate = |prefill: bool| {
+            rows.as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| (r["n_prompt"].as_u64().unwrap_or(0) > 0) == prefill && (r["n_gen"].as_u64().unwrap_or(0) > 0) != prefill)
+                .and_then(|r| r["avg_ts"].as_f64())
+                .unwrap_or(f64::NAN)
         };
-        run()?;
-        let secs = median((0..repeats).map(|_| run()).collect::<crate::Result<Vec<_>>>()?);
-        best = best.max(b.bytes_read as f64 / secs);
-    }
-    Ok(best)
+        let label = if what == "CPU" {
+            format!("llama.cpp CPU, {threads} threads")
+        } else {
+            "llama.cpp Vulkan, same adapter".to_string()
+        };
+        Ok((label, rate(true), rate(false)))
+    })
+    .collect()
 }
 
 /// The torch anchor's JSON, or why there is none.
@@ -264,20 +285,45 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
         (on.1 / off.1 - 1.0) * 100.0,
         (on.2 / off.2 - 1.0) * 100.0
     )?;
+    if args.llama_cpp {
+        let path = args
+            .model
+            .as_deref()
+            .filter(|_| shape == "gguf")
+            .ok_or("--llama-cpp needs --bench gguf")?;
+        for row in llama_cpp(path, ids.len(), steps, repeats) {
+            match row {
+                Ok((label, p, d)) => outln!("{label:<36} | {p:>13.1} | {d:>12.2}")?,
+                Err(why) => outln!("{why}")?,
+            }
+        }
+    }
     // A decode step reads every weight once: its floor is their bytes over the read bandwidth.
-    let weight_bytes: u64 = model.formats().iter().map(|f| f.bytes).sum();
-    let read = read_rate(&g, weight_bytes, repeats.max(3))?;
+    let weight_bytes = model.decode_weight_bytes();
+    let read = visattn_host::gpu::bandwidth::read_rates(model.context(), model.queue(), weight_bytes, repeats.max(3))?;
     let step = off.2 / steps as f64;
     let t = &model.cfg.text;
     let kv = (t.layers * 2 * t.kv_heads * t.head_dim * 4 * ids.len()) as f64;
+    let rate = weight_bytes as f64 / step;
     outln!(
-        "decode reads {:.1} MB of weights a step (and {:.2} MB of KV cache at the prompt's length): {:.2} GB/s of weights, {:.3} of the read baseline's {:.2} GB/s on this adapter (over {:.0} MB)",
+        "decode reads {:.1} MB of weights a step (and {:.2} MB of KV cache at the prompt's length): {:.2} GB/s of weights, {:.3} of the best read baseline on this adapter (textures {:.2} GB/s, storage {:.2} GB/s, over {:.0} MB)",
         weight_bytes as f64 / 1e6,
         kv / 1e6,
-        weight_bytes as f64 / step / 1e9,
-        weight_bytes as f64 / step / read,
-        read / 1e9,
-        weight_bytes.min(g.device.limits().max_storage_buffer_binding_size as u64) as f64 / 1e6
+        rate / 1e9,
+        rate / read.best(),
+        read.texture / 1e9,
+        read.storage / 1e9,
+        read.bytes as f64 / 1e6
+    )?;
+    // Prefill is matmul-bound: the language model's matmuls alone at the prompt's length.
+    let mm = model.time_matmuls(ids.len(), repeats)?;
+    outln!(
+        "prefill matmuls ({} tokens, {} shapes, {:.1} GFLOP): {:.2} s, {:.2} GFLOPS",
+        ids.len(),
+        mm.shapes.len(),
+        mm.flops / 1e9,
+        mm.seconds,
+        mm.gflops()
     )?;
     if !args.torch {
         outln!("torch: not run (--torch runs HF transformers on this CPU in the same run)")?;
@@ -313,6 +359,20 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
             )?;
         }
         Err(why) => outln!("torch: skipped: {why}")?,
+    }
+    let shapes: Vec<[usize; 3]> = mm.shapes.iter().map(|&(m, k, c)| [m, k, c]).collect();
+    match torch(serde_json::json!({ "matmuls": shapes, "tokens": mm.tokens, "repeats": repeats })) {
+        Ok(t) => {
+            let gflops = t["gflops"].as_f64().unwrap_or(f64::NAN);
+            outln!(
+                "torch {} f32 matmuls at the same shapes ({} threads): {:.2} GFLOPS; visattn / torch {:.3}",
+                t["torch"].as_str().unwrap_or("?"),
+                t["threads"],
+                gflops,
+                mm.gflops() / gflops
+            )?;
+        }
+        Err(why) => outln!("torch matmuls: skipped: {why}")?,
     }
     Ok(())
 }

@@ -110,6 +110,11 @@ struct Args {
     /// VISATTN_PYTHON or python3) and print the ratios.
     #[arg(long, requires = "bench")]
     torch: bool,
+    /// --bench gguf: also run llama.cpp's llama-bench on the same file, its CPU build and its
+    /// Vulkan build on the same adapter (built by tools/build_llama_cpp.sh and
+    /// tools/build_llama_cpp_vulkan.sh, cached), in the same table.
+    #[arg(long, requires = "bench")]
+    llama_cpp: bool,
     /// Print JSON: per mode the answer, its tokens, per-layer counts and timings.
     #[arg(long)]
     json: bool,

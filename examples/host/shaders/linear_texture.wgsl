@@ -1,10 +1,12 @@
 // linear_texture.wgsl: out = x W^T + b for up to 4 rows of x (a tile of tokens), W kept in an
-// rgba32uint texture (formats/word_texture.wgsl) and x read from a uniform buffer: the layout
+// rgba32uint texture (texture/texel.wgsl) and x read from a uniform buffer: the layout
 // for adapters whose storage loads cost per lane (CPU adapters: lavapipe gathers a texel about
 // 10x faster than storage words, and a uniform load every lane shares is one load). x [n, k]
 // (this dispatch's tokens t0 .. t0 + p.n), W [m, k], b [m], out [*, ldo] rows t0.. at columns
-// col0 .. col0 + m, f32 accumulation. W's words are decoded by the declaration's variant
-// (load8: f32, f16 pairs, or a GGML block format).
+// col0 .. col0 + m, f32 accumulation. The declaration's variant decodes W: its prelude's
+// dot_block(row, j) is the tile's partial sums over the row's j-th BLOCK values (texture/*.wgsl:
+// a texel layout of its own for f32, f16, bf16, Q4_0, Q4_1, Q8_0 and Q4_K, the others through
+// their load8).
 //
 // Bindings (group 0, generated from the declaration in examples/host/src/gpu/linear.rs):
 //   0  uniform          p: LinearParams      n (<= 4), m, k (a multiple of 8), bias, ldo, col0,
@@ -15,7 +17,7 @@
 //   4  storage, rw      out: array<f32>      [(t0 + n) * ldo]
 // Dispatch: workgroups of 64, one row of W per invocation, n = m on a 2-D grid
 //   (min(ceil(m / 64), 65535), ...). No workgroup memory, no barriers: each invocation walks
-//   its row in runs of 8 (load8), each run multiplied with the tile's n tokens.
+//   its row a block at a time, each block decoded once for the tile's TOKENS rows.
 
 struct LinearParams {
     n: u32,
@@ -32,6 +34,11 @@ struct XTile {
     v: array<vec4<f32>, 4096>,
 }
 
+// Rows of x a dispatch multiplies (its tile): 1 for a decode step, up to 4 in a prefill; a
+// tile of fewer rows (the prompt's last) computes the rest from the tile's padding and writes
+// only its p.n.
+override TOKENS: u32 = 1u;
+
 @compute @workgroup_size(64)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -40,24 +47,10 @@ fn main(
 ) {
     let row = (wg.x + wg.y * nwg.x) * 64u + lane;
     // Rows past the end walk the last row (in bounds) and write nothing.
-    let base = min(row, p.m - 1u) * p.k;
-    let k4 = p.k / 4u;
+    let r = min(row, p.m - 1u);
     var acc = vec4<f32>(0.0);
-    for (var s = 0u; s < p.k; s += 8u) {
-        let v = load8(base + s);
-        let lo = vec4<f32>(v[0], v[1], v[2], v[3]);
-        let hi = vec4<f32>(v[4], v[5], v[6], v[7]);
-        let c = s / 4u;
-        acc[0] += dot(lo, x.v[c]) + dot(hi, x.v[c + 1u]);
-        if (p.n > 1u) {
-            acc[1] += dot(lo, x.v[k4 + c]) + dot(hi, x.v[k4 + c + 1u]);
-        }
-        if (p.n > 2u) {
-            acc[2] += dot(lo, x.v[2u * k4 + c]) + dot(hi, x.v[2u * k4 + c + 1u]);
-        }
-        if (p.n > 3u) {
-            acc[3] += dot(lo, x.v[3u * k4 + c]) + dot(hi, x.v[3u * k4 + c + 1u]);
-        }
+    for (var j = 0u; j < p.k / BLOCK; j++) {
+        acc += dot_block(r, j);
     }
     if (row >= p.m) {
         return;

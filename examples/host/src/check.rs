@@ -179,7 +179,7 @@ pub fn run() -> Result<serde_json::Value> {
             // The same matrix staged in textures, x read as uniforms in tiles of up to 4 rows
             // (from an activation buffer: padded, UNIFORM usage).
             let mut wm = wm;
-            if wm.stage_in_texture(&g.device, &g.queue)? {
+            if wm.stage_in_texture(&g.ctx, &g.queue)? {
                 let xa = crate::gpu::weights::buffer(&g.ctx, "x", n * k)?;
                 g.queue.write_buffer(&xa, 0, bytemuck::cast_slice(&x));
                 let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; n * m]).map_err(e)?;

@@ -35,3 +35,8 @@ fn w_bytes8(b: u32) -> vec2<u32> {
 fn byte_of(v: vec2<u32>, j: u32) -> u32 {
     return (v[j / 4u] >> ((j % 4u) * 8u)) & 0xffu;
 }
+
+// The f16 at the even offset b, its 16 bits (the repack kernels move scales unchanged).
+fn w_f16_bits(b: u32) -> u32 {
+    return (word(b >> 2u) >> ((b & 2u) * 8u)) & 0xffffu;
+}

@@ -67,7 +67,7 @@ super::matrix::weight_kernel! {
     /// texture and x in a uniform binding, one row of W per invocation ([`Staging::Texture`]);
     /// one variant per weight format.
     pub struct LinearTextureKernel, LinearTextureInputs, LinearTextureVariant = include_str!("../../shaders/linear_texture.wgsl"), "linear_texture", texture_prelude;
-    overrides [];
+    overrides ["TOKENS"];
     per_workgroup PerWorkgroup::Fixed(64);
     {
         p: uniform(LinearParams),
@@ -134,7 +134,10 @@ impl Matmul {
                         name: "wt",
                         reason: format!("rows of {k} values do not go through the texture kernel"),
                     })?;
-                    let pipeline = self.ctx.pipeline_variant::<LinearTextureKernel>(w.format.into(), &[])?;
+                    // Pipelines specialised on the rows a tile multiplies (1 in a decode step).
+                    let pipeline = self
+                        .ctx
+                        .pipeline_variant::<LinearTextureKernel>(w.format.into(), &[("TOKENS", tile.min(n) as f64)])?;
                     for t0 in (0..n).step_by(tile) {
                         let offset = (t0 * k * 4) as u64;
                         if offset + X_TILE_BYTES > x.size() || !x.usage().contains(BufferUsages::UNIFORM) {
@@ -252,7 +255,7 @@ pub fn autotune_staging(ctx: &Context, queue: &wgpu::Queue, format: WeightFormat
             })?,
             None => Matrix::from_f32(ctx, queue, "probe", (rows, cols), &values, format, ctx.max_binding())?,
         };
-        if texture && !w.stage_in_texture(device, queue)? {
+        if texture && !w.stage_in_texture(ctx, queue)? {
             times[i] = f64::INFINITY;
             continue;
         }

@@ -624,17 +624,22 @@ impl Matrix {
     /// copied through a buffer padded to whole texture rows, one chunk at a time (one chunk's
     /// bytes more at the peak). A matrix [`Self::texture_tile`] refuses stays in buffers
     /// (returns false).
-    pub fn stage_in_texture(&mut self, device: &wgpu::Device, queue: &wgpu::Queue) -> Result<bool> {
+    pub fn stage_in_texture(&mut self, ctx: &Context, queue: &wgpu::Queue) -> Result<bool> {
         if Self::texture_tile(self.cols).is_none() {
             return Ok(false);
         }
+        let device = ctx.device();
+        let repack = super::repack::Repack::for_format(self.format);
+        let blocks_per_row = self.format.block_type().map_or(0, |t| self.cols / t.block_elems() as usize);
         let row_bytes = TEXELS_PER_ROW as u64 * 16;
         let max_rows = device.limits().max_texture_dimension_2d as u64;
         for chunk in &mut self.chunks {
             let ChunkStore::Buffer(buffer) = &chunk.store else {
                 continue;
             };
-            let bytes = buffer.size();
+            // Planes for the repacked formats (the same bytes, scales after the quants).
+            let blocks = chunk.rows * blocks_per_row;
+            let bytes = repack.map_or(buffer.size(), |r| r.bytes(blocks));
             let height = bytes.div_ceil(row_bytes);
             if height > max_rows {
                 return Err(Error::Weights(format!(
@@ -644,7 +649,7 @@ impl Matrix {
             let padded = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("weight staging"),
                 size: height * row_bytes,
-                usage: BufferUsages::COPY_SRC | BufferUsages::COPY_DST,
+                usage: BufferUsages::COPY_SRC | BufferUsages::COPY_DST | BufferUsages::STORAGE,
                 mapped_at_creation: false,
             });
             let texture = device.create_texture(&wgpu::TextureDescriptor {
@@ -662,7 +667,12 @@ impl Matrix {
                 view_formats: &[],
             });
             let mut enc = device.create_command_encoder(&Default::default());
-            enc.copy_buffer_to_buffer(buffer, 0, &padded, 0, bytes);
+            match repack {
+                Some(r) => r
+                    .record(ctx, &mut enc, buffer, &padded, blocks)
+                    .map_err(|e| Error::Weights(format!("repacking a {} chunk: {e}", self.format.name())))?,
+                None => enc.copy_buffer_to_buffer(buffer, 0, &padded, 0, bytes),
+            }
             enc.copy_buffer_to_texture(
                 wgpu::TexelCopyBufferInfo {
                     buffer: &padded,
@@ -759,11 +769,41 @@ preludes!(
     f16 "enable f16;\n// load_w: f16 storage\nfn load_w(i: u32) -> f32 {\n    return f32(w[i]);\n}\n"
 );
 
-preludes!(
-    /// W's words in an rgba32uint texture `wt` ([`Staging::Texture`]): every format as u32
-    /// words, f16 as pairs (no `enable f16`).
-    texture_prelude,
-    "word_texture.wgsl",
-    f32 concat!(include_str!("../../shaders/formats/word_texture.wgsl"), "// load_w: f32 bits\nfn load_w(i: u32) -> f32 {\n    return bitcast<f32>(word(i));\n}\n"),
-    f16 concat!(include_str!("../../shaders/formats/word_texture.wgsl"), "// load_w: f16 pairs in u32, the low half first\nfn load_w(i: u32) -> f32 {\n    let pair = unpack2x16float(word(i >> 1u));\n    return select(pair.x, pair.y, (i & 1u) != 0u);\n}\n")
-);
+/// The texture kernel's preludes (linear_texture.wgsl, [`Staging::Texture`]): texel reads and
+/// xdot (texture/texel.wgsl), then each format's `BLOCK` and `dot_block`: a texel layout of its
+/// own for the floats, Q4_0, Q4_1, Q8_0 (repacked into planes, gpu/repack.rs) and Q4_K (as
+/// stored: 9 texels a super-block); the other formats through their load8 a word at a time
+/// (texture/generic.wgsl).
+pub mod texture_prelude {
+    macro_rules! texture {
+        ($($file:literal),+) => {
+            concat!(include_str!("../../shaders/texture/texel.wgsl"), $(include_str!(concat!("../../shaders/", $file))),+)
+        };
+    }
+    macro_rules! generic {
+        ($($file:literal),+) => {
+            texture!(
+                "formats/word_texture.wgsl",
+                "formats/bytes.wgsl",
+                "formats/block8.wgsl",
+                $($file,)+
+                "texture/generic.wgsl"
+            )
+        };
+    }
+    pub const F32: &str = texture!("texture/f32.wgsl");
+    /// f16 as stored (pairs in words), whether or not the adapter has SHADER_F16.
+    pub const F16: &str = texture!("texture/f16.wgsl");
+    pub const PACKED: &str = F16;
+    pub const BF16: &str = texture!("texture/bf16.wgsl");
+    pub const Q8_0: &str = texture!("texture/q8_0.wgsl");
+    pub const Q4_0: &str = texture!("texture/q4_0.wgsl");
+    pub const Q4_1: &str = texture!("texture/q4_1.wgsl");
+    pub const Q5_0: &str = generic!("formats/q5_0.wgsl");
+    pub const Q5_1: &str = generic!("formats/q5_1.wgsl");
+    pub const Q2_K: &str = generic!("formats/q2_k.wgsl");
+    pub const Q3_K: &str = generic!("formats/q3_k.wgsl");
+    pub const Q4_K: &str = texture!("texture/q4_k.wgsl");
+    pub const Q5_K: &str = generic!("formats/k4_scales.wgsl", "formats/q5_k.wgsl");
+    pub const Q6_K: &str = generic!("formats/q6_k.wgsl");
+}

@@ -2,6 +2,7 @@
 //! examples/host/shaders/, run through the library's `Context` like the VAR kernels), its
 //! weights on the device, its blocks, the prefill and the decode step.
 
+pub mod bandwidth;
 pub mod blocks;
 pub mod decode;
 pub mod elementwise;
@@ -13,6 +14,7 @@ pub mod matrix;
 pub mod model;
 pub mod norm;
 pub mod prefill;
+pub mod repack;
 pub mod rope;
 pub mod weights;
 
@@ -24,6 +26,8 @@ pub fn kernels() -> Vec<visattn::kernel::KernelDecl> {
         <linear::LinearKernel as Kernel>::VARIANTS,
         <linear::LinearVecKernel as Kernel>::VARIANTS,
         <linear::LinearTextureKernel as Kernel>::VARIANTS,
+        <repack::RepackKernel as Kernel>::VARIANTS,
+        <bandwidth::ReadTexture as Kernel>::VARIANTS,
         <norm::NormKernel as Kernel>::VARIANTS,
         <elementwise::BinaryKernel as Kernel>::VARIANTS,
         <elementwise::ActivationKernel as Kernel>::VARIANTS,

@@ -45,6 +45,22 @@ impl FormatUse {
     }
 }
 
+/// [`GpuModel::time_matmuls`]' measurement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatmulTiming {
+    pub tokens: usize,
+    /// (rows, cols, how many matrices) of the language model's linear layers.
+    pub shapes: Vec<(usize, usize, usize)>,
+    pub flops: f64,
+    pub seconds: f64,
+}
+
+impl MatmulTiming {
+    pub fn gflops(&self) -> f64 {
+        self.flops / self.seconds.max(1e-12) / 1e9
+    }
+}
+
 /// What the language model does with VAR in one generation.
 #[derive(Debug, Clone)]
 pub enum VarMode {
@@ -137,7 +153,7 @@ impl GpuModel {
         }
         let mut moved = 0;
         for m in self.weights.linears_mut() {
-            moved += m.stage_in_texture(&self.device, &self.queue)? as usize;
+            moved += m.stage_in_texture(&self.k.ctx, &self.queue)? as usize;
             self.device
                 .poll(wgpu::PollType::wait_indefinitely())
                 .map_err(|e| Error::Weights(format!("staging weights in textures: {e}")))?;
@@ -182,6 +198,71 @@ impl GpuModel {
         }
         out.sort_by(|a, b| b.bytes.cmp(&a.bytes));
         out
+    }
+
+    /// Bytes of the weights a decode step reads: the language model's linear layers and its LM
+    /// head (the embedding table gives one row a step, the vision tower does not run).
+    pub fn decode_weight_bytes(&self) -> u64 {
+        let t = &self.weights.text;
+        let layers: u64 = t
+            .layers
+            .iter()
+            .flat_map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down])
+            .map(|l| l.weight.bytes())
+            .sum();
+        layers + t.lm_head.weight.bytes()
+    }
+
+    /// The language model's matmuls alone, timed: every linear layer's matrix (the LM head
+    /// included) multiplied with `tokens` rows of x, as a prefill of `tokens` runs them, in one
+    /// submit, the median of `repeats` wall-clock runs waited for (one more first, not timed).
+    /// The bench's prefill GFLOPS; its shapes go to torch for the same product.
+    pub fn time_matmuls(&self, tokens: usize, repeats: usize) -> Result<MatmulTiming> {
+        let t = &self.weights.text;
+        let mut linears = vec![&t.lm_head];
+        for l in &t.layers {
+            linears.extend([&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]);
+        }
+        let ctx = &self.k.ctx;
+        let (max_k, max_m) = linears.iter().fold((1, 1), |(k, m), l| (k.max(l.inp()), m.max(l.out())));
+        let x = buffer(ctx, "matmul probe x", tokens * max_k)?;
+        let xs: Vec<f32> = (0..tokens * max_k).map(|i| ((i * 7919) % 201) as f32 / 100.0 - 1.0).collect();
+        self.queue.write_buffer(&x, 0, bytemuck::cast_slice(&xs));
+        let out = buffer(ctx, "matmul probe out", tokens * max_m)?;
+        let mut dispatches = Vec::new();
+        let mut shapes: Vec<(usize, usize, usize)> = Vec::new();
+        for l in &linears {
+            dispatches.extend(self.k.linear(tokens, &x, l, &out)?);
+            match shapes.iter_mut().find(|s| (s.0, s.1) == (l.out(), l.inp())) {
+                Some(s) => s.2 += 1,
+                None => shapes.push((l.out(), l.inp(), 1)),
+            }
+        }
+        let run = || -> Result<f64> {
+            let t0 = std::time::Instant::now();
+            let mut enc = self.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                for d in &dispatches {
+                    d.record(&mut pass, &[]);
+                }
+            }
+            self.queue.submit([enc.finish()]);
+            self.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::Input(format!("timing the matmuls: {e}")))?;
+            Ok(t0.elapsed().as_secs_f64())
+        };
+        run()?;
+        let mut times = (0..repeats.max(1)).map(|_| run()).collect::<Result<Vec<_>>>()?;
+        times.sort_by(f64::total_cmp);
+        let flops = shapes.iter().map(|&(m, k, c)| 2.0 * (tokens * m * k * c) as f64).sum();
+        Ok(MatmulTiming {
+            tokens,
+            shapes,
+            flops,
+            seconds: times[times.len() / 2],
+        })
     }
 
     /// The format most of the weights' bytes are in.

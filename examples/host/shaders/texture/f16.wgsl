@@ -1,0 +1,10 @@
+// f16 in a texture: 8 values a texel, pairs in each word, the low half first.
+
+const BLOCK: u32 = 8u;
+
+fn dot_block(row: u32, j: u32) -> vec4<f32> {
+    let t = texel(row * (p.k / 8u) + j);
+    let a = vec4<f32>(unpack2x16float(t.x), unpack2x16float(t.y));
+    let b = vec4<f32>(unpack2x16float(t.z), unpack2x16float(t.w));
+    return xdot(a, 2u * j) + xdot(b, 2u * j + 1u);
+}

@@ -1,0 +1,32 @@
+// Q4_1 in a texture, in planes (gpu/repack.rs): block b's 16 quant bytes are texel b, the
+// chunk's blocks first; then each block's (d, m) f16 pair as one word, 4 a texel (block b's in
+// texel blocks + b / 4, word b % 4). Nibbles as Q4_0's; value = q * d + m.
+
+const BLOCK: u32 = 32u;
+
+var<private> dms_at: u32 = 0xffffffffu;
+var<private> dms: vec4<u32>;
+
+fn block_dm(first: u32, b: u32) -> vec2<f32> {
+    let t = first + b / 4u;
+    if (t != dms_at) {
+        dms = texel(t);
+        dms_at = t;
+    }
+    return unpack2x16float(dms[b % 4u]);
+}
+
+fn values(w: u32, dm: vec2<f32>) -> vec4<f32> {
+    return fma(vec4<f32>(unpack4xU8(w & 0x0f0f0f0fu)), vec4<f32>(dm.x), vec4<f32>(dm.y));
+}
+
+fn dot_block(row: u32, j: u32) -> vec4<f32> {
+    let blocks = p.k / 32u;
+    let b = row * blocks + j;
+    let q = texel(b);
+    let dm = block_dm(p.m * blocks, b);
+    let c = 8u * j;
+    return xdot(values(q.x, dm), c) + xdot(values(q.y, dm), c + 1u) + xdot(values(q.z, dm), c + 2u)
+        + xdot(values(q.w, dm), c + 3u) + xdot(values(q.x >> 4u, dm), c + 4u) + xdot(values(q.y >> 4u, dm), c + 5u)
+        + xdot(values(q.z >> 4u, dm), c + 6u) + xdot(values(q.w >> 4u, dm), c + 7u);
+}

@@ -1,0 +1,33 @@
+// Q8_0 in a texture, in planes (gpu/repack.rs): block b's 32 quant bytes are texels 2b and
+// 2b + 1, the chunk's blocks first; then the f16 scales, 8 a texel (block b's in texel
+// 2 blocks + b / 8, word (b / 2) % 4, half b % 2); value j = qs[j] * d.
+
+const BLOCK: u32 = 32u;
+
+var<private> scales_at: u32 = 0xffffffffu;
+var<private> scales: vec4<u32>;
+
+fn half_scale(first: u32, b: u32) -> f32 {
+    let t = first + b / 8u;
+    if (t != scales_at) {
+        scales = texel(t);
+        scales_at = t;
+    }
+    return unpack2x16float(scales[(b / 2u) % 4u] >> ((b & 1u) * 16u)).x;
+}
+
+fn quads(w: u32) -> vec4<f32> {
+    return vec4<f32>(unpack4xI8(w));
+}
+
+fn dot_block(row: u32, j: u32) -> vec4<f32> {
+    let blocks = p.k / 32u;
+    let b = row * blocks + j;
+    let lo = texel(2u * b);
+    let hi = texel(2u * b + 1u);
+    let d = half_scale(2u * p.m * blocks, b);
+    let c = 8u * j;
+    let s = xdot(quads(lo.x), c) + xdot(quads(lo.y), c + 1u) + xdot(quads(lo.z), c + 2u) + xdot(quads(lo.w), c + 3u)
+        + xdot(quads(hi.x), c + 4u) + xdot(quads(hi.y), c + 5u) + xdot(quads(hi.z), c + 6u) + xdot(quads(hi.w), c + 7u);
+    return d * s;
+}
