@@ -2,7 +2,8 @@
 # The one prepared, short bench run for a session that the `device` tool lends a GPU (issue #6):
 # the four shapes with GPU timestamps, as JSON lines in $OUT/bench.jsonl, for the README's table,
 # then the LLaVA host's LLaMA-7B-shaped prefill and decode (random f16 weights made on the GPU,
-# 13.5 GB) in $OUT/llava.txt (issue #17; no torch there: its ratio comes from this machine's CPU).
+# 13.5 GB) in $OUT/llava.txt (issue #17; no torch there: its ratio comes from this machine's CPU),
+# and issue #36's four weight formats in both weight layouts in $OUT/formats.txt.
 #
 # Here, first (the device machine has no Rust toolchain and no network):
 #   cargo build --release --example bench --example llava
@@ -25,3 +26,13 @@ done
 cat "$OUT/bench.log" "$OUT/bench.jsonl"
 timeout 150 .devbench/llava --bench llama-7b --bench-layers 32 --bench-prompt 640 --bench-image 576 --dtype f16 > "$OUT/llava.txt" 2>&1
 cat "$OUT/llava.txt"
+# Issue #36: the four formats' decode bandwidth ratio and prefill GFLOPS, 8 of 32 layers each,
+# the weight layout chosen by the staging probe (buffers expected on a GPU) and the other one.
+for dtype in f16 q8_0 q4_0 q4_k; do
+    for staging in auto texture; do
+        echo "== $dtype, staging $staging" >> "$OUT/formats.txt"
+        timeout 60 .devbench/llava --bench llama-7b --bench-layers 8 --bench-prompt 128 --bench-image 64 \
+            --dtype "$dtype" --staging "$staging" --repeats 3 >> "$OUT/formats.txt" 2>&1
+    done
+done
+cat "$OUT/formats.txt"

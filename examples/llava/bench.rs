@@ -315,15 +315,33 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
         read.storage / 1e9,
         read.bytes as f64 / 1e6
     )?;
+    if model.staging() == visattn_host::gpu::matrix::Staging::Texture {
+        // Memory or arithmetic? The same kernel over a matrix that stays in the caches.
+        let (kernel, read) = visattn_host::gpu::bandwidth::resident_rates(model.context(), model.queue(), format)?;
+        outln!(
+            "  the decode kernel ({}) over a cache-resident matrix: {:.2} GB/s, the texture read of it {:.2} GB/s ({:.3}): {}",
+            format.name(),
+            kernel / 1e9,
+            read / 1e9,
+            kernel / read,
+            if kernel < 0.5 * read {
+                "its arithmetic bounds it, not memory"
+            } else {
+                "the reads bound it"
+            }
+        )?;
+    }
     // Prefill is matmul-bound: the language model's matmuls alone at the prompt's length.
     let mm = model.time_matmuls(ids.len(), repeats)?;
+    let peak = visattn_host::gpu::bandwidth::fma_peak(model.context(), model.queue())?;
     outln!(
-        "prefill matmuls ({} tokens, {} shapes, {:.1} GFLOP): {:.2} s, {:.2} GFLOPS",
+        "prefill matmuls ({} tokens, {} shapes, {:.1} GFLOP): {:.2} s, {:.2} GFLOPS; the adapter's FMA peak {:.1} GFLOPS (no memory reads)",
         ids.len(),
         mm.shapes.len(),
         mm.flops / 1e9,
         mm.seconds,
-        mm.gflops()
+        mm.gflops(),
+        peak / 1e9
     )?;
     if !args.torch {
         outln!("torch: not run (--torch runs HF transformers on this CPU in the same run)")?;
@@ -365,11 +383,12 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
         Ok(t) => {
             let gflops = t["gflops"].as_f64().unwrap_or(f64::NAN);
             outln!(
-                "torch {} f32 matmuls at the same shapes ({} threads): {:.2} GFLOPS; visattn / torch {:.3}",
+                "torch {} f32 matmuls at the same shapes ({} threads): {:.2} GFLOPS; visattn / torch {:.3} (the adapter's FMA peak / torch {:.3})",
                 t["torch"].as_str().unwrap_or("?"),
                 t["threads"],
                 gflops,
-                mm.gflops() / gflops
+                mm.gflops() / gflops,
+                peak / 1e9 / gflops
             )?;
         }
         Err(why) => outln!("torch matmuls: skipped: {why}")?,

@@ -4,7 +4,7 @@
 // 10x faster than storage words, and a uniform load every lane shares is one load). x [n, k]
 // (this dispatch's tokens t0 .. t0 + p.n), W [m, k], b [m], out [*, ldo] rows t0.. at columns
 // col0 .. col0 + m, f32 accumulation. The declaration's variant decodes W: its prelude's
-// dot_block(row, j) is the tile's partial sums over the row's j-th BLOCK values (texture/*.wgsl:
+// dot_block(row, j) adds the row's j-th BLOCK values times x to the tile's sums (texture/*.wgsl:
 // a texel layout of its own for f32, f16, bf16, Q4_0, Q4_1, Q8_0 and Q4_K, the others through
 // their load8).
 //
@@ -48,13 +48,14 @@ fn main(
     let row = (wg.x + wg.y * nwg.x) * 64u + lane;
     // Rows past the end walk the last row (in bounds) and write nothing.
     let r = min(row, p.m - 1u);
-    var acc = vec4<f32>(0.0);
     for (var j = 0u; j < p.k / BLOCK; j++) {
-        acc += dot_block(r, j);
+        dot_block(r, j);
     }
     if (row >= p.m) {
         return;
     }
+    let one = vec4<f32>(1.0);
+    let acc = vec4<f32>(dot(acc0, one), dot(acc1, one), dot(acc2, one), dot(acc3, one));
     let bias = select(0.0, b[p.col0 + row], p.bias != 0u);
     for (var t = 0u; t < p.n; t++) {
         out[(p.t0 + t) * p.ldo + p.col0 + row] = acc[t] + bias;

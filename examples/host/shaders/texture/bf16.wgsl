@@ -7,9 +7,10 @@ fn bf16_pair(w: u32) -> vec2<f32> {
     return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u));
 }
 
-fn dot_block(row: u32, j: u32) -> vec4<f32> {
+fn dot_block(row: u32, j: u32) {
     let t = texel(row * (p.k / 8u) + j);
     let a = vec4<f32>(bf16_pair(t.x), bf16_pair(t.y));
     let b = vec4<f32>(bf16_pair(t.z), bf16_pair(t.w));
-    return xdot(a, 2u * j) + xdot(b, 2u * j + 1u);
+    xfma(a, 2u * j);
+    xfma(b, 2u * j + 1u);
 }

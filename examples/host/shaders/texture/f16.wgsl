@@ -2,9 +2,10 @@
 
 const BLOCK: u32 = 8u;
 
-fn dot_block(row: u32, j: u32) -> vec4<f32> {
+fn dot_block(row: u32, j: u32) {
     let t = texel(row * (p.k / 8u) + j);
     let a = vec4<f32>(unpack2x16float(t.x), unpack2x16float(t.y));
     let b = vec4<f32>(unpack2x16float(t.z), unpack2x16float(t.w));
-    return xdot(a, 2u * j) + xdot(b, 2u * j + 1u);
+    xfma(a, 2u * j);
+    xfma(b, 2u * j + 1u);
 }

@@ -2,6 +2,6 @@
 
 const BLOCK: u32 = 4u;
 
-fn dot_block(row: u32, j: u32) -> vec4<f32> {
-    return xdot(bitcast<vec4<f32>>(texel(row * (p.k / 4u) + j)), j);
+fn dot_block(row: u32, j: u32) {
+    xfma(bitcast<vec4<f32>>(texel(row * (p.k / 4u) + j)), j);
 }

@@ -18,18 +18,22 @@ fn half_scale(first: u32, b: u32) -> f32 {
     return unpack2x16float(scales[(b / 2u) % 4u] >> ((b & 1u) * 16u)).x;
 }
 
-fn nibbles(w: u32) -> vec4<f32> {
-    return vec4<f32>(unpack4xU8(w & 0x0f0f0f0fu)) - 8.0;
+fn values(w: u32, d: f32) -> vec4<f32> {
+    return (vec4<f32>(unpack4xU8(w & 0x0f0f0f0fu)) - 8.0) * d;
 }
 
-fn dot_block(row: u32, j: u32) -> vec4<f32> {
+fn dot_block(row: u32, j: u32) {
     let blocks = p.k / 32u;
     let b = row * blocks + j;
     let q = texel(b);
     let d = half_scale(p.m * blocks, b);
     let c = 8u * j;
-    let s = xdot(nibbles(q.x), c) + xdot(nibbles(q.y), c + 1u) + xdot(nibbles(q.z), c + 2u) + xdot(nibbles(q.w), c + 3u)
-        + xdot(nibbles(q.x >> 4u), c + 4u) + xdot(nibbles(q.y >> 4u), c + 5u) + xdot(nibbles(q.z >> 4u), c + 6u)
-        + xdot(nibbles(q.w >> 4u), c + 7u);
-    return d * s;
+    xfma(values(q.x, d), c);
+    xfma(values(q.y, d), c + 1u);
+    xfma(values(q.z, d), c + 2u);
+    xfma(values(q.w, d), c + 3u);
+    xfma(values(q.x >> 4u, d), c + 4u);
+    xfma(values(q.y >> 4u, d), c + 5u);
+    xfma(values(q.z >> 4u, d), c + 6u);
+    xfma(values(q.w >> 4u, d), c + 7u);
 }

@@ -20,13 +20,18 @@ fn values(w: u32, dm: vec2<f32>) -> vec4<f32> {
     return fma(vec4<f32>(unpack4xU8(w & 0x0f0f0f0fu)), vec4<f32>(dm.x), vec4<f32>(dm.y));
 }
 
-fn dot_block(row: u32, j: u32) -> vec4<f32> {
+fn dot_block(row: u32, j: u32) {
     let blocks = p.k / 32u;
     let b = row * blocks + j;
     let q = texel(b);
     let dm = block_dm(p.m * blocks, b);
     let c = 8u * j;
-    return xdot(values(q.x, dm), c) + xdot(values(q.y, dm), c + 1u) + xdot(values(q.z, dm), c + 2u)
-        + xdot(values(q.w, dm), c + 3u) + xdot(values(q.x >> 4u, dm), c + 4u) + xdot(values(q.y >> 4u, dm), c + 5u)
-        + xdot(values(q.z >> 4u, dm), c + 6u) + xdot(values(q.w >> 4u, dm), c + 7u);
+    xfma(values(q.x, dm), c);
+    xfma(values(q.y, dm), c + 1u);
+    xfma(values(q.z, dm), c + 2u);
+    xfma(values(q.w, dm), c + 3u);
+    xfma(values(q.x >> 4u, dm), c + 4u);
+    xfma(values(q.y >> 4u, dm), c + 5u);
+    xfma(values(q.z >> 4u, dm), c + 6u);
+    xfma(values(q.w >> 4u, dm), c + 7u);
 }

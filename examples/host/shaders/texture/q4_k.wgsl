@@ -11,18 +11,26 @@ fn k4_values(w: u32, a: f32, b: f32) -> vec4<f32> {
 }
 
 // Sub-blocks 2c (scale a0, min b0: low nibbles) and 2c + 1 (a1, b1: high) from their texels.
-fn k4_pair(q0: vec4<u32>, q1: vec4<u32>, c: u32, a0: f32, b0: f32, a1: f32, b1: f32) -> vec4<f32> {
-    return xdot(k4_values(q0.x, a0, b0), c) + xdot(k4_values(q0.y, a0, b0), c + 1u)
-        + xdot(k4_values(q0.z, a0, b0), c + 2u) + xdot(k4_values(q0.w, a0, b0), c + 3u)
-        + xdot(k4_values(q1.x, a0, b0), c + 4u) + xdot(k4_values(q1.y, a0, b0), c + 5u)
-        + xdot(k4_values(q1.z, a0, b0), c + 6u) + xdot(k4_values(q1.w, a0, b0), c + 7u)
-        + xdot(k4_values(q0.x >> 4u, a1, b1), c + 8u) + xdot(k4_values(q0.y >> 4u, a1, b1), c + 9u)
-        + xdot(k4_values(q0.z >> 4u, a1, b1), c + 10u) + xdot(k4_values(q0.w >> 4u, a1, b1), c + 11u)
-        + xdot(k4_values(q1.x >> 4u, a1, b1), c + 12u) + xdot(k4_values(q1.y >> 4u, a1, b1), c + 13u)
-        + xdot(k4_values(q1.z >> 4u, a1, b1), c + 14u) + xdot(k4_values(q1.w >> 4u, a1, b1), c + 15u);
+fn k4_pair(q0: vec4<u32>, q1: vec4<u32>, c: u32, a0: f32, b0: f32, a1: f32, b1: f32) {
+    xfma(k4_values(q0.x, a0, b0), c);
+    xfma(k4_values(q0.y, a0, b0), c + 1u);
+    xfma(k4_values(q0.z, a0, b0), c + 2u);
+    xfma(k4_values(q0.w, a0, b0), c + 3u);
+    xfma(k4_values(q1.x, a0, b0), c + 4u);
+    xfma(k4_values(q1.y, a0, b0), c + 5u);
+    xfma(k4_values(q1.z, a0, b0), c + 6u);
+    xfma(k4_values(q1.w, a0, b0), c + 7u);
+    xfma(k4_values(q0.x >> 4u, a1, b1), c + 8u);
+    xfma(k4_values(q0.y >> 4u, a1, b1), c + 9u);
+    xfma(k4_values(q0.z >> 4u, a1, b1), c + 10u);
+    xfma(k4_values(q0.w >> 4u, a1, b1), c + 11u);
+    xfma(k4_values(q1.x >> 4u, a1, b1), c + 12u);
+    xfma(k4_values(q1.y >> 4u, a1, b1), c + 13u);
+    xfma(k4_values(q1.z >> 4u, a1, b1), c + 14u);
+    xfma(k4_values(q1.w >> 4u, a1, b1), c + 15u);
 }
 
-fn dot_block(row: u32, j: u32) -> vec4<f32> {
+fn dot_block(row: u32, j: u32) {
     let t0 = (row * (p.k / 256u) + j) * 9u;
     let h = texel(t0);
     let dm = unpack2x16float(h.x);
@@ -32,8 +40,8 @@ fn dot_block(row: u32, j: u32) -> vec4<f32> {
     let sc_hi = vec4<f32>(unpack4xU8((h.w & 0x0f0f0f0fu) | ((h.y >> 2u) & 0x30303030u))) * dm.x;
     let mn_hi = vec4<f32>(unpack4xU8(((h.w >> 4u) & 0x0f0f0f0fu) | ((h.z >> 2u) & 0x30303030u))) * dm.y;
     let c = 64u * j;
-    return k4_pair(texel(t0 + 1u), texel(t0 + 2u), c, sc_lo.x, mn_lo.x, sc_lo.y, mn_lo.y)
-        + k4_pair(texel(t0 + 3u), texel(t0 + 4u), c + 16u, sc_lo.z, mn_lo.z, sc_lo.w, mn_lo.w)
-        + k4_pair(texel(t0 + 5u), texel(t0 + 6u), c + 32u, sc_hi.x, mn_hi.x, sc_hi.y, mn_hi.y)
-        + k4_pair(texel(t0 + 7u), texel(t0 + 8u), c + 48u, sc_hi.z, mn_hi.z, sc_hi.w, mn_hi.w);
+    k4_pair(texel(t0 + 1u), texel(t0 + 2u), c, sc_lo.x, mn_lo.x, sc_lo.y, mn_lo.y);
+    k4_pair(texel(t0 + 3u), texel(t0 + 4u), c + 16u, sc_lo.z, mn_lo.z, sc_lo.w, mn_lo.w);
+    k4_pair(texel(t0 + 5u), texel(t0 + 6u), c + 32u, sc_hi.x, mn_hi.x, sc_hi.y, mn_hi.y);
+    k4_pair(texel(t0 + 7u), texel(t0 + 8u), c + 48u, sc_hi.z, mn_hi.z, sc_hi.w, mn_hi.w);
 }

@@ -16,18 +16,23 @@ fn half_scale(first: u32, b: u32) -> f32 {
     return unpack2x16float(scales[(b / 2u) % 4u] >> ((b & 1u) * 16u)).x;
 }
 
-fn quads(w: u32) -> vec4<f32> {
-    return vec4<f32>(unpack4xI8(w));
+fn values(w: u32, d: f32) -> vec4<f32> {
+    return vec4<f32>(unpack4xI8(w)) * d;
 }
 
-fn dot_block(row: u32, j: u32) -> vec4<f32> {
+fn dot_block(row: u32, j: u32) {
     let blocks = p.k / 32u;
     let b = row * blocks + j;
     let lo = texel(2u * b);
     let hi = texel(2u * b + 1u);
     let d = half_scale(2u * p.m * blocks, b);
     let c = 8u * j;
-    let s = xdot(quads(lo.x), c) + xdot(quads(lo.y), c + 1u) + xdot(quads(lo.z), c + 2u) + xdot(quads(lo.w), c + 3u)
-        + xdot(quads(hi.x), c + 4u) + xdot(quads(hi.y), c + 5u) + xdot(quads(hi.z), c + 6u) + xdot(quads(hi.w), c + 7u);
-    return d * s;
+    xfma(values(lo.x, d), c);
+    xfma(values(lo.y, d), c + 1u);
+    xfma(values(lo.z, d), c + 2u);
+    xfma(values(lo.w, d), c + 3u);
+    xfma(values(hi.x, d), c + 4u);
+    xfma(values(hi.y, d), c + 5u);
+    xfma(values(hi.z, d), c + 6u);
+    xfma(values(hi.w, d), c + 7u);
 }

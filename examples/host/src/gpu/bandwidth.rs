@@ -1,7 +1,9 @@
-//! The read bandwidth a decode step is divided by, measured on the device in the same run:
-//! visattn's read-only baseline over storage (`visattn::baseline`) and its counterpart through a
-//! texture (shaders/read_texture.wgsl), the layout [`Staging::Texture`] reads weights in. A
-//! matrix-vector product reads no faster than the faster of the two.
+//! The ceilings the bench divides by, measured on the device in the same run: the read
+//! bandwidth a decode step's weights come at (visattn's read-only baseline over storage,
+//! `visattn::baseline`, and its counterpart through a texture, shaders/read_texture.wgsl, the
+//! layout `Staging::Texture` reads weights in: a matrix-vector product reads no faster than the
+//! faster of the two), whether the decode kernel is bound by those reads or by its arithmetic
+//! ([`resident_rates`]), and the FMA rate no matmul exceeds ([`fma_peak`]).
 
 use std::time::Instant;
 
@@ -34,6 +36,59 @@ kernel! {
     }
 }
 
+uniform_block! {
+    /// WGSL `PeakParams`.
+    pub struct PeakParams = "PeakParams" {
+        iterations: u32,
+        pad0: u32,
+        pad1: u32,
+        pad2: u32,
+    }
+}
+
+kernel! {
+    /// The FMA peak: 8 independent vec4 FMA chains per invocation, no memory reads.
+    pub struct FmaPeak, FmaPeakInputs = "fma_peak.wgsl", include_str!("../../shaders/fma_peak.wgsl"), prelude "";
+    overrides [];
+    per_workgroup PerWorkgroup::Fixed(64);
+    {
+        p: uniform(PeakParams),
+        dst: storage(f32, read_write),
+    }
+}
+
+/// The adapter's f32 FMA rate in flop/s (2 per FMA): [`FmaPeak`] over 32768 invocations of
+/// 2048 iterations (4.3 GFLOP), the median of 3 runs. No matmul runs faster on the adapter.
+pub fn fma_peak(ctx: &Context, queue: &wgpu::Queue) -> Result<f64> {
+    let v = |e: visattn::Error| Error::Input(e.to_string());
+    let (invocations, iterations) = (32768u32, 2048u32);
+    let pipeline = ctx.pipeline::<FmaPeak>(&[]).map_err(v)?;
+    let dst = ctx
+        .storage_buffer("fma peak out", invocations as u64 * 4, BufferUsages::empty())
+        .map_err(v)?;
+    let params = ctx.uniform_buffer(
+        "fma peak params",
+        &PeakParams {
+            iterations,
+            pad0: 0,
+            pad1: 0,
+            pad2: 0,
+        },
+    );
+    let d = ctx
+        .bind::<FmaPeak>(
+            &pipeline,
+            FmaPeakInputs {
+                p: params.as_entire_buffer_binding(),
+                dst: Storage::whole(&dst),
+            },
+            invocations,
+        )
+        .map_err(v)?;
+    let secs = time(ctx.device(), queue, 3, |pass| d.record(pass, &[]))?;
+    Ok(invocations as f64 * iterations as f64 * 64.0 / secs)
+}
+
 /// What the two baselines read, in bytes per second.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReadRates {
@@ -56,7 +111,10 @@ fn time(device: &wgpu::Device, queue: &wgpu::Queue, repeats: usize, record: impl
     let run = || -> Result<f64> {
         let t0 = Instant::now();
         let mut enc = device.create_command_encoder(&Default::default());
-        record(&mut enc.begin_compute_pass(&Default::default()));
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            record(&mut pass);
+        }
         queue.submit([enc.finish()]);
         device
             .poll(wgpu::PollType::wait_indefinitely())
@@ -92,6 +150,16 @@ pub fn read_rates(ctx: &Context, queue: &wgpu::Queue, bytes: u64, repeats: usize
         storage = storage.max(b.bytes_read as f64 / secs);
     }
 
+    let texture = texture_read(ctx, queue, bytes, 1, repeats)?;
+    Ok(ReadRates { storage, texture, bytes })
+}
+
+/// The texture read baseline over `bytes` (whole texture rows), each run reading them `times`
+/// times (one dispatch each): bytes x times / the median run, the best of three workgroup sizes.
+fn texture_read(ctx: &Context, queue: &wgpu::Queue, bytes: u64, times: usize, repeats: usize) -> Result<f64> {
+    let device = ctx.device();
+    let v = |e: visattn::Error| Error::Input(e.to_string());
+    let row = TEXELS_PER_ROW as u64 * 16;
     let height = (bytes / row) as u32;
     let texture = device.create_texture(&wgpu::TextureDescriptor {
         label: Some("read baseline"),
@@ -136,12 +204,52 @@ pub fn read_rates(ctx: &Context, queue: &wgpu::Queue, bytes: u64, repeats: usize
                 groups,
             )
             .map_err(v)?;
-        let secs = time(device, queue, repeats, |pass| d.record(pass, &[]))?;
-        texture_rate = texture_rate.max(bytes as f64 / secs);
+        let secs = time(device, queue, repeats, |pass| {
+            for _ in 0..times {
+                d.record(pass, &[]);
+            }
+        })?;
+        texture_rate = texture_rate.max((bytes * times as u64) as f64 / secs);
     }
-    Ok(ReadRates {
-        storage,
-        texture: texture_rate,
-        bytes,
-    })
+    Ok(texture_rate)
+}
+
+/// Whether the texture kernel's decode is bound by the reads or by its own arithmetic: a
+/// matrix-vector product over a matrix of `format` small enough to stay in the CPU's caches
+/// (512 rows x 1024 values, at most 2 MiB), and the texture read over as many bytes, each
+/// repeated 64 times a run. Returns (the product's weight bytes / s, the read's bytes / s): a
+/// product far under the read is bound by its arithmetic (decoding, FMAs), not by memory,
+/// whatever the memory's speed.
+pub fn resident_rates(ctx: &Context, queue: &wgpu::Queue, format: super::matrix::WeightFormat) -> Result<(f64, f64)> {
+    use super::matrix::Matrix;
+    let (rows, cols, times) = (512usize, 1024usize, 64usize);
+    let mut w = match format.block_type() {
+        Some(ty) => Matrix::upload_stored(ctx, queue, "probe", (rows, cols), (ty, format), ctx.max_binding(), |_, n| {
+            Ok(crate::random::random_blocks(ty, n * cols, 0.05, 11))
+        })?,
+        None => {
+            let values = crate::random::random(rows * cols, 11);
+            Matrix::from_f32(ctx, queue, "probe", (rows, cols), &values, format, ctx.max_binding())?
+        }
+    };
+    if !w.stage_in_texture(ctx, queue)? {
+        return Err(Error::Input(format!("a {} probe matrix does not go into a texture", format.name())));
+    }
+    let x = super::weights::buffer(ctx, "probe x", cols)?;
+    queue.write_buffer(&x, 0, bytemuck::cast_slice(&crate::random::random(cols, 12)));
+    let out = super::weights::buffer(ctx, "probe out", rows)?;
+    let dispatches = super::linear::Matmul::new(ctx)
+        .bind(1, &x, &w, None, &out)
+        .map_err(|e| Error::Input(e.to_string()))?;
+    let secs = time(ctx.device(), queue, 5, |pass| {
+        for _ in 0..times {
+            for d in &dispatches {
+                d.record(pass, &[]);
+            }
+        }
+    })?;
+    let bytes = w.bytes();
+    let row = TEXELS_PER_ROW as u64 * 16;
+    let read = texture_read(ctx, queue, bytes.div_ceil(row) * row, times, 5)?;
+    Ok(((bytes * times as u64) as f64 / secs, read))
 }

@@ -28,6 +28,7 @@ pub fn kernels() -> Vec<visattn::kernel::KernelDecl> {
         <linear::LinearTextureKernel as Kernel>::VARIANTS,
         <repack::RepackKernel as Kernel>::VARIANTS,
         <bandwidth::ReadTexture as Kernel>::VARIANTS,
+        <bandwidth::FmaPeak as Kernel>::VARIANTS,
         <norm::NormKernel as Kernel>::VARIANTS,
         <elementwise::BinaryKernel as Kernel>::VARIANTS,
         <elementwise::ActivationKernel as Kernel>::VARIANTS,
