@@ -119,6 +119,7 @@ fn decode_matches_the_reference(format: WeightFormat, staging: Staging) {
         let mut seq = ids.clone();
         let mut next = argmax(&run.logits[(ids.len() - 1) * vocab..]);
         let mut made = 0;
+        let mut greedy = Vec::new();
         for step in 0..steps {
             seq.push(next);
             let got = model.step(&mut run, next).unwrap();
@@ -130,12 +131,21 @@ fn decode_matches_the_reference(format: WeightFormat, staging: Staging) {
             let scale = want.iter().fold(0f32, |m, x| m.max(x.abs())) as f64;
             support::close::assert_close(&format!("{what}: decode step {step} logits"), &got, want, |_| 1e-4 * scale);
             next = argmax(&got);
+            greedy.push(next);
         }
         assert_eq!(
             g.ctx.bind_groups_made(),
             made,
             "{what}: a decode step made bind groups: bound once means none"
         );
+        // The same steps through the argmax on the device (8 bytes read back): the same tokens.
+        let mut again = model
+            .prefill(&ids, Some(&image), &mode, ids.len() + steps + 1, false, false)
+            .unwrap();
+        for (step, &want) in greedy.iter().enumerate() {
+            let got = model.step_greedy(&mut again, seq[ids.len() + step]).unwrap();
+            assert_eq!(got, want, "{what}: step {step}'s greedy token on the device");
+        }
         answers.push(seq);
     }
     // VAR moved something on this fixture (its planted sinks are in layers VAR edits).

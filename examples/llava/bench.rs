@@ -62,7 +62,7 @@ fn time_once(
     let mut token = argmax(&run.logits[run.logits.len() - vocab..]);
     let t1 = Instant::now();
     for _ in 0..steps {
-        token = argmax(&model.step(&mut run, token)?);
+        token = model.step_greedy(&mut run, token)?;
     }
     Ok((prefill, t1.elapsed().as_secs_f64()))
 }

@@ -280,6 +280,38 @@ pub fn run() -> Result<serde_json::Value> {
         }
         cases.push(serde_json::json!({ "kernel": "swap", "n": a * b, "m": c, "error": worst_relative(&got, &want) }));
     }
+    // The greedy step's argmax on the device against the sampler's at temperature 0: ties
+    // (to the lowest index), -0 against +0, a row of equal values, a row at an offset, a
+    // vocabulary-sized row with its maximum last; and rows with a NaN or an infinity flagged.
+    let argmax = crate::gpu::argmax::Argmax::new(&g.ctx).map_err(e)?;
+    let mut big = random(49152, 900);
+    big[49151] = 10.0;
+    let rows: Vec<(Vec<f32>, usize)> = vec![
+        (vec![1.5], 0),
+        (vec![3.0, 5.0, 5.0, 1.0], 0),
+        (vec![-0.0, 0.0, -1.0], 0),
+        (vec![-2.0; 300], 0),
+        (random(1000, 901), 17),
+        (big, 0),
+        (vec![1.0, f32::NAN, 2.0], 0),
+        (vec![f32::NEG_INFINITY, -1.0], 0),
+    ];
+    for (i, (row, offset)) in rows.into_iter().enumerate() {
+        let n = row.len() - offset;
+        let rb = upload(&g.ctx, &g.queue, "row", &row).map_err(e)?;
+        let out = upload(&g.ctx, &g.queue, "out", &[f32::NAN; 2]).map_err(e)?;
+        let got: Vec<u32> = run_one(&g, || argmax.bind(&rb, offset, n, &out), &out, 2)?
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        let want = crate::sampling::Sampler::new(0.0, 1.0, 0)?.next(&row[offset..]);
+        // The sampler refuses a row with a value that is not finite; the kernel flags it.
+        let ok = match want {
+            Ok(best) => got == [best, 0],
+            Err(_) => got[1] == 1,
+        };
+        cases.push(serde_json::json!({ "kernel": "argmax", "n": n, "case": i, "error": if ok { 0.0 } else { 1.0 } }));
+    }
     // (tokens, dim, vocab, rows per chunk): the table split into chunks of odd sizes too; dim
     // whole blocks for the block formats.
     for &format in &all_formats {

@@ -49,6 +49,10 @@ pub struct DecodePlan {
     embed: Vec<Dispatch>,
     layers: Vec<LayerStep>,
     head: Vec<Dispatch>,
+    /// The greedy token of the step's logits, on the device, into `best` (the index, and 1
+    /// where a logit is not finite).
+    argmax: Dispatch,
+    best: Buffer,
 }
 
 impl DecodePlan {
@@ -72,7 +76,11 @@ impl DecodePlan {
                 })
             })
             .collect::<Result<_>>()?;
+        let best = buffer(&k.ctx, "step argmax", 2)?;
+        let argmax = super::argmax::Argmax::new(&k.ctx)?.bind(&logits, 0, c.vocab, &best)?;
         Ok(Self {
+            argmax,
+            best,
             embed: blocks::embed(k, text, 1, &id, &a.x)?,
             head: blocks::head(k, c, text, 1, (&a.x, &a.h), &logits)?,
             layers,
@@ -92,8 +100,33 @@ impl GpuModel {
         pollster::block_on(self.step_async(run, token))
     }
 
+    /// [`GpuModel::step_greedy_async`], waiting for the GPU.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn step_greedy(&self, run: &mut Generation, token: u32) -> Result<u32> {
+        pollster::block_on(self.step_greedy_async(run, token))
+    }
+
     /// One decode step: `token` at the next position; returns the logits [V].
     pub async fn step_async(&self, run: &mut Generation, token: u32) -> Result<Vec<f32>> {
+        self.submit_step(run, token, false)?;
+        self.read(&run.plan.logits, self.cfg.text.vocab).await
+    }
+
+    /// One decode step that returns its greedy token (the argmax of the logits, ties to the
+    /// lowest id, as the sampler at temperature 0), found on the device: 8 bytes read back. A
+    /// NaN or infinite logit is an error, as the sampler's.
+    pub async fn step_greedy_async(&self, run: &mut Generation, token: u32) -> Result<u32> {
+        self.submit_step(run, token, true)?;
+        match self.read::<u32>(&run.plan.best, 2).await?[..] {
+            [best, 0] => Ok(best),
+            _ => Err(Error::Input(
+                "a logit of the step is NaN or infinite: the forward pass went wrong".into(),
+            )),
+        }
+    }
+
+    /// Records and submits a decode step (and the argmax of its logits where `argmax`).
+    fn submit_step(&self, run: &mut Generation, token: u32, argmax: bool) -> Result<()> {
         let c = &self.cfg.text;
         if token as usize >= c.vocab {
             return Err(Error::Input(format!("token {token} is outside the vocabulary of {}", c.vocab)));
@@ -119,9 +152,15 @@ impl GpuModel {
             run.session.copy_output(&mut enc, l, &p.a.o)?;
             record(&mut enc.begin_compute_pass(&Default::default()), &layer.after);
         }
-        record(&mut enc.begin_compute_pass(&Default::default()), &p.head);
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            record(&mut pass, &p.head);
+            if argmax {
+                p.argmax.record(&mut pass, &[]);
+            }
+        }
         self.queue.submit([enc.finish()]);
         run.session.end_step();
-        self.read(&p.logits, c.vocab).await
+        Ok(())
     }
 }

@@ -82,6 +82,21 @@ super::matrix::weight_kernel! {
 /// much past a tile's first row ([`super::weights::buffer`] pads them).
 pub const X_TILE_BYTES: u64 = std::mem::size_of::<XTile>() as u64;
 
+/// Why the device cannot run the texture kernel, if it cannot: its uniform bindings must hold
+/// an x tile (WebGPU's default 64 KiB does), and its storage bindings room for padded
+/// activations (4 x tiles at least).
+pub fn texture_unavailable(ctx: &Context) -> Option<String> {
+    let uniform = ctx.device().limits().max_uniform_buffer_binding_size as u64;
+    if uniform < X_TILE_BYTES {
+        return Some(format!(
+            "the device's uniform bindings hold {uniform} bytes, the texture kernel reads {X_TILE_BYTES}"
+        ));
+    }
+    let storage = ctx.max_binding();
+    (storage < 4 * X_TILE_BYTES)
+        .then(|| format!("the storage binding limit of {storage} bytes leaves no room for activations padded by {X_TILE_BYTES} bytes"))
+}
+
 /// Rows of W per workgroup of the matrix-vector kernel.
 const VEC_ROWS: usize = 4;
 
@@ -220,6 +235,9 @@ pub struct StagingTune {
 
 impl std::fmt::Display for StagingTune {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.texture_s.is_nan() {
+            return write!(f, "weights in {}s (this device cannot run the texture kernel)", self.best);
+        }
         write!(
             f,
             "weights in {}s (probe: buffers {:.2} ms, textures {:.2} ms)",
@@ -236,6 +254,13 @@ impl std::fmt::Display for StagingTune {
 /// Lavapipe picks textures (storage loads cost per lane there), GPUs usually buffers. The
 /// answer is a word a host can cache per adapter (`Staging`'s Display / FromStr). Native only.
 pub fn autotune_staging(ctx: &Context, queue: &wgpu::Queue, format: WeightFormat) -> crate::Result<StagingTune> {
+    if texture_unavailable(ctx).is_some() {
+        return Ok(StagingTune {
+            best: Staging::Buffer,
+            buffer_s: f64::NAN,
+            texture_s: f64::NAN,
+        });
+    }
     let device = ctx.device();
     let (rows, cols, tokens) = (512usize, 2048usize, 4usize);
     let values: Vec<f32> = (0..rows * cols)

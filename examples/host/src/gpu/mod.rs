@@ -2,6 +2,7 @@
 //! examples/host/shaders/, run through the library's `Context` like the VAR kernels), its
 //! weights on the device, its blocks, the prefill and the decode step.
 
+pub mod argmax;
 pub mod bandwidth;
 pub mod blocks;
 pub mod decode;
@@ -29,6 +30,7 @@ pub fn kernels() -> Vec<visattn::kernel::KernelDecl> {
         <repack::RepackKernel as Kernel>::VARIANTS,
         <bandwidth::ReadTexture as Kernel>::VARIANTS,
         <bandwidth::FmaPeak as Kernel>::VARIANTS,
+        <argmax::ArgmaxKernel as Kernel>::VARIANTS,
         <norm::NormKernel as Kernel>::VARIANTS,
         <elementwise::BinaryKernel as Kernel>::VARIANTS,
         <elementwise::ActivationKernel as Kernel>::VARIANTS,

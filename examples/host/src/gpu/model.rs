@@ -151,6 +151,9 @@ impl GpuModel {
         if staging == Staging::Buffer {
             return Ok(0);
         }
+        if let Some(why) = super::linear::texture_unavailable(&self.k.ctx) {
+            return Err(Error::Input(format!("weights in textures: {why}")));
+        }
         let mut moved = 0;
         for m in self.weights.linears_mut() {
             moved += m.stage_in_texture(&self.k.ctx, &self.queue)? as usize;
