@@ -343,6 +343,24 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
         mm.gflops(),
         peak / 1e9
     )?;
+    if shape == "llama-7b" && t.layers < 32 {
+        // LLaMA-7B's 32 layers at this run's rates: per layer, then the whole model.
+        let n = t.layers as f64;
+        let head_bytes = model.lm_head_bytes() as f64;
+        let layer_bytes = (weight_bytes as f64 - head_bytes) / n;
+        let head_flops = 2.0 * (t.vocab * t.hidden) as f64;
+        let layer_flops = (mm.flops / ids.len() as f64 - head_flops) / n;
+        outln!(
+            "per layer: {:.1} MB of weights, {:.2} GFLOP a token; LLaMA-7B's 32 layers at these rates: decode {:.2} tokens/s ({:.0} MB a step at {:.2} GB/s), prefill matmuls {:.2} tokens/s (at {:.2} GFLOPS)",
+            layer_bytes / 1e6,
+            layer_flops / 1e9,
+            rate / (32.0 * layer_bytes + head_bytes),
+            (32.0 * layer_bytes + head_bytes) / 1e6,
+            rate / 1e9,
+            mm.gflops() * 1e9 / (32.0 * layer_flops + head_flops),
+            mm.gflops()
+        )?;
+    }
     if !args.torch {
         outln!("torch: not run (--torch runs HF transformers on this CPU in the same run)")?;
         return Ok(());

@@ -7,8 +7,8 @@
 //   0  uniform          p: ArgmaxParams      n (values), offset (of the row's first value)
 //   1  storage, read    v: array<u32>        the row's f32 bits
 //   2  storage, rw      out: array<u32>      [2]: the index, 1 if a value is NaN or infinite
-// Dispatch: one workgroup of 256: each invocation scans a strided share, then a tree in
-//   workgroup memory (2 KiB and a flag).
+// Dispatch: one workgroup of 64: each invocation scans a strided share, then a tree in
+//   workgroup memory (512 bytes and a flag).
 
 struct ArgmaxParams {
     n: u32,
@@ -17,10 +17,10 @@ struct ArgmaxParams {
     pad1: u32,
 }
 
-const WG: u32 = 256u;
+const WG: u32 = 64u;
 
-var<workgroup> keys: array<u32, 256>;
-var<workgroup> indices: array<u32, 256>;
+var<workgroup> keys: array<u32, 64>;
+var<workgroup> indices: array<u32, 64>;
 var<workgroup> not_finite: atomic<u32>;
 
 // f32 bits as a u32 in total_cmp's order (the sign flips the rest, as IEEE 754's totalOrder).
@@ -33,7 +33,7 @@ fn better(ka: u32, ia: u32, kb: u32, ib: u32) -> bool {
     return ka > kb || (ka == kb && ia < ib);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) lane: u32) {
     var best_key = 0u;
     var best = 0xffffffffu;

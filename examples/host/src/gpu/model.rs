@@ -216,6 +216,11 @@ impl GpuModel {
         layers + t.lm_head.weight.bytes()
     }
 
+    /// Bytes of the LM head's weights.
+    pub fn lm_head_bytes(&self) -> u64 {
+        self.weights.text.lm_head.weight.bytes()
+    }
+
     /// The language model's matmuls alone, timed: every linear layer's matrix (the LM head
     /// included) multiplied with `tokens` rows of x, as a prefill of `tokens` runs them, in one
     /// submit, the median of `repeats` wall-clock runs waited for (one more first, not timed).
