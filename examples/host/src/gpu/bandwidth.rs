@@ -215,14 +215,15 @@ fn texture_read(ctx: &Context, queue: &wgpu::Queue, bytes: u64, times: usize, re
 }
 
 /// Whether the texture kernel's decode is bound by the reads or by its own arithmetic: a
-/// matrix-vector product over a matrix of `format` small enough to stay in the CPU's caches
-/// (512 rows x 1024 values, at most 2 MiB), and the texture read over as many bytes, each
-/// repeated 64 times a run. Returns (the product's weight bytes / s, the read's bytes / s): a
-/// product far under the read is bound by its arithmetic (decoding, FMAs), not by memory,
-/// whatever the memory's speed.
+/// matrix-vector product over a matrix of `format` small enough to stay in a CPU adapter's
+/// caches (2048 rows x 1024 values, at most 8 MiB: an L3 cache holds it), and the texture read
+/// of as many bytes, each repeated 32 times a run (as many dispatches each, so both pay the
+/// same dispatch costs). Returns (the product's weight bytes / s, the read's bytes / s): with
+/// memory out of the way, a product under the read is bound by its own arithmetic (decoding,
+/// FMAs) by that much.
 pub fn resident_rates(ctx: &Context, queue: &wgpu::Queue, format: super::matrix::WeightFormat) -> Result<(f64, f64)> {
     use super::matrix::Matrix;
-    let (rows, cols, times) = (512usize, 1024usize, 64usize);
+    let (rows, cols, times) = (2048usize, 1024usize, 32usize);
     let mut w = match format.block_type() {
         Some(ty) => Matrix::upload_stored(ctx, queue, "probe", (rows, cols), (ty, format), ctx.max_binding(), |_, n| {
             Ok(crate::random::random_blocks(ty, n * cols, 0.05, 11))
