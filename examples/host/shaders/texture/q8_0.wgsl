@@ -4,17 +4,7 @@
 
 const BLOCK: u32 = 32u;
 
-var<private> scales_at: u32 = 0xffffffffu;
-var<private> scales: vec4<u32>;
-
-fn half_scale(first: u32, b: u32) -> f32 {
-    let t = first + b / 8u;
-    if (t != scales_at) {
-        scales = texel(t);
-        scales_at = t;
-    }
-    return unpack2x16float(scales[(b / 2u) % 4u] >> ((b & 1u) * 16u)).x;
-}
+// half_scale(first, b): texture/half_scales.wgsl.
 
 fn values(w: u32, d: f32) -> vec4<f32> {
     return vec4<f32>(unpack4xI8(w)) * d;

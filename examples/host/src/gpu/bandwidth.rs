@@ -85,7 +85,7 @@ pub fn fma_peak(ctx: &Context, queue: &wgpu::Queue) -> Result<f64> {
             invocations,
         )
         .map_err(v)?;
-    let secs = time(ctx.device(), queue, 3, |pass| d.record(pass, &[]))?;
+    let secs = median_seconds(ctx.device(), queue, 3, |pass| d.record(pass, &[]))?;
     Ok(invocations as f64 * iterations as f64 * 64.0 / secs)
 }
 
@@ -106,8 +106,8 @@ impl ReadRates {
 }
 
 /// Median seconds of `repeats` runs of `record`, each submitted alone and waited for (as a
-/// decode step is), after one untimed run.
-fn time(device: &wgpu::Device, queue: &wgpu::Queue, repeats: usize, record: impl Fn(&mut wgpu::ComputePass)) -> Result<f64> {
+/// decode step is), after one untimed run: how every probe of the host is timed.
+pub fn median_seconds(device: &wgpu::Device, queue: &wgpu::Queue, repeats: usize, record: impl Fn(&mut wgpu::ComputePass)) -> Result<f64> {
     let run = || -> Result<f64> {
         let t0 = Instant::now();
         let mut enc = device.create_command_encoder(&Default::default());
@@ -118,7 +118,7 @@ fn time(device: &wgpu::Device, queue: &wgpu::Queue, repeats: usize, record: impl
         queue.submit([enc.finish()]);
         device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Input(format!("timing a read baseline: {e}")))?;
+            .map_err(|e| Error::Input(format!("timing a probe: {e}")))?;
         Ok(t0.elapsed().as_secs_f64())
     };
     run()?;
@@ -146,7 +146,7 @@ pub fn read_rates(ctx: &Context, queue: &wgpu::Queue, bytes: u64, repeats: usize
         let b = baseline
             .bind(src.as_entire_buffer_binding(), dst.as_entire_buffer_binding(), len, per_wg)
             .map_err(v)?;
-        let secs = time(device, queue, repeats, |pass| b.record(pass))?;
+        let secs = median_seconds(device, queue, repeats, |pass| b.record(pass))?;
         storage = storage.max(b.bytes_read as f64 / secs);
     }
 
@@ -161,20 +161,7 @@ fn texture_read(ctx: &Context, queue: &wgpu::Queue, bytes: u64, times: usize, re
     let v = |e: visattn::Error| Error::Input(e.to_string());
     let row = TEXELS_PER_ROW as u64 * 16;
     let height = (bytes / row) as u32;
-    let texture = device.create_texture(&wgpu::TextureDescriptor {
-        label: Some("read baseline"),
-        size: wgpu::Extent3d {
-            width: TEXELS_PER_ROW,
-            height,
-            depth_or_array_layers: 1,
-        },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: wgpu::TextureFormat::Rgba32Uint,
-        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-        view_formats: &[],
-    });
+    let texture = super::matrix::weight_texture(device, "read baseline", height);
     let view = texture.create_view(&Default::default());
     let texels = (bytes / 16) as u32;
     let pipeline = ctx.pipeline::<ReadTexture>(&[]).map_err(v)?;
@@ -204,7 +191,7 @@ fn texture_read(ctx: &Context, queue: &wgpu::Queue, bytes: u64, times: usize, re
                 groups,
             )
             .map_err(v)?;
-        let secs = time(device, queue, repeats, |pass| {
+        let secs = median_seconds(device, queue, repeats, |pass| {
             for _ in 0..times {
                 d.record(pass, &[]);
             }
@@ -224,15 +211,7 @@ fn texture_read(ctx: &Context, queue: &wgpu::Queue, bytes: u64, times: usize, re
 pub fn resident_rates(ctx: &Context, queue: &wgpu::Queue, format: super::matrix::WeightFormat) -> Result<(f64, f64)> {
     use super::matrix::Matrix;
     let (rows, cols, times) = (2048usize, 1024usize, 32usize);
-    let mut w = match format.block_type() {
-        Some(ty) => Matrix::upload_stored(ctx, queue, "probe", (rows, cols), (ty, format), ctx.max_binding(), |_, n| {
-            Ok(crate::random::random_blocks(ty, n * cols, 0.05, 11))
-        })?,
-        None => {
-            let values = crate::random::random(rows * cols, 11);
-            Matrix::from_f32(ctx, queue, "probe", (rows, cols), &values, format, ctx.max_binding())?
-        }
-    };
+    let mut w = Matrix::probe(ctx, queue, (rows, cols), format, 11)?;
     if !w.stage_in_texture(ctx, queue)? {
         return Err(Error::Input(format!("a {} probe matrix does not go into a texture", format.name())));
     }
@@ -242,7 +221,7 @@ pub fn resident_rates(ctx: &Context, queue: &wgpu::Queue, format: super::matrix:
     let dispatches = super::linear::Matmul::new(ctx)
         .bind(1, &x, &w, None, &out)
         .map_err(|e| Error::Input(e.to_string()))?;
-    let secs = time(ctx.device(), queue, 5, |pass| {
+    let secs = median_seconds(ctx.device(), queue, 5, |pass| {
         for _ in 0..times {
             for d in &dispatches {
                 d.record(pass, &[]);

@@ -263,9 +263,6 @@ pub fn autotune_staging(ctx: &Context, queue: &wgpu::Queue, format: WeightFormat
     }
     let device = ctx.device();
     let (rows, cols, tokens) = (512usize, 2048usize, 4usize);
-    let values: Vec<f32> = (0..rows * cols)
-        .map(|i| ((i.wrapping_mul(2654435761) % 2001) as f32 / 1000.0 - 1.0) * 0.05)
-        .collect();
     let xs: Vec<f32> = (0..tokens * cols).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
     let x = super::weights::buffer(ctx, "probe x", tokens * cols)?;
     queue.write_buffer(&x, 0, bytemuck::cast_slice(&xs));
@@ -273,38 +270,18 @@ pub fn autotune_staging(ctx: &Context, queue: &wgpu::Queue, format: WeightFormat
     let matmul = Matmul::new(ctx);
     let mut times = [0f64; 2];
     for (i, texture) in [false, true].into_iter().enumerate() {
-        let mut w = match format.block_type() {
-            // Random blocks: not every block format has a quantizer (Q4_1 files are read only).
-            Some(ty) => Matrix::upload_stored(ctx, queue, "probe", (rows, cols), (ty, format), ctx.max_binding(), |_, n| {
-                Ok(crate::random::random_blocks(ty, n * cols, 0.05, 7))
-            })?,
-            None => Matrix::from_f32(ctx, queue, "probe", (rows, cols), &values, format, ctx.max_binding())?,
-        };
+        let mut w = Matrix::probe(ctx, queue, (rows, cols), format, 7)?;
         if texture && !w.stage_in_texture(ctx, queue)? {
             times[i] = f64::INFINITY;
             continue;
         }
         let mut dispatches = matmul.bind(1, &x, &w, None, &out)?;
         dispatches.extend(matmul.bind(tokens, &x, &w, None, &out)?);
-        let run = || -> crate::Result<f64> {
-            let t0 = std::time::Instant::now();
-            let mut enc = device.create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                for d in &dispatches {
-                    d.record(&mut pass, &[]);
-                }
+        times[i] = super::bandwidth::median_seconds(device, queue, 5, |pass| {
+            for d in &dispatches {
+                d.record(pass, &[]);
             }
-            queue.submit([enc.finish()]);
-            device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| crate::Error::Input(format!("the staging probe: {e}")))?;
-            Ok(t0.elapsed().as_secs_f64())
-        };
-        run()?;
-        let mut t: Vec<f64> = (0..5).map(|_| run()).collect::<crate::Result<_>>()?;
-        t.sort_by(f64::total_cmp);
-        times[i] = t[2];
+        })?;
     }
     Ok(StagingTune {
         best: if times[1] < times[0] { Staging::Texture } else { Staging::Buffer },

@@ -335,8 +335,27 @@ pub enum ChunkStore {
     },
 }
 
-/// Texels a row of a weight texture holds (shaders/formats/word_texture.wgsl's constant): 64 KiB.
+/// Texels a row of a weight texture holds (shaders/texture/texel.wgsl's constant): 64 KiB.
 pub const TEXELS_PER_ROW: u32 = 4096;
+
+/// An rgba32uint texture of `height` rows of [`TEXELS_PER_ROW`] texels, for words to read with
+/// textureLoad ([`Staging::Texture`]'s weights, the texture read baseline).
+pub fn weight_texture(device: &wgpu::Device, label: &'static str, height: u32) -> wgpu::Texture {
+    device.create_texture(&wgpu::TextureDescriptor {
+        label: Some(label),
+        size: wgpu::Extent3d {
+            width: TEXELS_PER_ROW,
+            height,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba32Uint,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    })
+}
 
 /// How the linear layers' weights are kept on the device: which layout the adapter reads
 /// faster, chosen per adapter by [`super::linear::autotune_staging`] (or by the host).
@@ -575,6 +594,26 @@ impl Matrix {
         })
     }
 
+    /// A random matrix of `format` for the timing probes: random blocks for a block format (not
+    /// every one has a quantizer: Q4_1 files are only read), random values rounded to a float
+    /// format.
+    pub fn probe(ctx: &Context, queue: &wgpu::Queue, (rows, cols): (usize, usize), format: WeightFormat, seed: u64) -> Result<Self> {
+        match format.block_type() {
+            Some(ty) => Self::upload_stored(ctx, queue, "probe", (rows, cols), (ty, format), ctx.max_binding(), |_, n| {
+                Ok(crate::random::random_blocks(ty, n * cols, 0.05, seed))
+            }),
+            None => Self::from_f32(
+                ctx,
+                queue,
+                "probe",
+                (rows, cols),
+                &crate::random::random(rows * cols, seed),
+                format,
+                ctx.max_binding(),
+            ),
+        }
+    }
+
     /// [`Self::upload`] of f32 values.
     pub fn from_f32(
         ctx: &Context,
@@ -652,20 +691,7 @@ impl Matrix {
                 usage: BufferUsages::COPY_SRC | BufferUsages::COPY_DST | BufferUsages::STORAGE,
                 mapped_at_creation: false,
             });
-            let texture = device.create_texture(&wgpu::TextureDescriptor {
-                label: Some("weight"),
-                size: wgpu::Extent3d {
-                    width: TEXELS_PER_ROW,
-                    height: height as u32,
-                    depth_or_array_layers: 1,
-                },
-                mip_level_count: 1,
-                sample_count: 1,
-                dimension: wgpu::TextureDimension::D2,
-                format: wgpu::TextureFormat::Rgba32Uint,
-                usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-                view_formats: &[],
-            });
+            let texture = weight_texture(device, "weight", height as u32);
             let mut enc = device.create_command_encoder(&Default::default());
             match repack {
                 Some(r) => r
@@ -796,8 +822,8 @@ pub mod texture_prelude {
     pub const F16: &str = texture!("texture/f16.wgsl");
     pub const PACKED: &str = F16;
     pub const BF16: &str = texture!("texture/bf16.wgsl");
-    pub const Q8_0: &str = texture!("texture/q8_0.wgsl");
-    pub const Q4_0: &str = texture!("texture/q4_0.wgsl");
+    pub const Q8_0: &str = texture!("texture/half_scales.wgsl", "texture/q8_0.wgsl");
+    pub const Q4_0: &str = texture!("texture/half_scales.wgsl", "texture/q4_0.wgsl");
     pub const Q4_1: &str = texture!("texture/q4_1.wgsl");
     pub const Q5_0: &str = generic!("formats/q5_0.wgsl");
     pub const Q5_1: &str = generic!("formats/q5_1.wgsl");

@@ -246,30 +246,17 @@ impl GpuModel {
                 None => shapes.push((l.out(), l.inp(), 1)),
             }
         }
-        let run = || -> Result<f64> {
-            let t0 = std::time::Instant::now();
-            let mut enc = self.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                for d in &dispatches {
-                    d.record(&mut pass, &[]);
-                }
+        let seconds = super::bandwidth::median_seconds(&self.device, &self.queue, repeats, |pass| {
+            for d in &dispatches {
+                d.record(pass, &[]);
             }
-            self.queue.submit([enc.finish()]);
-            self.device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| Error::Input(format!("timing the matmuls: {e}")))?;
-            Ok(t0.elapsed().as_secs_f64())
-        };
-        run()?;
-        let mut times = (0..repeats.max(1)).map(|_| run()).collect::<Result<Vec<_>>>()?;
-        times.sort_by(f64::total_cmp);
+        })?;
         let flops = shapes.iter().map(|&(m, k, c)| 2.0 * (tokens * m * k * c) as f64).sum();
         Ok(MatmulTiming {
             tokens,
             shapes,
             flops,
-            seconds: times[times.len() / 2],
+            seconds,
         })
     }
 
