@@ -30,6 +30,8 @@
 #         -p "What is in the picture?" -n 8 --temp 0 --chat-template vicuna
 set -euo pipefail
 die() { echo "error: $*" >&2; exit 1; }
+# shellcheck source=tools/llama_cpp_sdist.sh
+source "$(dirname "$0")/llama_cpp_sdist.sh"
 
 VERSION=0.3.36
 DL="$HOME/.cache/visattn/dl"
@@ -63,28 +65,9 @@ fi
 command -v c++ >/dev/null || die "no C++ compiler (apt-get install g++)"
 command -v make >/dev/null || die "no make (apt-get install make)"
 
-if [ ! -f "$SDIST" ]; then
-    PY="${VISATTN_PYTHON:-$HOME/.cache/visattn/torch-venv/bin/python}"
-    [ -x "$PY" ] || PY=python3
-    mkdir -p "$DL"
-    "$PY" -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
-        "llama-cpp-python==$VERSION" -d "$DL" || die "pip download llama-cpp-python==$VERSION failed"
-    [ -f "$SDIST" ] || die "pip download gave no $SDIST"
-fi
-
 if [ ! -f "$SRC/CMakeLists.txt" ]; then
     rm -rf "$SRC"
-    mkdir -p "$SRC"
-    # models/ (vocabularies for llama.cpp's tests, 75 MB) and docs/ are not needed to build.
-    tar -xzf "$SDIST" -C "$SRC" --strip-components=3 \
-        --exclude="llama_cpp_python-$VERSION/vendor/llama.cpp/models" \
-        --exclude="llama_cpp_python-$VERSION/vendor/llama.cpp/docs" \
-        "llama_cpp_python-$VERSION/vendor/llama.cpp" \
-        || die "extracting vendor/llama.cpp from $SDIST failed"
-    [ -f "$SRC/CMakeLists.txt" ] || die "$SDIST holds no vendor/llama.cpp/CMakeLists.txt"
-    # The sdist keeps the submodule's .git file (gitdir: ../../.git/modules/...), which points
-    # nowhere here; without it cmake stops looking for a git index.
-    rm -f "$SRC/.git"
+    extract_llama_cpp "$SRC"
 fi
 
 start=$(date +%s)

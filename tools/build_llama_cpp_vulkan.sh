@@ -50,6 +50,8 @@
 # pp36 1.9 t/s and tg8 0.6 t/s on Vulkan against 282 and 140 t/s on the CPU build's llama-bench).
 set -euo pipefail
 die() { echo "error: $*" >&2; exit 1; }
+# shellcheck source=tools/llama_cpp_sdist.sh
+source "$(dirname "$0")/llama_cpp_sdist.sh"
 
 VERSION=0.3.36
 DL="$HOME/.cache/visattn/dl"
@@ -98,23 +100,7 @@ if [ ! -f "$SRC/CMakeLists.txt" ]; then
     if [ -f "$CPU_SRC/CMakeLists.txt" ]; then
         cp -r "$CPU_SRC" "$tmp" || die "copying $CPU_SRC failed"
     else
-        if [ ! -f "$SDIST" ]; then
-            PY="${VISATTN_PYTHON:-$HOME/.cache/visattn/torch-venv/bin/python}"
-            [ -x "$PY" ] || PY=python3
-            mkdir -p "$DL"
-            "$PY" -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
-                "llama-cpp-python==$VERSION" -d "$DL" || die "pip download llama-cpp-python==$VERSION failed"
-            [ -f "$SDIST" ] || die "pip download gave no $SDIST"
-        fi
-        mkdir -p "$tmp"
-        # models/ (vocabularies for llama.cpp's tests, 75 MB) and docs/ are not needed to build.
-        tar -xzf "$SDIST" -C "$tmp" --strip-components=3 \
-            --exclude="llama_cpp_python-$VERSION/vendor/llama.cpp/models" \
-            --exclude="llama_cpp_python-$VERSION/vendor/llama.cpp/docs" \
-            "llama_cpp_python-$VERSION/vendor/llama.cpp" \
-            || die "extracting vendor/llama.cpp from $SDIST failed"
-        # The submodule's .git file points nowhere here (see tools/build_llama_cpp.sh).
-        rm -f "$tmp/.git"
+        extract_llama_cpp "$tmp"
     fi
     [ -f "$tmp/CMakeLists.txt" ] || die "$tmp holds no CMakeLists.txt"
     mv "$tmp" "$SRC"
