@@ -1,4 +1,4 @@
-// The f16 scales of the planar texture layouts (texture/q4_0.wgsl, q8_0.wgsl): 8 a texel,
+// The f16 scales of the planar texture layouts (texture/q4_0.wgsl, q8_0.wgsl, q6_k.wgsl): 8 a texel,
 // block b's in texel first + b / 8, word (b / 2) % 4, half b % 2. The last scale texel read is
 // kept: a lane walking its row reads each once, not once a block.
 

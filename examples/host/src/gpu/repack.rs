@@ -1,6 +1,7 @@
 //! Block-format chunks into the planes the texture kernel reads (shaders/repack.wgsl): Q4_0,
-//! Q4_1 and Q8_0 blocks are 18, 20 and 34 bytes, off texel boundaries as the file stores them;
-//! repacked, each block's quants start a texel and the scales follow the chunk's quants.
+//! Q4_1, Q8_0 and Q6_K blocks are 18, 20, 34 and 210 bytes, off texel boundaries as the file
+//! stores them; repacked, each block's quants (Q6_K's quants and scales) start a texel and the
+//! f16 scales follow the chunk's quants.
 
 use std::sync::Arc;
 
@@ -41,6 +42,8 @@ kernel! {
         Q4_1 = "repack.q4_1.wgsl", prelude repack_prelude!("q4_1.wgsl"), elem u32;
         #[allow(non_camel_case_types)]
         Q8_0 = "repack.q8_0.wgsl", prelude repack_prelude!("q8_0.wgsl"), elem u32;
+        #[allow(non_camel_case_types)]
+        Q6_K = "repack.q6_k.wgsl", prelude repack_prelude!("q6_k.wgsl"), elem u32;
     }
     overrides [];
     per_workgroup PerWorkgroup::Fixed(64);
@@ -67,6 +70,7 @@ impl Repack {
             WeightFormat::Q4_0 => (RepackVariant::Q4_0, 16, 2),
             WeightFormat::Q4_1 => (RepackVariant::Q4_1, 16, 4),
             WeightFormat::Q8_0 => (RepackVariant::Q8_0, 32, 2),
+            WeightFormat::Q6_K => (RepackVariant::Q6_K, 208, 2),
             _ => return None,
         };
         Some(Self {

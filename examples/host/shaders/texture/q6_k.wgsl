@@ -1,0 +1,47 @@
+// Q6_K in a texture, in planes (gpu/repack.rs): super-block b's ql (128 bytes), qh (64) and
+// 16 i8 scales are texels 13b .. 13b + 13, the chunk's super-blocks first; then the f16 d's
+// (texture/half_scales.wgsl, from texel 13 blocks). In half h of 128 values, value 128h + 32s
+// + l (l < 32) has its low 4 bits in ql[64h + l + 32 (s & 1)] (the high nibble for s >= 2), its
+// high 2 bits in bits 2s .. 2s + 2 of qh[32h + l], its scale scales[8h + l / 16 + 2s];
+// value = (d * scale) * (q - 32), as llama.cpp's dequantize_row_q6_K.
+
+const BLOCK: u32 = 256u;
+
+fn six(w: u32) -> vec4<f32> {
+    return vec4<f32>(unpack4xU8(w)) - 32.0;
+}
+
+// Four values of each of the 4 sub-blocks s from one word of ql's first half (a), of its
+// second half (b) and of qh (h); s0..s3 the sub-blocks' scales (times d); c the vec4 of s = 0.
+fn q6_word(a: u32, b: u32, h: u32, c: u32, s0: f32, s1: f32, s2: f32, s3: f32) {
+    xfma(six((a & 0x0f0f0f0fu) | ((h & 0x03030303u) << 4u)) * s0, c);
+    xfma(six((b & 0x0f0f0f0fu) | (((h >> 2u) & 0x03030303u) << 4u)) * s1, c + 8u);
+    xfma(six(((a >> 4u) & 0x0f0f0f0fu) | (((h >> 4u) & 0x03030303u) << 4u)) * s2, c + 16u);
+    xfma(six(((b >> 4u) & 0x0f0f0f0fu) | (((h >> 6u) & 0x03030303u) << 4u)) * s3, c + 24u);
+}
+
+// Values l = 16q .. 16q + 16 of half h's 4 sub-blocks (their texels of ql, ql + 32, qh).
+fn q6_group(a: vec4<u32>, b: vec4<u32>, h: vec4<u32>, c: u32, s0: f32, s1: f32, s2: f32, s3: f32) {
+    q6_word(a.x, b.x, h.x, c, s0, s1, s2, s3);
+    q6_word(a.y, b.y, h.y, c + 1u, s0, s1, s2, s3);
+    q6_word(a.z, b.z, h.z, c + 2u, s0, s1, s2, s3);
+    q6_word(a.w, b.w, h.w, c + 3u, s0, s1, s2, s3);
+}
+
+fn dot_block(row: u32, j: u32) {
+    let blocks = p.k / 256u;
+    let sb = row * blocks + j;
+    let t0 = sb * 13u;
+    let d = half_scale(13u * p.m * blocks, sb);
+    let st = texel(t0 + 12u);
+    let sc0 = vec4<f32>(unpack4xI8(st.x)) * d;
+    let sc1 = vec4<f32>(unpack4xI8(st.y)) * d;
+    let sc2 = vec4<f32>(unpack4xI8(st.z)) * d;
+    let sc3 = vec4<f32>(unpack4xI8(st.w)) * d;
+    let c = 64u * j;
+    // Half 0: scales 0..8 (sc0, sc1); half 1: 8..16 (sc2, sc3). Group q takes scale q + 2s.
+    q6_group(texel(t0), texel(t0 + 2u), texel(t0 + 8u), c, sc0.x, sc0.z, sc1.x, sc1.z);
+    q6_group(texel(t0 + 1u), texel(t0 + 3u), texel(t0 + 9u), c + 4u, sc0.y, sc0.w, sc1.y, sc1.w);
+    q6_group(texel(t0 + 4u), texel(t0 + 6u), texel(t0 + 10u), c + 32u, sc2.x, sc2.z, sc3.x, sc3.z);
+    q6_group(texel(t0 + 5u), texel(t0 + 7u), texel(t0 + 11u), c + 36u, sc2.y, sc2.w, sc3.y, sc3.w);
+}
