@@ -797,8 +797,9 @@ preludes!(
 
 /// The texture kernel's preludes (linear_texture.wgsl, [`Staging::Texture`]): texel reads and
 /// xdot (texture/texel.wgsl), then each format's `BLOCK` and `dot_block`: a texel layout of its
-/// own for the floats, Q4_0, Q4_1, Q8_0, Q6_K (repacked into planes, gpu/repack.rs) and Q4_K
-/// (as stored: 9 texels a super-block); the other formats through their load8 a word at a time
+/// own for the floats, Q4_0, Q4_1, Q8_0, Q6_K (repacked into planes, gpu/repack.rs), Q4_K and
+/// Q5_K (as stored: 9 and 11 texels a super-block); the other formats through their load8 a
+/// word at a time
 /// (texture/generic.wgsl).
 pub mod texture_prelude {
     macro_rules! texture {
@@ -830,6 +831,6 @@ pub mod texture_prelude {
     pub const Q2_K: &str = generic!("formats/q2_k.wgsl");
     pub const Q3_K: &str = generic!("formats/q3_k.wgsl");
     pub const Q4_K: &str = texture!("texture/q4_k.wgsl");
-    pub const Q5_K: &str = generic!("formats/k4_scales.wgsl", "formats/q5_k.wgsl");
+    pub const Q5_K: &str = texture!("texture/q5_k.wgsl");
     pub const Q6_K: &str = texture!("texture/half_scales.wgsl", "texture/q6_k.wgsl");
 }

@@ -1,0 +1,53 @@
+// Q5_K in a texture, as the file stores it (176-byte super-blocks are 11 texels): texel 0
+// holds d, dmin (f16) and the 12 scale bytes (as Q4_K's), texels 1, 2 the 32 qh bytes, texels
+// 3..11 the 128 quant bytes. Sub-blocks 2c and 2c + 1 (32 values each) are the low and high
+// nibbles of quant bytes 32c .. 32c + 32 (texels 3 + 2c, 4 + 2c), their fifth bits bits 2c
+// and 2c + 1 of qh[l]; value = (d * scale) * q - dmin * min, as llama.cpp's
+// dequantize_row_q5_K.
+
+const BLOCK: u32 = 256u;
+
+// Four 5-bit values: nibbles (already shifted down) and the fifth bits (bit 0 of each byte).
+fn k5_values(nibbles: u32, fifth: u32, a: f32, b: f32) -> vec4<f32> {
+    let q = (nibbles & 0x0f0f0f0fu) | ((fifth & 0x01010101u) << 4u);
+    return fma(vec4<f32>(unpack4xU8(q)), vec4<f32>(a), vec4<f32>(-b));
+}
+
+// Sub-blocks 2c (scale a0, min b0) and 2c + 1 (a1, b1): quant texels q0, q1, qh texels h0, h1,
+// the fifth bits at bit 2c (shift s) and 2c + 1.
+fn k5_pair(q0: vec4<u32>, q1: vec4<u32>, h0: vec4<u32>, h1: vec4<u32>, s: u32, c: u32, a0: f32, b0: f32, a1: f32, b1: f32) {
+    xfma(k5_values(q0.x, h0.x >> s, a0, b0), c);
+    xfma(k5_values(q0.y, h0.y >> s, a0, b0), c + 1u);
+    xfma(k5_values(q0.z, h0.z >> s, a0, b0), c + 2u);
+    xfma(k5_values(q0.w, h0.w >> s, a0, b0), c + 3u);
+    xfma(k5_values(q1.x, h1.x >> s, a0, b0), c + 4u);
+    xfma(k5_values(q1.y, h1.y >> s, a0, b0), c + 5u);
+    xfma(k5_values(q1.z, h1.z >> s, a0, b0), c + 6u);
+    xfma(k5_values(q1.w, h1.w >> s, a0, b0), c + 7u);
+    xfma(k5_values(q0.x >> 4u, h0.x >> (s + 1u), a1, b1), c + 8u);
+    xfma(k5_values(q0.y >> 4u, h0.y >> (s + 1u), a1, b1), c + 9u);
+    xfma(k5_values(q0.z >> 4u, h0.z >> (s + 1u), a1, b1), c + 10u);
+    xfma(k5_values(q0.w >> 4u, h0.w >> (s + 1u), a1, b1), c + 11u);
+    xfma(k5_values(q1.x >> 4u, h1.x >> (s + 1u), a1, b1), c + 12u);
+    xfma(k5_values(q1.y >> 4u, h1.y >> (s + 1u), a1, b1), c + 13u);
+    xfma(k5_values(q1.z >> 4u, h1.z >> (s + 1u), a1, b1), c + 14u);
+    xfma(k5_values(q1.w >> 4u, h1.w >> (s + 1u), a1, b1), c + 15u);
+}
+
+fn dot_block(row: u32, j: u32) {
+    let t0 = (row * (p.k / 256u) + j) * 11u;
+    let h = texel(t0);
+    let dm = unpack2x16float(h.x);
+    // Scale bytes 0..4 are h.y's, 4..8 h.z's, 8..12 h.w's (Q4_K's get_scale_min_k4).
+    let sc_lo = vec4<f32>(unpack4xU8(h.y & 0x3f3f3f3fu)) * dm.x;
+    let mn_lo = vec4<f32>(unpack4xU8(h.z & 0x3f3f3f3fu)) * dm.y;
+    let sc_hi = vec4<f32>(unpack4xU8((h.w & 0x0f0f0f0fu) | ((h.y >> 2u) & 0x30303030u))) * dm.x;
+    let mn_hi = vec4<f32>(unpack4xU8(((h.w >> 4u) & 0x0f0f0f0fu) | ((h.z >> 2u) & 0x30303030u))) * dm.y;
+    let h0 = texel(t0 + 1u);
+    let h1 = texel(t0 + 2u);
+    let c = 64u * j;
+    k5_pair(texel(t0 + 3u), texel(t0 + 4u), h0, h1, 0u, c, sc_lo.x, mn_lo.x, sc_lo.y, mn_lo.y);
+    k5_pair(texel(t0 + 5u), texel(t0 + 6u), h0, h1, 2u, c + 16u, sc_lo.z, mn_lo.z, sc_lo.w, mn_lo.w);
+    k5_pair(texel(t0 + 7u), texel(t0 + 8u), h0, h1, 4u, c + 32u, sc_hi.x, mn_hi.x, sc_hi.y, mn_hi.y);
+    k5_pair(texel(t0 + 9u), texel(t0 + 10u), h0, h1, 6u, c + 48u, sc_hi.z, mn_hi.z, sc_hi.w, mn_hi.w);
+}
