@@ -5,7 +5,7 @@
 // (this dispatch's tokens t0 .. t0 + p.n), W [m, k], b [m], out [*, ldo] rows t0.. at columns
 // col0 .. col0 + m, f32 accumulation. The declaration's variant decodes W: its prelude's
 // dot_block(row, j) adds the row's j-th BLOCK values times x to the tile's sums (texture/*.wgsl:
-// a texel layout of its own for f32, f16, bf16, Q4_0, Q4_1, Q8_0, Q4_K, Q5_K and Q6_K, the others through
+// a texel layout of its own for every format but Q2_K and Q3_K, which go through
 // their load8).
 //
 // Bindings (group 0, generated from the declaration in examples/host/src/gpu/linear.rs):

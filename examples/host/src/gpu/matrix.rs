@@ -797,9 +797,9 @@ preludes!(
 
 /// The texture kernel's preludes (linear_texture.wgsl, [`Staging::Texture`]): texel reads and
 /// xdot (texture/texel.wgsl), then each format's `BLOCK` and `dot_block`: a texel layout of its
-/// own for the floats, Q4_0, Q4_1, Q8_0, Q6_K (repacked into planes, gpu/repack.rs), Q4_K and
-/// Q5_K (as stored: 9 and 11 texels a super-block); the other formats through their load8 a
-/// word at a time
+/// own for the floats, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q6_K (repacked into planes,
+/// gpu/repack.rs), Q4_K and Q5_K (as stored: 9 and 11 texels a super-block); Q2_K and Q3_K
+/// through their load8 a word at a time
 /// (texture/generic.wgsl).
 pub mod texture_prelude {
     macro_rules! texture {
@@ -826,8 +826,8 @@ pub mod texture_prelude {
     pub const Q8_0: &str = texture!("texture/half_scales.wgsl", "texture/q8_0.wgsl");
     pub const Q4_0: &str = texture!("texture/half_scales.wgsl", "texture/q4_0.wgsl");
     pub const Q4_1: &str = texture!("texture/q4_1.wgsl");
-    pub const Q5_0: &str = generic!("formats/q5_0.wgsl");
-    pub const Q5_1: &str = generic!("formats/q5_1.wgsl");
+    pub const Q5_0: &str = texture!("texture/q5.wgsl", "texture/q5_0.wgsl");
+    pub const Q5_1: &str = texture!("texture/q5.wgsl", "texture/q5_1.wgsl");
     pub const Q2_K: &str = generic!("formats/q2_k.wgsl");
     pub const Q3_K: &str = generic!("formats/q3_k.wgsl");
     pub const Q4_K: &str = texture!("texture/q4_k.wgsl");

@@ -1,7 +1,7 @@
 //! Block-format chunks into the planes the texture kernel reads (shaders/repack.wgsl): Q4_0,
-//! Q4_1, Q8_0 and Q6_K blocks are 18, 20, 34 and 210 bytes, off texel boundaries as the file
-//! stores them; repacked, each block's quants (Q6_K's quants and scales) start a texel and the
-//! f16 scales follow the chunk's quants.
+//! Q4_1, Q5_0, Q5_1, Q8_0 and Q6_K blocks are 18, 20, 22, 24, 34 and 210 bytes, off texel
+//! boundaries as the file stores them; repacked, each block's quants (Q6_K's quants and scales)
+//! start a texel and the scales (Q5's with their fifth bits) follow the chunk's quants.
 
 use std::sync::Arc;
 
@@ -44,6 +44,10 @@ kernel! {
         Q8_0 = "repack.q8_0.wgsl", prelude repack_prelude!("q8_0.wgsl"), elem u32;
         #[allow(non_camel_case_types)]
         Q6_K = "repack.q6_k.wgsl", prelude repack_prelude!("q6_k.wgsl"), elem u32;
+        #[allow(non_camel_case_types)]
+        Q5_0 = "repack.q5_0.wgsl", prelude repack_prelude!("q5_0.wgsl"), elem u32;
+        #[allow(non_camel_case_types)]
+        Q5_1 = "repack.q5_1.wgsl", prelude repack_prelude!("q5_1.wgsl"), elem u32;
     }
     overrides [];
     per_workgroup PerWorkgroup::Fixed(64);
@@ -58,7 +62,7 @@ kernel! {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Repack {
     variant: RepackVariant,
-    /// Bytes of a block's quants in the planes, and of its scale.
+    /// Bytes of a block's quants in the planes, and of its scale (Q5's: qh and the scale word).
     quant_bytes: u64,
     scale_bytes: u64,
 }
@@ -71,6 +75,8 @@ impl Repack {
             WeightFormat::Q4_1 => (RepackVariant::Q4_1, 16, 4),
             WeightFormat::Q8_0 => (RepackVariant::Q8_0, 32, 2),
             WeightFormat::Q6_K => (RepackVariant::Q6_K, 208, 2),
+            WeightFormat::Q5_0 => (RepackVariant::Q5_0, 16, 8),
+            WeightFormat::Q5_1 => (RepackVariant::Q5_1, 16, 8),
             _ => return None,
         };
         Some(Self {
