@@ -613,6 +613,7 @@ fn host_kernels_match_the_cpu_reference() {
         ("quick_gelu", 5),
         ("gelu", 5),
         ("silu", 5),
+        ("silu_mul", 5),
         ("rope", 5),
         ("swap", 5),
         ("argmax", 8),

@@ -229,10 +229,18 @@ pub fn run() -> Result<serde_json::Value> {
         let x: Vec<f32> = random(len, 300 + i as u64).iter().map(|v| v * 6.0).collect();
         let y = random(len, 400 + i as u64);
         let yb = upload(&g.ctx, &g.queue, "y", &y).map_err(e)?;
-        for (op, name) in [(Op::Add, "add"), (Op::Mul, "mul")] {
+        for (op, name) in [(Op::Add, "add"), (Op::Mul, "mul"), (Op::SiluMul, "silu_mul")] {
             let xb = upload(&g.ctx, &g.queue, "x", &x).map_err(e)?;
             let got = run_one(&g, || ew.binary(op, len, &xb, &yb), &xb, len)?;
-            let want: Vec<f32> = x.iter().zip(&y).map(|(&a, &b)| if op == Op::Add { a + b } else { a * b }).collect();
+            let want: Vec<f32> = x
+                .iter()
+                .zip(&y)
+                .map(|(&a, &b)| match op {
+                    Op::Add => Ok(a + b),
+                    Op::Mul => Ok(a * b),
+                    Op::SiluMul => reference::act("silu", a).map(|s| s * b),
+                })
+                .collect::<Result<_, _>>()?;
             cases.push(serde_json::json!({ "kernel": name, "n": len, "error": worst_relative(&got, &want) }));
         }
         for name in ["quick_gelu", "gelu", "silu"] {

@@ -1,23 +1,23 @@
 // Q5_0 and Q5_1 in a texture, in planes (gpu/repack.rs): block b's 16 quant bytes are texel b,
-// the chunk's blocks first; then two words a block, 2 blocks a texel (block b's in texel
-// blocks + b / 2, words 2 (b % 2) and 2 (b % 2) + 1): qh (the 32 fifth bits) and the scale word
-// (Q5_0: d; Q5_1: d, m; q5_dm in texture/q5_0.wgsl, q5_1.wgsl). Value j < 16 is the low nibble
-// of quant byte j with bit j of qh as its fifth bit, j + 16 the high nibble with bit j + 16;
-// value = q * d + m (Q5_0: m = -16 d), as llama.cpp's dequantize_row_q5_0 / q5_1.
+// the chunk's blocks first; then each block's qh (its 32 fifth bits), 4 a texel (block b's in
+// texel blocks + b / 4, word b % 4); then the scales from texel blocks + ceil(blocks / 4)
+// (q5_dm: texture/q5_0.wgsl, q5_1.wgsl). Value j < 16 is the low nibble of quant byte j with
+// bit j of qh as its fifth bit, j + 16 the high nibble with bit j + 16; value = q * d + m
+// (Q5_0: m = -16 d), as llama.cpp's dequantize_row_q5_0 / q5_1.
 
 const BLOCK: u32 = 32u;
 
-// The last side texel read: a lane walking its row reads each once, not once a block.
-var<private> side_at: u32 = 0xffffffffu;
-var<private> side: vec4<u32>;
+// The last qh texel read: a lane walking its row reads each once, not once a block.
+var<private> qhs_at: u32 = 0xffffffffu;
+var<private> qhs: vec4<u32>;
 
-fn block_side(first: u32, b: u32) -> vec2<u32> {
-    let t = first + b / 2u;
-    if (t != side_at) {
-        side = texel(t);
-        side_at = t;
+fn block_qh(first: u32, b: u32) -> u32 {
+    let t = first + b / 4u;
+    if (t != qhs_at) {
+        qhs = texel(t);
+        qhs_at = t;
     }
-    return select(side.xy, side.zw, (b & 1u) != 0u);
+    return qhs[b % 4u];
 }
 
 // Bits 0..4 of `bits` as bit 0 of bytes 0..4.
@@ -35,9 +35,8 @@ fn dot_block(row: u32, j: u32) {
     let blocks = p.k / 32u;
     let b = row * blocks + j;
     let q = texel(b);
-    let s = block_side(p.m * blocks, b);
-    let qh = s.x;
-    let dm = q5_dm(s.y);
+    let qh = block_qh(p.m * blocks, b);
+    let dm = q5_dm(p.m * blocks + (p.m * blocks + 3u) / 4u, b);
     let c = 8u * j;
     xfma(q5_values(q.x, qh, dm), c);
     xfma(q5_values(q.y, qh >> 4u, dm), c + 1u);

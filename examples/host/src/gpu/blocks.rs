@@ -94,8 +94,7 @@ pub fn mlp(k: &Kernels, c: &TextConfig, w: &TextLayer<Gpu>, a: &TextActs) -> Res
     let mut out = vec![k.norm(n, c.rms_eps, &a.x, &w.post_norm, &a.h)?];
     out.extend(k.linear(n, &a.h, &w.gate, &a.gate)?);
     out.extend(k.linear(n, &a.h, &w.up, &a.up)?);
-    out.push(k.act(Act::Silu, n * i, &a.gate)?);
-    out.push(k.mul(n * i, &a.gate, &a.up)?);
+    out.push(k.silu_mul(n * i, &a.gate, &a.up)?);
     out.extend(k.linear(n, &a.gate, &w.down, &a.h)?);
     out.push(k.add(n * c.hidden, &a.x, &a.h)?);
     Ok(out)

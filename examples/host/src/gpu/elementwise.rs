@@ -46,6 +46,8 @@ kernel! {
 pub enum Op {
     Add = 0,
     Mul = 1,
+    /// silu(x) * y: the SwiGLU MLP's gate and up in one pass.
+    SiluMul = 2,
 }
 
 /// The activations, by HF's `hidden_act` names.
@@ -69,7 +71,7 @@ impl Act {
 
 pub struct Elementwise {
     ctx: Context,
-    binary: [Arc<Pipeline>; 2],
+    binary: [Arc<Pipeline>; 3],
     activation: [Arc<Pipeline>; 3],
 }
 
@@ -79,7 +81,7 @@ impl Elementwise {
         let a = |act: f64| ctx.pipeline::<ActivationKernel>(&[("ACT", act)]);
         Ok(Self {
             ctx: ctx.clone(),
-            binary: [b(0.0)?, b(1.0)?],
+            binary: [b(0.0)?, b(1.0)?, b(2.0)?],
             activation: [a(0.0)?, a(1.0)?, a(2.0)?],
         })
     }

@@ -79,6 +79,11 @@ impl Kernels {
         Ok(self.ew.binary(Op::Mul, len, x, y)?)
     }
 
+    /// x [len] = silu(x) * y: the SwiGLU gate in one pass.
+    pub fn silu_mul(&self, len: usize, x: &Buffer, y: &Buffer) -> Result<Dispatch> {
+        Ok(self.ew.binary(Op::SiluMul, len, x, y)?)
+    }
+
     /// x [len] = act(x).
     pub fn act(&self, act: Act, len: usize, x: &Buffer) -> Result<Dispatch> {
         Ok(self.ew.activation(act, len, x)?)

@@ -1,7 +1,8 @@
 //! Block-format chunks into the planes the texture kernel reads (shaders/repack.wgsl): Q4_0,
 //! Q4_1, Q5_0, Q5_1, Q8_0 and Q6_K blocks are 18, 20, 22, 24, 34 and 210 bytes, off texel
 //! boundaries as the file stores them; repacked, each block's quants (Q6_K's quants and scales)
-//! start a texel and the scales (Q5's with their fifth bits) follow the chunk's quants.
+//! start a texel and the scales (Q5's after a plane of their fifth bits) follow the chunk's
+//! quants: the file's bytes again, rounded to whole texels between the planes.
 
 use std::sync::Arc;
 
@@ -62,7 +63,7 @@ kernel! {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Repack {
     variant: RepackVariant,
-    /// Bytes of a block's quants in the planes, and of its scale (Q5's: qh and the scale word).
+    /// Bytes of a block's quants in the planes, and of its scale (Q5's qh plane aside).
     quant_bytes: u64,
     scale_bytes: u64,
 }
@@ -75,8 +76,8 @@ impl Repack {
             WeightFormat::Q4_1 => (RepackVariant::Q4_1, 16, 4),
             WeightFormat::Q8_0 => (RepackVariant::Q8_0, 32, 2),
             WeightFormat::Q6_K => (RepackVariant::Q6_K, 208, 2),
-            WeightFormat::Q5_0 => (RepackVariant::Q5_0, 16, 8),
-            WeightFormat::Q5_1 => (RepackVariant::Q5_1, 16, 8),
+            WeightFormat::Q5_0 => (RepackVariant::Q5_0, 16, 2),
+            WeightFormat::Q5_1 => (RepackVariant::Q5_1, 16, 4),
             _ => return None,
         };
         Some(Self {
@@ -86,10 +87,15 @@ impl Repack {
         })
     }
 
-    /// Bytes of the planes of `blocks` blocks (the scales in whole words).
+    /// Bytes of the planes of `blocks` blocks (the scales in whole words; Q5's qh plane in
+    /// whole texels before them): the file's bytes but for that rounding.
     pub fn bytes(&self, blocks: usize) -> u64 {
         let blocks = blocks as u64;
-        blocks * self.quant_bytes + (blocks * self.scale_bytes).next_multiple_of(4)
+        let qh = match self.variant {
+            RepackVariant::Q5_0 | RepackVariant::Q5_1 => blocks.div_ceil(4) * 16,
+            _ => 0,
+        };
+        blocks * self.quant_bytes + qh + (blocks * self.scale_bytes).next_multiple_of(4)
     }
 
     fn pipeline(&self, ctx: &Context) -> Result<Arc<Pipeline>, visattn::Error> {
