@@ -4,17 +4,7 @@
 
 const BLOCK: u32 = 32u;
 
-var<private> dms_at: u32 = 0xffffffffu;
-var<private> dms: vec4<u32>;
-
-fn block_dm(first: u32, b: u32) -> vec2<f32> {
-    let t = first + b / 4u;
-    if (t != dms_at) {
-        dms = texel(t);
-        dms_at = t;
-    }
-    return unpack2x16float(dms[b % 4u]);
-}
+// block_dm(first, b): texture/dm_words.wgsl.
 
 fn values(w: u32, dm: vec2<f32>) -> vec4<f32> {
     return fma(vec4<f32>(unpack4xU8(w & 0x0f0f0f0fu)), vec4<f32>(dm.x), vec4<f32>(dm.y));

@@ -36,18 +36,12 @@ fn k5_pair(q0: vec4<u32>, q1: vec4<u32>, h0: vec4<u32>, h1: vec4<u32>, s: u32, c
 
 fn dot_block(row: u32, j: u32) {
     let t0 = (row * (p.k / 256u) + j) * 11u;
-    let h = texel(t0);
-    let dm = unpack2x16float(h.x);
-    // Scale bytes 0..4 are h.y's, 4..8 h.z's, 8..12 h.w's (Q4_K's get_scale_min_k4).
-    let sc_lo = vec4<f32>(unpack4xU8(h.y & 0x3f3f3f3fu)) * dm.x;
-    let mn_lo = vec4<f32>(unpack4xU8(h.z & 0x3f3f3f3fu)) * dm.y;
-    let sc_hi = vec4<f32>(unpack4xU8((h.w & 0x0f0f0f0fu) | ((h.y >> 2u) & 0x30303030u))) * dm.x;
-    let mn_hi = vec4<f32>(unpack4xU8(((h.w >> 4u) & 0x0f0f0f0fu) | ((h.z >> 2u) & 0x30303030u))) * dm.y;
+    let s = k_scales(texel(t0));
     let h0 = texel(t0 + 1u);
     let h1 = texel(t0 + 2u);
     let c = 64u * j;
-    k5_pair(texel(t0 + 3u), texel(t0 + 4u), h0, h1, 0u, c, sc_lo.x, mn_lo.x, sc_lo.y, mn_lo.y);
-    k5_pair(texel(t0 + 5u), texel(t0 + 6u), h0, h1, 2u, c + 16u, sc_lo.z, mn_lo.z, sc_lo.w, mn_lo.w);
-    k5_pair(texel(t0 + 7u), texel(t0 + 8u), h0, h1, 4u, c + 32u, sc_hi.x, mn_hi.x, sc_hi.y, mn_hi.y);
-    k5_pair(texel(t0 + 9u), texel(t0 + 10u), h0, h1, 6u, c + 48u, sc_hi.z, mn_hi.z, sc_hi.w, mn_hi.w);
+    k5_pair(texel(t0 + 3u), texel(t0 + 4u), h0, h1, 0u, c, s.sc_lo.x, s.mn_lo.x, s.sc_lo.y, s.mn_lo.y);
+    k5_pair(texel(t0 + 5u), texel(t0 + 6u), h0, h1, 2u, c + 16u, s.sc_lo.z, s.mn_lo.z, s.sc_lo.w, s.mn_lo.w);
+    k5_pair(texel(t0 + 7u), texel(t0 + 8u), h0, h1, 4u, c + 32u, s.sc_hi.x, s.mn_hi.x, s.sc_hi.y, s.mn_hi.y);
+    k5_pair(texel(t0 + 9u), texel(t0 + 10u), h0, h1, 6u, c + 48u, s.sc_hi.z, s.mn_hi.z, s.sc_hi.w, s.mn_hi.w);
 }

@@ -825,12 +825,12 @@ pub mod texture_prelude {
     pub const BF16: &str = texture!("texture/bf16.wgsl");
     pub const Q8_0: &str = texture!("texture/half_scales.wgsl", "texture/q8_0.wgsl");
     pub const Q4_0: &str = texture!("texture/half_scales.wgsl", "texture/q4_0.wgsl");
-    pub const Q4_1: &str = texture!("texture/q4_1.wgsl");
+    pub const Q4_1: &str = texture!("texture/dm_words.wgsl", "texture/q4_1.wgsl");
     pub const Q5_0: &str = texture!("texture/half_scales.wgsl", "texture/q5.wgsl", "texture/q5_0.wgsl");
-    pub const Q5_1: &str = texture!("texture/q5.wgsl", "texture/q5_1.wgsl");
+    pub const Q5_1: &str = texture!("texture/dm_words.wgsl", "texture/q5.wgsl", "texture/q5_1.wgsl");
     pub const Q2_K: &str = generic!("formats/q2_k.wgsl");
     pub const Q3_K: &str = generic!("formats/q3_k.wgsl");
-    pub const Q4_K: &str = texture!("texture/q4_k.wgsl");
-    pub const Q5_K: &str = texture!("texture/q5_k.wgsl");
+    pub const Q4_K: &str = texture!("texture/k_scales.wgsl", "texture/q4_k.wgsl");
+    pub const Q5_K: &str = texture!("texture/k_scales.wgsl", "texture/q5_k.wgsl");
     pub const Q6_K: &str = texture!("texture/half_scales.wgsl", "texture/q6_k.wgsl");
 }
