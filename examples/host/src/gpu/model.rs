@@ -206,14 +206,7 @@ impl GpuModel {
     /// Bytes of the weights a decode step reads: the language model's linear layers and its LM
     /// head (the embedding table gives one row a step, the vision tower does not run).
     pub fn decode_weight_bytes(&self) -> u64 {
-        let t = &self.weights.text;
-        let layers: u64 = t
-            .layers
-            .iter()
-            .flat_map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down])
-            .map(|l| l.weight.bytes())
-            .sum();
-        layers + t.lm_head.weight.bytes()
+        self.weights.text.linears().iter().map(|l| l.weight.bytes()).sum()
     }
 
     /// Bytes of the LM head's weights.
@@ -226,11 +219,7 @@ impl GpuModel {
     /// submit, the median of `repeats` wall-clock runs waited for (one more first, not timed).
     /// The bench's prefill GFLOPS; its shapes go to torch for the same product.
     pub fn time_matmuls(&self, tokens: usize, repeats: usize) -> Result<MatmulTiming> {
-        let t = &self.weights.text;
-        let mut linears = vec![&t.lm_head];
-        for l in &t.layers {
-            linears.extend([&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]);
-        }
+        let linears = self.weights.text.linears();
         let ctx = &self.k.ctx;
         let (max_k, max_m) = linears.iter().fold((1, 1), |(k, m), l| (k.max(l.inp()), m.max(l.out())));
         let x = buffer(ctx, "matmul probe x", tokens * max_k)?;
@@ -271,18 +260,7 @@ impl GpuModel {
 
     /// Matrices held in more than one row chunk (over the binding limit).
     pub fn chunked(&self) -> usize {
-        let t = &self.weights.text;
-        let mut mats = vec![&t.embed, &t.lm_head.weight];
-        for l in &t.layers {
-            mats.extend([&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].map(|x| &x.weight));
-        }
-        if let Some((v, p)) = &self.weights.vision {
-            mats.extend([&v.patch_embedding.weight, &p.linear_1.weight, &p.linear_2.weight]);
-            for l in &v.layers {
-                mats.extend([&l.q, &l.k, &l.v, &l.out, &l.fc1, &l.fc2].map(|x| &x.weight));
-            }
-        }
-        mats.iter().filter(|m| m.chunks.len() > 1).count()
+        self.weights.matrices().iter().filter(|m| m.chunks.len() > 1).count()
     }
 
     /// `len` values of `b`, f32 or u32. Native: the device is polled and the read waits, so the

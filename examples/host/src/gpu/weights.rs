@@ -12,7 +12,7 @@ use super::linear::upload;
 use super::matrix::{Matrix, WeightFormat};
 use crate::config::LlavaConfig;
 use crate::error::{Error, Result};
-use crate::model::{Llava, Store, Tensors, canonical};
+use crate::model::{Llava, Store, Tensors, TextModel, canonical};
 use crate::weights::Weights;
 
 /// A linear layer: W [out, in] in the weight format, and its bias where it has one.
@@ -37,14 +37,23 @@ impl Tensors for Gpu {
     type Vector = Buffer;
 }
 
+impl TextModel<Gpu> {
+    /// The language model's linear layers: the LM head, then each layer's seven (what a decode
+    /// step reads, and a prefill multiplies).
+    pub fn linears(&self) -> Vec<&Linear> {
+        let mut out = vec![&self.lm_head];
+        for l in &self.layers {
+            out.extend([&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]);
+        }
+        out
+    }
+}
+
 impl Llava<Gpu> {
     /// Every weight matrix of the model: the tables and the linear layers' weights.
     pub fn matrices(&self) -> Vec<&Matrix> {
-        let t = &self.text;
-        let mut out = vec![&t.embed, &t.lm_head.weight];
-        for l in &t.layers {
-            out.extend([&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].map(|x| &x.weight));
-        }
+        let mut out = vec![&self.text.embed];
+        out.extend(self.text.linears().into_iter().map(|l| &l.weight));
         if let Some((tower, projector)) = &self.vision {
             out.push(&tower.patch_embedding.weight);
             for l in &tower.layers {
