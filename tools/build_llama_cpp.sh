@@ -43,15 +43,6 @@ BIN="$BUILD/bin"
 JOBS="${VISATTN_JOBS:-2}"
 TARGETS=(llama-mtmd-cli llama-completion llama-bench)
 
-have_all() {
-    local t
-    for t in "${TARGETS[@]}"; do
-        [ -x "$BIN/$t" ] || return 1
-        # A binary that no longer loads (a shared library gone) is no cache.
-        "$BIN/$t" --help >/dev/null 2>&1 || return 1
-    done
-}
-
 if have_all; then
     echo "llama.cpp $VERSION already built in $BIN"
     echo "$BIN"

@@ -66,15 +66,6 @@ TARGETS=(llama-bench)
 VK_CPP="ggml/src/ggml-vulkan/ggml-vulkan.cpp"
 MARKER="visattn: VK_EXT_layer_settings guard"
 
-have_all() {
-    local t
-    for t in "${TARGETS[@]}"; do
-        [ -x "$BIN/$t" ] || return 1
-        # A binary that no longer loads (a shared library gone) is no cache.
-        "$BIN/$t" --help >/dev/null 2>&1 || return 1
-    done
-}
-
 if have_all; then
     echo "llama.cpp $VERSION (Vulkan) already built in $BIN"
     echo "$BIN"

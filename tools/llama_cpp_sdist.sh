@@ -1,5 +1,16 @@
 # Sourced by tools/build_llama_cpp.sh and tools/build_llama_cpp_vulkan.sh, which set VERSION,
-# DL, SDIST and die() first: llama.cpp's source from the PyPI sdist of llama-cpp-python.
+# DL, SDIST, BIN, TARGETS and die() first: llama.cpp's source from the PyPI sdist of
+# llama-cpp-python, and the build cache's check.
+
+# have_all: every binary of TARGETS is in BIN and runs (the build is cached).
+have_all() {
+    local t
+    for t in "${TARGETS[@]}"; do
+        [ -x "$BIN/$t" ] || return 1
+        # A binary that no longer loads (a shared library gone) is no cache.
+        "$BIN/$t" --help >/dev/null 2>&1 || return 1
+    done
+}
 
 # extract_llama_cpp DEST: vendor/llama.cpp of the sdist (downloaded once into $DL with pip, no
 # build) into the directory DEST, which must not exist yet.
