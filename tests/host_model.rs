@@ -9,7 +9,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use visattn_host::gpu::matrix::{Staging, WeightFormat};
+use visattn_host::gpu::matrix::{Staging, TextureTiling, WeightFormat};
 use visattn_host::gpu::model::{GpuModel, VarMode};
 use visattn_host::reference::{self, Var};
 use visattn_host::{config, image, prompt, weights};
@@ -38,12 +38,36 @@ fn every_decode_step_matches_the_reference_with_var_off_and_on() {
 }
 
 /// Issue "Tokens per second": the weights staged in textures (`--staging texture`, lavapipe's
-/// layout: one row per invocation, x as uniform tiles) answer as the buffers do, every step
-/// against the same CPU reference, f32 and a block format.
+/// layout: rows of W per invocation, x as uniform tiles) answer as the buffers do, every step
+/// against the same CPU reference: f32 one row an invocation, a block format 8 rows in decode
+/// steps and 4 for each 2 tokens of the prefill (the tiny model's 7 to 160 rows a matrix).
 #[test]
 fn weights_in_textures_match_the_reference_with_var_off_and_on() {
-    decode_matches_the_reference(WeightFormat::F32, Staging::Texture);
-    decode_matches_the_reference(WeightFormat::Q4_K, Staging::Texture);
+    decode_matches_the_reference(WeightFormat::F32, "texture".parse().unwrap());
+    decode_matches_the_reference(WeightFormat::Q4_K, "texture:decode=8,prefill=2x4".parse().unwrap());
+}
+
+/// The staging word a host caches per adapter (what `autotune_staging` prints) reads back as
+/// written; words naming rows or tiles the kernel has no variant for are refused.
+#[test]
+fn staging_words_read_back_and_bad_ones_are_refused() {
+    for word in ["buffer", "texture:decode=8,prefill=4x4", "texture:decode=1,prefill=1x2"] {
+        assert_eq!(word.parse::<Staging>().unwrap().to_string(), word);
+    }
+    assert_eq!("texture".parse::<Staging>().unwrap(), Staging::Texture(TextureTiling::PLAIN));
+    for bad in [
+        "textures",
+        "texture:",
+        "texture:decode=8",
+        "texture:decode=3,prefill=4x4",
+        "texture:decode=8,prefill=8x1",
+        "texture:decode=8,prefill=4x16",
+        "texture:decode=-1,prefill=4x1",
+        "texture:prefill=4x4,decode=8",
+    ] {
+        let err = bad.parse::<Staging>().unwrap_err().to_string();
+        assert!(err.contains(bad.trim_start_matches("texture:")), "{bad}: {err}");
+    }
 }
 
 /// Issue "Real weights: GGUF files": an HF folder quantized on load (`--dtype q8_0`, `q4_0`,
@@ -73,7 +97,7 @@ fn decode_matches_the_reference(format: WeightFormat, staging: Staging) {
     let g = support::gpu::gpu();
     let mut model = GpuModel::load(&g, &cfg, &weights, format, g.ctx.max_binding(), |_, _| {}).unwrap();
     let moved = model.stage(staging).unwrap();
-    if staging == Staging::Texture {
+    if matches!(staging, Staging::Texture(_)) {
         // All but the embedding table and the patch embedding (588 values a row: not whole runs of 8).
         assert_eq!(moved, model.formats().iter().map(|f| f.matrices).sum::<usize>() - 2);
     }

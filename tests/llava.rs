@@ -582,7 +582,9 @@ fn bad_folders_get_one_clear_error_each() {
 ///   dequantization (gguf::quant, itself bit for bit gguf-py's: tests/gguf_quants.rs);
 /// - linear (k of 1 to 3 blocks and 4352, W in one binding and in chunks of 7 rows, with and
 ///   without bias) against the CPU matmul of the dequantized values: |gpu - cpu| <= 1e-6 x k x
-///   max|w|; the same matrices staged in textures (linear_texture, x as uniform tiles).
+///   max|w|; the same matrices staged in textures (linear_texture, x as uniform tiles), in
+///   four tilings (rows of W an invocation 1, 2, 4 and 8, past m included; tokens a tile 1,
+///   2, 4).
 #[test]
 fn host_kernels_match_the_cpu_reference() {
     let out = llava(&["--check-kernels"]);
@@ -599,10 +601,11 @@ fn host_kernels_match_the_cpu_reference() {
         ("linear_packed", 9),
         ("linear_f16", if f16 { 9 } else { 0 }),
         // Staged in textures: the shapes whose rows the texture kernel takes (k a multiple
-        // of 8, tiles of x on 256-byte offsets), one k (4352) in tiles of 3 rows.
-        ("linear_texture", 5),
-        ("linear_texture_packed", 5),
-        ("linear_texture_f16", if f16 { 5 } else { 0 }),
+        // of 8, tiles of x on 256-byte offsets), one k (4352) in tiles of 3 rows; each in 4
+        // tilings (rows of W an invocation 1, 2, 4, 8; tokens a tile 1, 2, 4).
+        ("linear_texture", 20),
+        ("linear_texture_packed", 20),
+        ("linear_texture_f16", if f16 { 20 } else { 0 }),
         ("embed", 7),
         ("embed_packed", 7),
         ("embed_f16", if f16 { 7 } else { 0 }),
@@ -625,7 +628,7 @@ fn host_kernels_match_the_cpu_reference() {
         // BF16's blocks are single values: the float shapes.
         let (linear, embed) = if b == "bf16" { (9, 7) } else { (5, 6) };
         expected.push((format!("linear_{b}"), linear));
-        expected.push((format!("linear_texture_{b}"), 5));
+        expected.push((format!("linear_texture_{b}"), 20));
         expected.push((format!("embed_{b}"), embed));
     }
     for (kernel, n) in &expected {
@@ -670,6 +673,12 @@ fn bad_generation_flags_get_one_clear_error_each() {
     one_error_line(&run(&["--var", "off", "--temperature=-1"]), "negative temperature", "--temperature");
     one_error_line(&run(&["--var", "off", "--top-p", "0"]), "top-p 0", "--top-p");
     one_error_line(&run(&["--var", "sometimes"]), "unknown mode", "sometimes");
+    // A cached tiling that names rows the kernel has no variant for.
+    one_error_line(
+        &run(&["--var", "off", "--staging", "texture:decode=3,prefill=4x4"]),
+        "3 rows an invocation",
+        "decode=R,prefill=TxR",
+    );
     let no_picture = llava(&["--model", dir.to_str().unwrap(), "--var", "off"]);
     one_error_line(&no_picture, "no picture", "--image");
 }

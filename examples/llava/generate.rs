@@ -509,12 +509,12 @@ pub fn stage(args: &crate::Args, model: &mut GpuModel) -> crate::Result<String> 
         }
         other => {
             let s: Staging = other.parse()?;
-            (s, format!("weights in {s}s (--staging)"))
+            (s, format!("weights as --staging says: {s}"))
         }
     };
     let moved = model.stage(staging)?;
     Ok(match staging {
-        Staging::Texture => format!("{why}: {moved} matrices moved"),
+        Staging::Texture(_) => format!("{why}: {moved} matrices moved"),
         Staging::Buffer => why,
     })
 }

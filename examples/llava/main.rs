@@ -76,10 +76,12 @@ struct Args {
     #[arg(long, default_value = "auto", value_parser = ["auto", "f32", "f16", "f16-packed", "q8_0", "q4_0", "q4_k"])]
     dtype: String,
     /// Where the linear layers' weights live on the device: buffer (storage buffers: the tiled
-    /// matmul, GPUs' layout), texture (rgba32uint textures read one row per invocation with the
-    /// activations as uniforms: CPU adapters such as lavapipe, where it is ~10x faster), or
-    /// auto (a probe times both on this adapter, ~0.1 s, and keeps the faster).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "buffer", "texture"])]
+    /// matmul, GPUs' layout), texture (rgba32uint textures, the activations read as uniforms:
+    /// CPU adapters such as lavapipe, where it is ~10x faster; one row of W an invocation),
+    /// texture:decode=R,prefill=TxR (R rows of W an invocation, prefill tiles of T tokens), or
+    /// auto (a probe times both layouts and the tilings on this adapter, well under a second,
+    /// and keeps the fastest; the line it prints names it, to pass here next time).
+    #[arg(long, default_value = "auto", value_parser = parse_staging)]
     staging: String,
     /// Ask the device for this storage-binding limit in bytes instead of WebGPU's 128 MiB
     /// (tests: small limits make the host split its weights into row chunks).
@@ -232,4 +234,12 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `--staging`: auto, or what [`Staging`](visattn_host::gpu::matrix::Staging) parses.
+fn parse_staging(s: &str) -> std::result::Result<String, String> {
+    if s != "auto" {
+        s.parse::<visattn_host::gpu::matrix::Staging>().map_err(|e| e.to_string())?;
+    }
+    Ok(s.to_string())
 }

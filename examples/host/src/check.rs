@@ -7,7 +7,7 @@ use crate::gguf::types::GgmlType;
 use crate::gpu::elementwise::{Act, Elementwise, Op};
 use crate::gpu::layout::Layout;
 use crate::gpu::linear::{Matmul, upload};
-use crate::gpu::matrix::{Matrix, WeightFormat};
+use crate::gpu::matrix::{Matrix, TextureTiling, WeightFormat};
 use crate::gpu::norm::Normalize;
 use crate::gpu::rope::Rope;
 use crate::random::{random, random_blocks};
@@ -134,6 +134,27 @@ fn matmul_shapes(format: WeightFormat) -> Vec<(usize, usize, usize, bool, Option
     }
 }
 
+/// The texture kernel's tilings every staged matrix is checked in: decode rows 1, 2, 4, 8 and
+/// prefill tiles of 4, 2 and 1 tokens with 1 to 8 rows (4 x 8: the most registers).
+const TILINGS: [TextureTiling; 4] = [
+    TextureTiling::PLAIN,
+    TextureTiling {
+        decode_rows: 2,
+        prefill_tokens: 2,
+        prefill_rows: 4,
+    },
+    TextureTiling {
+        decode_rows: 8,
+        prefill_tokens: 4,
+        prefill_rows: 8,
+    },
+    TextureTiling {
+        decode_rows: 4,
+        prefill_tokens: 1,
+        prefill_rows: 2,
+    },
+];
+
 pub fn run() -> Result<serde_json::Value> {
     let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, None)?;
     let e = Error::from;
@@ -177,17 +198,21 @@ pub fn run() -> Result<serde_json::Value> {
                 "chunks": wm.chunks.len(), "error": worst(got),
             }));
             // The same matrix staged in textures, x read as uniforms in tiles of up to 4 rows
-            // (from an activation buffer: padded, UNIFORM usage).
+            // (from an activation buffer: padded, UNIFORM usage), in every tiling's rows per
+            // invocation (1, 2, 4, 8: rows past m included) and tokens per tile (1, 2, 4).
             let mut wm = wm;
             if wm.stage_in_texture(&g.ctx, &g.queue)? {
                 let xa = crate::gpu::weights::buffer(&g.ctx, "x", n * k)?;
                 g.queue.write_buffer(&xa, 0, bytemuck::cast_slice(&x));
-                let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; n * m]).map_err(e)?;
-                let got = run_all(&g, || linear.bind(n, &xa, &wm, bias.then_some(&bb), &out), &out, n * m)?;
-                cases.push(serde_json::json!({
-                    "kernel": kernel_name("linear_texture", format), "n": n, "m": m, "k": k, "bias": bias,
-                    "chunks": wm.chunks.len(), "error": worst(got),
-                }));
+                for tiling in TILINGS {
+                    let linear = Matmul::tiled(&g.ctx, tiling);
+                    let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; n * m]).map_err(e)?;
+                    let got = run_all(&g, || linear.bind(n, &xa, &wm, bias.then_some(&bb), &out), &out, n * m)?;
+                    cases.push(serde_json::json!({
+                        "kernel": kernel_name("linear_texture", format), "n": n, "m": m, "k": k, "bias": bias,
+                        "chunks": wm.chunks.len(), "tiling": tiling.to_string(), "error": worst(got),
+                    }));
+                }
             }
         }
     }

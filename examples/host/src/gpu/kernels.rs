@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 
 pub struct Kernels {
     pub ctx: Context,
-    matmul: Matmul,
+    pub matmul: Matmul,
     normalize: Normalize,
     ew: Elementwise,
     layout: Layout,

@@ -7,7 +7,7 @@ use visattn::kernel::{Dispatch, PerWorkgroup, Pipeline, Storage};
 use visattn::wgpu::{self, Buffer, BufferUsages};
 use visattn::{Context, uniform_block};
 
-use super::matrix::{ChunkStore, Matrix, Staging, WeightFormat};
+use super::matrix::{ChunkStore, Matrix, Staging, TextureTiling, WeightFormat};
 
 uniform_block! {
     /// WGSL `LinearParams`.
@@ -64,10 +64,10 @@ super::matrix::weight_kernel! {
 
 super::matrix::weight_kernel! {
     /// out [t0.., ldo] at col0.. = x [n <= 4, k] W [m, k]^T + b with W's words in an rgba32uint
-    /// texture and x in a uniform binding, one row of W per invocation ([`Staging::Texture`]);
-    /// one variant per weight format.
+    /// texture and x in a uniform binding, ROWS rows of W per invocation ([`Staging::Texture`],
+    /// [`TextureTiling`]); one variant per weight format.
     pub struct LinearTextureKernel, LinearTextureInputs, LinearTextureVariant = include_str!("../../shaders/linear_texture.wgsl"), "linear_texture", texture_prelude;
-    overrides ["TOKENS"];
+    overrides ["TOKENS", "ROWS"];
     per_workgroup PerWorkgroup::Fixed(64);
     {
         p: uniform(LinearParams),
@@ -103,14 +103,20 @@ const VEC_ROWS: usize = 4;
 const TILE: usize = 16;
 
 /// The matmul of every linear layer: the kernel variant of each matrix's weight format,
-/// built on first use and cached by the context.
+/// built on first use and cached by the context; matrices in textures go through the texture
+/// kernel as `tiling` says.
 pub struct Matmul {
     ctx: Context,
+    pub tiling: TextureTiling,
 }
 
 impl Matmul {
     pub fn new(ctx: &Context) -> Self {
-        Self { ctx: ctx.clone() }
+        Self::tiled(ctx, TextureTiling::PLAIN)
+    }
+
+    pub fn tiled(ctx: &Context, tiling: TextureTiling) -> Self {
+        Self { ctx: ctx.clone(), tiling }
     }
 
     /// The kernel for matrices of `format` (an f16 one needs a device with SHADER_F16).
@@ -145,14 +151,17 @@ impl Matmul {
                 ChunkStore::Buffer(buffer) => buffer,
                 ChunkStore::Texture { view, .. } => {
                     // Token tiles of up to 4 rows, x read as a uniform from each tile's row.
-                    let tile = Matrix::texture_tile(k).ok_or_else(|| visattn::Error::Binding {
+                    let largest = Matrix::texture_tile(k).ok_or_else(|| visattn::Error::Binding {
                         name: "wt",
                         reason: format!("rows of {k} values do not go through the texture kernel"),
                     })?;
-                    // Pipelines specialised on the rows a tile multiplies (1 in a decode step).
-                    let pipeline = self
-                        .ctx
-                        .pipeline_variant::<LinearTextureKernel>(w.format.into(), &[("TOKENS", tile.min(n) as f64)])?;
+                    let (tile, rows) = self.tile(n, k, largest);
+                    // Pipelines specialised on the rows of x a tile multiplies (1 in a decode
+                    // step) and the rows of W an invocation takes.
+                    let pipeline = self.ctx.pipeline_variant::<LinearTextureKernel>(
+                        w.format.into(),
+                        &[("TOKENS", tile.min(n) as f64), ("ROWS", rows as f64)],
+                    )?;
                     for t0 in (0..n).step_by(tile) {
                         let offset = (t0 * k * 4) as u64;
                         if offset + X_TILE_BYTES > x.size() || !x.usage().contains(BufferUsages::UNIFORM) {
@@ -177,7 +186,10 @@ impl Matmul {
                             b: bias(),
                             out: Storage::new(out.as_entire_buffer_binding(), n * m),
                         };
-                        dispatches.push(self.ctx.bind::<LinearTextureKernel>(&pipeline, inputs, chunk.rows as u32)?);
+                        dispatches.push(
+                            self.ctx
+                                .bind::<LinearTextureKernel>(&pipeline, inputs, chunk.rows.div_ceil(rows) as u32)?,
+                        );
                     }
                     continue;
                 }
@@ -216,6 +228,24 @@ impl Matmul {
     }
 }
 
+impl Matmul {
+    /// The texture kernel's (tokens a dispatch, rows of W an invocation) for `n` rows of x of
+    /// `k` values: the tiling's, where the tiles' x offsets keep the uniform offset alignment
+    /// (256 bytes) and fit `largest` (the matrix's largest tile), else the largest tile.
+    fn tile(&self, n: usize, k: usize, largest: usize) -> (usize, usize) {
+        if n == 1 {
+            return (1, self.tiling.decode_rows as usize);
+        }
+        let tokens = self.tiling.prefill_tokens as usize;
+        let tile = if tokens <= largest && (k * 4 * tokens) % 256 == 0 {
+            tokens
+        } else {
+            largest
+        };
+        (tile, self.tiling.prefill_rows as usize)
+    }
+}
+
 /// A storage buffer holding `data`.
 pub fn upload(ctx: &Context, queue: &wgpu::Queue, name: &'static str, data: &[f32]) -> Result<Buffer, visattn::Error> {
     let b = ctx.storage_buffer(name, (data.len() * 4) as u64, BufferUsages::empty())?;
@@ -224,68 +254,127 @@ pub fn upload(ctx: &Context, queue: &wgpu::Queue, name: &'static str, data: &[f3
 }
 
 /// What the weight-staging probe measured ([`autotune_staging`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StagingTune {
-    /// The faster layout.
+    /// The faster layout (with the fastest tiling when textures).
     pub best: Staging,
-    /// Median seconds of the probe in each layout.
+    /// Median seconds of the probe in each layout (textures with [`TextureTiling::PLAIN`]).
     pub buffer_s: f64,
     pub texture_s: f64,
+    /// Median seconds of a decode step over the tiling probe, by rows per invocation.
+    pub decode: Vec<(u32, f64)>,
+    /// Median seconds of 4 tokens' prefill over the tiling probe, by (tokens, rows).
+    pub prefill: Vec<((u32, u32), f64)>,
 }
 
 impl std::fmt::Display for StagingTune {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.texture_s.is_nan() {
-            return write!(f, "weights in {}s (this device cannot run the texture kernel)", self.best);
+            return write!(f, "weights in buffers (this device cannot run the texture kernel)");
         }
+        let layout = if matches!(self.best, Staging::Buffer) {
+            "buffers"
+        } else {
+            "textures"
+        };
         write!(
             f,
-            "weights in {}s (probe: buffers {:.2} ms, textures {:.2} ms)",
-            self.best,
+            "weights in {layout} (probe: buffers {:.2} ms, textures {:.2} ms)",
             self.buffer_s * 1e3,
             self.texture_s * 1e3
-        )
+        )?;
+        if let Staging::Texture(tiling) = self.best {
+            let ms = |s: f64| format!("{:.2}", s * 1e3);
+            let decode: Vec<String> = self.decode.iter().map(|(r, s)| format!("{r}: {}", ms(*s))).collect();
+            let prefill: Vec<String> = self.prefill.iter().map(|((t, r), s)| format!("{t}x{r}: {}", ms(*s))).collect();
+            write!(
+                f,
+                ", tiled {tiling} (decode ms by rows {}; prefill ms by tokens x rows {})",
+                decode.join(", "),
+                prefill.join(", ")
+            )?;
+        }
+        Ok(())
     }
 }
 
-/// Which weight layout the adapter runs faster, measured: a probe matrix of `format` (512 x
-/// 2048 values) multiplied with one row of x (a decode step) and with 4 (a prefill tile), in
-/// storage buffers and in textures, each timed as the median of 5 wall-clock runs waited for.
-/// Lavapipe picks textures (storage loads cost per lane there), GPUs usually buffers. The
-/// answer is a word a host can cache per adapter (`Staging`'s Display / FromStr). Native only.
+/// Which weight layout the adapter runs faster, and the texture kernel's tiling, measured. The
+/// layouts: a probe matrix of `format` (512 x 2048 values) multiplied with one row of x (a
+/// decode step) and with 4 (a prefill tile), in storage buffers and in textures, each timed as
+/// the median of 5 wall-clock runs waited for; lavapipe picks textures (storage loads cost per
+/// lane there), GPUs usually buffers. Where textures win, the tilings: a decode step with 1, 2,
+/// 4 and 8 rows of W per invocation, and 4 tokens' prefill in tiles of 4 (1, 2 or 4 rows), 2
+/// (2, 4) and 1 (8), over a 4096 x 2048 probe (a few milliseconds a run on a CPU adapter, so
+/// the dispatch's fixed cost does not decide; rows enough for 8 workgroups at 8 an invocation). The answer is a word a host can cache per adapter (`Staging`'s Display /
+/// FromStr, e.g. `texture:decode=8,prefill=4x4`). Native only.
 pub fn autotune_staging(ctx: &Context, queue: &wgpu::Queue, format: WeightFormat) -> crate::Result<StagingTune> {
+    let mut tune = StagingTune {
+        best: Staging::Buffer,
+        buffer_s: f64::NAN,
+        texture_s: f64::NAN,
+        decode: Vec::new(),
+        prefill: Vec::new(),
+    };
     if texture_unavailable(ctx).is_some() {
-        return Ok(StagingTune {
-            best: Staging::Buffer,
-            buffer_s: f64::NAN,
-            texture_s: f64::NAN,
-        });
+        return Ok(tune);
     }
-    let device = ctx.device();
-    let (rows, cols, tokens) = (512usize, 2048usize, 4usize);
+    let cols = 2048usize;
+    let tokens = 4usize;
     let xs: Vec<f32> = (0..tokens * cols).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
     let x = super::weights::buffer(ctx, "probe x", tokens * cols)?;
     queue.write_buffer(&x, 0, bytemuck::cast_slice(&xs));
-    let out = super::weights::buffer(ctx, "probe out", tokens * rows)?;
-    let matmul = Matmul::new(ctx);
-    let mut times = [0f64; 2];
-    for (i, texture) in [false, true].into_iter().enumerate() {
-        let mut w = Matrix::probe(ctx, queue, (rows, cols), format, 7)?;
-        if texture && !w.stage_in_texture(ctx, queue)? {
-            times[i] = f64::INFINITY;
-            continue;
+    let out = super::weights::buffer(ctx, "probe out", tokens * 4096)?;
+    // Median seconds of `n` rows of x times w, with `matmul`.
+    let time = |matmul: &Matmul, w: &Matrix, ns: &[usize]| -> crate::Result<f64> {
+        let mut dispatches = Vec::new();
+        for &n in ns {
+            dispatches.extend(matmul.bind(n, &x, w, None, &out)?);
         }
-        let mut dispatches = matmul.bind(1, &x, &w, None, &out)?;
-        dispatches.extend(matmul.bind(tokens, &x, &w, None, &out)?);
-        times[i] = super::bandwidth::median_seconds(device, queue, 5, |pass| {
+        super::bandwidth::median_seconds(ctx.device(), queue, 5, |pass| {
             for d in &dispatches {
                 d.record(pass, &[]);
             }
-        })?;
+        })
+    };
+    let plain = Matmul::new(ctx);
+    let mut w = Matrix::probe(ctx, queue, (512, cols), format, 7)?;
+    tune.buffer_s = time(&plain, &w, &[1, tokens])?;
+    tune.texture_s = if w.stage_in_texture(ctx, queue)? {
+        time(&plain, &w, &[1, tokens])?
+    } else {
+        f64::INFINITY
+    };
+    if tune.buffer_s <= tune.texture_s {
+        return Ok(tune);
     }
-    Ok(StagingTune {
-        best: if times[1] < times[0] { Staging::Texture } else { Staging::Buffer },
-        buffer_s: times[0],
-        texture_s: times[1],
-    })
+    let mut w = Matrix::probe(ctx, queue, (4096, cols), format, 8)?;
+    w.stage_in_texture(ctx, queue)?;
+    let mut tiling = TextureTiling::PLAIN;
+    for rows in TextureTiling::ROWS {
+        let t = TextureTiling {
+            decode_rows: rows,
+            ..tiling
+        };
+        tune.decode.push((rows, time(&Matmul::tiled(ctx, t), &w, &[1])?));
+    }
+    for (tokens_a_tile, rows) in [(4, 1), (4, 2), (4, 4), (2, 2), (2, 4), (1, 8)] {
+        let t = TextureTiling {
+            prefill_tokens: tokens_a_tile,
+            prefill_rows: rows,
+            ..tiling
+        };
+        tune.prefill
+            .push(((tokens_a_tile, rows), time(&Matmul::tiled(ctx, t), &w, &[tokens])?));
+    }
+    let fastest = |v: &[(u32, f64)]| v.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|c| c.0);
+    tiling.decode_rows = fastest(&tune.decode).unwrap_or(1);
+    let prefill = tune
+        .prefill
+        .iter()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|c| c.0)
+        .unwrap_or((4, 1));
+    (tiling.prefill_tokens, tiling.prefill_rows) = prefill;
+    tune.best = Staging::Texture(tiling);
+    Ok(tune)
 }

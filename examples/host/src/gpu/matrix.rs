@@ -364,26 +364,95 @@ pub enum Staging {
     /// Storage buffers: the tiled matmul and the matrix-vector kernel (GPUs).
     Buffer,
     /// rgba32uint textures, activations read as uniforms (shaders/linear_texture.wgsl): CPU
-    /// adapters, where storage loads cost per lane (lavapipe: 10x faster).
-    Texture,
+    /// adapters, where storage loads cost per lane (lavapipe: 10x faster), tiled as it says.
+    Texture(TextureTiling),
 }
 
-impl std::fmt::Display for Staging {
+/// How the texture kernel splits its work: rows of W per invocation in a decode step, and a
+/// prefill's tokens per dispatch (its x tile) and rows per invocation. More rows share each x
+/// value an invocation loads, at the cost of registers; the best differs per adapter and
+/// format, so [`super::linear::autotune_staging`] times them. Written (and parsed) as
+/// `decode=R,prefill=TxR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TextureTiling {
+    pub decode_rows: u32,
+    pub prefill_tokens: u32,
+    pub prefill_rows: u32,
+}
+
+impl TextureTiling {
+    /// The rows an invocation may take (the kernel's ROWS override).
+    pub const ROWS: [u32; 4] = [1, 2, 4, 8];
+    /// The tokens a prefill tile may hold (its x tile holds at most 4 rows).
+    pub const TOKENS: [u32; 3] = [1, 2, 4];
+
+    /// One row per invocation, the largest token tiles: no assumption about the adapter.
+    pub const PLAIN: TextureTiling = TextureTiling {
+        decode_rows: 1,
+        prefill_tokens: 4,
+        prefill_rows: 1,
+    };
+}
+
+impl Default for TextureTiling {
+    fn default() -> Self {
+        Self::PLAIN
+    }
+}
+
+impl std::fmt::Display for TextureTiling {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Staging::Buffer => "buffer",
-            Staging::Texture => "texture",
+        write!(
+            f,
+            "decode={},prefill={}x{}",
+            self.decode_rows, self.prefill_tokens, self.prefill_rows
+        )
+    }
+}
+
+impl std::str::FromStr for TextureTiling {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::Input(format!(
+                "texture tiling {s:?}: expected decode=R,prefill=TxR with R in 1, 2, 4, 8 and T in 1, 2, 4"
+            ))
+        };
+        let (decode, prefill) = s.split_once(',').ok_or_else(bad)?;
+        let rows = decode.strip_prefix("decode=").ok_or_else(bad)?;
+        let (tokens, prefill_rows) = prefill.strip_prefix("prefill=").and_then(|p| p.split_once('x')).ok_or_else(bad)?;
+        let num = |v: &str, allowed: &[u32]| v.parse::<u32>().ok().filter(|n| allowed.contains(n)).ok_or_else(bad);
+        Ok(Self {
+            decode_rows: num(rows, &Self::ROWS)?,
+            prefill_tokens: num(tokens, &Self::TOKENS)?,
+            prefill_rows: num(prefill_rows, &Self::ROWS)?,
         })
     }
 }
 
+impl std::fmt::Display for Staging {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Staging::Buffer => f.write_str("buffer"),
+            Staging::Texture(tiling) => write!(f, "texture:{tiling}"),
+        }
+    }
+}
+
+/// `buffer`, `texture` (one row per invocation, [`TextureTiling::PLAIN`]) or
+/// `texture:decode=R,prefill=TxR` ([`Staging`]'s Display: what an autotune found, cached).
 impl std::str::FromStr for Staging {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "buffer" => Ok(Staging::Buffer),
-            "texture" => Ok(Staging::Texture),
-            other => Err(Error::Input(format!("weight staging {other:?}: expected buffer or texture"))),
+            "texture" => Ok(Staging::Texture(TextureTiling::PLAIN)),
+            other => match other.strip_prefix("texture:") {
+                Some(tiling) => Ok(Staging::Texture(tiling.parse()?)),
+                None => Err(Error::Input(format!(
+                    "weight staging {other:?}: expected buffer, texture or texture:decode=R,prefill=TxR"
+                ))),
+            },
         }
     }
 }

@@ -145,12 +145,13 @@ impl GpuModel {
     }
 
     /// Keeps the linear layers' weights as `staging` says: [`Staging::Texture`] moves each
-    /// matrix whose rows the texture kernel takes into textures (the others stay in buffers);
+    /// matrix whose rows the texture kernel takes into textures (the others stay in buffers),
+    /// multiplied with its tiling from then on (a second call only changes the tiling);
     /// returns how many moved. Waits for the copies (each chunk's buffer is freed as it goes).
     pub fn stage(&mut self, staging: Staging) -> Result<usize> {
-        if staging == Staging::Buffer {
+        let Staging::Texture(tiling) = staging else {
             return Ok(0);
-        }
+        };
         if let Some(why) = super::linear::texture_unavailable(&self.k.ctx) {
             return Err(Error::Input(format!("weights in textures: {why}")));
         }
@@ -161,6 +162,7 @@ impl GpuModel {
                 .poll(wgpu::PollType::wait_indefinitely())
                 .map_err(|e| Error::Weights(format!("staging weights in textures: {e}")))?;
         }
+        self.k.matmul.tiling = tiling;
         self.staging = staging;
         Ok(moved)
     }
