@@ -764,6 +764,48 @@ fn converted_pictures_match_hf_bit_for_bit() {
     }
 }
 
+/// Issue "See and measure what VAR does", `--pad-square`: the original LLaVA repository's
+/// preprocessing (what the VAR paper's numbers used): the picture read as PIL's
+/// convert("RGB") (alpha dropped: alpha.png's pixels differ from HF's composite onto white),
+/// expand2square with the processor's image_mean as the fill (wide, tall and 3 x 400), then the
+/// processor; recorded by tools/make_llava_pictures.py. Bit for bit. A GGUF + mmproj run
+/// refuses the flag (llama.cpp pads its own way).
+#[test]
+fn pad_square_matches_llava_expand2square_bit_for_bit() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/llava-pictures");
+    let expected = visattn::dump::TensorFile::open(dir.join("expected.safetensors")).unwrap();
+    for name in ["alpha", "grey16", "thin", "tall"] {
+        let want = expected.f32(&format!("{name}_pad_square")).unwrap();
+        let picture = dir.join(format!("{name}.png"));
+        let out = llava_capped(&[
+            "--model",
+            tiny().to_str().unwrap(),
+            "--image",
+            picture.to_str().unwrap(),
+            "--pad-square",
+            "--tokens",
+        ]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let got = floats(&v["pixel_values"]["values"]);
+        assert_same_bits(name, &got, &want.data);
+        // Not the processor's pixels without the pad.
+        assert_ne!(got, expected.f32(name).unwrap().data, "{name}");
+    }
+    let gguf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llava-gguf");
+    let picture = gguf.join("picture28.png");
+    let out = llava(&[
+        "--model",
+        gguf.join("lm-f32.gguf").to_str().unwrap(),
+        "--mmproj",
+        gguf.join("mmproj-f32.gguf").to_str().unwrap(),
+        "--image",
+        picture.to_str().unwrap(),
+        "--pad-square",
+    ]);
+    one_error_line(&out, "--pad-square with llama.cpp's files", "pads to a square already");
+}
+
 /// Issue "No file clobbered, ...": nothing is sized from a declared number before it is
 /// checked. A max_position_embeddings of 2^40 sizes nothing (the rotary table and KV cache hold
 /// the prompt and its answer: the answer is HF's); a shortest_edge of 200000 and a crop the

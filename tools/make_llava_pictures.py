@@ -13,6 +13,12 @@ with the tiny model's processor (tests/data/tiny-llava/preprocessor_config.json:
   width does, so Pillow 13 runs its vertical pass first (each pass rounds to 8 bits: the order
   shows in the values).
 
+Each picture also through the original LLaVA repository's preprocessing (`--pad-square`, what
+the VAR paper's numbers used; llava/mm_utils.py process_images with image_aspect_ratio "pad"):
+opened with PIL's convert("RGB") (alpha dropped, not composited), expand2square with
+tuple(int(x * 255) for x in image_processor.image_mean) as the fill, then the same processor:
+`<name>_pad_square`.
+
     python3 tools/make_llava_pictures.py tests/data/llava-pictures
 
 Needs transformers and pillow (tested with transformers 5.24.0, pillow 13.0.0; without
@@ -80,6 +86,21 @@ def pictures():
     }
 
 
+def expand2square(pil_img, background_color):
+    """The original LLaVA repository's (llava/mm_utils.py), as it is."""
+    width, height = pil_img.size
+    if width == height:
+        return pil_img
+    elif width > height:
+        result = Image.new(pil_img.mode, (width, width), background_color)
+        result.paste(pil_img, (0, (width - height) // 2))
+        return result
+    else:
+        result = Image.new(pil_img.mode, (height, height), background_color)
+        result.paste(pil_img, ((height - width) // 2, 0))
+        return result
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     proc = CLIPImageProcessorPil.from_pretrained(TINY)
@@ -91,6 +112,10 @@ def main(out):
         opened = Image.open(path)
         print(f"{name}.png: mode {opened.mode}, {opened.size[0]}x{opened.size[1]}", file=sys.stderr)
         tensors[name] = proc(images=opened, return_tensors="np")["pixel_values"][0].astype(np.float32)
+        # LLaVA's eval scripts: Image.open(...).convert("RGB"), then process_images' "pad".
+        fill = tuple(int(x * 255) for x in proc.image_mean)
+        squared = expand2square(Image.open(path).convert("RGB"), fill)
+        tensors[f"{name}_pad_square"] = proc(images=squared, return_tensors="np")["pixel_values"][0].astype(np.float32)
     save_file(
         tensors,
         os.path.join(out, "expected.safetensors"),

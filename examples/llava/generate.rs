@@ -261,6 +261,9 @@ pub fn run_gguf(args: &crate::Args, path: &std::path::Path) -> crate::Result<()>
     if args.tokens || args.reference {
         return Err("--tokens and --reference read HF folders; a GGUF file is not supported there yet".into());
     }
+    if args.pad_square {
+        return Err("--pad-square: llama.cpp's preprocessing of an mmproj file pads to a square already (resize, then pad with CLIP's mean); --pad-square is for HF folders".into());
+    }
     match (&args.mmproj, &args.image) {
         (Some(mmproj), Some(picture)) => return run_gguf_llava(args, path, mmproj, picture),
         (Some(_), None) => return Err("--mmproj: LLaVA's tower needs a picture: pass --image".into()),

@@ -34,6 +34,13 @@ struct Args {
     /// The picture (PNG or JPEG).
     #[arg(long)]
     image: Option<PathBuf>,
+    /// Pad the picture to a square before the processor, as the original LLaVA repository does
+    /// (and the VAR paper's numbers): read as PIL's convert("RGB") (alpha dropped), centred on
+    /// a square of its longer side filled with the processor's image_mean (expand2square).
+    /// llava-hf's processor, the default for HF folders, does not pad; llama.cpp's mmproj path
+    /// always pads, its own way (resize, then pad), and takes no --pad-square.
+    #[arg(long, requires = "image")]
+    pad_square: bool,
     /// llama.cpp's mmproj GGUF file of a --model GGUF language model: LLaVA-1.5's CLIP tower
     /// and projector (the picture preprocessed as llama.cpp does it).
     #[arg(long, value_name = "FILE")]
@@ -173,6 +180,10 @@ fn run(args: Args) -> crate::Result<()> {
         .check_for(cfg.vision.image_size)
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     let pixels = match &args.image {
+        Some(path) if args.pad_square => {
+            let square = image::expand_to_square(&image::load_dropping_alpha(path)?, preprocess.square_fill()?);
+            Some(preprocess.pixel_values(&square)?)
+        }
         Some(path) => Some(preprocess.pixel_values(&image::load(path)?)?),
         None => None,
     };

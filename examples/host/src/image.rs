@@ -11,6 +11,7 @@ use std::path::Path;
 use serde_json::Value;
 
 /// An RGB8 picture, rows top to bottom.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rgb {
     pub width: usize,
     pub height: usize,
@@ -226,6 +227,25 @@ impl Preprocess {
     }
 
     /// pixel_values [3, H, W] as f32.
+    /// The fill colour of [`expand_to_square`] as the original LLaVA repository picks it:
+    /// `tuple(int(x * 255) for x in image_processor.image_mean)` (CLIP's: (122, 116, 104)).
+    pub fn square_fill(&self) -> Result<[u8; 3]> {
+        let (mean, _) = self.normalize.ok_or_else(|| {
+            Error::Config("padding to a square fills with the processor's image_mean, and preprocessor_config.json has none".into())
+        })?;
+        let mut fill = [0u8; 3];
+        for (f, m) in fill.iter_mut().zip(mean) {
+            if !(0.0..=1.0).contains(&m) {
+                return Err(Error::Config(format!(
+                    "image_mean {mean:?}: padding to a square needs means in 0..=1 (a colour's fraction of 255)"
+                )));
+            }
+            // Python's int(): towards zero.
+            *f = (m * 255.0).trunc() as u8;
+        }
+        Ok(fill)
+    }
+
     pub fn pixel_values(&self, img: &Rgb) -> Result<(usize, usize, Vec<f32>)> {
         let (rh, rw) = match self.resize {
             Some(Resize::ShortestEdge(s)) => {
@@ -344,6 +364,24 @@ fn over_white(c: u8, a: u8) -> u8 {
 /// expanding low-bit grey to 8 bits; I;16's key modulo 256). Width, height and pixel count are
 /// checked from the header before anything is decoded.
 pub fn load(path: &Path) -> Result<Rgb> {
+    load_as(path, Alpha::OverWhite)
+}
+
+/// A picture as the original LLaVA repository reads it, `Image.open(path).convert("RGB")`:
+/// PIL's conversion drops alpha and transparent colours (HF's `convert_to_rgb`, [`load`],
+/// composites them onto white); the rest as [`load`] (16-bit samples, grey's clipping).
+pub fn load_dropping_alpha(path: &Path) -> Result<Rgb> {
+    load_as(path, Alpha::Dropped)
+}
+
+/// What a picture's alpha becomes in RGB.
+#[derive(Clone, Copy, PartialEq)]
+enum Alpha {
+    OverWhite,
+    Dropped,
+}
+
+fn load_as(path: &Path, alpha: Alpha) -> Result<Rgb> {
     let (img, png) = decode(path)?;
     let (w, h) = (img.width(), img.height());
     let (color_type, trns) = match &png {
@@ -411,9 +449,34 @@ pub fn load(path: &Path) -> Result<Rgb> {
         height: h as usize,
         data: rgba
             .iter()
-            .flat_map(|&[r, g, b, a]| [over_white(r, a), over_white(g, a), over_white(b, a)])
+            .flat_map(|&[r, g, b, a]| match alpha {
+                Alpha::OverWhite => [over_white(r, a), over_white(g, a), over_white(b, a)],
+                Alpha::Dropped => [r, g, b],
+            })
             .collect(),
     })
+}
+
+/// The original LLaVA repository's `expand2square`: the picture pasted on a square of its
+/// longer side filled with `fill`, at ((longer - width) // 2, (longer - height) // 2); a square
+/// picture as it is.
+pub fn expand_to_square(img: &Rgb, fill: [u8; 3]) -> Rgb {
+    let side = img.width.max(img.height);
+    if img.width == img.height {
+        return img.clone();
+    }
+    let (x0, y0) = ((side - img.width) / 2, (side - img.height) / 2);
+    let mut data = fill.repeat(side * side);
+    for y in 0..img.height {
+        let from = &img.data[y * img.width * 3..(y + 1) * img.width * 3];
+        let at = ((y0 + y) * side + x0) * 3;
+        data[at..at + from.len()].copy_from_slice(from);
+    }
+    Rgb {
+        width: side,
+        height: side,
+        data,
+    }
 }
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;

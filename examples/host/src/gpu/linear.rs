@@ -261,9 +261,10 @@ pub struct StagingTune {
     /// Median seconds of the probe in each layout (textures with [`TextureTiling::PLAIN`]).
     pub buffer_s: f64,
     pub texture_s: f64,
-    /// Median seconds of a decode step over the tiling probe, by rows per invocation.
+    /// Seconds of a decode step over the tiling probe (the fastest of 5 turns), by rows per
+    /// invocation.
     pub decode: Vec<(u32, f64)>,
-    /// Median seconds of 4 tokens' prefill over the tiling probe, by (tokens, rows).
+    /// Seconds of 4 tokens' prefill over the tiling probe (the fastest of 5), by (tokens, rows).
     pub prefill: Vec<((u32, u32), f64)>,
 }
 
@@ -303,9 +304,10 @@ impl std::fmt::Display for StagingTune {
 /// decode step) and with 4 (a prefill tile), in storage buffers and in textures, each timed as
 /// the median of 5 wall-clock runs waited for; lavapipe picks textures (storage loads cost per
 /// lane there), GPUs usually buffers. Where textures win, the tilings: a decode step with 1, 2,
-/// 4 and 8 rows of W per invocation, and 4 tokens' prefill in tiles of 4 (1, 2 or 4 rows), 2
-/// (2, 4) and 1 (8), over a 4096 x 2048 probe (a few milliseconds a run on a CPU adapter, so
-/// the dispatch's fixed cost does not decide; rows enough for 8 workgroups at 8 an invocation). The answer is a word a host can cache per adapter (`Staging`'s Display /
+/// 4 and 8 rows of W per invocation, and 4 tokens' prefill in tiles of 4 (1, 2, 4 or 8 rows), 2
+/// (4, 8) and 1 (8), over a 4096 x 2048 probe (a few milliseconds a run on a CPU adapter, so
+/// the dispatch's fixed cost does not decide; rows enough for 8 workgroups at 8 an invocation),
+/// each the fastest of 5 turns taken in rotation (about a second in all on lavapipe). The answer is a word a host can cache per adapter (`Staging`'s Display /
 /// FromStr, e.g. `texture:decode=8,prefill=4x4`). Native only.
 pub fn autotune_staging(ctx: &Context, queue: &wgpu::Queue, format: WeightFormat) -> crate::Result<StagingTune> {
     let mut tune = StagingTune {
@@ -350,22 +352,46 @@ pub fn autotune_staging(ctx: &Context, queue: &wgpu::Queue, format: WeightFormat
     let mut w = Matrix::probe(ctx, queue, (4096, cols), format, 8)?;
     w.stage_in_texture(ctx, queue)?;
     let mut tiling = TextureTiling::PLAIN;
-    for rows in TextureTiling::ROWS {
-        let t = TextureTiling {
+    // Every candidate bound first, then timed in turns, each its fastest of 5 turns: a CPU
+    // adapter's speed drifts with the machine's other work, and drift only adds time, so
+    // neither the order nor a slow spell picks the winner.
+    let decode: Vec<TextureTiling> = TextureTiling::ROWS
+        .into_iter()
+        .map(|rows| TextureTiling {
             decode_rows: rows,
             ..tiling
-        };
-        tune.decode.push((rows, time(&Matmul::tiled(ctx, t), &w, &[1])?));
-    }
-    for (tokens_a_tile, rows) in [(4, 1), (4, 2), (4, 4), (2, 2), (2, 4), (1, 8)] {
-        let t = TextureTiling {
+        })
+        .collect();
+    let prefill: Vec<TextureTiling> = [(4, 1), (4, 2), (4, 4), (4, 8), (2, 4), (2, 8), (1, 8)]
+        .into_iter()
+        .map(|(tokens_a_tile, rows)| TextureTiling {
             prefill_tokens: tokens_a_tile,
             prefill_rows: rows,
             ..tiling
-        };
-        tune.prefill
-            .push(((tokens_a_tile, rows), time(&Matmul::tiled(ctx, t), &w, &[tokens])?));
+        })
+        .collect();
+    let mut candidates = Vec::new();
+    for (t, n) in decode.iter().map(|t| (t, 1)).chain(prefill.iter().map(|t| (t, tokens))) {
+        candidates.push(Matmul::tiled(ctx, *t).bind(n, &x, &w, None, &out)?);
     }
+    let mut best = vec![f64::INFINITY; candidates.len()];
+    for _ in 0..5 {
+        for (dispatches, best) in candidates.iter().zip(&mut best) {
+            let s = super::bandwidth::median_seconds(ctx.device(), queue, 1, |pass| {
+                for d in dispatches {
+                    d.record(pass, &[]);
+                }
+            })?;
+            *best = best.min(s);
+        }
+    }
+    let (decode_s, prefill_s) = best.split_at(decode.len());
+    tune.decode = decode.iter().zip(decode_s).map(|(t, &s)| (t.decode_rows, s)).collect();
+    tune.prefill = prefill
+        .iter()
+        .zip(prefill_s)
+        .map(|(t, &s)| ((t.prefill_tokens, t.prefill_rows), s))
+        .collect();
     let fastest = |v: &[(u32, f64)]| v.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|c| c.0);
     tiling.decode_rows = fastest(&tune.decode).unwrap_or(1);
     let prefill = tune
