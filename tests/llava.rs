@@ -806,6 +806,107 @@ fn pad_square_matches_llava_expand2square_bit_for_bit() {
     one_error_line(&out, "--pad-square with llama.cpp's files", "pads to a square already");
 }
 
+/// Issue "See and measure what VAR does", `--questions`: tests/data/questions/questions.jsonl
+/// (pictures relative to the file, POPE's "text" and "question_id", a missing picture, a file
+/// that is no picture, an item without a label) with the model loaded once, VAR off and on.
+/// The unreadable items are reported and skipped, the run goes on; the unlabelled one is
+/// answered, not scored. The tiny model's answers are token salad without "no" or "not", so
+/// POPE reads every one as yes: by hand, over the 3 answered items labelled yes / no (yes, no,
+/// No), TP 1, FP 2: accuracy 1/3, precision 1/3, recall 1, F1 1/2, yes-ratio 1, both modes.
+/// Item 1's answers are what `--var compare` answers to the same picture and question.
+#[test]
+fn a_question_file_is_answered_with_var_off_and_on_and_scored_as_pope() {
+    let (dim, tau_rel) = planted();
+    let (dim, tau) = (dim.to_string(), tau_rel.to_string());
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/questions/questions.jsonl");
+    let var = ["--sink-dims", dim.as_str(), "--tau-rel", tau.as_str(), "--max-tokens", "4"];
+    let model = tiny();
+    let mut args = vec!["--model", model.to_str().unwrap(), "--questions", file.to_str().unwrap(), "--json"];
+    args.extend_from_slice(&var);
+    let out = llava(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(
+        items.iter().map(|i| i["line"].as_u64().unwrap()).collect::<Vec<_>>(),
+        [1, 2, 3, 5, 6, 7]
+    );
+    assert_eq!((v["answered"].as_u64(), v["skipped"].as_u64()), (Some(4), Some(2)));
+    for (line, why) in [(3, "missing.png"), (6, "cannot decode the picture")] {
+        let item = items.iter().find(|i| i["line"] == line).unwrap();
+        assert!(item["skipped"].as_str().unwrap().contains(why), "{item}");
+        assert!(item.get("off").is_none(), "{item}");
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 3") && stderr.contains("line 6"),
+        "the skipped items are reported: {stderr}"
+    );
+    assert_eq!(items[1]["question_id"], 7);
+    assert_eq!(items[1]["question"], "Is there a cat in the image?");
+    assert!(items[3]["label"].is_null());
+    for item in items.iter().filter(|i| i.get("skipped").is_none()) {
+        for mode in ["off", "on"] {
+            assert!(!item[mode]["answer"].as_str().unwrap().is_empty(), "{item}");
+            assert_eq!(item[mode]["pope"], "yes", "{item}");
+        }
+    }
+    for mode in ["off", "on"] {
+        let m = &v["metrics"][mode];
+        assert_eq!(
+            [
+                &m["items"],
+                &m["true_positives"],
+                &m["false_positives"],
+                &m["true_negatives"],
+                &m["false_negatives"]
+            ],
+            [3, 1, 2, 0, 0].map(serde_json::Value::from).each_ref(),
+            "{mode}: {m}"
+        );
+        for (key, want) in [
+            ("accuracy", 1.0 / 3.0),
+            ("precision", 1.0 / 3.0),
+            ("recall", 1.0),
+            ("f1", 0.5),
+            ("yes_ratio", 1.0),
+        ] {
+            assert!((m[key].as_f64().unwrap() - want).abs() < 1e-12, "{mode} {key}: {m}");
+        }
+    }
+    assert_eq!(v["flips"], serde_json::json!([]));
+    // Item 1 as a single run (gpu_json: the tiny model's picture.png, --json).
+    let mut single = vec!["--prompt", "Is there a dog in the image?", "--var", "compare"];
+    single.extend_from_slice(&var);
+    let one = gpu_json(&tiny(), &single);
+    for (k, mode) in ["off", "on"].iter().enumerate() {
+        assert_eq!(one["answers"][k]["var"], *mode);
+        assert_eq!(
+            one["answers"][k]["answer"].as_str().unwrap().trim(),
+            items[0][mode]["answer"],
+            "{mode}"
+        );
+    }
+    // A line that is not a question: one error naming it, before any model is loaded.
+    let dir = std::env::temp_dir().join(format!("visattn-questions-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, "{\"image\": \"a.png\", \"question\": \"Is it?\"}\n{\"image\": \"b.png\"}\n").unwrap();
+    one_error_line(
+        &llava(&[
+            "--model",
+            tiny().to_str().unwrap(),
+            "--questions",
+            bad.to_str().unwrap(),
+            "--var",
+            "off",
+        ]),
+        "a line without a question",
+        "line 2: no \"question\"",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Issue "No file clobbered, ...": nothing is sized from a declared number before it is
 /// checked. A max_position_embeddings of 2^40 sizes nothing (the rotary table and KV cache hold
 /// the prompt and its answer: the answer is HF's); a shortest_edge of 200000 and a crop the

@@ -49,7 +49,7 @@ pub fn var_config(args: &crate::Args, cfg: &LlavaConfig) -> crate::Result<visatt
     Ok(c)
 }
 
-fn generate(
+pub fn generate(
     model: &GpuModel,
     ids: &[u32],
     image: Option<&(visattn::wgpu::Buffer, usize)>,
@@ -260,6 +260,9 @@ pub fn run_gguf(args: &crate::Args, path: &std::path::Path) -> crate::Result<()>
     use visattn_host::gguf::{GgufFile, model::text_config};
     if args.tokens || args.reference {
         return Err("--tokens and --reference read HF folders; a GGUF file is not supported there yet".into());
+    }
+    if args.questions.is_some() {
+        return Err("--questions reads HF folders; a GGUF file is not supported there yet".into());
     }
     if args.pad_square {
         return Err("--pad-square: llama.cpp's preprocessing of an mmproj file pads to a square already (resize, then pad with CLIP's mean); --pad-square is for HF folders".into());
@@ -483,7 +486,7 @@ pub fn gguf_format(args: &crate::Args, device: &visattn::wgpu::Device) -> crate:
 
 /// A model loaded under a progress bar (`what`: what goes where), then one stderr line (not with
 /// --json) saying how long it took and what its weights take on the device, by format.
-fn load_shown(
+pub fn load_shown(
     args: &crate::Args,
     what: String,
     load: impl FnOnce(&mut dyn FnMut(usize, usize)) -> visattn_host::Result<GpuModel>,

@@ -5,6 +5,7 @@
 
 mod bench;
 mod generate;
+mod questions;
 
 use std::path::PathBuf;
 use visattn_host::outln;
@@ -19,7 +20,7 @@ use visattn_host::{check, config, gpu, image, prompt, reference, weights};
 #[derive(Parser, Debug)]
 #[command(name = "llava")]
 // One mode a run: each of these prints or writes something else and exits.
-#[command(group(clap::ArgGroup::new("mode").args(["tokens", "reference", "check_kernels", "wgsl_out", "bench"])))]
+#[command(group(clap::ArgGroup::new("mode").args(["tokens", "reference", "check_kernels", "wgsl_out", "bench", "questions"])))]
 struct Args {
     /// HF folder (config.json, *.safetensors (+ index), tokenizer.json), or a LLaMA-architecture
     /// GGUF file (a language model: text prompts, no picture yet).
@@ -34,12 +35,20 @@ struct Args {
     /// The picture (PNG or JPEG).
     #[arg(long)]
     image: Option<PathBuf>,
+    /// Answer every question of FILE.jsonl (one object a line: "image", a path relative to
+    /// the file; "question" or POPE's "text"; "label", optional) with VAR off and on, the model
+    /// loaded once, greedy up to --max-tokens; print both answers and, over the items labelled
+    /// yes or no, POPE's accuracy, precision, recall, F1 and yes-ratio for both modes, and the
+    /// answers VAR changed (--json: all of it as JSON). A picture that cannot be read is
+    /// reported and skipped. HF folders.
+    #[arg(long, value_name = "FILE.jsonl", conflicts_with_all = ["image", "prompt"])]
+    questions: Option<PathBuf>,
     /// Pad the picture to a square before the processor, as the original LLaVA repository does
     /// (and the VAR paper's numbers): read as PIL's convert("RGB") (alpha dropped), centred on
     /// a square of its longer side filled with the processor's image_mean (expand2square).
     /// llava-hf's processor, the default for HF folders, does not pad; llama.cpp's mmproj path
     /// always pads, its own way (resize, then pad), and takes no --pad-square.
-    #[arg(long, requires = "image")]
+    #[arg(long)]
     pad_square: bool,
     /// llama.cpp's mmproj GGUF file of a --model GGUF language model: LLaVA-1.5's CLIP tower
     /// and projector (the picture preprocessed as llama.cpp does it).
@@ -174,17 +183,19 @@ fn run(args: Args) -> crate::Result<()> {
     // The folder held to the config before anything is sized from the config's numbers.
     weights.check(&cfg)?;
     let prompter = prompt::Prompter::open(dir, &cfg)?;
-    let ids = prompter.input_ids(&args.prompt)?;
     let preprocess = image::Preprocess::from_dir(dir)?;
     preprocess
         .check_for(cfg.vision.image_size)
         .map_err(|e| format!("{}: {e}", dir.display()))?;
+    if let Some(file) = &args.questions {
+        return questions::run(&args, (&cfg, &weights, &prompter, &preprocess), file);
+    }
+    if args.pad_square && args.image.is_none() {
+        return Err("--pad-square pads a picture: pass --image (or --questions)".into());
+    }
+    let ids = prompter.input_ids(&args.prompt)?;
     let pixels = match &args.image {
-        Some(path) if args.pad_square => {
-            let square = image::expand_to_square(&image::load_dropping_alpha(path)?, preprocess.square_fill()?);
-            Some(preprocess.pixel_values(&square)?)
-        }
-        Some(path) => Some(preprocess.pixel_values(&image::load(path)?)?),
+        Some(path) => Some(picture(&args, &preprocess, path)?),
         None => None,
     };
     if ids.len() > cfg.text.max_positions {
@@ -229,6 +240,17 @@ fn run(args: Args) -> crate::Result<()> {
     }
     let (_, _, pixels) = pixels.ok_or("--image is required: LLaVA answers about a picture")?;
     generate::run(&args, &cfg, &weights, &prompter, &ids, &pixels)
+}
+
+/// A picture's pixel values as the folder's processor makes them (after LLaVA's expand2square
+/// with --pad-square): (height, width, values).
+fn picture(args: &Args, preprocess: &image::Preprocess, path: &std::path::Path) -> crate::Result<(usize, usize, Vec<f32>)> {
+    let img = if args.pad_square {
+        image::expand_to_square(&image::load_dropping_alpha(path)?, preprocess.square_fill()?)
+    } else {
+        image::load(path)?
+    };
+    Ok(preprocess.pixel_values(&img)?)
 }
 
 fn main() -> std::process::ExitCode {

@@ -15,6 +15,7 @@ pub mod gguf;
 pub mod gpu;
 pub mod image;
 pub mod model;
+pub mod pope;
 pub mod prompt;
 pub mod random;
 pub mod reference;

@@ -6,6 +6,8 @@ pub mod progress;
 pub mod stdout;
 pub mod var_args;
 
+/// The progress bars' crate (the loading bar here, the question runner's in the llava example).
+pub use indicatif;
 pub use var_args::VarArgs;
 
 /// `--help` and `--version` print clap's text and succeed; an argument error is one `error:`
