@@ -744,24 +744,29 @@ fn converted_pictures_match_hf_bit_for_bit() {
     let expected = visattn::dump::TensorFile::open(dir.join("expected.safetensors")).unwrap();
     for name in ["alpha", "grey16", "thin", "tall"] {
         let want = expected.f32(name).unwrap();
-        let picture = dir.join(format!("{name}.png"));
-        let out = llava_capped(&[
-            "--model",
-            tiny().to_str().unwrap(),
-            "--image",
-            picture.to_str().unwrap(),
-            "--tokens",
-        ]);
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let p = &v["pixel_values"];
-        assert_eq!(
-            vec![3, p["height"].as_u64().unwrap() as usize, p["width"].as_u64().unwrap() as usize],
-            want.shape
-        );
-        let got = floats(&p["values"]);
+        let (shape, got) = tiny_pixels(&dir.join(format!("{name}.png")), &[]);
+        assert_eq!(shape, want.shape, "{name}");
         assert_same_bits(name, &got, &want.data);
     }
+}
+
+/// The tiny model's pixel_values of `picture` (`--tokens`, 2 GiB of address space), with
+/// `flags`: ([3, height, width], values).
+fn tiny_pixels(picture: &Path, flags: &[&str]) -> (Vec<usize>, Vec<f32>) {
+    let model = tiny();
+    let mut args = vec!["--model", model.to_str().unwrap(), "--image", picture.to_str().unwrap(), "--tokens"];
+    args.extend_from_slice(flags);
+    let out = llava_capped(&args);
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        picture.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = &v["pixel_values"];
+    let side = |k: &str| p[k].as_u64().unwrap() as usize;
+    (vec![3, side("height"), side("width")], floats(&p["values"]))
 }
 
 /// Issue "See and measure what VAR does", `--pad-square`: the original LLaVA repository's
@@ -776,18 +781,8 @@ fn pad_square_matches_llava_expand2square_bit_for_bit() {
     let expected = visattn::dump::TensorFile::open(dir.join("expected.safetensors")).unwrap();
     for name in ["alpha", "grey16", "thin", "tall"] {
         let want = expected.f32(&format!("{name}_pad_square")).unwrap();
-        let picture = dir.join(format!("{name}.png"));
-        let out = llava_capped(&[
-            "--model",
-            tiny().to_str().unwrap(),
-            "--image",
-            picture.to_str().unwrap(),
-            "--pad-square",
-            "--tokens",
-        ]);
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let got = floats(&v["pixel_values"]["values"]);
+        let (shape, got) = tiny_pixels(&dir.join(format!("{name}.png")), &["--pad-square"]);
+        assert_eq!(shape, want.shape, "{name}");
         assert_same_bits(name, &got, &want.data);
         // Not the processor's pixels without the pad.
         assert_ne!(got, expected.f32(name).unwrap().data, "{name}");
