@@ -91,7 +91,6 @@ pub fn run(
     let mut outcomes: Vec<Result<Outcome, String>> = Vec::new();
     let mut scored = [Vec::new(), Vec::new()];
     for item in &items {
-        let t0 = Instant::now();
         let outcome = answer(args, &model, (prompter, preprocess), item, &modes);
         if let Ok(o) = &outcome {
             if let Some(label) = item.label.as_deref().and_then(pope::label) {
@@ -99,10 +98,6 @@ pub fn run(
                 scored[1].push((pope::says_yes(&o.on), label));
             }
         }
-        let outcome = outcome.map(|o| Outcome {
-            seconds: t0.elapsed().as_secs_f64(),
-            ..o
-        });
         if let Err(why) = &outcome {
             bar.suspend(|| eprintln!("warning: line {} ({}): skipped: {why}", item.line, item.image.display()));
         }
@@ -124,6 +119,7 @@ fn answer(
     item: &Item,
     modes: &[(&'static str, VarMode); 2],
 ) -> Result<Outcome, String> {
+    let t0 = Instant::now();
     let (_, _, pixels) = crate::picture(args, preprocess, &item.image).map_err(|e| e.to_string())?;
     let ids = prompter.input_ids(&item.question).map_err(|e| e.to_string())?;
     let max = model.cfg.text.max_positions;
@@ -142,7 +138,11 @@ fn answer(
     }
     let on = texts.pop().unwrap_or_default();
     let off = texts.pop().unwrap_or_default();
-    Ok(Outcome { off, on, seconds: 0.0 })
+    Ok(Outcome {
+        off,
+        on,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
 }
 
 /// indicatif's bar over the items with the running accuracy (hidden off a terminal and with
