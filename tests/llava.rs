@@ -900,6 +900,12 @@ fn a_question_file_is_answered_with_var_off_and_on_and_scored_as_pope() {
         "line 2: no \"question\"",
     );
     std::fs::remove_dir_all(&dir).unwrap();
+    // Both modes always: no sink dims, or --var off, is one clear error.
+    for flags in [&["--var", "off"][..], &[]] {
+        let mut a = vec!["--model", model.to_str().unwrap(), "--questions", file.to_str().unwrap()];
+        a.extend_from_slice(flags);
+        one_error_line(&llava(&a), "--questions without VAR's dims", "VAR off and on");
+    }
 }
 
 /// Issue "No file clobbered, ...": nothing is sized from a declared number before it is

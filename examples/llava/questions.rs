@@ -80,6 +80,13 @@ pub fn run(
 ) -> crate::Result<()> {
     let items = read(file)?;
     visattn_host::sampling::Sampler::new(args.temperature, args.top_p, args.seed)?;
+    let v = &args.var_flags;
+    if args.var != "on" || (v.preset.is_none() && v.sink_dims.is_none()) {
+        return Err(
+            "--questions answers every item with VAR off and on: give the model's sink dimensions (--preset or --sink-dims), and no --var"
+                .into(),
+        );
+    }
     let var = crate::generate::var_config(args, cfg)?;
     let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, None).map_err(|e| e.to_string())?;
     let format = visattn_host::gpu::matrix::WeightFormat::choose(&args.dtype, weights.stored_dtype()?, &g.device)?;
