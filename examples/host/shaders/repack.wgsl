@@ -17,6 +17,30 @@ struct RepackParams {
     pad2: u32,
 }
 
+// What the formats with one f16 d a block share (repack/q4_0.wgsl, q5_0.wgsl, q8_0.wgsl,
+// q6_k.wgsl): block b's d bits, at byte `at` of its `size` bytes, 0 past the last block (an
+// odd count's second half) ...
+fn d_bits(b: u32, size: u32, at: u32) -> u32 {
+    if (b >= p.blocks) {
+        return 0u;
+    }
+    return w_f16_bits(b * size + at);
+}
+
+// ... the pair's two d in one word, the first block's in the low half ...
+fn pair_d(pair: u32, size: u32, at: u32) -> u32 {
+    return d_bits(2u * pair, size, at) | (d_bits(2u * pair + 1u, size, at) << 16u);
+}
+
+// ... and `words` words of quant bytes from byte `at` of the chunk into out from word `to`.
+fn copy_quants(at: u32, to: u32, words: u32) {
+    for (var i = 0u; i < words / 2u; i++) {
+        let q = w_bytes8(at + 8u * i);
+        out[to + 2u * i] = q.x;
+        out[to + 2u * i + 1u] = q.y;
+    }
+}
+
 @compute @workgroup_size(64)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
