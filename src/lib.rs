@@ -59,6 +59,8 @@ pub mod discover {
     pub use crate::var::discover::*;
 }
 #[cfg(feature = "gpu")]
+pub use viz::font;
+#[cfg(feature = "gpu")]
 pub use viz::heatmap;
 
 /// The wgpu this crate is built against (hosts declaring kernels name its types through it).
@@ -72,7 +74,7 @@ pub use attention::fused::{FusedAttention, FusedBinding, FusedSettings, PlainBin
 #[cfg(feature = "gpu")]
 pub use attention::split::{DEFAULT_BLOCK, KvLayout, SplitAttention, SplitBinding, SplitInputs};
 #[cfg(feature = "gpu")]
-pub use attention::unfused::{UnfusedAttention, UnfusedBinding};
+pub use attention::unfused::{ProbsBinding, UnfusedAttention, UnfusedBinding};
 #[cfg(feature = "gpu")]
 pub use attention::{AttentionInputs, AttentionOptions};
 #[cfg(feature = "gpu")]

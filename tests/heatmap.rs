@@ -5,7 +5,7 @@
 mod support;
 
 use support::Rng;
-use visattn::heatmap::{GatherInputs, Heatmap, MEAN_OF_SELECTED, render_to_pixels, viridis};
+use visattn::heatmap::{GatherInputs, Heatmap, HeatmapLayout, MEAN_OF_SELECTED, render_to_pixels, viridis};
 use visattn::{AttnShape, ImageSpan, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens, reference};
 use wgpu::util::DeviceExt;
 
@@ -13,14 +13,9 @@ const GRID: usize = 6;
 const W: u32 = 480;
 const H: u32 = 240;
 
-/// Where the picture puts patch (row, col) of a panel, as in heatmap.wgsl.
+/// Where the picture puts patch (row, col) of a panel.
 fn patch_center(panel: usize, row: usize, col: usize) -> (u32, u32) {
-    let (w, h) = (W as f32, H as f32);
-    let margin = h * 0.04;
-    let side = (w * 0.5 - 2.0 * margin).min(h * 0.8 - margin);
-    let x0 = if panel == 0 { margin } else { w * 0.5 + margin };
-    let cell = side / GRID as f32;
-    ((x0 + (col as f32 + 0.5) * cell) as u32, (margin + (row as f32 + 0.5) * cell) as u32)
+    HeatmapLayout::new(W, H).patch_center(panel, GRID, row, col)
 }
 
 /// The colormap position of a pixel: the nearest of 1024 viridis samples.
@@ -58,9 +53,64 @@ fn uploaded_values_land_on_their_patches() {
     }
     // The sink patch's outline is red at its edge.
     let (cx, cy) = patch_center(0, 1, 1);
-    let edge = pixel(&px, (cx, cy - (H as f32 * 0.8 / GRID as f32 * 0.45) as u32 + 1));
+    let edge = pixel(
+        &px,
+        (cx, cy - (HeatmapLayout::new(W, H).side as f32 / GRID as f32 * 0.45) as u32 + 1),
+    );
     assert!(edge[0] > 200 && edge[1] < 80, "sink outline {edge:?}");
     assert!(hm.upload(&g.queue, &target, &before[1..], &after, &sinks).is_err());
+}
+
+/// The labels read back glyph by glyph: the caption as set, each panel's title over it, and the
+/// legend's values (0, half and the top of the scale, formatted by the shader from the scale the
+/// GPU holds) at a text scale of 1 and 2.
+#[test]
+fn labels_and_the_legend_values_are_written_in_the_picture() {
+    use support::labels::{read_line, read_text};
+    let g = support::gpu::gpu();
+    let hm = Heatmap::new(&g.ctx, wgpu::TextureFormat::Rgba8Unorm).unwrap();
+    let cells = GRID * GRID;
+    for ((w, h), top, ticks) in [
+        ((W, H), 1.0f32, ["0", "0.500", "1.00"]),
+        ((900, 600), 0.0123, ["0", "0.00615", "0.0123"]),
+        ((420, 300), 3.72e-6, ["0", "1.86e-6", "3.72e-6"]),
+        ((480, 290), 250.0, ["0", "125", "250"]),
+    ] {
+        let target = hm.target(&g.device, GRID, w, h).unwrap();
+        let layout = target.layout();
+        let before: Vec<f32> = (0..cells).map(|i| top * i as f32 / cells as f32).collect();
+        let mut after = before.clone();
+        after[3] = top;
+        hm.upload(&g.queue, &target, &before, &after, &vec![false; cells]).unwrap();
+        let caption = "layer 14 (of 2-30), token 0 'Yes', heads: mean[sel]";
+        target.set_caption(&g.queue, caption).unwrap();
+        let px = render_to_pixels(&g.device, &g.queue, &hm, &target, w, h).unwrap();
+        assert_eq!(read_text(&px, &layout, layout.caption, caption.len() + 2), caption, "{w}x{h}");
+        let half = w / 2;
+        assert_eq!(read_line(&px, &layout, (0, half), layout.titles_y), "before VAR", "{w}x{h}");
+        assert_eq!(read_line(&px, &layout, (half, w), layout.titles_y), "after VAR", "{w}x{h}");
+        let [x0, _, x1, _] = layout.legend;
+        let third = (x1 - x0) / 3;
+        let read = |a, b| read_line(&px, &layout, (a, b), layout.ticks_y);
+        assert_eq!(
+            [read(x0, x0 + third), read(x0 + third, x1 - third), read(x1 - third, x1)],
+            ticks,
+            "{w}x{h}"
+        );
+    }
+    // A caption past the label's room is refused, not cut; characters without a glyph draw as '?'.
+    let target = hm.target(&g.device, GRID, W, H).unwrap();
+    assert!(
+        target
+            .set_caption(&g.queue, &"x".repeat(visattn::heatmap::MAX_CAPTION + 1))
+            .is_err()
+    );
+    target.set_caption(&g.queue, "café").unwrap();
+    hm.upload(&g.queue, &target, &vec![0.0; cells], &vec![0.0; cells], &vec![false; cells])
+        .unwrap();
+    let px = render_to_pixels(&g.device, &g.queue, &hm, &target, W, H).unwrap();
+    let layout = target.layout();
+    assert_eq!(read_text(&px, &layout, layout.caption, 6), "caf?");
 }
 
 #[test]
@@ -250,4 +300,44 @@ fn a_picture_over_the_texture_limit_is_scaled_down_and_a_frame_over_it_refused()
 
     let err = hm.target(&g.device, GRID, max + 1, H).err().expect("a frame over the limit");
     assert!(err.to_string().contains("max_texture_dimension_2d"), "{err}");
+}
+
+/// Bad uses of the GPU path's pieces get typed errors: classes copied from a buffer too small
+/// for the state, a mean over no layers.
+#[test]
+fn classes_from_a_short_buffer_and_a_mean_of_no_layers_are_refused() {
+    let g = support::gpu::gpu();
+    let state = VarState::new(
+        &g.ctx,
+        SequenceShape {
+            tokens: 40,
+            hidden: 8,
+            heads: 2,
+            queries: 1,
+        },
+        Rows::All,
+    )
+    .unwrap();
+    let short = g.ctx.storage_buffer("short", 39 * 4, wgpu::BufferUsages::empty()).unwrap();
+    let mut enc = g.device.create_command_encoder(&Default::default());
+    assert!(state.copy_classes(&mut enc, &short, 0).is_err());
+    let enough = g.ctx.storage_buffer("enough", 41 * 4, wgpu::BufferUsages::empty()).unwrap();
+    assert!(state.copy_classes(&mut enc, &enough, 4).is_ok());
+    assert!(state.copy_classes(&mut enc, &enough, 8).is_err());
+    assert!(state.copy_classes(&mut enc, &enough, 2).is_err());
+    let hm = Heatmap::new(&g.ctx, wgpu::TextureFormat::Rgba8Unorm).unwrap();
+    let target = hm.target(&g.device, 2, W, H).unwrap();
+    let rows = g.ctx.storage_buffer("rows", 2 * 40 * 4, wgpu::BufferUsages::empty()).unwrap();
+    let inputs = || GatherInputs {
+        before: &rows,
+        after: &rows,
+        selected: state.selected_buffer(),
+        classes: state.classes_buffer(),
+        heads: 2,
+        keys: 40,
+        image_start: 3,
+        head: MEAN_OF_SELECTED,
+    };
+    assert!(hm.bind_gather_mean(&target, inputs(), 0, true).is_err());
+    assert!(hm.bind_gather_mean(&target, inputs(), 3, false).is_ok());
 }

@@ -1063,3 +1063,114 @@ fn an_answer_cut_by_the_context_says_so() {
     assert_eq!(full["answers"][0]["stop"], "max_tokens");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Issue "See and measure what VAR does": `--png` writes where the first answer token looked,
+/// before and after VAR, over the picture: the labels read back glyph by glyph (caption,
+/// titles, the scale's top equal to the values --json reports), each patch's colour under the
+/// picture's grey at its value on that scale, the planted sink patches colder after VAR; bad
+/// uses refused before anything is written.
+#[test]
+fn png_draws_where_the_answer_looked_before_and_after_var() {
+    use support::labels::{read_line, read_text};
+    use visattn::heatmap::{HeatmapLayout, viridis};
+    let (dim, tau_rel) = planted();
+    let (dim, tau) = (dim.to_string(), tau_rel.to_string());
+    let dir = std::env::temp_dir().join(format!("visattn-llava-png-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join("answer.png");
+    let (model, picture) = (tiny(), tiny().join("picture.png"));
+    let (model, picture, png_s) = (model.to_str().unwrap(), picture.to_str().unwrap(), png.to_str().unwrap());
+    let picture_bytes = std::fs::read(picture).unwrap();
+    let base = [
+        "--model",
+        model,
+        "--image",
+        picture,
+        "--sink-dims",
+        &dim,
+        "--tau-rel",
+        &tau,
+        "--max-tokens",
+        "3",
+    ];
+    let run = |extra: &[&str]| llava(&[&base[..], extra].concat());
+    let out = run(&["--var", "compare", "--png", png_s, "--png-size", "800x440", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["answers"][0].get("heatmap").is_none(), "VAR off draws nothing");
+    let heat = &v["answers"][1]["heatmap"];
+    assert_eq!(heat["layers"], serde_json::json!([2, 3, 4]), "the layers VAR redistributes in");
+    let (before, after) = (floats(&heat["before"]), floats(&heat["after"]));
+    let sinks: Vec<bool> = heat["sinks"].as_array().unwrap().iter().map(|s| s.as_bool().unwrap()).collect();
+    let grid = heat["grid"].as_u64().unwrap() as usize;
+    let top = before.iter().chain(&after).fold(0f32, |m, &x| m.max(x));
+
+    let img = image::open(&png).unwrap().to_rgba8();
+    assert_eq!(img.dimensions(), (800, 440));
+    let px = img.into_raw();
+    let layout = HeatmapLayout::new(800, 440);
+    let caption = read_text(&px, &layout, layout.caption, 63);
+    assert!(
+        caption.starts_with("layers 2-4 mean, token 0 '") && caption.ends_with("', selected heads"),
+        "{caption}"
+    );
+    assert_eq!(read_line(&px, &layout, (0, 400), layout.titles_y), "before VAR");
+    assert_eq!(read_line(&px, &layout, (400, 800), layout.titles_y), "after VAR");
+    let [x0, _, x1, _] = layout.legend;
+    let drawn_top: f32 = read_line(&px, &layout, (x1 - (x1 - x0) / 3, x1), layout.ticks_y).parse().unwrap();
+    assert!(
+        (drawn_top - top).abs() <= 0.01 * top,
+        "scale's top written {drawn_top}, values' {top}"
+    );
+    // Each panel's pixel is 0.4 of the picture's grey and 0.6 of the colormap: the colormap
+    // position fitted with the grey free.
+    let position = |(x, y): (u32, u32)| -> f32 {
+        let at = ((y * 800 + x) * 4) as usize;
+        let p: Vec<f32> = px[at..at + 3].iter().map(|&c| c as f32 / 255.0).collect();
+        let misfit = |t: f32| {
+            let r: Vec<f32> = viridis(t).iter().zip(&p).map(|(c, p)| p - 0.6 * c).collect();
+            let grey = r.iter().sum::<f32>() / 3.0;
+            r.iter().map(|x| (x - grey).powi(2)).sum::<f32>()
+        };
+        (0..=1023)
+            .map(|i| i as f32 / 1023.0)
+            .min_by(|a, b| misfit(*a).total_cmp(&misfit(*b)))
+            .unwrap()
+    };
+    for p in 0..grid * grid {
+        for (panel, v) in [(0, before[p]), (1, after[p])] {
+            let t = position(layout.patch_center(panel, grid, p / grid, p % grid));
+            assert!(
+                (t - v / top).abs() < 0.03,
+                "panel {panel} patch {p}: colour at {t}, value {}",
+                v / top
+            );
+        }
+    }
+    let sink_patches: Vec<usize> = (0..grid * grid).filter(|&p| sinks[p]).collect();
+    assert!(!sink_patches.is_empty(), "the fixture plants sinks in the picture");
+    for &p in &sink_patches {
+        assert!(after[p] < before[p], "sink patch {p}: {} -> {}", before[p], after[p]);
+        let at = |panel| position(layout.patch_center(panel, grid, p / grid, p % grid));
+        assert!(at(1) < at(0), "sink patch {p} drawn colder after VAR");
+    }
+
+    // Refused, the file untouched: VAR off, a token past --max-tokens, the picture as the
+    // output, a layer or head the model lacks.
+    let written = std::fs::read(&png).unwrap();
+    for (flags, needle) in [
+        (vec!["--var", "off", "--png", png_s], "needs --var on"),
+        (vec!["--png", png_s, "--png-token", "3"], "--max-tokens"),
+        (vec!["--png", picture], "--image"),
+        (vec!["--png", png_s, "--layer", "6"], "--layer 6"),
+        (vec!["--png", png_s, "--head", "9"], "--head 9"),
+        (vec!["--png", png_s, "--png-size", "20x20"], "WIDTHxHEIGHT"),
+    ] {
+        let out = run(&flags);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(needle), "{flags:?}: {err}");
+    }
+    assert_eq!(std::fs::read(&png).unwrap(), written, "a refused run left the picture as it was");
+    assert_eq!(std::fs::read(picture).unwrap(), picture_bytes, "the input picture untouched");
+    let _ = std::fs::remove_dir_all(dir);
+}

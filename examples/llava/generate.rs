@@ -11,6 +11,7 @@ use visattn_host::config::LlavaConfig;
 use visattn_host::gpu::matrix::{Staging, WeightFormat};
 use visattn_host::gpu::model::{GpuModel, VarMode};
 use visattn_host::gpu::prefill::LayerCounts;
+use visattn_host::gpu::probe::{Probe, ProbeRequest};
 use visattn_host::prompt::Prompter;
 use visattn_host::sampling::Sampler;
 use visattn_host::weights::Weights;
@@ -32,6 +33,8 @@ pub struct Answer {
     /// The logits the first answer token was chosen from (the last prompt position's).
     pub next_logits: Vec<f32>,
     pub captures: Vec<visattn_host::gpu::prefill::LayerCapture>,
+    /// --png's picture, drawn in the generation's forward pass.
+    pub probe: Option<Probe>,
 }
 
 /// The VAR config the flags give (D_sink has no default: a preset or a list).
@@ -56,13 +59,14 @@ pub fn generate(
     (mode, var): (&'static str, &VarMode),
     args: &crate::Args,
     decode: &dyn Fn(&[u32]) -> crate::Result<String>,
+    probe: Option<Probe>,
 ) -> crate::Result<Answer> {
     let text = &model.cfg.text;
     let room = text.max_positions.saturating_sub(ids.len());
     let max = args.max_tokens.min(room);
     let mut sampler = Sampler::new(args.temperature, args.top_p, args.seed)?;
     let t0 = Instant::now();
-    let mut generation = model.prefill(ids, image, var, ids.len() + max + 1, args.logits, args.capture)?;
+    let mut generation = model.prefill_probed(ids, image, var, (ids.len() + max + 1, args.logits, args.capture), probe)?;
     let prefill_s = t0.elapsed().as_secs_f64();
     let last = generation.logits[generation.logits.len() - text.vocab..].to_vec();
     let t1 = Instant::now();
@@ -107,7 +111,64 @@ pub fn generate(
         },
         next_logits: last,
         captures: std::mem::take(&mut generation.captures),
+        probe: generation.take_probe(),
     })
+}
+
+/// --png's probe for the run with VAR on: `picture` is what the model saw (RGBA8, its width).
+fn png_probe(args: &crate::Args, model: &GpuModel, image_tokens: usize, picture: (&[u8], u32)) -> crate::Result<Option<Probe>> {
+    if args.png.is_none() {
+        return Ok(None);
+    }
+    if args.png_token >= args.max_tokens {
+        return Err(format!(
+            "--png-token {}: the answer has at most --max-tokens {} tokens",
+            args.png_token, args.max_tokens
+        )
+        .into());
+    }
+    let request = ProbeRequest {
+        token: args.png_token,
+        layer: args.layer,
+        head: args.head,
+        size: args.png_size,
+    };
+    Ok(Some(model.probe(request, image_tokens, Some(picture))?))
+}
+
+/// Draws --png's picture of the VAR-on answer, captioned with the layers, the token and the
+/// heads, and writes it (staged beside its path, renamed into place whole).
+fn write_png(args: &crate::Args, model: &GpuModel, answer: &Answer, decode: &dyn Fn(&[u32]) -> crate::Result<String>) -> crate::Result<()> {
+    let (Some(path), Some(probe)) = (&args.png, &answer.probe) else {
+        return Ok(());
+    };
+    let n = args.png_token;
+    let Some(&token) = answer.tokens.get(n) else {
+        return Err(format!(
+            "--png-token {n}: the answer ended after {} tokens ({}) before it",
+            answer.tokens.len(),
+            answer.stop
+        )
+        .into());
+    };
+    let layers = match probe.layers() {
+        Some([l]) => format!("layer {l}"),
+        Some(ls) if ls.windows(2).all(|w| w[1] == w[0] + 1) => format!("layers {}-{} mean", ls[0], ls[ls.len() - 1]),
+        Some(ls) => format!("{} layers' mean", ls.len()),
+        None => return Err(format!("--png-token {n} was never computed").into()),
+    };
+    let text: String = decode(&[token])?.trim().chars().take(12).collect();
+    let heads = match args.head {
+        Some(h) => format!("head {h}"),
+        None => "selected heads".into(),
+    };
+    let caption = format!("{layers}, token {n} '{text}', {heads}");
+    let rgba = probe.render(model, &caption)?;
+    visattn::output::StagedFile::write(path, |tmp| {
+        visattn_host::image::write_png(tmp, args.png_size, &rgba).map_err(|e| visattn::Error::Io(e.to_string()))
+    })?
+    .commit()?;
+    Ok(())
 }
 
 pub fn run(
@@ -116,7 +177,7 @@ pub fn run(
     weights: &Weights,
     prompter: &Prompter,
     ids: &[u32],
-    pixels: &[f32],
+    (pixels, picture): (&[f32], (&[u8], u32)),
 ) -> crate::Result<()> {
     // Every flag checked before any weight is uploaded.
     Sampler::new(args.temperature, args.top_p, args.seed)?;
@@ -130,7 +191,7 @@ pub fn run(
     let model = load_shown(args, format!("the weights onto {}", g.info.name), |progress| {
         GpuModel::load(&g, cfg, weights, format, g.ctx.max_binding(), progress)
     })?;
-    answer(args, &g, &model, (ids, pixels), &modes, &|t| Ok(prompter.decode(t)?))
+    answer(args, &g, &model, (ids, pixels, picture), &modes, &|t| Ok(prompter.decode(t)?))
 }
 
 /// The modes --var asks for (`compare`: off, then on).
@@ -148,7 +209,7 @@ fn answer(
     args: &crate::Args,
     g: &visattn::util::Gpu,
     model: &GpuModel,
-    (ids, pixels): (&[u32], &[f32]),
+    (ids, pixels, picture): (&[u32], &[f32], (&[u8], u32)),
     modes: &[(&'static str, VarMode)],
     decode: &dyn Fn(&[u32]) -> crate::Result<String>,
 ) -> crate::Result<()> {
@@ -156,7 +217,14 @@ fn answer(
     let image = model.image_features(pixels)?;
     let mut answers = Vec::new();
     for (name, var) in modes {
-        answers.push(generate(model, ids, Some(&image), (name, var), args, decode)?);
+        let probe = match var {
+            VarMode::On(_) => png_probe(args, model, image.1, picture)?,
+            VarMode::Off => None,
+        };
+        answers.push(generate(model, ids, Some(&image), (name, var), args, decode, probe)?);
+    }
+    if let Some(on) = answers.iter().find(|a| a.probe.is_some()) {
+        write_png(args, model, on, decode)?;
     }
     for a in answers.iter().filter(|a| a.stop == "context") {
         // Not an error, but the answer is not what was asked for: say so where a reader of
@@ -172,9 +240,24 @@ fn answer(
     }
     let span = ids.iter().position(|&i| i == cfg.image_token).map(|s| [s, image.1]);
     if args.json {
+        // --png's values per patch, what the picture draws.
+        let heatmaps = answers
+            .iter()
+            .map(|a| match a.probe.as_ref().filter(|p| p.layers().is_some()) {
+                None => Ok(None),
+                Some(probe) => {
+                    let (before, after, sinks) = probe.values(model)?;
+                    Ok(Some(serde_json::json!({
+                        "token": args.png_token, "layers": probe.layers(), "grid": probe.grid(),
+                        "before": before, "after": after, "sinks": sinks,
+                    })))
+                }
+            })
+            .collect::<crate::Result<Vec<_>>>()?;
         let json: Vec<_> = answers
             .iter()
-            .map(|a| {
+            .enumerate()
+            .map(|(i, a)| {
                 let mut v = serde_json::json!({
                     "var": a.mode,
                     "answer": a.text,
@@ -188,6 +271,9 @@ fn answer(
                 });
                 if args.logits {
                     v["logits"] = serde_json::json!(a.prompt_logits);
+                }
+                if let Some(Some(h)) = heatmaps.get(i) {
+                    v["heatmap"] = h.clone();
                 }
                 if args.capture {
                     v["capture"] = a
@@ -290,7 +376,7 @@ pub fn run_gguf(args: &crate::Args, path: &std::path::Path) -> crate::Result<()>
         GpuModel::load_gguf(&g, &cfg, &file, format, g.ctx.max_binding(), progress)
     })?;
     let decode = |t: &[u32]| -> crate::Result<String> { Ok(tok.decode(t, true).map_err(|e| format!("tokenizer: {e}"))?) };
-    let a = generate(&model, &ids, None, ("off", &VarMode::Off), args, &decode)?;
+    let a = generate(&model, &ids, None, ("off", &VarMode::Off), args, &decode, None)?;
     if a.stop == "context" {
         eprintln!(
             "warning: the answer stopped after {} tokens: the prompt and the answer filled the model's context",
@@ -472,7 +558,10 @@ fn run_gguf_llava(args: &crate::Args, path: &std::path::Path, mmproj: &std::path
         GpuModel::load_gguf_llava(&g, &cfg, (&lm, &mm), format, g.ctx.max_binding(), progress)
     })?;
     let decode = |t: &[u32]| -> crate::Result<String> { Ok(tok.decode(t, true).map_err(|e| format!("tokenizer: {e}"))?) };
-    answer(args, &g, &model, (&ids, &pixels), &modes, &decode)
+    let side = cfg.vision.image_size;
+    let f64s = |v: [f32; 3]| v.map(f64::from);
+    let rgba = visattn_host::image::rgba_of_values((side, side), &pixels, (f64s(tower.image_mean), f64s(tower.image_std)), 1.0 / 255.0)?;
+    answer(args, &g, &model, (&ids, &pixels, (&rgba, side as u32)), &modes, &decode)
 }
 
 /// --dtype for GGUF files: `auto` keeps every matrix in the file's format (dequantized in the

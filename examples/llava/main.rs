@@ -14,6 +14,7 @@ use visattn_host::outln;
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 use clap::Parser;
+use visattn::output::Use;
 use visattn_host::{check, config, gpu, image, prompt, reference, weights};
 
 /// LLaVA-1.5 from a HF model folder: image + question in, answer out, VAR on or off.
@@ -133,6 +134,26 @@ struct Args {
     /// tools/build_llama_cpp_vulkan.sh, cached), in the same table.
     #[arg(long, requires = "bench")]
     llama_cpp: bool,
+    /// Draw where an answer token looked to this PNG: its attention over the picture's patch
+    /// grid before and after VAR side by side (the run with VAR on; sinks outlined), in one
+    /// layer (--layer) or averaged over the layers VAR redistributes in, one head (--head) or
+    /// the mean over the heads VAR selected, with the colour scale's values. Computed in the
+    /// forward pass that makes the token.
+    #[arg(long, value_name = "FILE.png", conflicts_with = "questions")]
+    png: Option<PathBuf>,
+    /// --png: the answer token to draw (0: the first; token N is chosen by the row of answer
+    /// token N - 1).
+    #[arg(long, default_value_t = 0, requires = "png")]
+    png_token: usize,
+    /// --png: one layer instead of the mean over the layers VAR redistributes in.
+    #[arg(long, requires = "png")]
+    layer: Option<usize>,
+    /// --png: one head instead of the mean over the heads VAR selected.
+    #[arg(long, requires = "png")]
+    head: Option<usize>,
+    /// --png: the picture's size, WIDTHxHEIGHT pixels.
+    #[arg(long, default_value = "1200x660", requires = "png", value_parser = parse_size)]
+    png_size: (u32, u32),
     /// Print JSON: per mode the answer, its tokens, per-layer counts and timings.
     #[arg(long)]
     json: bool,
@@ -148,6 +169,19 @@ struct Args {
 }
 
 fn run(args: Args) -> crate::Result<()> {
+    if let Some(png) = &args.png {
+        if args.var == "off" {
+            return Err("--png draws the attention before and after VAR: it needs --var on or compare".into());
+        }
+        let image = args
+            .image
+            .as_deref()
+            .ok_or("--png draws the attention over a picture: pass --image")?;
+        let mut paths = vec![("--image", image, Use::Read), ("--png", png.as_path(), Use::Write)];
+        paths.extend(args.model.as_deref().map(|m| ("--model", m, Use::Read)));
+        paths.extend(args.mmproj.as_deref().map(|m| ("--mmproj", m, Use::Read)));
+        visattn::output::check_distinct(&paths)?;
+    }
     if args.var == "off" {
         if let Some(flag) = args.var_flags.first_given() {
             return Err(format!("{flag} is a VAR setting and --var off runs without VAR: drop one of them").into());
@@ -238,8 +272,9 @@ fn run(args: Args) -> crate::Result<()> {
         outln!("{json}")?;
         return Ok(());
     }
-    let (_, _, pixels) = pixels.ok_or("--image is required: LLaVA answers about a picture")?;
-    generate::run(&args, &cfg, &weights, &prompter, &ids, &pixels)
+    let (h, w, pixels) = pixels.ok_or("--image is required: LLaVA answers about a picture")?;
+    let rgba = preprocess.rgba_of((h, w), &pixels)?;
+    generate::run(&args, &cfg, &weights, &prompter, &ids, (&pixels, (&rgba, w as u32)))
 }
 
 /// A picture's pixel values as the folder's processor makes them (after LLaVA's expand2square
@@ -270,6 +305,14 @@ fn main() -> std::process::ExitCode {
 }
 
 /// `--staging`: auto, or what [`Staging`](visattn_host::gpu::matrix::Staging) parses.
+fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
+    let side = |v: &str| v.parse::<u32>().ok().filter(|n| (64..=8192).contains(n));
+    match s.split_once('x').map(|(w, h)| (side(w), side(h))) {
+        Some((Some(w), Some(h))) => Ok((w, h)),
+        _ => Err(format!("{s}: expected WIDTHxHEIGHT, sides 64..8192 pixels")),
+    }
+}
+
 fn parse_staging(s: &str) -> std::result::Result<String, String> {
     if s != "auto" {
         s.parse::<visattn_host::gpu::matrix::Staging>().map_err(|e| e.to_string())?;

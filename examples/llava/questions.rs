@@ -140,7 +140,7 @@ fn answer(
     let decode = |t: &[u32]| -> crate::Result<String> { Ok(prompter.decode(t)?) };
     let mut texts = Vec::new();
     for (name, mode) in modes {
-        let a = crate::generate::generate(model, &ids, Some(&image), (name, mode), args, &decode).map_err(|e| e.to_string())?;
+        let a = crate::generate::generate(model, &ids, Some(&image), (name, mode), args, &decode, None).map_err(|e| e.to_string())?;
         texts.push(a.text.trim().to_string());
     }
     let on = texts.pop().unwrap_or_default();

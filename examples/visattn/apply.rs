@@ -172,6 +172,7 @@ pub fn run(args: &ApplyArgs) -> Result<(), String> {
                 &g,
                 &args.picture,
                 crate::picture::Layer {
+                    index: l,
                     shape: visattn::AttnShape {
                         heads: a.heads,
                         queries: a.queries,

@@ -113,6 +113,7 @@ fn demo(pic: &picture::PictureArgs) -> Result<(), String> {
                 &g,
                 pic,
                 crate::picture::Layer {
+                    index: layer,
                     shape: visattn::AttnShape {
                         heads: HEADS,
                         queries: TOKENS,

@@ -100,6 +100,8 @@ impl Drawn {
 /// One layer's attention before and after VAR: `before` / `after` [H, Q, K], the rows'
 /// `selected` flags [H, Q], `sinks` [K].
 pub struct Layer<'a> {
+    /// Which layer it is (for the caption).
+    pub index: usize,
     pub shape: visattn::AttnShape,
     pub before: &'a [f32],
     pub after: &'a [f32],
@@ -110,6 +112,7 @@ pub struct Layer<'a> {
 /// Draws row `args.row` (default the last) of `layer`, the image span as a square grid.
 pub fn draw(g: &visattn::util::Gpu, args: &PictureArgs, layer: Layer, image: visattn::ImageSpan) -> Result<Drawn, String> {
     let Layer {
+        index,
         shape,
         before,
         after,
@@ -133,6 +136,11 @@ pub fn draw(g: &visattn::util::Gpu, args: &PictureArgs, layer: Layer, image: vis
     let a: Vec<f32> = (0..image_len).map(|p| mean(after, image_start + p)).collect();
     let s: Vec<bool> = (0..image_len).map(|p| sinks[image_start + p]).collect();
     let picture = args.image.as_deref().map(read_png).transpose()?;
+    let heads_shown = match args.head.as_str() {
+        "mean" => format!("mean of {} heads", chosen.len()),
+        h => format!("head {h}"),
+    };
+    let caption = format!("layer {index}, query row {row}, {heads_shown}");
     // Every GPU step inside an error scope: a validation error is a message, never a panic.
     let rgba = visattn::scoped_blocking(&g.device, || -> visattn::Result<Vec<u8>> {
         let hm = Heatmap::new(&g.ctx, wgpu::TextureFormat::Rgba8Unorm)?;
@@ -144,6 +152,7 @@ pub fn draw(g: &visattn::util::Gpu, args: &PictureArgs, layer: Layer, image: vis
             height,
         )?;
         hm.upload(&g.queue, &target, &b, &a, &s)?;
+        target.set_caption(&g.queue, &caption)?;
         render_to_pixels(&g.device, &g.queue, &hm, &target, width, height)
     })
     .and_then(|r| r)

@@ -334,6 +334,26 @@ impl DecodeSession {
     pub fn selected_range(&self, layer: usize) -> (u64, usize) {
         ((layer * 64 * self.heads.div_ceil(64) * 4) as u64, self.heads)
     }
+    /// Room in tokens (the requested capacity rounded up to a multiple of 64).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+    /// `layer`'s key cache, [Hkv, capacity, d] f32: kv head h's token t at
+    /// ((h x capacity + t) x d) x 4 bytes.
+    pub fn key_buffer(&self, layer: usize) -> Result<&Buffer> {
+        self.k.get(layer).ok_or(Error::Layer {
+            layer,
+            layers: self.layers,
+        })
+    }
+    /// The classes `layer` keeps for the generation, u32 [capacity] (offset in bytes) in
+    /// [`classes_buffer`](Self::classes_buffer): the prefill's, 0 for tokens generated since.
+    pub fn classes_offset(&self, layer: usize) -> u64 {
+        (layer * self.capacity * 4) as u64
+    }
+    pub fn classes_buffer(&self) -> &Buffer {
+        &self.classes
+    }
     pub fn output_buffer(&self) -> &Buffer {
         &self.o
     }

@@ -24,8 +24,14 @@ pub struct UnfusedAttention {
 
 /// The two dispatches of one set of Q, K, V, P, O buffers.
 pub struct UnfusedBinding {
-    probs: Dispatch,
+    probs: ProbsBinding,
     pv: Dispatch,
+}
+
+/// The first half alone: P = softmax(Q K^T * scale) of one set of Q, K, P buffers (what a
+/// picture of the attention needs: the rows, no output).
+pub struct ProbsBinding {
+    probs: Dispatch,
 }
 
 impl UnfusedAttention {
@@ -45,22 +51,36 @@ impl UnfusedAttention {
         crate::error::scoped(ctx.device(), || Self::new(ctx, head_dim)).await?
     }
 
-    /// Binds Q, K, V, O and the probabilities `p` [H, Tq, Tk] f32 (written, then read).
-    pub fn bind(&self, shape: FusedShape, options: AttentionOptions, inputs: AttentionInputs, p: BufferBinding) -> Result<UnfusedBinding> {
+    /// Binds Q, K and the probabilities `p` [H, Tq, Tk] f32 (written) for the first half alone.
+    pub fn bind_probs(
+        &self,
+        shape: FusedShape,
+        options: AttentionOptions,
+        q: BufferBinding,
+        k: BufferBinding,
+        p: BufferBinding,
+    ) -> Result<ProbsBinding> {
         check_built_for(&shape, self.head_dim)?;
         let params = self.ctx.uniform_buffer("visattn attention params", &options.uniform(shape)?);
-        let rows = (shape.heads * shape.queries) as u32;
-        let p_len = shape.heads * shape.queries * shape.keys;
         let probs = self.ctx.bind::<AttentionProbs>(
             &self.probs,
             AttentionProbsInputs {
                 att: params.as_entire_buffer_binding(),
-                q: Storage::new(inputs.q, shape.q_len()),
-                k: Storage::new(inputs.k, shape.kv_len()),
-                probs: Storage::new(p.clone(), p_len),
+                q: Storage::new(q, shape.q_len()),
+                k: Storage::new(k, shape.kv_len()),
+                probs: Storage::new(p, shape.heads * shape.queries * shape.keys),
             },
-            rows,
+            (shape.heads * shape.queries) as u32,
         )?;
+        Ok(ProbsBinding { probs })
+    }
+
+    /// Binds Q, K, V, O and the probabilities `p` [H, Tq, Tk] f32 (written, then read).
+    pub fn bind(&self, shape: FusedShape, options: AttentionOptions, inputs: AttentionInputs, p: BufferBinding) -> Result<UnfusedBinding> {
+        let probs = self.bind_probs(shape, options, inputs.q, inputs.k, p.clone())?;
+        let params = self.ctx.uniform_buffer("visattn attention params", &options.uniform(shape)?);
+        let rows = (shape.heads * shape.queries) as u32;
+        let p_len = shape.heads * shape.queries * shape.keys;
         let pv = self.ctx.bind::<AttentionPv>(
             &self.pv,
             AttentionPvInputs {
@@ -78,11 +98,18 @@ impl UnfusedAttention {
 impl UnfusedBinding {
     /// Records P = softmax(Q K^T * scale).
     pub fn record_probs(&self, pass: &mut ComputePass) {
-        self.probs.record(pass, &[]);
+        self.probs.record(pass);
     }
 
     /// Records O = P V.
     pub fn record_pv(&self, pass: &mut ComputePass) {
         self.pv.record(pass, &[]);
+    }
+}
+
+impl ProbsBinding {
+    /// Records P = softmax(Q K^T * scale).
+    pub fn record(&self, pass: &mut ComputePass) {
+        self.probs.record(pass, &[]);
     }
 }

@@ -527,6 +527,22 @@ impl VarState {
     pub fn phi_buffer(&self) -> &Buffer {
         &self.phi
     }
+    /// Records a copy of classes found elsewhere into this state's (u32 [B, T] from `offset`
+    /// bytes of `source`, which needs COPY_SRC): a state built to edit one row (a decode step's,
+    /// for a picture of it) takes the sinks its sequence's prefill found, as a decode session
+    /// keeps them, instead of scoring hidden states it no longer has. Record the row kernel
+    /// without the sinks after it ([`LayerBinding::encode_rows`]).
+    pub fn copy_classes(&self, encoder: &mut CommandEncoder, source: &Buffer, offset: u64) -> Result<()> {
+        let bytes = (self.batch * self.shape.tokens * 4) as u64;
+        if offset % 4 != 0 || offset.checked_add(bytes).is_none_or(|end| end > source.size()) {
+            return Err(Error::Binding {
+                name: "classes",
+                reason: format!("{bytes} bytes of classes from byte {offset} of a buffer of {}", source.size()),
+            });
+        }
+        encoder.copy_buffer_to_buffer(source, offset, &self.classes, 0, bytes);
+        Ok(())
+    }
     /// Token classes, u32 [B, T]: bit 0 image token, bit 1 sink (0 for padding).
     pub fn classes_buffer(&self) -> &Buffer {
         &self.classes

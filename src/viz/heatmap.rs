@@ -40,14 +40,111 @@ uniform_block! {
         image_start: u32,
         grid: u32,
         head: u32,
+        weight: f32,
+        accumulate: u32,
         pad0: u32,
-        pad1: u32,
-        pad2: u32,
     }
 }
 
 /// WGSL `View` (heatmap.wgsl), in bytes.
-const VIEW_SIZE: u64 = 16;
+const VIEW_SIZE: u64 = 64;
+
+/// Codes per label of heatmap.wgsl's labels buffer (the caption, the two titles).
+const LABEL_CHARS: usize = 64;
+
+/// The longest caption [`HeatmapTarget::set_caption`] takes, in characters.
+pub const MAX_CAPTION: usize = LABEL_CHARS - 1;
+
+/// Where `heatmap.wgsl` draws each part of a `width` x `height` frame, in pixels: the caption
+/// line, the panels' titles, the two square panels side by side, the legend bar and its values.
+/// Computed here once and handed to the shader, so tests and hosts know where every patch and
+/// label lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeatmapLayout {
+    pub width: u32,
+    pub height: u32,
+    /// Pixels per font pixel (glyphs are 5 x 7 font pixels in cells of 6 x 10).
+    pub text_scale: u32,
+    /// Top-left of the caption.
+    pub caption: (u32, u32),
+    /// Top of the titles' line (each centred over its panel).
+    pub titles_y: u32,
+    /// Top-left corners of the panels (before VAR, after VAR) and their side.
+    pub panels: [(u32, u32); 2],
+    pub side: u32,
+    /// The legend bar: x0, y0, x1, y1 (exclusive).
+    pub legend: [u32; 4],
+    /// Top of the legend's values: 0 at the bar's left, half the scale centred, the top at its
+    /// right.
+    pub ticks_y: u32,
+}
+
+impl HeatmapLayout {
+    pub fn new(width: u32, height: u32) -> Self {
+        let s = (width / 400).min(height / 280).max(1);
+        let m = 4 * s;
+        let line = crate::viz::font::LINE_HEIGHT * s;
+        let glyph = crate::viz::font::GLYPH_HEIGHT * s;
+        let panels_top = m + 2 * line;
+        let ticks_y = height.saturating_sub(m + glyph);
+        let legend_y1 = ticks_y.saturating_sub(2 * s);
+        let legend_y0 = legend_y1.saturating_sub(6 * s);
+        let side = (width / 2)
+            .saturating_sub(2 * m)
+            .min(legend_y0.saturating_sub(m).saturating_sub(panels_top));
+        let x = |quarter: u32| (quarter * width / 4).saturating_sub(side / 2);
+        Self {
+            width,
+            height,
+            text_scale: s,
+            caption: (m, m),
+            titles_y: m + line,
+            panels: [(x(1), panels_top), (x(3), panels_top)],
+            side,
+            legend: [m, legend_y0, width.saturating_sub(m).max(m), legend_y1],
+            ticks_y,
+        }
+    }
+
+    /// The pixel at the centre of patch (row, col) of `panel` in a `grid` x `grid` picture.
+    pub fn patch_center(&self, panel: usize, grid: usize, row: usize, col: usize) -> (u32, u32) {
+        let (x0, y0) = self.panels[panel.min(1)];
+        let cell = self.side as f32 / grid as f32;
+        (x0 + ((col as f32 + 0.5) * cell) as u32, y0 + ((row as f32 + 0.5) * cell) as u32)
+    }
+
+    /// The View uniform of heatmap.wgsl.
+    fn view(&self, grid: usize, has_picture: bool) -> [u32; 16] {
+        let [lx0, ly0, lx1, ly1] = self.legend;
+        [
+            grid as u32,
+            has_picture as u32,
+            self.text_scale,
+            self.side,
+            self.panels[0].0,
+            self.panels[0].1,
+            self.panels[1].0,
+            self.panels[1].1,
+            lx0,
+            ly0,
+            lx1,
+            ly1,
+            self.caption.0,
+            self.caption.1,
+            self.titles_y,
+            self.ticks_y,
+        ]
+    }
+}
+
+/// `text` as label codes, NUL-padded to a slot (characters without a glyph as '?').
+fn label_codes(text: &str) -> [u32; LABEL_CHARS] {
+    let mut codes = [0u32; LABEL_CHARS];
+    for (c, slot) in text.chars().zip(&mut codes[..MAX_CAPTION]) {
+        *slot = crate::viz::font::code(c);
+    }
+    codes
+}
 
 /// Gather `head` = this for the mean over the row's selected heads.
 pub const MEAN_OF_SELECTED: u32 = u32::MAX;
@@ -59,13 +156,18 @@ pub struct Heatmap {
     render_layout: BindGroupLayout,
     render: RenderPipeline,
     gather: Arc<Pipeline>,
+    /// The label font (font.rs), uploaded once.
+    font: Buffer,
 }
 
 /// One picture's buffers: per-patch values [2, grid^2] (before, after), the shared scale, the
 /// sink flags, and the view uniform.
 pub struct HeatmapTarget {
     grid: usize,
+    layout: HeatmapLayout,
     view: Buffer,
+    /// Label codes [3 x 64]: the caption, "before VAR", "after VAR".
+    labels: Buffer,
     values: Buffer,
     scale: Buffer,
     sinks: Buffer,
@@ -134,6 +236,8 @@ impl Heatmap {
                     ty: wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
                     count: None,
                 },
+                fragment_buffer(6, read, 4),
+                fragment_buffer(7, read, 4),
             ],
         });
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -170,11 +274,20 @@ impl Heatmap {
             multiview_mask: None,
             cache: None,
         });
+        let font = wgpu::util::DeviceExt::create_buffer_init(
+            device,
+            &wgpu::util::BufferInitDescriptor {
+                label: Some("visattn heatmap font"),
+                contents: bytemuck::cast_slice(&crate::viz::font::glyph_words()),
+                usage: BufferUsages::STORAGE,
+            },
+        );
         Ok(Self {
             gather: ctx.pipeline::<HeatmapGather>(&[])?,
             ctx: ctx.clone(),
             render_layout,
             render,
+            font,
         })
     }
 
@@ -256,12 +369,17 @@ impl Heatmap {
             min_filter: wgpu::FilterMode::Linear,
             ..Default::default()
         });
-        let view_data: [u32; 4] = [
-            grid as u32,
-            (width as f32).to_bits(),
-            (height as f32).to_bits(),
-            picture.is_some() as u32,
-        ];
+        let layout = HeatmapLayout::new(width, height);
+        let view_data = layout.view(grid, picture.is_some());
+        let labels: Vec<u32> = ["", "before VAR", "after VAR"].iter().flat_map(|t| label_codes(t)).collect();
+        let labels = wgpu::util::DeviceExt::create_buffer_init(
+            device,
+            &wgpu::util::BufferInitDescriptor {
+                label: Some("visattn heatmap labels"),
+                contents: bytemuck::cast_slice(&labels),
+                usage: BufferUsages::STORAGE | BufferUsages::COPY_DST,
+            },
+        );
         let view = wgpu::util::DeviceExt::create_buffer_init(
             device,
             &wgpu::util::BufferInitDescriptor {
@@ -298,10 +416,20 @@ impl Heatmap {
                     binding: 5,
                     resource: wgpu::BindingResource::Sampler(&sampler),
                 },
+                wgpu::BindGroupEntry {
+                    binding: 6,
+                    resource: self.font.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 7,
+                    resource: labels.as_entire_binding(),
+                },
             ],
         });
         Ok(HeatmapTarget {
             grid,
+            layout,
+            labels,
             view,
             values,
             scale,
@@ -329,6 +457,17 @@ impl Heatmap {
 
     /// GPU path: binds the row buffers the host's VAR pass used.
     pub fn bind_gather(&self, target: &HeatmapTarget, inputs: GatherInputs) -> Result<GatherBinding> {
+        self.bind_gather_mean(target, inputs, 1, true)
+    }
+
+    /// [`bind_gather`](Self::bind_gather) for one of `layers` layers whose mean the picture
+    /// shows: each adds 1 / `layers` of its values; the `first` one recorded writes them (record
+    /// it first), the others add theirs. Bind one of each and record the second per further
+    /// layer, its row buffers refilled in between.
+    pub fn bind_gather_mean(&self, target: &HeatmapTarget, inputs: GatherInputs, layers: usize, first: bool) -> Result<GatherBinding> {
+        if layers == 0 {
+            return Err(Error::Shape("a mean over 0 layers".into()));
+        }
         let cells = target.grid * target.grid;
         if inputs.image_start + cells > inputs.keys
             || inputs.heads == 0
@@ -347,9 +486,9 @@ impl Heatmap {
                 image_start: inputs.image_start as u32,
                 grid: target.grid as u32,
                 head: inputs.head,
+                weight: 1.0 / layers as f32,
+                accumulate: !first as u32,
                 pad0: 0,
-                pad1: 0,
-                pad2: 0,
             },
         );
         let row = inputs.heads * inputs.keys;
@@ -391,6 +530,31 @@ impl Heatmap {
 impl HeatmapTarget {
     pub fn grid(&self) -> usize {
         self.grid
+    }
+    /// Where the frame's parts lie.
+    pub fn layout(&self) -> HeatmapLayout {
+        self.layout
+    }
+    /// Writes the caption line over the panels (what the picture shows: the layer, the token,
+    /// the heads). Characters the font lacks draw as '?'; more than [`MAX_CAPTION`] characters
+    /// are refused (write a shorter caption rather than lose its end).
+    pub fn set_caption(&self, queue: &Queue, caption: &str) -> Result<()> {
+        let n = caption.chars().count();
+        if n > MAX_CAPTION {
+            return Err(Error::Shape(format!(
+                "a heatmap caption of {n} characters (at most {MAX_CAPTION}): {caption:?}"
+            )));
+        }
+        queue.write_buffer(&self.labels, 0, bytemuck::cast_slice(&label_codes(caption)));
+        Ok(())
+    }
+    /// The sink flags [grid^2] (u32, for inspection).
+    pub fn sinks_buffer(&self) -> &Buffer {
+        &self.sinks
+    }
+    /// The shared colour scale: the bits of the largest value (for inspection).
+    pub fn scale_buffer(&self) -> &Buffer {
+        &self.scale
     }
     /// The per-patch values [2, grid^2] (for inspection).
     pub fn values_buffer(&self) -> &Buffer {

@@ -1,3 +1,4 @@
 //! Pictures drawn by wgpu from the buffers VAR works on.
 
+pub mod font;
 pub mod heatmap;

@@ -3,6 +3,7 @@
 
 pub mod close;
 pub mod gpu;
+pub mod labels;
 
 use std::path::PathBuf;
 

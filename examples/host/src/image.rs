@@ -294,6 +294,38 @@ impl Preprocess {
         }
         Ok((h, w, out))
     }
+
+    /// The picture the model saw, as RGBA8: pixel values [3, h, w] back through the normalise
+    /// and the rescale (what a heatmap draws its patch grid over).
+    pub fn rgba_of(&self, (h, w): (usize, usize), values: &[f32]) -> Result<Vec<u8>> {
+        let (mean, std) = self.normalize.unwrap_or(([0.0; 3], [1.0; 3]));
+        rgba_of_values((h, w), values, (mean, std), self.rescale.unwrap_or(1.0))
+    }
+}
+
+/// Writes RGBA8 pixels as a PNG at `path` itself (callers stage through a temporary name:
+/// visattn::output::StagedFile).
+pub fn write_png(path: &Path, (width, height): (u32, u32), rgba: &[u8]) -> Result<()> {
+    use image::ImageEncoder;
+    let file = std::fs::File::create(path).map_err(|e| Error::file(path, e))?;
+    image::codecs::png::PngEncoder::new(std::io::BufWriter::new(file))
+        .write_image(rgba, width, height, image::ExtendedColorType::Rgba8)
+        .map_err(|e| Error::Picture(format!("{}: {e}", path.display())))
+}
+
+/// Pixel values [3, h, w] made as `(x * rescale - mean) / std` back to RGBA8.
+pub fn rgba_of_values((h, w): (usize, usize), values: &[f32], (mean, std): ([f64; 3], [f64; 3]), rescale: f64) -> Result<Vec<u8>> {
+    if values.len() != 3 * h * w {
+        return Err(Error::Picture(format!("{} pixel values for 3 x {h} x {w}", values.len())));
+    }
+    let mut out = vec![255u8; 4 * h * w];
+    for c in 0..3 {
+        for p in 0..h * w {
+            let v = (values[c * h * w + p] as f64 * std[c] + mean[c]) / rescale;
+            out[p * 4 + c] = v.round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    Ok(out)
 }
 
 /// The largest picture side and pixel count decoded (8K video is 7680 x 4320 = 33 Mpx; a 50 Mpx

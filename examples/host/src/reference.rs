@@ -147,6 +147,88 @@ pub struct Var<'a> {
     pub prompt: usize,
 }
 
+/// The sinks of a layer with `role`: scored on its input x [T, D] over the first `var.prompt`
+/// tokens (the prefill's), none where the layer does not detect.
+fn layer_sinks(var: &Var, role: visattn::LayerRole, (x, d): (&[f32], usize), t_n: usize) -> Vec<bool> {
+    use visattn::reference::{phi, sink_mask};
+    let mut sinks = vec![false; t_n];
+    if role != visattn::LayerRole::Off {
+        let p = var.prompt.min(t_n);
+        let scored = sink_mask(&phi(&x[..p * d], d, &var.cfg.sink_dims), var.cfg.tau);
+        sinks[..p].copy_from_slice(&scored);
+    }
+    sinks
+}
+
+/// One query row's attention in one layer, before and after VAR (what `--png` draws).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerRow {
+    /// The row of every head over every key, [H, T] (0 past the row's position).
+    pub before: Vec<f32>,
+    pub after: Vec<f32>,
+    /// Section 2's flag per head.
+    pub selected: Vec<bool>,
+    /// The layer's sinks [T].
+    pub sinks: Vec<bool>,
+}
+
+/// Row `row` of the causal softmax(q k^T / sqrt(d)) of every head, then VAR on it as the
+/// layer's role and the row rule say (visattn's reference row_stats and redistribute_row).
+fn probe_row(
+    var: &Var,
+    (layer, layers): (usize, usize),
+    (x, d): (&[f32], usize),
+    (q, k): (&[f32], &[f32]),
+    dims: Dims,
+    row: usize,
+) -> Result<LayerRow> {
+    use visattn::reference::{redistribute_row, row_stats};
+    let Dims {
+        heads,
+        kv_heads,
+        m: t_n,
+        d: hd,
+        ..
+    } = dims;
+    let role = var.cfg.role(layer, layers);
+    let sinks = layer_sinks(var, role, (x, d), t_n);
+    let visual = visattn::VisualTokens::from_spans(var.image.as_slice(), t_n)?;
+    let has_visual_sink = (0..t_n).any(|j| sinks[j] && visual.is_visual(j));
+    let scale = 1.0 / (hd as f64).sqrt();
+    let (mut before, mut after, mut selected) = (Vec::new(), Vec::new(), Vec::new());
+    for h in 0..heads {
+        let kv = h / (heads / kv_heads);
+        let qr = &q[(h * t_n + row) * hd..][..hd];
+        let s: Vec<f64> = (0..=row)
+            .map(|j| {
+                scale
+                    * qr.iter()
+                        .zip(&k[(kv * t_n + j) * hd..][..hd])
+                        .map(|(&a, &b)| a as f64 * b as f64)
+                        .sum::<f64>()
+            })
+            .collect();
+        let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = s.iter().map(|&x| (x - mx).exp()).collect();
+        let total: f64 = e.iter().sum();
+        let mut a: Vec<f32> = e.iter().map(|&x| (x / total) as f32).collect();
+        a.resize(t_n, 0.0);
+        before.extend_from_slice(&a);
+        let sel = role != visattn::LayerRole::Off && row_stats(&a, &visual, &sinks, has_visual_sink, var.cfg).selected;
+        if sel && role == visattn::LayerRole::Redistribute && visual.row_may_change(row) {
+            redistribute_row(&mut a, &visual, &sinks, var.cfg.p_recycled());
+        }
+        after.extend_from_slice(&a);
+        selected.push(sel);
+    }
+    Ok(LayerRow {
+        before,
+        after,
+        selected,
+        sinks,
+    })
+}
+
 /// One layer's causal attention with VAR: sinks from the layer's input x [T, D] over the first
 /// `var.prompt` tokens, then visattn's reference attention. Returns [T, H d].
 fn var_attention(
@@ -156,14 +238,9 @@ fn var_attention(
     (q, k, v): (&[f32], &[f32], &[f32]),
     (heads, kv_heads, t_n, hd): (usize, usize, usize, usize),
 ) -> Result<Vec<f32>> {
-    use visattn::reference::{Qkv, attention_var, phi, sink_mask};
+    use visattn::reference::{Qkv, attention_var};
     let role = var.cfg.role(layer, layers);
-    let mut sinks = vec![false; t_n];
-    if role != visattn::LayerRole::Off {
-        let p = var.prompt.min(t_n);
-        let scored = sink_mask(&phi(&x[..p * d], d, &var.cfg.sink_dims), var.cfg.tau);
-        sinks[..p].copy_from_slice(&scored);
-    }
+    let sinks = layer_sinks(var, role, (x, d), t_n);
     let visual = visattn::VisualTokens::from_spans(var.image.as_slice(), t_n)?;
     let shape = visattn::FusedShape {
         heads,
@@ -342,7 +419,13 @@ fn vision_layer(v: &VisionConfig, w: &VisionLayer<Cpu>, x: &mut [f32], n: usize)
 }
 
 /// LlamaDecoderLayer `l` on x [T, D] in place, VAR in its attention where `var` says.
-fn text_layer(c: &TextConfig, (l, w): (usize, &TextLayer<Cpu>), x: &mut [f32], var: Option<&Var>) -> Result<()> {
+fn text_layer(
+    c: &TextConfig,
+    (l, w): (usize, &TextLayer<Cpu>),
+    x: &mut [f32],
+    var: Option<&Var>,
+    probe: Option<(usize, &mut Vec<LayerRow>)>,
+) -> Result<()> {
     let (d, hd, t_n) = (c.hidden, c.head_dim, x.len() / c.hidden);
     let h = w.input_norm.apply(x, c.rms_eps);
     let mut q = heads_first(&w.q.apply(&h, t_n), t_n, c.heads, hd);
@@ -350,6 +433,17 @@ fn text_layer(c: &TextConfig, (l, w): (usize, &TextLayer<Cpu>), x: &mut [f32], v
     let v = heads_first(&w.v.apply(&h, t_n), t_n, c.kv_heads, hd);
     rope(&mut q, (c.heads, t_n, hd), 0, c.rope_theta);
     rope(&mut k, (c.kv_heads, t_n, hd), 0, c.rope_theta);
+    if let (Some(var), Some((row, rows))) = (var, probe) {
+        let dims = Dims {
+            heads: c.heads,
+            kv_heads: c.kv_heads,
+            n: t_n,
+            m: t_n,
+            d: hd,
+            causal: true,
+        };
+        rows.push(probe_row(var, (l, c.layers), (x, d), (&q, &k), dims, row)?);
+    }
     let a = match var {
         Some(var) => var_attention(var, (l, c.layers), (x, d), (&q, &k, &v), (c.heads, c.kv_heads, t_n, hd))?,
         None => attention(
@@ -487,6 +581,27 @@ impl Model {
     /// tokens generated after them are never sinks nor image tokens), and every attention row
     /// goes through visattn's reference `attention_var` (sections 2 and 3, f64).
     pub fn logits_with(&self, ids: &[u32], image: Option<&[f32]>, var: Option<Var>) -> Result<Vec<f32>> {
+        self.forward(ids, image, var, None)
+    }
+
+    /// Query row `row`'s attention in every layer before and after VAR, as [`Model::logits_with`]
+    /// runs it (what `--png` draws: row T - 1 for the first answer token of a T-token prompt).
+    pub fn attention_rows(&self, ids: &[u32], image: Option<&[f32]>, var: Var, row: usize) -> Result<Vec<LayerRow>> {
+        if row >= ids.len() {
+            return Err(Error::Input(format!("row {row} of {} tokens", ids.len())));
+        }
+        let mut rows = Vec::new();
+        self.forward(ids, image, Some(var), Some((row, &mut rows)))?;
+        Ok(rows)
+    }
+
+    fn forward(
+        &self,
+        ids: &[u32],
+        image: Option<&[f32]>,
+        var: Option<Var>,
+        mut probe: Option<(usize, &mut Vec<LayerRow>)>,
+    ) -> Result<Vec<f32>> {
         let c = &self.cfg.text;
         let text = &self.w.text;
         let (d, t_n) = (c.hidden, ids.len());
@@ -517,7 +632,8 @@ impl Model {
             )));
         }
         for layer in text.layers.iter().enumerate() {
-            text_layer(c, layer, &mut x, var.as_ref())?;
+            let probe = probe.as_mut().map(|(row, rows)| (*row, &mut **rows));
+            text_layer(c, layer, &mut x, var.as_ref(), probe)?;
         }
         let h = text.norm.apply(&x, c.rms_eps);
         Ok(text.lm_head.apply(&h, t_n))

@@ -12,6 +12,7 @@ use super::kernels::record;
 use super::linear::upload;
 use super::model::GpuModel;
 use super::prefill::{LayerCapture, LayerCounts};
+use super::probe::{Probe, Source};
 use super::rope::Rope;
 use super::weights::buffer;
 use crate::error::{Error, Result};
@@ -30,6 +31,27 @@ pub struct Generation {
     /// Whether VAR ran: asked for and the prompt has an image (without one there is nothing to
     /// redistribute, and the generation is VAR off's).
     pub var_ran: bool,
+    /// The picture of an answer token ([`GpuModel::prefill_probed`]).
+    pub(super) probe: Option<PendingProbe>,
+}
+
+/// A probe and what binding it at a decode step needs: the prompt's VAR config, image span
+/// and length.
+pub(super) struct PendingProbe {
+    pub(super) probe: Probe,
+    pub(super) cfg: visattn::VarConfig,
+    pub(super) span: visattn::ImageSpan,
+    pub(super) prompt: usize,
+}
+
+impl Generation {
+    /// The picture of an answer token, drawn once its forward pass ran.
+    pub fn probe(&self) -> Option<&Probe> {
+        self.probe.as_ref().map(|p| &p.probe)
+    }
+    pub fn take_probe(&mut self) -> Option<Probe> {
+        self.probe.take().map(|p| p.probe)
+    }
 }
 
 /// One layer's step: what runs before the session's attention, and after it.
@@ -143,12 +165,26 @@ impl GpuModel {
         self.queue.write_buffer(&p.id, 0, bytemuck::bytes_of(&token));
         run.rope.set_position(&self.queue, &p.rope_q, c.heads, pos)?;
         run.rope.set_position(&self.queue, &p.rope_k, c.kv_heads, pos)?;
+        // The step that computes the probed answer token records its row.
+        let source = Source::Step {
+            q: &p.a.q,
+            session: &run.session,
+        };
+        let probed = match &run.probe {
+            Some(pp) if pp.probe.drawn.is_none() && pp.prompt + pp.probe.request.token == pos + 1 => {
+                Some((&pp.probe, self.bind_probe(&pp.probe, &pp.cfg, pp.span, &source)?))
+            }
+            _ => None,
+        };
         let mut enc = self.device.create_command_encoder(&Default::default());
         record(&mut enc.begin_compute_pass(&Default::default()), &p.embed);
         for (l, layer) in p.layers.iter().enumerate() {
             record(&mut enc.begin_compute_pass(&Default::default()), &layer.attention_in);
             run.session.copy_step(&mut enc, l, &p.a.q, &p.a.k, &p.a.v)?;
             run.session.record_step(&mut enc.begin_compute_pass(&Default::default()), l)?;
+            if let Some((probe, row)) = &probed {
+                self.record_probe(probe, row, &mut enc, l, &source)?;
+            }
             run.session.copy_output(&mut enc, l, &p.a.o)?;
             record(&mut enc.begin_compute_pass(&Default::default()), &layer.after);
         }
@@ -160,6 +196,10 @@ impl GpuModel {
             }
         }
         self.queue.submit([enc.finish()]);
+        let drawn = probed.map(|(_, row)| row.layers);
+        if let (Some(pp), Some(layers)) = (&mut run.probe, drawn) {
+            pp.probe.drawn = Some(layers);
+        }
         run.session.end_step();
         Ok(())
     }

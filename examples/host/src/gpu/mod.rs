@@ -15,6 +15,7 @@ pub mod matrix;
 pub mod model;
 pub mod norm;
 pub mod prefill;
+pub mod probe;
 pub mod repack;
 pub mod rope;
 pub mod weights;

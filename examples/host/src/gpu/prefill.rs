@@ -9,10 +9,11 @@ use visattn::{
 };
 
 use super::blocks::{self, TextActs};
-use super::decode::{DecodePlan, Generation};
+use super::decode::{DecodePlan, Generation, PendingProbe};
 use super::kernels::record;
 use super::linear::upload;
 use super::model::{GpuModel, VarMode};
+use super::probe::{Probe, Source};
 use super::rope::Rope;
 use super::weights::buffer;
 use crate::error::{Error, Result};
@@ -72,6 +73,22 @@ impl GpuModel {
         pollster::block_on(self.prefill_async(ids, image, var, capacity, all_logits, capture))
     }
 
+    /// [`GpuModel::prefill`] with a picture of one answer token's attention (VAR on, a
+    /// picture in the prompt): drawn in this prefill's encoder for the first answer token, in
+    /// the decode step that computes it for a later one. The generation holds it
+    /// ([`Generation::probe`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn prefill_probed(
+        &self,
+        ids: &[u32],
+        image: Option<&(Buffer, usize)>,
+        var: &VarMode,
+        (capacity, all_logits, capture): (usize, bool, bool),
+        probe: Option<Probe>,
+    ) -> Result<Generation> {
+        pollster::block_on(self.prefill_with(ids, image, var, (capacity, all_logits, capture), probe))
+    }
+
     /// The prompt through the language model: `ids` with the image's tokens replaced by
     /// `image` [n, D]. Returns the generation, ready for [`GpuModel::step_async`]; `all_logits`
     /// keeps every position's logits, `capture` every layer's tensors (tests).
@@ -83,6 +100,17 @@ impl GpuModel {
         capacity: usize,
         all_logits: bool,
         capture: bool,
+    ) -> Result<Generation> {
+        self.prefill_with(ids, image, var, (capacity, all_logits, capture), None).await
+    }
+
+    async fn prefill_with(
+        &self,
+        ids: &[u32],
+        image: Option<&(Buffer, usize)>,
+        var: &VarMode,
+        (capacity, all_logits, capture): (usize, bool, bool),
+        mut probe: Option<Probe>,
     ) -> Result<Generation> {
         let c = &self.cfg.text;
         let (t_n, d, hd) = (ids.len(), c.hidden, c.head_dim);
@@ -123,6 +151,11 @@ impl GpuModel {
             ),
         };
         cfg.validate_for(d, c.layers)?;
+        if probe.is_some() && !var_on {
+            return Err(Error::Input(
+                "a picture of what VAR changes needs VAR on and a picture in the prompt".into(),
+            ));
+        }
         let ctx = &self.k.ctx;
         let mut state = VarState::new(
             ctx,
@@ -177,6 +210,18 @@ impl GpuModel {
         let sinks = state.bind_sinks(&self.k.var, Some(a.x.as_entire_buffer_binding()))?;
         let ropes = [rope.bind((heads, t_n), 0, &a.q)?, rope.bind((kvh, t_n), 0, &a.k)?];
 
+        let probed = match (&probe, span) {
+            (Some(p), Some(span)) if p.request.token == 0 => {
+                let source = Source::Prefill {
+                    tokens: t_n,
+                    q: &a.q,
+                    k: &a.k,
+                    classes: state.classes_buffer(),
+                };
+                Some((self.bind_probe(p, &cfg, span, &source)?, source))
+            }
+            _ => None,
+        };
         let text = self.text();
         let mut enc = self.device.create_command_encoder(&Default::default());
         record(
@@ -212,6 +257,9 @@ impl GpuModel {
                     (l * heads * t_n * 4) as u64,
                     (heads * t_n * 4) as u64,
                 );
+            }
+            if let (Some(p), Some((row, source))) = (&probe, &probed) {
+                self.record_probe(p, row, &mut enc, l, source)?;
             }
             if capture {
                 self.queue
@@ -252,7 +300,17 @@ impl GpuModel {
         };
         session.start(t_n)?;
         let plan = DecodePlan::new(self, &rope)?;
+        if let (Some(p), Some((row, _))) = (&mut probe, &probed) {
+            p.drawn = Some(row.layers.clone());
+        }
+        drop(probed);
         Ok(Generation {
+            probe: probe.zip(span).map(|(probe, span)| PendingProbe {
+                probe,
+                cfg: cfg.clone(),
+                span,
+                prompt: t_n,
+            }),
             session,
             rope,
             logits,
