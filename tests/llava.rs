@@ -816,7 +816,17 @@ fn a_question_file_is_answered_with_var_off_and_on_and_scored_as_pope() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/questions/questions.jsonl");
     let var = ["--sink-dims", dim.as_str(), "--tau-rel", tau.as_str(), "--max-tokens", "4"];
     let model = tiny();
-    let mut args = vec!["--model", model.to_str().unwrap(), "--questions", file.to_str().unwrap(), "--json"];
+    let pictures = std::env::temp_dir().join(format!("visattn-questions-png-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&pictures);
+    let mut args = vec![
+        "--model",
+        model.to_str().unwrap(),
+        "--questions",
+        file.to_str().unwrap(),
+        "--json",
+        "--png",
+        pictures.to_str().unwrap(),
+    ];
     args.extend_from_slice(&var);
     let out = llava(&args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -870,6 +880,22 @@ fn a_question_file_is_answered_with_var_off_and_on_and_scored_as_pope() {
         }
     }
     assert_eq!(v["flips"], serde_json::json!([]));
+    // --png DIR: a picture of where VAR on's answer looked for each answered item, none for the
+    // skipped ones.
+    for item in items {
+        let line = item["line"].as_u64().unwrap();
+        let path = pictures.join(format!("line-{line}.png"));
+        if item.get("skipped").is_some() {
+            assert!(!path.exists() && item.get("png").is_none(), "{item}");
+        } else {
+            assert_eq!(item["png"].as_str().map(PathBuf::from), Some(path.clone()), "{item}");
+            let img = image::open(&path).unwrap().to_rgba8();
+            let layout = visattn::heatmap::HeatmapLayout::new(img.width(), img.height());
+            let titles = support::labels::read_line(img.as_raw(), &layout, (img.width() / 2, img.width()), layout.titles_y);
+            assert_eq!(titles, "after VAR", "{}", path.display());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&pictures);
     // Item 1 as a single run (gpu_json: the tiny model's picture.png, --json).
     let mut single = vec!["--prompt", "Is there a dog in the image?", "--var", "compare"];
     single.extend_from_slice(&var);

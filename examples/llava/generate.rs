@@ -115,10 +115,10 @@ pub fn generate(
     })
 }
 
-/// --png's probe for the run with VAR on: `picture` is what the model saw (RGBA8, its width).
-fn png_probe(args: &crate::Args, model: &GpuModel, image_tokens: usize, picture: (&[u8], u32)) -> crate::Result<Option<Probe>> {
+/// --png's flags against the model, before any answer is generated.
+pub fn check_png(args: &crate::Args, cfg: &LlavaConfig) -> crate::Result<()> {
     if args.png.is_none() {
-        return Ok(None);
+        return Ok(());
     }
     if args.png_token >= args.max_tokens {
         return Err(format!(
@@ -127,6 +127,21 @@ fn png_probe(args: &crate::Args, model: &GpuModel, image_tokens: usize, picture:
         )
         .into());
     }
+    if let Some(l) = args.layer.filter(|&l| l >= cfg.text.layers) {
+        return Err(format!("--layer {l}: the model has {} layers", cfg.text.layers).into());
+    }
+    if let Some(h) = args.head.filter(|&h| h >= cfg.text.heads) {
+        return Err(format!("--head {h}: the model has {} heads", cfg.text.heads).into());
+    }
+    Ok(())
+}
+
+/// --png's probe for the run with VAR on: `picture` is what the model saw (RGBA8, its width).
+pub fn png_probe(args: &crate::Args, model: &GpuModel, image_tokens: usize, picture: (&[u8], u32)) -> crate::Result<Option<Probe>> {
+    if args.png.is_none() {
+        return Ok(None);
+    }
+    check_png(args, &model.cfg)?;
     let request = ProbeRequest {
         token: args.png_token,
         layer: args.layer,
@@ -137,9 +152,15 @@ fn png_probe(args: &crate::Args, model: &GpuModel, image_tokens: usize, picture:
 }
 
 /// Draws --png's picture of the VAR-on answer, captioned with the layers, the token and the
-/// heads, and writes it (staged beside its path, renamed into place whole).
-fn write_png(args: &crate::Args, model: &GpuModel, answer: &Answer, decode: &dyn Fn(&[u32]) -> crate::Result<String>) -> crate::Result<()> {
-    let (Some(path), Some(probe)) = (&args.png, &answer.probe) else {
+/// heads, and writes it to `path` (staged beside it, renamed into place whole).
+pub fn write_png(
+    path: &std::path::Path,
+    args: &crate::Args,
+    model: &GpuModel,
+    answer: &Answer,
+    decode: &dyn Fn(&[u32]) -> crate::Result<String>,
+) -> crate::Result<()> {
+    let Some(probe) = &answer.probe else {
         return Ok(());
     };
     let n = args.png_token;
@@ -214,6 +235,7 @@ fn answer(
     decode: &dyn Fn(&[u32]) -> crate::Result<String>,
 ) -> crate::Result<()> {
     let cfg = &model.cfg;
+    check_png(args, cfg)?;
     let image = model.image_features(pixels)?;
     let mut answers = Vec::new();
     for (name, var) in modes {
@@ -223,8 +245,8 @@ fn answer(
         };
         answers.push(generate(model, ids, Some(&image), (name, var), args, decode, probe)?);
     }
-    if let Some(on) = answers.iter().find(|a| a.probe.is_some()) {
-        write_png(args, model, on, decode)?;
+    if let (Some(path), Some(on)) = (&args.png, answers.iter().find(|a| a.probe.is_some())) {
+        write_png(path, args, model, on, decode)?;
     }
     for a in answers.iter().filter(|a| a.stop == "context") {
         // Not an error, but the answer is not what was asked for: say so where a reader of

@@ -139,7 +139,8 @@ struct Args {
     /// layer (--layer) or averaged over the layers VAR redistributes in, one head (--head) or
     /// the mean over the heads VAR selected, with the colour scale's values. Computed in the
     /// forward pass that makes the token.
-    #[arg(long, value_name = "FILE.png", conflicts_with = "questions")]
+    /// With --questions: a folder, one picture an item (`line-N.png`, N its line in the file).
+    #[arg(long, value_name = "FILE.png")]
     png: Option<PathBuf>,
     /// --png: the answer token to draw (0: the first; token N is chosen by the row of answer
     /// token N - 1).
@@ -169,7 +170,7 @@ struct Args {
 }
 
 fn run(args: Args) -> crate::Result<()> {
-    if let Some(png) = &args.png {
+    if let Some(png) = args.png.as_ref().filter(|_| args.questions.is_none()) {
         if args.var == "off" {
             return Err("--png draws the attention before and after VAR: it needs --var on or compare".into());
         }

@@ -71,6 +71,14 @@ struct Outcome {
     off: String,
     on: String,
     seconds: f64,
+    /// With --png DIR: the picture of where VAR on's answer looked, or why there is none (the
+    /// item's answers count either way).
+    picture: Option<Result<PathBuf, String>>,
+}
+
+/// --png DIR's picture of the item on `line`.
+fn picture_path(dir: &Path, line: usize) -> PathBuf {
+    dir.join(format!("line-{line}.png"))
 }
 
 pub fn run(
@@ -80,6 +88,13 @@ pub fn run(
 ) -> crate::Result<()> {
     let items = read(file)?;
     visattn_host::sampling::Sampler::new(args.temperature, args.top_p, args.seed)?;
+    if let Some(dir) = &args.png {
+        // One picture an item, `line-N.png`, in a folder made if missing.
+        std::fs::create_dir_all(dir).map_err(|e| format!("--png {}: {e}", dir.display()))?;
+        if !dir.is_dir() {
+            return Err(format!("--png {}: with --questions, a folder for one picture an item", dir.display()).into());
+        }
+    }
     let v = &args.var_flags;
     if args.var != "on" || (v.preset.is_none() && v.sink_dims.is_none()) {
         return Err(
@@ -88,6 +103,7 @@ pub fn run(
         );
     }
     let var = crate::generate::var_config(args, cfg)?;
+    crate::generate::check_png(args, cfg)?;
     let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, None).map_err(|e| e.to_string())?;
     let format = visattn_host::gpu::matrix::WeightFormat::choose(&args.dtype, weights.stored_dtype()?, &g.device)?;
     let model = crate::generate::load_shown(args, format!("the weights onto {}", g.info.name), |progress| {
@@ -108,6 +124,12 @@ pub fn run(
         if let Err(why) = &outcome {
             bar.suspend(|| eprintln!("warning: line {} ({}): skipped: {why}", item.line, item.image.display()));
         }
+        if let Ok(Outcome {
+            picture: Some(Err(why)), ..
+        }) = &outcome
+        {
+            bar.suspend(|| eprintln!("warning: line {}: no picture: {why}", item.line));
+        }
         outcomes.push(outcome);
         let acc = |s: &[(bool, bool)]| Metrics::of(s).accuracy.map_or("-".into(), |a| format!("{:.1}%", a * 100.0));
         bar.set_message(format!("accuracy VAR off {} on {}", acc(&scored[0]), acc(&scored[1])));
@@ -127,7 +149,7 @@ fn answer(
     modes: &[(&'static str, VarMode); 2],
 ) -> Result<Outcome, String> {
     let t0 = Instant::now();
-    let (_, _, pixels) = crate::picture(args, preprocess, &item.image).map_err(|e| e.to_string())?;
+    let (h, w, pixels) = crate::picture(args, preprocess, &item.image).map_err(|e| e.to_string())?;
     let ids = prompter.input_ids(&item.question).map_err(|e| e.to_string())?;
     let max = model.cfg.text.max_positions;
     if ids.len() > max {
@@ -138,9 +160,28 @@ fn answer(
     }
     let image = model.image_features(&pixels).map_err(|e| e.to_string())?;
     let decode = |t: &[u32]| -> crate::Result<String> { Ok(prompter.decode(t)?) };
+    let rgba = match &args.png {
+        Some(_) => preprocess.rgba_of((h, w), &pixels).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
     let mut texts = Vec::new();
+    let mut picture = None;
     for (name, mode) in modes {
-        let a = crate::generate::generate(model, &ids, Some(&image), (name, mode), args, &decode, None).map_err(|e| e.to_string())?;
+        let probe = match (mode, &args.png) {
+            (VarMode::On(_), Some(_)) => crate::generate::png_probe(args, model, image.1, (&rgba, w as u32)).map_err(|e| e.to_string())?,
+            _ => None,
+        };
+        let a = crate::generate::generate(model, &ids, Some(&image), (name, mode), args, &decode, probe).map_err(|e| e.to_string())?;
+        if let Some(dir) = &args.png
+            && a.probe.is_some()
+        {
+            let path = picture_path(dir, item.line);
+            picture = Some(
+                crate::generate::write_png(&path, args, model, &a, &decode)
+                    .map(|()| path)
+                    .map_err(|e| e.to_string()),
+            );
+        }
         texts.push(a.text.trim().to_string());
     }
     let on = texts.pop().unwrap_or_default();
@@ -149,6 +190,7 @@ fn answer(
         off,
         on,
         seconds: t0.elapsed().as_secs_f64(),
+        picture,
     })
 }
 
@@ -202,6 +244,11 @@ fn report(args: &crate::Args, items: &[Item], outcomes: &[Result<Outcome, String
                         v["off"] = serde_json::json!({ "answer": o.off, "pope": yes(pope::says_yes(&o.off)) });
                         v["on"] = serde_json::json!({ "answer": o.on, "pope": yes(pope::says_yes(&o.on)) });
                         v["seconds"] = o.seconds.into();
+                        match &o.picture {
+                            Some(Ok(path)) => v["png"] = serde_json::json!(path),
+                            Some(Err(why)) => v["png_error"] = why.as_str().into(),
+                            None => {}
+                        }
                     }
                     Err(why) => v["skipped"] = why.as_str().into(),
                 }
