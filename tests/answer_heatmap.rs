@@ -6,51 +6,16 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-
-use support::labels::{read_line, read_text};
-use visattn::heatmap::{HeatmapLayout, viridis};
+use support::pixels::{colormap_position, read_line, read_text};
+use visattn::heatmap::HeatmapLayout;
 use visattn_host::gpu::matrix::WeightFormat;
 use visattn_host::gpu::model::{GpuModel, VarMode};
 use visattn_host::gpu::probe::ProbeRequest;
 use visattn_host::reference::{self, Var};
-use visattn_host::{config, image, prompt, weights};
-
-fn tiny() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llava")
-}
-
-/// The fixture's planted sink dimension and tau / sqrt(D) (make_tiny_llava.py).
-fn planted() -> (u32, f64) {
-    let expected = visattn::dump::TensorFile::open(tiny().join("expected.safetensors")).unwrap();
-    let flags: Vec<String> = expected.metadata()["var_flags"].split(' ').map(String::from).collect();
-    let value = |flag: &str| flags[flags.iter().position(|f| f == flag).unwrap() + 1].clone();
-    (value("--sink-dims").parse().unwrap(), value("--tau-rel").parse().unwrap())
-}
-
-/// The colormap position of an RGB pixel: the nearest of 1024 viridis samples.
-fn colormap_position(px: &[u8]) -> f32 {
-    (0..=1023)
-        .map(|i| i as f32 / 1023.0)
-        .min_by(|a, b| {
-            let d = |t: f32| viridis(t).iter().zip(px).map(|(c, &p)| (c * 255.0 - p as f32).powi(2)).sum::<f32>();
-            d(*a).total_cmp(&d(*b))
-        })
-        .unwrap()
-}
 
 #[test]
 fn an_answer_tokens_attention_is_drawn_as_the_reference_computes_it() {
-    let dir = tiny();
-    let cfg = config::LlavaConfig::parse(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    let weights = weights::Weights::open(&dir).unwrap();
-    let expected = visattn::dump::TensorFile::open(dir.join("expected.safetensors")).unwrap();
-    let ids = prompt::Prompter::open(&dir, &cfg)
-        .unwrap()
-        .input_ids(&expected.metadata()["prompt"])
-        .unwrap();
-    let picture = image::load(&dir.join("picture.png")).unwrap();
-    let (_, _, pixels) = image::Preprocess::from_dir(&dir).unwrap().pixel_values(&picture).unwrap();
+    let support::TinyLlava { cfg, weights, ids, pixels } = support::TinyLlava::open();
     let g = support::gpu::gpu();
     let model = GpuModel::load(&g, &cfg, &weights, WeightFormat::F32, g.ctx.max_binding(), |_, _| {}).unwrap();
     let cpu = reference::Model::load(&cfg, &weights).unwrap();
@@ -58,7 +23,7 @@ fn an_answer_tokens_attention_is_drawn_as_the_reference_computes_it() {
     let image_cpu = cpu.image_features(&pixels).unwrap();
     let start = ids.iter().position(|&i| i == cfg.image_token).unwrap();
     let span = visattn::ImageSpan::new(start, image.1);
-    let (dim, tau_rel) = planted();
+    let (dim, tau_rel) = support::planted_sinks();
     let mut var_cfg = visattn::VarConfig::paper();
     var_cfg.sink_dims = vec![dim];
     var_cfg.tau = tau_rel * (cfg.text.hidden as f64).sqrt();

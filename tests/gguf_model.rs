@@ -12,7 +12,6 @@ use std::path::Path;
 
 use visattn_host::config::LlavaConfig;
 use visattn_host::gguf::GgufFile;
-use visattn_host::gpu::matrix::WeightFormat;
 use visattn_host::gpu::model::{GpuModel, VarMode};
 
 fn argmax(v: &[f32]) -> u32 {

@@ -5,7 +5,8 @@
 mod support;
 
 use support::Rng;
-use visattn::heatmap::{GatherInputs, Heatmap, HeatmapLayout, MEAN_OF_SELECTED, render_to_pixels, viridis};
+use support::pixels::colormap_position;
+use visattn::heatmap::{GatherInputs, Heatmap, HeatmapLayout, MEAN_OF_SELECTED, render_to_pixels};
 use visattn::{AttnShape, ImageSpan, Rows, SequenceShape, VarConfig, VarKernels, VarState, VisualTokens, reference};
 use wgpu::util::DeviceExt;
 
@@ -16,17 +17,6 @@ const H: u32 = 240;
 /// Where the picture puts patch (row, col) of a panel.
 fn patch_center(panel: usize, row: usize, col: usize) -> (u32, u32) {
     HeatmapLayout::new(W, H).patch_center(panel, GRID, row, col)
-}
-
-/// The colormap position of a pixel: the nearest of 1024 viridis samples.
-fn colormap_position(px: &[u8]) -> f32 {
-    (0..=1023)
-        .map(|i| i as f32 / 1023.0)
-        .min_by(|a, b| {
-            let d = |t: f32| viridis(t).iter().zip(px).map(|(c, &p)| (c * 255.0 - p as f32).powi(2)).sum::<f32>();
-            d(*a).total_cmp(&d(*b))
-        })
-        .unwrap()
 }
 
 fn pixel(pixels: &[u8], (x, y): (u32, u32)) -> &[u8] {
@@ -66,7 +56,7 @@ fn uploaded_values_land_on_their_patches() {
 /// GPU holds) at a text scale of 1 and 2.
 #[test]
 fn labels_and_the_legend_values_are_written_in_the_picture() {
-    use support::labels::{read_line, read_text};
+    use support::pixels::{read_line, read_text};
     let g = support::gpu::gpu();
     let hm = Heatmap::new(&g.ctx, wgpu::TextureFormat::Rgba8Unorm).unwrap();
     let cells = GRID * GRID;

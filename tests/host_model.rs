@@ -7,24 +7,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-
+use visattn_host::config;
 use visattn_host::gpu::matrix::{Staging, TextureTiling, WeightFormat};
 use visattn_host::gpu::model::{GpuModel, VarMode};
 use visattn_host::reference::{self, Var};
-use visattn_host::{config, image, prompt, weights};
-
-fn tiny() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llava")
-}
-
-/// The fixture's planted sink dimension and tau / sqrt(D) (make_tiny_llava.py).
-fn planted() -> (u32, f64) {
-    let expected = visattn::dump::TensorFile::open(tiny().join("expected.safetensors")).unwrap();
-    let flags: Vec<String> = expected.metadata()["var_flags"].split(' ').map(String::from).collect();
-    let value = |flag: &str| flags[flags.iter().position(|f| f == flag).unwrap() + 1].clone();
-    (value("--sink-dims").parse().unwrap(), value("--tau-rel").parse().unwrap())
-}
 
 fn argmax(v: &[f32]) -> u32 {
     (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b]).then(b.cmp(&a))).unwrap() as u32
@@ -83,16 +69,7 @@ fn a_folder_quantized_on_load_matches_the_reference_with_var_off_and_on() {
 }
 
 fn decode_matches_the_reference(format: WeightFormat, staging: Staging) {
-    let dir = tiny();
-    let cfg = config::LlavaConfig::parse(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    let weights = weights::Weights::open(&dir).unwrap();
-    let expected = visattn::dump::TensorFile::open(dir.join("expected.safetensors")).unwrap();
-    let ids = prompt::Prompter::open(&dir, &cfg)
-        .unwrap()
-        .input_ids(&expected.metadata()["prompt"])
-        .unwrap();
-    let picture = image::load(&dir.join("picture.png")).unwrap();
-    let (_, _, pixels) = image::Preprocess::from_dir(&dir).unwrap().pixel_values(&picture).unwrap();
+    let support::TinyLlava { cfg, weights, ids, pixels } = support::TinyLlava::open();
 
     let g = support::gpu::gpu();
     let mut model = GpuModel::load(&g, &cfg, &weights, format, g.ctx.max_binding(), |_, _| {}).unwrap();
@@ -116,7 +93,7 @@ fn decode_matches_the_reference(format: WeightFormat, staging: Staging) {
     let start = ids.iter().position(|&i| i == cfg.image_token).unwrap();
     let span = visattn::ImageSpan::new(start, image.1);
 
-    let (dim, tau_rel) = planted();
+    let (dim, tau_rel) = support::planted_sinks();
     let mut var_cfg = visattn::VarConfig::paper();
     var_cfg.sink_dims = vec![dim];
     var_cfg.tau = tau_rel * (cfg.text.hidden as f64).sqrt();

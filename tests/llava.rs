@@ -7,10 +7,6 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn tiny() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llava")
-}
-
 fn llava(args: &[&str]) -> std::process::Output {
     Command::new(support::example("llava")).args(args).output().unwrap()
 }
@@ -20,7 +16,7 @@ fn copy_of_tiny(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("visattn-llava-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(tiny()).unwrap() {
+    for e in std::fs::read_dir(support::tiny_llava()).unwrap() {
         let e = e.unwrap();
         std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
     }
@@ -94,9 +90,9 @@ fn one_error_line(out: &std::process::Output, what: &str, needle: &str) {
 
 #[test]
 fn input_ids_match_hf() {
-    let expected = visattn::dump::TensorFile::open(tiny().join("expected.safetensors")).unwrap();
+    let expected = visattn::dump::TensorFile::open(support::tiny_llava().join("expected.safetensors")).unwrap();
     let prompt = expected.metadata()["prompt"].clone();
-    let out = llava(&["--model", tiny().to_str().unwrap(), "--prompt", &prompt, "--tokens"]);
+    let out = llava(&["--model", support::tiny_llava().to_str().unwrap(), "--prompt", &prompt, "--tokens"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let got: Vec<i64> = v["input_ids"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
@@ -105,7 +101,7 @@ fn input_ids_match_hf() {
     assert_eq!(got, want, "input ids differ from HF's processor");
     assert_eq!(v["shards"], 5);
     let index: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(tiny().join("model.safetensors.index.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(support::tiny_llava().join("model.safetensors.index.json")).unwrap()).unwrap();
     assert_eq!(v["parameters"], index["metadata"]["total_parameters"]);
 }
 
@@ -113,12 +109,12 @@ fn input_ids_match_hf() {
 /// bicubic, center crop, rescale, normalise. Bit for bit.
 #[test]
 fn pixel_values_match_hf_bit_for_bit() {
-    let expected = visattn::dump::TensorFile::open(tiny().join("expected.safetensors")).unwrap();
+    let expected = visattn::dump::TensorFile::open(support::tiny_llava().join("expected.safetensors")).unwrap();
     let want = expected.f32("pixel_values").unwrap();
-    let picture = tiny().join("picture.png");
+    let picture = support::tiny_llava().join("picture.png");
     let out = llava(&[
         "--model",
-        tiny().to_str().unwrap(),
+        support::tiny_llava().to_str().unwrap(),
         "--image",
         picture.to_str().unwrap(),
         "--tokens",
@@ -140,13 +136,13 @@ fn pixel_values_match_hf_bit_for_bit() {
 /// and the same 12 greedy tokens.
 #[test]
 fn reference_logits_and_greedy_answer_match_hf() {
-    let expected = visattn::dump::TensorFile::open(tiny().join("expected.safetensors")).unwrap();
+    let expected = visattn::dump::TensorFile::open(support::tiny_llava().join("expected.safetensors")).unwrap();
     let want = expected.f32("logits").unwrap();
     let (_, generated) = expected.i64("generated").unwrap();
-    let picture = tiny().join("picture.png");
+    let picture = support::tiny_llava().join("picture.png");
     let out = llava(&[
         "--model",
-        tiny().to_str().unwrap(),
+        support::tiny_llava().to_str().unwrap(),
         "--image",
         picture.to_str().unwrap(),
         "--reference",
@@ -165,19 +161,11 @@ fn reference_logits_and_greedy_answer_match_hf() {
 
 /// The GPU host's JSON answers for `flags` on the tiny model and its picture.
 fn gpu_answers(flags: &[&str]) -> Vec<serde_json::Value> {
-    gpu_json(&tiny(), flags)["answers"].as_array().unwrap().clone()
+    gpu_json(&support::tiny_llava(), flags)["answers"].as_array().unwrap().clone()
 }
 
 fn floats(v: &serde_json::Value) -> Vec<f32> {
     v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
-}
-
-/// The sink dimension and tau (as a fraction of sqrt(D)) the fixture's script planted.
-fn planted() -> (u32, f64) {
-    let expected = visattn::dump::TensorFile::open(tiny().join("expected.safetensors")).unwrap();
-    let flags: Vec<String> = expected.metadata()["var_flags"].split(' ').map(String::from).collect();
-    let value = |flag: &str| flags[flags.iter().position(|f| f == flag).unwrap() + 1].clone();
-    (value("--sink-dims").parse().unwrap(), value("--tau-rel").parse().unwrap())
 }
 
 fn ids(v: &serde_json::Value) -> Vec<i64> {
@@ -216,7 +204,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f64 {
 /// gives bit for bit what f16 from the f32 folder gives.
 #[test]
 fn f16_weights_match_hf_within_the_rounding_budget() {
-    let expected = visattn::dump::TensorFile::open(tiny().join("expected.safetensors")).unwrap();
+    let expected = visattn::dump::TensorFile::open(support::tiny_llava().join("expected.safetensors")).unwrap();
     let (want16, want32) = (
         expected.f32("logits_f16_weights").unwrap().data,
         expected.f32("logits").unwrap().data,
@@ -228,7 +216,10 @@ fn f16_weights_match_hf_within_the_rounding_budget() {
     let n = generated.len().to_string();
     let mut first: Option<Vec<f32>> = None;
     for dtype in ["f16", "f16-packed"] {
-        let out = gpu_json(&tiny(), &["--var", "off", "--logits", "--max-tokens", &n, "--dtype", dtype]);
+        let out = gpu_json(
+            &support::tiny_llava(),
+            &["--var", "off", "--logits", "--max-tokens", &n, "--dtype", dtype],
+        );
         assert_eq!(out["weights"], if dtype == "f16" { "f16" } else { "f16 (packed u32)" });
         let a = &out["answers"][0];
         let got = floats(&a["logits"]);
@@ -248,7 +239,7 @@ fn f16_weights_match_hf_within_the_rounding_budget() {
     let out = gpu_json(&folder, &["--var", "off", "--logits", "--max-tokens", "1", "--dtype", "auto"]);
     assert!(out["weights"].as_str().unwrap().starts_with("f16"), "{}", out["weights"]);
     let same = gpu_json(
-        &tiny(),
+        &support::tiny_llava(),
         &[
             "--var",
             "off",
@@ -274,7 +265,7 @@ fn f16_weights_match_hf_within_the_rounding_budget() {
 /// weights line goes to stderr. Its numbers against the CPU reference: tests/host_model.rs.
 #[test]
 fn a_folder_quantized_on_load_answers_from_the_command_line() {
-    let (dim, tau_rel) = planted();
+    let (dim, tau_rel) = support::planted_sinks();
     let (dim, tau) = (dim.to_string(), tau_rel.to_string());
     let flags = [
         "--var",
@@ -288,7 +279,7 @@ fn a_folder_quantized_on_load_answers_from_the_command_line() {
         "--dtype",
         "q4_k",
     ];
-    let out = gpu_json(&tiny(), &flags);
+    let out = gpu_json(&support::tiny_llava(), &flags);
     let formats = out["formats"].as_array().unwrap();
     let of = |name: &str| formats.iter().find(|f| f["format"] == name).cloned();
     let q5 = of("Q5_0").unwrap_or_else(|| panic!("no Q5_0 matrices: {formats:?}"));
@@ -305,7 +296,7 @@ fn a_folder_quantized_on_load_answers_from_the_command_line() {
     let answers = out["answers"].as_array().unwrap();
     assert_eq!(answers.len(), 2);
     assert!(answers.iter().all(|a| a["tokens"].as_array().is_some_and(|t| !t.is_empty())));
-    let (dir, picture) = (tiny(), tiny().join("picture.png"));
+    let (dir, picture) = (support::tiny_llava(), support::tiny_llava().join("picture.png"));
     let mut args = vec!["--model", dir.to_str().unwrap(), "--image", picture.to_str().unwrap()];
     args.extend_from_slice(&flags);
     let text = llava(&args);
@@ -323,7 +314,7 @@ fn a_folder_quantized_on_load_answers_from_the_command_line() {
 /// buffer per layer) give bit for bit the logits and tokens of one chunk each, VAR on.
 #[test]
 fn weights_over_the_binding_limit_are_split_into_row_chunks() {
-    let (dim, tau_rel) = planted();
+    let (dim, tau_rel) = support::planted_sinks();
     let (dim, tau) = (dim.to_string(), tau_rel.to_string());
     for dtype in ["f32", "f16-packed"] {
         let flags = [
@@ -342,10 +333,10 @@ fn weights_over_the_binding_limit_are_split_into_row_chunks() {
             "--staging",
             "buffer",
         ];
-        let whole = gpu_json(&tiny(), &flags);
+        let whole = gpu_json(&support::tiny_llava(), &flags);
         let mut small = flags.to_vec();
         small.extend_from_slice(&["--max-binding", "32768"]);
-        let split = gpu_json(&tiny(), &small);
+        let split = gpu_json(&support::tiny_llava(), &small);
         assert_eq!(whole["chunked_matrices"], 0);
         assert!(
             split["chunked_matrices"].as_u64().unwrap() >= 2,
@@ -385,7 +376,7 @@ fn tiny_in_f16(name: &str) -> PathBuf {
 
 /// The GPU host's whole JSON output for `flags` on the folder and the tiny model's picture.
 fn gpu_json(dir: &Path, flags: &[&str]) -> serde_json::Value {
-    let picture = tiny().join("picture.png");
+    let picture = support::tiny_llava().join("picture.png");
     let mut args = vec!["--model", dir.to_str().unwrap(), "--image", picture.to_str().unwrap(), "--json"];
     args.extend_from_slice(flags);
     let out = llava(&args);
@@ -399,7 +390,7 @@ fn gpu_json(dir: &Path, flags: &[&str]) -> serde_json::Value {
 /// decode steps) and answer.
 #[test]
 fn gpu_logits_and_greedy_answer_match_hf() {
-    let expected = visattn::dump::TensorFile::open(tiny().join("expected.safetensors")).unwrap();
+    let expected = visattn::dump::TensorFile::open(support::tiny_llava().join("expected.safetensors")).unwrap();
     let want = expected.f32("logits").unwrap();
     let (_, generated) = expected.i64("generated").unwrap();
     let a = &gpu_answers(&["--var", "off", "--logits", "--max-tokens", &generated.len().to_string()])[0];
@@ -422,7 +413,7 @@ fn gpu_logits_and_greedy_answer_match_hf() {
 #[test]
 fn var_in_the_forward_pass_equals_the_reference_layer_by_layer() {
     use visattn::reference;
-    let (dim, tau_rel) = planted();
+    let (dim, tau_rel) = support::planted_sinks();
     let dim_s = dim.to_string();
     let tau_s = tau_rel.to_string();
     let flags = ["--sink-dims", &dim_s, "--tau-rel", &tau_s, "--max-tokens", "1", "--logits"];
@@ -538,7 +529,7 @@ fn bad_folders_get_one_clear_error_each() {
 
     let long = "the picture shows a bowl of fruit on a wooden table ".repeat(20);
     one_error_line(
-        &llava(&["--model", tiny().to_str().unwrap(), "--prompt", &long, "--tokens"]),
+        &llava(&["--model", support::tiny_llava().to_str().unwrap(), "--prompt", &long, "--tokens"]),
         "prompt too long",
         "over the model's context of 128",
     );
@@ -548,7 +539,13 @@ fn bad_folders_get_one_clear_error_each() {
     let junk = std::env::temp_dir().join(format!("visattn-llava-junk-{}.png", std::process::id()));
     std::fs::write(&junk, b"not a picture at all").unwrap();
     one_error_line(
-        &llava(&["--model", tiny().to_str().unwrap(), "--image", junk.to_str().unwrap(), "--tokens"]),
+        &llava(&[
+            "--model",
+            support::tiny_llava().to_str().unwrap(),
+            "--image",
+            junk.to_str().unwrap(),
+            "--tokens",
+        ]),
         "undecodable image",
         "cannot decode the picture",
     );
@@ -662,7 +659,7 @@ fn host_kernels_match_the_cpu_reference() {
 /// Generation flags that cannot work: one clear error each, before any GPU work.
 #[test]
 fn bad_generation_flags_get_one_clear_error_each() {
-    let (dir, picture) = (tiny(), tiny().join("picture.png"));
+    let (dir, picture) = (support::tiny_llava(), support::tiny_llava().join("picture.png"));
     let run = |extra: &[&str]| {
         let mut args = vec!["--model", dir.to_str().unwrap(), "--image", picture.to_str().unwrap()];
         args.extend_from_slice(extra);
@@ -753,7 +750,7 @@ fn converted_pictures_match_hf_bit_for_bit() {
 /// The tiny model's pixel_values of `picture` (`--tokens`, 2 GiB of address space), with
 /// `flags`: ([3, height, width], values).
 fn tiny_pixels(picture: &Path, flags: &[&str]) -> (Vec<usize>, Vec<f32>) {
-    let model = tiny();
+    let model = support::tiny_llava();
     let mut args = vec!["--model", model.to_str().unwrap(), "--image", picture.to_str().unwrap(), "--tokens"];
     args.extend_from_slice(flags);
     let out = llava_capped(&args);
@@ -811,11 +808,11 @@ fn pad_square_matches_llava_expand2square_bit_for_bit() {
 /// Item 1's answers are what `--var compare` answers to the same picture and question.
 #[test]
 fn a_question_file_is_answered_with_var_off_and_on_and_scored_as_pope() {
-    let (dim, tau_rel) = planted();
+    let (dim, tau_rel) = support::planted_sinks();
     let (dim, tau) = (dim.to_string(), tau_rel.to_string());
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/questions/questions.jsonl");
     let var = ["--sink-dims", dim.as_str(), "--tau-rel", tau.as_str(), "--max-tokens", "4"];
-    let model = tiny();
+    let model = support::tiny_llava();
     let pictures = std::env::temp_dir().join(format!("visattn-questions-png-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&pictures);
     let mut args = vec![
@@ -891,7 +888,7 @@ fn a_question_file_is_answered_with_var_off_and_on_and_scored_as_pope() {
             assert_eq!(item["png"].as_str().map(PathBuf::from), Some(path.clone()), "{item}");
             let img = image::open(&path).unwrap().to_rgba8();
             let layout = visattn::heatmap::HeatmapLayout::new(img.width(), img.height());
-            let titles = support::labels::read_line(img.as_raw(), &layout, (img.width() / 2, img.width()), layout.titles_y);
+            let titles = support::pixels::read_line(img.as_raw(), &layout, (img.width() / 2, img.width()), layout.titles_y);
             assert_eq!(titles, "after VAR", "{}", path.display());
         }
     }
@@ -899,7 +896,7 @@ fn a_question_file_is_answered_with_var_off_and_on_and_scored_as_pope() {
     // Item 1 as a single run (gpu_json: the tiny model's picture.png, --json).
     let mut single = vec!["--prompt", "Is there a dog in the image?", "--var", "compare"];
     single.extend_from_slice(&var);
-    let one = gpu_json(&tiny(), &single);
+    let one = gpu_json(&support::tiny_llava(), &single);
     for (k, mode) in ["off", "on"].iter().enumerate() {
         assert_eq!(one["answers"][k]["var"], *mode);
         assert_eq!(
@@ -916,7 +913,7 @@ fn a_question_file_is_answered_with_var_off_and_on_and_scored_as_pope() {
     one_error_line(
         &llava(&[
             "--model",
-            tiny().to_str().unwrap(),
+            support::tiny_llava().to_str().unwrap(),
             "--questions",
             bad.to_str().unwrap(),
             "--var",
@@ -941,7 +938,7 @@ fn a_question_file_is_answered_with_var_off_and_on_and_scored_as_pope() {
 /// pixels is refused from its header (it took 8 GB). Pictures run with 2 GiB of address space.
 #[test]
 fn declared_sizes_are_checked_before_anything_is_sized_from_them() {
-    let expected = visattn::dump::TensorFile::open(tiny().join("expected.safetensors")).unwrap();
+    let expected = visattn::dump::TensorFile::open(support::tiny_llava().join("expected.safetensors")).unwrap();
     let (_, generated) = expected.i64("generated").unwrap();
     let huge = tiny_with_config(
         "positions",
@@ -951,7 +948,7 @@ fn declared_sizes_are_checked_before_anything_is_sized_from_them() {
     let out = gpu_json(&huge, &["--var", "off", "--max-tokens", "3"]);
     assert_eq!(ids(&out["answers"][0]["tokens"]), generated[..3], "2^40 positions");
 
-    let picture = tiny().join("picture.png");
+    let picture = support::tiny_llava().join("picture.png");
     let tokens =
         |dir: &Path, picture: &Path| llava_capped(&["--model", dir.to_str().unwrap(), "--image", picture.to_str().unwrap(), "--tokens"]);
     let edge = tiny_with(
@@ -982,7 +979,7 @@ fn declared_sizes_are_checked_before_anything_is_sized_from_them() {
         .save(&tall)
         .unwrap();
     one_error_line(
-        &tokens(&tiny(), &tall),
+        &tokens(&support::tiny_llava(), &tall),
         "1 x 2000000 picture",
         "a 1x2000000 picture is over this host's limits",
     );
@@ -1000,7 +997,7 @@ fn a_short_class_embedding_is_refused_at_load() {
         shape[0] = 16;
         v.truncate(16);
     });
-    let picture = tiny().join("picture.png");
+    let picture = support::tiny_llava().join("picture.png");
     one_error_line(
         &llava(&[
             "--model",
@@ -1022,7 +1019,7 @@ fn a_short_class_embedding_is_refused_at_load() {
 fn a_nan_weight_is_named_at_load() {
     let name = "language_model.model.layers.0.self_attn.q_proj.weight";
     let dir = tiny_with_tensor("nan", name, |_, v| v[70] = f32::NAN);
-    let picture = tiny().join("picture.png");
+    let picture = support::tiny_llava().join("picture.png");
     for dtype in ["f32", "f16"] {
         let out = llava(&[
             "--model",
@@ -1045,7 +1042,7 @@ fn a_nan_weight_is_named_at_load() {
 /// "max_tokens", with no warning.
 #[test]
 fn an_answer_cut_by_the_context_says_so() {
-    let expected = visattn::dump::TensorFile::open(tiny().join("expected.safetensors")).unwrap();
+    let expected = visattn::dump::TensorFile::open(support::tiny_llava().join("expected.safetensors")).unwrap();
     let (_, generated) = expected.i64("generated").unwrap();
     let (_, input) = expected.i64("input_ids").unwrap();
     let context = input.len() + 4;
@@ -1054,7 +1051,7 @@ fn an_answer_cut_by_the_context_says_so() {
         "\"max_position_embeddings\": 128",
         &format!("\"max_position_embeddings\": {context}"),
     );
-    let picture = tiny().join("picture.png");
+    let picture = support::tiny_llava().join("picture.png");
     for json in [true, false] {
         let mut args = vec![
             "--model",
@@ -1085,7 +1082,7 @@ fn an_answer_cut_by_the_context_says_so() {
             assert_eq!(ids(&a["tokens"]), generated[..4]);
         }
     }
-    let full = gpu_json(&tiny(), &["--var", "off", "--max-tokens", "4"]);
+    let full = gpu_json(&support::tiny_llava(), &["--var", "off", "--max-tokens", "4"]);
     assert_eq!(full["answers"][0]["stop"], "max_tokens");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -1097,14 +1094,14 @@ fn an_answer_cut_by_the_context_says_so() {
 /// uses refused before anything is written.
 #[test]
 fn png_draws_where_the_answer_looked_before_and_after_var() {
-    use support::labels::{read_line, read_text};
+    use support::pixels::{read_line, read_text};
     use visattn::heatmap::{HeatmapLayout, viridis};
-    let (dim, tau_rel) = planted();
+    let (dim, tau_rel) = support::planted_sinks();
     let (dim, tau) = (dim.to_string(), tau_rel.to_string());
     let dir = std::env::temp_dir().join(format!("visattn-llava-png-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let png = dir.join("answer.png");
-    let (model, picture) = (tiny(), tiny().join("picture.png"));
+    let (model, picture) = (support::tiny_llava(), support::tiny_llava().join("picture.png"));
     let (model, picture, png_s) = (model.to_str().unwrap(), picture.to_str().unwrap(), png.to_str().unwrap());
     let picture_bytes = std::fs::read(picture).unwrap();
     let base = [

@@ -3,7 +3,7 @@
 
 pub mod close;
 pub mod gpu;
-pub mod labels;
+pub mod pixels;
 
 use std::path::PathBuf;
 
@@ -33,6 +33,46 @@ impl Rng {
         let v = self.f64();
         (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
     }
+}
+
+/// The tiny LLaVA folder (tools/make_tiny_llava.py).
+pub fn tiny_llava() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llava")
+}
+
+/// The tiny LLaVA opened as the tests use it: its config, weights, the recorded prompt's ids
+/// and the picture's pixel values.
+pub struct TinyLlava {
+    pub cfg: visattn_host::config::LlavaConfig,
+    pub weights: visattn_host::weights::Weights,
+    pub ids: Vec<u32>,
+    pub pixels: Vec<f32>,
+}
+
+impl TinyLlava {
+    pub fn open() -> Self {
+        use visattn_host::{config, image, prompt, weights};
+        let dir = tiny_llava();
+        let cfg = config::LlavaConfig::parse(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+        let weights = weights::Weights::open(&dir).unwrap();
+        let expected = visattn::dump::TensorFile::open(dir.join("expected.safetensors")).unwrap();
+        let ids = prompt::Prompter::open(&dir, &cfg)
+            .unwrap()
+            .input_ids(&expected.metadata()["prompt"])
+            .unwrap();
+        let picture = image::load(&dir.join("picture.png")).unwrap();
+        let (_, _, pixels) = image::Preprocess::from_dir(&dir).unwrap().pixel_values(&picture).unwrap();
+        Self { cfg, weights, ids, pixels }
+    }
+}
+
+/// The tiny LLaVA's planted sink dimension and tau / sqrt(D), as make_tiny_llava.py recorded
+/// them.
+pub fn planted_sinks() -> (u32, f64) {
+    let expected = visattn::dump::TensorFile::open(tiny_llava().join("expected.safetensors")).unwrap();
+    let flags: Vec<String> = expected.metadata()["var_flags"].split(' ').map(String::from).collect();
+    let value = |flag: &str| flags[flags.iter().position(|f| f == flag).unwrap() + 1].clone();
+    (value("--sink-dims").parse().unwrap(), value("--tau-rel").parse().unwrap())
 }
 
 /// `../shared/data/NAME` beside the checkout (CI lays shared/ out the same way).

@@ -90,6 +90,7 @@ pub fn act(name: &str, x: f32) -> Result<f32> {
 
 /// The sizes of one attention: `heads` query heads over `kv_heads`, `n` queries over `m` keys of
 /// `d` dims; query i sits at position m - n + i when causal.
+#[derive(Debug, Clone, Copy)]
 struct Dims {
     heads: usize,
     kv_heads: usize,
@@ -97,6 +98,19 @@ struct Dims {
     m: usize,
     d: usize,
     causal: bool,
+}
+
+/// One query row's softmax numerators over the first `visible` of `keys` (rows of q's length)
+/// and their sum, in f64, the largest logit subtracted.
+fn exp_weights(qr: &[f32], keys: &[f32], visible: usize, scale: f64) -> (Vec<f64>, f64) {
+    let d = qr.len();
+    let s: Vec<f64> = (0..visible)
+        .map(|j| scale * qr.iter().zip(&keys[j * d..][..d]).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>())
+        .collect();
+    let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = s.iter().map(|&x| (x - mx).exp()).collect();
+    let total = e.iter().sum();
+    (e, total)
 }
 
 /// Softmax attention of q [H, n, d] over k, v [Hkv, m, d] (query head h reads kv head h /
@@ -116,19 +130,7 @@ fn attention(q: &[f32], k: &[f32], v: &[f32], dims: Dims) -> Vec<f32> {
         let kv = h / (heads / kv_heads);
         for i in 0..n {
             let visible = if causal { m - n + i + 1 } else { m };
-            let qr = &q[(h * n + i) * d..][..d];
-            let s: Vec<f64> = (0..visible)
-                .map(|j| {
-                    scale
-                        * qr.iter()
-                            .zip(&k[(kv * m + j) * d..][..d])
-                            .map(|(&a, &b)| a as f64 * b as f64)
-                            .sum::<f64>()
-                })
-                .collect();
-            let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let e: Vec<f64> = s.iter().map(|&x| (x - mx).exp()).collect();
-            let total: f64 = e.iter().sum();
+            let (e, total) = exp_weights(&q[(h * n + i) * d..][..d], &k[kv * m * d..], visible, scale);
             for t in 0..d {
                 let acc: f64 = (0..visible).map(|j| e[j] * v[(kv * m + j) * d + t] as f64).sum();
                 out[i * heads * d + h * d + t] = (acc / total) as f32;
@@ -198,19 +200,7 @@ fn probe_row(
     let (mut before, mut after, mut selected) = (Vec::new(), Vec::new(), Vec::new());
     for h in 0..heads {
         let kv = h / (heads / kv_heads);
-        let qr = &q[(h * t_n + row) * hd..][..hd];
-        let s: Vec<f64> = (0..=row)
-            .map(|j| {
-                scale
-                    * qr.iter()
-                        .zip(&k[(kv * t_n + j) * hd..][..hd])
-                        .map(|(&a, &b)| a as f64 * b as f64)
-                        .sum::<f64>()
-            })
-            .collect();
-        let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let e: Vec<f64> = s.iter().map(|&x| (x - mx).exp()).collect();
-        let total: f64 = e.iter().sum();
+        let (e, total) = exp_weights(&q[(h * t_n + row) * hd..][..hd], &k[kv * t_n * hd..], row + 1, scale);
         let mut a: Vec<f32> = e.iter().map(|&x| (x / total) as f32).collect();
         a.resize(t_n, 0.0);
         before.extend_from_slice(&a);
@@ -433,32 +423,20 @@ fn text_layer(
     let v = heads_first(&w.v.apply(&h, t_n), t_n, c.kv_heads, hd);
     rope(&mut q, (c.heads, t_n, hd), 0, c.rope_theta);
     rope(&mut k, (c.kv_heads, t_n, hd), 0, c.rope_theta);
+    let dims = Dims {
+        heads: c.heads,
+        kv_heads: c.kv_heads,
+        n: t_n,
+        m: t_n,
+        d: hd,
+        causal: true,
+    };
     if let (Some(var), Some((row, rows))) = (var, probe) {
-        let dims = Dims {
-            heads: c.heads,
-            kv_heads: c.kv_heads,
-            n: t_n,
-            m: t_n,
-            d: hd,
-            causal: true,
-        };
         rows.push(probe_row(var, (l, c.layers), (x, d), (&q, &k), dims, row)?);
     }
     let a = match var {
         Some(var) => var_attention(var, (l, c.layers), (x, d), (&q, &k, &v), (c.heads, c.kv_heads, t_n, hd))?,
-        None => attention(
-            &q,
-            &k,
-            &v,
-            Dims {
-                heads: c.heads,
-                kv_heads: c.kv_heads,
-                n: t_n,
-                m: t_n,
-                d: hd,
-                causal: true,
-            },
-        ),
+        None => attention(&q, &k, &v, dims),
     };
     let a = w.o.apply(&a, t_n);
     x.iter_mut().zip(&a).for_each(|(x, a)| *x += a);

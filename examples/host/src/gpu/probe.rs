@@ -158,11 +158,11 @@ impl GpuModel {
         };
         let before = buffer("probe row before VAR", heads * keys)?;
         let after = buffer("probe row after VAR", heads * keys)?;
-        let k_binding = match (source, &k) {
-            (_, Some(k)) => whole(k, kvh * keys * hd),
-            (Source::Prefill { k, .. }, None) => whole(k, kvh * keys * hd),
-            (Source::Step { .. }, None) => unreachable!("a step's keys are copied"),
+        let keys_buffer = match source {
+            Source::Prefill { k, .. } => *k,
+            Source::Step { .. } => k.as_ref().ok_or_else(|| Error::Input("a step's keys are copied".into()))?,
         };
+        let k_binding = whole(keys_buffer, kvh * keys * hd);
         let probs = probe
             .unfused
             .bind_probs(
@@ -244,7 +244,8 @@ impl GpuModel {
             Source::Step { q, session } => {
                 enc.copy_buffer_to_buffer(q, 0, &row.q, 0, heads * d);
                 let cache = session.key_buffer(layer).map_err(v)?;
-                let (capacity, k) = (session.capacity() as u64, row.k.as_ref().expect("a step's keys are copied"));
+                let capacity = session.capacity() as u64;
+                let k = row.k.as_ref().ok_or_else(|| Error::Input("a step's keys are copied".into()))?;
                 for h in 0..kvh {
                     enc.copy_buffer_to_buffer(cache, h * capacity * d, k, h * keys * d, keys * d);
                 }

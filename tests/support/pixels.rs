@@ -1,8 +1,20 @@
-//! Reads the heatmap's labels back from its pixels: each character cell matched against the
-//! font (visattn::font), so a test sees the text the shader drew, not just "some ink".
+//! Reads a heatmap back from its pixels: colours as positions on the colormap, and the labels,
+//! each character cell matched against the font (visattn::font), so a test sees the text the
+//! shader drew, not just "some ink".
 
 use visattn::font::{CELL_WIDTH, GLYPH_HEIGHT, GLYPH_WIDTH, code, glyph};
-use visattn::heatmap::HeatmapLayout;
+use visattn::heatmap::{HeatmapLayout, viridis};
+
+/// The colormap position of an RGB pixel: the nearest of 1024 viridis samples.
+pub fn colormap_position(px: &[u8]) -> f32 {
+    (0..=1023)
+        .map(|i| i as f32 / 1023.0)
+        .min_by(|a, b| {
+            let d = |t: f32| viridis(t).iter().zip(px).map(|(c, &p)| (c * 255.0 - p as f32).powi(2)).sum::<f32>();
+            d(*a).total_cmp(&d(*b))
+        })
+        .unwrap()
+}
 
 /// Whether the pixel at (x, y) of an RGBA frame `width` wide is label ink (light grey).
 fn ink(rgba: &[u8], width: u32, x: u32, y: u32) -> bool {
