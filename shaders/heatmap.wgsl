@@ -29,7 +29,7 @@ struct View {
     panel1: vec2<u32>,
     // Legend bar: x0, y0, x1, y1 (exclusive).
     legend: vec4<u32>,
-    // Top-left of the caption line.
+    // Top-left of the caption line (text_scale 0: no labels, in frames too small for them).
     caption: vec2<u32>,
     titles_y: u32,
     ticks_y: u32,
@@ -75,9 +75,9 @@ struct Text {
 
 // Whether pixel p (relative to a glyph's top-left) is ink of character `code`.
 fn glyph_ink(p: vec2<i32>, code: u32) -> bool {
-    let s = i32(view.text_scale);
+    let s = max(i32(view.text_scale), 1);
     let g = p / s;
-    if (p.x < 0 || p.y < 0 || g.x >= 5 || g.y >= 7) {
+    if (view.text_scale == 0u || p.x < 0 || p.y < 0 || g.x >= 5 || g.y >= 7) {
         return false;
     }
     let c = select(63u, code, code >= 32u && code <= 126u);

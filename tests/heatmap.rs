@@ -290,6 +290,14 @@ fn a_picture_over_the_texture_limit_is_scaled_down_and_a_frame_over_it_refused()
 
     let err = hm.target(&g.device, GRID, max + 1, H).err().expect("a frame over the limit");
     assert!(err.to_string().contains("max_texture_dimension_2d"), "{err}");
+
+    // A thumbnail has panels and no labels; a frame with no room for panels is refused.
+    let thumb = HeatmapLayout::new(64, 32);
+    assert_eq!(thumb.text_scale, 0);
+    assert!(thumb.side >= 20 && thumb.panels[1].0 >= thumb.panels[0].0 + thumb.side, "{thumb:?}");
+    assert!(hm.target(&g.device, GRID, 64, 32).is_ok());
+    let err = hm.target(&g.device, GRID, 4, 4).err().expect("no room for panels");
+    assert!(err.to_string().contains("no room"), "{err}");
 }
 
 /// Bad uses of the GPU path's pieces get typed errors: classes copied from a buffer too small

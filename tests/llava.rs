@@ -1188,6 +1188,7 @@ fn png_draws_where_the_answer_looked_before_and_after_var() {
         (vec!["--png", png_s, "--layer", "6"], "--layer 6"),
         (vec!["--png", png_s, "--head", "9"], "--head 9"),
         (vec!["--png", png_s, "--png-size", "20x20"], "WIDTHxHEIGHT"),
+        (vec!["--png", png_s, "--tokens"], "cannot be used with"),
     ] {
         let out = run(&flags);
         let err = String::from_utf8_lossy(&out.stderr);

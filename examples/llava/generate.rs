@@ -164,21 +164,24 @@ pub fn write_png(
         return Ok(());
     };
     let n = args.png_token;
-    let Some(&token) = answer.tokens.get(n) else {
-        return Err(format!(
-            "--png-token {n}: the answer ended after {} tokens ({}) before it",
-            answer.tokens.len(),
-            answer.stop
-        )
-        .into());
-    };
     let layers = match probe.layers() {
         Some([l]) => format!("layer {l}"),
         Some(ls) if ls.windows(2).all(|w| w[1] == w[0] + 1) => format!("layers {}-{} mean", ls[0], ls[ls.len() - 1]),
         Some(ls) => format!("{} layers' mean", ls.len()),
-        None => return Err(format!("--png-token {n} was never computed").into()),
+        None => {
+            return Err(format!(
+                "--png-token {n}: the answer ended after {} tokens ({}), before it was computed",
+                answer.tokens.len(),
+                answer.stop
+            )
+            .into());
+        }
     };
-    let text: String = decode(&[token])?.trim().chars().take(12).collect();
+    // Computed but not in the answer: the token that ended it.
+    let text: String = match answer.tokens.get(n) {
+        Some(&token) => decode(&[token])?.trim().chars().take(12).collect(),
+        None => "(end)".into(),
+    };
     let heads = match args.head {
         Some(h) => format!("head {h}"),
         None => "selected heads".into(),
@@ -203,6 +206,7 @@ pub fn run(
     // Every flag checked before any weight is uploaded.
     Sampler::new(args.temperature, args.top_p, args.seed)?;
     let modes = var_modes(args, cfg)?;
+    check_png(args, cfg)?;
     let limits = args.max_binding.map(|bytes| visattn::wgpu::Limits {
         max_storage_buffer_binding_size: bytes,
         ..visattn::wgpu::Limits::default()
@@ -235,7 +239,6 @@ fn answer(
     decode: &dyn Fn(&[u32]) -> crate::Result<String>,
 ) -> crate::Result<()> {
     let cfg = &model.cfg;
-    check_png(args, cfg)?;
     let image = model.image_features(pixels)?;
     let mut answers = Vec::new();
     for (name, var) in modes {
@@ -244,9 +247,6 @@ fn answer(
             VarMode::Off => None,
         };
         answers.push(generate(model, ids, Some(&image), (name, var), args, decode, probe)?);
-    }
-    if let (Some(path), Some(on)) = (&args.png, answers.iter().find(|a| a.probe.is_some())) {
-        write_png(path, args, model, on, decode)?;
     }
     for a in answers.iter().filter(|a| a.stop == "context") {
         // Not an error, but the answer is not what was asked for: say so where a reader of
@@ -314,9 +314,14 @@ fn answer(
                 "input_ids": ids, "answers": json,
             })
         )?;
-        return Ok(());
+    } else {
+        print_answers(&answers, ids.len(), cfg.text.layers)?;
     }
-    print_answers(&answers, ids.len(), cfg.text.layers)
+    // After the answers: a picture that cannot be drawn loses nothing else.
+    match (&args.png, answers.iter().find(|a| a.probe.is_some())) {
+        (Some(path), Some(on)) => write_png(path, args, model, on, decode),
+        _ => Ok(()),
+    }
 }
 
 fn print_answers(answers: &[Answer], prompt: usize, layers: usize) -> crate::Result<()> {
@@ -549,6 +554,7 @@ fn run_gguf_llava(args: &crate::Args, path: &std::path::Path, mmproj: &std::path
     let tower = Mmproj::read(&mm).map_err(|e| format!("{}: {e}", mmproj.display()))?;
     let cfg = tower.llava(text_config(&lm)?)?;
     let modes = var_modes(args, &cfg)?;
+    check_png(args, &cfg)?;
     let tok = gguf_tokenizer(path, &lm, args.json)?;
     let template = visattn_host::prompt::TEMPLATE.replace("{prompt}", &args.prompt);
     let (before, after) = template.split_once("<image>").ok_or("LLaVA-1.5's template has a picture")?;
@@ -582,7 +588,12 @@ fn run_gguf_llava(args: &crate::Args, path: &std::path::Path, mmproj: &std::path
     let decode = |t: &[u32]| -> crate::Result<String> { Ok(tok.decode(t, true).map_err(|e| format!("tokenizer: {e}"))?) };
     let side = cfg.vision.image_size;
     let f64s = |v: [f32; 3]| v.map(f64::from);
-    let rgba = visattn_host::image::rgba_of_values((side, side), &pixels, (f64s(tower.image_mean), f64s(tower.image_std)), 1.0 / 255.0)?;
+    let rgba = match args.png {
+        Some(_) => {
+            visattn_host::image::rgba_of_values((side, side), &pixels, (f64s(tower.image_mean), f64s(tower.image_std)), 1.0 / 255.0)?
+        }
+        None => Vec::new(),
+    };
     answer(args, &g, &model, (&ids, &pixels, (&rgba, side as u32)), &modes, &decode)
 }
 

@@ -140,7 +140,7 @@ struct Args {
     /// the mean over the heads VAR selected, with the colour scale's values. Computed in the
     /// forward pass that makes the token.
     /// With --questions: a folder, one picture an item (`line-N.png`, N its line in the file).
-    #[arg(long, value_name = "FILE.png")]
+    #[arg(long, value_name = "FILE.png", conflicts_with_all = ["tokens", "reference", "check_kernels", "wgsl_out", "bench"])]
     png: Option<PathBuf>,
     /// --png: the answer token to draw (0: the first; token N is chosen by the row of answer
     /// token N - 1).
@@ -274,7 +274,11 @@ fn run(args: Args) -> crate::Result<()> {
         return Ok(());
     }
     let (h, w, pixels) = pixels.ok_or("--image is required: LLaVA answers about a picture")?;
-    let rgba = preprocess.rgba_of((h, w), &pixels)?;
+    // The picture under --png's heatmap.
+    let rgba = match args.png {
+        Some(_) => preprocess.rgba_of((h, w), &pixels)?,
+        None => Vec::new(),
+    };
     generate::run(&args, &cfg, &weights, &prompter, &ids, (&pixels, (&rgba, w as u32)))
 }
 
@@ -305,7 +309,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// `--staging`: auto, or what [`Staging`](visattn_host::gpu::matrix::Staging) parses.
+/// `--png-size`: WIDTHxHEIGHT, sides 64..8192.
 fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
     let side = |v: &str| v.parse::<u32>().ok().filter(|n| (64..=8192).contains(n));
     match s.split_once('x').map(|(w, h)| (side(w), side(h))) {
@@ -314,6 +318,7 @@ fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
     }
 }
 
+/// `--staging`: auto, or what [`Staging`](visattn_host::gpu::matrix::Staging) parses.
 fn parse_staging(s: &str) -> std::result::Result<String, String> {
     if s != "auto" {
         s.parse::<visattn_host::gpu::matrix::Staging>().map_err(|e| e.to_string())?;

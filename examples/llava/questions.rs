@@ -88,13 +88,6 @@ pub fn run(
 ) -> crate::Result<()> {
     let items = read(file)?;
     visattn_host::sampling::Sampler::new(args.temperature, args.top_p, args.seed)?;
-    if let Some(dir) = &args.png {
-        // One picture an item, `line-N.png`, in a folder made if missing.
-        std::fs::create_dir_all(dir).map_err(|e| format!("--png {}: {e}", dir.display()))?;
-        if !dir.is_dir() {
-            return Err(format!("--png {}: with --questions, a folder for one picture an item", dir.display()).into());
-        }
-    }
     let v = &args.var_flags;
     if args.var != "on" || (v.preset.is_none() && v.sink_dims.is_none()) {
         return Err(
@@ -104,6 +97,17 @@ pub fn run(
     }
     let var = crate::generate::var_config(args, cfg)?;
     crate::generate::check_png(args, cfg)?;
+    if let Some(dir) = &args.png {
+        // One picture an item, `line-N.png`, in a folder made if missing (never the model's).
+        let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+        if args.model.as_deref().is_some_and(|m| same(m, dir)) {
+            return Err(format!("--png {}: the model's folder; name a folder for the pictures", dir.display()).into());
+        }
+        std::fs::create_dir_all(dir).map_err(|e| format!("--png {}: {e}", dir.display()))?;
+        if !dir.is_dir() {
+            return Err(format!("--png {}: with --questions, a folder for one picture an item", dir.display()).into());
+        }
+    }
     let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, None).map_err(|e| e.to_string())?;
     let format = visattn_host::gpu::matrix::WeightFormat::choose(&args.dtype, weights.stored_dtype()?, &g.device)?;
     let model = crate::generate::load_shown(args, format!("the weights onto {}", g.info.name), |progress| {

@@ -136,9 +136,9 @@ pub fn draw(g: &visattn::util::Gpu, args: &PictureArgs, layer: Layer, image: vis
     let a: Vec<f32> = (0..image_len).map(|p| mean(after, image_start + p)).collect();
     let s: Vec<bool> = (0..image_len).map(|p| sinks[image_start + p]).collect();
     let picture = args.image.as_deref().map(read_png).transpose()?;
-    let heads_shown = match args.head.as_str() {
-        "mean" => format!("mean of {} heads", chosen.len()),
-        h => format!("head {h}"),
+    let heads_shown = match chosen[..] {
+        [h] if args.head != "mean" => format!("head {h}"),
+        _ => format!("mean of {} heads", chosen.len()),
     };
     let caption = format!("layer {index}, query row {row}, {heads_shown}");
     // Every GPU step inside an error scope: a validation error is a message, never a panic.

@@ -63,7 +63,8 @@ pub const MAX_CAPTION: usize = LABEL_CHARS - 1;
 pub struct HeatmapLayout {
     pub width: u32,
     pub height: u32,
-    /// Pixels per font pixel (glyphs are 5 x 7 font pixels in cells of 6 x 10).
+    /// Pixels per font pixel (glyphs are 5 x 7 font pixels in cells of 6 x 10); 0 in frames
+    /// too small for labels.
     pub text_scale: u32,
     /// Top-left of the caption.
     pub caption: (u32, u32),
@@ -92,17 +93,36 @@ impl HeatmapLayout {
         let side = (width / 2)
             .saturating_sub(2 * m)
             .min(legend_y0.saturating_sub(m).saturating_sub(panels_top));
-        let x = |quarter: u32| (quarter * width / 4).saturating_sub(side / 2);
+        let x = |side: u32, quarter: u32| (quarter * width / 4).saturating_sub(side / 2);
+        if side >= 16 {
+            return Self {
+                width,
+                height,
+                text_scale: s,
+                caption: (m, m),
+                titles_y: m + line,
+                panels: [(x(side, 1), panels_top), (x(side, 3), panels_top)],
+                side,
+                legend: [m, legend_y0, width.saturating_sub(m).max(m), legend_y1],
+                ticks_y,
+            };
+        }
+        // Too small for text (a thumbnail): the panels and the legend bar alone, no labels
+        // (text_scale 0; the text lines sit below the frame).
+        let m = (height / 25).max(1);
+        let legend_y1 = height.saturating_sub(m);
+        let legend_y0 = legend_y1.saturating_sub((height / 10).max(1));
+        let side = (width / 2).saturating_sub(2 * m).min(legend_y0.saturating_sub(2 * m));
         Self {
             width,
             height,
-            text_scale: s,
-            caption: (m, m),
-            titles_y: m + line,
-            panels: [(x(1), panels_top), (x(3), panels_top)],
+            text_scale: 0,
+            caption: (m, height),
+            titles_y: height,
+            panels: [(x(side, 1), m), (x(side, 3), m)],
             side,
             legend: [m, legend_y0, width.saturating_sub(m).max(m), legend_y1],
-            ticks_y,
+            ticks_y: height,
         }
     }
 
@@ -314,6 +334,12 @@ impl Heatmap {
                 "heatmap frame {width}x{height} is over this device's max_texture_dimension_2d ({max_side})"
             )));
         }
+        let layout = HeatmapLayout::new(width, height);
+        if layout.side == 0 {
+            return Err(Error::Shape(format!(
+                "a {width}x{height} frame leaves no room for the heatmap's panels"
+            )));
+        }
         let cells = grid * grid;
         let buffer = |name, len: usize| self.ctx.storage_buffer(name, (len * 4) as u64, BufferUsages::empty());
         let values = buffer("heatmap values", 2 * cells)?;
@@ -369,7 +395,6 @@ impl Heatmap {
             min_filter: wgpu::FilterMode::Linear,
             ..Default::default()
         });
-        let layout = HeatmapLayout::new(width, height);
         let view_data = layout.view(grid, picture.is_some());
         let labels: Vec<u32> = ["", "before VAR", "after VAR"].iter().flat_map(|t| label_codes(t)).collect();
         let labels = wgpu::util::DeviceExt::create_buffer_init(
