@@ -27,6 +27,8 @@ pub struct GpuModel {
     vision_act: Act,
     projector_act: Act,
     staging: Staging,
+    /// `--png`'s pipelines (the heatmap's, the one-row softmax), built by the first probe.
+    pub(super) probe_kernels: std::sync::OnceLock<super::probe::ProbeKernels>,
 }
 
 /// The weight matrices of one format: how many, their values, their bytes on the device.
@@ -141,6 +143,7 @@ impl GpuModel {
             vision_act: Act::parse(&cfg.vision.act)?,
             projector_act: Act::parse(&cfg.projector_act)?,
             staging: Staging::Buffer,
+            probe_kernels: std::sync::OnceLock::new(),
         })
     }
 

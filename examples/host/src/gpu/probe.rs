@@ -44,6 +44,14 @@ pub struct Probe {
     pub(super) drawn: Option<Vec<usize>>,
 }
 
+/// The pipelines every probe of a model shares: built once (a question file draws a picture an
+/// item).
+#[derive(Clone)]
+pub struct ProbeKernels {
+    heatmap: Heatmap,
+    unfused: UnfusedAttention,
+}
+
 /// The probed row's buffers and bindings, made when its forward pass is recorded.
 pub(super) struct ProbeRow {
     pub(super) layers: Vec<usize>,
@@ -103,12 +111,21 @@ impl GpuModel {
         let (width, height) = request.size;
         let ctx = &self.k.ctx;
         let v = |e: visattn::Error| Error::Input(e.to_string());
-        let heatmap = Heatmap::new(ctx, wgpu::TextureFormat::Rgba8Unorm).map_err(v)?;
+        let ProbeKernels { heatmap, unfused } = match self.probe_kernels.get() {
+            Some(k) => k.clone(),
+            None => {
+                let k = ProbeKernels {
+                    heatmap: Heatmap::new(ctx, wgpu::TextureFormat::Rgba8Unorm).map_err(v)?,
+                    unfused: UnfusedAttention::new(ctx, c.head_dim).map_err(v)?,
+                };
+                self.probe_kernels.get_or_init(|| k).clone()
+            }
+        };
         let target = heatmap
             .target_over(&self.device, picture.map(|(rgba, w)| (&self.queue, rgba, w)), grid, width, height)
             .map_err(v)?;
         Ok(Probe {
-            unfused: UnfusedAttention::new(ctx, c.head_dim).map_err(v)?,
+            unfused,
             request,
             heatmap,
             target,
