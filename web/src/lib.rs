@@ -393,6 +393,13 @@ impl Demo {
             .target_over(&self.device, picture, data.grid, width, height)
             .map_err(js)?;
         self.heatmap.upload(&self.queue, &target, &before, &after, &sinks).map_err(js)?;
+        let heads_shown = match chosen[..] {
+            [h] if head >= 0 => format!("head {h}"),
+            _ => format!("mean of {} heads", chosen.len()),
+        };
+        target
+            .set_caption(&self.queue, &format!("layer {layer}, query row {row}, {heads_shown}"))
+            .map_err(js)?;
         let mut enc = self.device.create_command_encoder(&Default::default());
         let frame = visattn::heatmap::encode_frame(&self.device, &mut enc, &self.heatmap, &target, width, height);
         self.queue.submit([enc.finish()]);
