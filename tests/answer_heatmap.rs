@@ -23,10 +23,7 @@ fn an_answer_tokens_attention_is_drawn_as_the_reference_computes_it() {
     let image_cpu = cpu.image_features(&pixels).unwrap();
     let start = ids.iter().position(|&i| i == cfg.image_token).unwrap();
     let span = visattn::ImageSpan::new(start, image.1);
-    let (dim, tau_rel) = support::planted_sinks();
-    let mut var_cfg = visattn::VarConfig::paper();
-    var_cfg.sink_dims = vec![dim];
-    var_cfg.tau = tau_rel * (cfg.text.hidden as f64).sqrt();
+    let var_cfg = support::planted_var_config(cfg.text.hidden);
     let layers = cfg.text.layers;
     let redistributing: Vec<usize> = (0..layers)
         .filter(|&l| var_cfg.role(l, layers) == visattn::LayerRole::Redistribute)

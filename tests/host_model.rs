@@ -93,10 +93,7 @@ fn decode_matches_the_reference(format: WeightFormat, staging: Staging) {
     let start = ids.iter().position(|&i| i == cfg.image_token).unwrap();
     let span = visattn::ImageSpan::new(start, image.1);
 
-    let (dim, tau_rel) = support::planted_sinks();
-    let mut var_cfg = visattn::VarConfig::paper();
-    var_cfg.sink_dims = vec![dim];
-    var_cfg.tau = tau_rel * (cfg.text.hidden as f64).sqrt();
+    let var_cfg = support::planted_var_config(cfg.text.hidden);
     let vocab = cfg.text.vocab;
     let steps = 6;
     let mut answers = Vec::new();

@@ -285,19 +285,14 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
     // VAR's cost two ways: the fastest run of each (the machine's other work only adds time,
     // so the fastest runs are the least disturbed), and the median of the alternating pairs'
     // ratios.
-    let cost = |i: usize| {
-        let (off, on) = if i == 0 {
-            (&runs[0].0, &runs[1].0)
-        } else {
-            (&runs[0].1, &runs[1].1)
-        };
-        let fastest = |v: &Vec<f64>| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let cost = |off: &[f64], on: &[f64]| {
+        let fastest = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
         (
             fastest(on) / fastest(off) - 1.0,
             median(on.iter().zip(off).map(|(a, b)| a / b).collect()) - 1.0,
         )
     };
-    let (prefill_cost, decode_cost) = (cost(0), cost(1));
+    let (prefill_cost, decode_cost) = (cost(&runs[0].0, &runs[1].0), cost(&runs[0].1, &runs[1].1));
     let rows: Vec<(&str, f64, f64)> = modes
         .iter()
         .zip(runs)

@@ -127,28 +127,26 @@ pub fn check_png(args: &crate::Args, cfg: &LlavaConfig) -> crate::Result<()> {
         )
         .into());
     }
-    if let Some(l) = args.layer.filter(|&l| l >= cfg.text.layers) {
-        return Err(format!("--layer {l}: the model has {} layers", cfg.text.layers).into());
-    }
-    if let Some(h) = args.head.filter(|&h| h >= cfg.text.heads) {
-        return Err(format!("--head {h}: the model has {} heads", cfg.text.heads).into());
-    }
-    Ok(())
+    Ok(png_request(args).check(&cfg.text)?)
 }
 
-/// --png's probe for the run with VAR on: `picture` is what the model saw (RGBA8, its width).
-pub fn png_probe(args: &crate::Args, model: &GpuModel, image_tokens: usize, picture: (&[u8], u32)) -> crate::Result<Option<Probe>> {
-    if args.png.is_none() {
-        return Ok(None);
-    }
-    check_png(args, &model.cfg)?;
-    let request = ProbeRequest {
+/// What --png asks to draw.
+fn png_request(args: &crate::Args) -> ProbeRequest {
+    ProbeRequest {
         token: args.png_token,
         layer: args.layer,
         head: args.head,
         size: args.png_size,
-    };
-    Ok(Some(model.probe(request, image_tokens, Some(picture))?))
+    }
+}
+
+/// --png's probe for the run with VAR on (its flags checked by [`check_png`] before the model
+/// loaded): `picture` is what the model saw (RGBA8, its width).
+pub fn png_probe(args: &crate::Args, model: &GpuModel, image_tokens: usize, picture: (&[u8], u32)) -> crate::Result<Option<Probe>> {
+    if args.png.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(model.probe(png_request(args), image_tokens, Some(picture))?))
 }
 
 /// Draws --png's picture of the VAR-on answer, captioned with the layers, the token and the

@@ -233,14 +233,7 @@ fn run(args: Args) -> crate::Result<()> {
         Some(path) => Some(picture(&args, &preprocess, path)?),
         None => None,
     };
-    if ids.len() > cfg.text.max_positions {
-        return Err(format!(
-            "the prompt is {} tokens with the picture, over the model's context of {}",
-            ids.len(),
-            cfg.text.max_positions
-        )
-        .into());
-    }
+    fits_context(&ids, &cfg)?;
     if args.tokens {
         // Every tensor read (one shard at a time), upcast and checked finite.
         let mut parameters = 0usize;
@@ -274,11 +267,7 @@ fn run(args: Args) -> crate::Result<()> {
         return Ok(());
     }
     let (h, w, pixels) = pixels.ok_or("--image is required: LLaVA answers about a picture")?;
-    // The picture under --png's heatmap.
-    let rgba = match args.png {
-        Some(_) => preprocess.rgba_of((h, w), &pixels)?,
-        None => Vec::new(),
-    };
+    let rgba = picture_seen(&args, &preprocess, (h, w), &pixels)?;
     generate::run(&args, &cfg, &weights, &prompter, &ids, (&pixels, (&rgba, w as u32)))
 }
 
@@ -291,6 +280,27 @@ fn picture(args: &Args, preprocess: &image::Preprocess, path: &std::path::Path) 
         image::load(path)?
     };
     Ok(preprocess.pixel_values(&img)?)
+}
+
+/// The picture the model saw, under --png's heatmap (RGBA8; empty without --png).
+fn picture_seen(args: &Args, preprocess: &image::Preprocess, (h, w): (usize, usize), pixels: &[f32]) -> crate::Result<Vec<u8>> {
+    Ok(match args.png {
+        Some(_) => preprocess.rgba_of((h, w), pixels)?,
+        None => Vec::new(),
+    })
+}
+
+/// A prompt (with its picture's tokens) within the model's context.
+fn fits_context(ids: &[u32], cfg: &config::LlavaConfig) -> crate::Result<()> {
+    if ids.len() > cfg.text.max_positions {
+        return Err(format!(
+            "the prompt is {} tokens with the picture, over the model's context of {}",
+            ids.len(),
+            cfg.text.max_positions
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn main() -> std::process::ExitCode {

@@ -155,19 +155,10 @@ fn answer(
     let t0 = Instant::now();
     let (h, w, pixels) = crate::picture(args, preprocess, &item.image).map_err(|e| e.to_string())?;
     let ids = prompter.input_ids(&item.question).map_err(|e| e.to_string())?;
-    let max = model.cfg.text.max_positions;
-    if ids.len() > max {
-        return Err(format!(
-            "the prompt is {} tokens with the picture, over the model's context of {max}",
-            ids.len()
-        ));
-    }
+    crate::fits_context(&ids, &model.cfg).map_err(|e| e.to_string())?;
     let image = model.image_features(&pixels).map_err(|e| e.to_string())?;
     let decode = |t: &[u32]| -> crate::Result<String> { Ok(prompter.decode(t)?) };
-    let rgba = match &args.png {
-        Some(_) => preprocess.rgba_of((h, w), &pixels).map_err(|e| e.to_string())?,
-        None => Vec::new(),
-    };
+    let rgba = crate::picture_seen(args, preprocess, (h, w), &pixels).map_err(|e| e.to_string())?;
     let mut texts = Vec::new();
     let mut picture = None;
     for (name, mode) in modes {

@@ -62,6 +62,18 @@ impl UnfusedAttention {
     ) -> Result<ProbsBinding> {
         check_built_for(&shape, self.head_dim)?;
         let params = self.ctx.uniform_buffer("visattn attention params", &options.uniform(shape)?);
+        self.probs_with(&params, shape, q, k, p)
+    }
+
+    /// The softmax's dispatch over the shape uniform `params` (shared with P V's in `bind`).
+    fn probs_with(
+        &self,
+        params: &wgpu::Buffer,
+        shape: FusedShape,
+        q: BufferBinding,
+        k: BufferBinding,
+        p: BufferBinding,
+    ) -> Result<ProbsBinding> {
         let probs = self.ctx.bind::<AttentionProbs>(
             &self.probs,
             AttentionProbsInputs {
@@ -77,8 +89,9 @@ impl UnfusedAttention {
 
     /// Binds Q, K, V, O and the probabilities `p` [H, Tq, Tk] f32 (written, then read).
     pub fn bind(&self, shape: FusedShape, options: AttentionOptions, inputs: AttentionInputs, p: BufferBinding) -> Result<UnfusedBinding> {
-        let probs = self.bind_probs(shape, options, inputs.q, inputs.k, p.clone())?;
+        check_built_for(&shape, self.head_dim)?;
         let params = self.ctx.uniform_buffer("visattn attention params", &options.uniform(shape)?);
+        let probs = self.probs_with(&params, shape, inputs.q, inputs.k, p.clone())?;
         let rows = (shape.heads * shape.queries) as u32;
         let p_len = shape.heads * shape.queries * shape.keys;
         let pv = self.ctx.bind::<AttentionPv>(

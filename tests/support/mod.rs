@@ -75,6 +75,17 @@ pub fn planted_sinks() -> (u32, f64) {
     (value("--sink-dims").parse().unwrap(), value("--tau-rel").parse().unwrap())
 }
 
+/// The paper's VAR config with the tiny LLaVA's planted sink dimension and tau, for its
+/// language model of width `hidden`.
+pub fn planted_var_config(hidden: usize) -> visattn::VarConfig {
+    let (dim, tau_rel) = planted_sinks();
+    visattn::VarConfig {
+        sink_dims: vec![dim],
+        tau: tau_rel * (hidden as f64).sqrt(),
+        ..visattn::VarConfig::paper()
+    }
+}
+
 /// `../shared/data/NAME` beside the checkout (CI lays shared/ out the same way).
 pub fn shared_data(name: &str) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

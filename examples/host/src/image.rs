@@ -226,7 +226,6 @@ impl Preprocess {
         }
     }
 
-    /// pixel_values [3, H, W] as f32.
     /// The fill colour of [`expand_to_square`] as the original LLaVA repository picks it:
     /// `tuple(int(x * 255) for x in image_processor.image_mean)` (CLIP's: (122, 116, 104)).
     pub fn square_fill(&self) -> Result<[u8; 3]> {
@@ -246,6 +245,7 @@ impl Preprocess {
         Ok(fill)
     }
 
+    /// pixel_values [3, H, W] as f32.
     pub fn pixel_values(&self, img: &Rgb) -> Result<(usize, usize, Vec<f32>)> {
         let (rh, rw) = match self.resize {
             Some(Resize::ShortestEdge(s)) => {

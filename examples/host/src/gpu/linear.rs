@@ -299,6 +299,11 @@ impl std::fmt::Display for StagingTune {
     }
 }
 
+/// The candidate of the fewest seconds.
+fn fastest<K: Copy>(timed: &[(K, f64)]) -> Option<K> {
+    timed.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|c| c.0)
+}
+
 /// Which weight layout the adapter runs faster, and the texture kernel's tiling, measured. The
 /// layouts: a probe matrix of `format` (512 x 2048 values) multiplied with one row of x (a
 /// decode step) and with 4 (a prefill tile), in storage buffers and in textures, each timed as
@@ -392,15 +397,8 @@ pub fn autotune_staging(ctx: &Context, queue: &wgpu::Queue, format: WeightFormat
         .zip(prefill_s)
         .map(|(t, &s)| ((t.prefill_tokens, t.prefill_rows), s))
         .collect();
-    let fastest = |v: &[(u32, f64)]| v.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|c| c.0);
     tiling.decode_rows = fastest(&tune.decode).unwrap_or(1);
-    let prefill = tune
-        .prefill
-        .iter()
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|c| c.0)
-        .unwrap_or((4, 1));
-    (tiling.prefill_tokens, tiling.prefill_rows) = prefill;
+    (tiling.prefill_tokens, tiling.prefill_rows) = fastest(&tune.prefill).unwrap_or((4, 1));
     tune.best = Staging::Texture(tiling);
     Ok(tune)
 }

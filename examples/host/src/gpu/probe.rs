@@ -33,6 +33,20 @@ pub struct ProbeRequest {
     pub size: (u32, u32),
 }
 
+impl ProbeRequest {
+    /// The layer and head asked for exist in a language model of `c`'s shape (checked before
+    /// anything is loaded by a host that has the config first).
+    pub fn check(&self, c: &crate::config::TextConfig) -> Result<()> {
+        if let Some(l) = self.layer.filter(|&l| l >= c.layers) {
+            return Err(Error::Input(format!("--layer {l}: the model has {} layers", c.layers)));
+        }
+        if let Some(h) = self.head.filter(|&h| h >= c.heads) {
+            return Err(Error::Input(format!("--head {h}: the model has {} heads", c.heads)));
+        }
+        Ok(())
+    }
+}
+
 /// A picture of one generation's answer token: the heatmap pipelines and buffers, filled on
 /// the GPU when the token's forward pass runs.
 pub struct Probe {
@@ -96,21 +110,11 @@ impl GpuModel {
     /// RGBA8 rows `width` pixels wide, drawn under the grid.
     pub fn probe(&self, request: ProbeRequest, image_tokens: usize, picture: Option<(&[u8], u32)>) -> Result<Probe> {
         let c = &self.cfg.text;
-        if let Some(l) = request.layer.filter(|&l| l >= c.layers) {
-            return Err(Error::Input(format!("--layer {l}: the model has {} layers", c.layers)));
-        }
-        if let Some(h) = request.head.filter(|&h| h >= c.heads) {
-            return Err(Error::Input(format!("--head {h}: the model has {} heads", c.heads)));
-        }
-        let grid = (image_tokens as f64).sqrt().round() as usize;
-        if grid == 0 || grid * grid != image_tokens {
-            return Err(Error::Input(format!(
-                "{image_tokens} image tokens are not a square grid of patches to draw"
-            )));
-        }
+        request.check(c)?;
+        let v = |e: visattn::Error| Error::Input(e.to_string());
+        let grid = visattn::dump::patch_grid(ImageSpan::new(0, image_tokens)).map_err(v)?;
         let (width, height) = request.size;
         let ctx = &self.k.ctx;
-        let v = |e: visattn::Error| Error::Input(e.to_string());
         let ProbeKernels { heatmap, unfused } = match self.probe_kernels.get() {
             Some(k) => k.clone(),
             None => {
