@@ -13,6 +13,7 @@ use visattn_host::outln;
 use visattn::wgpu;
 
 use visattn_host::config::{LlavaConfig, TextConfig};
+use visattn_host::gpu::bandwidth;
 use visattn_host::gpu::matrix::WeightFormat;
 use visattn_host::gpu::model::{GpuModel, VarMode};
 
@@ -331,7 +332,7 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
     }
     // A decode step reads every weight once: its floor is their bytes over the read bandwidth.
     let weight_bytes = model.decode_weight_bytes();
-    let read = visattn_host::gpu::bandwidth::read_rates(model.context(), model.queue(), weight_bytes, repeats.max(3))?;
+    let read = bandwidth::read_rates(model.context(), model.queue(), weight_bytes, repeats.max(3))?;
     let step = off.2 / steps as f64;
     let t = &model.cfg.text;
     let kv = (t.layers * 2 * t.kv_heads * t.head_dim * 4 * ids.len()) as f64;
@@ -346,9 +347,24 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
         read.storage / 1e9,
         read.bytes as f64 / 1e6
     )?;
+    // The floor: the texture read plus the FMAs a texel's weights need, nothing else.
+    if let Some(fmas) = bandwidth::fmas_per_texel(format, 1) {
+        let floor = bandwidth::floor_rate(model.context(), model.queue(), read.bytes, fmas, repeats.max(3))?;
+        outln!(
+            "  the floor of a decode step through textures ({fmas} FMAs a texel of {}, x in registers, no decoding, the read's order): {:.2} GB/s, {:.3} of the best read{}",
+            format.name(),
+            floor / 1e9,
+            floor / read.best(),
+            if floor < 0.7 * read.best() {
+                ": 0.7 of the read is out of reach for any kernel that reads these weights through textures here"
+            } else {
+                ""
+            }
+        )?;
+    }
     if let visattn_host::gpu::matrix::Staging::Texture(tiling) = model.staging() {
         // Memory or arithmetic? The same kernel over a matrix that stays in the caches.
-        let (kernel, read) = visattn_host::gpu::bandwidth::resident_rates(model.context(), model.queue(), format, tiling)?;
+        let (kernel, read) = bandwidth::resident_rates(model.context(), model.queue(), format, tiling)?;
         outln!(
             "  the decode kernel ({}) over a cache-resident matrix: {:.2} GB/s, the texture read of as many bytes in as many dispatches {:.2} GB/s: with memory out of the way it runs at {:.3} of the read, its own arithmetic (decoding, FMAs) the rest",
             format.name(),
@@ -359,7 +375,7 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
     }
     // Prefill is matmul-bound: the language model's matmuls alone at the prompt's length.
     let mm = model.time_matmuls(ids.len(), repeats)?;
-    let peak = visattn_host::gpu::bandwidth::fma_peak(model.context(), model.queue())?;
+    let peak = bandwidth::fma_peak(model.context(), model.queue())?;
     outln!(
         "prefill matmuls ({} tokens, {} shapes, {:.1} GFLOP): {:.2} s, {:.2} GFLOPS; the adapter's FMA peak {:.1} GFLOPS (no memory reads)",
         ids.len(),
@@ -369,6 +385,26 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
         mm.gflops(),
         peak / 1e9
     )?;
+    // The prefill's floor: a tile of T tokens reads a texel once for T x its weights' FMAs.
+    let mut tiles = Vec::new();
+    for tokens in [1usize, 2, 4, 8, 16] {
+        if let Some(fmas) = bandwidth::fmas_per_texel(format, tokens) {
+            let rate = bandwidth::floor_rate(model.context(), model.queue(), read.bytes, fmas, repeats.max(3))?;
+            // bytes / s x FMAs a texel / 16 bytes a texel x 2 flops an FMA.
+            tiles.push((tokens, fmas, rate * fmas as f64 / 8.0));
+        }
+    }
+    let best_floor = tiles.iter().map(|t| t.2).fold(0.0, f64::max);
+    if !tiles.is_empty() {
+        let list: Vec<String> = tiles
+            .iter()
+            .map(|(t, f, g)| format!("{t} ({f} FMAs a texel) {:.1}", g / 1e9))
+            .collect();
+        outln!(
+            "  the floor of a prefill tile through textures (the texture read, the tile's FMAs a texel, x in registers, 8 sums), GFLOPS by tokens a tile: {}",
+            list.join(", ")
+        )?;
+    }
     if shape == "llama-7b" && t.layers < 32 {
         // LLaMA-7B's 32 layers at this run's rates: per layer, then the whole model.
         let n = t.layers as f64;
@@ -427,12 +463,13 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
         Ok(t) => {
             let gflops = t["gflops"].as_f64().unwrap_or(f64::NAN);
             outln!(
-                "torch {} f32 matmuls at the same shapes ({} threads): {:.2} GFLOPS; visattn / torch {:.3} (the adapter's FMA peak / torch {:.3})",
+                "torch {} f32 matmuls at the same shapes ({} threads): {:.2} GFLOPS; visattn / torch {:.3} (the adapter's FMA peak / torch {:.3}, the best prefill floor / torch {:.3})",
                 t["torch"].as_str().unwrap_or("?"),
                 t["threads"],
                 gflops,
                 mm.gflops() / gflops,
-                peak / 1e9 / gflops
+                peak / 1e9 / gflops,
+                best_floor / 1e9 / gflops
             )?;
         }
         Err(why) => outln!("torch matmuls: skipped: {why}")?,

@@ -3,7 +3,8 @@
 //! `visattn::baseline`, and its counterpart through a texture, shaders/read_texture.wgsl, the
 //! layout `Staging::Texture` reads weights in: a matrix-vector product reads no faster than the
 //! faster of the two), whether the decode kernel is bound by those reads or by its arithmetic
-//! ([`resident_rates`]), and the FMA rate no matmul exceeds ([`fma_peak`]).
+//! ([`resident_rates`]), the floor of any product through a texture: the read plus the FMAs
+//! the weights need ([`floor_rate`]), and the FMA rate no matmul exceeds ([`fma_peak`]).
 
 use std::time::Instant;
 
@@ -33,6 +34,19 @@ kernel! {
         p: uniform(ReadParams),
         src: texture_u32(),
         dst: storage(u32, read_write),
+    }
+}
+
+kernel! {
+    /// The floor of a product through a texture: the texture read plus FMAS FMAs a texel, x in
+    /// registers, no decoding.
+    pub struct ReadFma, ReadFmaInputs = "read_fma.wgsl", include_str!("../../shaders/read_fma.wgsl"), prelude "";
+    overrides ["FMAS"];
+    per_workgroup PerWorkgroup::Fixed(1);
+    {
+        p: uniform(ReadParams),
+        src: texture_u32(),
+        dst: storage(f32, read_write),
     }
 }
 
@@ -154,9 +168,37 @@ pub fn read_rates(ctx: &Context, queue: &wgpu::Queue, bytes: u64, repeats: usize
     Ok(ReadRates { storage, texture, bytes })
 }
 
+/// The FMAs a texel of `format` asks of a tile of `tokens` rows of x: the weights its 16 bytes
+/// hold (rounded down: 8 for f16, 15 for Q8_0, 28 for Q4_0 and Q4_K) times the tokens. None
+/// for a format without a byte size per row.
+pub fn fmas_per_texel(format: super::matrix::WeightFormat, tokens: usize) -> Option<u32> {
+    // A row long enough for every block size (256 values a K-quant super-block).
+    let cols = 4096;
+    let bytes = format.row_bytes(cols)?;
+    Some((16 * cols * tokens / bytes) as u32)
+}
+
+/// The floor of a matrix-vector product (or a prefill tile) over `bytes` of weights in a
+/// texture: bytes / s of the texture read with `fmas` FMAs a texel and nothing else
+/// (shaders/read_fma.wgsl: x in registers, no decoding, the read's order and workgroup sizes),
+/// the best of three workgroup sizes. No kernel that reads those bytes through a texture and
+/// does those FMAs runs faster on the adapter.
+pub fn floor_rate(ctx: &Context, queue: &wgpu::Queue, bytes: u64, fmas: u32, repeats: usize) -> Result<f64> {
+    if fmas == 0 {
+        return Err(Error::Input("the floor of a product needs at least one FMA a texel".into()));
+    }
+    texture_pass(ctx, queue, bytes, 1, repeats, Some(fmas))
+}
+
 /// The texture read baseline over `bytes` (whole texture rows), each run reading them `times`
 /// times (one dispatch each): bytes x times / the median run, the best of three workgroup sizes.
 fn texture_read(ctx: &Context, queue: &wgpu::Queue, bytes: u64, times: usize, repeats: usize) -> Result<f64> {
+    texture_pass(ctx, queue, bytes, times, repeats, None)
+}
+
+/// [`texture_read`], or with `fmas` the floor's read ([`floor_rate`]): the same texels in
+/// the same order.
+fn texture_pass(ctx: &Context, queue: &wgpu::Queue, bytes: u64, times: usize, repeats: usize, fmas: Option<u32>) -> Result<f64> {
     let device = ctx.device();
     let v = |e: visattn::Error| Error::Input(e.to_string());
     let row = TEXELS_PER_ROW as u64 * 16;
@@ -164,7 +206,11 @@ fn texture_read(ctx: &Context, queue: &wgpu::Queue, bytes: u64, times: usize, re
     let texture = super::matrix::weight_texture(device, "read baseline", height);
     let view = texture.create_view(&Default::default());
     let texels = (bytes / 16) as u32;
-    let pipeline = ctx.pipeline::<ReadTexture>(&[]).map_err(v)?;
+    let pipeline = match fmas {
+        None => ctx.pipeline::<ReadTexture>(&[]),
+        Some(n) => ctx.pipeline::<ReadFma>(&[("FMAS", n as f64)]),
+    }
+    .map_err(v)?;
     let mut texture_rate = 0f64;
     for per_wg in [640u32, 4096, 16384] {
         let groups = texels.div_ceil(per_wg);
@@ -180,17 +226,12 @@ fn texture_read(ctx: &Context, queue: &wgpu::Queue, bytes: u64, times: usize, re
                 pad1: 0,
             },
         );
-        let d = ctx
-            .bind::<ReadTexture>(
-                &pipeline,
-                ReadTextureInputs {
-                    p: params.as_entire_buffer_binding(),
-                    src: &view,
-                    dst: Storage::whole(&dst),
-                },
-                groups,
-            )
-            .map_err(v)?;
+        let (p, dst) = (params.as_entire_buffer_binding(), Storage::whole(&dst));
+        let d = match fmas {
+            None => ctx.bind::<ReadTexture>(&pipeline, ReadTextureInputs { p, src: &view, dst }, groups),
+            Some(_) => ctx.bind::<ReadFma>(&pipeline, ReadFmaInputs { p, src: &view, dst }, groups),
+        }
+        .map_err(v)?;
         let secs = median_seconds(device, queue, repeats, |pass| {
             for _ in 0..times {
                 d.record(pass, &[]);

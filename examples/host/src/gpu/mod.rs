@@ -30,6 +30,7 @@ pub fn kernels() -> Vec<visattn::kernel::KernelDecl> {
         <linear::LinearTextureKernel as Kernel>::VARIANTS,
         <repack::RepackKernel as Kernel>::VARIANTS,
         <bandwidth::ReadTexture as Kernel>::VARIANTS,
+        <bandwidth::ReadFma as Kernel>::VARIANTS,
         <bandwidth::FmaPeak as Kernel>::VARIANTS,
         <argmax::ArgmaxKernel as Kernel>::VARIANTS,
         <norm::NormKernel as Kernel>::VARIANTS,
