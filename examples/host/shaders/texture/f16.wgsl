@@ -1,9 +1,10 @@
-// f16 in a texture: 8 values a texel, pairs in each word, the low half first.
+// f16 in a texture: 8 values a texel, pairs in each word, the low half first (k / 8 texels a
+// row, rows grouped by 8: texel.wgsl's row_texel).
 
 const BLOCK: u32 = 8u;
 
 fn dot_block(row: u32, j: u32) {
-    let t = texel(row * (p.k / 8u) + j);
+    let t = texel(row_texel(row, j, p.k / 8u));
     let a = vec4<f32>(unpack2x16float(t.x), unpack2x16float(t.y));
     let b = vec4<f32>(unpack2x16float(t.z), unpack2x16float(t.w));
     xfma(a, 2u * j);

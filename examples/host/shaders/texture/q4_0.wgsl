@@ -1,6 +1,7 @@
-// Q4_0 in a texture, in planes (gpu/repack.rs): block b's 16 quant bytes are texel b, the
-// chunk's blocks first; then the f16 scales, 8 a texel (block b's in texel blocks + b / 8,
-// word (b / 2) % 4, half b % 2). Value j < 16 is the low nibble of quant byte j, j + 16 its
+// Q4_0 in a texture, in planes (gpu/repack.rs): block j of a row is one texel of 16 quant
+// bytes (the chunk's blocks first, rows grouped by 8: texel.wgsl's row_texel); then the f16
+// scales row after row, 8 a texel (block b = row x blocks + j's in texel plane_rows() x blocks
+// + b / 8, word (b / 2) % 4, half b % 2). Value j < 16 is the low nibble of quant byte j, j + 16 its
 // high nibble; value = (q - 8) * d.
 
 const BLOCK: u32 = 32u;
@@ -14,8 +15,8 @@ fn values(w: u32, d: f32) -> vec4<f32> {
 fn dot_block(row: u32, j: u32) {
     let blocks = p.k / 32u;
     let b = row * blocks + j;
-    let q = texel(b);
-    let d = half_scale(p.m * blocks, b);
+    let q = texel(row_texel(row, j, blocks));
+    let d = half_scale(plane_rows() * blocks, b);
     let c = 8u * j;
     xfma(values(q.x, d), c);
     xfma(values(q.y, d), c + 1u);

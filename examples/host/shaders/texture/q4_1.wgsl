@@ -1,6 +1,7 @@
-// Q4_1 in a texture, in planes (gpu/repack.rs): block b's 16 quant bytes are texel b, the
-// chunk's blocks first; then each block's (d, m) f16 pair as one word, 4 a texel (block b's in
-// texel blocks + b / 4, word b % 4). Nibbles as Q4_0's; value = q * d + m.
+// Q4_1 in a texture, in planes (gpu/repack.rs): block j of a row is one texel of 16 quant
+// bytes (the chunk's blocks first, rows grouped by 8: texel.wgsl's row_texel); then each
+// block's (d, m) f16 pair as one word, row after row, 4 a texel (block b = row x blocks + j's
+// in texel plane_rows() x blocks + b / 4, word b % 4). Nibbles as Q4_0's; value = q * d + m.
 
 const BLOCK: u32 = 32u;
 
@@ -13,8 +14,8 @@ fn values(w: u32, dm: vec2<f32>) -> vec4<f32> {
 fn dot_block(row: u32, j: u32) {
     let blocks = p.k / 32u;
     let b = row * blocks + j;
-    let q = texel(b);
-    let dm = block_dm(p.m * blocks, b);
+    let q = texel(row_texel(row, j, blocks));
+    let dm = block_dm(plane_rows() * blocks, b);
     let c = 8u * j;
     xfma(values(q.x, dm), c);
     xfma(values(q.y, dm), c + 1u);

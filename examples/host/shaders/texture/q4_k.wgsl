@@ -1,4 +1,5 @@
-// Q4_K in a texture, as the file stores it (144-byte super-blocks are 9 texels): texel 0 holds
+// Q4_K in a texture, as the file stores it (144-byte super-blocks are 9 texels, a row's in
+// order, rows grouped by 8: texel.wgsl's row_texel): texel 0 holds
 // d, dmin (f16) and the 12 scale bytes, texels 1..9 the 128 quant bytes. Sub-blocks 2c and
 // 2c + 1 (32 values each) are the low and high nibbles of quant bytes 32c .. 32c + 32 (texels
 // 1 + 2c, 2 + 2c); value = (d * scale) * q - dmin * min, with llama.cpp's 6-bit scales and mins
@@ -31,11 +32,11 @@ fn k4_pair(q0: vec4<u32>, q1: vec4<u32>, c: u32, a0: f32, b0: f32, a1: f32, b1: 
 }
 
 fn dot_block(row: u32, j: u32) {
-    let t0 = (row * (p.k / 256u) + j) * 9u;
+    let t0 = row_texel(row, 9u * j, 9u * (p.k / 256u));
     let s = k_scales(texel(t0));
     let c = 64u * j;
-    k4_pair(texel(t0 + 1u), texel(t0 + 2u), c, s.sc_lo.x, s.mn_lo.x, s.sc_lo.y, s.mn_lo.y);
-    k4_pair(texel(t0 + 3u), texel(t0 + 4u), c + 16u, s.sc_lo.z, s.mn_lo.z, s.sc_lo.w, s.mn_lo.w);
-    k4_pair(texel(t0 + 5u), texel(t0 + 6u), c + 32u, s.sc_hi.x, s.mn_hi.x, s.sc_hi.y, s.mn_hi.y);
-    k4_pair(texel(t0 + 7u), texel(t0 + 8u), c + 48u, s.sc_hi.z, s.mn_hi.z, s.sc_hi.w, s.mn_hi.w);
+    k4_pair(texel(next(t0, 1u)), texel(next(t0, 2u)), c, s.sc_lo.x, s.mn_lo.x, s.sc_lo.y, s.mn_lo.y);
+    k4_pair(texel(next(t0, 3u)), texel(next(t0, 4u)), c + 16u, s.sc_lo.z, s.mn_lo.z, s.sc_lo.w, s.mn_lo.w);
+    k4_pair(texel(next(t0, 5u)), texel(next(t0, 6u)), c + 32u, s.sc_hi.x, s.mn_hi.x, s.sc_hi.y, s.mn_hi.y);
+    k4_pair(texel(next(t0, 7u)), texel(next(t0, 8u)), c + 48u, s.sc_hi.z, s.mn_hi.z, s.sc_hi.w, s.mn_hi.w);
 }

@@ -1,6 +1,8 @@
-// Q5_0 and Q5_1 in a texture, in planes (gpu/repack.rs): block b's 16 quant bytes are texel b,
-// the chunk's blocks first; then each block's qh (its 32 fifth bits), 4 a texel (block b's in
-// texel blocks + b / 4, word b % 4); then the scales from texel blocks + ceil(blocks / 4)
+// Q5_0 and Q5_1 in a texture, in planes (gpu/repack.rs): block j of a row is one texel of 16
+// quant bytes (the chunk's blocks first, rows grouped by 8: texel.wgsl's row_texel); then each
+// block's qh (its 32 fifth bits) row after row, 4 a texel (block b = row x blocks + j's in
+// texel plane_rows() x blocks + b / 4, word b % 4); then the scales from texel plane_rows() x
+// blocks + ceil(m x blocks / 4)
 // (q5_dm: texture/q5_0.wgsl, q5_1.wgsl). Value j < 16 is the low nibble of quant byte j with
 // bit j of qh as its fifth bit, j + 16 the high nibble with bit j + 16; value = q * d + m
 // (Q5_0: m = -16 d), as llama.cpp's dequantize_row_q5_0 / q5_1.
@@ -34,9 +36,9 @@ fn q5_values(nibbles: u32, fifth: u32, dm: vec2<f32>) -> vec4<f32> {
 fn dot_block(row: u32, j: u32) {
     let blocks = p.k / 32u;
     let b = row * blocks + j;
-    let q = texel(b);
-    let qh = block_qh(p.m * blocks, b);
-    let dm = q5_dm(p.m * blocks + (p.m * blocks + 3u) / 4u, b);
+    let q = texel(row_texel(row, j, blocks));
+    let qh = block_qh(plane_rows() * blocks, b);
+    let dm = q5_dm(plane_rows() * blocks + (p.m * blocks + 3u) / 4u, b);
     let c = 8u * j;
     xfma(q5_values(q.x, qh, dm), c);
     xfma(q5_values(q.y, qh >> 4u, dm), c + 1u);

@@ -1,4 +1,5 @@
-// Q5_K in a texture, as the file stores it (176-byte super-blocks are 11 texels): texel 0
+// Q5_K in a texture, as the file stores it (176-byte super-blocks are 11 texels, a row's in
+// order, rows grouped by 8: texel.wgsl's row_texel): texel 0
 // holds d, dmin (f16) and the 12 scale bytes (as Q4_K's), texels 1, 2 the 32 qh bytes, texels
 // 3..11 the 128 quant bytes. Sub-blocks 2c and 2c + 1 (32 values each) are the low and high
 // nibbles of quant bytes 32c .. 32c + 32 (texels 3 + 2c, 4 + 2c), their fifth bits bits 2c
@@ -35,13 +36,13 @@ fn k5_pair(q0: vec4<u32>, q1: vec4<u32>, h0: vec4<u32>, h1: vec4<u32>, s: u32, c
 }
 
 fn dot_block(row: u32, j: u32) {
-    let t0 = (row * (p.k / 256u) + j) * 11u;
+    let t0 = row_texel(row, 11u * j, 11u * (p.k / 256u));
     let s = k_scales(texel(t0));
-    let h0 = texel(t0 + 1u);
-    let h1 = texel(t0 + 2u);
+    let h0 = texel(next(t0, 1u));
+    let h1 = texel(next(t0, 2u));
     let c = 64u * j;
-    k5_pair(texel(t0 + 3u), texel(t0 + 4u), h0, h1, 0u, c, s.sc_lo.x, s.mn_lo.x, s.sc_lo.y, s.mn_lo.y);
-    k5_pair(texel(t0 + 5u), texel(t0 + 6u), h0, h1, 2u, c + 16u, s.sc_lo.z, s.mn_lo.z, s.sc_lo.w, s.mn_lo.w);
-    k5_pair(texel(t0 + 7u), texel(t0 + 8u), h0, h1, 4u, c + 32u, s.sc_hi.x, s.mn_hi.x, s.sc_hi.y, s.mn_hi.y);
-    k5_pair(texel(t0 + 9u), texel(t0 + 10u), h0, h1, 6u, c + 48u, s.sc_hi.z, s.mn_hi.z, s.sc_hi.w, s.mn_hi.w);
+    k5_pair(texel(next(t0, 3u)), texel(next(t0, 4u)), h0, h1, 0u, c, s.sc_lo.x, s.mn_lo.x, s.sc_lo.y, s.mn_lo.y);
+    k5_pair(texel(next(t0, 5u)), texel(next(t0, 6u)), h0, h1, 2u, c + 16u, s.sc_lo.z, s.mn_lo.z, s.sc_lo.w, s.mn_lo.w);
+    k5_pair(texel(next(t0, 7u)), texel(next(t0, 8u)), h0, h1, 4u, c + 32u, s.sc_hi.x, s.mn_hi.x, s.sc_hi.y, s.mn_hi.y);
+    k5_pair(texel(next(t0, 9u)), texel(next(t0, 10u)), h0, h1, 6u, c + 48u, s.sc_hi.z, s.mn_hi.z, s.sc_hi.w, s.mn_hi.w);
 }

@@ -1,6 +1,7 @@
-// Q6_K in a texture, in planes (gpu/repack.rs): super-block b's ql (128 bytes), qh (64) and
-// 16 i8 scales are texels 13b .. 13b + 13, the chunk's super-blocks first; then the f16 d's
-// (texture/half_scales.wgsl, from texel 13 blocks). In half h of 128 values, value 128h + 32s
+// Q6_K in a texture, in planes (gpu/repack.rs): super-block j of a row's ql (128 bytes), qh
+// (64) and 16 i8 scales are 13 texels (the chunk's super-blocks first, rows grouped by 8:
+// texel.wgsl's row_texel); then the f16 d's row after row (texture/half_scales.wgsl, from
+// texel 13 plane_rows() x blocks). In half h of 128 values, value 128h + 32s
 // + l (l < 32) has its low 4 bits in ql[64h + l + 32 (s & 1)] (the high nibble for s >= 2), its
 // high 2 bits in bits 2s .. 2s + 2 of qh[32h + l], its scale scales[8h + l / 16 + 2s];
 // value = (d * scale) * (q - 32), as llama.cpp's dequantize_row_q6_K.
@@ -31,17 +32,17 @@ fn q6_group(a: vec4<u32>, b: vec4<u32>, h: vec4<u32>, c: u32, s0: f32, s1: f32, 
 fn dot_block(row: u32, j: u32) {
     let blocks = p.k / 256u;
     let sb = row * blocks + j;
-    let t0 = sb * 13u;
-    let d = half_scale(13u * p.m * blocks, sb);
-    let st = texel(t0 + 12u);
+    let t0 = row_texel(row, 13u * j, 13u * blocks);
+    let d = half_scale(13u * plane_rows() * blocks, sb);
+    let st = texel(next(t0, 12u));
     let sc0 = vec4<f32>(unpack4xI8(st.x)) * d;
     let sc1 = vec4<f32>(unpack4xI8(st.y)) * d;
     let sc2 = vec4<f32>(unpack4xI8(st.z)) * d;
     let sc3 = vec4<f32>(unpack4xI8(st.w)) * d;
     let c = 64u * j;
     // Half 0: scales 0..8 (sc0, sc1); half 1: 8..16 (sc2, sc3). Group q takes scale q + 2s.
-    q6_group(texel(t0), texel(t0 + 2u), texel(t0 + 8u), c, sc0.x, sc0.z, sc1.x, sc1.z);
-    q6_group(texel(t0 + 1u), texel(t0 + 3u), texel(t0 + 9u), c + 4u, sc0.y, sc0.w, sc1.y, sc1.w);
-    q6_group(texel(t0 + 4u), texel(t0 + 6u), texel(t0 + 10u), c + 32u, sc2.x, sc2.z, sc3.x, sc3.z);
-    q6_group(texel(t0 + 5u), texel(t0 + 7u), texel(t0 + 11u), c + 36u, sc2.y, sc2.w, sc3.y, sc3.w);
+    q6_group(texel(t0), texel(next(t0, 2u)), texel(next(t0, 8u)), c, sc0.x, sc0.z, sc1.x, sc1.z);
+    q6_group(texel(next(t0, 1u)), texel(next(t0, 3u)), texel(next(t0, 9u)), c + 4u, sc0.y, sc0.w, sc1.y, sc1.w);
+    q6_group(texel(next(t0, 4u)), texel(next(t0, 6u)), texel(next(t0, 10u)), c + 32u, sc2.x, sc2.z, sc3.x, sc3.z);
+    q6_group(texel(next(t0, 5u)), texel(next(t0, 7u)), texel(next(t0, 11u)), c + 36u, sc2.y, sc2.w, sc3.y, sc3.w);
 }

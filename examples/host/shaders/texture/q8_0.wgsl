@@ -1,6 +1,7 @@
-// Q8_0 in a texture, in planes (gpu/repack.rs): block b's 32 quant bytes are texels 2b and
-// 2b + 1, the chunk's blocks first; then the f16 scales, 8 a texel (block b's in texel
-// 2 blocks + b / 8, word (b / 2) % 4, half b % 2); value j = qs[j] * d.
+// Q8_0 in a texture, in planes (gpu/repack.rs): block j of a row is two texels of 32 quant
+// bytes (the chunk's blocks first, rows grouped by 8: texel.wgsl's row_texel); then the f16
+// scales row after row, 8 a texel (block b = row x blocks + j's in texel 2 plane_rows() x
+// blocks + b / 8, word (b / 2) % 4, half b % 2); value j = qs[j] * d.
 
 const BLOCK: u32 = 32u;
 
@@ -13,9 +14,10 @@ fn values(w: u32, d: f32) -> vec4<f32> {
 fn dot_block(row: u32, j: u32) {
     let blocks = p.k / 32u;
     let b = row * blocks + j;
-    let lo = texel(2u * b);
-    let hi = texel(2u * b + 1u);
-    let d = half_scale(2u * p.m * blocks, b);
+    let t = row_texel(row, 2u * j, 2u * blocks);
+    let lo = texel(t);
+    let hi = texel(next(t, 1u));
+    let d = half_scale(2u * plane_rows() * blocks, b);
     let c = 8u * j;
     xfma(values(lo.x, d), c);
     xfma(values(lo.y, d), c + 1u);

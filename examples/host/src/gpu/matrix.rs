@@ -729,9 +729,10 @@ impl Matrix {
     }
 
     /// Moves every chunk into an rgba32uint texture ([`Staging::Texture`]), on the device:
-    /// copied through a buffer padded to whole texture rows, one chunk at a time (one chunk's
-    /// bytes more at the peak). A matrix [`Self::texture_tile`] refuses stays in buffers
-    /// (returns false).
+    /// repacked into planes where the format has them (gpu/repack.rs), its main plane's rows
+    /// grouped by 8 (gpu/interleave.rs), through buffers padded to whole texture rows, one
+    /// chunk at a time (two chunks' bytes more at the peak). A matrix [`Self::texture_tile`]
+    /// refuses stays in buffers (returns false).
     pub fn stage_in_texture(&mut self, ctx: &Context, queue: &wgpu::Queue) -> Result<bool> {
         if Self::texture_tile(self.cols).is_none() {
             return Ok(false);
@@ -741,6 +742,15 @@ impl Matrix {
         let blocks_per_row = self.format.block_type().map_or(0, |t| self.cols / t.block_elems() as usize);
         let row_bytes = TEXELS_PER_ROW as u64 * 16;
         let max_rows = device.limits().max_texture_dimension_2d as u64;
+        let per_row = super::interleave::texels_per_row(self.format, self.cols);
+        let padded_buffer = |label: &'static str, bytes: u64| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes.div_ceil(row_bytes) * row_bytes,
+                usage: BufferUsages::COPY_SRC | BufferUsages::COPY_DST | BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        };
         for chunk in &mut self.chunks {
             let ChunkStore::Buffer(buffer) = &chunk.store else {
                 continue;
@@ -748,18 +758,15 @@ impl Matrix {
             // Planes for the repacked formats (the same bytes, scales after the quants).
             let blocks = chunk.rows * blocks_per_row;
             let bytes = repack.map_or(buffer.size(), |r| r.bytes(blocks));
-            let height = bytes.div_ceil(row_bytes);
+            // What the texture holds: the main plane grows to whole groups of rows.
+            let grouped = per_row.map_or(bytes, |n| super::interleave::grouped_bytes(bytes, chunk.rows, n));
+            let height = grouped.div_ceil(row_bytes);
             if height > max_rows {
                 return Err(Error::Weights(format!(
-                    "a weight chunk of {bytes} bytes needs a texture of {height} rows, over the device's {max_rows}"
+                    "a weight chunk of {grouped} bytes needs a texture of {height} rows, over the device's {max_rows}"
                 )));
             }
-            let padded = device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("weight staging"),
-                size: height * row_bytes,
-                usage: BufferUsages::COPY_SRC | BufferUsages::COPY_DST | BufferUsages::STORAGE,
-                mapped_at_creation: false,
-            });
+            let padded = padded_buffer("weight staging", bytes);
             let texture = weight_texture(device, "weight", height as u32);
             let mut enc = device.create_command_encoder(&Default::default());
             match repack {
@@ -768,9 +775,18 @@ impl Matrix {
                     .map_err(|e| Error::Weights(format!("repacking a {} chunk: {e}", self.format.name())))?,
                 None => enc.copy_buffer_to_buffer(buffer, 0, &padded, 0, bytes),
             }
+            let staged = match per_row {
+                Some(n) => {
+                    let out = padded_buffer("weight rows grouped", grouped);
+                    super::interleave::record(ctx, &mut enc, (&padded, bytes), &out, chunk.rows, n)
+                        .map_err(|e| Error::Weights(format!("grouping a {} chunk's rows: {e}", self.format.name())))?;
+                    out
+                }
+                None => padded,
+            };
             enc.copy_buffer_to_texture(
                 wgpu::TexelCopyBufferInfo {
-                    buffer: &padded,
+                    buffer: &staged,
                     layout: wgpu::TexelCopyBufferLayout {
                         offset: 0,
                         bytes_per_row: Some(row_bytes as u32),
@@ -801,6 +817,8 @@ fn rows_per_chunk(name: &str, cols: usize, format: WeightFormat, max_chunk: u64)
     // The kernels index a chunk's values with u32: a chunk holds under 2^32 of them.
     let by_index = (u32::MAX as usize / cols.max(1)) as u64;
     match (max_chunk / row_bytes.max(1)).min(by_index) as usize {
+        // Whole groups of rows (gpu/interleave.rs): the texture layout pads only the last chunk.
+        n if n >= super::interleave::GROUP => Ok(n / super::interleave::GROUP * super::interleave::GROUP),
         0 => Err(Error::Weights(format!(
             "{name}: one row of {cols} values is {row_bytes} bytes, over the device's {max_chunk}-byte binding limit"
         ))),

@@ -8,6 +8,7 @@ pub mod blocks;
 pub mod decode;
 pub mod elementwise;
 pub mod fill;
+pub mod interleave;
 pub mod kernels;
 pub mod layout;
 pub mod linear;
@@ -29,6 +30,7 @@ pub fn kernels() -> Vec<visattn::kernel::KernelDecl> {
         <linear::LinearVecKernel as Kernel>::VARIANTS,
         <linear::LinearTextureKernel as Kernel>::VARIANTS,
         <repack::RepackKernel as Kernel>::VARIANTS,
+        <interleave::InterleaveKernel as Kernel>::VARIANTS,
         <bandwidth::ReadTexture as Kernel>::VARIANTS,
         <bandwidth::ReadFma as Kernel>::VARIANTS,
         <bandwidth::FmaPeak as Kernel>::VARIANTS,

@@ -87,6 +87,12 @@ impl Repack {
         })
     }
 
+    /// Texels a block's quants fill in their plane (the plane texture/texel.wgsl's row_texel
+    /// groups): 1 for Q4_0, Q4_1, Q5_0 and Q5_1, 2 for Q8_0, 13 for Q6_K.
+    pub fn quant_texels(&self) -> usize {
+        (self.quant_bytes / 16) as usize
+    }
+
     /// Bytes of the planes of `blocks` blocks (the scales in whole words; Q5's qh plane in
     /// whole texels before them): the file's bytes but for that rounding.
     pub fn bytes(&self, blocks: usize) -> u64 {
