@@ -356,9 +356,12 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
             floor / 1e9,
             floor / read.best(),
             if floor < 0.7 * read.best() {
-                ": 0.7 of the read is out of reach for any kernel that reads these weights through textures here"
+                format!(
+                    ": its FMAs alone take {:.2} of the read's time, so no kernel that reads these weights through textures reaches 0.7 of the read here",
+                    read.best() / floor - 1.0
+                )
             } else {
-                ""
+                String::new()
             }
         )?;
     }
