@@ -1,16 +1,17 @@
-//! The bench's floor of a product through a texture (examples/host/shaders/read_fma.wgsl) does
-//! the work it stands for: every texel read, FMAS FMAs each, no more and no fewer. Its partial
-//! sums against the same FMAs on the CPU, for FMA counts that exercise each part of its
-//! unrolled body (whole rounds of 8 chains, the chains left, the single FMAs), over a texel
-//! count no workgroup size divides. And the FMA counts the bench asks for each format.
+//! The bench's texture read and its floor of a product through a texture
+//! (examples/host/shaders/read_texture.wgsl, FMAS 0 and above) do the work they stand for:
+//! every texel read, FMAS FMAs each, no more and no fewer. Their partial sums against the same
+//! sums and FMAs on the CPU, for FMA counts that exercise each part of the unrolled body (whole
+//! rounds of 8 chains, the chains left, the single FMAs), over a texel count no workgroup size
+//! divides. And the FMA counts the bench asks for each format.
 
 mod support;
 
 use visattn::kernel::Storage;
-use visattn_host::gpu::bandwidth::{ReadFma, ReadFmaInputs, ReadParams, fmas_per_texel};
+use visattn_host::gpu::bandwidth::{ReadParams, ReadTexture, ReadTextureInputs, fmas_per_texel};
 use visattn_host::gpu::matrix::{TEXELS_PER_ROW, WeightFormat, weight_texture};
 
-/// read_fma.wgsl's partial sum of one invocation, in its order (f32, fused multiply-adds).
+/// The floor's partial sum of one invocation, in its order (f32, fused multiply-adds).
 fn floor_sum(words: &[[u32; 4]], begin: usize, end: usize, lane: usize, fmas: u32) -> (f32, f64) {
     let f = lane as f32 * 1e-3;
     let x0 = [f, f + 0.125, f + 0.25, f + 0.375];
@@ -96,15 +97,16 @@ fn the_floor_probe_does_its_fmas() {
             pad1: 0,
         },
     );
-    // Every count to 72 (every number of chains left after the rounds, 0 to 7, with every
-    // number of single FMAs, 0 to 3, and 0, 1 or 2 rounds), and a Q4 prefill tile's 113 and 227.
-    for fmas in (1u32..=72).chain([113, 227]) {
-        let pipeline = g.ctx.pipeline::<ReadFma>(&[("FMAS", fmas as f64)]).unwrap();
+    // The plain read, then every count to 72 (every number of chains left after the rounds, 0
+    // to 7, with every number of single FMAs, 0 to 3, and 0, 1 or 2 rounds), and a Q4 prefill
+    // tile's 113 and 227.
+    for fmas in (0u32..=72).chain([113, 227]) {
+        let pipeline = g.ctx.pipeline::<ReadTexture>(&[("FMAS", fmas as f64)]).unwrap();
         let d = g
             .ctx
-            .bind::<ReadFma>(
+            .bind::<ReadTexture>(
                 &pipeline,
-                ReadFmaInputs {
+                ReadTextureInputs {
                     p: params.as_entire_buffer_binding(),
                     src: &view,
                     dst: Storage::whole(&dst),
@@ -115,13 +117,27 @@ fn the_floor_probe_does_its_fmas() {
         let mut enc = g.device.create_command_encoder(&Default::default());
         d.record(&mut enc.begin_compute_pass(&Default::default()), &[]);
         g.queue.submit([enc.finish()]);
-        let got: Vec<f32> = visattn::readback::read_vec(&g.device, &g.queue, &dst, groups * 64).unwrap();
+        let got: Vec<u32> = visattn::readback::read_vec(&g.device, &g.queue, &dst, groups * 64).unwrap();
         for group in 0..groups {
             let begin = group * per_workgroup;
             let end = (begin + per_workgroup).min(texels);
             for lane in 0..64 {
+                if fmas == 0 {
+                    // The read: the lane's texels summed word by word (wrapping), xor-folded.
+                    let s = words[begin..end]
+                        .iter()
+                        .skip(lane)
+                        .step_by(64)
+                        .fold([0u32; 4], |s, q| [0, 1, 2, 3].map(|c| s[c].wrapping_add(q[c])));
+                    assert_eq!(
+                        got[group * 64 + lane],
+                        s[0] ^ s[1] ^ s[2] ^ s[3],
+                        "read, workgroup {group}, lane {lane}"
+                    );
+                    continue;
+                }
                 let (want, magnitude) = floor_sum(&words, begin, end, lane, fmas);
-                let have = got[group * 64 + lane];
+                let have = f32::from_bits(got[group * 64 + lane]);
                 // f32 sums in the kernel's order: within a few ulps of the terms' magnitude.
                 assert!(
                     ((have - want).abs() as f64) <= 1e-6 * magnitude,

@@ -26,27 +26,16 @@ uniform_block! {
 }
 
 kernel! {
-    /// The texture read baseline: a partial sum of texels per invocation.
+    /// The texture read baseline: a partial sum of texels per invocation; with FMAS > 0 the
+    /// floor of a product through a texture (the read plus FMAS FMAs a texel, x in registers,
+    /// no decoding).
     pub struct ReadTexture, ReadTextureInputs = "read_texture.wgsl", include_str!("../../shaders/read_texture.wgsl"), prelude "";
-    overrides [];
-    per_workgroup PerWorkgroup::Fixed(1);
-    {
-        p: uniform(ReadParams),
-        src: texture_u32(),
-        dst: storage(u32, read_write),
-    }
-}
-
-kernel! {
-    /// The floor of a product through a texture: the texture read plus FMAS FMAs a texel, x in
-    /// registers, no decoding.
-    pub struct ReadFma, ReadFmaInputs = "read_fma.wgsl", include_str!("../../shaders/read_fma.wgsl"), prelude "";
     overrides ["FMAS"];
     per_workgroup PerWorkgroup::Fixed(1);
     {
         p: uniform(ReadParams),
         src: texture_u32(),
-        dst: storage(f32, read_write),
+        dst: storage(u32, read_write),
     }
 }
 
@@ -180,7 +169,8 @@ pub fn fmas_per_texel(format: super::matrix::WeightFormat, tokens: usize) -> Opt
 
 /// The floor of a matrix-vector product (or a prefill tile) over `bytes` of weights in a
 /// texture: bytes / s of the texture read with `fmas` FMAs a texel and nothing else
-/// (shaders/read_fma.wgsl: x in registers, no decoding, the read's order and workgroup sizes),
+/// (shaders/read_texture.wgsl with FMAS: x in registers, no decoding, the read's texels in its
+/// order, the same workgroup sizes),
 /// the best of three workgroup sizes. No kernel that reads those bytes through a texture and
 /// does those FMAs runs faster on the adapter.
 pub fn floor_rate(ctx: &Context, queue: &wgpu::Queue, bytes: u64, fmas: u32, repeats: usize) -> Result<f64> {
@@ -206,11 +196,7 @@ fn texture_pass(ctx: &Context, queue: &wgpu::Queue, bytes: u64, times: usize, re
     let texture = super::matrix::weight_texture(device, "read baseline", height);
     let view = texture.create_view(&Default::default());
     let texels = (bytes / 16) as u32;
-    let pipeline = match fmas {
-        None => ctx.pipeline::<ReadTexture>(&[]),
-        Some(n) => ctx.pipeline::<ReadFma>(&[("FMAS", n as f64)]),
-    }
-    .map_err(v)?;
+    let pipeline = ctx.pipeline::<ReadTexture>(&[("FMAS", fmas.unwrap_or(0) as f64)]).map_err(v)?;
     let mut texture_rate = 0f64;
     for per_wg in [640u32, 4096, 16384] {
         let groups = texels.div_ceil(per_wg);
@@ -226,12 +212,17 @@ fn texture_pass(ctx: &Context, queue: &wgpu::Queue, bytes: u64, times: usize, re
                 pad1: 0,
             },
         );
-        let (p, dst) = (params.as_entire_buffer_binding(), Storage::whole(&dst));
-        let d = match fmas {
-            None => ctx.bind::<ReadTexture>(&pipeline, ReadTextureInputs { p, src: &view, dst }, groups),
-            Some(_) => ctx.bind::<ReadFma>(&pipeline, ReadFmaInputs { p, src: &view, dst }, groups),
-        }
-        .map_err(v)?;
+        let d = ctx
+            .bind::<ReadTexture>(
+                &pipeline,
+                ReadTextureInputs {
+                    p: params.as_entire_buffer_binding(),
+                    src: &view,
+                    dst: Storage::whole(&dst),
+                },
+                groups,
+            )
+            .map_err(v)?;
         let secs = median_seconds(device, queue, repeats, |pass| {
             for _ in 0..times {
                 d.record(pass, &[]);

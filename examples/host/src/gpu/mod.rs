@@ -32,7 +32,6 @@ pub fn kernels() -> Vec<visattn::kernel::KernelDecl> {
         <repack::RepackKernel as Kernel>::VARIANTS,
         <interleave::InterleaveKernel as Kernel>::VARIANTS,
         <bandwidth::ReadTexture as Kernel>::VARIANTS,
-        <bandwidth::ReadFma as Kernel>::VARIANTS,
         <bandwidth::FmaPeak as Kernel>::VARIANTS,
         <argmax::ArgmaxKernel as Kernel>::VARIANTS,
         <norm::NormKernel as Kernel>::VARIANTS,
