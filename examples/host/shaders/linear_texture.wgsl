@@ -110,6 +110,7 @@ fn main(
 ) {
     let first = ((wg.x + wg.y * nwg.x) * 64u + lane) * ROWS;
     for (var j = 0u; j < p.k / BLOCK; j++) {
+        prep(min(first, p.m - 1u), j);
         dot_block(min(first, p.m - 1u), j);
         row_block(1u, first, j);
         row_block(2u, first, j);

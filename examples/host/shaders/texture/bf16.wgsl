@@ -7,6 +7,9 @@ fn bf16_pair(w: u32) -> vec2<f32> {
     return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u));
 }
 
+// Nothing to load once a block for the invocation's rows (see texture/q4_0.wgsl's prep).
+fn prep(row: u32, j: u32) {}
+
 fn dot_block(row: u32, j: u32) {
     let t = texel(row_texel(row, j, p.k / 8u));
     let a = vec4<f32>(bf16_pair(t.x), bf16_pair(t.y));

@@ -3,6 +3,9 @@
 
 const BLOCK: u32 = 8u;
 
+// Nothing to load once a block for the invocation's rows (see texture/q4_0.wgsl's prep).
+fn prep(row: u32, j: u32) {}
+
 fn dot_block(row: u32, j: u32) {
     let t = texel(row_texel(row, j, p.k / 8u));
     let a = vec4<f32>(unpack2x16float(t.x), unpack2x16float(t.y));

@@ -1,12 +1,16 @@
 // Q4_0 in a texture, in planes (gpu/repack.rs): block j of a row is one texel of 16 quant
 // bytes (the chunk's blocks first, rows grouped by 8: texel.wgsl's row_texel); then the f16
-// scales row after row, 8 a texel (block b = row x blocks + j's in texel plane_rows() x blocks
-// + b / 8, word (b / 2) % 4, half b % 2). Value j < 16 is the low nibble of quant byte j, j + 16 its
+// scales in groups too (texture/half_scales.wgsl's group_scale, from texel plane_rows() x
+// blocks). Value j < 16 is the low nibble of quant byte j, j + 16 its
 // high nibble; value = (q - 8) * d.
 
 const BLOCK: u32 = 32u;
 
-// half_scale(first, b): texture/half_scales.wgsl.
+// The group's scales, once a block for the invocation's rows (texture/half_scales.wgsl).
+fn prep(row: u32, j: u32) {
+    let blocks = p.k / 32u;
+    prep_group_scales(plane_rows() * blocks, row, j, blocks);
+}
 
 fn values(w: u32, d: f32) -> vec4<f32> {
     return (vec4<f32>(unpack4xU8(w & 0x0f0f0f0fu)) - 8.0) * d;
@@ -14,9 +18,8 @@ fn values(w: u32, d: f32) -> vec4<f32> {
 
 fn dot_block(row: u32, j: u32) {
     let blocks = p.k / 32u;
-    let b = row * blocks + j;
     let q = texel(row_texel(row, j, blocks));
-    let d = half_scale(plane_rows() * blocks, b);
+    let d = group_scale(row);
     let c = 8u * j;
     xfma(values(q.x, d), c);
     xfma(values(q.y, d), c + 1u);

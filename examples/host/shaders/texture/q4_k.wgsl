@@ -31,6 +31,9 @@ fn k4_pair(q0: vec4<u32>, q1: vec4<u32>, c: u32, a0: f32, b0: f32, a1: f32, b1: 
     xfma(k4_values(q1.w >> 4u, a1, b1), c + 15u);
 }
 
+// Nothing to load once a block for the invocation's rows (see texture/q4_0.wgsl's prep).
+fn prep(row: u32, j: u32) {}
+
 fn dot_block(row: u32, j: u32) {
     let t0 = row_texel(row, 9u * j, 9u * (p.k / 256u));
     let s = k_scales(texel(t0));

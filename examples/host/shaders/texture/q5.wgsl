@@ -33,6 +33,9 @@ fn q5_values(nibbles: u32, fifth: u32, dm: vec2<f32>) -> vec4<f32> {
     return fma(vec4<f32>(unpack4xU8(q)), vec4<f32>(dm.x), vec4<f32>(dm.y));
 }
 
+// Nothing to load once a block for the invocation's rows (see texture/q4_0.wgsl's prep).
+fn prep(row: u32, j: u32) {}
+
 fn dot_block(row: u32, j: u32) {
     let blocks = p.k / 32u;
     let b = row * blocks + j;

@@ -35,6 +35,9 @@ fn k5_pair(q0: vec4<u32>, q1: vec4<u32>, h0: vec4<u32>, h1: vec4<u32>, s: u32, c
     xfma(k5_values(q1.w >> 4u, h1.w >> (s + 1u), a1, b1), c + 15u);
 }
 
+// Nothing to load once a block for the invocation's rows (see texture/q4_0.wgsl's prep).
+fn prep(row: u32, j: u32) {}
+
 fn dot_block(row: u32, j: u32) {
     let t0 = row_texel(row, 11u * j, 11u * (p.k / 256u));
     let s = k_scales(texel(t0));

@@ -1,7 +1,7 @@
 // Q6_K in a texture, in planes (gpu/repack.rs): super-block j of a row's ql (128 bytes), qh
 // (64) and 16 i8 scales are 13 texels (the chunk's super-blocks first, rows grouped by 8:
-// texel.wgsl's row_texel); then the f16 d's row after row (texture/half_scales.wgsl, from
-// texel 13 plane_rows() x blocks). In half h of 128 values, value 128h + 32s
+// texel.wgsl's row_texel); then the f16 d's in groups too (texture/half_scales.wgsl's
+// group_scale, from texel 13 plane_rows() x blocks). In half h of 128 values, value 128h + 32s
 // + l (l < 32) has its low 4 bits in ql[64h + l + 32 (s & 1)] (the high nibble for s >= 2), its
 // high 2 bits in bits 2s .. 2s + 2 of qh[32h + l], its scale scales[8h + l / 16 + 2s];
 // value = (d * scale) * (q - 32), as llama.cpp's dequantize_row_q6_K.
@@ -29,11 +29,16 @@ fn q6_group(a: vec4<u32>, b: vec4<u32>, h: vec4<u32>, c: u32, s0: f32, s1: f32, 
     q6_word(a.w, b.w, h.w, c + 3u, s0, s1, s2, s3);
 }
 
+// The group's scales, once a super-block for the invocation's rows (texture/half_scales.wgsl).
+fn prep(row: u32, j: u32) {
+    let blocks = p.k / 256u;
+    prep_group_scales(13u * plane_rows() * blocks, row, j, blocks);
+}
+
 fn dot_block(row: u32, j: u32) {
     let blocks = p.k / 256u;
-    let sb = row * blocks + j;
     let t0 = row_texel(row, 13u * j, 13u * blocks);
-    let d = half_scale(13u * plane_rows() * blocks, sb);
+    let d = group_scale(row);
     let st = texel(next(t0, 12u));
     let sc0 = vec4<f32>(unpack4xI8(st.x)) * d;
     let sc1 = vec4<f32>(unpack4xI8(st.y)) * d;

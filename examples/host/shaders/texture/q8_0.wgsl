@@ -1,11 +1,15 @@
 // Q8_0 in a texture, in planes (gpu/repack.rs): block j of a row is two texels of 32 quant
 // bytes (the chunk's blocks first, rows grouped by 8: texel.wgsl's row_texel); then the f16
-// scales row after row, 8 a texel (block b = row x blocks + j's in texel 2 plane_rows() x
-// blocks + b / 8, word (b / 2) % 4, half b % 2); value j = qs[j] * d.
+// scales in groups too (texture/half_scales.wgsl's group_scale, from texel 2 plane_rows() x
+// blocks); value j = qs[j] * d.
 
 const BLOCK: u32 = 32u;
 
-// half_scale(first, b): texture/half_scales.wgsl.
+// The group's scales, once a block for the invocation's rows (texture/half_scales.wgsl).
+fn prep(row: u32, j: u32) {
+    let blocks = p.k / 32u;
+    prep_group_scales(2u * plane_rows() * blocks, row, j, blocks);
+}
 
 fn values(w: u32, d: f32) -> vec4<f32> {
     return vec4<f32>(unpack4xI8(w)) * d;
@@ -13,11 +17,10 @@ fn values(w: u32, d: f32) -> vec4<f32> {
 
 fn dot_block(row: u32, j: u32) {
     let blocks = p.k / 32u;
-    let b = row * blocks + j;
     let t = row_texel(row, 2u * j, 2u * blocks);
     let lo = texel(t);
     let hi = texel(next(t, 1u));
-    let d = half_scale(2u * plane_rows() * blocks, b);
+    let d = group_scale(row);
     let c = 8u * j;
     xfma(values(lo.x, d), c);
     xfma(values(lo.y, d), c + 1u);

@@ -759,7 +759,12 @@ impl Matrix {
             let blocks = chunk.rows * blocks_per_row;
             let bytes = repack.map_or(buffer.size(), |r| r.bytes(blocks));
             // What the texture holds: the main plane grows to whole groups of rows.
-            let grouped = per_row.map_or(bytes, |n| super::interleave::grouped_bytes(bytes, chunk.rows, n));
+            let grouping = per_row.map(|per_row| super::interleave::Grouping {
+                rows: chunk.rows,
+                per_row,
+                scales: super::interleave::grouped_scales(self.format, self.cols),
+            });
+            let grouped = grouping.map_or(bytes, |g| g.texels(bytes) * 16);
             let height = grouped.div_ceil(row_bytes);
             if height > max_rows {
                 return Err(Error::Weights(format!(
@@ -775,10 +780,10 @@ impl Matrix {
                     .map_err(|e| Error::Weights(format!("repacking a {} chunk: {e}", self.format.name())))?,
                 None => enc.copy_buffer_to_buffer(buffer, 0, &padded, 0, bytes),
             }
-            let staged = match per_row {
-                Some(n) => {
+            let staged = match grouping {
+                Some(g) => {
                     let out = padded_buffer("weight rows grouped", grouped);
-                    super::interleave::record(ctx, &mut enc, (&padded, bytes), &out, chunk.rows, n)
+                    super::interleave::record(ctx, &mut enc, (&padded, bytes), &out, g)
                         .map_err(|e| Error::Weights(format!("grouping a {} chunk's rows: {e}", self.format.name())))?;
                     out
                 }
