@@ -2,9 +2,10 @@
 //! floats, the repacked quants, Q4_K and Q5_K's super-blocks) with its rows in groups of 8,
 //! texel j of a group's rows side by side, so that the rows an invocation of the texture kernel
 //! multiplies, and a SIMD group's lanes, read neighbouring texels (texture/texel.wgsl's
-//! row_texel), and the f16 scale planes of Q4_0, Q8_0 and Q6_K grouped the same way (one texel
-//! a group and block: texture/half_scales.wgsl). Q2_K and Q3_K, read a word at a time through
-//! their load8, keep row after row; so do the other formats' scale planes.
+//! row_texel), and the scale planes of Q4_0, Q8_0 and Q6_K (an f16 d a block: one texel a group
+//! and block, texture/half_scales.wgsl) and Q4_1 (a (d, m) word a block: two texels a group and
+//! block, texture/dm_words.wgsl) grouped the same way. Q2_K and Q3_K, read a word at a time
+//! through their load8, keep row after row; so do Q5_0 and Q5_1's planes after their quants.
 
 use visattn::kernel::{PerWorkgroup, Storage};
 use visattn::wgpu::{self, Buffer};
@@ -20,6 +21,10 @@ uniform_block! {
         per_row: u32,
         tail: u32,
         scales: u32,
+        words: u32,
+        pad0: u32,
+        pad1: u32,
+        pad2: u32,
     }
 }
 
@@ -51,13 +56,24 @@ pub fn texels_per_row(format: WeightFormat, cols: usize) -> Option<usize> {
     }
 }
 
-/// Blocks a row of `cols` values of `format` holds where its scale plane (one f16 d a block)
-/// goes in groups too: Q4_0, Q8_0, Q6_K.
-pub fn grouped_scales(format: WeightFormat, cols: usize) -> Option<usize> {
-    match format {
-        WeightFormat::Q4_0 | WeightFormat::Q8_0 | WeightFormat::Q6_K => Some(cols / format.block_type()?.block_elems() as usize),
-        _ => None,
-    }
+/// A scale plane that goes in groups too: one scale a block of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupedScales {
+    /// Blocks a row.
+    pub blocks: usize,
+    /// A scale is a word (Q4_1's (d, m) pair), not an f16 half (Q4_0, Q8_0, Q6_K's d).
+    pub words: bool,
+}
+
+/// The scale plane of a row of `cols` values of `format`, where it goes in groups.
+pub fn grouped_scales(format: WeightFormat, cols: usize) -> Option<GroupedScales> {
+    let words = match format {
+        WeightFormat::Q4_0 | WeightFormat::Q8_0 | WeightFormat::Q6_K => false,
+        WeightFormat::Q4_1 => true,
+        _ => return None,
+    };
+    let blocks = cols / format.block_type()?.block_elems() as usize;
+    Some(GroupedScales { blocks, words })
 }
 
 /// How a chunk's planes go into the texture ([`record`]).
@@ -67,8 +83,8 @@ pub struct Grouping {
     pub rows: usize,
     /// Texels a row fills in the main plane ([`texels_per_row`]).
     pub per_row: usize,
-    /// Blocks a row, where the scale plane goes in groups too ([`grouped_scales`]).
-    pub scales: Option<usize>,
+    /// Where the scale plane goes in groups too ([`grouped_scales`]).
+    pub scales: Option<GroupedScales>,
 }
 
 impl Grouping {
@@ -78,7 +94,7 @@ impl Grouping {
         let groups = self.rows.div_ceil(GROUP);
         let main = (groups * GROUP * self.per_row) as u64;
         match self.scales {
-            Some(blocks) => main + (groups * blocks) as u64,
+            Some(s) => main + (groups * s.blocks * if s.words { 2 } else { 1 }) as u64,
             None => main + bytes.saturating_sub((self.rows * self.per_row * 16) as u64).div_ceil(16),
         }
     }
@@ -104,7 +120,11 @@ pub fn record(
             rows: rows as u32,
             per_row: per_row as u32,
             tail: tail as u32,
-            scales: g.scales.unwrap_or(0) as u32,
+            scales: g.scales.map_or(0, |s| s.blocks) as u32,
+            words: g.scales.is_some_and(|s| s.words) as u32,
+            pad0: 0,
+            pad1: 0,
+            pad2: 0,
         },
     );
     fn binding(buffer: &Buffer, texels: u64) -> Storage<'_> {
