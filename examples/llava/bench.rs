@@ -347,9 +347,16 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
         read.storage / 1e9,
         read.bytes as f64 / 1e6
     )?;
-    // The floor: the texture read plus the FMAs a texel's weights need, nothing else.
-    if let Some(fmas) = bandwidth::fmas_per_texel(format, 1) {
-        let floor = bandwidth::floor_rate(model.context(), model.queue(), read.bytes, fmas, repeats.max(3))?;
+    // The floor: the texture read plus the FMAs a texel's weights need, nothing else; a prefill
+    // tile of T tokens reads a texel once for T x its weights' FMAs (1 token: a decode step).
+    let mut tiles = Vec::new();
+    for tokens in [1usize, 2, 4, 8, 16] {
+        if let Some(fmas) = bandwidth::fmas_per_texel(format, tokens) {
+            let rate = bandwidth::floor_rate(model.context(), model.queue(), read.bytes, fmas, repeats.max(3))?;
+            tiles.push((tokens, fmas, rate));
+        }
+    }
+    if let Some(&(1, fmas, floor)) = tiles.first() {
         outln!(
             "  the floor of a decode step through textures ({fmas} FMAs a texel of {}, x in registers, no decoding, the read's order): {:.2} GB/s, {:.3} of the best read{}",
             format.name(),
@@ -388,18 +395,12 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
         mm.gflops(),
         peak / 1e9
     )?;
-    // The prefill's floor: a tile of T tokens reads a texel once for T x its weights' FMAs.
-    let mut tiles = Vec::new();
-    for tokens in [1usize, 2, 4, 8, 16] {
-        if let Some(fmas) = bandwidth::fmas_per_texel(format, tokens) {
-            let rate = bandwidth::floor_rate(model.context(), model.queue(), read.bytes, fmas, repeats.max(3))?;
-            // bytes / s x FMAs a texel / 16 bytes a texel x 2 flops an FMA.
-            tiles.push((tokens, fmas, rate * fmas as f64 / 8.0));
-        }
-    }
-    let best_floor = tiles.iter().map(|t| t.2).fold(0.0, f64::max);
-    if !tiles.is_empty() {
-        let list: Vec<String> = tiles
+    // The prefill tiles' floors in flop/s: bytes / s x FMAs a texel / 16 bytes a texel x 2
+    // flops an FMA.
+    let tile_flops: Vec<(usize, u32, f64)> = tiles.iter().map(|&(t, f, rate)| (t, f, rate * f as f64 / 8.0)).collect();
+    let best_floor = tile_flops.iter().map(|t| t.2).fold(0.0, f64::max);
+    if !tile_flops.is_empty() {
+        let list: Vec<String> = tile_flops
             .iter()
             .map(|(t, f, g)| format!("{t} ({f} FMAs a texel) {:.1}", g / 1e9))
             .collect();

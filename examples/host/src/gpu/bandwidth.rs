@@ -170,8 +170,7 @@ pub fn fmas_per_texel(format: super::matrix::WeightFormat, tokens: usize) -> Opt
 /// The floor of a matrix-vector product (or a prefill tile) over `bytes` of weights in a
 /// texture: bytes / s of the texture read with `fmas` FMAs a texel and nothing else
 /// (shaders/read_texture.wgsl with FMAS: x in registers, no decoding, the read's texels in its
-/// order, the same workgroup sizes),
-/// the best of three workgroup sizes. No kernel that reads those bytes through a texture and
+/// order), the best of the read's three workgroup sizes. No kernel that reads those bytes through a texture and
 /// does those FMAs runs faster on the adapter.
 pub fn floor_rate(ctx: &Context, queue: &wgpu::Queue, bytes: u64, fmas: u32, repeats: usize) -> Result<f64> {
     if fmas == 0 {

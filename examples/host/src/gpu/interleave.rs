@@ -88,6 +88,21 @@ pub struct Grouping {
 }
 
 impl Grouping {
+    /// The grouping of a chunk of `rows` rows of `cols` values of `format`; None for the formats
+    /// read row after row.
+    pub fn of(format: WeightFormat, cols: usize, rows: usize) -> Option<Self> {
+        Some(Self {
+            rows,
+            per_row: texels_per_row(format, cols)?,
+            scales: grouped_scales(format, cols),
+        })
+    }
+
+    /// Texels after the main plane in a chunk whose planes, row after row, were `bytes`.
+    fn tail(&self, bytes: u64) -> u64 {
+        bytes.saturating_sub((self.rows * self.per_row * 16) as u64).div_ceil(16)
+    }
+
     /// Texels of the grouped layout of a chunk whose planes were `bytes`: the main plane grown
     /// to whole groups of rows, then the grouped scales or the rest as it was.
     pub fn texels(&self, bytes: u64) -> u64 {
@@ -95,7 +110,7 @@ impl Grouping {
         let main = (groups * GROUP * self.per_row) as u64;
         match self.scales {
             Some(s) => main + (groups * s.blocks * if s.words { 2 } else { 1 }) as u64,
-            None => main + bytes.saturating_sub((self.rows * self.per_row * 16) as u64).div_ceil(16),
+            None => main + self.tail(bytes),
         }
     }
 }
@@ -110,8 +125,7 @@ pub fn record(
     g: Grouping,
 ) -> Result<(), visattn::Error> {
     let (rows, per_row) = (g.rows, g.per_row);
-    let main = (rows * per_row * 16) as u64;
-    let tail = bytes.saturating_sub(main).div_ceil(16);
+    let tail = g.tail(bytes);
     let out = g.texels(bytes);
     let pipeline = ctx.pipeline::<InterleaveKernel>(&[])?;
     let params = ctx.uniform_buffer(
@@ -141,7 +155,7 @@ pub fn record(
         &pipeline,
         InterleaveInputs {
             p: params.as_entire_buffer_binding(),
-            src: binding(src, main / 16 + tail),
+            src: binding(src, (rows * per_row) as u64 + tail),
             dst: binding(dst, out),
         },
         out as u32,

@@ -742,7 +742,6 @@ impl Matrix {
         let blocks_per_row = self.format.block_type().map_or(0, |t| self.cols / t.block_elems() as usize);
         let row_bytes = TEXELS_PER_ROW as u64 * 16;
         let max_rows = device.limits().max_texture_dimension_2d as u64;
-        let per_row = super::interleave::texels_per_row(self.format, self.cols);
         let padded_buffer = |label: &'static str, bytes: u64| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -759,11 +758,7 @@ impl Matrix {
             let blocks = chunk.rows * blocks_per_row;
             let bytes = repack.map_or(buffer.size(), |r| r.bytes(blocks));
             // What the texture holds: the main plane grows to whole groups of rows.
-            let grouping = per_row.map(|per_row| super::interleave::Grouping {
-                rows: chunk.rows,
-                per_row,
-                scales: super::interleave::grouped_scales(self.format, self.cols),
-            });
+            let grouping = super::interleave::Grouping::of(self.format, self.cols, chunk.rows);
             let grouped = grouping.map_or(bytes, |g| g.texels(bytes) * 16);
             let height = grouped.div_ceil(row_bytes);
             if height > max_rows {
