@@ -37,7 +37,13 @@ fn weights_in_textures_match_the_reference_with_var_off_and_on() {
 /// written; words naming rows or tiles the kernel has no variant for are refused.
 #[test]
 fn staging_words_read_back_and_bad_ones_are_refused() {
-    for word in ["buffer", "texture:decode=8,prefill=4x4", "texture:decode=1,prefill=1x2"] {
+    for word in [
+        "buffer",
+        "texture:decode=8,prefill=4x4",
+        "texture:decode=1,prefill=1x2",
+        "texture:decode=8s,prefill=16x2s",
+        "texture:decode=1,prefill=8x4s",
+    ] {
         assert_eq!(word.parse::<Staging>().unwrap().to_string(), word);
     }
     assert_eq!("texture".parse::<Staging>().unwrap(), Staging::Texture(TextureTiling::PLAIN));
@@ -50,6 +56,10 @@ fn staging_words_read_back_and_bad_ones_are_refused() {
         "texture:decode=8,prefill=4x16",
         "texture:decode=-1,prefill=4x1",
         "texture:prefill=4x4,decode=8",
+        "texture:decode=8,prefill=16x1",
+        "texture:decode=8s,prefill=16x4s",
+        "texture:decode=8ss,prefill=4x4",
+        "texture:decode=8,prefill=4sx4",
     ] {
         let err = bad.parse::<Staging>().unwrap_err().to_string();
         assert!(err.contains(bad.trim_start_matches("texture:")), "{bad}: {err}");

@@ -581,7 +581,9 @@ fn bad_folders_get_one_clear_error_each() {
 ///   without bias) against the CPU matmul of the dequantized values: |gpu - cpu| <= 1e-6 x k x
 ///   max|w|; the same matrices staged in textures (linear_texture, x as uniform tiles), in
 ///   four tilings (rows of W an invocation 1, 2, 4 and 8, past m included; tokens a tile 1,
-///   2, 4).
+///   2, 4), and three with x shared through subgroups (linear_shared.wgsl: tiles of 16, 8, 4
+///   tokens, 1 to 8 rows) where the adapter has subgroups (lavapipe does), for every format
+///   but Q4_K, Q5_K and Q6_K (which fall back to the uniform tile there).
 #[test]
 fn host_kernels_match_the_cpu_reference() {
     let out = llava(&["--check-kernels"]);
@@ -598,11 +600,12 @@ fn host_kernels_match_the_cpu_reference() {
         ("linear_packed", 9),
         ("linear_f16", if f16 { 9 } else { 0 }),
         // Staged in textures: the shapes whose rows the texture kernel takes (k a multiple
-        // of 8, tiles of x on 256-byte offsets), one k (4352) in tiles of 3 rows; each in 4
-        // tilings (rows of W an invocation 1, 2, 4, 8; tokens a tile 1, 2, 4).
-        ("linear_texture", 20),
-        ("linear_texture_packed", 20),
-        ("linear_texture_f16", if f16 { 20 } else { 0 }),
+        // of 8, tiles of x on 256-byte offsets), one k (4352) in tiles of 3 rows; each in 7
+        // tilings (rows of W an invocation 1, 2, 4, 8; tokens a tile 1, 2, 4, and 16, 8, 4
+        // with x shared).
+        ("linear_texture", 35),
+        ("linear_texture_packed", 35),
+        ("linear_texture_f16", if f16 { 35 } else { 0 }),
         ("embed", 7),
         ("embed_packed", 7),
         ("embed_f16", if f16 { 7 } else { 0 }),
@@ -625,7 +628,7 @@ fn host_kernels_match_the_cpu_reference() {
         // BF16's blocks are single values: the float shapes.
         let (linear, embed) = if b == "bf16" { (9, 7) } else { (5, 6) };
         expected.push((format!("linear_{b}"), linear));
-        expected.push((format!("linear_texture_{b}"), 20));
+        expected.push((format!("linear_texture_{b}"), 35));
         expected.push((format!("embed_{b}"), embed));
     }
     for (kernel, n) in &expected {
@@ -644,6 +647,21 @@ fn host_kernels_match_the_cpu_reference() {
             cases.iter().any(|c| c["kernel"] == kernel && c["chunks"].as_u64() > Some(1)),
             "a chunked case of {kernel}"
         );
+    }
+    // x shared through subgroups (lavapipe has them): a decode and a prefill of several tiles
+    // (n 35 in tiles of 16) of every format but the K-quants'.
+    if v["subgroups"].as_bool().unwrap() {
+        let shared = |kernel: &str, n: u64| {
+            cases
+                .iter()
+                .any(|c| c["kernel"] == kernel && c["shared"] == true && c["n"].as_u64() == Some(n))
+        };
+        for (kernel, n) in &expected {
+            if kernel.starts_with("linear_texture") && *n > 0 {
+                let windowed = !["q4_k", "q5_k", "q6_k"].iter().any(|b| kernel.ends_with(b));
+                assert_eq!(shared(kernel, 1) && shared(kernel, 35), windowed, "{kernel}: shared x");
+            }
+        }
     }
     for c in cases {
         let err = c["error"].as_f64().expect("a finite error");

@@ -27,16 +27,27 @@ fn check(name: &str, own: &str) {
 /// `library`: visattn's kernels are 1-D workgroups of 64 (`WG`); a host's may be any shape of 64.
 /// A source that starts with `enable f16;` validates with naga's f16 capability, translates to
 /// HLSL at shader model 6.2 (the first with 16-bit types) and skips GLSL: GL adapters have no
-/// SHADER_F16, so hosts give them a kernel without f16 (the LLaVA host's packed variants).
+/// SHADER_F16, so hosts give them a kernel without f16 (the LLaVA host's packed variants). One
+/// that takes subgroup builtins (the LLaVA host's linear_shared.wgsl) validates with naga's
+/// subgroup capability in compute shaders, translates to HLSL at shader model 6.0 (wave
+/// intrinsics) and skips GLSL too: wgpu's GL backend offers no SUBGROUP.
 fn check_composed(name: &str, own: &str, source: &str, library: bool) {
     let f16 = source.trim_start().starts_with("enable f16;");
+    let subgroups = source.contains("subgroup_invocation_id");
     let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
     // pack2x16float / unpack2x16float (core WGSL; naga asks for this capability, which wgpu
     // grants on every backend with DownlevelFlags::SHADER_F16_IN_F32: Vulkan, Metal, DX12, GL ES 3).
     let caps = Capabilities::default()
         | Capabilities::SHADER_FLOAT16_IN_FLOAT32
-        | if f16 { Capabilities::SHADER_FLOAT16 } else { Capabilities::empty() };
-    let info = Validator::new(ValidationFlags::all(), caps)
+        | if f16 { Capabilities::SHADER_FLOAT16 } else { Capabilities::empty() }
+        | if subgroups { Capabilities::SUBGROUP } else { Capabilities::empty() };
+    let mut validator = Validator::new(ValidationFlags::all(), caps);
+    if subgroups {
+        validator
+            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::all());
+    }
+    let info = validator
         .validate(&module)
         .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
     // Resolve `override` constants (none need values today; defaults apply) as a pipeline would.
@@ -72,6 +83,8 @@ fn check_composed(name: &str, own: &str, source: &str, library: bool) {
         let hlsl_options = hlsl::Options {
             shader_model: if f16 {
                 hlsl::ShaderModel::V6_2
+            } else if subgroups {
+                hlsl::ShaderModel::V6_0
             } else {
                 hlsl::Options::default().shader_model
             },
@@ -85,6 +98,11 @@ fn check_composed(name: &str, own: &str, source: &str, library: bool) {
         if f16 {
             assert!(msl_src.contains("half"), "{what}: MSL lost the f16 type");
             assert!(hlsl_src.contains("half"), "{what}: HLSL lost the f16 type");
+            continue;
+        }
+        if subgroups {
+            assert!(msl_src.contains("simd_broadcast"), "{what}: MSL lost the broadcasts");
+            assert!(hlsl_src.contains("WaveReadLaneAt"), "{what}: HLSL lost the broadcasts");
             continue;
         }
         let mut glsl_src = String::new();

@@ -154,7 +154,7 @@ fn torch(spec: serde_json::Value) -> crate::Result<serde_json::Value> {
 }
 
 pub fn run(args: &crate::Args) -> crate::Result<()> {
-    let g = visattn::util::gpu_with(wgpu::Features::SHADER_F16, None).map_err(|e| e.to_string())?;
+    let g = visattn::util::gpu_with(visattn_host::gpu::FEATURES, None).map_err(|e| e.to_string())?;
     let (steps, repeats) = (args.bench_steps, args.repeats);
     let shape = args.bench.as_deref().unwrap_or("tiny");
     let (model, ids, image, var, what, torch_spec) = match shape {

@@ -209,7 +209,7 @@ pub fn run(
         max_storage_buffer_binding_size: bytes,
         ..visattn::wgpu::Limits::default()
     });
-    let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, limits).map_err(|e| e.to_string())?;
+    let g = visattn::util::gpu_with(visattn_host::gpu::FEATURES, limits).map_err(|e| e.to_string())?;
     let format = WeightFormat::choose(&args.dtype, weights.stored_dtype()?, &g.device)?;
     let model = load_shown(args, format!("the weights onto {}", g.info.name), |progress| {
         GpuModel::load(&g, cfg, weights, format, g.ctx.max_binding(), progress)
@@ -394,7 +394,7 @@ pub fn run_gguf(args: &crate::Args, path: &std::path::Path) -> crate::Result<()>
     if args.var != "off" {
         eprintln!("note: a text prompt has no image: VAR finds no visual sinks and changes nothing; the answer is VAR off's");
     }
-    let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, None)?;
+    let g = visattn::util::gpu_with(visattn_host::gpu::FEATURES, None)?;
     let format = gguf_format(args, &g.device)?;
     let what = format!("{} ({} tensors) onto {}", path.display(), file.tensors().len(), g.info.name);
     let model = load_shown(args, what, |progress| {
@@ -577,7 +577,7 @@ fn run_gguf_llava(args: &crate::Args, path: &std::path::Path, mmproj: &std::path
         tower.image_mean,
         tower.image_std,
     )?;
-    let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, None)?;
+    let g = visattn::util::gpu_with(visattn_host::gpu::FEATURES, None)?;
     let format = gguf_format(args, &g.device)?;
     let what = format!("{} and {} onto {}", path.display(), mmproj.display(), g.info.name);
     let model = load_shown(args, what, |progress| {

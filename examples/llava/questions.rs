@@ -108,7 +108,7 @@ pub fn run(
             return Err(format!("--png {}: with --questions, a folder for one picture an item", dir.display()).into());
         }
     }
-    let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, None).map_err(|e| e.to_string())?;
+    let g = visattn::util::gpu_with(visattn_host::gpu::FEATURES, None).map_err(|e| e.to_string())?;
     let format = visattn_host::gpu::matrix::WeightFormat::choose(&args.dtype, weights.stored_dtype()?, &g.device)?;
     let model = crate::generate::load_shown(args, format!("the weights onto {}", g.info.name), |progress| {
         GpuModel::load(&g, cfg, weights, format, g.ctx.max_binding(), progress)

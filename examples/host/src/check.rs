@@ -134,29 +134,58 @@ fn matmul_shapes(format: WeightFormat) -> Vec<(usize, usize, usize, bool, Option
     }
 }
 
-/// The texture kernel's tilings every staged matrix is checked in: decode rows 1, 2, 4, 8 and
-/// prefill tiles of 4, 2 and 1 tokens with 1 to 8 rows (4 x 8: the most registers).
-const TILINGS: [TextureTiling; 4] = [
+/// The texture kernels' tilings every staged matrix is checked in: x through the uniform tile
+/// in decode rows 1, 2, 4, 8 and prefill tiles of 4, 2 and 1 tokens with 1 to 8 rows (4 x 8:
+/// the most registers); then x shared through subgroups (where the device runs it: else these
+/// fall back to the uniform tile) in tiles of 16, 8 and 4 tokens, up to 32 sums.
+const TILINGS: [TextureTiling; 7] = [
     TextureTiling::PLAIN,
     TextureTiling {
         decode_rows: 2,
         prefill_tokens: 2,
         prefill_rows: 4,
+        decode_shared: false,
+        prefill_shared: false,
     },
     TextureTiling {
         decode_rows: 8,
         prefill_tokens: 4,
         prefill_rows: 8,
+        decode_shared: false,
+        prefill_shared: false,
     },
     TextureTiling {
         decode_rows: 4,
         prefill_tokens: 1,
         prefill_rows: 2,
+        decode_shared: false,
+        prefill_shared: false,
+    },
+    TextureTiling {
+        decode_rows: 1,
+        prefill_tokens: 16,
+        prefill_rows: 2,
+        decode_shared: true,
+        prefill_shared: true,
+    },
+    TextureTiling {
+        decode_rows: 8,
+        prefill_tokens: 8,
+        prefill_rows: 4,
+        decode_shared: true,
+        prefill_shared: true,
+    },
+    TextureTiling {
+        decode_rows: 2,
+        prefill_tokens: 4,
+        prefill_rows: 1,
+        decode_shared: true,
+        prefill_shared: true,
     },
 ];
 
 pub fn run() -> Result<serde_json::Value> {
-    let g = visattn::util::gpu_with(visattn::wgpu::Features::SHADER_F16, None)?;
+    let g = visattn::util::gpu_with(crate::gpu::FEATURES, None)?;
     let e = Error::from;
     let mut cases = Vec::new();
     let linear = Matmul::new(&g.ctx);
@@ -199,7 +228,9 @@ pub fn run() -> Result<serde_json::Value> {
             }));
             // The same matrix staged in textures, x read as uniforms in tiles of up to 4 rows
             // (from an activation buffer: padded, UNIFORM usage), in every tiling's rows per
-            // invocation (1, 2, 4, 8: rows past m included) and tokens per tile (1, 2, 4).
+            // invocation (1, 2, 4, 8: rows past m included) and tokens per tile (1, 2, 4); x
+            // shared through subgroups in tiles of up to 16 where the device, format and rows
+            // allow it ("shared").
             let mut wm = wm;
             if wm.stage_in_texture(&g.ctx, &g.queue)? {
                 let xa = crate::gpu::weights::buffer(&g.ctx, "x", n * k)?;
@@ -211,6 +242,7 @@ pub fn run() -> Result<serde_json::Value> {
                     cases.push(serde_json::json!({
                         "kernel": kernel_name("linear_texture", format), "n": n, "m": m, "k": k, "bias": bias,
                         "chunks": wm.chunks.len(), "tiling": tiling.to_string(), "error": worst(got),
+                        "shared": linear.shares(n, k, format),
                     }));
                 }
             }
@@ -381,6 +413,7 @@ pub fn run() -> Result<serde_json::Value> {
     Ok(serde_json::json!({
         "adapter": g.info.name,
         "shader_f16": g.device.features().contains(visattn::wgpu::Features::SHADER_F16),
+        "subgroups": crate::gpu::linear::subgroups_usable(&g.ctx),
         "cases": cases,
     }))
 }

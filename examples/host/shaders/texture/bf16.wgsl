@@ -14,6 +14,6 @@ fn dot_block(row: u32, j: u32) {
     let t = texel(row_texel(row, j, p.k / 8u));
     let a = vec4<f32>(bf16_pair(t.x), bf16_pair(t.y));
     let b = vec4<f32>(bf16_pair(t.z), bf16_pair(t.w));
-    xfma(a, 2u * j);
-    xfma(b, 2u * j + 1u);
+    xfma(a, 0u);
+    xfma(b, 1u);
 }

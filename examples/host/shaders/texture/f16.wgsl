@@ -10,6 +10,6 @@ fn dot_block(row: u32, j: u32) {
     let t = texel(row_texel(row, j, p.k / 8u));
     let a = vec4<f32>(unpack2x16float(t.x), unpack2x16float(t.y));
     let b = vec4<f32>(unpack2x16float(t.z), unpack2x16float(t.w));
-    xfma(a, 2u * j);
-    xfma(b, 2u * j + 1u);
+    xfma(a, 0u);
+    xfma(b, 1u);
 }

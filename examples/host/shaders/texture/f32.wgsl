@@ -7,5 +7,5 @@ const BLOCK: u32 = 4u;
 fn prep(row: u32, j: u32) {}
 
 fn dot_block(row: u32, j: u32) {
-    xfma(bitcast<vec4<f32>>(texel(row_texel(row, j, p.k / 4u))), j);
+    xfma(bitcast<vec4<f32>>(texel(row_texel(row, j, p.k / 4u))), 0u);
 }

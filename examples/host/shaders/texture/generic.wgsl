@@ -8,6 +8,6 @@ fn prep(row: u32, j: u32) {}
 
 fn dot_block(row: u32, j: u32) {
     let v = load8(row * p.k + j * 8u);
-    xfma(vec4<f32>(v[0], v[1], v[2], v[3]), 2u * j);
-    xfma(vec4<f32>(v[4], v[5], v[6], v[7]), 2u * j + 1u);
+    xfma(vec4<f32>(v[0], v[1], v[2], v[3]), 0u);
+    xfma(vec4<f32>(v[4], v[5], v[6], v[7]), 1u);
 }

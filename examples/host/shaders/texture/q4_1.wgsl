@@ -19,13 +19,12 @@ fn dot_block(row: u32, j: u32) {
     let blocks = p.k / 32u;
     let q = texel(row_texel(row, j, blocks));
     let dm = group_dm(row);
-    let c = 8u * j;
-    xfma(values(q.x, dm), c);
-    xfma(values(q.y, dm), c + 1u);
-    xfma(values(q.z, dm), c + 2u);
-    xfma(values(q.w, dm), c + 3u);
-    xfma(values(q.x >> 4u, dm), c + 4u);
-    xfma(values(q.y >> 4u, dm), c + 5u);
-    xfma(values(q.z >> 4u, dm), c + 6u);
-    xfma(values(q.w >> 4u, dm), c + 7u);
+    xfma(values(q.x, dm), 0u);
+    xfma(values(q.y, dm), 1u);
+    xfma(values(q.z, dm), 2u);
+    xfma(values(q.w, dm), 3u);
+    xfma(values(q.x >> 4u, dm), 4u);
+    xfma(values(q.y >> 4u, dm), 5u);
+    xfma(values(q.z >> 4u, dm), 6u);
+    xfma(values(q.w >> 4u, dm), 7u);
 }

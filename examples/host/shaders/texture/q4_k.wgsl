@@ -37,9 +37,8 @@ fn prep(row: u32, j: u32) {}
 fn dot_block(row: u32, j: u32) {
     let t0 = row_texel(row, 9u * j, 9u * (p.k / 256u));
     let s = k_scales(texel(t0));
-    let c = 64u * j;
-    k4_pair(texel(next(t0, 1u)), texel(next(t0, 2u)), c, s.sc_lo.x, s.mn_lo.x, s.sc_lo.y, s.mn_lo.y);
-    k4_pair(texel(next(t0, 3u)), texel(next(t0, 4u)), c + 16u, s.sc_lo.z, s.mn_lo.z, s.sc_lo.w, s.mn_lo.w);
-    k4_pair(texel(next(t0, 5u)), texel(next(t0, 6u)), c + 32u, s.sc_hi.x, s.mn_hi.x, s.sc_hi.y, s.mn_hi.y);
-    k4_pair(texel(next(t0, 7u)), texel(next(t0, 8u)), c + 48u, s.sc_hi.z, s.mn_hi.z, s.sc_hi.w, s.mn_hi.w);
+    k4_pair(texel(next(t0, 1u)), texel(next(t0, 2u)), 0u, s.sc_lo.x, s.mn_lo.x, s.sc_lo.y, s.mn_lo.y);
+    k4_pair(texel(next(t0, 3u)), texel(next(t0, 4u)), 16u, s.sc_lo.z, s.mn_lo.z, s.sc_lo.w, s.mn_lo.w);
+    k4_pair(texel(next(t0, 5u)), texel(next(t0, 6u)), 32u, s.sc_hi.x, s.mn_hi.x, s.sc_hi.y, s.mn_hi.y);
+    k4_pair(texel(next(t0, 7u)), texel(next(t0, 8u)), 48u, s.sc_hi.z, s.mn_hi.z, s.sc_hi.w, s.mn_hi.w);
 }

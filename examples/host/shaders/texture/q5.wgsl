@@ -42,13 +42,12 @@ fn dot_block(row: u32, j: u32) {
     let q = texel(row_texel(row, j, blocks));
     let qh = block_qh(plane_rows() * blocks, b);
     let dm = q5_dm(plane_rows() * blocks + (p.m * blocks + 3u) / 4u, b);
-    let c = 8u * j;
-    xfma(q5_values(q.x, qh, dm), c);
-    xfma(q5_values(q.y, qh >> 4u, dm), c + 1u);
-    xfma(q5_values(q.z, qh >> 8u, dm), c + 2u);
-    xfma(q5_values(q.w, qh >> 12u, dm), c + 3u);
-    xfma(q5_values(q.x >> 4u, qh >> 16u, dm), c + 4u);
-    xfma(q5_values(q.y >> 4u, qh >> 20u, dm), c + 5u);
-    xfma(q5_values(q.z >> 4u, qh >> 24u, dm), c + 6u);
-    xfma(q5_values(q.w >> 4u, qh >> 28u, dm), c + 7u);
+    xfma(q5_values(q.x, qh, dm), 0u);
+    xfma(q5_values(q.y, qh >> 4u, dm), 1u);
+    xfma(q5_values(q.z, qh >> 8u, dm), 2u);
+    xfma(q5_values(q.w, qh >> 12u, dm), 3u);
+    xfma(q5_values(q.x >> 4u, qh >> 16u, dm), 4u);
+    xfma(q5_values(q.y >> 4u, qh >> 20u, dm), 5u);
+    xfma(q5_values(q.z >> 4u, qh >> 24u, dm), 6u);
+    xfma(q5_values(q.w >> 4u, qh >> 28u, dm), 7u);
 }

@@ -43,9 +43,8 @@ fn dot_block(row: u32, j: u32) {
     let s = k_scales(texel(t0));
     let h0 = texel(next(t0, 1u));
     let h1 = texel(next(t0, 2u));
-    let c = 64u * j;
-    k5_pair(texel(next(t0, 3u)), texel(next(t0, 4u)), h0, h1, 0u, c, s.sc_lo.x, s.mn_lo.x, s.sc_lo.y, s.mn_lo.y);
-    k5_pair(texel(next(t0, 5u)), texel(next(t0, 6u)), h0, h1, 2u, c + 16u, s.sc_lo.z, s.mn_lo.z, s.sc_lo.w, s.mn_lo.w);
-    k5_pair(texel(next(t0, 7u)), texel(next(t0, 8u)), h0, h1, 4u, c + 32u, s.sc_hi.x, s.mn_hi.x, s.sc_hi.y, s.mn_hi.y);
-    k5_pair(texel(next(t0, 9u)), texel(next(t0, 10u)), h0, h1, 6u, c + 48u, s.sc_hi.z, s.mn_hi.z, s.sc_hi.w, s.mn_hi.w);
+    k5_pair(texel(next(t0, 3u)), texel(next(t0, 4u)), h0, h1, 0u, 0u, s.sc_lo.x, s.mn_lo.x, s.sc_lo.y, s.mn_lo.y);
+    k5_pair(texel(next(t0, 5u)), texel(next(t0, 6u)), h0, h1, 2u, 16u, s.sc_lo.z, s.mn_lo.z, s.sc_lo.w, s.mn_lo.w);
+    k5_pair(texel(next(t0, 7u)), texel(next(t0, 8u)), h0, h1, 4u, 32u, s.sc_hi.x, s.mn_hi.x, s.sc_hi.y, s.mn_hi.y);
+    k5_pair(texel(next(t0, 9u)), texel(next(t0, 10u)), h0, h1, 6u, 48u, s.sc_hi.z, s.mn_hi.z, s.sc_hi.w, s.mn_hi.w);
 }

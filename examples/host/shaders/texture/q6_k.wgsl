@@ -44,10 +44,9 @@ fn dot_block(row: u32, j: u32) {
     let sc1 = vec4<f32>(unpack4xI8(st.y)) * d;
     let sc2 = vec4<f32>(unpack4xI8(st.z)) * d;
     let sc3 = vec4<f32>(unpack4xI8(st.w)) * d;
-    let c = 64u * j;
     // Half 0: scales 0..8 (sc0, sc1); half 1: 8..16 (sc2, sc3). Group q takes scale q + 2s.
-    q6_group(texel(t0), texel(next(t0, 2u)), texel(next(t0, 8u)), c, sc0.x, sc0.z, sc1.x, sc1.z);
-    q6_group(texel(next(t0, 1u)), texel(next(t0, 3u)), texel(next(t0, 9u)), c + 4u, sc0.y, sc0.w, sc1.y, sc1.w);
-    q6_group(texel(next(t0, 4u)), texel(next(t0, 6u)), texel(next(t0, 10u)), c + 32u, sc2.x, sc2.z, sc3.x, sc3.z);
-    q6_group(texel(next(t0, 5u)), texel(next(t0, 7u)), texel(next(t0, 11u)), c + 36u, sc2.y, sc2.w, sc3.y, sc3.w);
+    q6_group(texel(t0), texel(next(t0, 2u)), texel(next(t0, 8u)), 0u, sc0.x, sc0.z, sc1.x, sc1.z);
+    q6_group(texel(next(t0, 1u)), texel(next(t0, 3u)), texel(next(t0, 9u)), 4u, sc0.y, sc0.w, sc1.y, sc1.w);
+    q6_group(texel(next(t0, 4u)), texel(next(t0, 6u)), texel(next(t0, 10u)), 32u, sc2.x, sc2.z, sc3.x, sc3.z);
+    q6_group(texel(next(t0, 5u)), texel(next(t0, 7u)), texel(next(t0, 11u)), 36u, sc2.y, sc2.w, sc3.y, sc3.w);
 }

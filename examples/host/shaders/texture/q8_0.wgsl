@@ -21,13 +21,12 @@ fn dot_block(row: u32, j: u32) {
     let lo = texel(t);
     let hi = texel(next(t, 1u));
     let d = group_scale(row);
-    let c = 8u * j;
-    xfma(values(lo.x, d), c);
-    xfma(values(lo.y, d), c + 1u);
-    xfma(values(lo.z, d), c + 2u);
-    xfma(values(lo.w, d), c + 3u);
-    xfma(values(hi.x, d), c + 4u);
-    xfma(values(hi.y, d), c + 5u);
-    xfma(values(hi.z, d), c + 6u);
-    xfma(values(hi.w, d), c + 7u);
+    xfma(values(lo.x, d), 0u);
+    xfma(values(lo.y, d), 1u);
+    xfma(values(lo.z, d), 2u);
+    xfma(values(lo.w, d), 3u);
+    xfma(values(hi.x, d), 4u);
+    xfma(values(hi.y, d), 5u);
+    xfma(values(hi.z, d), 6u);
+    xfma(values(hi.w, d), 7u);
 }

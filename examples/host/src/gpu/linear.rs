@@ -25,8 +25,8 @@ uniform_block! {
 }
 
 uniform_block! {
-    /// WGSL `XTile`: up to 4 rows of x as the texture kernel reads them, 64 KiB (WebGPU's
-    /// default uniform binding limit) from the tile's first row.
+    /// WGSL `XTile`: rows of x as the texture kernels read them, 64 KiB (WebGPU's default
+    /// uniform binding limit) from a tile's first row (4 rows of 4096 values).
     pub struct XTile = "XTile" {
         v: [[f32; 4]; 4096],
     }
@@ -76,6 +76,41 @@ super::matrix::weight_kernel! {
         b: storage(f32, read),
         out: storage(f32, read_write),
     }
+}
+
+super::matrix::weight_kernel! {
+    /// [`LinearTextureKernel`] with x shared through subgroups (adapters with subgroups of 8 or
+    /// more lanes, [`subgroups_usable`]): tiles of up to 16 rows of x from 4 uniform bindings of
+    /// TILE_TOKENS rows each ([`TextureTiling::prefill_shared`]); one variant per weight format.
+    pub struct LinearSharedKernel, LinearSharedInputs, LinearSharedVariant = include_str!("../../shaders/linear_shared.wgsl"), "linear_shared", shared_prelude;
+    overrides ["TOKENS", "ROWS", "TILE_TOKENS"];
+    per_workgroup PerWorkgroup::Fixed(64);
+    {
+        p: uniform(LinearParams),
+        x0: uniform(XTile),
+        x1: uniform(XTile),
+        x2: uniform(XTile),
+        x3: uniform(XTile),
+        wt: texture_u32(),
+        b: storage(f32, read),
+        out: storage(f32, read_write),
+    }
+}
+
+/// Whether [`LinearSharedKernel`] multiplies matrices of `format`: blocks of 32 values or
+/// fewer in the texture kernel (a window of x spans whole blocks); not Q4_K, Q5_K and Q6_K
+/// (their variants fail a `const_assert`, x_shared.wgsl says why), which go through the
+/// uniform tile.
+pub fn shares_x(format: WeightFormat) -> bool {
+    !matches!(format, WeightFormat::Q4_K | WeightFormat::Q5_K | WeightFormat::Q6_K)
+}
+
+/// Whether the device runs [`LinearSharedKernel`]: subgroups (`Features::SUBGROUP`) of 8 lanes
+/// or more, off the web (wgpu hands WGSL to a browser as written, and naga reads no `enable
+/// subgroups;` yet, which a browser needs).
+pub fn subgroups_usable(ctx: &Context) -> bool {
+    let device = ctx.device();
+    !cfg!(target_arch = "wasm32") && device.features().contains(wgpu::Features::SUBGROUP) && device.adapter_info().subgroup_min_size >= 8
 }
 
 /// Bytes of the texture kernel's uniform x binding: an activation buffer it reads holds this
@@ -150,6 +185,40 @@ impl Matmul {
             let buffer = match &chunk.store {
                 ChunkStore::Buffer(buffer) => buffer,
                 ChunkStore::Texture { view, .. } => {
+                    if let Some((tile, tile_tokens, rows)) = self.shared_tile(n, k, w.format) {
+                        let pipeline = self.ctx.pipeline_variant::<LinearSharedKernel>(
+                            w.format.into(),
+                            &[
+                                ("TOKENS", tile.min(n) as f64),
+                                ("ROWS", rows as f64),
+                                ("TILE_TOKENS", tile_tokens as f64),
+                            ],
+                        )?;
+                        for t0 in (0..n).step_by(tile) {
+                            // Binding i from token t0 + i x tile_tokens; one no token of the
+                            // tile reads takes t0's range (any range would do).
+                            let range = |i: usize| {
+                                let t = t0 + i * tile_tokens;
+                                x_tile(x, k, if t < n && t < t0 + tile { t } else { t0 })
+                            };
+                            let p = params(tile.min(n - t0), t0);
+                            let inputs = LinearSharedInputs {
+                                p: p.as_entire_buffer_binding(),
+                                x0: range(0)?,
+                                x1: range(1)?,
+                                x2: range(2)?,
+                                x3: range(3)?,
+                                wt: view,
+                                b: bias(),
+                                out: Storage::new(out.as_entire_buffer_binding(), n * m),
+                            };
+                            dispatches.push(
+                                self.ctx
+                                    .bind::<LinearSharedKernel>(&pipeline, inputs, chunk.rows.div_ceil(rows) as u32)?,
+                            );
+                        }
+                        continue;
+                    }
                     // Token tiles of up to 4 rows, x read as a uniform from each tile's row.
                     let largest = Matrix::texture_tile(k).ok_or_else(|| visattn::Error::Binding {
                         name: "wt",
@@ -163,25 +232,10 @@ impl Matmul {
                         &[("TOKENS", tile.min(n) as f64), ("ROWS", rows as f64)],
                     )?;
                     for t0 in (0..n).step_by(tile) {
-                        let offset = (t0 * k * 4) as u64;
-                        if offset + X_TILE_BYTES > x.size() || !x.usage().contains(BufferUsages::UNIFORM) {
-                            return Err(visattn::Error::Binding {
-                                name: "x",
-                                reason: format!(
-                                    "the texture kernel reads {X_TILE_BYTES} bytes of x as a uniform from byte {offset}: x needs UNIFORM usage and {} bytes (it has {})",
-                                    offset + X_TILE_BYTES,
-                                    x.size()
-                                ),
-                            });
-                        }
                         let p = params(tile.min(n - t0), t0);
                         let inputs = LinearTextureInputs {
                             p: p.as_entire_buffer_binding(),
-                            x: wgpu::BufferBinding {
-                                buffer: x,
-                                offset,
-                                size: std::num::NonZeroU64::new(X_TILE_BYTES),
-                            },
+                            x: x_tile(x, k, t0)?,
                             wt: view,
                             b: bias(),
                             out: Storage::new(out.as_entire_buffer_binding(), n * m),
@@ -228,7 +282,57 @@ impl Matmul {
     }
 }
 
+/// The uniform range of x [*, k] the texture kernels read from token t0 on: 64 KiB.
+fn x_tile(x: &Buffer, k: usize, t0: usize) -> Result<wgpu::BufferBinding<'_>, visattn::Error> {
+    let offset = (t0 * k * 4) as u64;
+    if offset + X_TILE_BYTES > x.size() || !x.usage().contains(BufferUsages::UNIFORM) {
+        return Err(visattn::Error::Binding {
+            name: "x",
+            reason: format!(
+                "the texture kernel reads {X_TILE_BYTES} bytes of x as a uniform from byte {offset}: x needs UNIFORM usage and {} bytes (it has {})",
+                offset + X_TILE_BYTES,
+                x.size()
+            ),
+        });
+    }
+    Ok(wgpu::BufferBinding {
+        buffer: x,
+        offset,
+        size: std::num::NonZeroU64::new(X_TILE_BYTES),
+    })
+}
+
 impl Matmul {
+    /// The shared kernel's (tokens a dispatch, tokens an x binding, rows of W an invocation)
+    /// for `n` rows of x of `k` values, where the tiling asks for it and the device runs it:
+    /// the bindings hold the largest power of two of rows up to 16 that fits 64 KiB, and every
+    /// binding's offset keeps the uniform offset alignment (256 bytes); else None (the uniform
+    /// tile's kernel).
+    fn shared_tile(&self, n: usize, k: usize, format: WeightFormat) -> Option<(usize, usize, usize)> {
+        let t = &self.tiling;
+        let shared = if n == 1 { t.decode_shared } else { t.prefill_shared };
+        if !shared || !shares_x(format) || k % 32 != 0 || k > 16384 || !subgroups_usable(&self.ctx) {
+            return None;
+        }
+        if n == 1 {
+            return Some((1, 1, t.decode_rows as usize));
+        }
+        let fits = 16384 / k;
+        let tile_tokens = [16, 8, 4, 2, 1].into_iter().find(|&t| t <= fits)?;
+        let tile = (self.tiling.prefill_tokens as usize).min(4 * tile_tokens);
+        let aligned = (0..n)
+            .step_by(tile)
+            .flat_map(|t0| (0..4).map(move |i| t0 + i * tile_tokens))
+            .all(|t| t >= n || (t * k * 4) % 256 == 0);
+        aligned.then_some((tile, tile_tokens, self.tiling.prefill_rows as usize))
+    }
+
+    /// Whether `n` rows of x of `k` values times a texture matrix of `format` go through
+    /// [`LinearSharedKernel`] (else [`LinearTextureKernel`]).
+    pub fn shares(&self, n: usize, k: usize, format: WeightFormat) -> bool {
+        self.shared_tile(n, k, format).is_some()
+    }
+
     /// The texture kernel's (tokens a dispatch, rows of W an invocation) for `n` rows of x of
     /// `k` values: the tiling's, where the tiles' x offsets keep the uniform offset alignment
     /// (256 bytes) and fit `largest` (the matrix's largest tile), else the largest tile.
@@ -261,11 +365,12 @@ pub struct StagingTune {
     /// Median seconds of the probe in each layout (textures with [`TextureTiling::PLAIN`]).
     pub buffer_s: f64,
     pub texture_s: f64,
-    /// Seconds of a decode step over the tiling probe (the fastest of 5 turns), by rows per
-    /// invocation.
-    pub decode: Vec<(u32, f64)>,
-    /// Seconds of 4 tokens' prefill over the tiling probe (the fastest of 5), by (tokens, rows).
-    pub prefill: Vec<((u32, u32), f64)>,
+    /// Seconds of a decode step over the tiling probe (the fastest of 5 turns), by (rows per
+    /// invocation, x shared through subgroups).
+    pub decode: Vec<((u32, bool), f64)>,
+    /// Seconds of 16 tokens' prefill over the tiling probe (the fastest of 5), by (tokens a
+    /// tile, rows, shared).
+    pub prefill: Vec<((u32, u32, bool), f64)>,
 }
 
 impl std::fmt::Display for StagingTune {
@@ -286,11 +391,20 @@ impl std::fmt::Display for StagingTune {
         )?;
         if let Staging::Texture(tiling) = self.best {
             let ms = |s: f64| format!("{:.2}", s * 1e3);
-            let decode: Vec<String> = self.decode.iter().map(|(r, s)| format!("{r}: {}", ms(*s))).collect();
-            let prefill: Vec<String> = self.prefill.iter().map(|((t, r), s)| format!("{t}x{r}: {}", ms(*s))).collect();
+            let shared = |s: bool| if s { "s" } else { "" };
+            let decode: Vec<String> = self
+                .decode
+                .iter()
+                .map(|((r, sh), s)| format!("{r}{}: {}", shared(*sh), ms(*s)))
+                .collect();
+            let prefill: Vec<String> = self
+                .prefill
+                .iter()
+                .map(|((t, r, sh), s)| format!("{t}x{r}{}: {}", shared(*sh), ms(*s)))
+                .collect();
             write!(
                 f,
-                ", tiled {tiling} (decode ms by rows {}; prefill ms by tokens x rows {})",
+                ", tiled {tiling} (decode ms by rows {}; 16 tokens' prefill ms by tokens x rows {}; s: x shared through subgroups)",
                 decode.join(", "),
                 prefill.join(", ")
             )?;
@@ -309,11 +423,14 @@ fn fastest<K: Copy>(timed: &[(K, f64)]) -> Option<K> {
 /// decode step) and with 4 (a prefill tile), in storage buffers and in textures, each timed as
 /// the median of 5 wall-clock runs waited for; lavapipe picks textures (storage loads cost per
 /// lane there), GPUs usually buffers. Where textures win, the tilings: a decode step with 1, 2,
-/// 4 and 8 rows of W per invocation, and 4 tokens' prefill in tiles of 4 (1, 2, 4 or 8 rows), 2
-/// (4, 8) and 1 (8), over a 4096 x 2048 probe (a few milliseconds a run on a CPU adapter, so
-/// the dispatch's fixed cost does not decide; rows enough for 8 workgroups at 8 an invocation),
-/// each the fastest of 5 turns taken in rotation (about a second in all on lavapipe). The answer is a word a host can cache per adapter (`Staging`'s Display /
-/// FromStr, e.g. `texture:decode=8,prefill=4x4`). Native only.
+/// 4 and 8 rows of W per invocation, and 16 tokens' prefill in tiles of 4 (1, 2, 4 or 8 rows),
+/// 2 (4, 8) and 1 (8); with x shared through subgroups too where the device and format run
+/// that ([`shares_x`]): decode rows 1 to 8, prefill tiles of 16 (1, 2 rows), 8 (1, 2, 4) and 4
+/// (2, 4). Over a 4096 x 2048 probe (a few milliseconds a run on a CPU adapter, so the
+/// dispatch's fixed cost does not decide; rows enough for 8 workgroups at 8 an invocation),
+/// each the fastest of 5 turns taken in rotation (a few seconds in all on lavapipe, most of it
+/// compiling). The answer is a word a host can cache per adapter (`Staging`'s Display /
+/// FromStr, e.g. `texture:decode=8s,prefill=8x4s`). Native only.
 pub fn autotune_staging(ctx: &Context, queue: &wgpu::Queue, format: WeightFormat) -> crate::Result<StagingTune> {
     let mut tune = StagingTune {
         best: Staging::Buffer,
@@ -326,11 +443,12 @@ pub fn autotune_staging(ctx: &Context, queue: &wgpu::Queue, format: WeightFormat
         return Ok(tune);
     }
     let cols = 2048usize;
-    let tokens = 4usize;
-    let xs: Vec<f32> = (0..tokens * cols).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
-    let x = super::weights::buffer(ctx, "probe x", tokens * cols)?;
+    // Tokens of the layouts' prefill probe, and of the tilings' (a whole tile of 16).
+    let (tokens, tiling_tokens) = (4usize, 16usize);
+    let xs: Vec<f32> = (0..tiling_tokens * cols).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
+    let x = super::weights::buffer(ctx, "probe x", tiling_tokens * cols)?;
     queue.write_buffer(&x, 0, bytemuck::cast_slice(&xs));
-    let out = super::weights::buffer(ctx, "probe out", tokens * 4096)?;
+    let out = super::weights::buffer(ctx, "probe out", tiling_tokens * 4096)?;
     // Median seconds of `n` rows of x times w, with `matmul`.
     let time = |matmul: &Matmul, w: &Matrix, ns: &[usize]| -> crate::Result<f64> {
         let mut dispatches = Vec::new();
@@ -360,23 +478,41 @@ pub fn autotune_staging(ctx: &Context, queue: &wgpu::Queue, format: WeightFormat
     // Every candidate bound first, then timed in turns, each its fastest of 5 turns: a CPU
     // adapter's speed drifts with the machine's other work, and drift only adds time, so
     // neither the order nor a slow spell picks the winner.
-    let decode: Vec<TextureTiling> = TextureTiling::ROWS
-        .into_iter()
-        .map(|rows| TextureTiling {
-            decode_rows: rows,
-            ..tiling
+    // x through the uniform tile, and shared through subgroups where the device and the format
+    // run that.
+    let ways: &[bool] = if subgroups_usable(ctx) && shares_x(format) {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    let decode: Vec<TextureTiling> = ways
+        .iter()
+        .flat_map(|&subgroup| {
+            TextureTiling::ROWS.into_iter().map(move |rows| TextureTiling {
+                decode_rows: rows,
+                decode_shared: subgroup,
+                ..tiling
+            })
         })
         .collect();
-    let prefill: Vec<TextureTiling> = [(4, 1), (4, 2), (4, 4), (4, 8), (2, 4), (2, 8), (1, 8)]
-        .into_iter()
-        .map(|(tokens_a_tile, rows)| TextureTiling {
-            prefill_tokens: tokens_a_tile,
-            prefill_rows: rows,
-            ..tiling
+    let prefill: Vec<TextureTiling> = ways
+        .iter()
+        .flat_map(|&subgroup| {
+            let tiles: &[(u32, u32)] = if subgroup {
+                &[(16, 1), (16, 2), (8, 1), (8, 2), (8, 4), (4, 2), (4, 4)]
+            } else {
+                &[(4, 1), (4, 2), (4, 4), (4, 8), (2, 4), (2, 8), (1, 8)]
+            };
+            tiles.iter().map(move |&(tokens_a_tile, rows)| TextureTiling {
+                prefill_tokens: tokens_a_tile,
+                prefill_rows: rows,
+                prefill_shared: subgroup,
+                ..tiling
+            })
         })
         .collect();
     let mut candidates = Vec::new();
-    for (t, n) in decode.iter().map(|t| (t, 1)).chain(prefill.iter().map(|t| (t, tokens))) {
+    for (t, n) in decode.iter().map(|t| (t, 1)).chain(prefill.iter().map(|t| (t, tiling_tokens))) {
         candidates.push(Matmul::tiled(ctx, *t).bind(n, &x, &w, None, &out)?);
     }
     let mut best = vec![f64::INFINITY; candidates.len()];
@@ -391,14 +527,18 @@ pub fn autotune_staging(ctx: &Context, queue: &wgpu::Queue, format: WeightFormat
         }
     }
     let (decode_s, prefill_s) = best.split_at(decode.len());
-    tune.decode = decode.iter().zip(decode_s).map(|(t, &s)| (t.decode_rows, s)).collect();
+    tune.decode = decode
+        .iter()
+        .zip(decode_s)
+        .map(|(t, &s)| ((t.decode_rows, t.decode_shared), s))
+        .collect();
     tune.prefill = prefill
         .iter()
         .zip(prefill_s)
-        .map(|(t, &s)| ((t.prefill_tokens, t.prefill_rows), s))
+        .map(|(t, &s)| ((t.prefill_tokens, t.prefill_rows, t.prefill_shared), s))
         .collect();
-    tiling.decode_rows = fastest(&tune.decode).unwrap_or(1);
-    (tiling.prefill_tokens, tiling.prefill_rows) = fastest(&tune.prefill).unwrap_or((4, 1));
+    (tiling.decode_rows, tiling.decode_shared) = fastest(&tune.decode).unwrap_or((1, false));
+    (tiling.prefill_tokens, tiling.prefill_rows, tiling.prefill_shared) = fastest(&tune.prefill).unwrap_or((4, 1, false));
     tune.best = Staging::Texture(tiling);
     Ok(tune)
 }

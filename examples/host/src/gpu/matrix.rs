@@ -372,25 +372,38 @@ pub enum Staging {
 /// prefill's tokens per dispatch (its x tile) and rows per invocation. More rows share each x
 /// value an invocation loads, at the cost of registers; the best differs per adapter and
 /// format, so [`super::linear::autotune_staging`] times them. Written (and parsed) as
-/// `decode=R,prefill=TxR`.
+/// `decode=R,prefill=TxR`, each with an `s` after it where x is shared through subgroups
+/// (`decode=1s,prefill=16x1s`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TextureTiling {
     pub decode_rows: u32,
     pub prefill_tokens: u32,
     pub prefill_rows: u32,
+    /// x shared through subgroups (linear_shared.wgsl; prefill tiles of up to 16 tokens) in a
+    /// decode step and in a prefill, where the device runs it (linear::subgroups_usable) and
+    /// the rows allow it; elsewhere the uniform tile's kernel, its tiles cut to 4 tokens.
+    pub decode_shared: bool,
+    pub prefill_shared: bool,
 }
 
 impl TextureTiling {
     /// The rows an invocation may take (the kernel's ROWS override).
     pub const ROWS: [u32; 4] = [1, 2, 4, 8];
-    /// The tokens a prefill tile may hold (its x tile holds at most 4 rows).
+    /// The tokens a prefill tile may hold through the uniform tile (at most 4 rows of x)...
     pub const TOKENS: [u32; 3] = [1, 2, 4];
+    /// ... and with x shared through subgroups (4 bindings of up to 16 rows).
+    pub const SHARED_TOKENS: [u32; 5] = [1, 2, 4, 8, 16];
+    /// The most sums an invocation holds: a prefill tile's tokens times its rows.
+    pub const MAX_SUMS: u32 = 32;
 
-    /// One row per invocation, the largest token tiles: no assumption about the adapter.
+    /// One row per invocation, the largest token tiles, x through the uniform tile: no
+    /// assumption about the adapter.
     pub const PLAIN: TextureTiling = TextureTiling {
         decode_rows: 1,
         prefill_tokens: 4,
         prefill_rows: 1,
+        decode_shared: false,
+        prefill_shared: false,
     };
 }
 
@@ -402,10 +415,15 @@ impl Default for TextureTiling {
 
 impl std::fmt::Display for TextureTiling {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shared = |s: bool| if s { "s" } else { "" };
         write!(
             f,
-            "decode={},prefill={}x{}",
-            self.decode_rows, self.prefill_tokens, self.prefill_rows
+            "decode={}{},prefill={}x{}{}",
+            self.decode_rows,
+            shared(self.decode_shared),
+            self.prefill_tokens,
+            self.prefill_rows,
+            shared(self.prefill_shared)
         )
     }
 }
@@ -415,18 +433,26 @@ impl std::str::FromStr for TextureTiling {
     fn from_str(s: &str) -> Result<Self> {
         let bad = || {
             Error::Input(format!(
-                "texture tiling {s:?}: expected decode=R,prefill=TxR with R in 1, 2, 4, 8 and T in 1, 2, 4"
+                "texture tiling {s:?}: expected decode=R,prefill=TxR with R in 1, 2, 4, 8, T in 1, 2, 4 and T x R <= 32, each followed by s where x is shared through subgroups (then T may be 8 or 16 too)"
             ))
         };
         let (decode, prefill) = s.split_once(',').ok_or_else(bad)?;
         let rows = decode.strip_prefix("decode=").ok_or_else(bad)?;
         let (tokens, prefill_rows) = prefill.strip_prefix("prefill=").and_then(|p| p.split_once('x')).ok_or_else(bad)?;
+        let (rows, decode_shared) = rows.strip_suffix('s').map_or((rows, false), |r| (r, true));
+        let (prefill_rows, prefill_shared) = prefill_rows.strip_suffix('s').map_or((prefill_rows, false), |r| (r, true));
         let num = |v: &str, allowed: &[u32]| v.parse::<u32>().ok().filter(|n| allowed.contains(n)).ok_or_else(bad);
-        Ok(Self {
+        let tiling = Self {
             decode_rows: num(rows, &Self::ROWS)?,
-            prefill_tokens: num(tokens, &Self::TOKENS)?,
+            prefill_tokens: num(tokens, if prefill_shared { &Self::SHARED_TOKENS } else { &Self::TOKENS })?,
             prefill_rows: num(prefill_rows, &Self::ROWS)?,
-        })
+            decode_shared,
+            prefill_shared,
+        };
+        if tiling.prefill_tokens * tiling.prefill_rows > Self::MAX_SUMS {
+            return Err(bad());
+        }
+        Ok(tiling)
     }
 }
 
@@ -882,42 +908,65 @@ preludes!(
     f16 "enable f16;\n// load_w: f16 storage\nfn load_w(i: u32) -> f32 {\n    return f32(w[i]);\n}\n"
 );
 
-/// The texture kernel's preludes (linear_texture.wgsl, [`Staging::Texture`]): texel reads and
-/// xdot (texture/texel.wgsl), then each format's `BLOCK` and `dot_block`: a texel layout of its
-/// own for the floats, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q6_K (repacked into planes,
-/// gpu/repack.rs), Q4_K and Q5_K (as stored: 9 and 11 texels a super-block); Q2_K and Q3_K
-/// through their load8 a word at a time
-/// (texture/generic.wgsl).
-pub mod texture_prelude {
-    macro_rules! texture {
-        ($($file:literal),+) => {
-            concat!(include_str!("../../shaders/texture/texel.wgsl"), $(include_str!(concat!("../../shaders/", $file))),+)
-        };
-    }
-    macro_rules! generic {
-        ($($file:literal),+) => {
-            texture!(
-                "formats/word_texture.wgsl",
-                "formats/bytes.wgsl",
-                "formats/block8.wgsl",
-                $($file,)+
-                "texture/generic.wgsl"
-            )
-        };
-    }
-    pub const F32: &str = texture!("texture/f32.wgsl");
-    /// f16 as stored (pairs in words), whether or not the adapter has SHADER_F16.
-    pub const F16: &str = texture!("texture/f16.wgsl");
-    pub const PACKED: &str = F16;
-    pub const BF16: &str = texture!("texture/bf16.wgsl");
-    pub const Q8_0: &str = texture!("texture/half_scales.wgsl", "texture/q8_0.wgsl");
-    pub const Q4_0: &str = texture!("texture/half_scales.wgsl", "texture/q4_0.wgsl");
-    pub const Q4_1: &str = texture!("texture/dm_words.wgsl", "texture/q4_1.wgsl");
-    pub const Q5_0: &str = texture!("texture/half_scales.wgsl", "texture/q5.wgsl", "texture/q5_0.wgsl");
-    pub const Q5_1: &str = texture!("texture/dm_words.wgsl", "texture/q5.wgsl", "texture/q5_1.wgsl");
-    pub const Q2_K: &str = generic!("formats/q2_k.wgsl");
-    pub const Q3_K: &str = generic!("formats/q3_k.wgsl");
-    pub const Q4_K: &str = texture!("texture/k_scales.wgsl", "texture/q4_k.wgsl");
-    pub const Q5_K: &str = texture!("texture/k_scales.wgsl", "texture/q5_k.wgsl");
-    pub const Q6_K: &str = texture!("texture/half_scales.wgsl", "texture/q6_k.wgsl");
+/// The texture kernels' preludes, one module per way of reading x (the x file after
+/// texture/texel.wgsl and texture/tile.wgsl: the tile's sums and walk): each format's `BLOCK`
+/// and `dot_block`, a texel layout of its own for the floats, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+/// Q6_K (repacked into planes, gpu/repack.rs), Q4_K and Q5_K (as stored: 9 and 11 texels a
+/// super-block); Q2_K and Q3_K through their load8 a word at a time (texture/generic.wgsl).
+macro_rules! texture_prelude_of {
+    ($x:literal; $($file:literal),+) => {
+        concat!(
+            include_str!("../../shaders/texture/texel.wgsl"),
+            include_str!("../../shaders/texture/tile.wgsl"),
+            include_str!(concat!("../../shaders/", $x)),
+            $(include_str!(concat!("../../shaders/", $file))),+
+        )
+    };
 }
+
+macro_rules! generic_prelude_of {
+    ($x:literal; $($file:literal),+) => {
+        texture_prelude_of!(
+            $x;
+            "formats/word_texture.wgsl",
+            "formats/bytes.wgsl",
+            "formats/block8.wgsl",
+            $($file,)+
+            "texture/generic.wgsl"
+        )
+    };
+}
+
+macro_rules! texture_preludes {
+    ($(#[$meta:meta])* $name:ident, $x:literal) => {
+        $(#[$meta])*
+        pub mod $name {
+            pub const F32: &str = texture_prelude_of!($x; "texture/f32.wgsl");
+            /// f16 as stored (pairs in words), whether or not the adapter has SHADER_F16.
+            pub const F16: &str = texture_prelude_of!($x; "texture/f16.wgsl");
+            pub const PACKED: &str = F16;
+            pub const BF16: &str = texture_prelude_of!($x; "texture/bf16.wgsl");
+            pub const Q8_0: &str = texture_prelude_of!($x; "texture/half_scales.wgsl", "texture/q8_0.wgsl");
+            pub const Q4_0: &str = texture_prelude_of!($x; "texture/half_scales.wgsl", "texture/q4_0.wgsl");
+            pub const Q4_1: &str = texture_prelude_of!($x; "texture/dm_words.wgsl", "texture/q4_1.wgsl");
+            pub const Q5_0: &str = texture_prelude_of!($x; "texture/half_scales.wgsl", "texture/q5.wgsl", "texture/q5_0.wgsl");
+            pub const Q5_1: &str = texture_prelude_of!($x; "texture/dm_words.wgsl", "texture/q5.wgsl", "texture/q5_1.wgsl");
+            pub const Q2_K: &str = generic_prelude_of!($x; "formats/q2_k.wgsl");
+            pub const Q3_K: &str = generic_prelude_of!($x; "formats/q3_k.wgsl");
+            pub const Q4_K: &str = texture_prelude_of!($x; "texture/k_scales.wgsl", "texture/q4_k.wgsl");
+            pub const Q5_K: &str = texture_prelude_of!($x; "texture/k_scales.wgsl", "texture/q5_k.wgsl");
+            pub const Q6_K: &str = texture_prelude_of!($x; "texture/half_scales.wgsl", "texture/q6_k.wgsl");
+        }
+    };
+}
+
+texture_preludes!(
+    /// linear_texture.wgsl's: x from its uniform tile (texture/x_uniform.wgsl).
+    texture_prelude,
+    "texture/x_uniform.wgsl"
+);
+texture_preludes!(
+    /// linear_shared.wgsl's: x shared through subgroups (texture/x_shared.wgsl).
+    shared_prelude,
+    "texture/x_shared.wgsl"
+);

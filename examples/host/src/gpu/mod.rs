@@ -21,6 +21,11 @@ pub mod repack;
 pub mod rope;
 pub mod weights;
 
+/// The optional features the host's kernels use where the adapter has them: f16 weights
+/// (SHADER_F16) and x shared through subgroups (SUBGROUP, linear_shared.wgsl). A host asks for
+/// them (`features & adapter.features()`, as visattn::util::gpu_with does).
+pub const FEATURES: visattn::wgpu::Features = visattn::wgpu::Features::SHADER_F16.union(visattn::wgpu::Features::SUBGROUP);
+
 /// Every kernel of the host, every variant, for `--wgsl-out` (tests/naga_shaders.rs validates
 /// and translates what it writes).
 pub fn kernels() -> Vec<visattn::kernel::KernelDecl> {
@@ -43,4 +48,18 @@ pub fn kernels() -> Vec<visattn::kernel::KernelDecl> {
         <fill::FillKernel as Kernel>::VARIANTS,
     ]
     .concat()
+    .into_iter()
+    .chain(shared_variants())
+    .collect()
+}
+
+/// linear_shared.wgsl's variants that exist: the formats [`linear::shares_x`] takes.
+fn shared_variants() -> impl Iterator<Item = visattn::kernel::KernelDecl> {
+    use matrix::WeightFormat as W;
+    use visattn::kernel::{Kernel, Variant};
+    [W::F32, W::F16, W::F16Packed]
+        .into_iter()
+        .chain(W::BLOCKS)
+        .filter(|&f| linear::shares_x(f))
+        .map(|f| <linear::LinearSharedKernel as Kernel>::VARIANTS[linear::LinearSharedVariant::from(f).index()])
 }
