@@ -1,11 +1,9 @@
 // tile.wgsl: what the texture kernels (linear_texture.wgsl, linear_shared.wgsl) share: the
 // tile of TOKENS rows of x a dispatch multiplies by ROWS rows of W an invocation takes, the
 // tile's sums, the walk over a row's blocks and the stores. Every step over the tile's tokens
-// is one call per token with a constant t, behind a guard on TOKENS that is a constant before any
-// inlining (lavapipe took 5 s to compile a kernel whose 16 calls each tested t < TOKENS
-// inside; a moment so); a loop over
-// the tokens indexes the sums with a variable, which puts them in memory on a CPU adapter
-// (lavapipe ran a scratch kernel so up to 2x slower).
+// is one call per token with a constant t, behind a guard on TOKENS (a constant once the
+// pipeline's overrides are in): a loop over the tokens indexes the sums with a variable, which
+// puts them in memory on a CPU adapter (lavapipe ran a scratch kernel so up to 2x slower).
 
 struct LinearParams {
     n: u32,
