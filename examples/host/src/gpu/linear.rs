@@ -117,6 +117,9 @@ pub fn subgroups_usable(ctx: &Context) -> bool {
 /// much past a tile's first row ([`super::weights::buffer`] pads them).
 pub const X_TILE_BYTES: u64 = std::mem::size_of::<XTile>() as u64;
 
+/// Values of x one such binding holds (tokens x k <= this).
+pub const X_TILE_VALUES: usize = X_TILE_BYTES as usize / 4;
+
 /// Why the device cannot run the texture kernel, if it cannot: its uniform bindings must hold
 /// an x tile (WebGPU's default 64 KiB does), and its storage bindings room for padded
 /// activations (4 x tiles at least).
@@ -311,20 +314,20 @@ impl Matmul {
     fn shared_tile(&self, n: usize, k: usize, format: WeightFormat) -> Option<(usize, usize, usize)> {
         let t = &self.tiling;
         let shared = if n == 1 { t.decode_shared } else { t.prefill_shared };
-        if !shared || !shares_x(format) || k % 32 != 0 || k > 16384 || !subgroups_usable(&self.ctx) {
+        if !shared || !shares_x(format) || k % 32 != 0 || k > X_TILE_VALUES || !subgroups_usable(&self.ctx) {
             return None;
         }
         if n == 1 {
             return Some((1, 1, t.decode_rows as usize));
         }
-        let fits = 16384 / k;
+        let fits = X_TILE_VALUES / k;
         let tile_tokens = [16, 8, 4, 2, 1].into_iter().find(|&t| t <= fits)?;
-        let tile = (self.tiling.prefill_tokens as usize).min(4 * tile_tokens);
+        let tile = (t.prefill_tokens as usize).min(4 * tile_tokens);
         let aligned = (0..n)
             .step_by(tile)
             .flat_map(|t0| (0..4).map(move |i| t0 + i * tile_tokens))
             .all(|t| t >= n || (t * k * 4) % 256 == 0);
-        aligned.then_some((tile, tile_tokens, self.tiling.prefill_rows as usize))
+        aligned.then_some((tile, tile_tokens, t.prefill_rows as usize))
     }
 
     /// Whether `n` rows of x of `k` values times a texture matrix of `format` go through
@@ -391,7 +394,7 @@ impl std::fmt::Display for StagingTune {
         )?;
         if let Staging::Texture(tiling) = self.best {
             let ms = |s: f64| format!("{:.2}", s * 1e3);
-            let shared = |s: bool| if s { "s" } else { "" };
+            let shared = TextureTiling::shared_mark;
             let decode: Vec<String> = self
                 .decode
                 .iter()

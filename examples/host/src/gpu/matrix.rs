@@ -413,9 +413,16 @@ impl Default for TextureTiling {
     }
 }
 
+impl TextureTiling {
+    /// The mark after a tiling where x is shared through subgroups (`8s`, `8x4s`).
+    pub fn shared_mark(shared: bool) -> &'static str {
+        if shared { "s" } else { "" }
+    }
+}
+
 impl std::fmt::Display for TextureTiling {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shared = |s: bool| if s { "s" } else { "" };
+        let shared = Self::shared_mark;
         write!(
             f,
             "decode={}{},prefill={}x{}{}",
@@ -750,7 +757,7 @@ impl Matrix {
     /// `None` when rows of this matrix cannot go through it (`cols` not a multiple of 8 or
     /// over 16384, or tiles off the uniform offset alignment).
     pub fn texture_tile(cols: usize) -> Option<usize> {
-        let tile = (16384 / cols.max(1)).min(4);
+        let tile = (super::linear::X_TILE_VALUES / cols.max(1)).min(4);
         (tile > 0 && cols % 8 == 0 && (cols * 4 * tile) % 256 == 0).then_some(tile)
     }
 
