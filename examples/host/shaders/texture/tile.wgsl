@@ -31,7 +31,8 @@ override ROWS: u32 = 1u;
 
 // The sums of the row dot_block is on, one a token of the tile, each 4 partial sums (4 FMAs a
 // row and token, the horizontal sum once at the end: a dot product per 4 weights costs 7
-// operations on a CPU adapter's SIMD lanes).
+// operations on a CPU adapter's SIMD lanes), or, where the x file's chained() says so, one
+// chain in .x (y, z, w stay 0: constants the compiler drops).
 var<private> acc: array<vec4<f32>, 16>;
 
 // The sums of the invocation's rows after its first, TOKENS a row, while dot_block adds into
@@ -149,7 +150,7 @@ fn store_rows(first: u32) {
 // A block's sum with a term every row shares taken out (texture/q4_0.wgsl: sum (q - 8) d x =
 // d sum q x - 8 d sum x): block_start keeps the row's sums and clears them for the block's raw
 // products, block_end adds d times those and m times x's block sums (x_sum, from the x
-// prelude's x_sums) to what it kept.
+// prelude's x_sums) to what it kept (d and m the same in each lane: chained sums take d.x).
 var<private> kept: array<vec4<f32>, 16>;
 var<private> x_sum: array<vec4<f32>, 16>;
 
@@ -178,7 +179,11 @@ fn block_start() {
 }
 
 fn end_token(t: u32, d: vec4<f32>, m: vec4<f32>) {
-    acc[t] = fma(d, acc[t], fma(m, x_sum[t], kept[t]));
+    if (chained()) {
+        acc[t] = vec4<f32>(fma(d.x, acc[t].x, dot(m, x_sum[t]) + kept[t].x), 0.0, 0.0, 0.0);
+    } else {
+        acc[t] = fma(d, acc[t], fma(m, x_sum[t], kept[t]));
+    }
 }
 
 fn block_end(d: vec4<f32>, m: vec4<f32>) {

@@ -3,6 +3,11 @@
 // one load where the adapter has scalar loads (GPUs); lavapipe gathers it lane by lane where
 // the index varies in a loop (linear_shared.wgsl shares x through subgroups there).
 
+// Each token's sum stays 4 partial sums (tile.wgsl's chained).
+fn chained() -> bool {
+    return false;
+}
+
 fn xfma_token(t: u32, w: vec4<f32>, c: u32) {
     acc[t] = fma(w, x.v[t * (p.k / 4u) + xb + c], acc[t]);
 }
