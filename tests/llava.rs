@@ -583,7 +583,7 @@ fn bad_folders_get_one_clear_error_each() {
 ///   four tilings (rows of W an invocation 1, 2, 4 and 8, past m included; tokens a tile 1,
 ///   2, 4), and three with x shared through subgroups (linear_shared.wgsl: tiles of 16, 8, 4
 ///   tokens, 1 to 8 rows) where the adapter has subgroups (lavapipe does), for every format
-///   but Q4_K, Q5_K and Q6_K (which fall back to the uniform tile there).
+///   (the K-quants a sub-block at a time there: texture/q4_k_sub.wgsl).
 #[test]
 fn host_kernels_match_the_cpu_reference() {
     let out = llava(&["--check-kernels"]);
@@ -649,7 +649,7 @@ fn host_kernels_match_the_cpu_reference() {
         );
     }
     // x shared through subgroups (lavapipe has them): a decode and a prefill of several tiles
-    // (n 35 in tiles of 16) of every format but the K-quants'.
+    // (n 35 in tiles of 16) of every format.
     if v["subgroups"].as_bool().unwrap() {
         let shared = |kernel: &str, n: u64| {
             cases
@@ -658,8 +658,7 @@ fn host_kernels_match_the_cpu_reference() {
         };
         for (kernel, n) in &expected {
             if kernel.starts_with("linear_texture") && *n > 0 {
-                let windowed = !["q4_k", "q5_k", "q6_k"].iter().any(|b| kernel.ends_with(b));
-                assert_eq!(shared(kernel, 1) && shared(kernel, 35), windowed, "{kernel}: shared x");
+                assert!(shared(kernel, 1) && shared(kernel, 35), "{kernel}: shared x");
             }
         }
     }

@@ -1,7 +1,7 @@
 // linear_shared.wgsl: linear_texture.wgsl with x shared through subgroups
 // (texture/x_shared.wgsl), for adapters with subgroups of 8 or more lanes: out = x W^T + b for
 // up to 16 rows of x (a tile of tokens), W in an rgba32uint texture (texture/texel.wgsl) in a
-// format of blocks of 32 values or fewer (not Q4_K, Q5_K, Q6_K: linear::shares_x), x
+// format of blocks of 32 values or fewer (the K-quants' sub-blocks: texture/q4_k_sub.wgsl), x
 // from 4 uniform bindings of TILE_TOKENS rows each. x [n, k] (this dispatch's tokens t0 .. t0 +
 // p.n), W [m, k], b [m], out [*, ldo] rows t0.. at columns col0 .. col0 + m, f32 accumulation;
 // the declaration's variant decodes W (texture/*.wgsl's dot_block, as linear_texture.wgsl's).

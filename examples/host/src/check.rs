@@ -242,7 +242,7 @@ pub fn run() -> Result<serde_json::Value> {
                     cases.push(serde_json::json!({
                         "kernel": kernel_name("linear_texture", format), "n": n, "m": m, "k": k, "bias": bias,
                         "chunks": wm.chunks.len(), "tiling": tiling.to_string(), "error": worst(got),
-                        "shared": linear.shares(n, k, format),
+                        "shared": linear.shares(n, k),
                     }));
                 }
             }

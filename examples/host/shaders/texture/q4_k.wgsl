@@ -7,10 +7,6 @@
 
 const BLOCK: u32 = 256u;
 
-fn k4_values(w: u32, a: f32, b: f32) -> vec4<f32> {
-    return fma(vec4<f32>(unpack4xU8(w & 0x0f0f0f0fu)), vec4<f32>(a), vec4<f32>(-b));
-}
-
 // Sub-blocks 2c (scale a0, min b0: low nibbles) and 2c + 1 (a1, b1: high) from their texels.
 fn k4_pair(q0: vec4<u32>, q1: vec4<u32>, c: u32, a0: f32, b0: f32, a1: f32, b1: f32) {
     xfma(k4_values(q0.x, a0, b0), c);

@@ -8,12 +8,6 @@
 
 const BLOCK: u32 = 256u;
 
-// Four 5-bit values: nibbles (already shifted down) and the fifth bits (bit 0 of each byte).
-fn k5_values(nibbles: u32, fifth: u32, a: f32, b: f32) -> vec4<f32> {
-    let q = (nibbles & 0x0f0f0f0fu) | ((fifth & 0x01010101u) << 4u);
-    return fma(vec4<f32>(unpack4xU8(q)), vec4<f32>(a), vec4<f32>(-b));
-}
-
 // Sub-blocks 2c (scale a0, min b0) and 2c + 1 (a1, b1): quant texels q0, q1, qh texels h0, h1,
 // the fifth bits at bit 2c (shift s) and 2c + 1.
 fn k5_pair(q0: vec4<u32>, q1: vec4<u32>, h0: vec4<u32>, h1: vec4<u32>, s: u32, c: u32, a0: f32, b0: f32, a1: f32, b1: f32) {

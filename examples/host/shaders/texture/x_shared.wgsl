@@ -11,7 +11,8 @@
 // x comes from 4 uniform bindings of 64 KiB, TILE_TOKENS tokens each: token t's values e .. e +
 // 4 at x{t / TILE_TOKENS}.v[(t % TILE_TOKENS) * k / 4 + e / 4]. Blocks of 32 values or fewer
 // only (a window spans whole blocks): lavapipe took a minute and more to compile a K-quant
-// kernel (8 windows a block) whichever way it took x, so those go through the uniform tile.
+// kernel of 8 windows a block, so Q4_K, Q5_K and Q6_K come a sub-block at a time here
+// (texture/q4_k_sub.wgsl, q5_k_sub.wgsl, q6_k_sub.wgsl).
 
 const_assert BLOCK <= 32u;
 

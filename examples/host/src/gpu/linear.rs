@@ -97,14 +97,6 @@ super::matrix::weight_kernel! {
     }
 }
 
-/// Whether [`LinearSharedKernel`] multiplies matrices of `format`: blocks of 32 values or
-/// fewer in the texture kernel (a window of x spans whole blocks); not Q4_K, Q5_K and Q6_K
-/// (their variants fail a `const_assert`, x_shared.wgsl says why), which go through the
-/// uniform tile.
-pub fn shares_x(format: WeightFormat) -> bool {
-    !matches!(format, WeightFormat::Q4_K | WeightFormat::Q5_K | WeightFormat::Q6_K)
-}
-
 /// Whether the device runs [`LinearSharedKernel`]: subgroups (`Features::SUBGROUP`) of 8 lanes
 /// or more, off the web (wgpu hands WGSL to a browser as written, and naga reads no `enable
 /// subgroups;` yet, which a browser needs).
@@ -188,7 +180,7 @@ impl Matmul {
             let buffer = match &chunk.store {
                 ChunkStore::Buffer(buffer) => buffer,
                 ChunkStore::Texture { view, .. } => {
-                    if let Some((tile, tile_tokens, rows)) = self.shared_tile(n, k, w.format) {
+                    if let Some((tile, tile_tokens, rows)) = self.shared_tile(n, k) {
                         let pipeline = self.ctx.pipeline_variant::<LinearSharedKernel>(
                             w.format.into(),
                             &[
@@ -311,10 +303,10 @@ impl Matmul {
     /// the bindings hold the largest power of two of rows up to 16 that fits 64 KiB, and every
     /// binding's offset keeps the uniform offset alignment (256 bytes); else None (the uniform
     /// tile's kernel).
-    fn shared_tile(&self, n: usize, k: usize, format: WeightFormat) -> Option<(usize, usize, usize)> {
+    fn shared_tile(&self, n: usize, k: usize) -> Option<(usize, usize, usize)> {
         let t = &self.tiling;
         let shared = if n == 1 { t.decode_shared } else { t.prefill_shared };
-        if !shared || !shares_x(format) || k % 32 != 0 || k > X_TILE_VALUES || !subgroups_usable(&self.ctx) {
+        if !shared || k % 32 != 0 || k > X_TILE_VALUES || !subgroups_usable(&self.ctx) {
             return None;
         }
         if n == 1 {
@@ -330,10 +322,10 @@ impl Matmul {
         aligned.then_some((tile, tile_tokens, t.prefill_rows as usize))
     }
 
-    /// Whether `n` rows of x of `k` values times a texture matrix of `format` go through
+    /// Whether `n` rows of x of `k` values times a texture matrix go through
     /// [`LinearSharedKernel`] (else [`LinearTextureKernel`]).
-    pub fn shares(&self, n: usize, k: usize, format: WeightFormat) -> bool {
-        self.shared_tile(n, k, format).is_some()
+    pub fn shares(&self, n: usize, k: usize) -> bool {
+        self.shared_tile(n, k).is_some()
     }
 
     /// The texture kernel's (tokens a dispatch, rows of W an invocation) for `n` rows of x of
@@ -427,8 +419,8 @@ fn fastest<K: Copy>(timed: &[(K, f64)]) -> Option<K> {
 /// the median of 5 wall-clock runs waited for; lavapipe picks textures (storage loads cost per
 /// lane there), GPUs usually buffers. Where textures win, the tilings: a decode step with 1, 2,
 /// 4 and 8 rows of W per invocation, and 16 tokens' prefill in tiles of 4 (1, 2, 4 or 8 rows),
-/// 2 (4, 8) and 1 (8); with x shared through subgroups too where the device and format run
-/// that ([`shares_x`]): decode rows 1 to 8, prefill tiles of 16 (1, 2 rows), 8 (1, 2, 4) and 4
+/// 2 (4, 8) and 1 (8); with x shared through subgroups too where the device runs that
+/// ([`subgroups_usable`]): decode rows 1 to 8, prefill tiles of 16 (1, 2 rows), 8 (1, 2, 4) and 4
 /// (2, 4). Over a 4096 x 2048 probe (a few milliseconds a run on a CPU adapter, so the
 /// dispatch's fixed cost does not decide; rows enough for 8 workgroups at 8 an invocation),
 /// each the fastest of 5 turns taken in rotation (a few seconds in all on lavapipe, most of it
@@ -481,13 +473,8 @@ pub fn autotune_staging(ctx: &Context, queue: &wgpu::Queue, format: WeightFormat
     // Every candidate bound first, then timed in turns, each its fastest of 5 turns: a CPU
     // adapter's speed drifts with the machine's other work, and drift only adds time, so
     // neither the order nor a slow spell picks the winner.
-    // x through the uniform tile, and shared through subgroups where the device and the format
-    // run that.
-    let ways: &[bool] = if subgroups_usable(ctx) && shares_x(format) {
-        &[false, true]
-    } else {
-        &[false]
-    };
+    // x through the uniform tile, and shared through subgroups where the device runs that.
+    let ways: &[bool] = if subgroups_usable(ctx) { &[false, true] } else { &[false] };
     let decode: Vec<TextureTiling> = ways
         .iter()
         .flat_map(|&subgroup| {

@@ -945,7 +945,7 @@ macro_rules! generic_prelude_of {
 }
 
 macro_rules! texture_preludes {
-    ($(#[$meta:meta])* $name:ident, $x:literal) => {
+    ($(#[$meta:meta])* $name:ident, $x:literal, k_quants $q4_k:literal, $q5_k:literal, $q6_k:literal) => {
         $(#[$meta])*
         pub mod $name {
             pub const F32: &str = texture_prelude_of!($x; "texture/f32.wgsl");
@@ -960,20 +960,24 @@ macro_rules! texture_preludes {
             pub const Q5_1: &str = texture_prelude_of!($x; "texture/dm_words.wgsl", "texture/q5.wgsl", "texture/q5_1.wgsl");
             pub const Q2_K: &str = generic_prelude_of!($x; "formats/q2_k.wgsl");
             pub const Q3_K: &str = generic_prelude_of!($x; "formats/q3_k.wgsl");
-            pub const Q4_K: &str = texture_prelude_of!($x; "texture/k_scales.wgsl", "texture/q4_k.wgsl");
-            pub const Q5_K: &str = texture_prelude_of!($x; "texture/k_scales.wgsl", "texture/q5_k.wgsl");
-            pub const Q6_K: &str = texture_prelude_of!($x; "texture/half_scales.wgsl", "texture/q6_k.wgsl");
+            pub const Q4_K: &str = texture_prelude_of!($x; "texture/k_scales.wgsl", $q4_k);
+            pub const Q5_K: &str = texture_prelude_of!($x; "texture/k_scales.wgsl", $q5_k);
+            pub const Q6_K: &str = texture_prelude_of!($x; "texture/half_scales.wgsl", $q6_k);
         }
     };
 }
 
 texture_preludes!(
-    /// linear_texture.wgsl's: x from its uniform tile (texture/x_uniform.wgsl).
+    /// linear_texture.wgsl's: x from its uniform tile (texture/x_uniform.wgsl), the K-quants a
+    /// super-block at a time.
     texture_prelude,
-    "texture/x_uniform.wgsl"
+    "texture/x_uniform.wgsl",
+    k_quants "texture/q4_k.wgsl", "texture/q5_k.wgsl", "texture/q6_k.wgsl"
 );
 texture_preludes!(
-    /// linear_shared.wgsl's: x shared through subgroups (texture/x_shared.wgsl).
+    /// linear_shared.wgsl's: x shared through subgroups (texture/x_shared.wgsl), a window of
+    /// 32 values at a time, so the K-quants a sub-block at a time.
     shared_prelude,
-    "texture/x_shared.wgsl"
+    "texture/x_shared.wgsl",
+    k_quants "texture/q4_k_sub.wgsl", "texture/q5_k_sub.wgsl", "texture/q6_k_sub.wgsl"
 );

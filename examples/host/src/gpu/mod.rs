@@ -34,6 +34,7 @@ pub fn kernels() -> Vec<visattn::kernel::KernelDecl> {
         <linear::LinearKernel as Kernel>::VARIANTS,
         <linear::LinearVecKernel as Kernel>::VARIANTS,
         <linear::LinearTextureKernel as Kernel>::VARIANTS,
+        <linear::LinearSharedKernel as Kernel>::VARIANTS,
         <repack::RepackKernel as Kernel>::VARIANTS,
         <interleave::InterleaveKernel as Kernel>::VARIANTS,
         <bandwidth::ReadTexture as Kernel>::VARIANTS,
@@ -48,18 +49,4 @@ pub fn kernels() -> Vec<visattn::kernel::KernelDecl> {
         <fill::FillKernel as Kernel>::VARIANTS,
     ]
     .concat()
-    .into_iter()
-    .chain(shared_variants())
-    .collect()
-}
-
-/// linear_shared.wgsl's variants that exist: the formats [`linear::shares_x`] takes.
-fn shared_variants() -> impl Iterator<Item = visattn::kernel::KernelDecl> {
-    use matrix::WeightFormat as W;
-    use visattn::kernel::{Kernel, Variant};
-    [W::F32, W::F16, W::F16Packed]
-        .into_iter()
-        .chain(W::BLOCKS)
-        .filter(|&f| linear::shares_x(f))
-        .map(|f| <linear::LinearSharedKernel as Kernel>::VARIANTS[linear::LinearSharedVariant::from(f).index()])
 }
