@@ -43,6 +43,7 @@ fn staging_words_read_back_and_bad_ones_are_refused() {
         "texture:decode=1,prefill=1x2",
         "texture:decode=8s,prefill=16x2s",
         "texture:decode=1,prefill=8x4s",
+        "texture:decode=8s,prefill=16x4s",
     ] {
         assert_eq!(word.parse::<Staging>().unwrap().to_string(), word);
     }
@@ -57,7 +58,7 @@ fn staging_words_read_back_and_bad_ones_are_refused() {
         "texture:decode=-1,prefill=4x1",
         "texture:prefill=4x4,decode=8",
         "texture:decode=8,prefill=16x1",
-        "texture:decode=8s,prefill=16x4s",
+        "texture:decode=8s,prefill=16x8s",
         "texture:decode=8ss,prefill=4x4",
         "texture:decode=8,prefill=4sx4",
     ] {

@@ -137,7 +137,7 @@ fn matmul_shapes(format: WeightFormat) -> Vec<(usize, usize, usize, bool, Option
 /// The texture kernels' tilings every staged matrix is checked in: x through the uniform tile
 /// in decode rows 1, 2, 4, 8 and prefill tiles of 4, 2 and 1 tokens with 1 to 8 rows (4 x 8:
 /// the most registers); then x shared through subgroups (where the device runs it: else these
-/// fall back to the uniform tile) in tiles of 16, 8 and 4 tokens, up to 32 sums.
+/// fall back to the uniform tile) in tiles of 16, 8 and 4 tokens, up to 64 sums (16 x 4, 8 x 8).
 const TILINGS: [TextureTiling; 7] = [
     TextureTiling::PLAIN,
     TextureTiling {
@@ -164,14 +164,14 @@ const TILINGS: [TextureTiling; 7] = [
     TextureTiling {
         decode_rows: 1,
         prefill_tokens: 16,
-        prefill_rows: 2,
+        prefill_rows: 4,
         decode_shared: true,
         prefill_shared: true,
     },
     TextureTiling {
         decode_rows: 8,
         prefill_tokens: 8,
-        prefill_rows: 4,
+        prefill_rows: 8,
         decode_shared: true,
         prefill_shared: true,
     },

@@ -26,7 +26,7 @@ struct XTile {
 override TOKENS: u32 = 1u;
 
 // Rows of W an invocation multiplies: 1, 2, 4 or 8 (linear::TextureTiling, autotuned), at most
-// 32 sums with the tokens.
+// 64 sums with the tokens.
 override ROWS: u32 = 1u;
 
 // The sums of the row dot_block is on, one a token of the tile, each 4 partial sums (4 FMAs a
@@ -37,7 +37,7 @@ var<private> acc: array<vec4<f32>, 16>;
 
 // The sums of the invocation's rows after its first, TOKENS a row, while dot_block adds into
 // acc.
-var<private> held: array<vec4<f32>, 28>;
+var<private> held: array<vec4<f32>, 60>;
 
 fn swap_token(t: u32, h: u32) {
     let a = acc[t];

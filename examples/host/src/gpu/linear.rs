@@ -420,8 +420,8 @@ fn fastest<K: Copy>(timed: &[(K, f64)]) -> Option<K> {
 /// lane there), GPUs usually buffers. Where textures win, the tilings: a decode step with 1, 2,
 /// 4 and 8 rows of W per invocation, and 16 tokens' prefill in tiles of 4 (1, 2, 4 or 8 rows),
 /// 2 (4, 8) and 1 (8); with x shared through subgroups too where the device runs that
-/// ([`subgroups_usable`]): decode rows 1 to 8, prefill tiles of 16 (1, 2 rows), 8 (1, 2, 4) and 4
-/// (2, 4). Over a 4096 x 2048 probe (a few milliseconds a run on a CPU adapter, so the
+/// ([`subgroups_usable`]): decode rows 1 to 8, prefill tiles of 16 (2, 4 rows), 8 (2, 4, 8) and 4
+/// (4). Over a 4096 x 2048 probe (a few milliseconds a run on a CPU adapter, so the
 /// dispatch's fixed cost does not decide; rows enough for 8 workgroups at 8 an invocation),
 /// each the fastest of 5 turns taken in rotation (a few seconds in all on lavapipe, most of it
 /// compiling). The answer is a word a host can cache per adapter (`Staging`'s Display /
@@ -489,7 +489,7 @@ pub fn autotune_staging(ctx: &Context, queue: &wgpu::Queue, format: WeightFormat
         .iter()
         .flat_map(|&subgroup| {
             let tiles: &[(u32, u32)] = if subgroup {
-                &[(16, 1), (16, 2), (8, 1), (8, 2), (8, 4), (4, 2), (4, 4)]
+                &[(16, 2), (16, 4), (8, 2), (8, 4), (8, 8), (4, 4)]
             } else {
                 &[(4, 1), (4, 2), (4, 4), (4, 8), (2, 4), (2, 8), (1, 8)]
             };

@@ -394,7 +394,7 @@ impl TextureTiling {
     /// ... and with x shared through subgroups (4 bindings of up to 16 rows).
     pub const SHARED_TOKENS: [u32; 5] = [1, 2, 4, 8, 16];
     /// The most sums an invocation holds: a prefill tile's tokens times its rows.
-    pub const MAX_SUMS: u32 = 32;
+    pub const MAX_SUMS: u32 = 64;
 
     /// One row per invocation, the largest token tiles, x through the uniform tile: no
     /// assumption about the adapter.
