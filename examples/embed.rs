@@ -5,7 +5,9 @@
 //!
 //!     cargo run --release --example embed [-- OUT.png]
 
+// The CLI's built-in prompt; the embed example takes its layout, not every constant.
 #[path = "visattn/sample.rs"]
+#[allow(dead_code)]
 mod sample;
 
 use visattn::heatmap::{GatherInputs, Heatmap, MEAN_OF_SELECTED};
