@@ -150,7 +150,8 @@ fn store_rows(first: u32) {
 // A block's sum with a term every row shares taken out (texture/q4_0.wgsl: sum (q - 8) d x =
 // d sum q x - 8 d sum x): block_start keeps the row's sums and clears them for the block's raw
 // products, block_end adds d times those and m times x's block sums (x_sum, from the x
-// prelude's x_sums) to what it kept (d and m the same in each lane: chained sums take d.x).
+// prelude's x_sums) to what it kept (d and m splats, the same in each component: chained sums
+// take d.x).
 var<private> kept: array<vec4<f32>, 16>;
 var<private> x_sum: array<vec4<f32>, 16>;
 
