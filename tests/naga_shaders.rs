@@ -297,6 +297,16 @@ fn every_host_shader_validates_and_translates() {
         let raw = std::fs::read_to_string(own.join(file_of(&name))).unwrap();
         assert!(composed.ends_with(&raw), "{name}: the composed source ends with the file");
         check_composed(&file_of(&name), &raw, &composed, false);
+        // A pipeline's source has its guards on the overrides folded (visattn::kernel::
+        // specialize): the texture kernels' at their smallest and largest tiles still validate,
+        // with fewer lines.
+        if composed.contains("override TOKENS") {
+            for (tokens, rows) in [(1.0, 1.0), (16.0, 4.0), (8.0, 8.0)] {
+                let folded = visattn::kernel::specialize::specialize(&composed, &[("TOKENS", tokens), ("ROWS", rows)]);
+                assert!(folded.lines().count() < composed.lines().count(), "{name}: nothing folded");
+                check_composed(&file_of(&name), &raw, &folded, false);
+            }
+        }
         let bytes = workgroup_bytes(&composed);
         assert!(bytes <= 16 << 10, "{name}: {bytes} bytes of workgroup memory, over 16 KiB");
         most = most.max(bytes);

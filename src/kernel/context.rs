@@ -316,7 +316,8 @@ fn build(device: &Device, kernel: TypeId, decl: KernelDecl, overrides: &[(&str, 
     });
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(decl.file),
-        source: wgpu::ShaderSource::Wgsl(decl.wgsl().into()),
+        // Guards on the overrides folded first: drivers inline before they prune (specialize.rs).
+        source: wgpu::ShaderSource::Wgsl(super::specialize::specialize(&decl.wgsl(), overrides).into_owned().into()),
     });
     let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
         label: Some(decl.file),

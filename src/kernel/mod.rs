@@ -7,6 +7,7 @@
 
 pub(crate) mod context;
 mod decl;
+pub mod specialize;
 
 pub(crate) use context::Context;
 pub(crate) use context::check_binding;

@@ -67,14 +67,12 @@ fn swap(q: u32) {
     if (TOKENS > 15u) { swap_token(15u, h); }
 }
 
-// Block j of row `first + q` (rows past the end walk the last row, in bounds, and write
-// nothing), into that row's sums.
+// Block j of row `first + q` (1 <= q < ROWS; rows past the end walk the last row, in bounds,
+// and write nothing), into that row's sums.
 fn row_block(q: u32, first: u32, j: u32) {
-    if (q < ROWS) {
-        swap(q);
-        dot_block(min(first + q, p.m - 1u), j);
-        swap(q);
-    }
+    swap(q);
+    dot_block(min(first + q, p.m - 1u), j);
+    swap(q);
 }
 
 // Where in x the block dot_block is on starts: its vec4 in the row (x_uniform.wgsl) or in the
@@ -85,18 +83,20 @@ var<private> xb: u32;
 
 // Block j of the invocation's rows, the i-th of its x window (x_shared.wgsl; 0 for
 // x_uniform.wgsl): what the format loads once for them all (prep), then each row's values
-// times the tile.
+// times the tile. Like every unrolled step, one guarded call a line: a pipeline's source
+// has those guards folded before the driver inlines the calls (visattn's kernel::specialize;
+// lavapipe took seconds to build a pipeline of dead calls).
 fn block(first: u32, j: u32, i: u32) {
     at_block(j, i);
     prep(min(first, p.m - 1u), j);
     dot_block(min(first, p.m - 1u), j);
-    row_block(1u, first, j);
-    row_block(2u, first, j);
-    row_block(3u, first, j);
-    row_block(4u, first, j);
-    row_block(5u, first, j);
-    row_block(6u, first, j);
-    row_block(7u, first, j);
+    if (ROWS > 1u) { row_block(1u, first, j); }
+    if (ROWS > 2u) { row_block(2u, first, j); }
+    if (ROWS > 3u) { row_block(3u, first, j); }
+    if (ROWS > 4u) { row_block(4u, first, j); }
+    if (ROWS > 5u) { row_block(5u, first, j); }
+    if (ROWS > 6u) { row_block(6u, first, j); }
+    if (ROWS > 7u) { row_block(7u, first, j); }
 }
 
 fn store_token(t: u32, row: u32, bias: f32) {
@@ -130,21 +130,19 @@ fn store(row: u32) {
 }
 
 fn row_store(q: u32, first: u32) {
-    if (q < ROWS) {
-        swap(q);
-        store(first + q);
-    }
+    swap(q);
+    store(first + q);
 }
 
 fn store_rows(first: u32) {
     store(first);
-    row_store(1u, first);
-    row_store(2u, first);
-    row_store(3u, first);
-    row_store(4u, first);
-    row_store(5u, first);
-    row_store(6u, first);
-    row_store(7u, first);
+    if (ROWS > 1u) { row_store(1u, first); }
+    if (ROWS > 2u) { row_store(2u, first); }
+    if (ROWS > 3u) { row_store(3u, first); }
+    if (ROWS > 4u) { row_store(4u, first); }
+    if (ROWS > 5u) { row_store(5u, first); }
+    if (ROWS > 6u) { row_store(6u, first); }
+    if (ROWS > 7u) { row_store(7u, first); }
 }
 
 // A block's sum with a term every row shares taken out (texture/q4_0.wgsl: sum (q - 8) d x =
