@@ -1,12 +1,11 @@
-// binary.wgsl: x = x + y (OP 0: the residual add), x = x * y (OP 1), or x = silu(x) * y (OP 2:
-// LLaMA's gate and up in one pass, silu as activation.wgsl's), in place, f32, 4 elements per
-// invocation (CPU adapters pay per invocation).
+// binary.wgsl: x = x + y (OP 0: the residual add) or x = x * y (OP 1), in place, f32, 4
+// elements per invocation (CPU adapters pay per invocation).
 //
-// Bindings (group 0, generated from the declaration in examples/llava/gpu/elementwise.rs):
+// Bindings (group 0, generated from the declaration in examples/host/src/gpu/elementwise.rs):
 //   0  uniform          p: Len               len
 //   1  storage, rw      x: array<f32>        [len]
 //   2  storage, read    y: array<f32>        [len]
-// Override: OP (0 add, 1 multiply, 2 silu(x) * y).
+// Override: OP (0 add, 1 multiply).
 // Dispatch: ceil(len / 256) workgroups of 64 on a 2-D grid (min(n, 65535), ceil(n / 65535), 1).
 
 struct Len {
@@ -24,11 +23,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     for (var e = 0u; e < 4u; e++) {
         let i = base + e;
         if (i < p.len) {
-            switch OP {
-                case 0u: { x[i] = x[i] + y[i]; }
-                case 1u: { x[i] = x[i] * y[i]; }
-                default: { x[i] = x[i] / (1.0 + exp(-x[i])) * y[i]; }
-            }
+            x[i] = select(x[i] * y[i], x[i] + y[i], OP == 0u);
         }
     }
 }

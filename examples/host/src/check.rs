@@ -248,6 +248,73 @@ pub fn run() -> Result<serde_json::Value> {
             }
         }
     }
+    // Stacked matrices (LLaMA's gate and up as one): 5 rows on 7 in chunks of 2 rows, stacked
+    // with room for 4 a chunk, so some chunks join and some stay (a seam off a word: odd rows
+    // of 18-byte Q4_0 blocks and of 33 f16), then multiplied as one: in buffers, and staged in
+    // textures where the rows allow.
+    for (i, &(format, k)) in [
+        (WeightFormat::F32, 64),
+        (WeightFormat::F16Packed, 33),
+        (WeightFormat::Q4_0, 32),
+        (WeightFormat::Q8_0, 64),
+        (WeightFormat::Q4_K, 256),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (n, seed) = (3, 700 + 10 * i as u64);
+        let (top, mut w) = random_matrix(&g, format, (5, k), Some(2), seed)?;
+        let (below, w_below) = random_matrix(&g, format, (7, k), Some(2), seed + 1)?;
+        w.extend(w_below);
+        let parts = top.chunks.len() + below.chunks.len();
+        let row_bytes = format.row_bytes(k).expect("whole blocks");
+        let mut stacked = top.stack(below, &g.ctx, &g.queue, (4 * row_bytes) as u64)?;
+        let x = random(n * k, seed + 2);
+        let xb = crate::gpu::weights::buffer(&g.ctx, "x", n * k)?;
+        g.queue.write_buffer(&xb, 0, bytemuck::cast_slice(&x));
+        let w_max = w.iter().fold(1f32, |a, v| a.max(v.abs()));
+        let want = reference::linear(
+            &x,
+            n,
+            &Tensor {
+                shape: vec![12, k],
+                data: w,
+            },
+            None,
+        );
+        let worst = |got: Vec<f32>| {
+            got.iter()
+                .zip(&want)
+                .map(|(&a, &b)| {
+                    if a.is_finite() {
+                        ((a - b).abs() / (k as f32 * w_max)) as f64
+                    } else {
+                        f64::INFINITY
+                    }
+                })
+                .fold(0.0, f64::max)
+        };
+        let mut run = |stacked: &Matrix, tiling: TextureTiling, staged: bool| -> Result<()> {
+            let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; n * 12]).map_err(e)?;
+            let got = run_all(&g, || Matmul::tiled(&g.ctx, tiling).bind(n, &xb, stacked, None, &out), &out, n * 12)?;
+            cases.push(serde_json::json!({
+                "kernel": "linear_stacked", "format": format.name(), "k": k, "staged": staged,
+                "parts": parts, "chunks": stacked.chunks.len(),
+                "chunk_rows": stacked.chunks.iter().map(|c| c.rows).collect::<Vec<_>>(),
+                "error": worst(got),
+            }));
+            Ok(())
+        };
+        run(&stacked, TextureTiling::PLAIN, false)?;
+        if stacked.stage_in_texture(&g.ctx, &g.queue)? {
+            run(&stacked, TILINGS[5], true)?;
+        }
+    }
+    // Matrices of different columns do not stack.
+    let (a, _) = random_matrix(&g, WeightFormat::F32, (2, 8), None, 790)?;
+    let (b, _) = random_matrix(&g, WeightFormat::F32, (2, 16), None, 791)?;
+    let refused = a.stack(b, &g.ctx, &g.queue, g.ctx.max_binding()).is_err();
+    cases.push(serde_json::json!({ "kernel": "stack_mismatch", "error": if refused { 0.0 } else { f64::INFINITY } }));
     let norm = Normalize::new(&g.ctx).map_err(e)?;
     for (i, &(rows, dim)) in [(1, 1), (1, 64), (35, 64), (63, 65), (3, 577), (70, 4096)].iter().enumerate() {
         // Rows of different scales and offsets, so both normalisations matter.
@@ -264,21 +331,44 @@ pub fn run() -> Result<serde_json::Value> {
             upload(&g.ctx, &g.queue, "b", &b).map_err(e)?,
         );
         let (wt, bt) = (Tensor { shape: vec![dim], data: w }, Tensor { shape: vec![dim], data: b });
-        for layer in [false, true] {
-            let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; rows * dim]).map_err(e)?;
+        // The addend of the residual variant, on the same scale as x.
+        let y: Vec<f32> = random(rows * dim, 150 + i as u64).iter().map(|v| v * 3.0).collect();
+        let sum: Vec<f32> = x.iter().zip(&y).map(|(a, b)| a + b).collect();
+        for (layer, residual) in [(false, false), (true, false), (false, true), (true, true)] {
+            // With the residual add: out holds y in, x + y is normalised and left in x.
+            let (xr, out) = if residual {
+                (
+                    upload(&g.ctx, &g.queue, "x", &x).map_err(e)?,
+                    upload(&g.ctx, &g.queue, "out", &y).map_err(e)?,
+                )
+            } else {
+                (xb.clone(), upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; rows * dim]).map_err(e)?)
+            };
             let got = run_one(
                 &g,
-                || norm.bind((rows, dim), 1e-5, &xb, &wb, layer.then_some(&bb), &out),
+                || norm.bind((rows, dim), 1e-5, &xr, &wb, layer.then_some(&bb), &out, residual),
                 &out,
                 rows * dim,
             )?;
+            let input = if residual { &sum } else { &x };
             let want = if layer {
-                reference::layer_norm(&x, dim, &wt, &bt, 1e-5)
+                reference::layer_norm(input, dim, &wt, &bt, 1e-5)
             } else {
-                reference::rms_norm(&x, dim, &wt, 1e-5)
+                reference::rms_norm(input, dim, &wt, 1e-5)
             };
-            let name = if layer { "layer_norm" } else { "rms_norm" };
-            cases.push(serde_json::json!({ "kernel": name, "n": rows, "m": dim, "error": worst_relative(&got, &want) }));
+            let mut error = worst_relative(&got, &want);
+            if residual {
+                // The residual stream: x + y exactly as the CPU adds it.
+                let stream = visattn::readback::read_vec(&g.device, &g.queue, &xr, rows * dim).map_err(Error::from)?;
+                error = error.max(worst_relative(&stream, &sum));
+            }
+            let name = match (layer, residual) {
+                (false, false) => "rms_norm",
+                (true, false) => "layer_norm",
+                (false, true) => "add_rms_norm",
+                (true, true) => "add_layer_norm",
+            };
+            cases.push(serde_json::json!({ "kernel": name, "n": rows, "m": dim, "error": error }));
         }
     }
     let ew = Elementwise::new(&g.ctx).map_err(e)?;
@@ -286,18 +376,17 @@ pub fn run() -> Result<serde_json::Value> {
         let x: Vec<f32> = random(len, 300 + i as u64).iter().map(|v| v * 6.0).collect();
         let y = random(len, 400 + i as u64);
         let yb = upload(&g.ctx, &g.queue, "y", &y).map_err(e)?;
-        for (op, name) in [(Op::Add, "add"), (Op::Mul, "mul"), (Op::SiluMul, "silu_mul")] {
+        for (op, name) in [(Op::Add, "add"), (Op::Mul, "mul")] {
             let xb = upload(&g.ctx, &g.queue, "x", &x).map_err(e)?;
             let got = run_one(&g, || ew.binary(op, len, &xb, &yb), &xb, len)?;
             let want: Vec<f32> = x
                 .iter()
                 .zip(&y)
                 .map(|(&a, &b)| match op {
-                    Op::Add => Ok(a + b),
-                    Op::Mul => Ok(a * b),
-                    Op::SiluMul => reference::act("silu", a).map(|s| s * b),
+                    Op::Add => a + b,
+                    Op::Mul => a * b,
                 })
-                .collect::<Result<_, _>>()?;
+                .collect();
             cases.push(serde_json::json!({ "kernel": name, "n": len, "error": worst_relative(&got, &want) }));
         }
         for name in ["quick_gelu", "gelu", "silu"] {
@@ -311,6 +400,23 @@ pub fn run() -> Result<serde_json::Value> {
             let want: Vec<f32> = x.iter().map(|&v| reference::act(name, v)).collect::<Result<_, _>>()?;
             cases.push(serde_json::json!({ "kernel": name, "n": len, "error": worst_relative(&got, &want) }));
         }
+    }
+    // SwiGLU over stacked gate and up rows: gates in [-6, 6), ups in [-1, 1).
+    for (i, &(rows, width)) in [(1usize, 1usize), (3, 85), (2, 128), (257, 1), (7, 10001)].iter().enumerate() {
+        let gu: Vec<f32> = random(rows * 2 * width, 500 + i as u64)
+            .iter()
+            .enumerate()
+            .map(|(j, v)| if j % (2 * width) < width { v * 6.0 } else { *v })
+            .collect();
+        let gub = upload(&g.ctx, &g.queue, "gu", &gu).map_err(e)?;
+        let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; rows * width]).map_err(e)?;
+        let got = run_one(&g, || ew.glu((rows, width), &gub, &out), &out, rows * width)?;
+        let want: Vec<f32> = gu
+            .chunks_exact(2 * width)
+            .flat_map(|row| row[..width].iter().zip(&row[width..]))
+            .map(|(&gate, &up)| reference::act("silu", gate).map(|s| s * up))
+            .collect::<Result<_, _>>()?;
+        cases.push(serde_json::json!({ "kernel": "glu", "n": rows, "m": width, "error": worst_relative(&got, &want) }));
     }
     // RoPE at LLaMA's theta and head dims, up to 4096 positions (where f32 angles would drift:
     // the host's table is computed in f64).

@@ -36,6 +36,9 @@ pub trait Store<T: Tensors> {
     /// A tensor of the architecture that never reaches the answer (CLIP's post_layernorm, the
     /// vision layers after the feature layer): checked, never kept.
     fn unused(&mut self, name: &str, shape: &[usize]) -> Result<()>;
+    /// Two linear layers of the same input and no biases as one, `first`'s outputs then
+    /// `second`'s (rows stacked: LLaMA's gate_proj and up_proj as one matmul).
+    fn stack(&mut self, first: T::Linear, second: T::Linear) -> Result<T::Linear>;
 }
 
 /// One decoder layer of the language model (LlamaDecoderLayer).
@@ -46,8 +49,9 @@ pub struct TextLayer<T: Tensors> {
     pub v: T::Linear,
     pub o: T::Linear,
     pub post_norm: T::Norm,
-    pub gate: T::Linear,
-    pub up: T::Linear,
+    /// gate_proj [I, D] and up_proj [I, D] stacked into one [2 I, D] (Phi-3's gate_up_proj):
+    /// one matmul where there were two; the first I outputs are the gate's.
+    pub gate_up: T::Linear,
     pub down: T::Linear,
 }
 
@@ -105,8 +109,11 @@ impl<T: Tensors> TextLayer<T> {
             v: s.linear(&format!("{pre}self_attn.v_proj"), &[kv, d], false)?,
             o: s.linear(&format!("{pre}self_attn.o_proj"), &[d, q], false)?,
             post_norm: s.norm(&format!("{pre}post_attention_layernorm"), d, false)?,
-            gate: s.linear(&format!("{pre}mlp.gate_proj"), &[i, d], false)?,
-            up: s.linear(&format!("{pre}mlp.up_proj"), &[i, d], false)?,
+            gate_up: {
+                let gate = s.linear(&format!("{pre}mlp.gate_proj"), &[i, d], false)?;
+                let up = s.linear(&format!("{pre}mlp.up_proj"), &[i, d], false)?;
+                s.stack(gate, up)?
+            },
             down: s.linear(&format!("{pre}mlp.down_proj"), &[d, i], false)?,
         })
     }
@@ -290,6 +297,9 @@ impl Store<NoTensors> for Names {
     }
     fn unused(&mut self, name: &str, shape: &[usize]) -> Result<()> {
         self.add(name.to_string(), shape, false, false);
+        Ok(())
+    }
+    fn stack(&mut self, _first: (), _second: ()) -> Result<()> {
         Ok(())
     }
 }

@@ -306,6 +306,23 @@ pub struct Norm {
 }
 
 impl Linear {
+    /// `first`'s rows then `second`'s ([`Store::stack`]): layers of the same input, no biases.
+    pub fn stack(first: Linear, second: Linear) -> Result<Linear> {
+        let (a, b) = (&first.w.shape, &second.w.shape);
+        if a.len() != 2 || b.len() != 2 || a[1] != b[1] || first.b.is_some() || second.b.is_some() {
+            return Err(Error::Weights(format!(
+                "stacking linear layers of shapes {a:?} and {b:?}: they need the same input and no biases"
+            )));
+        }
+        let shape = vec![a[0] + b[0], a[1]];
+        let mut data = first.w.data;
+        data.extend(second.w.data);
+        Ok(Linear {
+            w: Tensor { shape, data },
+            b: None,
+        })
+    }
+
     /// x [n, in] W^T + b: [n, out].
     fn apply(&self, x: &[f32], n: usize) -> Vec<f32> {
         linear(x, n, &self.w, self.b.as_ref())
@@ -372,6 +389,9 @@ impl Store<Cpu> for Loaded {
     }
     fn unused(&mut self, name: &str, shape: &[usize]) -> Result<()> {
         self.take(name, shape).map(drop)
+    }
+    fn stack(&mut self, first: Linear, second: Linear) -> Result<Linear> {
+        Linear::stack(first, second)
     }
 }
 
@@ -441,11 +461,12 @@ fn text_layer(
     let a = w.o.apply(&a, t_n);
     x.iter_mut().zip(&a).for_each(|(x, a)| *x += a);
     let h = w.post_norm.apply(x, c.rms_eps);
-    let g = w.gate.apply(&h, t_n);
-    let u = w.up.apply(&h, t_n);
-    let gu: Vec<f32> = g
-        .iter()
-        .zip(&u)
+    // Each row: the gate's I outputs, then up's.
+    let i = c.intermediate;
+    let gate_up = w.gate_up.apply(&h, t_n);
+    let gu: Vec<f32> = gate_up
+        .chunks_exact(2 * i)
+        .flat_map(|row| row[..i].iter().zip(&row[i..]))
         .map(|(&g, &u)| act("silu", g).map(|s| s * u))
         .collect::<Result<_>>()?;
     let f = w.down.apply(&gu, t_n);

@@ -48,7 +48,7 @@ impl Loading {
     }
 }
 
-/// "126.5 MB of weights: Q4_1 210 matrices 66.4 MB (5.00 bits a weight), ...": what the model's
+/// "126.5 MB of weights: Q4_1 180 matrices 66.4 MB (5.00 bits a weight), ...": what the model's
 /// matrices take on the device, by format.
 pub fn weights_line(model: &GpuModel) -> String {
     let formats = model.formats();

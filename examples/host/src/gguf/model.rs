@@ -377,6 +377,9 @@ impl<P: FnMut(usize, usize)> Store<crate::reference::Cpu> for GgufTensors<'_, P>
     fn vector(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
         self.vector_tensor(name, shape)
     }
+    fn stack(&mut self, first: crate::reference::Linear, second: crate::reference::Linear) -> Result<crate::reference::Linear> {
+        crate::reference::Linear::stack(first, second)
+    }
 }
 
 impl<P: FnMut(usize, usize)> GgufTensors<'_, P> {
@@ -409,6 +412,9 @@ impl<P: FnMut(usize, usize)> Store<Gpu> for GgufStore<'_, P> {
     }
     fn unused(&mut self, name: &str, shape: &[usize]) -> Result<()> {
         self.tensors.unused(name, shape)
+    }
+    fn stack(&mut self, first: Linear, second: Linear) -> Result<Linear> {
+        Linear::stack((&self.g.ctx, &self.g.queue), first, second, self.max_chunk)
     }
 }
 

@@ -89,22 +89,25 @@ impl DecodePlan {
         let layers = text
             .layers
             .iter()
-            .map(|layer| {
+            .enumerate()
+            .map(|(l, layer)| {
                 let mut after = blocks::attention_out(k, c, layer, &a)?;
-                after.extend(blocks::mlp(k, c, layer, &a)?);
+                after.extend(blocks::mlp(k, c, layer, &a, blocks::next_norm(text, l))?);
                 Ok(LayerStep {
                     attention_in: blocks::attention_in(k, c, layer, &a, &ropes)?,
                     after,
                 })
             })
             .collect::<Result<_>>()?;
+        let mut embed = blocks::embed(k, text, 1, &id, &a.x)?;
+        embed.push(blocks::input_norm(k, c, text, &a)?);
         let best = buffer(&k.ctx, "step argmax", 2)?;
         let argmax = super::argmax::Argmax::new(&k.ctx)?.bind(&logits, 0, c.vocab, &best)?;
         Ok(Self {
             argmax,
             best,
-            embed: blocks::embed(k, text, 1, &id, &a.x)?,
-            head: blocks::head(k, c, text, 1, (&a.x, &a.h), &logits)?,
+            embed,
+            head: blocks::head(k, text, 1, &a.h, &logits)?,
             layers,
             a,
             id,

@@ -1,5 +1,6 @@
-//! In-place elementwise kernels: the residual add and gate product (shaders/binary.wgsl) and
-//! the activations (shaders/activation.wgsl).
+//! Elementwise kernels: the residual add and product in place (shaders/binary.wgsl), the
+//! activations in place (shaders/activation.wgsl) and SwiGLU over the stacked gate and up
+//! (shaders/glu.wgsl).
 
 use crate::error::{Error, Result};
 use std::sync::Arc;
@@ -30,6 +31,28 @@ kernel! {
     }
 }
 
+uniform_block! {
+    /// WGSL `GluParams`.
+    pub struct GluParams = "GluParams" {
+        len: u32,
+        width: u32,
+        pad0: u32,
+        pad1: u32,
+    }
+}
+
+kernel! {
+    /// out [rows, width] = silu(gu[:, :width]) * gu[:, width:], 4 outputs per invocation.
+    pub struct GluKernel, GluInputs = "glu.wgsl", include_str!("../../shaders/glu.wgsl"), prelude "";
+    overrides [];
+    per_workgroup PerWorkgroup::Fixed(256);
+    {
+        p: uniform(GluParams),
+        gu: storage(f32, read),
+        out: storage(f32, read_write),
+    }
+}
+
 kernel! {
     /// x = act(x) (override ACT), 4 elements per invocation.
     pub struct ActivationKernel, ActivationInputs = "activation.wgsl", include_str!("../../shaders/activation.wgsl"), prelude "";
@@ -46,8 +69,6 @@ kernel! {
 pub enum Op {
     Add = 0,
     Mul = 1,
-    /// silu(x) * y: the SwiGLU MLP's gate and up in one pass.
-    SiluMul = 2,
 }
 
 /// The activations, by HF's `hidden_act` names.
@@ -71,8 +92,9 @@ impl Act {
 
 pub struct Elementwise {
     ctx: Context,
-    binary: [Arc<Pipeline>; 3],
+    binary: [Arc<Pipeline>; 2],
     activation: [Arc<Pipeline>; 3],
+    glu: Arc<Pipeline>,
 }
 
 impl Elementwise {
@@ -81,8 +103,9 @@ impl Elementwise {
         let a = |act: f64| ctx.pipeline::<ActivationKernel>(&[("ACT", act)]);
         Ok(Self {
             ctx: ctx.clone(),
-            binary: [b(0.0)?, b(1.0)?, b(2.0)?],
+            binary: [b(0.0)?, b(1.0)?],
             activation: [a(0.0)?, a(1.0)?, a(2.0)?],
+            glu: ctx.pipeline::<GluKernel>(&[])?,
         })
     }
 
@@ -107,6 +130,30 @@ impl Elementwise {
                 p: params.as_entire_buffer_binding(),
                 x: Storage::new(x.as_entire_buffer_binding(), len),
                 y: Storage::new(y.as_entire_buffer_binding(), len),
+            },
+            len as u32,
+        )
+    }
+
+    /// out [rows, width] = silu(gate) * up of gu [rows, 2 width] (each row the gate's width
+    /// values, then up's).
+    pub fn glu(&self, (rows, width): (usize, usize), gu: &Buffer, out: &Buffer) -> Result<Dispatch, visattn::Error> {
+        let len = rows * width;
+        let params = self.ctx.uniform_buffer(
+            "glu params",
+            &GluParams {
+                len: len as u32,
+                width: width as u32,
+                pad0: 0,
+                pad1: 0,
+            },
+        );
+        self.ctx.bind::<GluKernel>(
+            &self.glu,
+            GluInputs {
+                p: params.as_entire_buffer_binding(),
+                gu: Storage::new(gu.as_entire_buffer_binding(), 2 * len),
+                out: Storage::new(out.as_entire_buffer_binding(), len),
             },
             len as u32,
         )

@@ -66,7 +66,13 @@ impl Kernels {
     /// out [rows, dim] = norm(x): LayerNorm where the weights have a bias, RMSNorm where not.
     pub fn norm(&self, rows: usize, eps: f64, x: &Buffer, n: &Norm, out: &Buffer) -> Result<Dispatch> {
         let dim = (n.weight.size() / 4) as usize;
-        Ok(self.normalize.bind((rows, dim), eps, x, &n.weight, n.bias.as_ref(), out)?)
+        Ok(self.normalize.bind((rows, dim), eps, x, &n.weight, n.bias.as_ref(), out, false)?)
+    }
+
+    /// The residual add and the next norm in one pass: x [rows, dim] += h, then h = norm(x).
+    pub fn add_norm(&self, rows: usize, eps: f64, x: &Buffer, n: &Norm, h: &Buffer) -> Result<Dispatch> {
+        let dim = (n.weight.size() / 4) as usize;
+        Ok(self.normalize.bind((rows, dim), eps, x, &n.weight, n.bias.as_ref(), h, true)?)
     }
 
     /// x [len] += y.
@@ -79,9 +85,10 @@ impl Kernels {
         Ok(self.ew.binary(Op::Mul, len, x, y)?)
     }
 
-    /// x [len] = silu(x) * y: the SwiGLU gate in one pass.
-    pub fn silu_mul(&self, len: usize, x: &Buffer, y: &Buffer) -> Result<Dispatch> {
-        Ok(self.ew.binary(Op::SiluMul, len, x, y)?)
+    /// out [rows, width] = silu(gate) * up, gu [rows, 2 width] the stacked gate and up's
+    /// outputs: SwiGLU in one pass.
+    pub fn glu(&self, rows: usize, width: usize, gu: &Buffer, out: &Buffer) -> Result<Dispatch> {
+        Ok(self.ew.glu((rows, width), gu, out)?)
     }
 
     /// x [len] = act(x).

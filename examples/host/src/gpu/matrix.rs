@@ -644,6 +644,86 @@ impl Matrix {
         })
     }
 
+    /// The rows of `self` then those of `below` (the same format and columns) as one matrix:
+    /// their chunks one after the other, each run of them that fits one binding (`max_chunk`
+    /// bytes) joined into one buffer on the device where each seam falls on a whole word (so a
+    /// matmul over the stack is one dispatch where the two took two; LLaMA-7B's f16 gate and
+    /// up, 90 MB each, stay two chunks). Chunks staged in textures are kept as they are.
+    pub fn stack(self, below: Matrix, ctx: &Context, queue: &wgpu::Queue, max_chunk: u64) -> Result<Matrix> {
+        if (self.format, self.cols) != (below.format, below.cols) {
+            return Err(Error::Weights(format!(
+                "stacking a [{}, {}] {} matrix on a [{}, {}] {} one: they need the same format and columns",
+                below.rows,
+                below.cols,
+                below.format.name(),
+                self.rows,
+                self.cols,
+                self.format.name()
+            )));
+        }
+        let (rows, cols, format) = (self.rows + below.rows, self.cols, self.format);
+        let row_bytes = format
+            .row_bytes(cols)
+            .ok_or_else(|| Error::Weights(format!("rows of {cols} values are not whole {} blocks", format.name())))?;
+        let per_chunk = rows_per_chunk("stacked matrix", cols, format, max_chunk)?;
+        let shift = self.rows;
+        let parts = self
+            .chunks
+            .into_iter()
+            .chain(below.chunks.into_iter().map(|c| Chunk { row0: c.row0 + shift, ..c }));
+        // Runs of chunks to join: each chunk joins the run before it where the run's bytes end
+        // on a word (copies move whole words) and the rows fit one binding.
+        let mut runs: Vec<Vec<Chunk>> = Vec::new();
+        for c in parts {
+            let joins = runs.last().is_some_and(|run| {
+                let run_rows: usize = run.iter().map(|c| c.rows).sum();
+                let buffers = run.iter().chain([&c]).all(|c| matches!(c.store, ChunkStore::Buffer(_)));
+                buffers && run_rows + c.rows <= per_chunk && (run_rows * row_bytes).is_multiple_of(4)
+            });
+            match runs.last_mut() {
+                Some(run) if joins => run.push(c),
+                _ => runs.push(vec![c]),
+            }
+        }
+        let mut enc = ctx.device().create_command_encoder(&Default::default());
+        let mut chunks = Vec::new();
+        for mut run in runs {
+            if run.len() == 1 {
+                chunks.extend(run.pop());
+                continue;
+            }
+            let run_rows: usize = run.iter().map(|c| c.rows).sum();
+            let bytes = ((run_rows * row_bytes) as u64).next_multiple_of(4);
+            let joined = ctx
+                .storage_buffer("weight", bytes, BufferUsages::empty())
+                .map_err(|e| Error::Weights(format!("stacking matrices: {e}")))?;
+            let mut offset = 0u64;
+            for (i, c) in run.iter().enumerate() {
+                let ChunkStore::Buffer(src) = &c.store else {
+                    unreachable!("runs of more than one chunk are buffers")
+                };
+                // The run's last chunk brings its padding to a word (every upload pads so); the
+                // others end on a word.
+                let size = ((c.rows * row_bytes) as u64).next_multiple_of(4);
+                debug_assert!(i + 1 == run.len() || size == (c.rows * row_bytes) as u64);
+                enc.copy_buffer_to_buffer(src, 0, &joined, offset, size);
+                offset += (c.rows * row_bytes) as u64;
+            }
+            chunks.push(Chunk {
+                store: ChunkStore::Buffer(joined),
+                row0: run[0].row0,
+                rows: run_rows,
+            });
+        }
+        queue.submit([enc.finish()]);
+        Ok(Self {
+            rows,
+            cols,
+            format,
+            chunks,
+        })
+    }
+
     /// A matrix of `offset + scale x uniform[-1, 1)` values made on the device (no upload):
     /// one fill dispatch per chunk, recorded into `pass`.
     pub fn random(

@@ -43,6 +43,7 @@ pub fn kernels() -> Vec<visattn::kernel::KernelDecl> {
         <norm::NormKernel as Kernel>::VARIANTS,
         <elementwise::BinaryKernel as Kernel>::VARIANTS,
         <elementwise::ActivationKernel as Kernel>::VARIANTS,
+        <elementwise::GluKernel as Kernel>::VARIANTS,
         <rope::RopeKernel as Kernel>::VARIANTS,
         <layout::SwapKernel as Kernel>::VARIANTS,
         <layout::EmbedKernel as Kernel>::VARIANTS,

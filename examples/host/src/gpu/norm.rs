@@ -18,37 +18,40 @@ uniform_block! {
 
 kernel! {
     /// out [rows, dim] = RMSNorm(x) * w or LayerNorm(x) * w + b (override LAYER), one
-    /// workgroup per row.
+    /// workgroup per row; with RESIDUAL, x += out first (the residual add in the same pass).
     pub struct NormKernel, NormInputs = "norm.wgsl", include_str!("../../shaders/norm.wgsl"), prelude "";
-    overrides ["LAYER"];
+    overrides ["LAYER", "RESIDUAL"];
     per_workgroup PerWorkgroup::Fixed(1);
     {
         p: uniform(NormParams),
-        x: storage(f32, read),
+        x: storage(f32, read_write),
         w: storage(f32, read),
         b: storage(f32, read),
         out: storage(f32, read_write),
     }
 }
 
-/// RMSNorm and LayerNorm.
+/// RMSNorm and LayerNorm, each alone and after the residual add.
 pub struct Normalize {
     ctx: Context,
-    rms: Arc<Pipeline>,
-    layer: Arc<Pipeline>,
+    /// By (LayerNorm, residual add first).
+    pipelines: [[Arc<Pipeline>; 2]; 2],
 }
 
 impl Normalize {
     pub fn new(ctx: &Context) -> Result<Self, visattn::Error> {
+        let p =
+            |layer: bool, residual: bool| ctx.pipeline::<NormKernel>(&[("LAYER", layer as u8 as f64), ("RESIDUAL", residual as u8 as f64)]);
         Ok(Self {
             ctx: ctx.clone(),
-            rms: ctx.pipeline::<NormKernel>(&[("LAYER", 0.0)])?,
-            layer: ctx.pipeline::<NormKernel>(&[("LAYER", 1.0)])?,
+            pipelines: [[p(false, false)?, p(false, true)?], [p(true, false)?, p(true, true)?]],
         })
     }
 
     /// Binds x [rows, dim], w [dim] and out [rows, dim]: with a bias b [dim] the LayerNorm,
-    /// without it the RMSNorm.
+    /// without it the RMSNorm; where `residual`, x += out first (out holds the addend) and out
+    /// = norm(x) (x and out distinct buffers).
+    #[allow(clippy::too_many_arguments)]
     pub fn bind(
         &self,
         (rows, dim): (usize, usize),
@@ -57,6 +60,7 @@ impl Normalize {
         w: &Buffer,
         b: Option<&Buffer>,
         out: &Buffer,
+        residual: bool,
     ) -> Result<Dispatch, visattn::Error> {
         let params = self.ctx.uniform_buffer(
             "norm params",
@@ -68,7 +72,7 @@ impl Normalize {
             },
         );
         self.ctx.bind::<NormKernel>(
-            if b.is_some() { &self.layer } else { &self.rms },
+            &self.pipelines[b.is_some() as usize][residual as usize],
             NormInputs {
                 p: params.as_entire_buffer_binding(),
                 x: Storage::new(x.as_entire_buffer_binding(), rows * dim),

@@ -231,6 +231,7 @@ impl GpuModel {
         if let (Some(span), Some((img, n))) = (span, image) {
             enc.copy_buffer_to_buffer(img, 0, &a.x, (span.start * d * 4) as u64, (n * d * 4) as u64);
         }
+        blocks::input_norm(&self.k, c, text, &a)?.record(&mut enc.begin_compute_pass(&Default::default()), &[]);
         let mut captures = Vec::new();
         for (l, layer) in text.layers.iter().enumerate() {
             let attention_in = blocks::attention_in(&self.k, c, layer, &a, &ropes)?;
@@ -272,17 +273,24 @@ impl GpuModel {
                     o: self.read(&a.o, t_n * heads * hd).await?,
                 });
             }
+            let next = blocks::next_norm(text, l);
             let mut after = blocks::attention_out(&self.k, c, layer, &a)?;
-            after.extend(blocks::mlp(&self.k, c, layer, &a)?);
-            record(&mut enc.begin_compute_pass(&Default::default()), &after);
+            if a.mlp_block.is_none() {
+                after.extend(blocks::mlp(&self.k, c, layer, &a, next)?);
+                record(&mut enc.begin_compute_pass(&Default::default()), &after);
+            } else {
+                record(&mut enc.begin_compute_pass(&Default::default()), &after);
+                blocks::record_mlp_in_blocks(&self.k, c, layer, &a, next, &mut enc)?;
+            }
         }
         let rows = if all_logits { t_n } else { 1 };
         let last = buffer(ctx, "last hidden", rows * d)?;
-        enc.copy_buffer_to_buffer(&a.x, ((t_n - rows) * d * 4) as u64, &last, 0, (rows * d * 4) as u64);
+        // The last layer left the final norm of every row in h.
+        enc.copy_buffer_to_buffer(&a.h, ((t_n - rows) * d * 4) as u64, &last, 0, (rows * d * 4) as u64);
         let logits = buffer(ctx, "logits", rows * c.vocab)?;
         record(
             &mut enc.begin_compute_pass(&Default::default()),
-            &blocks::head(&self.k, c, text, rows, (&last, &a.h), &logits)?,
+            &blocks::head(&self.k, text, rows, &last, &logits)?,
         );
         self.queue.submit([enc.finish()]);
         let logits = self.read(&logits, rows * c.vocab).await?;

@@ -38,12 +38,12 @@ impl Tensors for Gpu {
 }
 
 impl TextModel<Gpu> {
-    /// The language model's linear layers: the LM head, then each layer's seven (what a decode
-    /// step reads, and a prefill multiplies).
+    /// The language model's linear layers: the LM head, then each layer's six (gate and up
+    /// stacked): what a decode step reads, and a prefill multiplies.
     pub fn linears(&self) -> Vec<&Linear> {
         let mut out = vec![&self.lm_head];
         for l in &self.layers {
-            out.extend([&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]);
+            out.extend([&l.q, &l.k, &l.v, &l.o, &l.gate_up, &l.down]);
         }
         out
     }
@@ -69,7 +69,7 @@ impl Llava<Gpu> {
         let t = &mut self.text;
         let mut out = vec![&mut t.lm_head.weight];
         for l in &mut t.layers {
-            out.extend([&mut l.q, &mut l.k, &mut l.v, &mut l.o, &mut l.gate, &mut l.up, &mut l.down].map(|x| &mut x.weight));
+            out.extend([&mut l.q, &mut l.k, &mut l.v, &mut l.o, &mut l.gate_up, &mut l.down].map(|x| &mut x.weight));
         }
         if let Some((tower, projector)) = &mut self.vision {
             out.push(&mut tower.patch_embedding.weight);
@@ -83,6 +83,18 @@ impl Llava<Gpu> {
 }
 
 impl Linear {
+    /// `first`'s rows then `second`'s as one layer ([`Store::stack`], [`Matrix::stack`]):
+    /// layers of the same input and no biases.
+    pub fn stack((ctx, queue): (&Context, &wgpu::Queue), first: Linear, second: Linear, max_chunk: u64) -> Result<Linear> {
+        if first.bias.is_some() || second.bias.is_some() {
+            return Err(Error::Weights("stacked linear layers have no biases".into()));
+        }
+        Ok(Linear {
+            weight: first.weight.stack(second.weight, ctx, queue, max_chunk)?,
+            bias: None,
+        })
+    }
+
     pub fn out(&self) -> usize {
         self.weight.rows
     }
@@ -95,6 +107,10 @@ impl Linear {
 pub struct Uploaded {
     mats: HashMap<String, Matrix>,
     vectors: HashMap<String, Buffer>,
+    /// Where stacked layers are joined ([`Store::stack`]).
+    ctx: Context,
+    queue: wgpu::Queue,
+    max_chunk: u64,
 }
 
 impl Uploaded {
@@ -150,7 +166,13 @@ impl Uploaded {
             progress(done, total);
             Ok(())
         })?;
-        Ok(Self { mats, vectors })
+        Ok(Self {
+            mats,
+            vectors,
+            ctx: g.ctx.clone(),
+            queue: g.queue.clone(),
+            max_chunk,
+        })
     }
 
     fn matrix(&mut self, name: &str, shape: &[usize]) -> Result<Matrix> {
@@ -213,6 +235,9 @@ impl Store<Gpu> for Uploaded {
     fn unused(&mut self, _name: &str, _shape: &[usize]) -> Result<()> {
         // Checked against the folder by Weights::check, never uploaded.
         Ok(())
+    }
+    fn stack(&mut self, first: Linear, second: Linear) -> Result<Linear> {
+        Linear::stack((&self.ctx, &self.queue), first, second, self.max_chunk)
     }
 }
 
@@ -311,6 +336,9 @@ impl Store<Gpu> for Random<'_> {
     }
     fn unused(&mut self, _name: &str, _shape: &[usize]) -> Result<()> {
         Ok(())
+    }
+    fn stack(&mut self, first: Linear, second: Linear) -> Result<Linear> {
+        Linear::stack((&self.g.ctx, &self.g.queue), first, second, self.max_chunk)
     }
 }
 
