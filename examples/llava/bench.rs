@@ -347,6 +347,15 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
         read.storage / 1e9,
         read.bytes as f64 / 1e6
     )?;
+    // How much of the step is its matmuls: every linear layer at one token, alone, one submit.
+    let mv = model.time_matmuls(1, repeats.max(3))?;
+    outln!(
+        "  its matmuls alone (every linear layer at one token, one submit): {:.1} ms of the step's {:.1} ms, {:.2} GB/s of weights ({:.3} of the read); the rest is attention, norms, RoPE, copies and the dispatches' fixed costs",
+        mv.seconds * 1e3,
+        step * 1e3,
+        weight_bytes as f64 / mv.seconds / 1e9,
+        weight_bytes as f64 / mv.seconds / read.best()
+    )?;
     // The floor: the texture read plus the FMAs a texel's weights need, nothing else; a prefill
     // tile of T tokens reads a texel once for T x its weights' FMAs (1 token: a decode step).
     let mut tiles = Vec::new();
