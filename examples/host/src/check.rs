@@ -61,6 +61,21 @@ fn worst_relative(got: &[f32], want: &[f32]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// Worst |a - b| of products over k terms with weights up to w_max, relative to the sum of
+/// |terms| such a dot product reaches (k x w_max); infinite where the GPU left a NaN.
+fn worst_of_products(got: &[f32], want: &[f32], k: usize, w_max: f32) -> f64 {
+    got.iter()
+        .zip(want)
+        .map(|(&a, &b)| {
+            if a.is_finite() {
+                ((a - b).abs() / (k as f32 * w_max)) as f64
+            } else {
+                f64::INFINITY
+            }
+        })
+        .fold(0.0, f64::max)
+}
+
 /// The float weight formats the adapter runs: f16 where it has SHADER_F16.
 fn formats(g: &visattn::util::Gpu) -> Vec<WeightFormat> {
     let mut v = vec![WeightFormat::F32, WeightFormat::F16Packed];
@@ -207,19 +222,7 @@ pub fn run() -> Result<serde_json::Value> {
             };
             let bt = Tensor { shape: vec![m], data: b };
             let want = reference::linear(&x, n, &wt, bias.then_some(&bt));
-            // Error relative to the sum of |terms| a dot product of k values up to w_max reaches.
-            let worst = |got: Vec<f32>| {
-                got.iter()
-                    .zip(&want)
-                    .map(|(&a, &b)| {
-                        if a.is_finite() {
-                            ((a - b).abs() / (k as f32 * w_max)) as f64
-                        } else {
-                            f64::INFINITY
-                        }
-                    })
-                    .fold(0.0, f64::max)
-            };
+            let worst = |got: Vec<f32>| worst_of_products(&got, &want, k, w_max);
             let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; n * m]).map_err(e)?;
             let got = run_all(&g, || linear.bind(n, &xb, &wm, bias.then_some(&bb), &out), &out, n * m)?;
             cases.push(serde_json::json!({
@@ -282,18 +285,7 @@ pub fn run() -> Result<serde_json::Value> {
             },
             None,
         );
-        let worst = |got: Vec<f32>| {
-            got.iter()
-                .zip(&want)
-                .map(|(&a, &b)| {
-                    if a.is_finite() {
-                        ((a - b).abs() / (k as f32 * w_max)) as f64
-                    } else {
-                        f64::INFINITY
-                    }
-                })
-                .fold(0.0, f64::max)
-        };
+        let worst = |got: Vec<f32>| worst_of_products(&got, &want, k, w_max);
         let mut run = |stacked: &Matrix, tiling: TextureTiling, staged: bool| -> Result<()> {
             let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; n * 12]).map_err(e)?;
             let got = run_all(&g, || Matmul::tiled(&g.ctx, tiling).bind(n, &xb, stacked, None, &out), &out, n * 12)?;
