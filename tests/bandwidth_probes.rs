@@ -11,8 +11,21 @@ use visattn::kernel::Storage;
 use visattn_host::gpu::bandwidth::{ReadParams, ReadTexture, ReadTextureInputs, fmas_per_texel};
 use visattn_host::gpu::matrix::{TEXELS_PER_ROW, WeightFormat, weight_texture};
 
-/// The floor's partial sum of one invocation, in its order (f32, fused multiply-adds).
-fn floor_sum(words: &[[u32; 4]], begin: usize, end: usize, lane: usize, fmas: u32) -> (f32, f64) {
+/// The texels lane `lane` of a workgroup reads from its share [begin, end), in order: lanes
+/// interleaved (64 texels a step), or in streams (each lane its own run of ceil(share / 64)).
+fn lane_texels(begin: usize, end: usize, lane: usize, streams: bool) -> Vec<usize> {
+    if streams {
+        let span = (end - begin).div_ceil(64);
+        let first = (begin + lane * span).min(end);
+        (first..(first + span).min(end)).collect()
+    } else {
+        (begin + lane..end).step_by(64).collect()
+    }
+}
+
+/// The floor's partial sum of one invocation over its texels, in its order (f32, fused
+/// multiply-adds).
+fn floor_sum(words: &[[u32; 4]], texels: &[usize], lane: usize, fmas: u32) -> (f32, f64) {
     let f = lane as f32 * 1e-3;
     let x0 = [f, f + 0.125, f + 0.25, f + 0.375];
     let scaled = |s: f32| x0.map(|v| v * s);
@@ -31,7 +44,7 @@ fn floor_sum(words: &[[u32; 4]], begin: usize, end: usize, lane: usize, fmas: u3
     // The sum of |terms|, for the tolerance.
     let mut magnitude = 0f64;
     let (chains, single) = ((fmas / 4) as usize, (fmas % 4) as usize);
-    for q in words[begin..end].iter().skip(lane).step_by(64) {
+    for q in texels.iter().map(|&t| &words[t]) {
         let w = q.map(|u| f32::from_bits((u & 0x007f_ffff) | 0x3f80_0000));
         // chain(w, x, a): w.w x.w first, w.x x.x last.
         let mut chain = |i: usize, x: [f32; 4]| {
@@ -88,12 +101,25 @@ fn the_floor_probe_does_its_fmas() {
         .ctx
         .storage_buffer("floor sums", (groups * 64 * 4) as u64, wgpu::BufferUsages::empty())
         .unwrap();
+    for streams in [false, true] {
+        check_orders(&g, (&view, &dst), &words, (texels, per_workgroup, groups), streams);
+    }
+}
+
+/// The probes with the lanes in one order (`streams`: each lane its own run).
+fn check_orders(
+    g: &visattn::util::Gpu,
+    (view, dst): (&wgpu::TextureView, &wgpu::Buffer),
+    words: &[[u32; 4]],
+    (texels, per_workgroup, groups): (usize, usize, usize),
+    streams: bool,
+) {
     let params = g.ctx.uniform_buffer(
         "floor params",
         &ReadParams {
             texels: texels as u32,
             per_workgroup: per_workgroup as u32,
-            pad0: 0,
+            streams: streams as u32,
             pad1: 0,
         },
     );
@@ -108,8 +134,8 @@ fn the_floor_probe_does_its_fmas() {
                 &pipeline,
                 ReadTextureInputs {
                     p: params.as_entire_buffer_binding(),
-                    src: &view,
-                    dst: Storage::whole(&dst),
+                    src: view,
+                    dst: Storage::whole(dst),
                 },
                 groups as u32,
             )
@@ -117,31 +143,30 @@ fn the_floor_probe_does_its_fmas() {
         let mut enc = g.device.create_command_encoder(&Default::default());
         d.record(&mut enc.begin_compute_pass(&Default::default()), &[]);
         g.queue.submit([enc.finish()]);
-        let got: Vec<u32> = visattn::readback::read_vec(&g.device, &g.queue, &dst, groups * 64).unwrap();
+        let got: Vec<u32> = visattn::readback::read_vec(&g.device, &g.queue, dst, groups * 64).unwrap();
         for group in 0..groups {
             let begin = group * per_workgroup;
             let end = (begin + per_workgroup).min(texels);
             for lane in 0..64 {
+                let mine = lane_texels(begin, end, lane, streams);
                 if fmas == 0 {
                     // The read: the lane's texels summed word by word (wrapping), xor-folded.
-                    let s = words[begin..end]
+                    let s = mine
                         .iter()
-                        .skip(lane)
-                        .step_by(64)
-                        .fold([0u32; 4], |s, q| [0, 1, 2, 3].map(|c| s[c].wrapping_add(q[c])));
+                        .fold([0u32; 4], |s, &t| [0, 1, 2, 3].map(|c| s[c].wrapping_add(words[t][c])));
                     assert_eq!(
                         got[group * 64 + lane],
                         s[0] ^ s[1] ^ s[2] ^ s[3],
-                        "read, workgroup {group}, lane {lane}"
+                        "read (streams {streams}), workgroup {group}, lane {lane}"
                     );
                     continue;
                 }
-                let (want, magnitude) = floor_sum(&words, begin, end, lane, fmas);
+                let (want, magnitude) = floor_sum(words, &mine, lane, fmas);
                 let have = f32::from_bits(got[group * 64 + lane]);
                 // f32 sums in the kernel's order: within a few ulps of the terms' magnitude.
                 assert!(
                     ((have - want).abs() as f64) <= 1e-6 * magnitude,
-                    "FMAS {fmas}, workgroup {group}, lane {lane}: {have} against {want} (terms' magnitude {magnitude})"
+                    "FMAS {fmas} (streams {streams}), workgroup {group}, lane {lane}: {have} against {want} (terms' magnitude {magnitude})"
                 );
             }
         }

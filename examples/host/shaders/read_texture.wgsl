@@ -15,7 +15,8 @@
 // decode's and the prefill's floors).
 //
 // Bindings (group 0, generated from the declaration in examples/host/src/gpu/bandwidth.rs):
-//   0  uniform          p: ReadParams        texels to read, texels per workgroup
+//   0  uniform          p: ReadParams        texels to read, texels per workgroup, the lanes'
+//                                            order (interleaved or streams)
 //   1  texture_2d<u32>  src
 //   2  storage, rw      dst: array<u32>      partial sums (the floor's f32 bits), 64 per workgroup
 // Dispatch: ceil(texels / per workgroup) workgroups of 64 on a 2-D grid.
@@ -23,7 +24,7 @@
 struct ReadParams {
     texels: u32,
     per_workgroup: u32,
-    pad0: u32,
+    streams: u32,
     pad1: u32,
 }
 
@@ -63,7 +64,21 @@ fn main(
     let x7 = x3 - 0.5;
     var a = array<f32, 8>();
     let chains = FMAS / 4u;
-    for (var t = begin + lane; t < end; t += 64u) {
+    // The texels a lane reads. Interleaved (p.streams 0): lanes side by side, 64 texels a
+    // step, as a GPU's lanes coalesce. Streams (1): each lane its own run of the workgroup's
+    // share, one texel after another, as the texture kernels read their rows (grouped by 8:
+    // each lane walks its own texels); a CPU adapter runs a workgroup's subgroups one after
+    // another, so interleaved lanes read memory at a stride there.
+    var first = begin + lane;
+    var last = end;
+    var step = 64u;
+    if (p.streams != 0u) {
+        let span = (end - begin + 63u) / 64u;
+        first = min(begin + lane * span, end);
+        last = min(first + span, end);
+        step = 1u;
+    }
+    for (var t = first; t < last; t += step) {
         let q = textureLoad(src, vec2<u32>(t % TEXELS_PER_ROW, t / TEXELS_PER_ROW), 0);
         if (FMAS == 0u) {
             sum += q;

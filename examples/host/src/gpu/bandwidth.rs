@@ -20,7 +20,8 @@ uniform_block! {
     pub struct ReadParams = "ReadParams" {
         texels: u32,
         per_workgroup: u32,
-        pad0: u32,
+        /// 0: lanes interleaved, 64 texels a step; 1: each lane its own run (read_texture.wgsl).
+        streams: u32,
         pad1: u32,
     }
 }
@@ -197,7 +198,9 @@ fn texture_pass(ctx: &Context, queue: &wgpu::Queue, bytes: u64, times: usize, re
     let texels = (bytes / 16) as u32;
     let pipeline = ctx.pipeline::<ReadTexture>(&[("FMAS", fmas.unwrap_or(0) as f64)]).map_err(v)?;
     let mut texture_rate = 0f64;
-    for per_wg in [640u32, 4096, 16384] {
+    // Every workgroup share in both orders (lanes interleaved, each lane its own run): the
+    // fastest is the adapter's read.
+    for (per_wg, streams) in [640u32, 4096, 16384].into_iter().flat_map(|w| [(w, 0u32), (w, 1)]) {
         let groups = texels.div_ceil(per_wg);
         let dst = ctx
             .storage_buffer("read baseline out", groups as u64 * 64 * 4, BufferUsages::empty())
@@ -207,7 +210,7 @@ fn texture_pass(ctx: &Context, queue: &wgpu::Queue, bytes: u64, times: usize, re
             &ReadParams {
                 texels,
                 per_workgroup: per_wg,
-                pad0: 0,
+                streams,
                 pad1: 0,
             },
         );
