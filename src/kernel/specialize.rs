@@ -29,10 +29,10 @@ pub fn specialize<'a>(source: &'a str, overrides: &[(&str, f64)]) -> Cow<'a, str
     let mut out = String::with_capacity(source.len());
     let mut folded = false;
     for line in source.split_inclusive('\n') {
-        match guard(line) {
-            Some((name, op, n, body)) if value(name).is_some() => {
+        match guard(line).and_then(|(name, op, n, body)| value(name).map(|v| (op.holds(v, n), body))) {
+            Some((holds, body)) => {
                 folded = true;
-                if op.holds(value(name).unwrap_or_default(), n) {
+                if holds {
                     let indent = &line[..line.len() - line.trim_start().len()];
                     out.push_str(indent);
                     out.push_str(body);

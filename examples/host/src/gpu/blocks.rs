@@ -111,10 +111,11 @@ pub fn attention_out(k: &Kernels, c: &TextConfig, w: &TextLayer<Gpu>, a: &TextAc
 /// one matmul of their stacked rows, ending with `next` in the same pass as the add: h =
 /// next(x), the next layer's input norm or, after the last layer, the model's final norm
 /// (what the LM head reads).
-/// All rows at once; where their activations do not fit one binding,
+///
+/// All rows at once; where their activations do not fit one binding (`a.mlp_block`),
 /// [`record_mlp_in_blocks`].
 pub fn mlp(k: &Kernels, c: &TextConfig, w: &TextLayer<Gpu>, a: &TextActs, next: &Norm) -> Result<Vec<Dispatch>> {
-    if a.mlp_rows < a.rows {
+    if a.mlp_block.is_some() {
         return Err(Error::Input(format!(
             "the MLP of {} rows runs in blocks of {} (record_mlp_in_blocks)",
             a.rows, a.mlp_rows
@@ -136,20 +137,17 @@ fn mlp_product(k: &Kernels, c: &TextConfig, w: &TextLayer<Gpu>, a: &TextActs, ro
 
 /// [`mlp`] for a prefill whose [rows, 2 intermediate] gate and up outputs are over the binding
 /// limit (LLaMA-7B's past 1524 tokens under WebGPU's 128 MiB): each block of
-/// [`TextActs::mlp_rows`] rows copied into `mlp_block`, multiplied there and copied back, then
-/// the residual add and `next` over every row; recorded into `enc`, a pass a block.
+/// [`TextActs::mlp_rows`] rows copied into `block` (`a.mlp_block`), multiplied there and
+/// copied back, then the residual add and `next` over every row; recorded into `enc`, a pass a
+/// block.
 pub fn record_mlp_in_blocks(
     k: &Kernels,
     c: &TextConfig,
-    w: &TextLayer<Gpu>,
+    (w, next): (&TextLayer<Gpu>, &Norm),
     a: &TextActs,
-    next: &Norm,
+    block: &Buffer,
     enc: &mut visattn::wgpu::CommandEncoder,
 ) -> Result<()> {
-    let Some(block) = &a.mlp_block else {
-        super::kernels::record(&mut enc.begin_compute_pass(&Default::default()), &mlp(k, c, w, a, next)?);
-        return Ok(());
-    };
     let row_bytes = (c.hidden * 4) as u64;
     for r0 in (0..a.rows).step_by(a.mlp_rows) {
         let rows = a.mlp_rows.min(a.rows - r0);

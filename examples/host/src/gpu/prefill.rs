@@ -275,12 +275,15 @@ impl GpuModel {
             }
             let next = blocks::next_norm(text, l);
             let mut after = blocks::attention_out(&self.k, c, layer, &a)?;
-            if a.mlp_block.is_none() {
-                after.extend(blocks::mlp(&self.k, c, layer, &a, next)?);
-                record(&mut enc.begin_compute_pass(&Default::default()), &after);
-            } else {
-                record(&mut enc.begin_compute_pass(&Default::default()), &after);
-                blocks::record_mlp_in_blocks(&self.k, c, layer, &a, next, &mut enc)?;
+            match &a.mlp_block {
+                None => {
+                    after.extend(blocks::mlp(&self.k, c, layer, &a, next)?);
+                    record(&mut enc.begin_compute_pass(&Default::default()), &after);
+                }
+                Some(block) => {
+                    record(&mut enc.begin_compute_pass(&Default::default()), &after);
+                    blocks::record_mlp_in_blocks(&self.k, c, (layer, next), &a, block, &mut enc)?;
+                }
             }
         }
         let rows = if all_logits { t_n } else { 1 };
