@@ -11,6 +11,7 @@ use visattn_host::config;
 use visattn_host::gpu::matrix::{Staging, TextureTiling, WeightFormat};
 use visattn_host::gpu::model::{GpuModel, VarMode};
 use visattn_host::reference::{self, Var};
+use visattn_host::sampling::{Sampler, pick};
 
 fn argmax(v: &[f32]) -> u32 {
     (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b]).then(b.cmp(&a))).unwrap() as u32
@@ -130,9 +131,11 @@ fn decode_matches_the_reference(format: WeightFormat, staging: Staging) {
         let mut next = argmax(&run.logits[(ids.len() - 1) * vocab..]);
         let mut made = 0;
         let mut greedy = Vec::new();
+        let mut step_logits = Vec::new();
         for step in 0..steps {
             seq.push(next);
             let got = model.step(&mut run, next).unwrap();
+            step_logits.push(got.clone());
             if step == 0 {
                 made = g.ctx.bind_groups_made();
             }
@@ -156,6 +159,23 @@ fn decode_matches_the_reference(format: WeightFormat, staging: Staging) {
             let got = model.step_greedy(&mut again, seq[ids.len() + step]).unwrap();
             assert_eq!(got, want, "{what}: step {step}'s greedy token on the device");
         }
+        // And top-p on the device: the token the sampler's `pick` draws from the step's logits
+        // (a hot temperature and a wide nucleus, so that the draws are not all the argmax).
+        let mut again = model
+            .prefill(&ids, Some(&image), &mode, ids.len() + steps + 1, false, false)
+            .unwrap();
+        let mut sampler = Sampler::new(4.0, 0.95, 7).unwrap();
+        let mut off_argmax = 0;
+        for (step, logits) in step_logits.iter().enumerate() {
+            let draw = sampler.draw();
+            let got = model.step_pick(&mut again, seq[ids.len() + step], &draw).unwrap();
+            assert_eq!(got, pick(logits, &draw).unwrap(), "{what}: step {step}'s top-p token on the device");
+            off_argmax += usize::from(got != greedy[step]);
+        }
+        assert!(
+            off_argmax > 0,
+            "{what}: every top-p draw was the argmax: the check would prove little"
+        );
         answers.push(seq);
     }
     // VAR moved something on this fixture (its planted sinks are in layers VAR edits).

@@ -68,6 +68,46 @@ fn time_once(
     Ok((prefill, t1.elapsed().as_secs_f64()))
 }
 
+/// Milliseconds to pick a token from `logits` (a row on the device) at temperature 0.8: on the
+/// device greedy, top-p 0.9 and top-p 1 (8 bytes read back), and the row read back and picked
+/// here at top-p 0.9 (sampling::pick, what a host without the kernel does); the median of
+/// `repeats` each.
+fn time_picks(model: &GpuModel, logits: &[f32], repeats: usize) -> crate::Result<[f64; 4]> {
+    use visattn_host::sampling::{Draw, pick};
+    let (ctx, queue, vocab) = (model.context(), model.queue(), logits.len());
+    let row = visattn_host::gpu::linear::upload(ctx, queue, "pick logits", &logits).map_err(|e| e.to_string())?;
+    let out = visattn_host::gpu::linear::upload(ctx, queue, "pick out", &[0f32; 2]).map_err(|e| e.to_string())?;
+    let step = visattn_host::gpu::sample::Sample::new(ctx)?.bind(&row, 0, vocab, &out)?;
+    let (top_p, full) = (Draw::new(0.8, 0.9, 0.5)?, Draw::new(0.8, 1.0, 0.5)?);
+    let time = |f: &mut dyn FnMut() -> crate::Result<()>| -> crate::Result<f64> {
+        f()?;
+        let mut t = Vec::new();
+        for _ in 0..repeats {
+            let t0 = Instant::now();
+            f()?;
+            t.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok(median(t))
+    };
+    let on_device = |draw: &Draw| -> crate::Result<()> {
+        step.set(queue, draw);
+        let mut enc = ctx.device().create_command_encoder(&Default::default());
+        step.dispatch.record(&mut enc.begin_compute_pass(&Default::default()), &[]);
+        queue.submit([enc.finish()]);
+        visattn::readback::read_vec::<u32>(ctx.device(), queue, &out, 2)?;
+        Ok(())
+    };
+    let greedy = time(&mut || on_device(&Draw::GREEDY))?;
+    let sampled = time(&mut || on_device(&top_p))?;
+    let whole = time(&mut || on_device(&full))?;
+    let here = time(&mut || {
+        let got = visattn::readback::read_vec::<f32>(ctx.device(), queue, &row, vocab)?;
+        pick(&got, &top_p)?;
+        Ok(())
+    })?;
+    Ok([greedy, sampled, whole, here])
+}
+
 /// llama.cpp's `llama-bench` on the same GGUF file: (label, prefill tok/s, decode tok/s) of its
 /// CPU build (this machine's threads) and of its Vulkan build on the same adapter, each where
 /// tools/build_llama_cpp.sh / build_llama_cpp_vulkan.sh left it (VISATTN_LLAMA_CPP_DIR), or
@@ -330,6 +370,15 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
             }
         }
     }
+    // The step's token from the prompt's last logits, on the device and here.
+    let vocab = model.cfg.text.vocab;
+    let logits = model
+        .prefill(&ids, image.as_ref(), &VarMode::Off, ids.len() + 1, false, false)?
+        .logits;
+    let [greedy, sampled, whole, here] = time_picks(&model, &logits[logits.len() - vocab..], repeats.max(5))?;
+    outln!(
+        "picking a step's token from the prompt's {vocab} last logits, temperature 0.8: on the device (8 bytes read back) greedy {greedy:.2} ms, top-p 0.9 {sampled:.2} ms, top-p 1 {whole:.2} ms; the logits read back and picked here (top-p 0.9) {here:.2} ms"
+    )?;
     // A decode step reads every weight once: its floor is their bytes over the read bandwidth.
     let weight_bytes = model.decode_weight_bytes();
     let read = bandwidth::read_rates(model.context(), model.queue(), weight_bytes, repeats.max(3))?;

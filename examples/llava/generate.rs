@@ -86,12 +86,8 @@ pub fn generate(
             // No step for a token nobody reads.
             break limit;
         }
-        // Greedy: the argmax on the device, 4 bytes read back instead of the logits.
-        next = if args.temperature == 0.0 {
-            model.step_greedy(&mut generation, next)?
-        } else {
-            sampler.next(&model.step(&mut generation, next)?)?
-        };
+        // The token picked on the device (greedy or top-p), 8 bytes read back, not the logits.
+        next = model.step_pick(&mut generation, next, &sampler.draw())?;
         steps += 1;
     };
     let decode_s = t1.elapsed().as_secs_f64();

@@ -47,6 +47,22 @@ fn run_all(
     .map_err(Error::from)
 }
 
+/// The tokens the sampler picks from `row` with the draw's top_p and u, and each 1e-4 either
+/// side (the kernel's f32 weights, summed in another order, may put a boundary there): greedy
+/// draws have one.
+fn acceptable_picks(row: &[f32], d: &crate::sampling::Draw) -> Result<Vec<u32>> {
+    let mut picks = Vec::new();
+    for sp in [1.0 - 1e-4, 1.0, 1.0 + 1e-4] {
+        for su in [1.0 - 1e-4, 1.0, 1.0 + 1e-4] {
+            let top_p = (d.top_p() * sp).min(1.0);
+            let u = (d.u() * su).min(1.0 - f64::EPSILON);
+            let draw = crate::sampling::Draw::new(d.temperature(), top_p, u)?;
+            picks.push(crate::sampling::pick(row, &draw)?);
+        }
+    }
+    Ok(picks)
+}
+
 /// Worst |a - b| / (|b| + 1), infinite where the GPU left a NaN.
 fn worst_relative(got: &[f32], want: &[f32]) -> f64 {
     got.iter()
@@ -443,37 +459,72 @@ pub fn run() -> Result<serde_json::Value> {
         }
         cases.push(serde_json::json!({ "kernel": "swap", "n": a * b, "m": c, "error": worst_relative(&got, &want) }));
     }
-    // The greedy step's argmax on the device against the sampler's at temperature 0: ties
-    // (to the lowest index), -0 against +0, a row of equal values, a row at an offset, a
-    // vocabulary-sized row with its maximum last; and rows with a NaN or an infinity flagged.
-    let argmax = crate::gpu::argmax::Argmax::new(&g.ctx).map_err(e)?;
+    // The step's token picked on the device against the sampler's `pick`. Greedy ("argmax"):
+    // ties (to the lowest index), -0 against +0, a row of equal values, a row at an offset, a
+    // vocabulary-sized row with its maximum last; rows with a NaN or an infinity flagged.
+    let sample = crate::gpu::sample::Sample::new(&g.ctx).map_err(e)?;
     let mut big = random(49152, 900);
     big[49151] = 10.0;
-    let rows: Vec<(Vec<f32>, usize)> = vec![
-        (vec![1.5], 0),
-        (vec![3.0, 5.0, 5.0, 1.0], 0),
-        (vec![-0.0, 0.0, -1.0], 0),
-        (vec![-2.0; 300], 0),
-        (random(1000, 901), 17),
-        (big, 0),
-        (vec![1.0, f32::NAN, 2.0], 0),
-        (vec![f32::NEG_INFINITY, -1.0], 0),
+    let greedy = crate::sampling::Draw::GREEDY;
+    let mut rows: Vec<(&str, Vec<f32>, usize, crate::sampling::Draw)> = vec![
+        ("argmax", vec![1.5], 0, greedy),
+        ("argmax", vec![3.0, 5.0, 5.0, 1.0], 0, greedy),
+        ("argmax", vec![-0.0, 0.0, -1.0], 0, greedy),
+        ("argmax", vec![-2.0; 300], 0, greedy),
+        ("argmax", random(1000, 901), 17, greedy),
+        ("argmax", big.clone(), 0, greedy),
+        ("argmax", vec![1.0, f32::NAN, 2.0], 0, greedy),
+        ("argmax", vec![f32::NEG_INFINITY, -1.0], 0, greedy),
     ];
-    for (i, (row, offset)) in rows.into_iter().enumerate() {
+    // Top-p ("top_p"): one token; ties within the nucleus (resolved by index: rows of 300 and
+    // 2000 equal values, searched in workgroup memory and in the row); rows at an offset; a
+    // vocabulary-sized row at temperatures from below f32's range (the argmax) to above it
+    // (equal weights), its nucleus gathered whole (temperature 0.05) or searched in the row
+    // until it narrows, top_p from a sliver (the argmax) to 1, u 0 (the top token) to just
+    // under 1; draws at random; a NaN flagged.
+    let peaked: Vec<f32> = big.iter().map(|v| v * 8.0).collect();
+    let draw = |t: f64, p: f64, u: f64| crate::sampling::Draw::new(t, p, u);
+    for (row, offset, d) in [
+        (vec![1.5], 0, draw(1.0, 0.9, 0.5)?),
+        (vec![3.0, 5.0, 5.0, 1.0], 0, draw(1.0, 0.95, 0.6)?),
+        (vec![-2.0; 300], 0, draw(0.7, 0.5, 0.3)?),
+        (vec![-2.0; 300], 0, draw(0.7, 1.0, 0.999)?),
+        (vec![-2.0; 2000], 0, draw(0.7, 0.5, 0.3)?),
+        (peaked.clone(), 0, draw(0.05, 0.9, 0.3)?),
+        (random(1000, 902).iter().map(|v| v * 4.0).collect(), 17, draw(0.8, 0.9, 0.42)?),
+        (peaked.clone(), 0, draw(1.0, 0.95, 0.77)?),
+        (peaked.clone(), 0, draw(0.5, 0.5, 0.01)?),
+        (peaked.clone(), 0, draw(1e-30, 0.9, 0.9)?),
+        (peaked.clone(), 0, draw(1e30, 1.0, 0.999)?),
+        (peaked.clone(), 0, draw(1.0, 1e-6, 0.5)?),
+        (peaked.clone(), 0, draw(1.0, 0.9, 0.0)?),
+        (peaked.clone(), 3, draw(2.0, 1.0, 0.999_999)?),
+        (vec![0.5, 1.0, f32::NAN], 0, draw(1.0, 0.9, 0.5)?),
+    ] {
+        rows.push(("top_p", row, offset, d));
+    }
+    let mut u = crate::sampling::Sampler::new(1.0, 1.0, 903)?;
+    let spread: Vec<f32> = random(5000, 904).iter().map(|v| v * 6.0).collect();
+    for _ in 0..12 {
+        let (a, b, c) = (u.draw().u(), u.draw().u(), u.draw().u());
+        rows.push(("top_p", spread.clone(), 0, draw(0.2 + 2.0 * a, 0.05 + 0.95 * b, c)?));
+    }
+    for (i, (kernel, row, offset, d)) in rows.into_iter().enumerate() {
         let n = row.len() - offset;
         let rb = upload(&g.ctx, &g.queue, "row", &row).map_err(e)?;
         let out = upload(&g.ctx, &g.queue, "out", &[f32::NAN; 2]).map_err(e)?;
-        let got: Vec<u32> = run_one(&g, || argmax.bind(&rb, offset, n, &out), &out, 2)?
-            .iter()
-            .map(|v| v.to_bits())
-            .collect();
-        let want = crate::sampling::Sampler::new(0.0, 1.0, 0)?.next(&row[offset..]);
+        let make = || {
+            let step = sample.bind(&rb, offset, n, &out)?;
+            step.set(&g.queue, &d);
+            Ok(step.dispatch)
+        };
+        let got: Vec<u32> = run_one(&g, make, &out, 2)?.iter().map(|v| v.to_bits()).collect();
         // The sampler refuses a row with a value that is not finite; the kernel flags it.
-        let ok = match want {
-            Ok(best) => got == [best, 0],
+        let ok = match acceptable_picks(&row[offset..], &d) {
+            Ok(picks) => got[1] == 0 && picks.contains(&got[0]),
             Err(_) => got[1] == 1,
         };
-        cases.push(serde_json::json!({ "kernel": "argmax", "n": n, "case": i, "error": if ok { 0.0 } else { 1.0 } }));
+        cases.push(serde_json::json!({ "kernel": kernel, "n": n, "case": i, "error": if ok { 0.0 } else { 1.0 } }));
     }
     // (tokens, dim, vocab, rows per chunk): the table split into chunks of odd sizes too; dim
     // whole blocks for the block formats.

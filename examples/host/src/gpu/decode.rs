@@ -16,6 +16,7 @@ use super::probe::{Probe, Source};
 use super::rope::Rope;
 use super::weights::buffer;
 use crate::error::{Error, Result};
+use crate::sampling::Draw;
 
 /// A prefilled prompt, ready to decode.
 pub struct Generation {
@@ -71,10 +72,10 @@ pub struct DecodePlan {
     embed: Vec<Dispatch>,
     layers: Vec<LayerStep>,
     head: Vec<Dispatch>,
-    /// The greedy token of the step's logits, on the device, into `best` (the index, and 1
+    /// The step's token picked from its logits on the device, into `picked` (the token, and 1
     /// where a logit is not finite).
-    argmax: Dispatch,
-    best: Buffer,
+    sample: super::sample::SampleStep,
+    picked: Buffer,
 }
 
 impl DecodePlan {
@@ -101,11 +102,11 @@ impl DecodePlan {
             .collect::<Result<_>>()?;
         let mut embed = blocks::embed(k, text, 1, &id, &a.x)?;
         embed.push(blocks::input_norm(k, c, text, &a)?);
-        let best = buffer(&k.ctx, "step argmax", 2)?;
-        let argmax = super::argmax::Argmax::new(&k.ctx)?.bind(&logits, 0, c.vocab, &best)?;
+        let picked = buffer(&k.ctx, "step token", 2)?;
+        let sample = super::sample::Sample::new(&k.ctx)?.bind(&logits, 0, c.vocab, &picked)?;
         Ok(Self {
-            argmax,
-            best,
+            sample,
+            picked,
             embed,
             head: blocks::head(k, text, 1, &a.h, &logits)?,
             layers,
@@ -131,9 +132,15 @@ impl GpuModel {
         pollster::block_on(self.step_greedy_async(run, token))
     }
 
+    /// [`GpuModel::step_pick_async`], waiting for the GPU.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn step_pick(&self, run: &mut Generation, token: u32, draw: &Draw) -> Result<u32> {
+        pollster::block_on(self.step_pick_async(run, token, draw))
+    }
+
     /// One decode step: `token` at the next position; returns the logits [V].
     pub async fn step_async(&self, run: &mut Generation, token: u32) -> Result<Vec<f32>> {
-        self.submit_step(run, token, false)?;
+        self.submit_step(run, token, None)?;
         self.read(&run.plan.logits, self.cfg.text.vocab).await
     }
 
@@ -141,17 +148,25 @@ impl GpuModel {
     /// lowest id, as the sampler at temperature 0), found on the device: 8 bytes read back. A
     /// NaN or infinite logit is an error, as the sampler's.
     pub async fn step_greedy_async(&self, run: &mut Generation, token: u32) -> Result<u32> {
-        self.submit_step(run, token, true)?;
-        match self.read::<u32>(&run.plan.best, 2).await?[..] {
-            [best, 0] => Ok(best),
+        self.step_pick_async(run, token, &Draw::GREEDY).await
+    }
+
+    /// One decode step that returns the token `draw` picks from its logits (greedy, or top-p at
+    /// the draw's temperature and uniform number, as `sampling::pick`), picked on the device: 8
+    /// bytes read back. A NaN or infinite logit is an error, as the sampler's.
+    pub async fn step_pick_async(&self, run: &mut Generation, token: u32, draw: &Draw) -> Result<u32> {
+        self.submit_step(run, token, Some(draw))?;
+        match self.read::<u32>(&run.plan.picked, 2).await?[..] {
+            [picked, 0] => Ok(picked),
             _ => Err(Error::Input(
                 "a logit of the step is NaN or infinite: the forward pass went wrong".into(),
             )),
         }
     }
 
-    /// Records and submits a decode step (and the argmax of its logits where `argmax`).
-    fn submit_step(&self, run: &mut Generation, token: u32, argmax: bool) -> Result<()> {
+    /// Records and submits a decode step (and the token `draw` picks from its logits, where
+    /// there is one).
+    fn submit_step(&self, run: &mut Generation, token: u32, draw: Option<&Draw>) -> Result<()> {
         let c = &self.cfg.text;
         if token as usize >= c.vocab {
             return Err(Error::Input(format!("token {token} is outside the vocabulary of {}", c.vocab)));
@@ -194,8 +209,9 @@ impl GpuModel {
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             record(&mut pass, &p.head);
-            if argmax {
-                p.argmax.record(&mut pass, &[]);
+            if let Some(draw) = draw {
+                p.sample.set(&self.queue, draw);
+                p.sample.dispatch.record(&mut pass, &[]);
             }
         }
         self.queue.submit([enc.finish()]);

@@ -2,7 +2,6 @@
 //! examples/host/shaders/, run through the library's `Context` like the VAR kernels), its
 //! weights on the device, its blocks, the prefill and the decode step.
 
-pub mod argmax;
 pub mod bandwidth;
 pub mod blocks;
 pub mod decode;
@@ -19,6 +18,7 @@ pub mod prefill;
 pub mod probe;
 pub mod repack;
 pub mod rope;
+pub mod sample;
 pub mod weights;
 
 /// The optional features the host's kernels use where the adapter has them: f16 weights
@@ -39,7 +39,7 @@ pub fn kernels() -> Vec<visattn::kernel::KernelDecl> {
         <interleave::InterleaveKernel as Kernel>::VARIANTS,
         <bandwidth::ReadTexture as Kernel>::VARIANTS,
         <bandwidth::FmaPeak as Kernel>::VARIANTS,
-        <argmax::ArgmaxKernel as Kernel>::VARIANTS,
+        <sample::SampleKernel as Kernel>::VARIANTS,
         <norm::NormKernel as Kernel>::VARIANTS,
         <elementwise::BinaryKernel as Kernel>::VARIANTS,
         <elementwise::ActivationKernel as Kernel>::VARIANTS,
