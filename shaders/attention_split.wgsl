@@ -8,21 +8,25 @@
 //   0  uniform          cfg: Config      VarState's per-layer-role slot, dynamic offset
 //   1  uniform          att: SplitParams shapes, scale, causal, block length, blocks per row
 //   2  storage, read    q: array<f32>          [H, Tq, D]
-//   3  storage, read    k: array<f32>          [Hkv, capacity, D] (keys 0..att.attn.keys used;
-//   4  storage, read    v: array<f32>          [Hkv, capacity, D]  head h reads h / (H / Hkv))
+//   3  storage, read    k: array<vec4<f32>>    [Hkv, capacity, D / 4] (keys 0..att.attn.keys
+//   4  storage, read    v: array<vec4<f32>>    [Hkv, capacity, D / 4]  used; head h reads
+//                                              h / (H / Hkv))
 //   5  storage, read    classes: array<u32>    [capacity], bit 0 = image token, bit 1 = sink
 //   6  storage, rw      partials: array<f32>   [H, Tq, blocks, 8 + 3 D]
 // Override: D (head_dim, <= 128).
 // Dispatch: one workgroup of 64 per (head, row, block): n = H x Tq x blocks on a 2-D grid
-//   (min(n, 65535), ceil(n / 65535), 1). Workgroup memory: q (512 B), the block's weights
-//   (att.block <= 1024 keys: 4 KiB) and reductions (1.3 KiB).
+//   (min(n, 65535), ceil(n / 65535), 1). Workgroup memory: q (512 B), the block's weights and
+//   classes (att.block <= 1024 keys: 8 KiB) and reductions (1.3 KiB).
+// K and V are read 4 dims a load (D is a multiple of 4): a CPU adapter pays for each load
+// lane by lane (lavapipe ran LLaMA-7B's decode attention ~5x faster so than a dim a load).
 
 const MAX_BLOCK: u32 = 1024u;
 
 override D: u32 = 128u;
 
-var<workgroup> q_row: array<f32, MAX_D>;
+var<workgroup> q_row: array<vec4<f32>, 32>;
 var<workgroup> weights: array<f32, MAX_BLOCK>;
+var<workgroup> block_classes: array<u32, MAX_BLOCK>;
 var<workgroup> red: array<vec4<f32>, WG>;
 var<workgroup> red2: array<vec2<f32>, WG>;
 
@@ -45,22 +49,25 @@ fn main(
     let k0 = block * att.block;
     let k_all = min(k0 + att.block, att.attn.keys);
     let k1 = min(k_all, visible);
-    let kv_base = (head / (att.attn.heads / att.attn.kv_heads)) * att.capacity * D;
+    // In vec4s: D4 of them a key.
+    let d4 = D / 4u;
+    let kv_base = (head / (att.attn.heads / att.attn.kv_heads)) * att.capacity * d4;
 
-    for (var t = lid; t < D; t += WG) {
-        q_row[t] = q[row_index * D + t] * att.attn.scale;
+    for (var t = lid; t < d4; t += WG) {
+        let at = row_index * D + 4u * t;
+        q_row[t] = vec4<f32>(q[at], q[at + 1u], q[at + 2u], q[at + 3u]) * att.attn.scale;
     }
     workgroupBarrier();
 
     // Scores of this block's visible keys, and their max.
     var local_max = -1e30;
     for (var j = k0 + lid; j < k1; j += WG) {
-        var dot = 0.0;
-        for (var t = 0u; t < D; t++) {
-            dot += q_row[t] * k[kv_base + j * D + t];
+        var s = 0.0;
+        for (var t = 0u; t < d4; t++) {
+            s += dot(q_row[t], k[kv_base + j * d4 + t]);
         }
-        weights[j - k0] = dot;
-        local_max = max(local_max, dot);
+        weights[j - k0] = s;
+        local_max = max(local_max, s);
     }
     red[lid] = vec4<f32>(local_max, 0.0, 0.0, 0.0);
     workgroupBarrier();
@@ -78,6 +85,7 @@ fn main(
     var extra = vec2<f32>(0.0);  // l_sink, seen
     for (var j = k0 + lid; j < k_all; j += WG) {
         let c = classes[j];
+        block_classes[j - k0] = c;
         extra.y = max(extra.y, f32(c & (c >> 1u) & 1u));
         if (j < k1) {
             let e = exp(weights[j - k0] - m);
@@ -99,27 +107,27 @@ fn main(
         workgroupBarrier();
     }
 
-    // Accumulators: each invocation owns dims lid and lid + 64; keys in order.
+    // Accumulators: each invocation owns 4 dims (lid's vec4); keys in order.
     let stride_p = 8u + 3u * D;
     let out = (row_index * att.blocks + block) * stride_p;
-    for (var t = lid; t < D; t += WG) {
-        var acc_rest = 0.0;
-        var acc_sink = 0.0;
-        var acc_vns = 0.0;
+    for (var t = lid; t < d4; t += WG) {
+        var acc_rest = vec4<f32>(0.0);
+        var acc_sink = vec4<f32>(0.0);
+        var acc_vns = vec4<f32>(0.0);
         for (var j = k0; j < k1; j++) {
-            let c = classes[j];
-            let x = weights[j - k0] * v[kv_base + j * D + t];
-            if ((c & CLASS_SINK) != 0u) {
-                acc_sink += x;
-            } else if ((c & CLASS_IMAGE) != 0u) {
-                acc_vns += x;
-            } else {
-                acc_rest += x;
-            }
+            let c = block_classes[j - k0];
+            let x = weights[j - k0] * v[kv_base + j * d4 + t];
+            let sink = (c & CLASS_SINK) != 0u;
+            let image = (c & CLASS_IMAGE) != 0u;
+            acc_sink += select(vec4<f32>(0.0), x, sink);
+            acc_vns += select(vec4<f32>(0.0), x, !sink && image);
+            acc_rest += select(vec4<f32>(0.0), x, !sink && !image);
         }
-        partials[out + 8u + t] = acc_rest;
-        partials[out + 8u + D + t] = acc_sink;
-        partials[out + 8u + 2u * D + t] = acc_vns;
+        for (var i = 0u; i < 4u; i++) {
+            partials[out + 8u + 4u * t + i] = acc_rest[i];
+            partials[out + 8u + D + 4u * t + i] = acc_sink[i];
+            partials[out + 8u + 2u * D + 4u * t + i] = acc_vns[i];
+        }
     }
     if (lid == 0u) {
         let s = red[0];

@@ -34,8 +34,8 @@ kernel! {
         cfg: uniform(ConfigUniform, dynamic),
         att: uniform(SplitUniform),
         q: storage(f32, read),
-        k: storage(f32, read),
-        v: storage(f32, read),
+        k: storage(vec4_f32, read),
+        v: storage(vec4_f32, read),
         classes: storage(u32, read),
         partials: storage(f32, read_write),
     }
