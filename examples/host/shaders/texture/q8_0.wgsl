@@ -11,8 +11,10 @@ fn prep(row: u32, j: u32) {
     prep_group_scales(2u * plane_rows() * blocks, row, j, blocks);
 }
 
-fn values(w: u32, d: f32) -> vec4<f32> {
-    return vec4<f32>(unpack4xI8(w)) * d;
+// The block's sum as d (sum q x): the quants multiply x as they are and d scales the block's
+// sums once (tile.wgsl's block_start / block_end), not each value.
+fn quants(w: u32) -> vec4<f32> {
+    return vec4<f32>(unpack4xI8(w));
 }
 
 fn dot_block(row: u32, j: u32) {
@@ -20,13 +22,15 @@ fn dot_block(row: u32, j: u32) {
     let t = row_texel(row, 2u * j, 2u * blocks);
     let lo = texel(t);
     let hi = texel(next(t, 1u));
-    let d = group_scale(row);
-    xfma(values(lo.x, d), 0u);
-    xfma(values(lo.y, d), 1u);
-    xfma(values(lo.z, d), 2u);
-    xfma(values(lo.w, d), 3u);
-    xfma(values(hi.x, d), 4u);
-    xfma(values(hi.y, d), 5u);
-    xfma(values(hi.z, d), 6u);
-    xfma(values(hi.w, d), 7u);
+    let d = vec4<f32>(group_scale(row));
+    block_start();
+    xfma(quants(lo.x), 0u);
+    xfma(quants(lo.y), 1u);
+    xfma(quants(lo.z), 2u);
+    xfma(quants(lo.w), 3u);
+    xfma(quants(hi.x), 4u);
+    xfma(quants(hi.y), 5u);
+    xfma(quants(hi.z), 6u);
+    xfma(quants(hi.w), 7u);
+    block_end(d, vec4<f32>(0.0));
 }
