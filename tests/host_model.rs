@@ -7,6 +7,7 @@
 
 mod support;
 
+use visattn::wgpu;
 use visattn_host::config;
 use visattn_host::gpu::matrix::{Staging, TextureTiling, WeightFormat};
 use visattn_host::gpu::model::{GpuModel, VarMode};
@@ -232,5 +233,58 @@ fn random_weights_in_block_formats_run() {
         );
         let step = model.step(&mut run, 7).unwrap();
         assert!(step.iter().all(|x| x.is_finite()), "{format:?}: decode");
+    }
+}
+
+/// The bench's account of a decode step (`GpuModel::step_profiled`, GPU timestamps around its
+/// passes) is a greedy step: it picks the greedy step's token, and the next step follows as
+/// the plain generation's. On a device with timestamp queries its parts (the passes by the
+/// model's part, and the time between them) add up to its span, first pass to last; on a
+/// device without them, no account.
+#[test]
+fn a_profiled_step_picks_the_greedy_token_and_accounts_for_its_span() {
+    let cfg = config::LlavaConfig::text_only(config::TextConfig {
+        hidden: 256,
+        intermediate: 512,
+        layers: 2,
+        heads: 2,
+        kv_heads: 2,
+        head_dim: 128,
+        vocab: 300,
+        rms_eps: 1e-5,
+        rope_theta: 10000.0,
+        max_positions: 64,
+        eos: vec![2],
+    });
+    let ids: Vec<u32> = (0..5).map(|i| 3 + 17 * i).collect();
+    for features in [wgpu::Features::TIMESTAMP_QUERY, wgpu::Features::empty()] {
+        let g = visattn::util::gpu_with(features, None).unwrap();
+        let model = GpuModel::random(&g, &cfg, WeightFormat::F32, g.ctx.max_binding(), 7).unwrap();
+        let mut plain = model.prefill(&ids, None, &VarMode::Off, 8, false, false).unwrap();
+        let mut timed = model.prefill(&ids, None, &VarMode::Off, 8, false, false).unwrap();
+        let want = model.step_greedy(&mut plain, 7).unwrap();
+        let (got, profile) = model.step_profiled(&mut timed, 7).unwrap();
+        assert_eq!(got, want, "the profiled step's token");
+        match profile {
+            Some(p) => {
+                assert!(g.device.features().contains(wgpu::Features::TIMESTAMP_QUERY));
+                let parts = [p.embed, p.attention_in, p.attention, p.after, p.head, p.between];
+                assert!(parts.iter().all(|&s| s >= 0.0) && p.total > 0.0, "{p:?}");
+                let sum: f64 = parts.iter().sum();
+                assert!(
+                    (sum - p.total).abs() <= 1e-3 * p.total,
+                    "parts {sum} against the span {}: {p:?}",
+                    p.total
+                );
+                // A step runs its matmuls on the device: the passes took time.
+                assert!(p.attention_in > 0.0 && p.after > 0.0 && p.head > 0.0, "{p:?}");
+            }
+            None => assert!(!g.device.features().contains(wgpu::Features::TIMESTAMP_QUERY)),
+        }
+        // The next step of the profiled generation is the plain one's.
+        assert_eq!(
+            model.step_greedy(&mut timed, want).unwrap(),
+            model.step_greedy(&mut plain, want).unwrap()
+        );
     }
 }

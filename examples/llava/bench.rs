@@ -108,6 +108,30 @@ fn time_picks(model: &GpuModel, logits: &[f32], repeats: usize) -> crate::Result
     Ok([greedy, sampled, whole, here])
 }
 
+/// The median (by its span) of `steps` greedy decode steps timed on the device's clock after a
+/// prefill of `ids`, VAR off; None where the device has no timestamp queries.
+fn profile_step(
+    model: &GpuModel,
+    ids: &[u32],
+    image: Option<&(wgpu::Buffer, usize)>,
+    steps: usize,
+) -> crate::Result<Option<visattn_host::gpu::profile::StepProfile>> {
+    let vocab = model.cfg.text.vocab;
+    let mut run = model.prefill(ids, image, &VarMode::Off, ids.len() + steps + 1, false, false)?;
+    let mut token = visattn_host::sampling::pick(&run.logits[run.logits.len() - vocab..], &visattn_host::sampling::Draw::GREEDY)?;
+    let mut profiles = Vec::new();
+    for _ in 0..steps {
+        let (next, p) = model.step_profiled(&mut run, token)?;
+        let Some(p) = p else {
+            return Ok(None);
+        };
+        token = next;
+        profiles.push(p);
+    }
+    profiles.sort_by(|a, b| a.total.total_cmp(&b.total));
+    Ok(profiles.get(steps / 2).copied())
+}
+
 /// llama.cpp's `llama-bench` on the same GGUF file: (label, prefill tok/s, decode tok/s) of its
 /// CPU build (this machine's threads) and of its Vulkan build on the same adapter, each where
 /// tools/build_llama_cpp.sh / build_llama_cpp_vulkan.sh left it (VISATTN_LLAMA_CPP_DIR), or
@@ -405,6 +429,20 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
         weight_bytes as f64 / mv.seconds / 1e9,
         weight_bytes as f64 / mv.seconds / read.best()
     )?;
+    // Where a step's time goes, on the device's clock.
+    if let Some(p) = profile_step(&model, &ids, image.as_ref(), repeats.max(3))? {
+        outln!(
+            "  a step on the device's clock (timestamps around its passes, the median of {} steps): embedding {:.2} ms, q/k/v and RoPE {:.2}, attention {:.2}, output projection, MLP and norms {:.2}, LM head and the pick {:.2}, between passes (KV cache copies, changes of pass) {:.2}; {:.2} ms first to last",
+            repeats.max(3),
+            p.embed * 1e3,
+            p.attention_in * 1e3,
+            p.attention * 1e3,
+            p.after * 1e3,
+            p.head * 1e3,
+            p.between * 1e3,
+            p.total * 1e3
+        )?;
+    }
     // The floor: the texture read plus the FMAs a texel's weights need, nothing else; a prefill
     // tile of T tokens reads a texel once for T x its weights' FMAs (1 token: a decode step).
     let mut tiles = Vec::new();

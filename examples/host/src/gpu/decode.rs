@@ -13,6 +13,7 @@ use super::linear::upload;
 use super::model::GpuModel;
 use super::prefill::{LayerCapture, LayerCounts};
 use super::probe::{Probe, Source};
+use super::profile::{PassClock, StepProfile};
 use super::rope::Rope;
 use super::weights::buffer;
 use crate::error::{Error, Result};
@@ -140,7 +141,7 @@ impl GpuModel {
 
     /// One decode step: `token` at the next position; returns the logits [V].
     pub async fn step_async(&self, run: &mut Generation, token: u32) -> Result<Vec<f32>> {
-        self.submit_step(run, token, None)?;
+        self.submit_step(run, token, None, None)?;
         self.read(&run.plan.logits, self.cfg.text.vocab).await
     }
 
@@ -155,7 +156,7 @@ impl GpuModel {
     /// the draw's temperature and uniform number, as `sampling::pick`), picked on the device: 8
     /// bytes read back. A NaN or infinite logit is an error, as the sampler's.
     pub async fn step_pick_async(&self, run: &mut Generation, token: u32, draw: &Draw) -> Result<u32> {
-        self.submit_step(run, token, Some(draw))?;
+        self.submit_step(run, token, Some(draw), None)?;
         match self.read::<u32>(&run.plan.picked, 2).await?[..] {
             [picked, 0] => Ok(picked),
             _ => Err(Error::Input(
@@ -164,9 +165,28 @@ impl GpuModel {
         }
     }
 
+    /// One greedy decode step (as [`GpuModel::step_greedy`]), its passes timed on the device's
+    /// clock where the device has timestamp queries (else no profile): the bench's account of
+    /// a step.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn step_profiled(&self, run: &mut Generation, token: u32) -> Result<(u32, Option<StepProfile>)> {
+        let clock = PassClock::new(&self.device, 2 + 3 * run.plan.layers.len());
+        self.submit_step(run, token, Some(&Draw::GREEDY), clock.as_ref())?;
+        let picked = match pollster::block_on(self.read::<u32>(&run.plan.picked, 2))?[..] {
+            [picked, 0] => picked,
+            _ => {
+                return Err(Error::Input(
+                    "a logit of the step is NaN or infinite: the forward pass went wrong".into(),
+                ));
+            }
+        };
+        let profile = clock.map(|c| c.read(&self.device, &self.queue)).transpose()?;
+        Ok((picked, profile))
+    }
+
     /// Records and submits a decode step (and the token `draw` picks from its logits, where
-    /// there is one).
-    fn submit_step(&self, run: &mut Generation, token: u32, draw: Option<&Draw>) -> Result<()> {
+    /// there is one; with `clock`, timestamps around its passes).
+    fn submit_step(&self, run: &mut Generation, token: u32, draw: Option<&Draw>, clock: Option<&PassClock>) -> Result<()> {
         let c = &self.cfg.text;
         if token as usize >= c.vocab {
             return Err(Error::Input(format!("token {token} is outside the vocabulary of {}", c.vocab)));
@@ -194,25 +214,30 @@ impl GpuModel {
             }
             _ => None,
         };
+        // Pass i's descriptor: timed where there is a clock.
+        let timed = |i: usize| clock.map_or_else(Default::default, |c| c.pass(i));
         let mut enc = self.device.create_command_encoder(&Default::default());
-        record(&mut enc.begin_compute_pass(&Default::default()), &p.embed);
+        record(&mut enc.begin_compute_pass(&timed(0)), &p.embed);
         for (l, layer) in p.layers.iter().enumerate() {
-            record(&mut enc.begin_compute_pass(&Default::default()), &layer.attention_in);
+            record(&mut enc.begin_compute_pass(&timed(1 + 3 * l)), &layer.attention_in);
             run.session.copy_step(&mut enc, l, &p.a.q, &p.a.k, &p.a.v)?;
-            run.session.record_step(&mut enc.begin_compute_pass(&Default::default()), l)?;
+            run.session.record_step(&mut enc.begin_compute_pass(&timed(2 + 3 * l)), l)?;
             if let Some((probe, row)) = &probed {
                 self.record_probe(probe, row, &mut enc, l, &source)?;
             }
             run.session.copy_output(&mut enc, l, &p.a.o)?;
-            record(&mut enc.begin_compute_pass(&Default::default()), &layer.after);
+            record(&mut enc.begin_compute_pass(&timed(3 + 3 * l)), &layer.after);
         }
         {
-            let mut pass = enc.begin_compute_pass(&Default::default());
+            let mut pass = enc.begin_compute_pass(&timed(1 + 3 * p.layers.len()));
             record(&mut pass, &p.head);
             if let Some(draw) = draw {
                 p.sample.set(&self.queue, draw);
                 p.sample.dispatch.record(&mut pass, &[]);
             }
+        }
+        if let Some(c) = clock {
+            c.resolve(&mut enc);
         }
         self.queue.submit([enc.finish()]);
         let drawn = probed.map(|(_, row)| row.layers);

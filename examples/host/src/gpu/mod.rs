@@ -16,15 +16,19 @@ pub mod model;
 pub mod norm;
 pub mod prefill;
 pub mod probe;
+pub mod profile;
 pub mod repack;
 pub mod rope;
 pub mod sample;
 pub mod weights;
 
-/// The optional features the host's kernels use where the adapter has them: f16 weights
-/// (SHADER_F16) and x shared through subgroups (SUBGROUP, linear_shared.wgsl). A host asks for
-/// them (`features & adapter.features()`, as visattn::util::gpu_with does).
-pub const FEATURES: visattn::wgpu::Features = visattn::wgpu::Features::SHADER_F16.union(visattn::wgpu::Features::SUBGROUP);
+/// The optional features the host uses where the adapter has them: f16 weights (SHADER_F16),
+/// x shared through subgroups (SUBGROUP, linear_shared.wgsl) and the bench's account of a
+/// decode step (TIMESTAMP_QUERY, profile.rs). A host asks for them (`features &
+/// adapter.features()`, as visattn::util::gpu_with does).
+pub const FEATURES: visattn::wgpu::Features = visattn::wgpu::Features::SHADER_F16
+    .union(visattn::wgpu::Features::SUBGROUP)
+    .union(visattn::wgpu::Features::TIMESTAMP_QUERY);
 
 /// Every kernel of the host, every variant, for `--wgsl-out` (tests/naga_shaders.rs validates
 /// and translates what it writes).
