@@ -116,6 +116,8 @@ pub const ATTENTION_VAR: &str = include_str!("../shaders/attention_var.wgsl");
 pub const ATTENTION_SPLIT: &str = include_str!("../shaders/attention_split.wgsl");
 /// `shaders/attention_combine.wgsl`: merges the split-K blocks and applies VAR.
 pub const ATTENTION_COMBINE: &str = include_str!("../shaders/attention_combine.wgsl");
+/// `shaders/attention_append.wgsl`: a decode step's q, k and v into its split-K session.
+pub const ATTENTION_APPEND: &str = include_str!("../shaders/attention_append.wgsl");
 /// `shaders/attention_probs.wgsl`: the unfused path's softmax(Q K^T * scale).
 pub const ATTENTION_PROBS: &str = include_str!("../shaders/attention_probs.wgsl");
 /// `shaders/attention_pv.wgsl`: the unfused path's P V.
@@ -138,6 +140,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("attention_var.wgsl", ATTENTION_VAR),
     ("attention_split.wgsl", ATTENTION_SPLIT),
     ("attention_combine.wgsl", ATTENTION_COMBINE),
+    ("attention_append.wgsl", ATTENTION_APPEND),
     ("attention_probs.wgsl", ATTENTION_PROBS),
     ("attention_pv.wgsl", ATTENTION_PV),
     ("dim_max.wgsl", DIM_MAX),

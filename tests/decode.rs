@@ -416,3 +416,149 @@ fn a_generation_loop_keeps_the_prefill_sinks() {
     skips.assert_few("decode loop");
     assert_eq!(session.len(), total);
 }
+
+/// `DecodeSession::record_layer` (the step's q, k, v into the session, the attention and its
+/// output, as dispatches in the caller's pass, on buffers bound once) equals the copies around
+/// `record_step` bit for bit, step after step, VAR redistributing; and refuses a layer past the
+/// session's, a call before its buffers are bound, and buffers too small.
+#[test]
+fn record_layer_equals_the_copies_around_record_step() {
+    let g = support::gpu::gpu();
+    let k = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
+    let mut rng = Rng::new(42);
+    let (layers, heads, kv_heads, dim, prompt, steps) = (4, 4, 2, 64, 120, 3);
+    let total = prompt + steps;
+    let shape = FusedShape {
+        heads,
+        kv_heads,
+        queries: total,
+        keys: total,
+        head_dim: dim,
+    };
+    let image = ImageSpan::new(8, 90);
+    let data: Vec<Data> = (0..layers).map(|_| make(&mut rng, shape, image, &[0, 20, 21])).collect();
+    let c = VarConfig {
+        layers: LayerPlan::Spec,
+        ..cfg(Convention::Released)
+    };
+    let mut state = VarState::new(
+        &g.ctx,
+        SequenceShape {
+            tokens: prompt,
+            hidden: HIDDEN,
+            heads,
+            queries: prompt,
+        },
+        Rows::All,
+    )
+    .unwrap();
+    state
+        .prepare(&g.queue, &c, &VisualTokens::from_spans(&[image], prompt).unwrap(), layers)
+        .unwrap();
+    let split = SplitAttention::new(&g.ctx, dim).unwrap();
+    let decode_shape = visattn::DecodeShape {
+        layers,
+        heads,
+        kv_heads,
+        capacity: total,
+    };
+    let opts = AttentionOptions { causal: true, scale: None };
+    let mut sessions: Vec<DecodeSession> = (0..2)
+        .map(|_| DecodeSession::new(&state, &split, decode_shape, opts).unwrap())
+        .collect();
+    let rows = |x: &[f32], h_n: usize, from: usize, to: usize| -> Vec<f32> {
+        (0..h_n)
+            .flat_map(|h| x[(h * total + from) * dim..(h * total + to) * dim].to_vec())
+            .collect()
+    };
+    for (l, d) in data.iter().enumerate() {
+        let hb = g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(&d.hidden[..prompt * HIDDEN]),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        let sb = state.bind_sinks(&k, Some(hb.as_entire_buffer_binding())).unwrap();
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        sb.record(&mut enc.begin_compute_pass(&Default::default()), l).unwrap();
+        for s in &sessions {
+            s.capture_classes(&mut enc, &state, l).unwrap();
+        }
+        g.queue.submit([enc.finish()]);
+        for s in &mut sessions {
+            s.write_prefill_kv(
+                &g.queue,
+                l,
+                prompt,
+                &rows(&d.k, kv_heads, 0, prompt),
+                &rows(&d.v, kv_heads, 0, prompt),
+            )
+            .unwrap();
+        }
+    }
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let buffer = |floats: usize| {
+        g.device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: (floats * 4) as u64,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
+    let (q, kb, vb) = (buffer(heads * dim), buffer(kv_heads * dim), buffer(kv_heads * dim));
+    let (out_copied, out_bound) = (buffer(heads * dim), buffer(heads * dim));
+    let [copied, bound] = &mut sessions[..] else { unreachable!() };
+    // Refused: a layer before the buffers are bound, buffers too small, a layer past the last.
+    copied.start(prompt).unwrap();
+    bound.start(prompt).unwrap();
+    {
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        assert!(matches!(bound.record_layer(&mut pass, 0), Err(visattn::Error::Binding { .. })));
+    }
+    assert!(matches!(
+        bound.bind_step_buffers(&q, &buffer(kv_heads * dim - 1), &vb, &out_bound),
+        Err(visattn::Error::Shape(_))
+    ));
+    bound.bind_step_buffers(&q, &kb, &vb, &out_bound).unwrap();
+    {
+        let mut enc = g.device.create_command_encoder(&Default::default());
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        assert!(matches!(bound.record_layer(&mut pass, layers), Err(visattn::Error::Layer { .. })));
+    }
+    let mut redistributed = 0;
+    for step in 0..steps {
+        let pos = prompt + step;
+        for s in [&mut *copied, &mut *bound] {
+            s.begin_step(&g.queue).unwrap();
+        }
+        for (l, d) in data.iter().enumerate() {
+            g.queue.write_buffer(&q, 0, bytemuck::cast_slice(&rows(&d.q, heads, pos, pos + 1)));
+            g.queue
+                .write_buffer(&kb, 0, bytemuck::cast_slice(&rows(&d.k, kv_heads, pos, pos + 1)));
+            g.queue
+                .write_buffer(&vb, 0, bytemuck::cast_slice(&rows(&d.v, kv_heads, pos, pos + 1)));
+            let mut enc = g.device.create_command_encoder(&Default::default());
+            copied.copy_step(&mut enc, l, &q, &kb, &vb).unwrap();
+            copied.record_step(&mut enc.begin_compute_pass(&Default::default()), l).unwrap();
+            copied.copy_output(&mut enc, l, &out_copied).unwrap();
+            bound.record_layer(&mut enc.begin_compute_pass(&Default::default()), l).unwrap();
+            g.queue.submit([enc.finish()]);
+            let a: Vec<u32> = read_vec(&g.device, &g.queue, &out_copied, heads * dim).unwrap();
+            let b: Vec<u32> = read_vec(&g.device, &g.queue, &out_bound, heads * dim).unwrap();
+            assert_eq!(a, b, "step {step} layer {l}: the output's bits");
+            let (at, n) = copied.selected_range(l);
+            let sel =
+                |s: &DecodeSession| visattn::readback::read_bytes(&g.device, &g.queue, s.selected_buffer(), at, (n * 4) as u64).unwrap();
+            let (sa, sb) = (sel(copied), sel(bound));
+            assert_eq!(sa, sb, "step {step} layer {l}: the selected heads");
+            redistributed += bytemuck::cast_slice::<u8, u32>(&sa).iter().filter(|&&x| x != 0).count();
+        }
+        for s in [&mut *copied, &mut *bound] {
+            s.end_step();
+        }
+    }
+    assert!(
+        redistributed > 0,
+        "VAR must select decode rows for the comparison to mean something"
+    );
+}

@@ -432,7 +432,7 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
     // Where a step's time goes, on the device's clock.
     if let Some(p) = profile_step(&model, &ids, image.as_ref(), repeats.max(3))? {
         outln!(
-            "  a step on the device's clock (timestamps around its passes, the median of {} steps): embedding {:.2} ms, q/k/v and RoPE {:.2}, attention {:.2}, output projection, MLP and norms {:.2}, LM head and the pick {:.2}, between passes (KV cache copies, changes of pass) {:.2}; {:.2} ms first to last",
+            "  a step on the device's clock (timestamps around its passes, the median of {} steps): embedding {:.2} ms, q/k/v and RoPE {:.2}, attention {:.2}, output projection, MLP and norms {:.2}, LM head and the pick {:.2}, between passes (their changes: the timed step runs a pass a part, the untimed one pass in all) {:.2}; {:.2} ms first to last",
             repeats.max(3),
             p.embed * 1e3,
             p.attention_in * 1e3,

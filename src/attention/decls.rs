@@ -42,6 +42,23 @@ kernel! {
 }
 
 kernel! {
+    /// A decode step's q into the session's rows and its k and v into the caches at the step's
+    /// position; items: (H + 2 Hkv) D values.
+    pub struct AttentionAppend, AttentionAppendInputs = "attention_append.wgsl", shaders::ATTENTION_APPEND, prelude shaders::PRELUDE;
+    overrides ["D"];
+    per_workgroup Fixed(64);
+    {
+        att: uniform(SplitUniform),
+        q_in: storage(f32, read),
+        k_in: storage(f32, read),
+        v_in: storage(f32, read),
+        q: storage(f32, read_write),
+        k: storage(f32, read_write),
+        v: storage(f32, read_write),
+    }
+}
+
+kernel! {
     /// Merges the split-K blocks and applies VAR once; items: head x row.
     pub struct AttentionCombine, AttentionCombineInputs = "attention_combine.wgsl", shaders::ATTENTION_COMBINE, prelude shaders::PRELUDE;
     overrides ["D"];

@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use wgpu::{Buffer, BufferBinding, BufferUsages, ComputePass, Queue};
 
-use super::decls::{AttentionCombine, AttentionCombineInputs, AttentionSplit, AttentionSplitInputs, SplitUniform};
+use super::decls::{
+    AttentionAppend, AttentionAppendInputs, AttentionCombine, AttentionCombineInputs, AttentionSplit, AttentionSplitInputs, SplitUniform,
+};
 use super::{AttentionInputs, AttentionOptions, FusedShape, check_built_for, check_head_dim};
 use crate::error::{Error, Result};
-use crate::kernel::{Context, Pipeline, Storage};
+use crate::kernel::{Context, Dispatch, Pipeline, Storage};
 use crate::var::state::{PlannedDispatch, VarState};
 
 /// Keys per split-K block (at most 1024, the kernel's workgroup array).
@@ -25,6 +27,7 @@ pub struct SplitAttention {
     head_dim: usize,
     split: Arc<Pipeline>,
     combine: Arc<Pipeline>,
+    append: Arc<Pipeline>,
 }
 
 /// The buffers of one split-K attention: Q, K, V, O (K and V [Hkv, capacity, d], of which the
@@ -69,6 +72,7 @@ impl SplitAttention {
             head_dim,
             split: ctx.pipeline::<AttentionSplit>(&constants)?,
             combine: ctx.pipeline::<AttentionCombine>(&constants)?,
+            append: ctx.pipeline::<AttentionAppend>(&constants)?,
         })
     }
 
@@ -151,6 +155,38 @@ impl SplitAttention {
             params,
             uniform,
         })
+    }
+}
+
+impl SplitAttention {
+    /// Binds a decode step's new token into `binding`'s session (one row): `step` = the host's
+    /// q [H, d], k and v [Hkv, d] rows; `session` = where they go: q the session's rows of the
+    /// layer, k and v its caches [Hkv, capacity, d] (o unused), at the binding's keys - 1.
+    pub(crate) fn bind_append(
+        &self,
+        ctx: &Context,
+        binding: &SplitBinding,
+        step: [BufferBinding; 3],
+        session: AttentionInputs,
+    ) -> Result<Dispatch> {
+        let u = &binding.uniform;
+        let d = self.head_dim;
+        let (nq, nkv) = (u.attn.heads as usize * d, u.attn.kv_heads as usize * d);
+        let cache = u.attn.kv_heads as usize * u.capacity as usize * d;
+        let [q_in, k_in, v_in] = step;
+        ctx.bind::<AttentionAppend>(
+            &self.append,
+            AttentionAppendInputs {
+                att: binding.params.as_entire_buffer_binding(),
+                q_in: Storage::new(q_in, nq),
+                k_in: Storage::new(k_in, nkv),
+                v_in: Storage::new(v_in, nkv),
+                q: Storage::new(session.q, nq),
+                k: Storage::new(session.k, cache),
+                v: Storage::new(session.v, cache),
+            },
+            (nq + 2 * nkv) as u32,
+        )
     }
 }
 

@@ -32,6 +32,7 @@ pub const KERNELS: &[&[KernelDecl]] = {
         <AttentionVar as Kernel>::VARIANTS,
         <AttentionSplit as Kernel>::VARIANTS,
         <AttentionCombine as Kernel>::VARIANTS,
+        <AttentionAppend as Kernel>::VARIANTS,
         <AttentionProbs as Kernel>::VARIANTS,
         <AttentionPv as Kernel>::VARIANTS,
         <DimMaxKernel as Kernel>::VARIANTS,

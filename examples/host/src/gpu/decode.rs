@@ -5,7 +5,7 @@
 
 use visattn::DecodeSession;
 use visattn::kernel::Dispatch;
-use visattn::wgpu::Buffer;
+use visattn::wgpu::{Buffer, CommandEncoder, ComputePass, ComputePassDescriptor};
 
 use super::blocks::{self, TextActs};
 use super::kernels::record;
@@ -80,9 +80,11 @@ pub struct DecodePlan {
 }
 
 impl DecodePlan {
-    pub(super) fn new(model: &GpuModel, rope: &Rope) -> Result<Self> {
+    /// The plan of `session`'s steps: its step buffers bound to the session once.
+    pub(super) fn new(model: &GpuModel, rope: &Rope, session: &mut DecodeSession) -> Result<Self> {
         let (k, c, text) = (&model.k, &model.cfg.text, model.text());
         let a = TextActs::new(k, c, 1)?;
+        session.bind_step_buffers(&a.q, &a.k, &a.v, &a.o)?;
         let id = upload(&k.ctx, &model.queue, "step id", &[0.0])?;
         let logits = buffer(&k.ctx, "step logits", c.vocab)?;
         let (rope_dq, rope_q) = rope.bind_step(c.heads, &a.q)?;
@@ -214,28 +216,42 @@ impl GpuModel {
             }
             _ => None,
         };
-        // Pass i's descriptor: timed where there is a clock.
+        // One pass for the whole step (the session's record_layer keeps the attention's copies
+        // inside it); a pass a part of each layer where a clock times them (pass i's
+        // descriptor: its timestamps), and the probe records its own passes after the
+        // attention it draws.
+        let split = clock.is_some() || probed.is_some();
         let timed = |i: usize| clock.map_or_else(Default::default, |c| c.pass(i));
         let mut enc = self.device.create_command_encoder(&Default::default());
-        record(&mut enc.begin_compute_pass(&timed(0)), &p.embed);
+        let mut pass = enc.begin_compute_pass(&timed(0)).forget_lifetime();
+        record(&mut pass, &p.embed);
         for (l, layer) in p.layers.iter().enumerate() {
-            record(&mut enc.begin_compute_pass(&timed(1 + 3 * l)), &layer.attention_in);
-            run.session.copy_step(&mut enc, l, &p.a.q, &p.a.k, &p.a.v)?;
-            run.session.record_step(&mut enc.begin_compute_pass(&timed(2 + 3 * l)), l)?;
+            if split {
+                pass = next_pass(pass, &mut enc, &timed(1 + 3 * l));
+            }
+            record(&mut pass, &layer.attention_in);
+            if split {
+                pass = next_pass(pass, &mut enc, &timed(2 + 3 * l));
+            }
+            run.session.record_layer(&mut pass, l)?;
             if let Some((probe, row)) = &probed {
+                drop(pass);
                 self.record_probe(probe, row, &mut enc, l, &source)?;
+                pass = enc.begin_compute_pass(&timed(3 + 3 * l)).forget_lifetime();
+            } else if split {
+                pass = next_pass(pass, &mut enc, &timed(3 + 3 * l));
             }
-            run.session.copy_output(&mut enc, l, &p.a.o)?;
-            record(&mut enc.begin_compute_pass(&timed(3 + 3 * l)), &layer.after);
+            record(&mut pass, &layer.after);
         }
-        {
-            let mut pass = enc.begin_compute_pass(&timed(1 + 3 * p.layers.len()));
-            record(&mut pass, &p.head);
-            if let Some(draw) = draw {
-                p.sample.set(&self.queue, draw);
-                p.sample.dispatch.record(&mut pass, &[]);
-            }
+        if split {
+            pass = next_pass(pass, &mut enc, &timed(1 + 3 * p.layers.len()));
         }
+        record(&mut pass, &p.head);
+        if let Some(draw) = draw {
+            p.sample.set(&self.queue, draw);
+            p.sample.dispatch.record(&mut pass, &[]);
+        }
+        drop(pass);
         if let Some(c) = clock {
             c.resolve(&mut enc);
         }
@@ -247,4 +263,10 @@ impl GpuModel {
         run.session.end_step();
         Ok(())
     }
+}
+
+/// Ends `pass` and begins the next on `enc`.
+fn next_pass(pass: ComputePass<'static>, enc: &mut CommandEncoder, desc: &ComputePassDescriptor<'_>) -> ComputePass<'static> {
+    drop(pass);
+    enc.begin_compute_pass(desc).forget_lifetime()
 }

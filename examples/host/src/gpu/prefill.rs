@@ -310,7 +310,7 @@ impl GpuModel {
             vec![LayerCounts::default(); c.layers]
         };
         session.start(t_n)?;
-        let plan = DecodePlan::new(self, &rope)?;
+        let plan = DecodePlan::new(self, &rope, &mut session)?;
         if let (Some(p), Some((row, _))) = (&mut probe, &probed) {
             p.drawn = Some(row.layers.clone());
         }

@@ -1,7 +1,7 @@
 //! Where a decode step's time goes on the device: GPU timestamps at the start and end of each of
 //! its compute passes (`Features::TIMESTAMP_QUERY`, where the adapter has it), summed by the
-//! part of the model each pass runs. The bench prints it; the copies into the KV cache and the
-//! changes of pass fall between passes.
+//! part of the model each pass runs (the step is recorded a pass a part for it). The bench
+//! prints it.
 
 use visattn::wgpu;
 
@@ -18,7 +18,8 @@ pub struct StepProfile {
     pub after: f64,
     /// The final norm's output through the LM head, and the token picked on the device.
     pub head: f64,
-    /// Between passes: the copies into and out of the KV cache, the changes of pass.
+    /// Between passes: their changes (a timed step runs a pass a part of each layer; an untimed
+    /// one records the whole step into one pass).
     pub between: f64,
     /// From the first pass's start to the last one's end.
     pub total: f64,
