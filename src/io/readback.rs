@@ -1,6 +1,8 @@
 //! Reading GPU buffers back to the host: a test and debug utility, not the API. One async core,
 //! [`read_bytes_async`], which the browser demo awaits (the browser drives the map callback);
-//! native tools and tests call [`read_bytes`], which polls the device and waits.
+//! native tools and tests call [`read_bytes`], which polls the device and waits. A host that
+//! records the copy into its own work reads its staging buffer with [`map_read`] /
+//! [`map_read_async`] (no submit of their own).
 
 use wgpu::{Buffer, BufferUsages, Device, Queue};
 
@@ -22,15 +24,35 @@ pub async fn read_bytes_async(device: &Device, queue: &Queue, src: &Buffer, offs
     let mut encoder = device.create_command_encoder(&Default::default());
     encoder.copy_buffer_to_buffer(src, offset, &staging, 0, size);
     queue.submit([encoder.finish()]);
+    map_read_async(&staging, size).await
+}
+
+/// Maps `staging` (a MAP_READ buffer, filled by work already submitted), reads its first `size`
+/// bytes and unmaps it: a readback with no submit of its own (a decode step records the copy of
+/// its token into the step's encoder). Never blocks, as [`read_bytes_async`].
+pub async fn map_read_async(staging: &Buffer, size: u64) -> Result<Vec<u8>> {
+    if size == 0 {
+        return Ok(Vec::new());
+    }
+    if size > staging.size() || !staging.usage().contains(BufferUsages::MAP_READ) {
+        return Err(Error::Binding {
+            name: "staging",
+            reason: format!(
+                "reading {size} bytes of a buffer of {} bytes with usage {:?} (MAP_READ needed)",
+                staging.size(),
+                staging.usage()
+            ),
+        });
+    }
+    let slice = staging.slice(..size);
     let (tx, rx) = futures::channel::oneshot::channel();
-    staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+    slice.map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
     });
     rx.await
         .map_err(|_| Error::Gpu("the map callback never ran".into()))?
         .map_err(|e| Error::Gpu(format!("mapping a readback buffer: {e}")))?;
-    let bytes = staging
-        .slice(..)
+    let bytes = slice
         .get_mapped_range()
         .map_err(|e| Error::Gpu(format!("reading a mapped buffer: {e}")))?
         .to_vec();
@@ -49,9 +71,22 @@ pub async fn read_vec_async<T: bytemuck::Pod>(device: &Device, queue: &Queue, sr
 /// and that comes back as [`Error::Gpu`].
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read_bytes(device: &Device, queue: &Queue, src: &Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
+    wait_for(device, read_bytes_async(device, queue, src, offset, size))
+}
+
+/// [`map_read_async`], waiting on the calling thread (not compiled for the browser), in error
+/// scopes as [`read_bytes`].
+#[cfg(not(target_arch = "wasm32"))]
+pub fn map_read(device: &Device, staging: &Buffer, size: u64) -> Result<Vec<u8>> {
+    wait_for(device, map_read_async(staging, size))
+}
+
+/// Runs a readback future to its end: its first poll submits what it submits and requests the
+/// map; then the device is polled until the GPU is done.
+#[cfg(not(target_arch = "wasm32"))]
+fn wait_for(device: &Device, read: impl std::future::Future<Output = Result<Vec<u8>>>) -> Result<Vec<u8>> {
     crate::error::scoped_blocking(device, || {
-        let mut read = std::pin::pin!(read_bytes_async(device, queue, src, offset, size));
-        // The copy is submitted and the map requested on the first poll; then wait for the GPU.
+        let mut read = std::pin::pin!(read);
         let waker = futures::task::noop_waker();
         let mut cx = std::task::Context::from_waker(&waker);
         if let std::task::Poll::Ready(r) = std::future::Future::poll(read.as_mut(), &mut cx) {

@@ -77,6 +77,8 @@ pub struct DecodePlan {
     /// where a logit is not finite).
     sample: super::sample::SampleStep,
     picked: Buffer,
+    /// `picked` copied out by the step's own encoder, mapped after it: one submit a step.
+    picked_read: Buffer,
 }
 
 impl DecodePlan {
@@ -107,9 +109,16 @@ impl DecodePlan {
         embed.push(blocks::input_norm(k, c, text, &a)?);
         let picked = buffer(&k.ctx, "step token", 2)?;
         let sample = super::sample::Sample::new(&k.ctx)?.bind(&logits, 0, c.vocab, &picked)?;
+        let picked_read = k.ctx.device().create_buffer(&visattn::wgpu::BufferDescriptor {
+            label: Some("step token read"),
+            size: 8,
+            usage: visattn::wgpu::BufferUsages::MAP_READ | visattn::wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         Ok(Self {
             sample,
             picked,
+            picked_read,
             embed,
             head: blocks::head(k, text, 1, &a.h, &logits)?,
             layers,
@@ -159,12 +168,7 @@ impl GpuModel {
     /// bytes read back. A NaN or infinite logit is an error, as the sampler's.
     pub async fn step_pick_async(&self, run: &mut Generation, token: u32, draw: &Draw) -> Result<u32> {
         self.submit_step(run, token, Some(draw), None)?;
-        match self.read::<u32>(&run.plan.picked, 2).await?[..] {
-            [picked, 0] => Ok(picked),
-            _ => Err(Error::Input(
-                "a logit of the step is NaN or infinite: the forward pass went wrong".into(),
-            )),
-        }
+        self.picked_async(run).await
     }
 
     /// One greedy decode step (as [`GpuModel::step_greedy`]), its passes timed on the device's
@@ -174,16 +178,24 @@ impl GpuModel {
     pub fn step_profiled(&self, run: &mut Generation, token: u32) -> Result<(u32, Option<StepProfile>)> {
         let clock = PassClock::new(&self.device, 2 + 3 * run.plan.layers.len());
         self.submit_step(run, token, Some(&Draw::GREEDY), clock.as_ref())?;
-        let picked = match pollster::block_on(self.read::<u32>(&run.plan.picked, 2))?[..] {
-            [picked, 0] => picked,
-            _ => {
-                return Err(Error::Input(
-                    "a logit of the step is NaN or infinite: the forward pass went wrong".into(),
-                ));
-            }
-        };
+        let picked = pollster::block_on(self.picked_async(run))?;
         let profile = clock.map(|c| c.read(&self.device, &self.queue)).transpose()?;
         Ok((picked, profile))
+    }
+
+    /// The token of the step just submitted, copied out by its own encoder (one submit a step;
+    /// a NaN or infinite logit is an error, as the sampler's).
+    async fn picked_async(&self, run: &Generation) -> Result<u32> {
+        #[cfg(not(target_arch = "wasm32"))]
+        let bytes = visattn::readback::map_read(&self.device, &run.plan.picked_read, 8)?;
+        #[cfg(target_arch = "wasm32")]
+        let bytes = visattn::readback::map_read_async(&run.plan.picked_read, 8).await?;
+        match bytemuck::pod_collect_to_vec::<u8, u32>(&bytes)[..] {
+            [picked, 0] => Ok(picked),
+            _ => Err(Error::Input(
+                "a logit of the step is NaN or infinite: the forward pass went wrong".into(),
+            )),
+        }
     }
 
     /// Records and submits a decode step (and the token `draw` picks from its logits, where
@@ -252,6 +264,9 @@ impl GpuModel {
             p.sample.dispatch.record(&mut pass, &[]);
         }
         drop(pass);
+        if draw.is_some() {
+            enc.copy_buffer_to_buffer(&p.picked, 0, &p.picked_read, 0, 8);
+        }
         if let Some(c) = clock {
             c.resolve(&mut enc);
         }
