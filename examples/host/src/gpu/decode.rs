@@ -13,7 +13,9 @@ use super::linear::upload;
 use super::model::GpuModel;
 use super::prefill::{LayerCapture, LayerCounts};
 use super::probe::{Probe, Source};
-use super::profile::{PassClock, StepProfile};
+use super::profile::PassClock;
+#[cfg(not(target_arch = "wasm32"))]
+use super::profile::StepProfile;
 use super::rope::Rope;
 use super::weights::buffer;
 use crate::error::{Error, Result};

@@ -33,7 +33,9 @@ pub(super) struct PassClock {
 }
 
 impl PassClock {
-    /// A clock for `passes` passes, or None where the device has no timestamp queries.
+    /// A clock for `passes` passes, or None where the device has no timestamp queries (native:
+    /// its read waits for the GPU).
+    #[cfg(not(target_arch = "wasm32"))]
     pub(super) fn new(device: &wgpu::Device, passes: usize) -> Option<Self> {
         if !device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
             return None;
@@ -74,7 +76,8 @@ impl PassClock {
     }
 
     /// The submitted step's profile: pass 0 the embedding, then 3 a layer (attention in, the
-    /// attention, after it), the last the head.
+    /// attention, after it), the last the head. Native: it waits for the GPU.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(super) fn read(&self, device: &wgpu::Device, queue: &wgpu::Queue) -> Result<StepProfile, visattn::Error> {
         let ticks: Vec<u64> = visattn::readback::read_vec(device, queue, &self.resolved, 2 * self.passes as usize)?;
         let tick = queue.get_timestamp_period() as f64 * 1e-9;
