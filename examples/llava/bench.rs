@@ -75,7 +75,7 @@ fn time_once(
 fn time_picks(model: &GpuModel, logits: &[f32], repeats: usize) -> crate::Result<[f64; 4]> {
     use visattn_host::sampling::{Draw, pick};
     let (ctx, queue, vocab) = (model.context(), model.queue(), logits.len());
-    let row = visattn_host::gpu::linear::upload(ctx, queue, "pick logits", &logits).map_err(|e| e.to_string())?;
+    let row = visattn_host::gpu::linear::upload(ctx, queue, "pick logits", logits).map_err(|e| e.to_string())?;
     let out = visattn_host::gpu::linear::upload(ctx, queue, "pick out", &[0f32; 2]).map_err(|e| e.to_string())?;
     let step = visattn_host::gpu::sample::Sample::new(ctx)?.bind(&row, 0, vocab, &out)?;
     let (top_p, full) = (Draw::new(0.8, 0.9, 0.5)?, Draw::new(0.8, 1.0, 0.5)?);
