@@ -249,80 +249,130 @@ fn decode_equals_the_prefill_kernels_last_row() {
     }
 }
 
-#[test]
-fn a_generation_loop_keeps_the_prefill_sinks() {
-    let g = support::gpu::gpu();
-    let k = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
-    let mut rng = Rng::new(42);
-    let (layers, heads, kv_heads, dim, prompt, steps) = (4, 4, 2, 64, 120, 4);
-    let total = prompt + steps;
-    let shape = FusedShape {
-        heads,
-        kv_heads,
-        queries: total,
-        keys: total,
-        head_dim: dim,
-    };
-    let image = ImageSpan::new(8, 90);
-    // Whole-sequence data per layer; the prompt part is the prefill, the rest comes step by step.
-    let data: Vec<Data> = (0..layers).map(|_| make(&mut rng, shape, image, &[0, 20, 21])).collect();
-    let visual_prompt = VisualTokens::from_spans(&[image], prompt).unwrap();
-    let c = VarConfig {
-        layers: LayerPlan::Spec,
-        ..cfg(Convention::Released)
-    };
-    let mut state = VarState::new(
-        &g.ctx,
-        SequenceShape {
-            tokens: prompt,
-            hidden: HIDDEN,
+/// A generation to decode: a prompt of 120 tokens (an image at 8..98, sinks at 0, 20 and 21)
+/// and `steps` more, over `layers` layers of 4 heads (2 KV heads) of 64 dims, VAR at the spec's
+/// layers.
+struct Generation {
+    layers: usize,
+    heads: usize,
+    kv_heads: usize,
+    dim: usize,
+    prompt: usize,
+    total: usize,
+    image: ImageSpan,
+    data: Vec<Data>,
+    c: VarConfig,
+}
+
+impl Generation {
+    fn new(layers: usize, steps: usize) -> Self {
+        let mut rng = Rng::new(42);
+        let (heads, kv_heads, dim, prompt) = (4, 2, 64, 120);
+        let total = prompt + steps;
+        let shape = FusedShape {
             heads,
-            queries: prompt,
-        },
-        Rows::All,
-    )
-    .unwrap();
-    state.prepare(&g.queue, &c, &visual_prompt, layers).unwrap();
-    let split = SplitAttention::new(&g.ctx, dim).unwrap();
-    let opts = AttentionOptions { causal: true, scale: None };
-    let mut session = DecodeSession::new(
-        &state,
-        &split,
-        visattn::DecodeShape {
+            kv_heads,
+            queries: total,
+            keys: total,
+            head_dim: dim,
+        };
+        let image = ImageSpan::new(8, 90);
+        // Whole-sequence data per layer; the prompt part is the prefill, the rest comes step by step.
+        let data = (0..layers).map(|_| make(&mut rng, shape, image, &[0, 20, 21])).collect();
+        let c = VarConfig {
+            layers: LayerPlan::Spec,
+            ..cfg(Convention::Released)
+        };
+        Self {
             layers,
             heads,
             kv_heads,
-            capacity: total,
-        },
-        opts,
-    )
-    .unwrap();
-
-    // Prefill: sinks per layer from the prompt's hidden states, captured; KV stored.
-    let prompt_kv = |x: &[f32]| -> Vec<f32> {
-        (0..kv_heads)
-            .flat_map(|h| x[h * total * dim..(h * total + prompt) * dim].to_vec())
-            .collect()
-    };
-    for (l, d) in data.iter().enumerate() {
-        let hb = g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents: bytemuck::cast_slice(&d.hidden[..prompt * HIDDEN]),
-            usage: wgpu::BufferUsages::STORAGE,
-        });
-        let sb = state.bind_sinks(&k, Some(hb.as_entire_buffer_binding())).unwrap();
-        let mut enc = g.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            sb.record(&mut pass, l).unwrap();
+            dim,
+            prompt,
+            total,
+            image,
+            data,
+            c,
         }
-        session.capture_classes(&mut enc, &state, l).unwrap();
-        g.queue.submit([enc.finish()]);
-        session
-            .write_prefill_kv(&g.queue, l, prompt, &prompt_kv(&d.k), &prompt_kv(&d.v))
-            .unwrap();
     }
-    session.start(prompt).unwrap();
+
+    /// Positions from..to of x [h_n, total, dim], head after head.
+    fn rows(&self, x: &[f32], h_n: usize, from: usize, to: usize) -> Vec<f32> {
+        let (total, dim) = (self.total, self.dim);
+        (0..h_n)
+            .flat_map(|h| x[(h * total + from) * dim..(h * total + to) * dim].to_vec())
+            .collect()
+    }
+
+    /// `n` sessions after the prompt's prefill, started: per layer its sinks found from the
+    /// prompt's hidden states and captured, its KV stored.
+    fn sessions(&self, g: &support::gpu::Gpu, n: usize) -> Vec<DecodeSession> {
+        let k = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
+        let (heads, prompt) = (self.heads, self.prompt);
+        let mut state = VarState::new(
+            &g.ctx,
+            SequenceShape {
+                tokens: prompt,
+                hidden: HIDDEN,
+                heads,
+                queries: prompt,
+            },
+            Rows::All,
+        )
+        .unwrap();
+        let visual_prompt = VisualTokens::from_spans(&[self.image], prompt).unwrap();
+        state.prepare(&g.queue, &self.c, &visual_prompt, self.layers).unwrap();
+        let split = SplitAttention::new(&g.ctx, self.dim).unwrap();
+        let shape = visattn::DecodeShape {
+            layers: self.layers,
+            heads,
+            kv_heads: self.kv_heads,
+            capacity: self.total,
+        };
+        let opts = AttentionOptions { causal: true, scale: None };
+        let mut sessions: Vec<DecodeSession> = (0..n).map(|_| DecodeSession::new(&state, &split, shape, opts).unwrap()).collect();
+        for (l, d) in self.data.iter().enumerate() {
+            let hb = g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: bytemuck::cast_slice(&d.hidden[..prompt * HIDDEN]),
+                usage: wgpu::BufferUsages::STORAGE,
+            });
+            let sb = state.bind_sinks(&k, Some(hb.as_entire_buffer_binding())).unwrap();
+            let mut enc = g.device.create_command_encoder(&Default::default());
+            sb.record(&mut enc.begin_compute_pass(&Default::default()), l).unwrap();
+            for session in &sessions {
+                session.capture_classes(&mut enc, &state, l).unwrap();
+            }
+            g.queue.submit([enc.finish()]);
+            let (kp, vp) = (self.rows(&d.k, self.kv_heads, 0, prompt), self.rows(&d.v, self.kv_heads, 0, prompt));
+            for session in &mut sessions {
+                session.write_prefill_kv(&g.queue, l, prompt, &kp, &vp).unwrap();
+            }
+        }
+        for session in &mut sessions {
+            session.start(prompt).unwrap();
+        }
+        sessions
+    }
+}
+
+#[test]
+fn a_generation_loop_keeps_the_prefill_sinks() {
+    let g = support::gpu::gpu();
+    let steps = 4;
+    let generation = Generation::new(4, steps);
+    let Generation {
+        layers,
+        heads,
+        kv_heads,
+        dim,
+        prompt,
+        total,
+        image,
+        ref data,
+        ref c,
+    } = generation;
+    let mut session = generation.sessions(&g, 1).pop().unwrap();
 
     let mut checked = 0;
     let mut skips = support::close::Skips::default();
@@ -424,77 +474,16 @@ fn a_generation_loop_keeps_the_prefill_sinks() {
 #[test]
 fn record_layer_equals_the_copies_around_record_step() {
     let g = support::gpu::gpu();
-    let k = VarKernels::new(&g.ctx, visattn::KernelSettings::default()).unwrap();
-    let mut rng = Rng::new(42);
-    let (layers, heads, kv_heads, dim, prompt, steps) = (4, 4, 2, 64, 120, 3);
-    let total = prompt + steps;
-    let shape = FusedShape {
-        heads,
-        kv_heads,
-        queries: total,
-        keys: total,
-        head_dim: dim,
-    };
-    let image = ImageSpan::new(8, 90);
-    let data: Vec<Data> = (0..layers).map(|_| make(&mut rng, shape, image, &[0, 20, 21])).collect();
-    let c = VarConfig {
-        layers: LayerPlan::Spec,
-        ..cfg(Convention::Released)
-    };
-    let mut state = VarState::new(
-        &g.ctx,
-        SequenceShape {
-            tokens: prompt,
-            hidden: HIDDEN,
-            heads,
-            queries: prompt,
-        },
-        Rows::All,
-    )
-    .unwrap();
-    state
-        .prepare(&g.queue, &c, &VisualTokens::from_spans(&[image], prompt).unwrap(), layers)
-        .unwrap();
-    let split = SplitAttention::new(&g.ctx, dim).unwrap();
-    let decode_shape = visattn::DecodeShape {
-        layers,
-        heads,
-        kv_heads,
-        capacity: total,
-    };
-    let opts = AttentionOptions { causal: true, scale: None };
-    let mut sessions: Vec<DecodeSession> = (0..2)
-        .map(|_| DecodeSession::new(&state, &split, decode_shape, opts).unwrap())
-        .collect();
-    let rows = |x: &[f32], h_n: usize, from: usize, to: usize| -> Vec<f32> {
-        (0..h_n)
-            .flat_map(|h| x[(h * total + from) * dim..(h * total + to) * dim].to_vec())
-            .collect()
-    };
-    for (l, d) in data.iter().enumerate() {
-        let hb = g.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents: bytemuck::cast_slice(&d.hidden[..prompt * HIDDEN]),
-            usage: wgpu::BufferUsages::STORAGE,
-        });
-        let sb = state.bind_sinks(&k, Some(hb.as_entire_buffer_binding())).unwrap();
-        let mut enc = g.device.create_command_encoder(&Default::default());
-        sb.record(&mut enc.begin_compute_pass(&Default::default()), l).unwrap();
-        for s in &sessions {
-            s.capture_classes(&mut enc, &state, l).unwrap();
-        }
-        g.queue.submit([enc.finish()]);
-        for s in &mut sessions {
-            s.write_prefill_kv(
-                &g.queue,
-                l,
-                prompt,
-                &rows(&d.k, kv_heads, 0, prompt),
-                &rows(&d.v, kv_heads, 0, prompt),
-            )
-            .unwrap();
-        }
-    }
+    let steps = 3;
+    let generation = Generation::new(4, steps);
+    let (layers, heads, kv_heads, dim, prompt) = (
+        generation.layers,
+        generation.heads,
+        generation.kv_heads,
+        generation.dim,
+        generation.prompt,
+    );
+    let mut sessions = generation.sessions(&g, 2);
     let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
     let buffer = |floats: usize| {
         g.device.create_buffer(&wgpu::BufferDescriptor {
@@ -508,8 +497,6 @@ fn record_layer_equals_the_copies_around_record_step() {
     let (out_copied, out_bound) = (buffer(heads * dim), buffer(heads * dim));
     let [copied, bound] = &mut sessions[..] else { unreachable!() };
     // Refused: a layer before the buffers are bound, buffers too small, a layer past the last.
-    copied.start(prompt).unwrap();
-    bound.start(prompt).unwrap();
     {
         let mut enc = g.device.create_command_encoder(&Default::default());
         let mut pass = enc.begin_compute_pass(&Default::default());
@@ -531,12 +518,13 @@ fn record_layer_equals_the_copies_around_record_step() {
         for s in [&mut *copied, &mut *bound] {
             s.begin_step(&g.queue).unwrap();
         }
-        for (l, d) in data.iter().enumerate() {
-            g.queue.write_buffer(&q, 0, bytemuck::cast_slice(&rows(&d.q, heads, pos, pos + 1)));
+        for (l, d) in generation.data.iter().enumerate() {
             g.queue
-                .write_buffer(&kb, 0, bytemuck::cast_slice(&rows(&d.k, kv_heads, pos, pos + 1)));
+                .write_buffer(&q, 0, bytemuck::cast_slice(&generation.rows(&d.q, heads, pos, pos + 1)));
             g.queue
-                .write_buffer(&vb, 0, bytemuck::cast_slice(&rows(&d.v, kv_heads, pos, pos + 1)));
+                .write_buffer(&kb, 0, bytemuck::cast_slice(&generation.rows(&d.k, kv_heads, pos, pos + 1)));
+            g.queue
+                .write_buffer(&vb, 0, bytemuck::cast_slice(&generation.rows(&d.v, kv_heads, pos, pos + 1)));
             let mut enc = g.device.create_command_encoder(&Default::default());
             copied.copy_step(&mut enc, l, &q, &kb, &vb).unwrap();
             copied.record_step(&mut enc.begin_compute_pass(&Default::default()), l).unwrap();

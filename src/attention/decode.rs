@@ -139,6 +139,19 @@ impl DecodeSession {
         self.len == 0
     }
 
+    /// Room in the cache for the step's token.
+    fn check_room(&self) -> Result<()> {
+        if self.len >= self.capacity {
+            return Err(Error::Limit {
+                name: "decode cache",
+                needed: (self.len + 1) as u64,
+                limit: self.capacity as u64,
+                limit_name: "session capacity",
+            });
+        }
+        Ok(())
+    }
+
     /// Where (kv_head, token) starts in a layer's key or value buffer.
     fn kv_offset(&self, kv_head: usize, token: usize) -> u64 {
         ((kv_head * self.capacity + token) * self.head_dim * 4) as u64
@@ -204,14 +217,7 @@ impl DecodeSession {
                 v.size()
             )));
         }
-        if self.len >= self.capacity {
-            return Err(Error::Limit {
-                name: "decode cache",
-                needed: (self.len + 1) as u64,
-                limit: self.capacity as u64,
-                limit_name: "session capacity",
-            });
-        }
+        self.check_room()?;
         encoder.copy_buffer_to_buffer(
             q,
             0,
@@ -290,14 +296,7 @@ impl DecodeSession {
                 }
             }
         })?;
-        if self.len >= self.capacity {
-            return Err(Error::Limit {
-                name: "decode cache",
-                needed: (self.len + 1) as u64,
-                limit: self.capacity as u64,
-                limit_name: "session capacity",
-            });
-        }
+        self.check_room()?;
         append.record(pass, &[]);
         self.record_step(pass, layer)?;
         output.record(pass);
@@ -348,14 +347,7 @@ impl DecodeSession {
 
     /// Before recording a step: every layer will attend over the cache plus the new token.
     pub fn begin_step(&mut self, queue: &Queue) -> Result<()> {
-        if self.len + 1 > self.capacity {
-            return Err(Error::Limit {
-                name: "decode cache",
-                needed: (self.len + 1) as u64,
-                limit: self.capacity as u64,
-                limit_name: "session capacity",
-            });
-        }
+        self.check_room()?;
         for b in &mut self.bindings {
             b.set_keys(queue, self.len + 1)?;
         }
