@@ -197,17 +197,12 @@ fn decode_matches_the_reference(format: WeightFormat, staging: Staging) {
     );
 }
 
-/// The benchmarks' random weights in block formats (`--bench llama-7b --dtype q4_k`, issue
-/// "Tokens per second"): a one-layer LLaMA of width 256 made in Q8_0, Q4_0 and Q4_K keeps every
-/// matrix in that format on the device (at its bits per weight) and runs a prefill and a decode
-/// step to finite logits.
-#[test]
-fn random_weights_in_block_formats_run() {
-    let g = support::gpu::gpu();
-    let cfg = config::LlavaConfig::text_only(config::TextConfig {
+/// A LLaMA of width 256 with `layers` layers (random weights: `GpuModel::random`).
+fn small_llama(layers: usize) -> config::LlavaConfig {
+    config::LlavaConfig::text_only(config::TextConfig {
         hidden: 256,
         intermediate: 512,
-        layers: 1,
+        layers,
         heads: 2,
         kv_heads: 2,
         head_dim: 128,
@@ -216,7 +211,17 @@ fn random_weights_in_block_formats_run() {
         rope_theta: 10000.0,
         max_positions: 64,
         eos: vec![2],
-    });
+    })
+}
+
+/// The benchmarks' random weights in block formats (`--bench llama-7b --dtype q4_k`, issue
+/// "Tokens per second"): a one-layer LLaMA of width 256 made in Q8_0, Q4_0 and Q4_K keeps every
+/// matrix in that format on the device (at its bits per weight) and runs a prefill and a decode
+/// step to finite logits.
+#[test]
+fn random_weights_in_block_formats_run() {
+    let g = support::gpu::gpu();
+    let cfg = small_llama(1);
     for (format, bits) in [(WeightFormat::Q8_0, 8.5), (WeightFormat::Q4_0, 4.5), (WeightFormat::Q4_K, 4.5)] {
         let model = GpuModel::random(&g, &cfg, format, g.ctx.max_binding(), 7).unwrap();
         let formats = model.formats();
@@ -243,19 +248,7 @@ fn random_weights_in_block_formats_run() {
 /// device without them, no account.
 #[test]
 fn a_profiled_step_picks_the_greedy_token_and_accounts_for_its_span() {
-    let cfg = config::LlavaConfig::text_only(config::TextConfig {
-        hidden: 256,
-        intermediate: 512,
-        layers: 2,
-        heads: 2,
-        kv_heads: 2,
-        head_dim: 128,
-        vocab: 300,
-        rms_eps: 1e-5,
-        rope_theta: 10000.0,
-        max_positions: 64,
-        eos: vec![2],
-    });
+    let cfg = small_llama(2);
     let ids: Vec<u32> = (0..5).map(|i| 3 + 17 * i).collect();
     for features in [wgpu::Features::TIMESTAMP_QUERY, wgpu::Features::empty()] {
         let g = visattn::util::gpu_with(features, None).unwrap();
