@@ -105,10 +105,10 @@ fn weight(bits: u32) -> f32 {
     return exp(-distance(bits));
 }
 
-// The distance's bin: bin b holds distances below ((b + 1) / 2.75)^2 (0.13, 0.53, 1.2, ..., 30),
+// Distance d's bin: bin b holds distances below ((b + 1) / 2.75)^2 (0.13, 0.53, 1.2, ..., 30),
 // bin 15 the rest.
-fn distance_bin(bits: u32) -> u32 {
-    return u32(min(floor(sqrt(distance(bits)) * 2.75), 15.0));
+fn distance_bin(d: f32) -> u32 {
+    return u32(min(floor(sqrt(d) * 2.75), 15.0));
 }
 
 // Every lane's bins (its `mass` and `count`, through lane_mass and lane_count) summed into
@@ -148,7 +148,7 @@ fn gather(below: u32) {
         if (below == NONE) {
             keep = (order_key(bits) & key_mask) == group_key;
         } else {
-            keep = distance_bin(bits) <= below;
+            keep = distance_bin(distance(bits)) <= below;
         }
         if (keep) {
             let slot = atomicAdd(&slots, 1u);
@@ -312,12 +312,12 @@ fn main(@builtin(local_invocation_index) local: u32) {
     var mass: array<f32, 16>;
     var count: array<f32, 16>;
     for (var i = lane; i < p.n; i += WG) {
-        let bits = v[p.offset + i];
-        let w = weight(bits);
-        let d = distance_bin(bits);
+        let d = distance(v[p.offset + i]);
+        let w = exp(-d);
+        let bin = distance_bin(d);
         for (var b = 0u; b < BINS; b++) {
-            mass[b] += select(0.0, w, d == b);
-            count[b] += select(0.0, 1.0, d == b);
+            mass[b] += select(0.0, w, bin == b);
+            count[b] += select(0.0, 1.0, bin == b);
         }
     }
     sum_bins(mass, count);
