@@ -156,9 +156,7 @@ impl SplitAttention {
             uniform,
         })
     }
-}
 
-impl SplitAttention {
     /// Binds a decode step's new token into `binding`'s session (one row): `step` = the host's
     /// q [H, d], k and v [Hkv, d] rows; `session` = where they go: q the session's rows of the
     /// layer, k and v its caches [Hkv, capacity, d] (o unused), at the binding's keys - 1.
