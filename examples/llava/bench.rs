@@ -14,6 +14,7 @@ use visattn::wgpu;
 
 use visattn_host::config::{LlavaConfig, TextConfig};
 use visattn_host::gpu::bandwidth;
+use visattn_host::gpu::decode::Generation;
 use visattn_host::gpu::matrix::WeightFormat;
 use visattn_host::gpu::model::{GpuModel, VarMode};
 
@@ -50,17 +51,10 @@ fn time_once(
     var: &VarMode,
     steps: usize,
 ) -> crate::Result<(f64, f64)> {
-    let vocab = model.cfg.text.vocab;
     let t0 = Instant::now();
     let mut run = model.prefill(ids, image, var, ids.len() + steps + 1, false, false)?;
     let prefill = t0.elapsed().as_secs_f64();
-    let argmax = |l: &[f32]| {
-        l.iter()
-            .enumerate()
-            .fold((0, f32::MIN), |b, (i, &x)| if x > b.1 { (i, x) } else { b })
-            .0 as u32
-    };
-    let mut token = argmax(&run.logits[run.logits.len() - vocab..]);
+    let mut token = last_greedy(model, &run)?;
     let t1 = Instant::now();
     for _ in 0..steps {
         token = model.step_greedy(&mut run, token)?;
@@ -108,20 +102,19 @@ fn time_picks(model: &GpuModel, logits: &[f32], repeats: usize) -> crate::Result
     Ok([greedy, sampled, whole, here])
 }
 
-/// The median (by its span) of `steps` greedy decode steps timed on the device's clock after a
-/// prefill of `ids`, VAR off; None where the device has no timestamp queries.
-fn profile_step(
-    model: &GpuModel,
-    ids: &[u32],
-    image: Option<&(wgpu::Buffer, usize)>,
-    steps: usize,
-) -> crate::Result<Option<visattn_host::gpu::profile::StepProfile>> {
-    let vocab = model.cfg.text.vocab;
-    let mut run = model.prefill(ids, image, &VarMode::Off, ids.len() + steps + 1, false, false)?;
-    let mut token = visattn_host::sampling::pick(&run.logits[run.logits.len() - vocab..], &visattn_host::sampling::Draw::GREEDY)?;
+/// The greedy token of a prefill's last logits (the sampler's, ties to the lowest id).
+fn last_greedy(model: &GpuModel, run: &Generation) -> crate::Result<u32> {
+    let last = &run.logits[run.logits.len() - model.cfg.text.vocab..];
+    Ok(visattn_host::sampling::pick(last, &visattn_host::sampling::Draw::GREEDY)?)
+}
+
+/// The median (by its span) of `steps` greedy decode steps of `run` (a prefill with room for
+/// them) timed on the device's clock; None where the device has no timestamp queries.
+fn profile_step(model: &GpuModel, run: &mut Generation, steps: usize) -> crate::Result<Option<visattn_host::gpu::profile::StepProfile>> {
+    let mut token = last_greedy(model, run)?;
     let mut profiles = Vec::new();
     for _ in 0..steps {
-        let (next, p) = model.step_profiled(&mut run, token)?;
+        let (next, p) = model.step_profiled(run, token)?;
         let Some(p) = p else {
             return Ok(None);
         };
@@ -394,12 +387,12 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
             }
         }
     }
-    // The step's token from the prompt's last logits, on the device and here.
+    // The step's token from the prompt's last logits, on the device and here; the same prefill
+    // then decodes the steps the device's clock times below.
     let vocab = model.cfg.text.vocab;
-    let logits = model
-        .prefill(&ids, image.as_ref(), &VarMode::Off, ids.len() + 1, false, false)?
-        .logits;
-    let [greedy, sampled, whole, here] = time_picks(&model, &logits[logits.len() - vocab..], repeats.max(5))?;
+    let profiled = repeats.max(3);
+    let mut run = model.prefill(&ids, image.as_ref(), &VarMode::Off, ids.len() + profiled + 1, false, false)?;
+    let [greedy, sampled, whole, here] = time_picks(&model, &run.logits[run.logits.len() - vocab..], repeats.max(5))?;
     outln!(
         "picking a step's token from the prompt's {vocab} last logits, temperature 0.8: on the device (8 bytes read back) greedy {greedy:.2} ms, top-p 0.9 {sampled:.2} ms, top-p 1 {whole:.2} ms; the logits read back and picked here (top-p 0.9) {here:.2} ms"
     )?;
@@ -430,10 +423,10 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
         weight_bytes as f64 / mv.seconds / read.best()
     )?;
     // Where a step's time goes, on the device's clock.
-    if let Some(p) = profile_step(&model, &ids, image.as_ref(), repeats.max(3))? {
+    if let Some(p) = profile_step(&model, &mut run, profiled)? {
         outln!(
             "  a step on the device's clock (timestamps around its passes, the median of {} steps): embedding {:.2} ms, q/k/v and RoPE {:.2}, attention {:.2}, output projection, MLP and norms {:.2}, LM head and the pick {:.2}, between passes (their changes: the timed step runs a pass a part, the untimed one pass in all) {:.2}; {:.2} ms first to last",
-            repeats.max(3),
+            profiled,
             p.embed * 1e3,
             p.attention_in * 1e3,
             p.attention * 1e3,
