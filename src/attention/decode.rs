@@ -139,6 +139,38 @@ impl DecodeSession {
         self.len == 0
     }
 
+    /// A layer of the session (a shape error, as the step's buffers' sizes).
+    fn check_layer(&self, layer: usize) -> Result<()> {
+        if layer >= self.layers {
+            return Err(Error::Shape(format!("layer {layer} of a session of {} layers", self.layers)));
+        }
+        Ok(())
+    }
+
+    /// The host's q [H, d], k and v [Hkv, d] buffers hold a step's rows.
+    fn check_step_inputs(&self, q: &Buffer, k: &Buffer, v: &Buffer) -> Result<()> {
+        let d = (self.head_dim * 4) as u64;
+        let (nq, nkv) = (d * self.heads as u64, d * self.kv_heads as u64);
+        if q.size() < nq || k.size() < nkv || v.size() < nkv {
+            return Err(Error::Shape(format!(
+                "step q/k/v buffers of {}/{}/{} bytes (need {nq}/{nkv}/{nkv})",
+                q.size(),
+                k.size(),
+                v.size()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The host's output buffer holds a step's [H, d].
+    fn check_step_output(&self, out: &Buffer) -> Result<()> {
+        let need = (self.heads * self.head_dim * 4) as u64;
+        if out.size() < need {
+            return Err(Error::Shape(format!("step output buffer of {} bytes (need {need})", out.size())));
+        }
+        Ok(())
+    }
+
     /// Room in the cache for the step's token.
     fn check_room(&self) -> Result<()> {
         if self.len >= self.capacity {
@@ -207,17 +239,11 @@ impl DecodeSession {
     /// 0 of buffers with COPY_SRC usage, copied on the GPU (record outside a pass, after
     /// [`Self::begin_step`]).
     pub fn copy_step(&self, encoder: &mut wgpu::CommandEncoder, layer: usize, q: &Buffer, k: &Buffer, v: &Buffer) -> Result<()> {
-        let d = (self.head_dim * 4) as u64;
-        let (nq, nkv) = (d * self.heads as u64, d * self.kv_heads as u64);
-        if layer >= self.layers || q.size() < nq || k.size() < nkv || v.size() < nkv {
-            return Err(Error::Shape(format!(
-                "step q/k/v buffers of {}/{}/{} bytes for layer {layer} (need {nq}/{nkv}/{nkv})",
-                q.size(),
-                k.size(),
-                v.size()
-            )));
-        }
+        self.check_layer(layer)?;
+        self.check_step_inputs(q, k, v)?;
         self.check_room()?;
+        let d = (self.head_dim * 4) as u64;
+        let nq = d * self.heads as u64;
         encoder.copy_buffer_to_buffer(
             q,
             0,
@@ -237,21 +263,10 @@ impl DecodeSession {
     /// `q` [H, d], `k` and `v` [Hkv, d] (what the step's projections wrote) and `out` [H, d]
     /// (where the step reads the attention's output). Buffers too small are errors.
     pub fn bind_step_buffers(&mut self, q: &Buffer, k: &Buffer, v: &Buffer, out: &Buffer) -> Result<()> {
+        self.check_step_inputs(q, k, v)?;
+        self.check_step_output(out)?;
         let d = self.head_dim;
         let (nq, nkv) = (self.heads * d, self.kv_heads * d);
-        if q.size() < (nq * 4) as u64 || k.size() < (nkv * 4) as u64 || v.size() < (nkv * 4) as u64 || out.size() < (nq * 4) as u64 {
-            return Err(Error::Shape(format!(
-                "step q/k/v/out buffers of {}/{}/{}/{} bytes (need {}/{}/{}/{})",
-                q.size(),
-                k.size(),
-                v.size(),
-                out.size(),
-                nq * 4,
-                nkv * 4,
-                nkv * 4,
-                nq * 4
-            )));
-        }
         let qo = self.heads * d.next_multiple_of(64);
         let layer_kv = self.kv_heads * self.capacity * d;
         let copy = Baseline::new(&self.ctx, BaselineKind::Copy)?;
@@ -305,14 +320,9 @@ impl DecodeSession {
 
     /// Copies `layer`'s step output [H, d] into the host's `out` (offset 0, COPY_DST usage).
     pub fn copy_output(&self, encoder: &mut wgpu::CommandEncoder, layer: usize, out: &Buffer) -> Result<()> {
+        self.check_layer(layer)?;
+        self.check_step_output(out)?;
         let (offset, len) = self.output_range(layer);
-        if layer >= self.layers || out.size() < (len * 4) as u64 {
-            return Err(Error::Shape(format!(
-                "step output buffer of {} bytes for layer {layer} (need {})",
-                out.size(),
-                len * 4
-            )));
-        }
         encoder.copy_buffer_to_buffer(&self.o, offset, out, 0, (len * 4) as u64);
         Ok(())
     }
