@@ -29,8 +29,8 @@ fn main(
     let first = ((wg.x + wg.y * nwg.x) * 64u + lane) * ROWS;
     // A window's blocks one after the other, each with a constant offset in it (x_of's index
     // folds: a variable one would put the window in memory).
-    for (var g = 0u; g < p.k / (BLOCK * GROUP); g++) {
-        load_window(g * (BLOCK * GROUP / 4u));
+    for (var g = 0u; g < p.k / WINDOW; g++) {
+        load_window(g * (WINDOW / 4u));
         let j = g * GROUP;
         block(first, j, 0u);
         // GROUP (32 / BLOCK) blocks a window: one guarded call a line, on BLOCK (a literal

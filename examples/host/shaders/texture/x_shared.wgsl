@@ -9,24 +9,28 @@
 // over the lanes.
 //
 // x comes from 4 uniform bindings of 64 KiB, TILE_TOKENS tokens each: token t's values e .. e +
-// 4 at x{t / TILE_TOKENS}.v[(t % TILE_TOKENS) * k / 4 + e / 4]. Blocks of 32 values or fewer
-// only (a window spans whole blocks): lavapipe took a minute and more to compile a K-quant
-// kernel of 8 windows a block, so Q4_K, Q5_K and Q6_K come a sub-block at a time here
+// 4 at x{t / TILE_TOKENS}.v[(t % TILE_TOKENS) * k / 4 + e / 4]. Blocks of 64 values or fewer
+// only (a window spans whole blocks; a block of 64 is a window of two halves, each lane
+// loading a vec4 of each): lavapipe took a minute and more to compile a K-quant kernel of 8
+// windows a block, so Q4_K comes a pair of sub-blocks at a time here and Q5_K and Q6_K one
 // (texture/q4_k_sub.wgsl, q5_k_sub.wgsl, q6_k_sub.wgsl).
 
-const_assert BLOCK <= 32u;
+const_assert BLOCK <= 64u;
 
 // Tokens a 64 KiB x binding holds (16384 / k rounded down to a power of two, at most 16).
 override TILE_TOKENS: u32 = 1u;
 
+// The values a window holds: 32, or a block of 64.
+const WINDOW: u32 = max(BLOCK, 32u);
+
 // The blocks a window spans (4 for f16, 8 for f32).
-const GROUP: u32 = 32u / BLOCK;
+const GROUP: u32 = WINDOW / BLOCK;
 
 // The invocation's lane among each 8 of its subgroup (linear_shared.wgsl sets it).
 var<private> lane8: u32;
 
-// Token t's window, all 8 vec4 (load_window).
-var<private> xw: array<array<vec4<f32>, 8>, 16>;
+// Token t's window, all 8 (or 16) vec4 (load_window).
+var<private> xw: array<array<vec4<f32>, 16>, 16>;
 
 // Token t's vec4 i (constant t: the binding folds).
 fn x_at(t: u32, i: u32) -> vec4<f32> {
@@ -44,19 +48,25 @@ fn x_at(t: u32, i: u32) -> vec4<f32> {
     return x3.v[e];
 }
 
-fn window_token(t: u32, c: u32) {
-    let v = x_at(t, c + lane8);
-    xw[t][0] = subgroupBroadcast(v, 0u);
-    xw[t][1] = subgroupBroadcast(v, 1u);
-    xw[t][2] = subgroupBroadcast(v, 2u);
-    xw[t][3] = subgroupBroadcast(v, 3u);
-    xw[t][4] = subgroupBroadcast(v, 4u);
-    xw[t][5] = subgroupBroadcast(v, 5u);
-    xw[t][6] = subgroupBroadcast(v, 6u);
-    xw[t][7] = subgroupBroadcast(v, 7u);
+// Token t's half window h (32 values from vec4 c + 8 h) into xw[t][8 h ..].
+fn half_window(t: u32, c: u32, h: u32) {
+    let v = x_at(t, c + 8u * h + lane8);
+    xw[t][8u * h] = subgroupBroadcast(v, 0u);
+    xw[t][8u * h + 1u] = subgroupBroadcast(v, 1u);
+    xw[t][8u * h + 2u] = subgroupBroadcast(v, 2u);
+    xw[t][8u * h + 3u] = subgroupBroadcast(v, 3u);
+    xw[t][8u * h + 4u] = subgroupBroadcast(v, 4u);
+    xw[t][8u * h + 5u] = subgroupBroadcast(v, 5u);
+    xw[t][8u * h + 6u] = subgroupBroadcast(v, 6u);
+    xw[t][8u * h + 7u] = subgroupBroadcast(v, 7u);
 }
 
-// The window from vec4 c on (c a multiple of 8), every token's, in every lane.
+fn window_token(t: u32, c: u32) {
+    half_window(t, c, 0u);
+    if (BLOCK > 32u) { half_window(t, c, 1u); }
+}
+
+// The window from vec4 c on (c a multiple of WINDOW / 4), every token's, in every lane.
 fn load_window(c: u32) {
     window_token(0u, c);
     if (TOKENS > 1u) { window_token(1u, c); }
@@ -83,7 +93,7 @@ fn at_block(j: u32, i: u32) {
 
 // Token t's vec4 c of the block, from the window.
 fn x_of(t: u32, c: u32) -> vec4<f32> {
-    return xw[t][(xb + c) & 7u];
+    return xw[t][(xb + c) & 15u];
 }
 
 // A tile of several tokens keeps each token's sum as one chain of FMAs (tile.wgsl's
@@ -129,7 +139,7 @@ fn sum_token(t: u32, c: u32) {
     x_sum[t] = ((x_of(t, c) + x_of(t, c + 1u)) + (x_of(t, c + 2u) + x_of(t, c + 3u))) + ((x_of(t, c + 4u) + x_of(t, c + 5u)) + (x_of(t, c + 6u) + x_of(t, c + 7u)));
 }
 
-// x_sum: each token's 32 values from the block's vec4 c, as 4 partial sums (tile.wgsl's
+// x_sum: each token's 32 values from the block's vec4 c (0 or 8), as 4 partial sums (tile.wgsl's
 // block_end).
 fn x_sums(c: u32) {
     sum_token(0u, c);
