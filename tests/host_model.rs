@@ -46,6 +46,7 @@ fn staging_words_read_back_and_bad_ones_are_refused() {
         "texture:decode=8s,prefill=16x2s",
         "texture:decode=1,prefill=8x4s",
         "texture:decode=8s,prefill=16x4s",
+        "texture:decode=4s,prefill=16x8s",
     ] {
         assert_eq!(word.parse::<Staging>().unwrap().to_string(), word);
     }
@@ -60,7 +61,7 @@ fn staging_words_read_back_and_bad_ones_are_refused() {
         "texture:decode=-1,prefill=4x1",
         "texture:prefill=4x4,decode=8",
         "texture:decode=8,prefill=16x1",
-        "texture:decode=8s,prefill=16x8s",
+        "texture:decode=8s,prefill=32x4s",
         "texture:decode=8ss,prefill=4x4",
         "texture:decode=8,prefill=4sx4",
     ] {
@@ -212,6 +213,38 @@ fn small_llama(layers: usize) -> config::LlavaConfig {
         max_positions: 64,
         eos: vec![2],
     })
+}
+
+/// A prefill whose down projections are too long for 16 tokens of x in the shared kernel's
+/// bindings (k 4352: 3 tokens of it fit 64 KiB) takes them in slices of k (2 of 2176), x copied
+/// slice after slice into one buffer every layer's bind shares: a two-layer LLaMA in Q8_0,
+/// 21 tokens (a whole tile of 16 and 5), gives the logits of the same model in tiles of 8
+/// unsliced, within f32's reordering of the sums. Where the device has no subgroups both
+/// go through the uniform tile (nothing sliced) and agree all the more.
+#[test]
+fn a_prefill_in_slices_of_k_matches_one_unsliced() {
+    let g = visattn::util::gpu_with(visattn_host::gpu::FEATURES, None).unwrap();
+    let sliced: Staging = "texture:decode=1s,prefill=16x4s".parse().unwrap();
+    if let Staging::Texture(tiling) = sliced {
+        let slices = visattn_host::gpu::linear::Matmul::tiled(&g.ctx, tiling).slices(21, 4352);
+        let subgroups = visattn_host::gpu::linear::subgroups_usable(&g.ctx);
+        assert_eq!(slices, if subgroups { 2 } else { 1 });
+    }
+    let mut cfg = small_llama(2);
+    cfg.text.intermediate = 4352;
+    let ids: Vec<u32> = (0..21).map(|i| (3 + 17 * i) % 300).collect();
+    let mut model = GpuModel::random(&g, &cfg, WeightFormat::Q8_0, g.ctx.max_binding(), 11).unwrap();
+    let mut logits = Vec::new();
+    for word in ["texture:decode=1s,prefill=16x4s", "texture:decode=1s,prefill=8x4s"] {
+        model.stage(word.parse().unwrap()).unwrap();
+        let run = model.prefill(&ids, None, &VarMode::Off, 24, false, false).unwrap();
+        logits.push(run.logits);
+    }
+    let (sliced, whole) = (&logits[0], &logits[1]);
+    let top = whole.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let worst = sliced.iter().zip(whole).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+    assert!(sliced.iter().all(|x| x.is_finite()) && top > 0.0);
+    assert!(worst <= 1e-4 * top, "sliced against whole: {worst} of {top}");
 }
 
 /// The benchmarks' random weights in block formats (`--bench llama-7b --dtype q4_k`, issue

@@ -585,9 +585,10 @@ fn bad_folders_get_one_clear_error_each() {
 ///   without bias) against the CPU matmul of the dequantized values: |gpu - cpu| <= 1e-6 x k x
 ///   max|w|; the same matrices staged in textures (linear_texture, x as uniform tiles), in
 ///   four tilings (rows of W an invocation 1, 2, 4 and 8, past m included; tokens a tile 1,
-///   2, 4), and three with x shared through subgroups (linear_shared.wgsl: tiles of 16, 8, 4
-///   tokens, 1 to 8 rows) where the adapter has subgroups (lavapipe does), for every format
-///   (the K-quants a sub-block at a time there: texture/q4_k_sub.wgsl).
+///   2, 4), and four with x shared through subgroups (linear_shared.wgsl: tiles of 16, 8, 4
+///   tokens, 1 to 8 rows; k 4352 in two slices for tiles of 16) where the adapter has
+///   subgroups (lavapipe does), for every format (the K-quants a sub-block or two at a time
+///   there: texture/q4_k_sub.wgsl).
 #[test]
 fn host_kernels_match_the_cpu_reference() {
     let out = llava(&["--check-kernels"]);
@@ -604,12 +605,12 @@ fn host_kernels_match_the_cpu_reference() {
         ("linear_packed", 9),
         ("linear_f16", if f16 { 9 } else { 0 }),
         // Staged in textures: the shapes whose rows the texture kernel takes (k a multiple
-        // of 8, tiles of x on 256-byte offsets), one k (4352) in tiles of 3 rows; each in 7
+        // of 8, tiles of x on 256-byte offsets), one k (4352) in tiles of 3 rows; each in 8
         // tilings (rows of W an invocation 1, 2, 4, 8; tokens a tile 1, 2, 4, and 16, 8, 4
-        // with x shared).
-        ("linear_texture", 35),
-        ("linear_texture_packed", 35),
-        ("linear_texture_f16", if f16 { 35 } else { 0 }),
+        // with x shared, 16 x 8 the most sums).
+        ("linear_texture", 40),
+        ("linear_texture_packed", 40),
+        ("linear_texture_f16", if f16 { 40 } else { 0 }),
         ("embed", 7),
         ("embed_packed", 7),
         ("embed_f16", if f16 { 7 } else { 0 }),
@@ -639,7 +640,7 @@ fn host_kernels_match_the_cpu_reference() {
         // BF16's blocks are single values: the float shapes.
         let (linear, embed) = if b == "bf16" { (9, 7) } else { (5, 6) };
         expected.push((format!("linear_{b}"), linear));
-        expected.push((format!("linear_texture_{b}"), 35));
+        expected.push((format!("linear_texture_{b}"), 40));
         expected.push((format!("embed_{b}"), embed));
     }
     for (kernel, n) in &expected {
@@ -660,16 +661,20 @@ fn host_kernels_match_the_cpu_reference() {
         );
     }
     // x shared through subgroups (lavapipe has them): a decode and a prefill of several tiles
-    // (n 35 in tiles of 16) of every format.
+    // (n 35 in tiles of 16) of every format, and k 4352 in 2 slices of 2176 for tiles of 16
+    // tokens (21 of them: a whole tile and 5).
     if v["subgroups"].as_bool().unwrap() {
-        let shared = |kernel: &str, n: u64| {
+        let shared = |kernel: &str, n: u64, slices: u64| {
             cases
                 .iter()
-                .any(|c| c["kernel"] == kernel && c["shared"] == true && c["n"].as_u64() == Some(n))
+                .any(|c| c["kernel"] == kernel && c["shared"] == true && c["n"].as_u64() == Some(n) && c["slices"].as_u64() == Some(slices))
         };
         for (kernel, n) in &expected {
             if kernel.starts_with("linear_texture") && *n > 0 {
-                assert!(shared(kernel, 1) && shared(kernel, 35), "{kernel}: shared x");
+                assert!(
+                    shared(kernel, 1, 1) && shared(kernel, 35, 1) && shared(kernel, 21, 2),
+                    "{kernel}: shared x"
+                );
             }
         }
     }

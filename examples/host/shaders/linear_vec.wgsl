@@ -23,7 +23,11 @@ struct LinearParams {
     ldo: u32,
     col0: u32,
     t0: u32,
+    k0: u32,
+    kn: u32,
     pad1: u32,
+    pad2: u32,
+    pad3: u32,
 }
 
 const LANES: u32 = 64u;

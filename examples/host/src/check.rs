@@ -152,7 +152,7 @@ fn matmul_shapes(format: WeightFormat) -> Vec<(usize, usize, usize, bool, Option
             (17, 577, 33, false, None),
             (65, 64, 160, true, None),
             (17, 577, 33, true, Some(101)),
-            (9, 70, 4352, true, None),
+            (21, 70, 4352, true, None),
             (66, 301, 64, true, Some(101)),
         ],
         Some(b) => vec![
@@ -160,7 +160,7 @@ fn matmul_shapes(format: WeightFormat) -> Vec<(usize, usize, usize, bool, Option
             (1, 402, 2 * b, false, None),
             (35, 33, 3 * b, true, None),
             (17, 65, b, true, Some(7)),
-            (9, 70, 4352, true, None),
+            (21, 70, 4352, true, None),
         ],
     }
 }
@@ -168,8 +168,8 @@ fn matmul_shapes(format: WeightFormat) -> Vec<(usize, usize, usize, bool, Option
 /// The texture kernels' tilings every staged matrix is checked in: x through the uniform tile
 /// in decode rows 1, 2, 4, 8 and prefill tiles of 4, 2 and 1 tokens with 1 to 8 rows (4 x 8:
 /// the most registers); then x shared through subgroups (where the device runs it: else these
-/// fall back to the uniform tile) in tiles of 16, 8 and 4 tokens, up to 64 sums (16 x 4, 8 x 8).
-const TILINGS: [TextureTiling; 7] = [
+/// fall back to the uniform tile) in tiles of 16, 8 and 4 tokens, up to 128 sums (16 x 8).
+const TILINGS: [TextureTiling; 8] = [
     TextureTiling::PLAIN,
     TextureTiling {
         decode_rows: 2,
@@ -210,6 +210,13 @@ const TILINGS: [TextureTiling; 7] = [
         decode_rows: 2,
         prefill_tokens: 4,
         prefill_rows: 1,
+        decode_shared: true,
+        prefill_shared: true,
+    },
+    TextureTiling {
+        decode_rows: 4,
+        prefill_tokens: 16,
+        prefill_rows: 8,
         decode_shared: true,
         prefill_shared: true,
     },
@@ -261,7 +268,7 @@ pub fn run() -> Result<serde_json::Value> {
                     cases.push(serde_json::json!({
                         "kernel": kernel_name("linear_texture", format), "n": n, "m": m, "k": k, "bias": bias,
                         "chunks": wm.chunks.len(), "tiling": tiling.to_string(), "error": worst(got),
-                        "shared": linear.shares(n, k),
+                        "shared": linear.shares(n, k), "slices": linear.slices(n, k),
                     }));
                 }
             }

@@ -13,7 +13,14 @@ struct LinearParams {
     ldo: u32,
     col0: u32,
     t0: u32,
+    // The slice of W's rows this dispatch multiplies (values k0 .. k0 + kn; x's rows in its
+    // bindings are kn long): the shared kernel's, where 16 tokens of k values pass the x
+    // bindings (Matmul slices x first). A slice after the first adds to out.
+    k0: u32,
+    kn: u32,
     pad1: u32,
+    pad2: u32,
+    pad3: u32,
 }
 
 struct XTile {
@@ -25,8 +32,9 @@ struct XTile {
 // rest from the tile's padding and writes only its p.n.
 override TOKENS: u32 = 1u;
 
-// Rows of W an invocation multiplies: 1, 2, 4 or 8 (linear::TextureTiling, autotuned), at most
-// 64 sums with the tokens.
+// Rows of W an invocation multiplies: 1, 2, 4 or 8 (linear::TextureTiling, autotuned), up to
+// 128 sums with the tokens (16 x 8: the autotune's probe of LLaMA-7B-like f16 rows ran 16
+// tokens in 4.66 ms at 8 rows, 5.10 at 4).
 override ROWS: u32 = 1u;
 
 // The sums of the row dot_block is on, one a token of the tile, each 4 partial sums (4 FMAs a
@@ -37,7 +45,7 @@ var<private> acc: array<vec4<f32>, 16>;
 
 // The sums of the invocation's rows after its first, TOKENS a row, while dot_block adds into
 // acc.
-var<private> held: array<vec4<f32>, 60>;
+var<private> held: array<vec4<f32>, 112>;
 
 fn swap_token(t: u32, h: u32) {
     let a = acc[t];
@@ -101,7 +109,13 @@ fn block(first: u32, j: u32, i: u32) {
 
 fn store_token(t: u32, row: u32, bias: f32) {
     if (t < p.n) {
-        out[(p.t0 + t) * p.ldo + p.col0 + row] = dot(acc[t], vec4<f32>(1.0)) + bias;
+        let o = (p.t0 + t) * p.ldo + p.col0 + row;
+        let v = dot(acc[t], vec4<f32>(1.0));
+        if (p.k0 == 0u) {
+            out[o] = v + bias;
+        } else {
+            out[o] += v;
+        }
     }
 }
 

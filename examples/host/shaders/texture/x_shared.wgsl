@@ -9,7 +9,8 @@
 // over the lanes.
 //
 // x comes from 4 uniform bindings of 64 KiB, TILE_TOKENS tokens each: token t's values e .. e +
-// 4 at x{t / TILE_TOKENS}.v[(t % TILE_TOKENS) * k / 4 + e / 4]. Blocks of 64 values or fewer
+// 4 at x{t / TILE_TOKENS}.v[(t % TILE_TOKENS) * kn / 4 + e / 4] (the dispatch's slice of x's
+// values, kn of them from k0: all k where 16 tokens fit the bindings). Blocks of 64 values or fewer
 // only (a window spans whole blocks; a block of 64 is a window of two halves, each lane
 // loading a vec4 of each): lavapipe took a minute and more to compile a K-quant kernel of 8
 // windows a block, so Q4_K comes a pair of sub-blocks at a time here and Q5_K and Q6_K one
@@ -34,7 +35,7 @@ var<private> xw: array<array<vec4<f32>, 16>, 16>;
 
 // Token t's vec4 i (constant t: the binding folds).
 fn x_at(t: u32, i: u32) -> vec4<f32> {
-    let e = (t % TILE_TOKENS) * (p.k / 4u) + i;
+    let e = (t % TILE_TOKENS) * (p.kn / 4u) + i;
     let binding = t / TILE_TOKENS;
     if (binding == 0u) {
         return x0.v[e];

@@ -1,7 +1,7 @@
 //! out = x W^T + b on the GPU (shaders/linear.wgsl), W a [`Matrix`] of any weight format in
 //! row chunks.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use visattn::kernel::{Dispatch, PerWorkgroup, Pipeline, Storage};
 use visattn::wgpu::{self, Buffer, BufferUsages};
@@ -20,7 +20,14 @@ uniform_block! {
         col0: u32,
         /// The token tile's first row of x and out (the texture kernel; 0 elsewhere).
         t0: u32,
+        /// The slice of k the shared kernel's dispatch multiplies, values k0 .. k0 + kn (x's
+        /// rows in its bindings are kn long; a slice after the first adds to out); 0 and k
+        /// elsewhere.
+        k0: u32,
+        kn: u32,
         pad1: u32,
+        pad2: u32,
+        pad3: u32,
     }
 }
 
@@ -138,6 +145,25 @@ const TILE: usize = 16;
 pub struct Matmul {
     ctx: Context,
     pub tiling: TextureTiling,
+    /// Where the shared kernel takes x in slices of k: x copied slice after slice
+    /// ([`SharedTile::slices`]), one buffer every bind of this matmul shares, grown to the
+    /// largest x.
+    slices: Mutex<Option<Buffer>>,
+}
+
+/// How the shared kernel ([`LinearSharedKernel`]) takes `n` rows of x of `k` values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SharedTile {
+    /// Tokens a dispatch multiplies.
+    tile: usize,
+    /// Tokens an x binding holds (TILE_TOKENS).
+    tile_tokens: usize,
+    /// Rows of W an invocation multiplies.
+    rows: usize,
+    /// Slices of k, each a dispatch a tile adding to out after the first: 1, or as many as
+    /// make the tile's tokens fit the 4 x bindings where a row of k values is too long for
+    /// them (LLaMA-7B's down projection, k 11008: 4 tokens a tile unsliced, 16 in 4 slices).
+    slices: usize,
 }
 
 impl Matmul {
@@ -146,7 +172,11 @@ impl Matmul {
     }
 
     pub fn tiled(ctx: &Context, tiling: TextureTiling) -> Self {
-        Self { ctx: ctx.clone(), tiling }
+        Self {
+            ctx: ctx.clone(),
+            tiling,
+            slices: Mutex::new(None),
+        }
     }
 
     /// The kernel for matrices of `format` (an f16 one needs a device with SHADER_F16).
@@ -156,12 +186,27 @@ impl Matmul {
 
     /// Binds x [n, w.cols], w [m, k], an optional bias [m] and out [n, m]: one dispatch per row
     /// chunk of w, each writing its columns of out. One row of x (a decode step) goes through
-    /// the matrix-vector kernel, more through the tiled matmul.
+    /// the matrix-vector kernel, more through the tiled matmul. Where the shared kernel takes
+    /// x in slices of k, the first dispatch copies x into this matmul's slices buffer, which
+    /// its every bind shares: record a bind's dispatches together and in order.
     pub fn bind(&self, n: usize, x: &Buffer, w: &Matrix, b: Option<&Buffer>, out: &Buffer) -> Result<Vec<Dispatch>, visattn::Error> {
         let (m, k) = (w.rows, w.cols);
         let mut dispatches = Vec::new();
+        let textures = w.chunks.iter().any(|c| matches!(c.store, ChunkStore::Texture { .. }));
+        let shared = self.shared_tile(n, k).filter(|_| textures);
+        // x slice after slice, [slices, n, kn] (x [n, slices, kn] with its first two axes
+        // swapped): a slice's rows of kn values side by side, as the kernel's bindings read
+        // them. One row needs no copy: its slices are side by side already.
+        let sliced = match shared {
+            Some(s) if s.slices > 1 && n > 1 => {
+                let xs = self.slices_buffer(n * k)?;
+                dispatches.push(super::layout::Layout::new(&self.ctx)?.swap((n, s.slices, k / s.slices), x, &xs)?);
+                xs
+            }
+            _ => x.clone(),
+        };
         for chunk in &w.chunks {
-            let params = |rows: usize, t0: usize| {
+            let params = |rows: usize, t0: usize, k0: usize, kn: usize| {
                 self.ctx.uniform_buffer(
                     "linear params",
                     &LinearParams {
@@ -172,7 +217,11 @@ impl Matmul {
                         ldo: m as u32,
                         col0: chunk.row0 as u32,
                         t0: t0 as u32,
+                        k0: k0 as u32,
+                        kn: kn as u32,
                         pad1: 0,
+                        pad2: 0,
+                        pad3: 0,
                     },
                 )
             };
@@ -180,7 +229,13 @@ impl Matmul {
             let buffer = match &chunk.store {
                 ChunkStore::Buffer(buffer) => buffer,
                 ChunkStore::Texture { view, .. } => {
-                    if let Some((tile, tile_tokens, rows)) = self.shared_tile(n, k) {
+                    if let Some(SharedTile {
+                        tile,
+                        tile_tokens,
+                        rows,
+                        slices,
+                    }) = shared
+                    {
                         let pipeline = self.ctx.pipeline_variant::<LinearSharedKernel>(
                             w.format.into(),
                             &[
@@ -189,14 +244,15 @@ impl Matmul {
                                 ("TILE_TOKENS", tile_tokens as f64),
                             ],
                         )?;
-                        for t0 in (0..n).step_by(tile) {
-                            // Binding i from token t0 + i x tile_tokens; one no token of the
-                            // tile reads takes t0's range (any range would do).
+                        let kn = k / slices;
+                        for (s, t0) in (0..slices).flat_map(|s| (0..n).step_by(tile).map(move |t0| (s, t0))) {
+                            // Binding i from token t0 + i x tile_tokens of slice s; one no
+                            // token of the tile reads takes t0's range (any range would do).
                             let range = |i: usize| {
                                 let t = t0 + i * tile_tokens;
-                                x_tile(x, k, if t < n && t < t0 + tile { t } else { t0 })
+                                x_tile(&sliced, kn, s * n + if t < n && t < t0 + tile { t } else { t0 })
                             };
-                            let p = params(tile.min(n - t0), t0);
+                            let p = params(tile.min(n - t0), t0, s * kn, kn);
                             let inputs = LinearSharedInputs {
                                 p: p.as_entire_buffer_binding(),
                                 x0: range(0)?,
@@ -227,7 +283,7 @@ impl Matmul {
                         &[("TOKENS", tile.min(n) as f64), ("ROWS", rows as f64)],
                     )?;
                     for t0 in (0..n).step_by(tile) {
-                        let p = params(tile.min(n - t0), t0);
+                        let p = params(tile.min(n - t0), t0, 0, k);
                         let inputs = LinearTextureInputs {
                             p: p.as_entire_buffer_binding(),
                             x: x_tile(x, k, t0)?,
@@ -243,7 +299,7 @@ impl Matmul {
                     continue;
                 }
             };
-            let p = params(n, 0);
+            let p = params(n, 0, 0, k);
             let (p, xs, wb, o) = (
                 p.as_entire_buffer_binding(),
                 Storage::new(x.as_entire_buffer_binding(), n * k),
@@ -298,34 +354,87 @@ fn x_tile(x: &Buffer, k: usize, t0: usize) -> Result<wgpu::BufferBinding<'_>, vi
 }
 
 impl Matmul {
-    /// The shared kernel's (tokens a dispatch, tokens an x binding, rows of W an invocation)
-    /// for `n` rows of x of `k` values, where the tiling asks for it and the device runs it:
-    /// the bindings hold the largest power of two of rows up to 16 that fits 64 KiB, and every
-    /// binding's offset keeps the uniform offset alignment (256 bytes); else None (the uniform
-    /// tile's kernel).
-    fn shared_tile(&self, n: usize, k: usize) -> Option<(usize, usize, usize)> {
+    /// How the shared kernel takes `n` rows of x of `k` values, where the tiling asks for it
+    /// and the device runs it, else None (the uniform tile's kernel): the tiling's tokens a
+    /// tile (1 in a decode step), in slices of k where a row is too long for 4 bindings of 64
+    /// KiB to hold them ([`Self::slices_of`]; a slice's values a multiple of 64, so its
+    /// bindings keep the uniform offset alignment of 256 bytes), else as many as fit unsliced;
+    /// the bindings hold the largest power of two of rows up to 16 that fits 64 KiB.
+    fn shared_tile(&self, n: usize, k: usize) -> Option<SharedTile> {
         let t = &self.tiling;
         let shared = if n == 1 { t.decode_shared } else { t.prefill_shared };
-        if !shared || k % 32 != 0 || k > X_TILE_VALUES || !subgroups_usable(&self.ctx) {
+        if !shared || k % 32 != 0 || !subgroups_usable(&self.ctx) {
             return None;
         }
-        if n == 1 {
-            return Some((1, 1, t.decode_rows as usize));
+        let (wanted, rows) = if n == 1 {
+            (1, t.decode_rows as usize)
+        } else {
+            (t.prefill_tokens as usize, t.prefill_rows as usize)
+        };
+        let slices = Self::slices_of(k, X_TILE_VALUES / wanted.div_ceil(4)).unwrap_or(1);
+        let kn = k / slices;
+        if kn > X_TILE_VALUES {
+            return None;
         }
-        let fits = X_TILE_VALUES / k;
-        let tile_tokens = [16, 8, 4, 2, 1].into_iter().find(|&t| t <= fits)?;
-        let tile = (t.prefill_tokens as usize).min(4 * tile_tokens);
+        let fits = X_TILE_VALUES / kn;
+        let tile_tokens = if n == 1 {
+            1
+        } else {
+            [16, 8, 4, 2, 1].into_iter().find(|&t| t <= fits)?
+        };
+        let tile = wanted.min(4 * tile_tokens);
         let aligned = (0..n)
             .step_by(tile)
             .flat_map(|t0| (0..4).map(move |i| t0 + i * tile_tokens))
-            .all(|t| t >= n || (t * k * 4) % 256 == 0);
-        aligned.then_some((tile, tile_tokens, t.prefill_rows as usize))
+            .all(|t| t >= n || (t * kn * 4) % 256 == 0);
+        aligned.then_some(SharedTile {
+            tile,
+            tile_tokens,
+            rows,
+            slices,
+        })
+    }
+
+    /// The fewest slices of a row of `k` values, each at most `most` values and a multiple of
+    /// 64 (x's bindings' alignment, whole windows and blocks of every format), at most 8 of
+    /// them: 1 where the row fits; None where no such slicing exists (the shared kernel then
+    /// takes fewer tokens a tile, or none past 16384 values).
+    fn slices_of(k: usize, most: usize) -> Option<usize> {
+        if k <= most {
+            return Some(1);
+        }
+        (k.div_ceil(most)..=8).find(|&s| k % s == 0 && (k / s) % 64 == 0)
+    }
+
+    /// The slices buffer with room for `floats` values (and a tile's read past them), grown
+    /// where it has less.
+    fn slices_buffer(&self, floats: usize) -> Result<Buffer, visattn::Error> {
+        let mut held = self.slices.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = held.as_ref().filter(|b| b.size() >= (floats * 4) as u64 + X_TILE_BYTES) {
+            return Ok(b.clone());
+        }
+        // As an activation buffer (weights::buffer): UNIFORM usage, padded where it fits.
+        let bytes = (floats * 4) as u64 + X_TILE_BYTES;
+        let size = if bytes <= self.ctx.max_binding() {
+            bytes
+        } else {
+            bytes - X_TILE_BYTES
+        };
+        let b = self.ctx.storage_buffer("x slices", size, BufferUsages::UNIFORM)?;
+        *held = Some(b.clone());
+        Ok(b)
     }
 
     /// Whether `n` rows of x of `k` values times a texture matrix go through
     /// [`LinearSharedKernel`] (else [`LinearTextureKernel`]).
     pub fn shares(&self, n: usize, k: usize) -> bool {
         self.shared_tile(n, k).is_some()
+    }
+
+    /// The slices of k the shared kernel takes `n` rows of x of `k` values in (1 where it
+    /// takes them whole or does not take them).
+    pub fn slices(&self, n: usize, k: usize) -> usize {
+        self.shared_tile(n, k).map_or(1, |s| s.slices)
     }
 
     /// The texture kernel's (tokens a dispatch, rows of W an invocation) for `n` rows of x of
@@ -420,7 +529,7 @@ fn fastest<K: Copy>(timed: &[(K, f64)]) -> Option<K> {
 /// lane there), GPUs usually buffers. Where textures win, the tilings: a decode step with 1, 2,
 /// 4 and 8 rows of W per invocation, and 16 tokens' prefill in tiles of 4 (1, 2, 4 or 8 rows),
 /// 2 (4, 8) and 1 (8); with x shared through subgroups too where the device runs that
-/// ([`subgroups_usable`]): decode rows 1 to 8, prefill tiles of 16 (2, 4 rows), 8 (2, 4, 8) and 4
+/// ([`subgroups_usable`]): decode rows 1 to 8, prefill tiles of 16 (2, 4, 8 rows), 8 (2, 4, 8) and 4
 /// (4). Over a 4096 x 2048 probe (a few milliseconds a run on a CPU adapter, so the
 /// dispatch's fixed cost does not decide; rows enough for 8 workgroups at 8 an invocation),
 /// each the fastest of 5 turns taken in rotation (a few seconds in all on lavapipe, most of it
@@ -489,7 +598,7 @@ pub fn autotune_staging(ctx: &Context, queue: &wgpu::Queue, format: WeightFormat
         .iter()
         .flat_map(|&subgroup| {
             let tiles: &[(u32, u32)] = if subgroup {
-                &[(16, 2), (16, 4), (8, 2), (8, 4), (8, 8), (4, 4)]
+                &[(16, 2), (16, 4), (16, 8), (8, 2), (8, 4), (8, 8), (4, 4)]
             } else {
                 &[(4, 1), (4, 2), (4, 4), (4, 8), (2, 4), (2, 8), (1, 8)]
             };
