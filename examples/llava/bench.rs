@@ -484,6 +484,16 @@ pub fn run(args: &crate::Args) -> crate::Result<()> {
         mm.gflops(),
         peak / 1e9
     )?;
+    let by_shape: Vec<String> = mm
+        .shapes
+        .iter()
+        .zip(&mm.shape_gflops)
+        .map(|((m, k, c), g)| format!("{m} x {k} ({c}) {g:.1}"))
+        .collect();
+    outln!(
+        "  by shape (rows x columns (matrices), GFLOPS of one alone): {}",
+        by_shape.join(", ")
+    )?;
     // The prefill tiles' floors in flop/s: bytes / s x FMAs a texel / 16 bytes a texel x 2
     // flops an FMA.
     let tile_flops: Vec<(usize, u32, f64)> = tiles.iter().map(|&(t, f, rate)| (t, f, rate * f as f64 / 8.0)).collect();

@@ -55,6 +55,8 @@ pub struct MatmulTiming {
     pub shapes: Vec<(usize, usize, usize)>,
     pub flops: f64,
     pub seconds: f64,
+    /// Each shape's first matrix timed alone (the median of as many runs): its GFLOPS.
+    pub shape_gflops: Vec<f64>,
 }
 
 impl MatmulTiming {
@@ -233,24 +235,38 @@ impl GpuModel {
         let out = buffer(ctx, "matmul probe out", tokens * max_m)?;
         let mut dispatches = Vec::new();
         let mut shapes: Vec<(usize, usize, usize)> = Vec::new();
+        let mut firsts = Vec::new();
         for l in &linears {
-            dispatches.extend(self.k.linear(tokens, &x, l, &out)?);
+            let bound = self.k.linear(tokens, &x, l, &out)?;
             match shapes.iter_mut().find(|s| (s.0, s.1) == (l.out(), l.inp())) {
                 Some(s) => s.2 += 1,
-                None => shapes.push((l.out(), l.inp(), 1)),
+                None => {
+                    shapes.push((l.out(), l.inp(), 1));
+                    firsts.push(bound.clone());
+                }
             }
+            dispatches.extend(bound);
         }
-        let seconds = super::bandwidth::median_seconds(&self.device, &self.queue, repeats, |pass| {
-            for d in &dispatches {
-                d.record(pass, &[]);
-            }
-        })?;
+        let time = |dispatches: &[visattn::kernel::Dispatch]| {
+            super::bandwidth::median_seconds(&self.device, &self.queue, repeats, |pass| {
+                for d in dispatches {
+                    d.record(pass, &[]);
+                }
+            })
+        };
+        let seconds = time(&dispatches)?;
+        let shape_gflops = shapes
+            .iter()
+            .zip(&firsts)
+            .map(|(&(m, k, _), d)| Ok(2.0 * (tokens * m * k) as f64 / time(d)?.max(1e-12) / 1e9))
+            .collect::<Result<Vec<f64>>>()?;
         let flops = shapes.iter().map(|&(m, k, c)| 2.0 * (tokens * m * k * c) as f64).sum();
         Ok(MatmulTiming {
             tokens,
             shapes,
             flops,
             seconds,
+            shape_gflops,
         })
     }
 
