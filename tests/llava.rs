@@ -583,7 +583,8 @@ fn bad_folders_get_one_clear_error_each() {
 ///   dequantization (gguf::quant, itself bit for bit gguf-py's: tests/gguf_quants.rs);
 /// - linear (k of 1 to 3 blocks and 4352, W in one binding and in chunks of 7 rows, with and
 ///   without bias) against the CPU matmul of the dequantized values: |gpu - cpu| <= 1e-6 x k x
-///   max|w|; the same matrices staged in textures (linear_texture, x as uniform tiles), in
+///   max|w|; one row of x (a decode step) with its sums added in workgroup memory and through
+///   subgroups (linear_vec_subgroup.wgsl) where the adapter has them; the same matrices staged in textures (linear_texture, x as uniform tiles), in
 ///   four tilings (rows of W an invocation 1, 2, 4 and 8, past m included; tokens a tile 1,
 ///   2, 4), and four with x shared through subgroups (linear_shared.wgsl: tiles of 16, 8, 4
 ///   tokens, 1 to 8 rows; k 4352 in two slices for tiles of 16) where the adapter has
@@ -597,13 +598,16 @@ fn host_kernels_match_the_cpu_reference() {
     let cases = v["cases"].as_array().unwrap();
     // f16 weights where the adapter has SHADER_F16 (lavapipe does), packed u32 pairs always.
     let f16 = v["shader_f16"].as_bool().unwrap();
+    // A decode step's buffer matmul (2 shapes of one row of x) again with its sums added
+    // through subgroups, where the adapter has them (lavapipe does).
+    let sums = if v["subgroups"].as_bool().unwrap() { 2 } else { 0 };
     let blocks = [
         "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k",
     ];
     let mut expected: Vec<(String, usize)> = [
-        ("linear", 9),
-        ("linear_packed", 9),
-        ("linear_f16", if f16 { 9 } else { 0 }),
+        ("linear", 9 + sums),
+        ("linear_packed", 9 + sums),
+        ("linear_f16", if f16 { 9 + sums } else { 0 }),
         // Staged in textures: the shapes whose rows the texture kernel takes (k a multiple
         // of 8, tiles of x on 256-byte offsets), one k (4352) in tiles of 3 rows; each in 8
         // tilings (rows of W an invocation 1, 2, 4, 8; tokens a tile 1, 2, 4, and 16, 8, 4
@@ -638,7 +642,7 @@ fn host_kernels_match_the_cpu_reference() {
     .collect();
     for b in blocks {
         // BF16's blocks are single values: the float shapes.
-        let (linear, embed) = if b == "bf16" { (9, 7) } else { (5, 6) };
+        let (linear, embed) = if b == "bf16" { (9 + sums, 7) } else { (5 + sums, 6) };
         expected.push((format!("linear_{b}"), linear));
         expected.push((format!("linear_texture_{b}"), 40));
         expected.push((format!("embed_{b}"), embed));

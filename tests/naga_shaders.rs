@@ -28,7 +28,7 @@ fn check(name: &str, own: &str) {
 /// A source that starts with `enable f16;` validates with naga's f16 capability, translates to
 /// HLSL at shader model 6.2 (the first with 16-bit types) and skips GLSL: GL adapters have no
 /// SHADER_F16, so hosts give them a kernel without f16 (the LLaVA host's packed variants). One
-/// that takes subgroup builtins (the LLaVA host's linear_shared.wgsl) validates with naga's
+/// that takes subgroup builtins (the LLaVA host's linear_shared.wgsl and linear_vec_subgroup.wgsl) validates with naga's
 /// subgroup capability in compute shaders, translates to HLSL at shader model 6.0 (wave
 /// intrinsics) and skips GLSL too: wgpu's GL backend offers no SUBGROUP.
 fn check_composed(name: &str, own: &str, source: &str, library: bool) {
@@ -101,8 +101,14 @@ fn check_composed(name: &str, own: &str, source: &str, library: bool) {
             continue;
         }
         if subgroups {
-            assert!(msl_src.contains("simd_broadcast"), "{what}: MSL lost the broadcasts");
-            assert!(hlsl_src.contains("WaveReadLaneAt"), "{what}: HLSL lost the broadcasts");
+            if source.contains("subgroupBroadcast") {
+                assert!(msl_src.contains("simd_broadcast"), "{what}: MSL lost the broadcasts");
+                assert!(hlsl_src.contains("WaveReadLaneAt"), "{what}: HLSL lost the broadcasts");
+            }
+            if source.contains("subgroupAdd") {
+                assert!(msl_src.contains("simd_sum"), "{what}: MSL lost the sums");
+                assert!(hlsl_src.contains("WaveActiveSum"), "{what}: HLSL lost the sums");
+            }
             continue;
         }
         let mut glsl_src = String::new();

@@ -246,12 +246,20 @@ pub fn run() -> Result<serde_json::Value> {
             let bt = Tensor { shape: vec![m], data: b };
             let want = reference::linear(&x, n, &wt, bias.then_some(&bt));
             let worst = |got: Vec<f32>| worst_of_products(&got, &want, k, w_max);
-            let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; n * m]).map_err(e)?;
-            let got = run_all(&g, || linear.bind(n, &xb, &wm, bias.then_some(&bb), &out), &out, n * m)?;
-            cases.push(serde_json::json!({
-                "kernel": kernel_name("linear", format), "n": n, "m": m, "k": k, "bias": bias,
-                "chunks": wm.chunks.len(), "error": worst(got),
-            }));
+            // A decode step's (one row of x) partial sums added in workgroup memory, and
+            // through subgroups where the device has them ("sums").
+            let sums: &[bool] = if n == 1 && linear.subgroup_sums { &[false, true] } else { &[false] };
+            for &subgroup_sums in sums {
+                let mut linear = Matmul::new(&g.ctx);
+                linear.subgroup_sums = subgroup_sums;
+                let out = upload(&g.ctx, &g.queue, "out", &vec![f32::NAN; n * m]).map_err(e)?;
+                let got = run_all(&g, || linear.bind(n, &xb, &wm, bias.then_some(&bb), &out), &out, n * m)?;
+                cases.push(serde_json::json!({
+                    "kernel": kernel_name("linear", format), "n": n, "m": m, "k": k, "bias": bias,
+                    "chunks": wm.chunks.len(), "error": worst(got),
+                    "sums": if n > 1 { "tiles" } else if subgroup_sums { "subgroup" } else { "workgroup" },
+                }));
+            }
             // The same matrix staged in textures, x read as uniforms in tiles of up to 4 rows
             // (from an activation buffer: padded, UNIFORM usage), in every tiling's rows per
             // invocation (1, 2, 4, 8: rows past m included) and tokens per tile (1, 2, 4); x

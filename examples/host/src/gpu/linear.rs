@@ -57,7 +57,22 @@ super::matrix::weight_kernel! {
 super::matrix::weight_kernel! {
     /// out [1, ldo] at col0.. = x [1, k] W [m, k]^T + b: the matrix-vector product of a decode
     /// step, 4 rows per workgroup of 64; one variant per weight format.
-    pub struct LinearVecKernel, LinearVecInputs, LinearVecVariant = include_str!("../../shaders/linear_vec.wgsl"), "linear_vec", buffer_prelude;
+    pub struct LinearVecKernel, LinearVecInputs, LinearVecVariant = concat!(include_str!("../../shaders/linear_vec/rows.wgsl"), include_str!("../../shaders/linear_vec.wgsl")), "linear_vec", buffer_prelude;
+    overrides [];
+    per_workgroup PerWorkgroup::Fixed(VEC_ROWS as u32);
+    {
+        p: uniform(LinearParams),
+        x: storage(f32, read),
+        w: storage(elem, read),
+        b: storage(f32, read),
+        out: storage(f32, read_write),
+    }
+}
+
+super::matrix::weight_kernel! {
+    /// [`LinearVecKernel`] with each row's partial sums added through subgroups (SUBGROUP):
+    /// one barrier where the workgroup-memory tree takes 6.
+    pub struct LinearVecSubgroupKernel, LinearVecSubgroupInputs, LinearVecSubgroupVariant = concat!(include_str!("../../shaders/linear_vec/rows.wgsl"), include_str!("../../shaders/linear_vec_subgroup.wgsl")), "linear_vec_subgroup", buffer_prelude;
     overrides [];
     per_workgroup PerWorkgroup::Fixed(VEC_ROWS as u32);
     {
@@ -145,6 +160,10 @@ const TILE: usize = 16;
 pub struct Matmul {
     ctx: Context,
     pub tiling: TextureTiling,
+    /// A decode step's matrix-vector product over matrices in buffers adds each row's partial
+    /// sums through subgroups (where the device has them, off the web: [`subgroups_usable`];
+    /// else in workgroup memory).
+    pub subgroup_sums: bool,
     /// Where the shared kernel takes x in slices of k: x copied slice after slice
     /// ([`SharedTile::slices`]), one buffer every bind of this matmul shares, grown to the
     /// largest x.
@@ -175,6 +194,7 @@ impl Matmul {
         Self {
             ctx: ctx.clone(),
             tiling,
+            subgroup_sums: subgroups_usable(ctx),
             slices: Mutex::new(None),
         }
     }
@@ -306,7 +326,17 @@ impl Matmul {
                 Storage::new(buffer.as_entire_buffer_binding(), w.elements(chunk)),
                 Storage::new(out.as_entire_buffer_binding(), n * m),
             );
-            dispatches.push(if n == 1 {
+            dispatches.push(if n == 1 && self.subgroup_sums {
+                let pipeline = self.ctx.pipeline_variant::<LinearVecSubgroupKernel>(w.format.into(), &[])?;
+                let inputs = LinearVecSubgroupInputs {
+                    p,
+                    x: xs,
+                    w: wb,
+                    b: bias(),
+                    out: o,
+                };
+                self.ctx.bind::<LinearVecSubgroupKernel>(&pipeline, inputs, chunk.rows as u32)?
+            } else if n == 1 {
                 let pipeline = self.ctx.pipeline_variant::<LinearVecKernel>(w.format.into(), &[])?;
                 let inputs = LinearVecInputs {
                     p,

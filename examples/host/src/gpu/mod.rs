@@ -23,7 +23,8 @@ pub mod sample;
 pub mod weights;
 
 /// The optional features the host uses where the adapter has them: f16 weights (SHADER_F16),
-/// x shared through subgroups (SUBGROUP, linear_shared.wgsl) and the bench's account of a
+/// x shared through subgroups (SUBGROUP, linear_shared.wgsl; a decode step's sums in
+/// linear_vec_subgroup.wgsl) and the bench's account of a
 /// decode step (TIMESTAMP_QUERY, profile.rs). A host asks for them (`features &
 /// adapter.features()`, as visattn::util::gpu_with does).
 pub const FEATURES: visattn::wgpu::Features = visattn::wgpu::Features::SHADER_F16
@@ -37,6 +38,7 @@ pub fn kernels() -> Vec<visattn::kernel::KernelDecl> {
     [
         <linear::LinearKernel as Kernel>::VARIANTS,
         <linear::LinearVecKernel as Kernel>::VARIANTS,
+        <linear::LinearVecSubgroupKernel as Kernel>::VARIANTS,
         <linear::LinearTextureKernel as Kernel>::VARIANTS,
         <linear::LinearSharedKernel as Kernel>::VARIANTS,
         <repack::RepackKernel as Kernel>::VARIANTS,
