@@ -40,7 +40,7 @@ uniform_block! {
 }
 
 super::matrix::weight_kernel! {
-    /// out [n, ldo] at col0.. = x [n, k] W [m, k]^T + b, 16 x 16 output tiles; one variant per
+    /// out [n, ldo] at col0.. = x [n, k] W [m, k]^T + b, 32 x 32 output tiles (4 x 4 an invocation); one variant per
     /// weight format (W's element type and `load_w` differ).
     pub struct LinearKernel, LinearInputs, LinearVariant = include_str!("../../shaders/linear.wgsl"), "linear", buffer_prelude;
     overrides [];
@@ -152,7 +152,8 @@ pub fn texture_unavailable(ctx: &Context) -> Option<String> {
 /// Rows of W per workgroup of the matrix-vector kernel.
 const VEC_ROWS: usize = 4;
 
-const TILE: usize = 16;
+/// The tiled matmul's output tile (linear.wgsl): TILE x TILE outputs a workgroup.
+const TILE: usize = 32;
 
 /// The matmul of every linear layer: the kernel variant of each matrix's weight format,
 /// built on first use and cached by the context; matrices in textures go through the texture
