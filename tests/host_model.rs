@@ -219,16 +219,18 @@ fn small_llama(layers: usize) -> config::LlavaConfig {
 /// bindings (k 4352: 3 tokens of it fit 64 KiB) takes them in slices of k (2 of 2176), x copied
 /// slice after slice into one buffer every layer's bind shares: a two-layer LLaMA in Q8_0,
 /// 21 tokens (a whole tile of 16 and 5), gives the logits of the same model in tiles of 8
-/// unsliced, within f32's reordering of the sums. Where the device has no subgroups both
-/// go through the uniform tile (nothing sliced) and agree all the more.
+/// unsliced, within f32's reordering of the sums. (Skipped where the device has no subgroups:
+/// nothing goes through the shared kernel there.)
 #[test]
 fn a_prefill_in_slices_of_k_matches_one_unsliced() {
     let g = visattn::util::gpu_with(visattn_host::gpu::FEATURES, None).unwrap();
+    if !visattn_host::gpu::linear::subgroups_usable(&g.ctx) {
+        eprintln!("skipped: the adapter has no subgroups, so no shared kernel and no slices");
+        return;
+    }
     let sliced: Staging = "texture:decode=1s,prefill=16x4s".parse().unwrap();
     if let Staging::Texture(tiling) = sliced {
-        let slices = visattn_host::gpu::linear::Matmul::tiled(&g.ctx, tiling).slices(21, 4352);
-        let subgroups = visattn_host::gpu::linear::subgroups_usable(&g.ctx);
-        assert_eq!(slices, if subgroups { 2 } else { 1 });
+        assert_eq!(visattn_host::gpu::linear::Matmul::tiled(&g.ctx, tiling).slices(21, 4352), 2);
     }
     let mut cfg = small_llama(2);
     cfg.text.intermediate = 4352;

@@ -36,7 +36,7 @@ fn main(
         load_window(g * (WINDOW / 4u));
         let j = p.k0 / BLOCK + g * GROUP;
         block(first, j, 0u);
-        // GROUP (32 / BLOCK) blocks a window: one guarded call a line, on BLOCK (a literal
+        // GROUP (WINDOW / BLOCK) blocks a window: one guarded call a line, on BLOCK (a literal
         // constant, which the pipeline's specialization folds).
         if (BLOCK < 32u) { block(first, j + 1u, 1u); }
         if (BLOCK < 32u) { block(first, j + 2u, 2u); }

@@ -13,7 +13,7 @@ struct LinearParams {
     ldo: u32,
     col0: u32,
     t0: u32,
-    // The slice of W's rows this dispatch multiplies (values k0 .. k0 + kn; x's rows in its
+    // The slice of k this dispatch multiplies (W's columns k0 .. k0 + kn; x's rows in its
     // bindings are kn long): the shared kernel's, where 16 tokens of k values pass the x
     // bindings (Matmul slices x first). A slice after the first adds to out.
     k0: u32,

@@ -18,7 +18,7 @@
 
 const_assert BLOCK <= 64u;
 
-// Tokens a 64 KiB x binding holds (16384 / k rounded down to a power of two, at most 16).
+// Tokens a 64 KiB x binding holds (16384 / kn rounded down to a power of two, at most 16).
 override TILE_TOKENS: u32 = 1u;
 
 // The values a window holds: 32, or a block of 64.

@@ -209,7 +209,9 @@ impl Matmul {
     /// chunk of w, each writing its columns of out. One row of x (a decode step) goes through
     /// the matrix-vector kernel, more through the tiled matmul. Where the shared kernel takes
     /// x in slices of k, the first dispatch copies x into this matmul's slices buffer, which
-    /// its every bind shares: record a bind's dispatches together and in order.
+    /// its every bind shares: record a bind's dispatches together and in order, with no other
+    /// sliced bind of this matmul between its copy and its last slice (as every caller does).
+    /// The buffer stays with the matmul, grown to the largest x sliced.
     pub fn bind(&self, n: usize, x: &Buffer, w: &Matrix, b: Option<&Buffer>, out: &Buffer) -> Result<Vec<Dispatch>, visattn::Error> {
         let (m, k) = (w.rows, w.cols);
         let mut dispatches = Vec::new();
@@ -397,10 +399,12 @@ impl Matmul {
         if !shared || k % 32 != 0 || !subgroups_usable(&self.ctx) {
             return None;
         }
+        // The tokens a tile takes: the tiling's, or all n where fewer (2 tokens of k 11008 fit
+        // unsliced: one dispatch, no copy).
         let (wanted, rows) = if n == 1 {
             (1, t.decode_rows as usize)
         } else {
-            (t.prefill_tokens as usize, t.prefill_rows as usize)
+            ((t.prefill_tokens as usize).min(n), t.prefill_rows as usize)
         };
         let slices = Self::slices_of(k, X_TILE_VALUES / wanted.div_ceil(4)).unwrap_or(1);
         let kn = k / slices;
@@ -444,7 +448,8 @@ impl Matmul {
         if let Some(b) = held.as_ref().filter(|b| b.size() >= (floats * 4) as u64 + X_TILE_BYTES) {
             return Ok(b.clone());
         }
-        // As an activation buffer (weights::buffer): UNIFORM usage, padded where it fits.
+        // As an activation buffer (weights::buffer): UNIFORM usage, padded where it fits (where
+        // not, the last tiles' x bindings are refused by x_tile, as for any unpadded x).
         let bytes = (floats * 4) as u64 + X_TILE_BYTES;
         let size = if bytes <= self.ctx.max_binding() {
             bytes
