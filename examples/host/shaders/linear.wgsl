@@ -19,21 +19,6 @@
 //   each invocation loads 8 values of W (load8: a block format's scale once per 8) and 8 of
 //   x a tile.
 
-struct LinearParams {
-    n: u32,
-    m: u32,
-    k: u32,
-    bias: u32,
-    ldo: u32,
-    col0: u32,
-    t0: u32,
-    k0: u32,
-    kn: u32,
-    pad1: u32,
-    pad2: u32,
-    pad3: u32,
-}
-
 const TILE: u32 = 32u;
 const KT: u32 = 16u;
 

@@ -1,23 +1,8 @@
 // linear_vec/rows.wgsl: what the matrix-vector kernels (linear_vec.wgsl, which adds a row's
-// 64 lanes in workgroup memory, and linear_vec_subgroup.wgsl, through subgroups) share: the
-// parameters and each lane's partial sums of the workgroup's 4 rows. Each lane walks runs of 8
+// 64 lanes in workgroup memory, and linear_vec_subgroup.wgsl, through subgroups) share after
+// linear/params.wgsl: each lane's partial sums of the workgroup's 4 rows. Each lane walks runs of 8
 // consecutive elements (load8: a block format's scale read once, its 8 quants in 2 or 3 word
 // loads) for the 4 rows at once, so each x value is read once per 4 rows.
-
-struct LinearParams {
-    n: u32,
-    m: u32,
-    k: u32,
-    bias: u32,
-    ldo: u32,
-    col0: u32,
-    t0: u32,
-    k0: u32,
-    kn: u32,
-    pad1: u32,
-    pad2: u32,
-    pad3: u32,
-}
 
 const LANES: u32 = 64u;
 const ROWS: u32 = 4u;

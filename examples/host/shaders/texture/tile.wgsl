@@ -5,24 +5,6 @@
 // pipeline's overrides are in): a loop over the tokens indexes the sums with a variable, which
 // puts them in memory on a CPU adapter (lavapipe ran a scratch kernel so up to 2x slower).
 
-struct LinearParams {
-    n: u32,
-    m: u32,
-    k: u32,
-    bias: u32,
-    ldo: u32,
-    col0: u32,
-    t0: u32,
-    // The slice of k this dispatch multiplies (W's columns k0 .. k0 + kn; x's rows in its
-    // bindings are kn long): the shared kernel's, where 16 tokens of k values pass the x
-    // bindings (Matmul slices x first). A slice after the first adds to out.
-    k0: u32,
-    kn: u32,
-    pad1: u32,
-    pad2: u32,
-    pad3: u32,
-}
-
 struct XTile {
     v: array<vec4<f32>, 4096>,
 }

@@ -42,7 +42,7 @@ uniform_block! {
 super::matrix::weight_kernel! {
     /// out [n, ldo] at col0.. = x [n, k] W [m, k]^T + b, 32 x 32 output tiles (4 x 4 an invocation); one variant per
     /// weight format (W's element type and `load_w` differ).
-    pub struct LinearKernel, LinearInputs, LinearVariant = include_str!("../../shaders/linear.wgsl"), "linear", buffer_prelude;
+    pub struct LinearKernel, LinearInputs, LinearVariant = concat!(include_str!("../../shaders/linear/params.wgsl"), include_str!("../../shaders/linear.wgsl")), "linear", buffer_prelude;
     overrides [];
     per_workgroup PerWorkgroup::Fixed(1);
     {
@@ -57,7 +57,7 @@ super::matrix::weight_kernel! {
 super::matrix::weight_kernel! {
     /// out [1, ldo] at col0.. = x [1, k] W [m, k]^T + b: the matrix-vector product of a decode
     /// step, 4 rows per workgroup of 64; one variant per weight format.
-    pub struct LinearVecKernel, LinearVecInputs, LinearVecVariant = concat!(include_str!("../../shaders/linear_vec/rows.wgsl"), include_str!("../../shaders/linear_vec.wgsl")), "linear_vec", buffer_prelude;
+    pub struct LinearVecKernel, LinearVecInputs, LinearVecVariant = concat!(include_str!("../../shaders/linear/params.wgsl"), include_str!("../../shaders/linear_vec/rows.wgsl"), include_str!("../../shaders/linear_vec.wgsl")), "linear_vec", buffer_prelude;
     overrides [];
     per_workgroup PerWorkgroup::Fixed(VEC_ROWS as u32);
     {
@@ -72,7 +72,7 @@ super::matrix::weight_kernel! {
 super::matrix::weight_kernel! {
     /// [`LinearVecKernel`] with each row's partial sums added through subgroups (SUBGROUP):
     /// one barrier where the workgroup-memory tree takes 6.
-    pub struct LinearVecSubgroupKernel, LinearVecSubgroupInputs, LinearVecSubgroupVariant = concat!(include_str!("../../shaders/linear_vec/rows.wgsl"), include_str!("../../shaders/linear_vec_subgroup.wgsl")), "linear_vec_subgroup", buffer_prelude;
+    pub struct LinearVecSubgroupKernel, LinearVecSubgroupInputs, LinearVecSubgroupVariant = concat!(include_str!("../../shaders/linear/params.wgsl"), include_str!("../../shaders/linear_vec/rows.wgsl"), include_str!("../../shaders/linear_vec_subgroup.wgsl")), "linear_vec_subgroup", buffer_prelude;
     overrides [];
     per_workgroup PerWorkgroup::Fixed(VEC_ROWS as u32);
     {

@@ -999,6 +999,7 @@ preludes!(
 macro_rules! texture_prelude_of {
     ($x:literal; $($file:literal),+) => {
         concat!(
+            include_str!("../../shaders/linear/params.wgsl"),
             include_str!("../../shaders/texture/texel.wgsl"),
             include_str!("../../shaders/texture/tile.wgsl"),
             include_str!(concat!("../../shaders/", $x)),
